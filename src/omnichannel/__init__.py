@@ -1,0 +1,111 @@
+"""omnichannel: one typed conversation model for social customer service.
+
+The names here are the helpdesk developer's surface; each has one canonical
+home module (``omnichannel.model``, ``omnichannel.events``, ...) where the
+reference documents it. Adapter authors import from ``omnichannel.adapter``,
+``omnichannel.http``, ``omnichannel.text`` and ``omnichannel.testing``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .actions import Delete as Delete
+from .actions import Hide as Hide
+from .actions import Post as Post
+from .actions import PrivateReply as PrivateReply
+from .actions import React as React
+from .actions import Reply as Reply
+from .actions import Sent as Sent
+from .capabilities import Capabilities as Capabilities
+from .errors import ActionError as ActionError
+from .errors import AmbiguousDelivery as AmbiguousDelivery
+from .errors import AuthenticationError as AuthenticationError
+from .errors import CapabilityNotSupported as CapabilityNotSupported
+from .errors import ConfigurationError as ConfigurationError
+from .errors import DuplicateContent as DuplicateContent
+from .errors import NetworkError as NetworkError
+from .errors import NotFound as NotFound
+from .errors import OmnichannelError as OmnichannelError
+from .errors import PayloadError as PayloadError
+from .errors import RateLimited as RateLimited
+from .errors import RequestRejected as RequestRejected
+from .errors import TextTooLong as TextTooLong
+from .errors import TokenExpired as TokenExpired
+from .errors import TransientError as TransientError
+from .errors import UnknownNetwork as UnknownNetwork
+from .errors import WebhookSignatureError as WebhookSignatureError
+from .errors import WindowClosed as WindowClosed
+from .events import Event as Event
+from .events import MessageDeleted as MessageDeleted
+from .events import MessageReceived as MessageReceived
+from .events import MessageUpdated as MessageUpdated
+from .events import ReactionAdded as ReactionAdded
+from .events import ReactionRemoved as ReactionRemoved
+from .model import Attachment as Attachment
+from .model import Conversation as Conversation
+from .model import Hashtag as Hashtag
+from .model import Link as Link
+from .model import Mention as Mention
+from .model import Message as Message
+from .model import Person as Person
+from .model import Ref as Ref
+from .model import Visibility as Visibility
+from .registry import AdapterInfo as AdapterInfo
+from .registry import adapters as adapters
+from .registry import load_adapter as load_adapter
+
+__all__ = [
+    "ActionError",
+    "AdapterInfo",
+    "AmbiguousDelivery",
+    "Attachment",
+    "AuthenticationError",
+    "Capabilities",
+    "CapabilityNotSupported",
+    "ConfigurationError",
+    "Conversation",
+    "Delete",
+    "DuplicateContent",
+    "Event",
+    "Hashtag",
+    "Hide",
+    "Link",
+    "Mention",
+    "Message",
+    "MessageDeleted",
+    "MessageReceived",
+    "MessageUpdated",
+    "NetworkError",
+    "NotFound",
+    "OmnichannelError",
+    "PayloadError",
+    "Person",
+    "Post",
+    "PrivateReply",
+    "RateLimited",
+    "React",
+    "ReactionAdded",
+    "ReactionRemoved",
+    "Ref",
+    "Reply",
+    "RequestRejected",
+    "Sent",
+    "TextTooLong",
+    "TokenExpired",
+    "TransientError",
+    "UnknownNetwork",
+    "Visibility",
+    "WebhookSignatureError",
+    "WindowClosed",
+    "adapters",
+    "load_adapter",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("omnichannel")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

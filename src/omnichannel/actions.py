@@ -1,0 +1,140 @@
+"""Outgoing actions and their result.
+
+Each action carries a client-side ``idempotency_key``, chosen once when the
+action is created and kept through every retry: the outbox stores it, adapters
+pass it to networks with native idempotency (Mastodon's ``Idempotency-Key``,
+Bluesky record keys) and use it to find a reply whose response was lost.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+
+from .model import Message, Ref, Visibility
+
+__all__ = [
+    "Action",
+    "Delete",
+    "Hide",
+    "Post",
+    "PrivateReply",
+    "React",
+    "Reply",
+    "Sent",
+    "new_idempotency_key",
+    "parse_action",
+]
+
+
+def new_idempotency_key() -> str:
+    """Return a fresh random idempotency key (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    network: str
+    idempotency_key: str = Field(default_factory=new_idempotency_key, min_length=8, max_length=64)
+
+
+class Reply(_Action):
+    """Answer a message where it was written: in its thread, or in its DM conversation.
+
+    ``visibility=None`` follows the original message (a reply to a DM stays private).
+    """
+
+    type: Literal["reply"] = "reply"
+    to: Message
+    text: str
+    visibility: Visibility | None = None
+
+
+class PrivateReply(_Action):
+    """Answer a (usually public) message privately, on the same network.
+
+    Meta sends the network's private reply to a comment; Mastodon a direct
+    status; X and Bluesky a direct message to the author.
+    """
+
+    type: Literal["private_reply"] = "private_reply"
+    to: Message
+    text: str
+
+
+class Post(_Action):
+    """Publish a new top-level post from our account."""
+
+    type: Literal["post"] = "post"
+    text: str
+    visibility: Visibility = "public"
+
+
+class React(_Action):
+    """React to a message (like, favourite, or an emoji where supported)."""
+
+    type: Literal["react"] = "react"
+    target: Ref
+    reaction: str = "like"
+
+
+class Hide(_Action):
+    """Hide (``hidden=True``) or unhide a comment or reply on our content."""
+
+    type: Literal["hide"] = "hide"
+    target: Ref
+    hidden: bool = True
+
+
+class Delete(_Action):
+    """Delete something we posted."""
+
+    type: Literal["delete"] = "delete"
+    target: Ref
+
+
+Action = Annotated[
+    Reply | PrivateReply | Post | React | Hide | Delete, Field(discriminator="type")
+]
+"""Any outgoing action, discriminated on ``type``."""
+
+_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
+
+
+def parse_action(data: str | bytes | dict[str, Any]) -> Action:
+    """Parse an action from JSON text or a decoded mapping.
+
+    Raises:
+        pydantic.ValidationError: The data is not an action.
+    """
+    if isinstance(data, str | bytes):
+        return _ACTION.validate_json(data)
+    return _ACTION.validate_python(data)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sent(BaseModel):
+    """What an action produced on the network.
+
+    Attributes:
+        idempotency_key: The key of the action that produced it.
+        ref: The created message (for react/hide/delete: the target).
+        conversation: The conversation it landed in, when there is one.
+        sent_at: When the network accepted it.
+        raw: The native response, an escape hatch.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    idempotency_key: str
+    ref: Ref
+    conversation: Ref | None = None
+    sent_at: AwareDatetime = Field(default_factory=_now)
+    raw: dict[str, JsonValue] | None = Field(default=None, repr=False)

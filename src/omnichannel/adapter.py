@@ -1,0 +1,289 @@
+"""The adapter contract: what a network plugin implements.
+
+An adapter is a subclass of [`Adapter`][omnichannel.adapter.Adapter] registered
+under the entry-point group ``omnichannel.adapters`` with the network id as
+its name. It declares three class attributes and implements a few async
+methods over the core's HTTP layer (`omnichannel.http`); retries, rate limits,
+de-duplication, persistence, ordering, approval and audit live in the core.
+
+```python
+class MyAdapter(Adapter):
+    network = "myspace"
+    capabilities = Capabilities(text=TextRule.code_points(500))
+    settings_model = MySettings
+
+    async def open(self) -> None: ...            # log in, resolve self.account
+    async def poll(self, cursor): ...            # one page of events + next cursor
+    async def send(self, action): ...            # Reply / PrivateReply / Post -> Sent
+    async def find_sent(self, action): ...       # Sent | None, after an ambiguous send
+```
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+import anyio
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
+from .capabilities import Capabilities
+from .errors import CapabilityNotSupported, ConfigurationError
+from .events import Event
+from .model import Message, Person, Ref
+
+__all__ = [
+    "Adapter",
+    "AdapterSettings",
+    "Batch",
+    "WebhookRequest",
+    "WebhookResponse",
+]
+
+
+class AdapterSettings(BaseModel):
+    """Base of every adapter's settings model.
+
+    Credentials are ``pydantic.SecretStr`` so they never show in a repr or log.
+
+    Attributes:
+        poll_interval: Seconds between polls when no new events came.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    poll_interval: float = Field(default=30.0, gt=0)
+
+
+class Batch(BaseModel):
+    """One page of inbound events and the cursor to resume after it.
+
+    Attributes:
+        events: The events, oldest first.
+        cursor: Where to resume after this batch (store it only once the
+            events are persisted). ``None`` keeps the previous cursor.
+        more: Whether another page is ready at once (the hub polls again
+            without waiting).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    events: tuple[Event, ...] = ()
+    cursor: str | None = None
+    more: bool = False
+
+
+class WebhookRequest(BaseModel):
+    """A webhook request as the webhook app received it, body unparsed.
+
+    Header names are lower-case. ``body`` is the raw bytes: signatures are
+    computed over them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: str
+    path: str = "/"
+    query: Mapping[str, str] = Field(default_factory=dict)
+    headers: Mapping[str, str] = Field(default_factory=dict)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """Return a header's value by case-insensitive name, or ``None``."""
+        return self.headers.get(name.lower())
+
+
+class WebhookResponse(BaseModel):
+    """What to answer a handshake (challenge) request with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+class Adapter(ABC):
+    """Base class of every network adapter.
+
+    Subclasses set ``network``, ``capabilities`` and ``settings_model`` and
+    implement at least ``open``, ``poll``, ``send`` and ``find_sent``. Methods for
+    what ``capabilities`` does not declare keep the default, which raises
+    [`CapabilityNotSupported`][omnichannel.errors.CapabilityNotSupported].
+
+    Args:
+        settings: An instance of ``settings_model`` (or a mapping to validate).
+        transport: An httpx transport to use instead of the network (a
+            sandbox's, or respx's); passed to `omnichannel.http`.
+    """
+
+    network: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    settings_model: ClassVar[type[AdapterSettings]] = AdapterSettings
+
+    account: Person | None
+    """Our own account on the network, resolved by ``open``."""
+
+    def __init__(
+        self,
+        settings: AdapterSettings | Mapping[str, Any],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(settings, self.settings_model):
+            if isinstance(settings, AdapterSettings):
+                raise ConfigurationError(
+                    f"expected {self.settings_model.__name__}, got {type(settings).__name__}",
+                    network=self.network,
+                )
+            settings = self.settings_model.model_validate(settings)
+        self.settings = settings
+        self.transport = transport
+        self.account = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} network={self.network!r}>"
+
+    # lifecycle -----------------------------------------------------------
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Log in, open the HTTP client and resolve ``self.account``.
+
+        Raises:
+            AuthenticationError: The credentials were refused.
+            ConfigurationError: The settings cannot work.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Close sessions and the HTTP client. Safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
+
+    # inbound --------------------------------------------------------------
+
+    @abstractmethod
+    async def poll(self, cursor: str | None) -> Batch:
+        """Fetch the events after ``cursor`` (``None``: start from now or the newest page).
+
+        Returns at most one page; the hub calls again after ``Batch.cursor``.
+        """
+
+    def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
+        """Yield batches from the network's push stream, resuming after ``cursor``.
+
+        Only for adapters whose capabilities list ``"stream"``. A stream that
+        drops should catch up (by polling from the last cursor) before it yields
+        again; the hub restarts it with the last stored cursor if it ends.
+
+        Raises:
+            CapabilityNotSupported: The network has no stream.
+        """
+        raise CapabilityNotSupported("stream", network=self.network)
+
+    async def listen(
+        self, cursor: str | None, *, use_stream: bool | None = None
+    ) -> AsyncIterator[Batch]:
+        """Yield batches forever: from the stream where there is one, else by polling.
+
+        Polling waits ``settings.poll_interval`` seconds between empty pages.
+        ``use_stream=None`` streams when the capabilities declare it.
+        """
+        if use_stream is None:
+            use_stream = "stream" in self.capabilities.inbound
+        if use_stream:
+            async for batch in self.stream(cursor):
+                yield batch
+            return
+        while True:
+            batch = await self.poll(cursor)
+            if batch.cursor is not None:
+                cursor = batch.cursor
+            yield batch
+            if not batch.more:
+                await anyio.sleep(self.settings.poll_interval)
+
+    async def verify(self, request: WebhookRequest) -> WebhookResponse | None:
+        """Check a webhook request before it is parsed.
+
+        A handshake (Meta's ``hub.challenge``, X's CRC) returns the answer to
+        send. A delivery has its signature checked in constant time and returns
+        ``None`` when it is good.
+
+        Raises:
+            WebhookSignatureError: The signature is missing or wrong.
+            CapabilityNotSupported: The network has no webhooks.
+        """
+        raise CapabilityNotSupported("webhook", network=self.network)
+
+    def parse(self, request: WebhookRequest) -> Sequence[Event]:
+        """Turn a verified webhook delivery into events.
+
+        Raises:
+            PayloadError: The body is not what the network sends.
+            CapabilityNotSupported: The network has no webhooks.
+        """
+        raise CapabilityNotSupported("webhook", network=self.network)
+
+    async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
+        """Fetch the messages of a conversation, oldest first (for ``Context.history``)."""
+        raise CapabilityNotSupported("fetch_conversation", network=self.network)
+
+    # outbound -------------------------------------------------------------
+
+    @abstractmethod
+    async def send(self, action: Reply | PrivateReply | Post) -> Sent:
+        """Deliver a message and return what the network created.
+
+        Use ``action.idempotency_key`` for the network's native idempotency
+        where it has one.
+
+        Raises:
+            AmbiguousDelivery: The request went out and no answer came back.
+            NetworkError: The network refused it.
+        """
+
+    @abstractmethod
+    async def find_sent(self, action: Reply | PrivateReply | Post) -> Sent | None:
+        """Look for a message this action may already have created.
+
+        Called before retrying an action whose first try may have landed.
+        Returns ``None`` only when the network shows it did not land.
+        """
+
+    async def react(self, action: React) -> Sent:
+        """React to a message."""
+        raise CapabilityNotSupported("react", network=self.network)
+
+    async def hide(self, action: Hide) -> Sent:
+        """Hide or unhide a comment."""
+        raise CapabilityNotSupported("hide", network=self.network)
+
+    async def delete(self, action: Delete) -> Sent:
+        """Delete something we posted."""
+        raise CapabilityNotSupported("delete", network=self.network)
+
+    async def execute(self, action: Action) -> Sent:
+        """Carry out any action by dispatching on its type (the outbox calls this)."""
+        match action:
+            case Reply() | PrivateReply() | Post():
+                return await self.send(action)
+            case React():
+                return await self.react(action)
+            case Hide():
+                return await self.hide(action)
+            case Delete():
+                return await self.delete(action)

@@ -1,0 +1,285 @@
+"""One error tree for every network.
+
+```text
+OmnichannelError
+├── ConfigurationError (ValueError)
+│   └── UnknownNetwork (LookupError)
+├── AuthenticationError
+│   └── TokenExpired
+├── ActionError                refused before any network call
+│   ├── CapabilityNotSupported
+│   ├── TextTooLong
+│   ├── WindowClosed
+│   ├── DuplicateReply         same text already sent to another customer
+│   └── DraftNotPending        no such draft, or it was already decided
+├── NetworkError
+│   ├── RateLimited
+│   ├── DuplicateContent
+│   ├── NotFound
+│   ├── RequestRejected        the network refused the request (4xx)
+│   ├── TransientError         worth retrying (5xx, connection failures)
+│   └── AmbiguousDelivery      may have landed: reconcile, never blind-retry
+├── PayloadError (ValueError)  bad webhook or API body (network, path)
+└── WebhookSignatureError
+```
+
+Every error carries its data as attributes. Messages never contain a token, a
+query string or a request body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+__all__ = [
+    "ActionError",
+    "AmbiguousDelivery",
+    "AuthenticationError",
+    "CapabilityNotSupported",
+    "ConfigurationError",
+    "DraftNotPending",
+    "DuplicateContent",
+    "DuplicateReply",
+    "NetworkError",
+    "NotFound",
+    "OmnichannelError",
+    "PayloadError",
+    "RateLimited",
+    "RequestRejected",
+    "TextTooLong",
+    "TokenExpired",
+    "TransientError",
+    "UnknownNetwork",
+    "WebhookSignatureError",
+    "WindowClosed",
+]
+
+
+class OmnichannelError(Exception):
+    """Base of every error raised by omnichannel and its adapters.
+
+    Attributes:
+        network: The network the error concerns, or ``None`` when it is not
+            tied to one.
+    """
+
+    network: str | None
+
+    def __init__(self, message: str, *, network: str | None = None) -> None:
+        self.network = network
+        prefix = f"{network}: " if network else ""
+        super().__init__(f"{prefix}{message}")
+
+
+class ConfigurationError(OmnichannelError, ValueError):
+    """Settings are missing or invalid."""
+
+
+class UnknownNetwork(ConfigurationError, LookupError):
+    """No installed adapter serves this network.
+
+    Attributes:
+        requested: The network name that was asked for.
+        package: The distribution that would provide it.
+    """
+
+    def __init__(
+        self, requested: str, *, installed: tuple[str, ...] = (), reason: str | None = None
+    ) -> None:
+        self.requested = requested
+        self.package = f"omnichannel-{requested}"
+        if reason is not None:
+            super().__init__(f"the adapter for network {requested!r} failed to load: {reason}")
+            return
+        have = ", ".join(installed) if installed else "none"
+        super().__init__(
+            f"no adapter for network {requested!r} is installed "
+            f"(installed: {have}); install it with: pip install {self.package}"
+        )
+
+
+class AuthenticationError(OmnichannelError):
+    """The network refused our credentials (invalid, revoked, refresh failed)."""
+
+
+class TokenExpired(AuthenticationError):
+    """The access token expired and could not be refreshed."""
+
+
+class ActionError(OmnichannelError):
+    """An outgoing action was refused before any network call."""
+
+
+class CapabilityNotSupported(ActionError):
+    """The network (or this adapter) cannot do what was asked.
+
+    Attributes:
+        capability: Name of the missing capability, e.g. ``"hide"``.
+    """
+
+    def __init__(self, capability: str, *, network: str | None = None, detail: str = "") -> None:
+        self.capability = capability
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"{capability} is not supported{extra}", network=network)
+
+
+class TextTooLong(ActionError):
+    """The text is over the network's limit, counted the network's way.
+
+    Attributes:
+        length: The counted length.
+        limit: The limit it was counted against.
+        unit: What was counted (``"graphemes"``, ``"weighted"``, ``"bytes"``...).
+    """
+
+    def __init__(
+        self, *, length: int, limit: int, unit: str, network: str | None = None
+    ) -> None:
+        self.length = length
+        self.limit = limit
+        self.unit = unit
+        super().__init__(f"text is {length} {unit}, over the limit of {limit}", network=network)
+
+
+class WindowClosed(ActionError):
+    """The private-messaging window for this recipient is closed.
+
+    Attributes:
+        closed_at: When the window closed, when known.
+    """
+
+    def __init__(
+        self, message: str = "messaging window is closed", *,
+        network: str | None = None, closed_at: datetime | None = None,
+    ) -> None:
+        self.closed_at = closed_at
+        super().__init__(message, network=network)
+
+
+class DuplicateReply(ActionError):
+    """The same reply text went to a different customer a short while ago.
+
+    Raised by the copy-paste guardrail before anything is queued; pass
+    ``allow_duplicate=True`` to send it anyway.
+
+    Attributes:
+        digest: SHA-256 hex digest of the normalized text.
+        recipient: Native id of the customer this reply was for.
+        previous_recipient: Native id of a customer who already got it.
+    """
+
+    def __init__(
+        self, *, digest: str, recipient: str | None, previous_recipient: str,
+        network: str | None = None,
+    ) -> None:
+        self.digest = digest
+        self.recipient = recipient
+        self.previous_recipient = previous_recipient
+        super().__init__(
+            f"the same reply text (sha256 {digest[:12]}) was already sent to another "
+            "customer within the guardrail window; pass allow_duplicate=True to send it anyway",
+            network=network,
+        )
+
+
+class DraftNotPending(ActionError):
+    """A draft cannot be approved or rejected: it does not exist or was already decided.
+
+    Attributes:
+        draft_id: The id that was asked for.
+        status: The draft's current status, or ``None`` when there is no such draft.
+    """
+
+    def __init__(self, draft_id: str, *, status: str | None) -> None:
+        self.draft_id = draft_id
+        self.status = status
+        what = "no such draft" if status is None else f"draft is already {status}"
+        super().__init__(f"{what}: {draft_id}")
+
+
+class NetworkError(OmnichannelError):
+    """The network answered with an error, or could not be reached.
+
+    Attributes:
+        status: HTTP status code, when there was a response.
+        code: The network's own error code or name, when it gave one.
+    """
+
+    def __init__(
+        self, message: str, *, network: str | None = None,
+        status: int | None = None, code: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message, network=network)
+
+
+class RateLimited(NetworkError):
+    """Too many requests; try again at ``reset_at``.
+
+    Attributes:
+        reset_at: When the limit resets (timezone-aware), when known.
+    """
+
+    def __init__(
+        self, *, network: str | None = None, reset_at: datetime | None = None,
+        status: int | None = 429, code: str | None = None,
+    ) -> None:
+        self.reset_at = reset_at
+        when = reset_at.isoformat() if reset_at else "unknown"
+        super().__init__(f"rate limited until {when}", network=network, status=status, code=code)
+
+
+class DuplicateContent(NetworkError):
+    """The network refused the post as a duplicate of an earlier one."""
+
+
+class NotFound(NetworkError):
+    """The thing addressed does not exist, or is not visible to us."""
+
+
+class RequestRejected(NetworkError):
+    """The network refused the request as invalid (a 4xx that is not retried)."""
+
+
+class TransientError(NetworkError):
+    """A failure worth retrying: 5xx, connection refused, timeout before sending."""
+
+
+class AmbiguousDelivery(NetworkError):
+    """A write may or may not have landed (timeout after sending, dropped connection).
+
+    Never retried blindly: the outbox reconciles it with ``Adapter.find_sent``.
+    """
+
+
+class PayloadError(OmnichannelError, ValueError):
+    """A webhook or API body does not have the shape we expect.
+
+    Attributes:
+        path: Dotted path to the bad field (``"entry.0.changes"``), or ``""``.
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, reason: str, *, network: str | None = None, path: str = "") -> None:
+        self.path = path
+        self.reason = reason
+        where = f" at {path}" if path else ""
+        super().__init__(f"bad payload{where}: {reason}", network=network)
+
+
+class WebhookSignatureError(OmnichannelError):
+    """A webhook request's signature is missing or wrong.
+
+    Attributes:
+        missing: ``True`` when the request carried no signature at all (the
+            webhook app answers 401), ``False`` when it carried a wrong one
+            (answered 403).
+    """
+
+    def __init__(
+        self, message: str = "webhook signature is wrong", *,
+        network: str | None = None, missing: bool = False,
+    ) -> None:
+        self.missing = missing
+        super().__init__(message, network=network)

@@ -1,0 +1,128 @@
+"""Inbound events, a union discriminated on ``type``.
+
+Every event has a stable ``id``: the same happening delivered twice, or seen
+by both a webhook and polling, carries the same id, and the hub runs its
+handlers once. Build ids with [`event_id`][omnichannel.events.event_id].
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from .model import Conversation, Message, Person, Ref
+
+__all__ = [
+    "Event",
+    "EventType",
+    "MessageDeleted",
+    "MessageReceived",
+    "MessageUpdated",
+    "ReactionAdded",
+    "ReactionRemoved",
+    "event_id",
+    "parse_event",
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_id(type_: str, ref: Ref, *parts: str) -> str:
+    """Build the stable de-duplication id of an event.
+
+    The id depends only on what happened (``type_``), the thing it happened to
+    and any distinguishing ``parts`` (an edit's timestamp, a reactor's id), never
+    on how it was delivered.
+
+    Example:
+        >>> event_id("message.received", Ref(network="mastodon", id="42"))
+        'mastodon:message.received:42'
+    """
+    tail = ":".join((ref.id, *parts))
+    return f"{ref.network}:{type_}:{tail}"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    """Stable across re-deliveries: the de-duplication key."""
+    network: str
+    account: str | None = None
+    """Our own account's native id on that network, when known."""
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime = Field(default_factory=_now)
+
+
+class MessageReceived(_Event):
+    """A new message addressed to us: a mention, comment, reply or DM."""
+
+    type: Literal["message.received"] = "message.received"
+    message: Message
+    conversation: Conversation
+
+
+class MessageUpdated(_Event):
+    """A message we saw was edited; ``message`` is the new version."""
+
+    type: Literal["message.updated"] = "message.updated"
+    message: Message
+
+
+class MessageDeleted(_Event):
+    """A message was deleted (or hidden from us) by its author or the network."""
+
+    type: Literal["message.deleted"] = "message.deleted"
+    message: Ref
+    conversation: Ref | None = None
+
+
+class ReactionAdded(_Event):
+    """Someone reacted to a message (a like, favourite or emoji reaction)."""
+
+    type: Literal["reaction.added"] = "reaction.added"
+    target: Ref
+    by: Person
+    reaction: str = "like"
+
+
+class ReactionRemoved(_Event):
+    """Someone took a reaction back."""
+
+    type: Literal["reaction.removed"] = "reaction.removed"
+    target: Ref
+    by: Person
+    reaction: str = "like"
+
+
+Event = Annotated[
+    MessageReceived | MessageUpdated | MessageDeleted | ReactionAdded | ReactionRemoved,
+    Field(discriminator="type"),
+]
+"""Any inbound event, discriminated on ``type``."""
+
+EventType = (
+    type[MessageReceived]
+    | type[MessageUpdated]
+    | type[MessageDeleted]
+    | type[ReactionAdded]
+    | type[ReactionRemoved]
+)
+"""One of the event classes, as passed to ``Hub.on``."""
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    """Parse an event from JSON text or a decoded mapping.
+
+    Raises:
+        pydantic.ValidationError: The data is not an event.
+    """
+    if isinstance(data, str | bytes):
+        return _EVENT.validate_json(data)
+    return _EVENT.validate_python(data)

@@ -1,0 +1,53 @@
+"""The one place adapters get an HTTP client.
+
+```python
+from omnichannel.http import BearerAuth, open_client, parse_mastodon_headers
+
+async with open_client(
+    network="mastodon",
+    base_url="https://mastodon.example",
+    auth=BearerAuth(settings.token),
+    rate_limit_parser=parse_mastodon_headers,
+    default_bucket="account",
+) as client:
+    response = await client.request(
+        "POST", "/api/v1/statuses",
+        data={"status": "Thanks, we are on it!"},
+        headers={"Idempotency-Key": key},   # makes the POST safe to retry
+    )
+```
+
+`ApiClient.request` retries what is safe to retry, waits for rate limits instead
+of hitting them, and raises `omnichannel.errors` for error answers; a write
+that may have landed raises `AmbiguousDelivery` and is never sent twice.
+"""
+
+from ._auth import BearerAuth, OAuth1Auth, RefreshingBearerAuth
+from ._client import ApiClient, ErrorMapper, open_client
+from ._ratelimit import (
+    RateLimitInfo,
+    RateLimitParser,
+    RateLimitState,
+    parse_bluesky_headers,
+    parse_mastodon_headers,
+    parse_meta_headers,
+    parse_x_headers,
+)
+from ._retry import RetryPolicy
+
+__all__ = [
+    "ApiClient",
+    "BearerAuth",
+    "ErrorMapper",
+    "OAuth1Auth",
+    "RateLimitInfo",
+    "RateLimitParser",
+    "RateLimitState",
+    "RefreshingBearerAuth",
+    "RetryPolicy",
+    "open_client",
+    "parse_bluesky_headers",
+    "parse_mastodon_headers",
+    "parse_meta_headers",
+    "parse_x_headers",
+]

@@ -1,0 +1,507 @@
+"""The HTTP client adapters use: retries, rate-limit waits, error mapping and logging."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn, TypeAlias
+from urllib.parse import quote, urlsplit
+
+import anyio
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from omnichannel.errors import (
+    AmbiguousDelivery,
+    AuthenticationError,
+    ConfigurationError,
+    NotFound,
+    OmnichannelError,
+    RateLimited,
+    RequestRejected,
+    TransientError,
+)
+
+from ._ratelimit import RateLimitInfo, RateLimitParser, RateLimitState
+from ._retry import (
+    IDEMPOTENT_METHODS,
+    NOT_PROCESSED_STATUSES,
+    RETRYABLE_SERVER_STATUSES,
+    RetryPolicy,
+    RetryRequest,
+    Sent,
+    moment_after,
+    retry_after,
+    seconds_until,
+    sent_state,
+)
+
+__all__ = ["ApiClient", "ErrorMapper", "open_client"]
+
+logger = logging.getLogger("omnichannel.http")
+
+ErrorMapper: TypeAlias = Callable[[httpx.Response], OmnichannelError | None]
+"""Turns an error response (status >= 400) into our error, or ``None`` for the default.
+
+The response body has been read. The error message must not quote a token, a
+query string or a request body.
+"""
+
+Clock: TypeAlias = Callable[[], datetime]
+Sleep: TypeAlias = Callable[[float], Awaitable[None]]
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _default_user_agent() -> str:
+    try:
+        return f"omnichannel/{version('omnichannel')}"
+    except PackageNotFoundError:  # running from a source tree
+        return "omnichannel"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One ``request()`` call, shared by its attempts."""
+
+    method: str
+    url: str
+    endpoint: str
+    bucket: str
+    idempotent: bool
+    authenticated: bool
+    params: Any
+    json: Any
+    data: Mapping[str, Any] | None
+    content: bytes | None
+    files: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
+    attempt: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.endpoint}"
+
+
+def _expand(template: str, path_params: Mapping[str, str | int] | None) -> tuple[str, str]:
+    """The URL with path parameters filled in, and the endpoint template to log."""
+    endpoint = urlsplit(template).path or "/"
+    given = dict(path_params or {})
+    used: set[str] = set()
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in given:
+            raise ConfigurationError(f"path parameter {name!r} is missing for {endpoint}")
+        used.add(name)
+        return quote(str(given[name]), safe="")
+
+    url = _PLACEHOLDER.sub(fill, template)
+    unused = sorted(set(given) - used)
+    if unused:
+        raise ConfigurationError(f"path parameters {unused} are not in {endpoint}")
+    return url, endpoint
+
+
+def _default_error(
+    call: _Call, response: httpx.Response, *, network: str
+) -> OmnichannelError:
+    status = response.status_code
+    what = f"{call.label} answered HTTP {status}"
+    if status in (401, 403):
+        return AuthenticationError(what, network=network)
+    if status == 404:
+        return NotFound(what, network=network, status=status)
+    if status == 429:
+        return RateLimited(network=network, status=status)
+    if status >= 500 or status == 408:
+        return TransientError(what, network=network, status=status)
+    return RequestRejected(what, network=network, status=status)
+
+
+class ApiClient:
+    """One network's HTTP client: the only way adapters reach their network.
+
+    Get one from `open_client`. `request` retries what is safe to retry, waits
+    for rate limits instead of running into them, raises our errors for error
+    answers and logs every exchange without headers, tokens or query strings.
+    Adapters never retry or sleep themselves.
+
+    Attributes:
+        network: The network this client talks to (in logs and errors).
+        rate_limits: The rate-limit state this client fills and obeys.
+        retry: The retry policy in force.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        network: str,
+        rate_limit_parser: RateLimitParser | None = None,
+        error_mapper: ErrorMapper | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limits: RateLimitState | None = None,
+        default_bucket: str | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self._http = http
+        self.network = network
+        self._parser = rate_limit_parser
+        self._mapper = error_mapper
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.rate_limits = rate_limits if rate_limits is not None else RateLimitState()
+        self._default_bucket = default_bucket
+        self._clock: Clock = clock or _utcnow
+        self._sleep: Sleep = sleep or anyio.sleep
+
+    def __repr__(self) -> str:
+        return f"ApiClient(network={self.network!r}, base_url={str(self._http.base_url)!r})"
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying ``httpx.AsyncClient``, for streams and WebSockets.
+
+        Requests sent through it directly get no retries, rate-limit waits,
+        error mapping or logging.
+        """
+        return self._http
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        files: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        bucket: str | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """Send a request, retrying and waiting as the rules allow; return a success.
+
+        ``path`` is a template relative to the base URL (or an absolute URL):
+        ``"/2/users/{id}/mentions"`` with ``path_params={"id": "783214"}``. The
+        values are percent-encoded, and logs show the template, never the values.
+
+        Retries: a request that never left (connection refused, connect timeout)
+        is sent again whatever its method. A 429, or an answer the error mapper
+        turns into ``RateLimited``, waits for the reset (``Retry-After`` or the
+        rate-limit headers) and is sent again, since the network did not process
+        it. 408 and 503 are retried for every method; 500, 502 and 504, and
+        failures after sending (read timeout, dropped connection), only for
+        idempotent requests. A request that is not idempotent and may have
+        landed raises `AmbiguousDelivery` at once, for the outbox to reconcile.
+
+        Args:
+            method: HTTP method.
+            path: Path template or absolute URL, without a query string.
+            path_params: Values for the ``{name}`` placeholders in ``path``.
+            params: Query parameters.
+            json: JSON body.
+            data: Form body.
+            content: Raw body.
+            files: Multipart files.
+            headers: Extra headers for this request. An ``Authorization``
+                header here is sent as it is.
+            idempotent: Whether sending twice is harmless. Defaults to true for
+                GET, HEAD, OPTIONS, PUT and DELETE, and for any request carrying
+                an ``Idempotency-Key`` header; false otherwise (POST, PATCH).
+            bucket: Rate-limit bucket. Defaults to the client's default bucket,
+                else ``"<METHOD> <path template>"``.
+            authenticated: ``False`` sends the request without the client's auth
+                (logging in, refreshing a session).
+
+        Returns:
+            The response, with a status below 400; its body has been read.
+
+        Raises:
+            AmbiguousDelivery: A request that is not idempotent may have landed.
+            RateLimited: The reset is further than the policy waits, or the
+                attempts ran out while rate limited.
+            TransientError: Retryable failures outlasted the attempts.
+            AuthenticationError: 401/403, or a token refresh failed.
+            NotFound: 404.
+            RequestRejected: Another 4xx.
+            ConfigurationError: A path parameter is missing or unknown, or the
+                URL cannot be sent.
+            OmnichannelError: Whatever the adapter's error mapper returns.
+        """
+        verb = method.upper()
+        url, endpoint = _expand(path, path_params)
+        if idempotent is None:
+            idempotent = verb in IDEMPOTENT_METHODS or (
+                headers is not None and "idempotency-key" in httpx.Headers(headers)
+            )
+        call = _Call(
+            method=verb,
+            url=url,
+            endpoint=endpoint,
+            bucket=bucket or self._default_bucket or f"{verb} {endpoint}",
+            idempotent=idempotent,
+            authenticated=authenticated,
+            params=params,
+            json=json,
+            data=data,
+            content=content,
+            files=files,
+            headers=headers,
+        )
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryRequest),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            response: httpx.Response = await retrying(self._attempt, call)
+        except RetryRequest as exhausted:
+            raise exhausted.error from None
+        return response
+
+    def _wait(self, state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(failure, RetryRequest) and failure.delay is not None:
+            return failure.delay
+        return self.retry.backoff(state.attempt_number)
+
+    async def _attempt(self, call: _Call) -> httpx.Response:
+        call.attempt += 1
+        await self._wait_for_budget(call)
+        request = self._http.build_request(
+            call.method,
+            call.url,
+            params=call.params,
+            json=call.json,
+            data=call.data,
+            content=call.content,
+            files=call.files,
+            headers=call.headers,
+        )
+        auth = httpx.USE_CLIENT_DEFAULT if call.authenticated else None
+        started = time.perf_counter()
+        try:
+            response = await self._http.send(request, auth=auth)
+        except httpx.RequestError as exc:
+            failure = self._transport_failure(call, exc)
+            self._log(call, started=started, status=None, error=type(exc).__name__,
+                      outcome=self._outcome(call, failure))
+            raise failure from None
+        now = self._clock()
+        info = self._parse(response, now)
+        if info is not None:
+            self.rate_limits.update(self.network, call.bucket, info)
+        if response.status_code < 400:
+            self._log(call, started=started, status=response.status_code, outcome="ok")
+            return response
+        try:
+            self._fail(call, response, info, now)
+        except Exception as failure:
+            self._log(call, started=started, status=response.status_code,
+                      outcome=self._outcome(call, failure))
+            raise
+
+    def _parse(self, response: httpx.Response, now: datetime) -> RateLimitInfo | None:
+        if self._parser is None:
+            return None
+        return self._parser(response.headers, now=now)
+
+    async def _wait_for_budget(self, call: _Call) -> None:
+        now = self._clock()
+        delay = self.rate_limits.wait_time(self.network, call.bucket, now=now)
+        if delay <= 0:
+            return
+        if delay > self.retry.max_rate_limit_wait:
+            raise RateLimited(network=self.network, reset_at=moment_after(delay, now=now),
+                              status=None)
+        logger.info(
+            "%s %s waits %.1f s for its rate limit to reset", self.network, call.label, delay,
+            extra={"network": self.network, "method": call.method, "endpoint": call.endpoint,
+                   "wait_s": round(delay, 3)},
+        )
+        await self._sleep(delay)
+
+    def _transport_failure(self, call: _Call, exc: httpx.RequestError) -> Exception:
+        name = type(exc).__name__
+        sent = sent_state(exc)
+        if sent is Sent.CONFIG:
+            return ConfigurationError(f"{call.label} cannot be sent ({name})", network=self.network)
+        if sent is Sent.NO:
+            return RetryRequest(TransientError(
+                f"{call.label} could not reach the network ({name})", network=self.network))
+        if call.idempotent:
+            return RetryRequest(TransientError(
+                f"{call.label} failed after it was sent ({name})", network=self.network))
+        return AmbiguousDelivery(
+            f"{call.label} failed after it was sent ({name}); it may have landed",
+            network=self.network,
+        )
+
+    def _fail(
+        self, call: _Call, response: httpx.Response, info: RateLimitInfo | None, now: datetime
+    ) -> NoReturn:
+        status = response.status_code
+        mapped = self._mapper(response) if self._mapper is not None else None
+        if isinstance(mapped, RateLimited) or (mapped is None and status == 429):
+            self._rate_limited(response, mapped, info, now)
+        error = mapped if mapped is not None else _default_error(
+            call, response, network=self.network)
+        if isinstance(error, TransientError):
+            if call.idempotent or status in NOT_PROCESSED_STATUSES:
+                delay = retry_after(response.headers, now=now)
+                if delay is not None and delay > self.retry.max_rate_limit_wait:
+                    raise error
+                raise RetryRequest(error, delay=delay)
+            if status in RETRYABLE_SERVER_STATUSES:
+                raise AmbiguousDelivery(
+                    f"{call.label} answered HTTP {status} after it was sent; it may have landed",
+                    network=self.network, status=status,
+                    code=error.code,
+                )
+        raise error
+
+    def _rate_limited(
+        self,
+        response: httpx.Response,
+        mapped: RateLimited | None,
+        info: RateLimitInfo | None,
+        now: datetime,
+    ) -> NoReturn:
+        delay = retry_after(response.headers, now=now)
+        if delay is None and info is not None:
+            delay = seconds_until(info.reset_at, now=now)
+        if delay is None and mapped is not None:
+            delay = seconds_until(mapped.reset_at, now=now)
+        if mapped is not None and (mapped.reset_at is not None or delay is None):
+            error = mapped
+        else:
+            error = RateLimited(
+                network=self.network,
+                reset_at=moment_after(delay, now=now) if delay is not None else None,
+                status=response.status_code,
+                code=mapped.code if mapped is not None else None,
+            )
+        if delay is not None and delay > self.retry.max_rate_limit_wait:
+            raise error
+        raise RetryRequest(error, delay=delay)
+
+    def _outcome(self, call: _Call, failure: BaseException) -> str:
+        if isinstance(failure, RetryRequest):
+            return "retry" if call.attempt < self.retry.attempts else "failed"
+        if isinstance(failure, AmbiguousDelivery):
+            return "ambiguous"
+        if isinstance(failure, RateLimited):
+            return "rate_limited"
+        return "failed"
+
+    def _log(
+        self,
+        call: _Call,
+        *,
+        started: float,
+        status: int | None,
+        outcome: str,
+        error: str | None = None,
+    ) -> None:
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        level = logging.DEBUG if outcome == "ok" else logging.WARNING
+        logger.log(
+            level,
+            "%s %s -> %s in %.1f ms (attempt %d, %s)",
+            self.network, call.label, status if status is not None else error,
+            elapsed_ms, call.attempt, outcome,
+            extra={
+                "network": self.network,
+                "method": call.method,
+                "endpoint": call.endpoint,
+                "status": status,
+                "error": error,
+                "elapsed_ms": elapsed_ms,
+                "attempt": call.attempt,
+                "outcome": outcome,
+            },
+        )
+
+
+@asynccontextmanager
+async def open_client(
+    *,
+    network: str,
+    base_url: str | httpx.URL,
+    auth: httpx.Auth | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    rate_limit_parser: RateLimitParser | None = None,
+    error_mapper: ErrorMapper | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - httpx's, per request
+    user_agent: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    rate_limits: RateLimitState | None = None,
+    default_bucket: str | None = None,
+    clock: Clock | None = None,
+    sleep: Sleep | None = None,
+) -> AsyncIterator[ApiClient]:
+    """Open the HTTP client of one network; close it on leaving the block.
+
+    Args:
+        network: Network id, used in logs, errors and rate-limit keys.
+        base_url: Base URL of the network's API.
+        auth: Credentials as an ``httpx.Auth`` (`BearerAuth`, `RefreshingBearerAuth`,
+            `OAuth1Auth`), or ``None``.
+        transport: An ``httpx`` transport to use instead of the network (a
+            sandbox, ``httpx.MockTransport``, an ASGI app).
+        rate_limit_parser: Reads the network's rate-limit headers
+            (`parse_x_headers`, `parse_bluesky_headers`, ...).
+        error_mapper: Turns error responses into our errors; ``None`` answers
+            fall back to the default mapping.
+        retry: Retry policy (default: `RetryPolicy()`).
+        timeout: Seconds, or an ``httpx.Timeout`` (default: 10 s, 5 s to connect).
+        user_agent: ``User-Agent`` header (default: ``omnichannel/<version>``).
+        headers: Headers sent with every request.
+        rate_limits: A state to share with other clients (default: a new one).
+        default_bucket: Rate-limit bucket of requests that name none, for
+            networks whose limit covers every endpoint (Mastodon, Bluesky).
+        clock: Returns the current aware time (for tests).
+        sleep: Awaitable sleep in seconds (for tests; default ``anyio.sleep``).
+
+    Yields:
+        The client.
+    """
+    merged = {"User-Agent": user_agent or _default_user_agent()}
+    merged.update(headers or {})
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        auth=auth,
+        transport=transport,
+        timeout=timeout,
+        headers=merged,
+    ) as http:
+        yield ApiClient(
+            http,
+            network=network,
+            rate_limit_parser=rate_limit_parser,
+            error_mapper=error_mapper,
+            retry=retry,
+            rate_limits=rate_limits,
+            default_bucket=default_bucket,
+            clock=clock,
+            sleep=sleep,
+        )

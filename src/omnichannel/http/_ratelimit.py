@@ -1,0 +1,290 @@
+"""Rate-limit headers of each network, parsed into one shape and kept in one place."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, NonNegativeInt
+
+__all__ = [
+    "RateLimitInfo",
+    "RateLimitParser",
+    "RateLimitState",
+    "parse_bluesky_headers",
+    "parse_mastodon_headers",
+    "parse_meta_headers",
+    "parse_x_headers",
+]
+
+
+class RateLimitInfo(BaseModel):
+    """What one response said about the budget left on its rate-limit bucket.
+
+    Attributes:
+        limit: Requests allowed in the window (Meta: ``100``, as usage is in percent).
+        remaining: Requests left before the network answers 429 (Meta: percent left).
+        reset_at: When the budget refills (timezone-aware), when the network says.
+        policy_window: Length of the window, when the network says (Bluesky).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: NonNegativeInt | None = None
+    remaining: NonNegativeInt | None = None
+    reset_at: AwareDatetime | None = None
+    policy_window: timedelta | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the budget is used up (``remaining == 0``)."""
+        return self.remaining == 0
+
+
+class RateLimitParser(Protocol):
+    """Reads a network's rate-limit headers; returns ``None`` when there are none.
+
+    A parser never raises on a malformed header: it ignores the value, since a bad
+    rate-limit header must not fail a request that succeeded.
+    """
+
+    def __call__(
+        self, headers: Mapping[str, str], /, *, now: datetime
+    ) -> RateLimitInfo | None:
+        """Parse ``headers``; ``now`` anchors relative values (Meta minutes)."""
+        ...
+
+
+class RateLimitState:
+    """The last known budget of every ``(network, bucket)`` pair.
+
+    A bucket is whatever the network counts requests against: an endpoint on X
+    (``"POST /2/tweets"``), the whole account on Mastodon and Bluesky, the app or
+    the Page on Meta. The HTTP client fills the state from each response and waits
+    before a request whose bucket is exhausted, instead of running into a 429.
+    One state may be shared by several clients.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, str], RateLimitInfo] = {}
+
+    def __repr__(self) -> str:
+        return f"RateLimitState(buckets={len(self._buckets)})"
+
+    def update(self, network: str, bucket: str, info: RateLimitInfo) -> None:
+        """Record what a response said about ``bucket``, replacing what was known."""
+        self._buckets[(network, bucket)] = info
+
+    def get(self, network: str, bucket: str) -> RateLimitInfo | None:
+        """The last recorded budget of ``bucket``, or ``None`` when nothing is known."""
+        return self._buckets.get((network, bucket))
+
+    def snapshot(self) -> dict[tuple[str, str], RateLimitInfo]:
+        """A copy of every recorded bucket, keyed by ``(network, bucket)``."""
+        return dict(self._buckets)
+
+    def wait_time(self, network: str, bucket: str, *, now: datetime) -> float:
+        """Seconds to wait before the next request on ``bucket``.
+
+        It is the time until ``reset_at`` when the budget is exhausted and the
+        reset is in the future, and ``0.0`` otherwise (including when nothing is
+        known, or when the reset time is unknown).
+        """
+        info = self._buckets.get((network, bucket))
+        if info is None or not info.exhausted or info.reset_at is None:
+            return 0.0
+        return max(0.0, (info.reset_at - now).total_seconds())
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def _epoch(value: str | None) -> datetime | None:
+    seconds = _int(value)
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _policy_window(value: str | None) -> timedelta | None:
+    """The window of the first quota of a ``RateLimit-Policy`` (``"3000;w=300"``)."""
+    if not value:
+        return None
+    first = value.split(",", 1)[0]
+    for part in first.split(";")[1:]:
+        name, _, raw = part.strip().partition("=")
+        if name.strip().lower() == "w":
+            seconds = _int(raw)
+            return timedelta(seconds=seconds) if seconds is not None else None
+    return None
+
+
+def _info(
+    limit: int | None,
+    remaining: int | None,
+    reset_at: datetime | None,
+    policy_window: timedelta | None = None,
+) -> RateLimitInfo | None:
+    if limit is None and remaining is None and reset_at is None:
+        return None
+    return RateLimitInfo(
+        limit=limit, remaining=remaining, reset_at=reset_at, policy_window=policy_window
+    )
+
+
+def parse_x_headers(
+    headers: Mapping[str, str], /, *, now: datetime | None = None
+) -> RateLimitInfo | None:
+    """Read X's ``x-rate-limit-limit/-remaining/-reset`` (reset in epoch seconds).
+
+    Args:
+        headers: Response headers (any case).
+        now: Unused; accepted so every parser has the same signature.
+
+    Returns:
+        The budget, or ``None`` when the response carries none of the headers.
+    """
+    h = httpx.Headers(headers)
+    return _info(
+        _int(h.get("x-rate-limit-limit")),
+        _int(h.get("x-rate-limit-remaining")),
+        _epoch(h.get("x-rate-limit-reset")),
+    )
+
+
+def parse_bluesky_headers(
+    headers: Mapping[str, str], /, *, now: datetime | None = None
+) -> RateLimitInfo | None:
+    """Read Bluesky's ``RateLimit-Limit/-Remaining/-Reset/-Policy``.
+
+    The reset is in epoch seconds and the policy looks like ``"3000;w=300"``
+    (3000 requests per 300-second window).
+
+    Args:
+        headers: Response headers (any case).
+        now: Unused; accepted so every parser has the same signature.
+
+    Returns:
+        The budget, or ``None`` when the response carries none of the headers.
+    """
+    h = httpx.Headers(headers)
+    return _info(
+        _int(h.get("ratelimit-limit")),
+        _int(h.get("ratelimit-remaining")),
+        _epoch(h.get("ratelimit-reset")),
+        _policy_window(h.get("ratelimit-policy")),
+    )
+
+
+def parse_mastodon_headers(
+    headers: Mapping[str, str], /, *, now: datetime | None = None
+) -> RateLimitInfo | None:
+    """Read Mastodon's ``X-RateLimit-Limit/-Remaining/-Reset``.
+
+    The reset is an ISO-8601 timestamp such as ``2026-08-01T15:00:00.754511Z``.
+    Mastodon reports the limit the account is closest to.
+
+    Args:
+        headers: Response headers (any case).
+        now: Unused; accepted so every parser has the same signature.
+
+    Returns:
+        The budget, or ``None`` when the response carries none of the headers.
+    """
+    h = httpx.Headers(headers)
+    reset_at: datetime | None = None
+    raw = h.get("x-ratelimit-reset")
+    if raw:
+        try:
+            parsed = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            reset_at = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _info(_int(h.get("x-ratelimit-limit")), _int(h.get("x-ratelimit-remaining")), reset_at)
+
+
+_META_USAGE_HEADERS = ("x-app-usage", "x-page-usage", "x-business-use-case-usage")
+_META_USAGE_FIELDS = ("call_count", "total_cputime", "total_time")
+
+
+def _meta_entries(value: object) -> list[Mapping[str, object]]:
+    """The usage objects in a Meta header: flat, or ``{object id: [usage, ...]}``."""
+    if not isinstance(value, Mapping):
+        return []
+    if any(field in value for field in _META_USAGE_FIELDS):
+        return [value]
+    entries: list[Mapping[str, object]] = []
+    for item in value.values():
+        if isinstance(item, list):
+            entries.extend(entry for entry in item if isinstance(entry, Mapping))
+    return entries
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def parse_meta_headers(
+    headers: Mapping[str, str], /, *, now: datetime | None = None
+) -> RateLimitInfo | None:
+    """Read Meta's usage headers (``X-App-Usage``, ``X-Page-Usage``, ``X-Business-Use-Case-Usage``).
+
+    They carry JSON percentages (``call_count``, ``total_cputime``, ``total_time``)
+    and, for business use cases, ``estimated_time_to_regain_access`` in minutes.
+    The most used figure of all headers wins: ``limit`` is ``100``, ``remaining``
+    is ``100`` minus that usage (``0`` at 100 % or more, or while a time to regain
+    access is given), and ``reset_at`` is ``now`` plus the longest time to regain
+    access, when one is given.
+
+    Args:
+        headers: Response headers (any case).
+        now: The time the response arrived (defaults to the current time).
+
+    Returns:
+        The budget, or ``None`` when the response carries no usable usage header.
+    """
+    h = httpx.Headers(headers)
+    usage: float | None = None
+    regain_minutes = 0.0
+    for name in _META_USAGE_HEADERS:
+        raw = h.get(name)
+        if not raw:
+            continue
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            continue
+        for entry in _meta_entries(decoded):
+            for field in _META_USAGE_FIELDS:
+                number = _number(entry.get(field))
+                if number is not None:
+                    usage = number if usage is None else max(usage, number)
+            minutes = _number(entry.get("estimated_time_to_regain_access"))
+            if minutes is not None:
+                regain_minutes = max(regain_minutes, minutes)
+    if usage is None:
+        return None
+    remaining = max(0, 100 - math.ceil(usage))
+    reset_at: datetime | None = None
+    if regain_minutes > 0:
+        # Meta only gives a time to regain access while it is throttling us.
+        remaining = 0
+        reset_at = (now or datetime.now(UTC)) + timedelta(minutes=regain_minutes)
+    return RateLimitInfo(limit=100, remaining=remaining, reset_at=reset_at)

@@ -1,0 +1,157 @@
+"""Rules every store applies the same way: merging, versions, search terms, drafts."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import regex
+
+from ..actions import Action, Post, PrivateReply, Reply
+from ..model import Conversation, Message, Person
+from .base import Draft, DraftStatus
+
+__all__ = [
+    "Phrase",
+    "as_utc",
+    "decided",
+    "fts_match",
+    "infer_conversation",
+    "merge_conversation",
+    "phrases",
+    "tokens",
+    "utcnow",
+    "version_at",
+]
+
+# Letters, numbers and private-use characters make words; everything else
+# (punctuation, spaces, emoji) separates them, as SQLite's unicode61 tokenizer does.
+_WORD = regex.compile(r"[\p{L}\p{N}\p{Co}]+")
+
+
+def utcnow() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime, name: str) -> datetime:
+    """Return ``value`` in UTC, refusing a naive datetime."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return value.astimezone(UTC)
+
+
+def version_at(message: Message) -> datetime:
+    """When this version of the message was written (edit time, else creation)."""
+    return message.edited_at if message.edited_at is not None else message.created_at
+
+
+def _participants(*groups: Iterable[Person]) -> tuple[Person, ...]:
+    merged: dict[tuple[str, str], Person] = {}
+    for group in groups:
+        for person in group:
+            merged[(person.ref.network, person.ref.id)] = person
+    return tuple(merged.values())
+
+
+def infer_conversation(message: Message) -> Conversation:
+    """The conversation a message implies when none was recorded for it."""
+    return Conversation(
+        ref=message.conversation,
+        kind="direct" if message.is_private else "thread",
+        participants=() if message.from_us else (message.author,),
+    )
+
+
+def merge_conversation(
+    existing: Conversation | None, incoming: Conversation | None, message: Message
+) -> Conversation:
+    """Combine what is known of a conversation with what a new message tells.
+
+    Participants are united (newer details win, first-seen order kept); the
+    message's author joins them unless it is us; a missing account is filled.
+    """
+    base = existing if existing is not None else incoming
+    if base is None:
+        base = infer_conversation(message)
+    author = () if message.from_us else (message.author,)
+    participants = _participants(
+        existing.participants if existing is not None else (),
+        incoming.participants if incoming is not None else (),
+        author,
+    )
+    account = base.account
+    if incoming is not None and incoming.account is not None:
+        account = incoming.account
+    kind = incoming.kind if incoming is not None else base.kind
+    return base.model_copy(update={"participants": participants, "account": account, "kind": kind})
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def tokens(text: str) -> list[str]:
+    """Split text into search words: case-folded, accents removed."""
+    return _WORD.findall(_fold(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """One query term: its words in sequence; ``prefix`` when it ended in ``*``."""
+
+    words: tuple[str, ...]
+    prefix: bool
+
+
+def phrases(query: str) -> list[Phrase]:
+    """Parse a user's query: whitespace-separated terms, ``*`` suffix for a prefix.
+
+    Every other character is plain text: ``don't`` is the phrase ``don t``.
+    """
+    found: list[Phrase] = []
+    for chunk in query.split():
+        words = tokens(chunk)
+        if words:
+            found.append(Phrase(words=tuple(words), prefix=chunk.endswith("*")))
+    return found
+
+
+def fts_match(terms: list[Phrase]) -> str:
+    """An FTS5 MATCH expression for ``terms``: quoted phrases, all required."""
+    parts = []
+    for term in terms:
+        # Words hold only letters and numbers, so quoting cannot be broken out of.
+        quoted = '"' + " ".join(term.words) + '"'
+        parts.append(quoted + ("*" if term.prefix else ""))
+    return " AND ".join(parts)
+
+
+def decided(
+    draft: Draft,
+    *,
+    status: DraftStatus,
+    by: str,
+    reason: str | None,
+    action: Action | None,
+    at: datetime,
+) -> Draft:
+    """Return ``draft`` decided, or raise ``ValueError`` when it cannot be."""
+    if draft.status != "pending":
+        raise ValueError(f"draft {draft.id} is already {draft.status}")
+    if status == "pending":
+        raise ValueError("a decision must approve or reject")
+    update: dict[str, object] = {
+        "status": status,
+        "decided_at": at,
+        "decided_by": by,
+        "reason": reason,
+    }
+    if action is not None:
+        if not isinstance(action, Reply | PrivateReply | Post):
+            raise ValueError("a draft holds a reply, a private reply or a post")
+        update["action"] = action
+    return draft.model_copy(update=update)

@@ -1,0 +1,105 @@
+"""Adapter discovery through the ``omnichannel.adapters`` entry-point group."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from omnichannel.errors import ConfigurationError, UnknownNetwork
+from omnichannel.registry import load_adapter
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_adapter"
+
+PROBE = """
+import json, omnichannel
+from omnichannel.errors import UnknownNetwork
+infos = omnichannel.adapters()
+out = {i.network: {"ok": i.ok, "dist": i.distribution, "error": i.error,
+                   "reactions": list(i.capabilities.reactions) if i.capabilities else None}
+       for i in infos}
+cls = omnichannel.load_adapter("tiny")
+out["_loaded"] = cls.__name__
+try:
+    omnichannel.load_adapter("broken")
+except UnknownNetwork as exc:
+    out["_broken_error"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def installed_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Install the tiny adapter distribution into a private target folder with pip."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--target", str(target), str(FIXTURE)],
+        check=True, capture_output=True, timeout=120,
+    )
+    return target
+
+
+def _probe(site: Path, **env: str) -> dict[str, object]:
+    environ = {**os.environ, "PYTHONPATH": str(site), **env}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], check=True, capture_output=True, text=True,
+        env=environ, timeout=60,
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_installed_adapter_is_listed_and_loaded(installed_tiny: Path) -> None:
+    """An installed distribution's entry point shows up with its capabilities."""
+    out = _probe(installed_tiny)
+    assert out["tiny"] == {
+        "ok": True, "dist": "omnichannel-tiny", "error": None, "reactions": ["like"],
+    }
+    assert out["_loaded"] == "TinyAdapter"
+
+
+def test_broken_plugin_is_reported_not_fatal(installed_tiny: Path) -> None:
+    """A plugin that fails to import is listed with its error; the others still load."""
+    out = _probe(installed_tiny)
+    broken = out["broken"]
+    assert isinstance(broken, dict)
+    assert broken["ok"] is False
+    assert "broken on purpose" in broken["error"]
+    assert "broken on purpose" in str(out["_broken_error"])
+    assert out["tiny"]["ok"] is True  # type: ignore[index]
+
+
+def test_env_restricts_loaded_adapters(installed_tiny: Path) -> None:
+    """OMNICHANNEL_ADAPTERS limits discovery to the named networks."""
+    out = _probe(installed_tiny, OMNICHANNEL_ADAPTERS="tiny")
+    assert "broken" not in out
+    assert "tiny" in out
+
+
+def test_unknown_network_names_the_package() -> None:
+    """Asking for a network nobody installed says which package to install."""
+    with pytest.raises(UnknownNetwork) as info:
+        load_adapter("myspace")
+    assert "pip install omnichannel-myspace" in str(info.value)
+    assert info.value.package == "omnichannel-myspace"
+    assert isinstance(info.value, LookupError)
+    assert isinstance(info.value, ConfigurationError)
+
+
+def test_import_omnichannel_loads_no_adapter() -> None:
+    """Importing the core imports no adapter package and no optional dependency."""
+    code = (
+        "import sys, omnichannel; "
+        "bad = [m for m in sys.modules if m.startswith('omnichannel_') "
+        "or m in ('uvicorn', 'httpx_ws', 'omnichannel.testing')]; "
+        "print(','.join(bad))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == ""
