@@ -364,7 +364,12 @@ class ApiClient:
             self._rate_limited(response, mapped, info, now)
         error = mapped if mapped is not None else _default_error(
             call, response, network=self.network)
-        if isinstance(error, TransientError):
+        retryable = (
+            status in RETRYABLE_SERVER_STATUSES
+            or status in NOT_PROCESSED_STATUSES
+            or isinstance(mapped, TransientError)  # the adapter says so
+        )
+        if isinstance(error, TransientError) and retryable:
             if call.idempotent or status in NOT_PROCESSED_STATUSES:
                 delay = retry_after(response.headers, now=now)
                 if delay is not None and delay > self.retry.max_rate_limit_wait:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import regex
 
 from ..actions import Action, Post, PrivateReply, Reply
 from ..model import Conversation, Message, Person
@@ -26,9 +25,9 @@ __all__ = [
     "version_at",
 ]
 
-# Letters, numbers and private-use characters make words; everything else
-# (punctuation, spaces, emoji) separates them, as SQLite's unicode61 tokenizer does.
-_WORD = regex.compile(r"[\p{L}\p{N}\p{Co}]+")
+# Letters and numbers make words; everything else (punctuation, spaces, emoji)
+# separates them, as SQLite's unicode61 tokenizer does.
+_WORD = re.compile(r"[^\W_]+")
 
 
 def utcnow() -> datetime:

@@ -1,0 +1,489 @@
+"""Bluesky's native payloads into the core model, offsets included.
+
+Facets carry UTF-8 byte offsets; core entities carry ``str`` indices. A facet
+whose offsets fall outside the text or inside a UTF-8 sequence (some clients
+write sloppy facets) is dropped rather than failing the whole page.
+
+Addressing: a post's ``Message.ref`` is its ``at://`` URI with its ``cid`` in
+``extra``; ``Message.conversation`` is the thread root (``record.reply.root``,
+or the post itself) with the root's ``cid``. A reply needs both strong refs.
+A chat message's ref is its message id (``extra["convo"]`` holds the
+conversation id), and its conversation is the chat ``convoId``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from omnichannel.errors import PayloadError
+from omnichannel.events import MessageReceived, event_id
+from omnichannel.model import (
+    Attachment,
+    Conversation,
+    Entity,
+    Hashtag,
+    Link,
+    Mention,
+    Message,
+    Person,
+    Ref,
+)
+from omnichannel.text import OffsetMap
+
+from ._wire import (
+    AUTHOR_REASONS,
+    LINK,
+    MENTION,
+    POST,
+    TAG,
+    Facet,
+    JetstreamPostEvent,
+    LogEntry,
+    MessageView,
+    Notification,
+    PostRecord,
+    PostView,
+    ProfileView,
+    StrongRef,
+    ThreadViewPost,
+)
+
+__all__ = [
+    "NETWORK",
+    "chat_event",
+    "chat_message",
+    "entities_from_facets",
+    "jetstream_event",
+    "load",
+    "notification_event",
+    "person",
+    "post_message",
+    "post_ref",
+    "thread_messages",
+    "tid_datetime",
+]
+
+NETWORK = "bluesky"
+_CDN = "https://cdn.bsky.app/img"
+_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load(model: type[M], data: Any, *, path: str = "") -> M:
+    """Validate ``data`` (a mapping or JSON bytes) as ``model``.
+
+    Raises:
+        PayloadError: The data does not have the shape; ``path`` names the
+            first bad field.
+    """
+    try:
+        if isinstance(data, bytes | str):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in (path, *first["loc"]) if part != "")
+        raise PayloadError(first["msg"], network=NETWORK, path=where) from None
+
+
+# --- small pieces ----------------------------------------------------------------
+
+
+def person(profile: ProfileView | None = None, *, did: str | None = None) -> Person:
+    """A Bluesky actor as a core ``Person`` (``ref.id`` is the DID)."""
+    if profile is None:
+        if did is None:
+            raise PayloadError("an actor has no DID", network=NETWORK)
+        return Person(ref=Ref(network=NETWORK, id=did),
+                      profile_url=f"https://bsky.app/profile/{did}")
+    return Person(
+        ref=Ref(network=NETWORK, id=profile.did),
+        handle=profile.handle,
+        display_name=profile.display_name or None,
+        profile_url=f"https://bsky.app/profile/{profile.handle or profile.did}",
+        avatar_url=profile.avatar,
+    )
+
+
+def post_ref(uri: str, cid: str) -> Ref:
+    """The ref of a post: its ``at://`` URI, with its ``cid`` in ``extra``."""
+    return Ref(network=NETWORK, id=uri, extra={"cid": cid})
+
+
+def _strong(ref: StrongRef) -> Ref:
+    return post_ref(ref.uri, ref.cid)
+
+
+def tid_datetime(rkey: str) -> datetime | None:
+    """The time encoded in a TID record key, or ``None`` if ``rkey`` is not a TID."""
+    if len(rkey) != 13 or any(ch not in _TID_ALPHABET for ch in rkey):
+        return None
+    value = 0
+    for ch in rkey:
+        value = value * 32 + _TID_ALPHABET.index(ch)
+    if value >> 63:
+        return None
+    try:
+        return datetime.fromtimestamp((value >> 10) / 1_000_000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _parse_time(*candidates: str | None) -> datetime | None:
+    for raw in candidates:
+        if not raw:
+            continue
+        text = raw.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if when.tzinfo is not None:
+            return when
+    return None
+
+
+def _when(uri: str, *candidates: str | None) -> datetime:
+    when = _parse_time(*candidates)
+    if when is None:
+        when = tid_datetime(uri.rsplit("/", 1)[-1])
+    if when is None:
+        raise PayloadError("no usable timestamp", network=NETWORK, path="createdAt")
+    return when
+
+
+def entities_from_facets(
+    text: str, facets: Iterable[Facet], *, handles: Mapping[str, str] | None = None
+) -> tuple[Entity, ...]:
+    """Turn facets (UTF-8 byte offsets) into core entities (``str`` spans).
+
+    Args:
+        text: The post or message text the facets point into.
+        facets: Its facets.
+        handles: Known handles by DID, for mentions whose text is not ``@handle``.
+
+    Returns:
+        Mentions, links and hashtags sorted by ``start``. Facets with offsets
+        outside the text or inside a character, and unknown features, are left out.
+    """
+    offsets = OffsetMap(text)
+    out: list[Entity] = []
+    for facet in facets:
+        try:
+            start = offsets.utf8_to_index(facet.index.byte_start)
+            end = offsets.utf8_to_index(facet.index.byte_end)
+        except PayloadError:
+            continue  # a sloppy facet from some client: keep the text, drop the facet
+        if start >= end:
+            continue
+        shown = text[start:end]
+        for feature in facet.features:
+            if feature.type == MENTION and feature.did:
+                handle = shown[1:] if shown.startswith("@") else (handles or {}).get(
+                    feature.did, shown)
+                out.append(Mention(start=start, end=end, handle=handle,
+                                   person=Ref(network=NETWORK, id=feature.did)))
+            elif feature.type == LINK and feature.uri:
+                out.append(Link(start=start, end=end, url=feature.uri))
+            elif feature.type == TAG and feature.tag:
+                out.append(Hashtag(start=start, end=end, tag=feature.tag))
+    out.sort(key=lambda entity: entity.start)
+    return tuple(out)
+
+
+# --- attachments ---------------------------------------------------------------------
+
+
+def _blob_cid(blob: Any) -> str | None:
+    if isinstance(blob, Mapping):
+        ref = blob.get("ref")
+        if isinstance(ref, Mapping) and isinstance(ref.get("$link"), str):
+            return str(ref["$link"])
+        if isinstance(blob.get("cid"), str):  # legacy blob ref
+            return str(blob["cid"])
+    return None
+
+
+def _aspect(item: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    ratio = item.get("aspectRatio")
+    if isinstance(ratio, Mapping):
+        width, height = ratio.get("width"), ratio.get("height")
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return None, None
+
+
+def _attachments(embed: Mapping[str, Any] | None, did: str) -> tuple[Attachment, ...]:
+    if not isinstance(embed, Mapping):
+        return ()
+    kind = embed.get("$type")
+    out: list[Attachment] = []
+    if kind == "app.bsky.embed.images":
+        for item in embed.get("images") or ():
+            if not isinstance(item, Mapping):
+                continue
+            blob = item.get("image")
+            cid = _blob_cid(blob)
+            width, height = _aspect(item)
+            mime = blob.get("mimeType") if isinstance(blob, Mapping) else None
+            out.append(Attachment(
+                kind="gif" if mime == "image/gif" else "image",
+                url=f"{_CDN}/feed_fullsize/plain/{did}/{cid}@jpeg" if cid else None,
+                preview_url=f"{_CDN}/feed_thumbnail/plain/{did}/{cid}@jpeg" if cid else None,
+                alt_text=item.get("alt") or None,
+                mime_type=mime if isinstance(mime, str) else None,
+                width=width,
+                height=height,
+            ))
+    elif kind == "app.bsky.embed.video":
+        blob = embed.get("video")
+        width, height = _aspect(embed)
+        mime = blob.get("mimeType") if isinstance(blob, Mapping) else None
+        out.append(Attachment(kind="video", alt_text=embed.get("alt") or None,
+                              mime_type=mime if isinstance(mime, str) else None,
+                              width=width, height=height))
+    elif kind == "app.bsky.embed.external":
+        external = embed.get("external")
+        if isinstance(external, Mapping) and isinstance(external.get("uri"), str):
+            thumb = _blob_cid(external.get("thumb"))
+            # A card whose URI is not a URL keeps its text and loses the card.
+            with suppress(ValidationError):
+                out.append(Attachment(
+                    kind="link_card",
+                    url=external["uri"],
+                    title=external.get("title") or None,
+                    description=external.get("description") or None,
+                    preview_url=f"{_CDN}/feed_thumbnail/plain/{did}/{thumb}@jpeg"
+                    if thumb else None,
+                ))
+    elif kind == "app.bsky.embed.recordWithMedia":
+        media = embed.get("media")
+        if isinstance(media, Mapping):
+            out.extend(_attachments(media, did))
+    return tuple(out)
+
+
+# --- posts -----------------------------------------------------------------------------
+
+
+def _did_of(uri: str) -> str:
+    rest = uri.removeprefix("at://")
+    return rest.split("/", 1)[0]
+
+
+def post_message(
+    *,
+    uri: str,
+    cid: str,
+    record: PostRecord,
+    author: Person,
+    our_did: str | None,
+    indexed_at: str | None = None,
+    raw: Mapping[str, Any] | None = None,
+) -> Message:
+    """A post record as a core ``Message``, addressed for a reply.
+
+    Args:
+        uri: The post's ``at://`` URI.
+        cid: The post's CID.
+        record: The post record.
+        author: Who wrote it.
+        our_did: Our account's DID, to set ``from_us``.
+        indexed_at: When the app view indexed it (fallback for a bad ``createdAt``).
+        raw: The native payload to keep in ``Message.raw``.
+
+    Raises:
+        PayloadError: No usable timestamp (``createdAt``, ``indexedAt`` or a TID key).
+    """
+    ref = post_ref(uri, cid)
+    root = _strong(record.reply.root) if record.reply else ref
+    return Message(
+        ref=ref,
+        conversation=root,
+        author=author,
+        text=record.text,
+        entities=entities_from_facets(record.text, record.facets),
+        attachments=_attachments(record.embed, _did_of(uri)),
+        created_at=_when(uri, record.created_at, indexed_at),
+        visibility="public",
+        in_reply_to=_strong(record.reply.parent) if record.reply else None,
+        from_us=our_did is not None and author.ref.id == our_did,
+        raw=dict(raw) if raw is not None else None,
+    )
+
+
+def _received(message: Message, *, kind: str, our_did: str | None) -> MessageReceived:
+    account = Ref(network=NETWORK, id=our_did) if our_did else None
+    return MessageReceived(
+        id=event_id("message.received", message.ref),
+        network=NETWORK,
+        account=our_did,
+        occurred_at=message.created_at,
+        message=message,
+        conversation=Conversation(
+            ref=message.conversation,
+            kind="thread" if kind == "thread" else "direct",
+            account=account,
+            participants=(message.author,) if not message.from_us else (),
+        ),
+    )
+
+
+def notification_event(
+    notification: Notification, *, our_did: str | None, raw: Mapping[str, Any] | None = None
+) -> MessageReceived | None:
+    """A mention, reply or quote notification as ``MessageReceived``; others give ``None``.
+
+    Raises:
+        PayloadError: The notification's post record is malformed.
+    """
+    if notification.reason not in AUTHOR_REASONS:
+        return None
+    if notification.record.get("$type", POST) != POST:
+        return None
+    record = load(PostRecord, notification.record, path="record")
+    message = post_message(
+        uri=notification.uri,
+        cid=notification.cid,
+        record=record,
+        author=person(notification.author),
+        our_did=our_did,
+        indexed_at=notification.indexed_at,
+        raw=raw,
+    )
+    return _received(message, kind="thread", our_did=our_did)
+
+
+def jetstream_event(
+    event: JetstreamPostEvent, *, our_did: str | None, raw: Mapping[str, Any] | None = None
+) -> MessageReceived:
+    """A Jetstream post commit as ``MessageReceived`` (the author is known by DID only).
+
+    Raises:
+        PayloadError: The record has no usable timestamp.
+    """
+    commit = event.commit
+    uri = f"at://{event.did}/{commit.collection}/{commit.rkey}"
+    message = post_message(
+        uri=uri,
+        cid=commit.cid,
+        record=commit.record,
+        author=person(did=event.did),
+        our_did=our_did,
+        raw=raw,
+    )
+    return _received(message, kind="thread", our_did=our_did)
+
+
+def thread_messages(thread: ThreadViewPost, *, our_did: str | None) -> list[Message]:
+    """Every post of a ``getPostThread`` answer, oldest first.
+
+    Parents, the anchor post and nested replies are all included; blocked and
+    missing posts are skipped.
+
+    Raises:
+        PayloadError: A post in the thread is malformed.
+    """
+    views: list[PostView] = []
+
+    def walk_parents(node: Mapping[str, Any] | None, depth: int) -> None:
+        if node is None or depth > 1000:
+            return
+        view = load(ThreadViewPost, node, path="thread.parent")
+        if view.post is not None:
+            views.append(view.post)
+        walk_parents(view.parent, depth + 1)
+
+    def walk_replies(nodes: Sequence[Mapping[str, Any]], depth: int) -> None:
+        if depth > 1000:
+            return
+        for node in nodes:
+            view = load(ThreadViewPost, node, path="thread.replies")
+            if view.post is not None:
+                views.append(view.post)
+            walk_replies(view.replies, depth + 1)
+
+    if thread.post is not None:
+        views.append(thread.post)
+    walk_parents(thread.parent, 0)
+    walk_replies(thread.replies, 0)
+    messages = []
+    seen: set[str] = set()
+    for view in views:
+        if view.uri in seen or view.record.get("$type", POST) != POST:
+            continue
+        seen.add(view.uri)
+        record = load(PostRecord, view.record, path="thread.post.record")
+        messages.append(post_message(
+            uri=view.uri, cid=view.cid, record=record, author=person(view.author),
+            our_did=our_did, indexed_at=view.indexed_at,
+        ))
+    messages.sort(key=lambda message: message.created_at)
+    return messages
+
+
+# --- chat ------------------------------------------------------------------------------
+
+
+def chat_message(
+    view: MessageView,
+    *,
+    convo_id: str,
+    our_did: str | None,
+    profiles: Mapping[str, ProfileView] | None = None,
+    raw: Mapping[str, Any] | None = None,
+) -> Message:
+    """A chat ``messageView`` as a private core ``Message``.
+
+    Raises:
+        PayloadError: ``sentAt`` is not a timestamp.
+    """
+    sender = view.sender.did
+    profile = (profiles or {}).get(sender)
+    when = _parse_time(view.sent_at)
+    if when is None:
+        raise PayloadError("sentAt is not a timestamp", network=NETWORK, path="message.sentAt")
+    return Message(
+        ref=Ref(network=NETWORK, id=view.id, extra={"convo": convo_id}),
+        conversation=Ref(network=NETWORK, id=convo_id),
+        author=person(profile) if profile is not None else person(did=sender),
+        text=view.text,
+        entities=entities_from_facets(view.text, view.facets),
+        created_at=when,
+        visibility="private",
+        from_us=our_did is not None and sender == our_did,
+        raw=dict(raw) if raw is not None else None,
+    )
+
+
+def chat_event(
+    entry: LogEntry, *, our_did: str | None, raw: Mapping[str, Any] | None = None
+) -> MessageReceived | None:
+    """A ``#logCreateMessage`` from someone else as ``MessageReceived``; others give ``None``.
+
+    Raises:
+        PayloadError: The message in the entry is malformed.
+    """
+    if not entry.type.endswith("#logCreateMessage") or entry.message is None:
+        return None
+    if entry.message.get("$type", "chat.bsky.convo.defs#messageView") != (
+        "chat.bsky.convo.defs#messageView"
+    ):
+        return None  # a deleted message
+    view = load(MessageView, entry.message, path="logs.message")
+    if our_did is not None and view.sender.did == our_did:
+        return None  # our own message, echoed back
+    profiles = {profile.did: profile for profile in entry.related_profiles}
+    message = chat_message(
+        view, convo_id=entry.convo_id, our_did=our_did, profiles=profiles,
+        raw=raw,
+    )
+    return _received(message, kind="direct", our_did=our_did)

@@ -1,0 +1,476 @@
+"""A store in process memory, for tests and demos."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Self, TypeVar
+
+from anyio.lowlevel import checkpoint
+
+from ..actions import Action, Sent
+from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
+from ..model import Conversation, Message, Person, Ref
+from ._rules import (
+    Phrase,
+    as_utc,
+    decided,
+    merge_conversation,
+    phrases,
+    tokens,
+    utcnow,
+    version_at,
+)
+from .base import (
+    AuditEntry,
+    DeadLetter,
+    Draft,
+    DraftStatus,
+    HandlerFailure,
+    OutboxItem,
+    OutboxStatus,
+    Store,
+)
+
+__all__ = ["MemoryStore"]
+
+_Key = tuple[str, str]
+
+
+def _key(ref: Ref) -> _Key:
+    return (ref.network, ref.id)
+
+
+@dataclass(slots=True)
+class _EventRow:
+    event: Event
+    handled: bool = False
+
+
+@dataclass(slots=True)
+class _MessageRow:
+    message: Message | None  # None once deleted: the text is erased
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class _ConversationRow:
+    conversation: Conversation
+    last_activity: datetime
+
+
+def _matches(words: list[str], phrase: Phrase) -> int:
+    """How many times ``phrase`` occurs in ``words``."""
+    size = len(phrase.words)
+    count = 0
+    for start in range(len(words) - size + 1):
+        window = words[start : start + size]
+        head, last = window[:-1], window[-1]
+        if list(phrase.words[:-1]) != head:
+            continue
+        target = phrase.words[-1]
+        if last == target or (phrase.prefix and last.startswith(target)):
+            count += 1
+    return count
+
+
+class MemoryStore(Store):
+    """Keep everything in memory; nothing survives the process.
+
+    It behaves as [`SQLiteStore`][omnichannel.store.SQLiteStore] does, so tests
+    written against it hold for the real store. Closing and opening it again
+    keeps its data and runs the same crash recovery as a reopened database
+    (outbox items left ``sending`` become ``ambiguous``), which lets a test
+    simulate a restart.
+
+    Example:
+        ```python
+        async with MemoryStore() as store:
+            new = await store.record_batch("mastodon", events, cursor="42")
+        ```
+    """
+
+    def __init__(self) -> None:
+        """Create an empty store (open it before use)."""
+        self._open = False
+        self._events: dict[str, _EventRow] = {}
+        self._cursors: dict[tuple[str, str], str] = {}
+        self._people: dict[_Key, Person] = {}
+        self._conversations: dict[_Key, _ConversationRow] = {}
+        self._messages: dict[_Key, _MessageRow] = {}
+        self._outbox: dict[str, OutboxItem] = {}
+        self._drafts: dict[str, Draft] = {}
+        self._audit: list[AuditEntry] = []
+        self._dead: list[DeadLetter] = []
+        self._failures: list[HandlerFailure] = []
+
+    def __repr__(self) -> str:
+        state = "open" if self._open else "closed"
+        return f"<MemoryStore {state}: {len(self._events)} events>"
+
+    async def _ready(self) -> None:
+        await checkpoint()
+        if not self._open:
+            raise RuntimeError("the store is not open")
+
+    # lifecycle
+
+    async def open(self) -> None:
+        """Open the store, turning outbox items left ``sending`` into ``ambiguous``."""
+        await checkpoint()
+        if self._open:
+            return
+        now = utcnow()
+        for key, item in self._outbox.items():
+            if item.status == "sending":
+                self._outbox[key] = item.model_copy(
+                    update={"status": "ambiguous", "updated_at": now}
+                )
+        self._open = True
+
+    async def aclose(self) -> None:
+        """Close the store; its data stays for a later ``open()``."""
+        await checkpoint()
+        self._open = False
+
+    async def __aenter__(self) -> Self:
+        """Open the store and return it."""
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        await self.aclose()
+
+    # inbound
+
+    async def record_batch(
+        self,
+        network: str,
+        events: Sequence[Event],
+        *,
+        cursor: str | None,
+        stream: str = "default",
+    ) -> list[Event]:
+        """Persist a batch of inbound events; return the ones not seen before."""
+        await self._ready()
+        new: list[Event] = []
+        for event in events:
+            if event.id in self._events:
+                continue
+            self._events[event.id] = _EventRow(event)
+            new.append(event)
+            self._apply(event)
+        if cursor is not None:
+            self._cursors[(network, stream)] = cursor
+        return new
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            self._remember_people(event.conversation.participants)
+            self._upsert_message(event.message, event.conversation)
+        elif isinstance(event, MessageUpdated):
+            self._upsert_message(event.message, None)
+        elif isinstance(event, MessageDeleted):
+            self._messages[_key(event.message)] = _MessageRow(None, deleted=True)
+
+    def _remember_people(self, people: Sequence[Person]) -> None:
+        for person in people:
+            self._people[_key(person.ref)] = person
+
+    def _upsert_message(self, message: Message, conversation: Conversation | None) -> None:
+        key = _key(message.ref)
+        row = self._messages.get(key)
+        if row is not None:
+            if row.deleted:
+                return
+            if row.message is not None and version_at(row.message) > version_at(message):
+                return
+        self._messages[key] = _MessageRow(message)
+        self._remember_people((message.author,))
+        conv_key = _key(message.conversation)
+        existing = self._conversations.get(conv_key)
+        merged = merge_conversation(
+            existing.conversation if existing is not None else None, conversation, message
+        )
+        last = message.created_at
+        if existing is not None and existing.last_activity > last:
+            last = existing.last_activity
+        self._conversations[conv_key] = _ConversationRow(merged, last)
+
+    async def get_cursor(self, network: str, stream: str = "default") -> str | None:
+        """Return the cursor saved by the last batch of ``network``/``stream``."""
+        await self._ready()
+        return self._cursors.get((network, stream))
+
+    async def mark_handled(self, event_id: str) -> None:
+        """Mark an event handled (an unknown id is ignored)."""
+        await self._ready()
+        row = self._events.get(event_id)
+        if row is not None:
+            row.handled = True
+
+    async def unhandled_events(self, network: str | None = None) -> list[Event]:
+        """Return the events not yet handled, in the order they were recorded."""
+        await self._ready()
+        return [
+            row.event
+            for row in self._events.values()
+            if not row.handled and (network is None or row.event.network == network)
+        ]
+
+    async def seen(self, event_id: str) -> bool:
+        """Return whether an event with this id was recorded."""
+        await self._ready()
+        return event_id in self._events
+
+    # messages
+
+    async def get_message(self, ref: Ref) -> Message | None:
+        """Return a stored message, or ``None`` (also when it was deleted)."""
+        await self._ready()
+        row = self._messages.get(_key(ref))
+        return row.message if row is not None else None
+
+    async def get_conversation(self, ref: Ref) -> Conversation | None:
+        """Return a stored conversation, or ``None``."""
+        await self._ready()
+        row = self._conversations.get(_key(ref))
+        return row.conversation if row is not None else None
+
+    async def conversation_messages(self, ref: Ref, *, limit: int = 100) -> list[Message]:
+        """Return the latest ``limit`` messages of a conversation, oldest first."""
+        await self._ready()
+        found = [
+            row.message
+            for row in self._messages.values()
+            if row.message is not None and _key(row.message.conversation) == _key(ref)
+        ]
+        found.sort(key=lambda message: (message.created_at, message.ref.id))
+        return found[-limit:] if limit > 0 else []
+
+    async def list_conversations(
+        self, *, network: str | None = None, limit: int = 50
+    ) -> list[Conversation]:
+        """Return conversations, most recent activity first."""
+        await self._ready()
+        rows = [
+            row
+            for row in self._conversations.values()
+            if network is None or row.conversation.ref.network == network
+        ]
+        rows.sort(key=lambda row: (row.last_activity, row.conversation.ref.id), reverse=True)
+        return [row.conversation for row in rows[: max(limit, 0)]]
+
+    async def search(
+        self, query: str, *, network: str | None = None, limit: int = 20
+    ) -> list[Message]:
+        """Return messages containing every word of ``query``, best match first."""
+        await self._ready()
+        terms = phrases(query)
+        if not terms:
+            return []
+        scored: list[tuple[int, Message]] = []
+        for row in self._messages.values():
+            message = row.message
+            if message is None or (network is not None and message.network != network):
+                continue
+            words = tokens(message.text)
+            counts = [_matches(words, term) for term in terms]
+            if all(counts):
+                scored.append((sum(counts), message))
+        scored.sort(key=lambda pair: (pair[0], pair[1].created_at), reverse=True)
+        return [message for _, message in scored[: max(limit, 0)]]
+
+    async def save_messages(self, messages: Sequence[Message]) -> None:
+        """Upsert messages (our own sent replies, fetched history)."""
+        await self._ready()
+        for message in messages:
+            self._upsert_message(message, None)
+
+    # outbox
+
+    async def enqueue(self, item: OutboxItem) -> OutboxItem:
+        """Add an item; when its key is already queued, return the stored one."""
+        await self._ready()
+        return self._outbox.setdefault(item.key, item)
+
+    async def get_outbox(self, key: str) -> OutboxItem | None:
+        """Return the item with this key, or ``None``."""
+        await self._ready()
+        return self._outbox.get(key)
+
+    async def claim_due(self, *, now: datetime, limit: int = 10) -> list[OutboxItem]:
+        """Claim due items, oldest first (see `Store.claim_due`)."""
+        await self._ready()
+        now = as_utc(now, "now")
+        due = [
+            item
+            for item in self._outbox.values()
+            if item.status in ("pending", "ambiguous") and item.next_attempt_at <= now
+        ]
+        due.sort(key=lambda item: (item.created_at, item.key))
+        claimed: list[OutboxItem] = []
+        for item in due[: max(limit, 0)]:
+            status: OutboxStatus = "sending" if item.status == "pending" else "ambiguous"
+            updated = item.model_copy(
+                update={"status": status, "attempts": item.attempts + 1, "updated_at": now}
+            )
+            self._outbox[item.key] = updated
+            claimed.append(updated)
+        return claimed
+
+    async def update_outbox(
+        self,
+        key: str,
+        *,
+        status: OutboxStatus,
+        next_attempt_at: datetime | None = None,
+        last_error: str | None = None,
+        sent: Sent | None = None,
+    ) -> OutboxItem:
+        """Set an item's status; other arguments left ``None`` keep their value.
+
+        Raises:
+            KeyError: No item has this key.
+        """
+        await self._ready()
+        item = self._outbox.get(key)
+        if item is None:
+            raise KeyError(key)
+        update: dict[str, object] = {"status": status, "updated_at": utcnow()}
+        if next_attempt_at is not None:
+            update["next_attempt_at"] = as_utc(next_attempt_at, "next_attempt_at")
+        if last_error is not None:
+            update["last_error"] = last_error
+        if sent is not None:
+            update["sent"] = sent
+        updated = item.model_copy(update=update)
+        self._outbox[key] = updated
+        return updated
+
+    async def list_outbox(
+        self, *, status: OutboxStatus | None = None, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Return items (all, or those with ``status``), oldest first."""
+        await self._ready()
+        items = [i for i in self._outbox.values() if status is None or i.status == status]
+        items.sort(key=lambda item: (item.created_at, item.key))
+        return items[: max(limit, 0)]
+
+    async def recent_recipients(
+        self, *, network: str, text_digest: str, since: datetime
+    ) -> list[str]:
+        """Return who was sent this text since ``since`` (not failed or cancelled)."""
+        await self._ready()
+        since = as_utc(since, "since")
+        items = sorted(self._outbox.values(), key=lambda item: (item.created_at, item.key))
+        found: dict[str, None] = {}
+        for item in items:
+            if (
+                item.network == network
+                and item.text_digest == text_digest
+                and item.recipient is not None
+                and item.created_at >= since
+                and item.status not in ("failed", "cancelled")
+            ):
+                found[item.recipient] = None
+        return list(found)
+
+    # drafts
+
+    async def add_draft(self, draft: Draft) -> None:
+        """Store a new draft.
+
+        Raises:
+            ValueError: A draft with this id exists.
+        """
+        await self._ready()
+        if draft.id in self._drafts:
+            raise ValueError(f"draft {draft.id} already exists")
+        self._drafts[draft.id] = draft
+
+    async def get_draft(self, draft_id: str) -> Draft | None:
+        """Return a draft, or ``None``."""
+        await self._ready()
+        return self._drafts.get(draft_id)
+
+    async def list_drafts(
+        self, *, status: DraftStatus | None = "pending", limit: int = 100
+    ) -> list[Draft]:
+        """Return drafts (those with ``status``, or all with ``None``), oldest first."""
+        await self._ready()
+        drafts = [d for d in self._drafts.values() if status is None or d.status == status]
+        drafts.sort(key=lambda draft: (draft.created_at, draft.id))
+        return drafts[: max(limit, 0)]
+
+    async def decide_draft(
+        self,
+        draft_id: str,
+        *,
+        status: DraftStatus,
+        by: str,
+        reason: str | None = None,
+        action: Action | None = None,
+    ) -> Draft:
+        """Approve or reject a pending draft, optionally replacing its action.
+
+        Raises:
+            KeyError: No draft has this id.
+            ValueError: The draft was already decided, ``status`` is
+                ``"pending"``, or ``action`` is not a reply, private reply or post.
+        """
+        await self._ready()
+        draft = self._drafts.get(draft_id)
+        if draft is None:
+            raise KeyError(draft_id)
+        result = decided(draft, status=status, by=by, reason=reason, action=action, at=utcnow())
+        self._drafts[draft_id] = result
+        return result
+
+    # audit, dead letters, failures
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Append an audit entry (its ``id`` is assigned)."""
+        await self._ready()
+        self._audit.append(entry.model_copy(update={"id": len(self._audit) + 1}))
+
+    async def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
+        """Return audit entries, newest first."""
+        await self._ready()
+        return _newest(self._audit, limit)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a body we could not use (its ``id`` is assigned)."""
+        await self._ready()
+        self._dead.append(letter.model_copy(update={"id": len(self._dead) + 1}))
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Return dead letters, newest first."""
+        await self._ready()
+        return _newest(self._dead, limit)
+
+    async def add_failure(self, failure: HandlerFailure) -> None:
+        """Record a handler failure (its ``id`` is assigned)."""
+        await self._ready()
+        self._failures.append(failure.model_copy(update={"id": len(self._failures) + 1}))
+
+    async def failures(self, *, limit: int = 100) -> list[HandlerFailure]:
+        """Return handler failures, newest first."""
+        await self._ready()
+        return _newest(self._failures, limit)
+
+
+_R = TypeVar("_R", AuditEntry, DeadLetter, HandlerFailure)
+
+
+def _newest(records: list[_R], limit: int) -> list[_R]:
+    ordered = sorted(records, key=lambda record: (record.at, record.id or 0), reverse=True)
+    return ordered[: max(limit, 0)]

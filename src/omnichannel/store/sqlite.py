@@ -1,0 +1,859 @@
+"""The embedded default store: one SQLite file, WAL mode, full-text search."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Literal, Self, TypeVar
+
+import anyio
+import anyio.to_thread
+from pydantic import TypeAdapter
+
+from ..actions import Action, Sent
+from ..errors import ConfigurationError
+from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
+from ..model import Conversation, Message, Person, Ref
+from ._rules import as_utc, decided, fts_match, merge_conversation, phrases, utcnow, version_at
+from ._sqlite_schema import MIGRATIONS
+from .base import (
+    AuditEntry,
+    DeadLetter,
+    Draft,
+    DraftAction,
+    DraftStatus,
+    HandlerFailure,
+    OutboxItem,
+    OutboxStatus,
+    Store,
+)
+
+__all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
+_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
+_DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction)
+
+# Every statement is a literal (no SQL is assembled at run time) and sticks to
+# standard SQL (INSERT ... ON CONFLICT, COALESCE, CASE) that PostgreSQL shares.
+_INSERT_OUTBOX = """
+    INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at, updated_at,
+                        origin, approved_by, recipient, text_digest, last_error, action, sent)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (key) DO NOTHING
+"""
+_SELECT_OUTBOX = """
+    SELECT key, network, status, attempts, next_attempt_at, created_at, updated_at,
+           origin, approved_by, recipient, text_digest, last_error, action, sent
+    FROM outbox WHERE key = ?
+"""
+_SELECT_DUE = """
+    SELECT key FROM outbox
+    WHERE status IN ('pending', 'ambiguous') AND next_attempt_at <= ?
+    ORDER BY created_at, key LIMIT ?
+"""
+_LIST_OUTBOX = """
+    SELECT key, network, status, attempts, next_attempt_at, created_at, updated_at,
+           origin, approved_by, recipient, text_digest, last_error, action, sent
+    FROM outbox WHERE (? IS NULL OR status = ?)
+    ORDER BY created_at, key LIMIT ?
+"""
+_INSERT_DRAFT = """
+    INSERT INTO drafts (id, status, event_id, action, created_at, decided_at, decided_by,
+                        reason, note)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO NOTHING
+"""
+_SELECT_DRAFT = """
+    SELECT id, status, event_id, action, created_at, decided_at, decided_by, reason, note
+    FROM drafts WHERE id = ?
+"""
+_LIST_DRAFTS = """
+    SELECT id, status, event_id, action, created_at, decided_at, decided_by, reason, note
+    FROM drafts WHERE (? IS NULL OR status = ?)
+    ORDER BY created_at, id LIMIT ?
+"""
+_NEWEST = {
+    "audit": "SELECT * FROM audit ORDER BY at DESC, id DESC LIMIT ?",
+    "dead_letters": "SELECT * FROM dead_letters ORDER BY at DESC, id DESC LIMIT ?",
+    "handler_failures": "SELECT * FROM handler_failures ORDER BY at DESC, id DESC LIMIT ?",
+}
+
+
+def _ts(value: datetime) -> str:
+    """A fixed-width UTC timestamp, so text order is time order."""
+    return as_utc(value, "time").isoformat(timespec="microseconds")
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _opt_dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        key=row["key"],
+        network=row["network"],
+        action=_ACTION.validate_json(row["action"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        sent=None if row["sent"] is None else Sent.model_validate_json(row["sent"]),
+        created_at=_dt(row["created_at"]),
+        updated_at=_dt(row["updated_at"]),
+        origin=row["origin"],
+        approved_by=row["approved_by"],
+        recipient=row["recipient"],
+        text_digest=row["text_digest"],
+    )
+
+
+def _draft(row: sqlite3.Row) -> Draft:
+    return Draft(
+        id=row["id"],
+        action=_DRAFT_ACTION.validate_json(row["action"]),
+        event_id=row["event_id"],
+        status=row["status"],
+        created_at=_dt(row["created_at"]),
+        decided_at=_opt_dt(row["decided_at"]),
+        decided_by=row["decided_by"],
+        reason=row["reason"],
+        note=row["note"],
+    )
+
+
+def _audit(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=_dt(row["at"]),
+        network=row["network"],
+        action_type=row["action_type"],
+        idempotency_key=row["idempotency_key"],
+        actor=row["actor"],
+        approved_by=row["approved_by"],
+        result_ref=row["result_ref"],
+        detail=row["detail"],
+    )
+
+
+def _dead_letter(row: sqlite3.Row) -> DeadLetter:
+    return DeadLetter(
+        id=row["id"],
+        at=_dt(row["at"]),
+        network=row["network"],
+        reason=row["reason"],
+        body=bytes(row["body"]),
+        headers=json.loads(row["headers"]),
+    )
+
+
+def _failure(row: sqlite3.Row) -> HandlerFailure:
+    return HandlerFailure(
+        id=row["id"],
+        at=_dt(row["at"]),
+        event_id=row["event_id"],
+        handler=row["handler"],
+        error=row["error"],
+        traceback=row["traceback"],
+    )
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``work`` in one write transaction, rolled back if it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this database has not had, each in its own transaction.
+
+    Raises:
+        ConfigurationError: The database was written by a newer schema.
+    """
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise ConfigurationError(
+            f"the store's schema version {version} is newer than this omnichannel "
+            f"understands ({len(MIGRATIONS)}); upgrade omnichannel"
+        )
+    for number, script in enumerate(MIGRATIONS, start=1):
+        if number <= version:
+            continue
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+class SQLiteStore(Store):
+    """Keep everything in one SQLite database file.
+
+    The embedded default: durable, searchable (FTS5) and safe for one process
+    with many tasks. Calls run in a worker thread over a single connection,
+    one at a time; the database uses write-ahead logging, so other processes
+    (a backup, a report) can read while the hub writes. The schema is created
+    on first open and migrated forward on later opens.
+
+    Args:
+        path: The database file, created if missing (its folder must exist).
+            ``":memory:"`` gives a private database that vanishes on close,
+            which suits a quick test but not a hub.
+        synchronous: ``"full"`` (default) syncs every commit to disk, so an
+            acknowledged webhook survives a power cut; ``"normal"`` is faster
+            and still never corrupts the file, but may lose the last commits
+            on power loss (not on a process crash).
+
+    Example:
+        ```python
+        async with SQLiteStore("helpdesk.db") as store:
+            hits = await store.search("refund", network="mastodon")
+        ```
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["normal", "full"] = "full",
+    ) -> None:
+        """Describe the store; nothing is opened until ``open()``."""
+        self.path = os.fspath(path)
+        self.synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        state = "open" if self._conn is not None else "closed"
+        return f"<SQLiteStore {self.path!r} {state}>"
+
+    # plumbing
+
+    async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        async with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise RuntimeError("the store is not open")
+            return await anyio.to_thread.run_sync(work, conn)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await self._call(lambda conn: _in_transaction(conn, work))
+
+    # lifecycle
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise ConfigurationError(f"cannot open the store at {self.path!r}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn)
+            # Crash recovery: a send that was under way may have landed.
+            _in_transaction(
+                conn,
+                lambda c: c.execute(
+                    "UPDATE outbox SET status = 'ambiguous', updated_at = ?"
+                    " WHERE status = 'sending'",
+                    (_ts(utcnow()),),
+                ),
+            )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def open(self) -> None:
+        """Open the database, create or migrate its schema, recover from a crash.
+
+        Outbox items left ``sending`` become ``ambiguous``.
+
+        Raises:
+            ConfigurationError: The file cannot be opened, or its schema is
+                newer than this version of omnichannel.
+        """
+        async with self._lock:
+            if self._conn is None:
+                self._conn = await anyio.to_thread.run_sync(self._connect)
+
+    async def aclose(self) -> None:
+        """Close the database; the store may be opened again."""
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await anyio.to_thread.run_sync(conn.close)
+
+    async def __aenter__(self) -> Self:
+        """Open the store and return it."""
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        await self.aclose()
+
+    # inbound
+
+    async def record_batch(
+        self,
+        network: str,
+        events: Sequence[Event],
+        *,
+        cursor: str | None,
+        stream: str = "default",
+    ) -> list[Event]:
+        """Persist a batch of inbound events; return the ones not seen before."""
+        batch = list(events)
+        now = _ts(utcnow())
+
+        def work(conn: sqlite3.Connection) -> list[Event]:
+            new: list[Event] = []
+            for event in batch:
+                inserted = conn.execute(
+                    "INSERT INTO events (id, network, type, json, handled, received_at)"
+                    " VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING",
+                    (
+                        event.id,
+                        event.network,
+                        event.type,
+                        event.model_dump_json(),
+                        _ts(event.received_at),
+                    ),
+                ).rowcount
+                if inserted == 1:
+                    new.append(event)
+                    _apply(conn, event)
+            if cursor is not None:
+                conn.execute(
+                    "INSERT INTO cursors (network, stream, cursor, updated_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (network, stream)"
+                    " DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                    (network, stream, cursor, now),
+                )
+            return new
+
+        return await self._write(work)
+
+    async def get_cursor(self, network: str, stream: str = "default") -> str | None:
+        """Return the cursor saved by the last batch of ``network``/``stream``."""
+
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT cursor FROM cursors WHERE network = ? AND stream = ?", (network, stream)
+            ).fetchone()
+            return None if row is None else str(row["cursor"])
+
+        return await self._call(work)
+
+    async def mark_handled(self, event_id: str) -> None:
+        """Mark an event handled (an unknown id is ignored)."""
+        await self._write(
+            lambda conn: conn.execute("UPDATE events SET handled = 1 WHERE id = ?", (event_id,))
+        )
+
+    async def unhandled_events(self, network: str | None = None) -> list[Event]:
+        """Return the events not yet handled, in the order they were recorded."""
+
+        def work(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT json FROM events WHERE handled = 0 AND (? IS NULL OR network = ?)"
+                " ORDER BY rowid",
+                (network, network),
+            ).fetchall()
+            return [parse_event(row["json"]) for row in rows]
+
+        return await self._call(work)
+
+    async def seen(self, event_id: str) -> bool:
+        """Return whether an event with this id was recorded."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
+            return row is not None
+
+        return await self._call(work)
+
+    # messages
+
+    async def get_message(self, ref: Ref) -> Message | None:
+        """Return a stored message, or ``None`` (also when it was deleted)."""
+
+        def work(conn: sqlite3.Connection) -> Message | None:
+            row = conn.execute(
+                "SELECT json FROM messages WHERE network = ? AND id = ? AND deleted = 0",
+                (ref.network, ref.id),
+            ).fetchone()
+            return None if row is None else Message.model_validate_json(row["json"])
+
+        return await self._call(work)
+
+    async def get_conversation(self, ref: Ref) -> Conversation | None:
+        """Return a stored conversation, or ``None``."""
+
+        def work(conn: sqlite3.Connection) -> Conversation | None:
+            return _conversation(conn, ref)
+
+        return await self._call(work)
+
+    async def conversation_messages(self, ref: Ref, *, limit: int = 100) -> list[Message]:
+        """Return the latest ``limit`` messages of a conversation, oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[Message]:
+            rows = conn.execute(
+                "SELECT json FROM messages"
+                " WHERE network = ? AND conversation = ? AND deleted = 0"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                (ref.network, ref.id, max(limit, 0)),
+            ).fetchall()
+            return [Message.model_validate_json(row["json"]) for row in reversed(rows)]
+
+        return await self._call(work)
+
+    async def list_conversations(
+        self, *, network: str | None = None, limit: int = 50
+    ) -> list[Conversation]:
+        """Return conversations, most recent activity first."""
+
+        def work(conn: sqlite3.Connection) -> list[Conversation]:
+            rows = conn.execute(
+                "SELECT json FROM conversations WHERE (? IS NULL OR network = ?)"
+                " ORDER BY last_activity_at DESC, id DESC LIMIT ?",
+                (network, network, max(limit, 0)),
+            ).fetchall()
+            return [Conversation.model_validate_json(row["json"]) for row in rows]
+
+        return await self._call(work)
+
+    async def search(
+        self, query: str, *, network: str | None = None, limit: int = 20
+    ) -> list[Message]:
+        """Return messages containing every word of ``query``, best match first.
+
+        Ranked by BM25. A word ending in ``*`` matches as a prefix; quotes,
+        apostrophes and other FTS5 operators in ``query`` are plain text.
+        """
+        terms = phrases(query)
+        if not terms:
+            return []
+        match = fts_match(terms)
+
+        def work(conn: sqlite3.Connection) -> list[Message]:
+            rows = conn.execute(
+                "SELECT m.json FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid"
+                " WHERE messages_fts MATCH ? AND m.deleted = 0 AND (? IS NULL OR m.network = ?)"
+                " ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?",
+                (match, network, network, max(limit, 0)),
+            ).fetchall()
+            return [Message.model_validate_json(row["json"]) for row in rows]
+
+        return await self._call(work)
+
+    async def save_messages(self, messages: Sequence[Message]) -> None:
+        """Upsert messages (our own sent replies, fetched history)."""
+        batch = list(messages)
+
+        def work(conn: sqlite3.Connection) -> None:
+            for message in batch:
+                _upsert_message(conn, message, None)
+
+        await self._write(work)
+
+    # outbox
+
+    async def enqueue(self, item: OutboxItem) -> OutboxItem:
+        """Add an item; when its key is already queued, return the stored one."""
+
+        def work(conn: sqlite3.Connection) -> OutboxItem:
+            conn.execute(
+                _INSERT_OUTBOX,
+                (
+                    item.key,
+                    item.network,
+                    item.status,
+                    item.attempts,
+                    _ts(item.next_attempt_at),
+                    _ts(item.created_at),
+                    _ts(item.updated_at),
+                    item.origin,
+                    item.approved_by,
+                    item.recipient,
+                    item.text_digest,
+                    item.last_error,
+                    _ACTION.dump_json(item.action).decode(),
+                    None if item.sent is None else item.sent.model_dump_json(),
+                ),
+            )
+            return _require_outbox(conn, item.key)
+
+        return await self._write(work)
+
+    async def get_outbox(self, key: str) -> OutboxItem | None:
+        """Return the item with this key, or ``None``."""
+        return await self._call(lambda conn: _get_outbox(conn, key))
+
+    async def claim_due(self, *, now: datetime, limit: int = 10) -> list[OutboxItem]:
+        """Claim due items, oldest first (see `Store.claim_due`)."""
+        at = _ts(now)
+
+        def work(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(_SELECT_DUE, (at, max(limit, 0))).fetchall()
+            claimed: list[OutboxItem] = []
+            for row in rows:
+                conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, updated_at = ?,"
+                    " status = CASE WHEN status = 'pending' THEN 'sending' ELSE status END"
+                    " WHERE key = ?",
+                    (at, row["key"]),
+                )
+                claimed.append(_require_outbox(conn, row["key"]))
+            return claimed
+
+        return await self._write(work)
+
+    async def update_outbox(
+        self,
+        key: str,
+        *,
+        status: OutboxStatus,
+        next_attempt_at: datetime | None = None,
+        last_error: str | None = None,
+        sent: Sent | None = None,
+    ) -> OutboxItem:
+        """Set an item's status; other arguments left ``None`` keep their value.
+
+        Raises:
+            KeyError: No item has this key.
+        """
+        due = None if next_attempt_at is None else _ts(next_attempt_at)
+        sent_json = None if sent is None else sent.model_dump_json()
+        now = _ts(utcnow())
+
+        def work(conn: sqlite3.Connection) -> OutboxItem:
+            changed = conn.execute(
+                "UPDATE outbox SET status = ?, updated_at = ?,"
+                " next_attempt_at = COALESCE(?, next_attempt_at),"
+                " last_error = COALESCE(?, last_error),"
+                " sent = COALESCE(?, sent)"
+                " WHERE key = ?",
+                (status, now, due, last_error, sent_json, key),
+            ).rowcount
+            if changed != 1:
+                raise KeyError(key)
+            return _require_outbox(conn, key)
+
+        return await self._write(work)
+
+    async def list_outbox(
+        self, *, status: OutboxStatus | None = None, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Return items (all, or those with ``status``), oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(_LIST_OUTBOX, (status, status, max(limit, 0))).fetchall()
+            return [_outbox_item(row) for row in rows]
+
+        return await self._call(work)
+
+    async def recent_recipients(
+        self, *, network: str, text_digest: str, since: datetime
+    ) -> list[str]:
+        """Return who was sent this text since ``since`` (not failed or cancelled)."""
+        start = _ts(since)
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT recipient FROM outbox"
+                " WHERE network = ? AND text_digest = ? AND created_at >= ?"
+                " AND recipient IS NOT NULL AND status NOT IN ('failed', 'cancelled')"
+                " ORDER BY created_at, key",
+                (network, text_digest, start),
+            ).fetchall()
+            return list(dict.fromkeys(str(row["recipient"]) for row in rows))
+
+        return await self._call(work)
+
+    # drafts
+
+    async def add_draft(self, draft: Draft) -> None:
+        """Store a new draft.
+
+        Raises:
+            ValueError: A draft with this id exists.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            inserted = conn.execute(_INSERT_DRAFT, _draft_values(draft)).rowcount
+            if inserted != 1:
+                raise ValueError(f"draft {draft.id} already exists")
+
+        await self._write(work)
+
+    async def get_draft(self, draft_id: str) -> Draft | None:
+        """Return a draft, or ``None``."""
+        return await self._call(lambda conn: _get_draft(conn, draft_id))
+
+    async def list_drafts(
+        self, *, status: DraftStatus | None = "pending", limit: int = 100
+    ) -> list[Draft]:
+        """Return drafts (those with ``status``, or all with ``None``), oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[Draft]:
+            rows = conn.execute(_LIST_DRAFTS, (status, status, max(limit, 0))).fetchall()
+            return [_draft(row) for row in rows]
+
+        return await self._call(work)
+
+    async def decide_draft(
+        self,
+        draft_id: str,
+        *,
+        status: DraftStatus,
+        by: str,
+        reason: str | None = None,
+        action: Action | None = None,
+    ) -> Draft:
+        """Approve or reject a pending draft, optionally replacing its action.
+
+        Raises:
+            KeyError: No draft has this id.
+            ValueError: The draft was already decided, ``status`` is
+                ``"pending"``, or ``action`` is not a reply, private reply or post.
+        """
+        at = utcnow()
+
+        def work(conn: sqlite3.Connection) -> Draft:
+            draft = _get_draft(conn, draft_id)
+            if draft is None:
+                raise KeyError(draft_id)
+            result = decided(draft, status=status, by=by, reason=reason, action=action, at=at)
+            conn.execute(
+                "UPDATE drafts SET status = ?, action = ?, decided_at = ?, decided_by = ?,"
+                " reason = ? WHERE id = ?",
+                (
+                    result.status,
+                    _DRAFT_ACTION.dump_json(result.action).decode(),
+                    _ts(at),
+                    result.decided_by,
+                    result.reason,
+                    draft_id,
+                ),
+            )
+            return result
+
+        return await self._write(work)
+
+    # audit, dead letters, failures
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Append an audit entry (its ``id`` is assigned)."""
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO audit (at, network, action_type, idempotency_key, actor,"
+                " approved_by, result_ref, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _ts(entry.at),
+                    entry.network,
+                    entry.action_type,
+                    entry.idempotency_key,
+                    entry.actor,
+                    entry.approved_by,
+                    entry.result_ref,
+                    entry.detail,
+                ),
+            )
+        )
+
+    async def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
+        """Return audit entries, newest first."""
+        return await self._newest("audit", _audit, limit)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a body we could not use (its ``id`` is assigned)."""
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO dead_letters (at, network, reason, body, headers)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    _ts(letter.at),
+                    letter.network,
+                    letter.reason,
+                    letter.body,
+                    json.dumps(letter.headers),
+                ),
+            )
+        )
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Return dead letters, newest first."""
+        return await self._newest("dead_letters", _dead_letter, limit)
+
+    async def add_failure(self, failure: HandlerFailure) -> None:
+        """Record a handler failure (its ``id`` is assigned)."""
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO handler_failures (at, event_id, handler, error, traceback)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    _ts(failure.at),
+                    failure.event_id,
+                    failure.handler,
+                    failure.error,
+                    failure.traceback,
+                ),
+            )
+        )
+
+    async def failures(self, *, limit: int = 100) -> list[HandlerFailure]:
+        """Return handler failures, newest first."""
+        return await self._newest("handler_failures", _failure, limit)
+
+    async def _newest(
+        self,
+        table: Literal["audit", "dead_letters", "handler_failures"],
+        build: Callable[[sqlite3.Row], _T],
+        limit: int,
+    ) -> list[_T]:
+        def work(conn: sqlite3.Connection) -> list[_T]:
+            rows = conn.execute(_NEWEST[table], (max(limit, 0),)).fetchall()
+            return [build(row) for row in rows]
+
+        return await self._call(work)
+
+
+# Row helpers, run inside a worker thread with the connection held.
+
+
+def _get_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem | None:
+    row = conn.execute(_SELECT_OUTBOX, (key,)).fetchone()
+    return None if row is None else _outbox_item(row)
+
+
+def _require_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem:
+    item = _get_outbox(conn, key)
+    if item is None:
+        raise KeyError(key)
+    return item
+
+
+def _get_draft(conn: sqlite3.Connection, draft_id: str) -> Draft | None:
+    row = conn.execute(_SELECT_DRAFT, (draft_id,)).fetchone()
+    return None if row is None else _draft(row)
+
+
+def _draft_values(draft: Draft) -> tuple[str | None, ...]:
+    return (
+        draft.id,
+        draft.status,
+        draft.event_id,
+        _DRAFT_ACTION.dump_json(draft.action).decode(),
+        _ts(draft.created_at),
+        None if draft.decided_at is None else _ts(draft.decided_at),
+        draft.decided_by,
+        draft.reason,
+        draft.note,
+    )
+
+
+def _conversation(conn: sqlite3.Connection, ref: Ref) -> Conversation | None:
+    row = conn.execute(
+        "SELECT json FROM conversations WHERE network = ? AND id = ?", (ref.network, ref.id)
+    ).fetchone()
+    return None if row is None else Conversation.model_validate_json(row["json"])
+
+
+def _apply(conn: sqlite3.Connection, event: Event) -> None:
+    if isinstance(event, MessageReceived):
+        _remember_people(conn, event.conversation.participants)
+        _upsert_message(conn, event.message, event.conversation)
+    elif isinstance(event, MessageUpdated):
+        _upsert_message(conn, event.message, None)
+    elif isinstance(event, MessageDeleted):
+        conversation = None if event.conversation is None else event.conversation.id
+        conn.execute(
+            "INSERT INTO messages (network, id, conversation, text, deleted)"
+            " VALUES (?, ?, ?, '', 1) ON CONFLICT (network, id)"
+            " DO UPDATE SET text = '', json = NULL, deleted = 1",
+            (event.message.network, event.message.id, conversation),
+        )
+
+
+def _remember_people(conn: sqlite3.Connection, people: Sequence[Person]) -> None:
+    now = _ts(utcnow())
+    for person in people:
+        conn.execute(
+            "INSERT INTO people (network, id, json, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (network, id)"
+            " DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
+            (person.ref.network, person.ref.id, person.model_dump_json(), now),
+        )
+
+
+def _upsert_message(
+    conn: sqlite3.Connection, message: Message, conversation: Conversation | None
+) -> None:
+    """Store a message unless a newer version is stored or it was deleted."""
+    changed = conn.execute(
+        "INSERT INTO messages"
+        " (network, id, conversation, author, text, created_at, version_at, json, deleted)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (network, id) DO UPDATE SET"
+        " conversation = excluded.conversation, author = excluded.author,"
+        " text = excluded.text, created_at = excluded.created_at,"
+        " version_at = excluded.version_at, json = excluded.json"
+        " WHERE messages.deleted = 0 AND messages.version_at <= excluded.version_at",
+        (
+            message.ref.network,
+            message.ref.id,
+            message.conversation.id,
+            message.author.ref.id,
+            message.text,
+            _ts(message.created_at),
+            _ts(version_at(message)),
+            message.model_dump_json(),
+        ),
+    ).rowcount
+    if changed != 1:
+        return
+    _remember_people(conn, (message.author,))
+    ref = message.conversation
+    row = conn.execute(
+        "SELECT json, last_activity_at FROM conversations WHERE network = ? AND id = ?",
+        (ref.network, ref.id),
+    ).fetchone()
+    existing = None if row is None else Conversation.model_validate_json(row["json"])
+    merged = merge_conversation(existing, conversation, message)
+    last = _ts(message.created_at)
+    if row is not None and row["last_activity_at"] > last:
+        last = row["last_activity_at"]
+    conn.execute(
+        "INSERT INTO conversations (network, id, kind, json, last_activity_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (network, id) DO UPDATE SET"
+        " kind = excluded.kind, json = excluded.json,"
+        " last_activity_at = excluded.last_activity_at",
+        (ref.network, ref.id, merged.kind, merged.model_dump_json(), last),
+    )

@@ -1,0 +1,199 @@
+"""Rate-limit header parsers and `RateLimitState`, checked against recorded headers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omnichannel.http import (
+    RateLimitInfo,
+    RateLimitState,
+    parse_bluesky_headers,
+    parse_mastodon_headers,
+    parse_meta_headers,
+    parse_x_headers,
+)
+
+VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+NOW = datetime(2025, 5, 22, 14, 40, tzinfo=UTC)
+
+
+def recorded_headers(network: str, cassette: str, index: int) -> dict[str, str]:
+    """Response headers of one recorded interaction of a decoded cassette."""
+    data = json.loads((VECTORS / network / "decoded" / f"{cassette}.json").read_text())
+    headers: dict[str, Any] = data["interactions"][index]["response_headers"]
+    return {name: str(value) for name, value in headers.items()}
+
+
+def test_x_headers_fill_info_from_recorded_post_tweets() -> None:
+    """X's x-rate-limit-* headers of the recorded POST /2/tweets give limit, remaining, reset."""
+    headers = recorded_headers("twitter", "tweepy__test_client_create_and_delete_tweet", 0)
+    info = parse_x_headers(headers, now=NOW)
+    assert info == RateLimitInfo(
+        limit=200, remaining=199, reset_at=datetime.fromtimestamp(1635976418, UTC)
+    )
+
+
+def test_x_headers_from_recorded_mentions_poll() -> None:
+    """The recorded mentions poll reads 450/448 with its epoch-seconds reset."""
+    headers = recorded_headers("twitter", "tweepy__test_client_get_users_mentions", 0)
+    info = parse_x_headers(headers, now=NOW)
+    assert info is not None
+    assert (info.limit, info.remaining) == (450, 448)
+    assert info.reset_at == datetime(2022, 10, 7, 22, 53, 48, tzinfo=UTC)
+
+
+def test_bluesky_headers_fill_info_and_policy_window() -> None:
+    """Bluesky's RateLimit-* headers on createRecord give 3000/2993, a reset and a 300 s window."""
+    headers = recorded_headers("bluesky", "bskyr__r_post_reply", 3)
+    info = parse_bluesky_headers(headers, now=NOW)
+    assert info == RateLimitInfo(
+        limit=3000,
+        remaining=2993,
+        reset_at=datetime.fromtimestamp(1747925095, UTC),
+        policy_window=timedelta(seconds=300),
+    )
+
+
+def test_bluesky_lowercase_headers_from_chat_host() -> None:
+    """The chat host's lowercase ratelimit-* headers are read the same way."""
+    headers = recorded_headers("bluesky", "bskyr__c_send", 0)
+    assert "ratelimit-limit" in headers
+    info = parse_bluesky_headers(headers, now=NOW)
+    assert info is not None
+    assert (info.limit, info.remaining) == (3000, 2993)
+    assert info.reset_at == datetime.fromtimestamp(1747924529, UTC)
+
+
+def test_bluesky_create_session_daily_policy() -> None:
+    """createSession's recorded policy "10;w=86400" is a one-day window."""
+    headers = recorded_headers("bluesky", "bskyr__repo_auth_direct", 0)
+    info = parse_bluesky_headers(headers, now=NOW)
+    assert info is not None
+    assert (info.limit, info.remaining, info.policy_window) == (10, 9, timedelta(days=1))
+
+
+def test_mastodon_headers_parse_iso_reset_with_microseconds() -> None:
+    """Mastodon's X-RateLimit-Reset 2026-08-01T15:00:00.754511Z becomes an exact aware datetime."""
+    headers = recorded_headers("mastodon", "mastodonpy__test_status_reply", 0)
+    info = parse_mastodon_headers(headers, now=NOW)
+    assert info == RateLimitInfo(
+        limit=300,
+        remaining=235,
+        reset_at=datetime(2026, 8, 1, 15, 0, 0, 754511, tzinfo=UTC),
+    )
+
+
+def test_mastodon_delete_bucket_from_recording() -> None:
+    """The recorded DELETE /api/v1/statuses/:id reports its own 30-request limit."""
+    headers = recorded_headers("mastodon", "mastodonpy__test_status_reply", 3)
+    info = parse_mastodon_headers(headers, now=NOW)
+    assert info is not None
+    assert (info.limit, info.remaining) == (30, 29)
+    assert info.reset_at == datetime(2026, 8, 1, 14, 0, 0, 23707, tzinfo=UTC)
+
+
+def test_meta_app_usage_from_recorded_graph_response() -> None:
+    """The recorded X-App-Usage {"call_count":2,...} is 2 % used: 98 of 100 left, no reset."""
+    batch = json.loads((VECTORS / "facebook" / "restfb__batch__batch-first-error.json").read_text())
+    headers = {h["name"]: h["value"] for h in batch[0]["headers"]}
+    assert headers["X-App-Usage"] == '{"call_count":2,"total_cputime":2,"total_time":2}'
+    info = parse_meta_headers(headers, now=NOW)
+    assert info == RateLimitInfo(limit=100, remaining=98, reset_at=None)
+
+
+def test_meta_business_use_case_usage_not_throttled() -> None:
+    """A Page BUC header at 1 % with no time to regain access leaves 99 % and no reset."""
+    # Shape and values as in python-facebook's tests (tests/test_ratelimit.py).
+    headers = {
+        "x-business-use-case-usage": (
+            '{"112130216863063":[{"type":"pages","call_count":1,"total_cputime":1,'
+            '"total_time":1,"estimated_time_to_regain_access":0}]}'
+        )
+    }
+    assert parse_meta_headers(headers, now=NOW) == RateLimitInfo(limit=100, remaining=99)
+
+
+def test_meta_usage_at_100_percent_is_exhausted_until_regain_time() -> None:
+    """At 100 % with 5 minutes to regain access, nothing remains until now + 5 minutes."""
+    headers = {
+        "X-App-Usage": '{"call_count":16,"total_cputime":15,"total_time":12}',
+        "X-Business-Use-Case-Usage": (
+            '{"112130216863063":[{"type":"pages","call_count":100,"total_cputime":40,'
+            '"total_time":38,"estimated_time_to_regain_access":5}]}'
+        ),
+    }
+    info = parse_meta_headers(headers, now=NOW)
+    assert info == RateLimitInfo(limit=100, remaining=0, reset_at=NOW + timedelta(minutes=5))
+
+
+def test_meta_time_to_regain_access_means_throttled_even_below_100() -> None:
+    """A non-zero time to regain access marks the budget exhausted whatever the percentages."""
+    headers = {
+        "X-Business-Use-Case-Usage": (
+            '{"1":[{"type":"pages","call_count":90,"total_cputime":10,'
+            '"total_time":10,"estimated_time_to_regain_access":2}]}'
+        )
+    }
+    info = parse_meta_headers(headers, now=NOW)
+    assert info is not None
+    assert info.remaining == 0
+    assert info.reset_at == NOW + timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    "parser", [parse_x_headers, parse_bluesky_headers, parse_mastodon_headers, parse_meta_headers]
+)
+def test_parsers_return_none_without_their_headers(parser: Any) -> None:
+    """A response without rate-limit headers gives no info, not an empty one."""
+    assert parser({"content-type": "application/json"}, now=NOW) is None
+
+
+def test_malformed_values_are_ignored_not_raised() -> None:
+    """Garbage in a rate-limit header drops that value instead of failing the response."""
+    assert parse_x_headers({"x-rate-limit-remaining": "lots"}, now=NOW) is None
+    info = parse_mastodon_headers(
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "soon"}, now=NOW
+    )
+    assert info == RateLimitInfo(remaining=0)
+    assert parse_meta_headers({"x-app-usage": "{not json"}, now=NOW) is None
+    assert parse_meta_headers({"x-app-usage": '{"call_count": "high"}'}, now=NOW) is None
+    assert parse_bluesky_headers(
+        {"ratelimit-limit": "10", "ratelimit-policy": "10;w=oops"}, now=NOW
+    ) == RateLimitInfo(limit=10)
+
+
+def test_state_waits_only_when_exhausted_with_future_reset() -> None:
+    """wait_time is the time to reset when remaining is 0, and 0 otherwise."""
+    state = RateLimitState()
+    reset = NOW + timedelta(seconds=42)
+    assert state.wait_time("x", "POST /2/tweets", now=NOW) == 0.0
+    state.update("x", "POST /2/tweets", RateLimitInfo(limit=200, remaining=1, reset_at=reset))
+    assert state.wait_time("x", "POST /2/tweets", now=NOW) == 0.0
+    state.update("x", "POST /2/tweets", RateLimitInfo(limit=200, remaining=0, reset_at=reset))
+    assert state.wait_time("x", "POST /2/tweets", now=NOW) == 42.0
+    assert state.wait_time("x", "POST /2/tweets", now=reset + timedelta(seconds=1)) == 0.0
+    assert state.wait_time("mastodon", "POST /2/tweets", now=NOW) == 0.0
+    state.update("x", "GET /2/users/me", RateLimitInfo(remaining=0))
+    assert state.wait_time("x", "GET /2/users/me", now=NOW) == 0.0
+
+
+def test_state_keys_by_network_and_bucket() -> None:
+    """Buckets of different networks never mix, and snapshot lists each one."""
+    state = RateLimitState()
+    state.update("x", "a", RateLimitInfo(remaining=1))
+    state.update("bluesky", "a", RateLimitInfo(remaining=2))
+    assert state.get("x", "a") == RateLimitInfo(remaining=1)
+    assert state.get("bluesky", "a") == RateLimitInfo(remaining=2)
+    assert state.get("x", "b") is None
+    assert set(state.snapshot()) == {("x", "a"), ("bluesky", "a")}
+
+
+def test_info_requires_aware_reset() -> None:
+    """A naive reset time is refused, so waits are never computed across time zones."""
+    with pytest.raises(ValueError, match="timezone"):
+        RateLimitInfo(reset_at=datetime(2026, 1, 1))
