@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -134,6 +135,21 @@ async def test_429_retry_after_seconds_is_honoured(
         await client.request("POST", "/2/tweets", json={"text": "hi"})
     assert route.call_count == 2
     assert fake_time.sleeps == [7.0]
+
+
+@pytest.mark.parametrize(
+    "when", ["Wed, 03 Nov 2021 21:53:58 GMT", "Wed, 03 Nov 2021 21:53:58 -0000"]
+)
+async def test_429_retry_after_http_date_is_honoured(
+    router: respx.Router, make_client: Any, fake_time: FakeTime, when: str
+) -> None:
+    """Retry-After as an HTTP date waits until that moment."""
+    router.post("/2/tweets").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": when}), CREATED]
+    )
+    async with make_client() as client:
+        await client.request("POST", "/2/tweets", json={"text": "hi"})
+    assert fake_time.sleeps == [32.0]  # START is 21:53:26 UTC
 
 
 async def test_429_reset_beyond_bound_raises_rate_limited_at_once(
@@ -517,6 +533,39 @@ async def test_mapper_can_vouch_that_a_post_500_did_not_land(
             await client.request("POST", "/123/comments", data={"message": "hi"})
 
 
+async def test_mapper_that_raises_on_html_502_still_gives_ambiguity(
+    router: respx.Router, make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mapper choking on a gateway's HTML page is ignored: the POST 502 stays ambiguous."""
+
+    def mapper(response: httpx.Response) -> OmnichannelError | None:
+        response.json()  # raises on HTML
+        return None
+
+    router.post("/2/tweets").mock(
+        return_value=httpx.Response(502, text="<html>Bad Gateway</html>")
+    )
+    async with make_client(error_mapper=mapper) as client:
+        with pytest.raises(AmbiguousDelivery):
+            await client.request("POST", "/2/tweets", json={"text": "hi"})
+    assert "error mapper raised JSONDecodeError" in caplog.text
+
+
+async def test_parser_that_raises_does_not_fail_a_success(
+    router: respx.Router, make_client: Any
+) -> None:
+    """A broken rate-limit parser cannot turn a landed POST into an error."""
+
+    def parser(headers: Any, /, *, now: datetime) -> None:
+        raise KeyError("x-rate-limit-reset")
+
+    route = router.post("/2/tweets").mock(return_value=CREATED)
+    async with make_client(rate_limit_parser=parser) as client:
+        response = await client.request("POST", "/2/tweets", json={"text": "hi"})
+    assert response.status_code == 201
+    assert route.call_count == 1
+
+
 # --- requests as built ------------------------------------------------------------------
 
 
@@ -665,12 +714,15 @@ def test_retry_policy_refuses_nonsense(options: dict[str, Any]) -> None:
 
 
 def test_public_names_are_exactly_all() -> None:
-    """omnichannel.http exports exactly its documented names, each with a docstring."""
-    public = sorted(name for name in vars(omnichannel.http) if not name.startswith("_"))
-    public = [name for name in public if not isinstance(getattr(omnichannel.http, name),
-                                                        type(omnichannel))]
-    assert sorted(omnichannel.http.__all__) == public
+    """omnichannel.http exports exactly its public names; each class and function is documented."""
+    public = {
+        name
+        for name, value in vars(omnichannel.http).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert set(omnichannel.http.__all__) == public
+    assert list(omnichannel.http.__all__) == sorted(omnichannel.http.__all__)
     for name in omnichannel.http.__all__:
-        obj = getattr(omnichannel.http, name)
-        if callable(obj) and hasattr(obj, "__doc__") and not name.endswith("Mapper"):
-            assert obj.__doc__, name
+        value = getattr(omnichannel.http, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), name

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Self
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from .capabilities import Capabilities
@@ -70,7 +70,7 @@ class Batch(BaseModel):
             without waiting).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     events: tuple[Event, ...] = ()
     cursor: str | None = None
@@ -91,6 +91,11 @@ class WebhookRequest(BaseModel):
     query: Mapping[str, str] = Field(default_factory=dict)
     headers: Mapping[str, str] = Field(default_factory=dict)
     body: bytes = b""
+
+    @field_validator("headers", mode="after")
+    @classmethod
+    def _lower_names(cls, headers: Mapping[str, str]) -> dict[str, str]:
+        return {name.lower(): value for name, value in headers.items()}
 
     def header(self, name: str) -> str | None:
         """Return a header's value by case-insensitive name, or ``None``."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect_left
+from functools import lru_cache
 from itertools import accumulate
 from typing import Literal, NamedTuple
 
@@ -392,27 +393,20 @@ class OffsetMap:
 
 # A URL may not be glued to a word, a mention or a cashtag (twitter-text's
 # validUrlPrecedingChars; Mastodon reuses the same expression).
-_URL_NOT_AFTER = "A-Za-z0-9@＠$#＃\ufeff\ufffe\uffff"
+_URL_NOT_AFTER = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@＠$#＃\ufeff\ufffe\uffff"
+)
 # Path, query and fragment characters: twitter-text's validGeneralUrlPathChars
 # and query characters, with its Latin and Cyrillic letters.
 _PATH_CHAR = r"[A-Za-z0-9!*';:=+,.$/%#\[\]\-_~|&@()?\u2013\p{Latin}\p{Cyrillic}]"
-_LABEL = r"[\p{L}\p{M}\p{N}_-]+"
-
-_SCHEME_URL = regex.compile(
-    rf"(?<![{_URL_NOT_AFTER}])https?://"
-    rf"(?P<host>{_LABEL}(?:\.{_LABEL})+)"
-    r"(?::\d{1,5})?"
-    rf"(?P<rest>[/?#]{_PATH_CHAR}*)?",
-    regex.IGNORECASE,
-)
-_BARE_URL = regex.compile(
-    rf"(?<![{_URL_NOT_AFTER}\-_./])"
-    r"(?P<host>(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?\.)+"
-    r"(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]+))"
-    r"(?![A-Za-z0-9@+_-])"
-    r"(?::\d{1,5})?"
-    rf"(?P<rest>[/?]{_PATH_CHAR}*)?",
-)
+_SCHEME = regex.compile(r"https?://", regex.IGNORECASE)
+_HOST = regex.compile(r"[\p{L}\p{M}\p{N}_-]+(?:\.[\p{L}\p{M}\p{N}_-]+)+")
+_SCHEME_TAIL = regex.compile(rf"(?::\d{{1,5}})?(?:[/?#]{_PATH_CHAR}*)?")
+_BARE_TAIL = regex.compile(rf"(?::\d{{1,5}})?(?:[/?]{_PATH_CHAR}*)?")
+# Where a bare domain may be: a dot between a host character and a letter.
+_DOT_HINT = regex.compile(r"[A-Za-z0-9_-]\.[A-Za-z]")
+_ASCII_HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
+_ASCII_TLD = regex.compile(r"[A-Za-z]{2,}|xn--[A-Za-z0-9-]+", regex.IGNORECASE)
 _LEADING_ASCII_TLD = regex.compile(r"[A-Za-z]{2,}(?=[^\x00-\x7f])")
 _TRAILING_PUNCTUATION = ".,;:!?'\"*~"
 
@@ -443,21 +437,32 @@ _REMOTE_MENTION = regex.compile(
 )
 
 
-def _trim_rest(rest: str) -> str:
-    """Drop trailing punctuation and unbalanced closing brackets from a URL tail."""
-    while rest:
-        last = rest[-1]
+def _glued(text: str, start: int) -> bool:
+    """Whether the character before ``start`` forbids a URL from starting there."""
+    return start > 0 and text[start - 1] in _URL_NOT_AFTER
+
+
+def _trimmed_end(text: str, start: int, end: int) -> int:
+    """End of a URL tail ``text[start:end]`` without trailing punctuation or
+    unbalanced closing brackets."""
+    while end > start:
+        last = text[end - 1]
+        tail = text[start:end]
         if last in _TRAILING_PUNCTUATION or (
-            last == ")" and rest.count(")") > rest.count("(")
-        ) or (last == "]" and rest.count("]") > rest.count("[")):
-            rest = rest[:-1]
+            last == ")" and tail.count(")") > tail.count("(")
+        ) or (last == "]" and tail.count("]") > tail.count("[")):
+            end -= 1
         else:
             break
-    return rest
+    return end
 
 
-def _valid_host(labels: list[str]) -> bool:
-    if any(not label or label[0] == "-" or label[-1] == "-" for label in labels):
+@lru_cache(maxsize=1024)
+def _valid_host(host: str) -> bool:
+    labels = host.split(".")
+    if len(labels) < 2 or any(
+        not label or label[0] == "-" or label[-1] == "-" for label in labels
+    ):
         return False
     if any("_" in label for label in labels[-2:]):
         return False  # underscores only in subdomains
@@ -465,7 +470,7 @@ def _valid_host(labels: list[str]) -> bool:
     if not (tld.isalpha() or tld.lower().startswith("xn--")):
         return False
     try:
-        ".".join(labels).encode("idna")  # each label at most 63 characters once punycoded
+        host.encode("idna")  # each label at most 63 characters once punycoded
     except UnicodeError:
         return False
     return True
@@ -473,41 +478,79 @@ def _valid_host(labels: list[str]) -> bool:
 
 def _scheme_urls(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for match in _SCHEME_URL.finditer(text):
-        host = match.group("host")
-        labels = host.split(".")
-        end = match.end()
-        rest = match.group("rest") or ""
-        if not labels[-1].isascii():
-            ascii_tld = _LEADING_ASCII_TLD.match(labels[-1])
+    for scheme in _SCHEME.finditer(text):
+        start = scheme.start()
+        if _glued(text, start) or (spans and start < spans[-1][1]):
+            continue
+        host = _HOST.match(text, scheme.end())
+        if host is None:
+            continue
+        end = host.end()
+        name = host.group()
+        last = name.rsplit(".", 1)[1]
+        if not last.isascii():
+            ascii_tld = _LEADING_ASCII_TLD.match(last)
             if ascii_tld is not None:
                 # "https://example.comです": the URL ends with the ASCII TLD.
-                labels[-1] = ascii_tld.group()
-                end = match.start("host") + len(".".join(labels))
-                rest = ""
-        if not _valid_host(labels):
+                cut = len(last) - ascii_tld.end()
+                name, end = name[:-cut], end - cut
+                if _valid_host(name):
+                    spans.append((start, end))
+                continue
+        if not _valid_host(name):
             continue
-        if rest:
-            end = match.start("rest") + len(_trim_rest(rest))
-        spans.append((match.start(), end))
+        tail = _SCHEME_TAIL.match(text, end)
+        spans.append((start, _trimmed_end(text, end, tail.end()) if tail else end))
     return spans
+
+
+def _bare_url_end(text: str, start: int, stop: int) -> int | None:
+    """End of the bare URL at ``start``, in a run of host characters ending at ``stop``.
+
+    The longest domain whose top-level label is known wins, with its port
+    and path; ``None`` when the run holds no domain.
+    """
+    labels = text[start:stop].split(".")
+    while labels and not labels[-1]:
+        labels.pop()  # "example.com." ends with a full stop, not a label
+    for count in range(len(labels), 1, -1):
+        tld = labels[count - 1].lower()
+        if not _ASCII_TLD.fullmatch(tld):
+            continue
+        name = ".".join(labels[:count])
+        end = start + len(name)
+        if end < len(text) and text[end] in "@+":
+            continue
+        country = len(tld) == 2
+        if not (country or tld in _GENERIC_TLDS or tld.startswith("xn--")):
+            continue
+        tail = _BARE_TAIL.match(text, end)
+        tail_end = _trimmed_end(text, end, tail.end()) if tail else end
+        if country and count == 2 and tail_end == end and tld not in _SPECIAL_SHORT_CC:
+            continue  # "bit.ly" alone is not linked, "bit.ly/x" is
+        if _valid_host(name):
+            return tail_end
+    return None
 
 
 def _bare_urls(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    for match in _BARE_URL.finditer(text):
-        labels = match.group("host").split(".")
-        tld = labels[-1].lower()
-        rest = match.group("rest") or ""
-        country = len(tld) == 2
-        if not (country or tld in _GENERIC_TLDS or tld.startswith("xn--")):
-            continue
-        if country and len(labels) == 2 and not rest and tld not in _SPECIAL_SHORT_CC:
-            continue  # "bit.ly" alone is not linked, "bit.ly/x" is
-        if not _valid_host(labels):
-            continue
-        end = match.start("rest") + len(_trim_rest(rest)) if rest else match.end()
-        spans.append((match.start(), end))
+    seen = -1
+    for hint in _DOT_HINT.finditer(text):
+        start = hint.start()
+        while start > 0 and text[start - 1] in _ASCII_HOST_CHARS:
+            start -= 1
+        if start <= seen or (spans and start < spans[-1][1]):
+            continue  # this run of host characters was already looked at
+        seen = start
+        if not text[start].isalnum() or _glued(text, start):
+            continue  # a domain starts with a letter or digit, not glued to a word
+        stop = hint.end()
+        while stop < len(text) and text[stop] in _ASCII_HOST_CHARS:
+            stop += 1
+        end = _bare_url_end(text, start, stop)
+        if end is not None:
+            spans.append((start, end))
     return spans
 
 
@@ -516,13 +559,21 @@ def _find_urls(text: str, *, bare: bool) -> list[tuple[int, int]]:
     if "." not in text:
         return []
     spans = _scheme_urls(text) if "://" in text else []
-    if bare:
-        taken = list(spans)
-        for start, end in _bare_urls(text):
-            if all(end <= a or start >= b for a, b in taken):
-                spans.append((start, end))
-        spans.sort()
-    return spans
+    if not bare:
+        return spans
+    merged: list[tuple[int, int]] = []
+    schemes = iter(spans)
+    pending = next(schemes, None)
+    for start, end in _bare_urls(text):  # both lists are sorted and non-overlapping
+        while pending is not None and pending[1] <= start:
+            merged.append(pending)
+            pending = next(schemes, None)
+        if pending is None or end <= pending[0]:
+            merged.append((start, end))
+    if pending is not None:
+        merged.append(pending)
+        merged.extend(schemes)
+    return merged
 
 
 def _replace_spans(text: str, spans: list[tuple[int, int]], placeholder: str) -> str:
@@ -922,17 +973,24 @@ def _split_spans(
 
         if not fits(lo):
             raise _too_long(rule, text[start : ends[lo]] + suffix, network)
-        # Gallop, then bisect, for the furthest candidate that still fits.
-        k, step, fails = lo, 1, len(ends)
-        while True:
-            probe = min(k + step, len(ends) - 1)
-            if probe == k:
-                break
-            if fits(probe):
+        # Find the furthest candidate that still fits: guess where ``limit``
+        # code points end, gallop away from the guess, then bisect.
+        last = len(ends) - 1
+        guess = min(max(bisect_left(ends, start + rule.limit), lo), last)
+        k, fails = lo, len(ends)
+        if guess > lo and not fits(guess):
+            fails, step = guess, 1
+            while fails - step > lo and not fits(fails - step):
+                fails, step = fails - step, step * 2
+            k = max(fails - step, lo)
+        else:
+            k, step = guess, 1
+            while k < last:
+                probe = min(k + step, last)
+                if not fits(probe):
+                    fails = probe
+                    break
                 k, step = probe, step * 2
-            else:
-                fails = probe
-                break
         while fails - k > 1:
             middle = (k + fails) // 2
             if fits(middle):

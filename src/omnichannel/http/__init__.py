@@ -1,25 +1,36 @@
 """The one place adapters get an HTTP client.
 
 ```python
+import anyio
+import httpx
+
 from omnichannel.http import BearerAuth, open_client, parse_mastodon_headers
 
-async with open_client(
-    network="mastodon",
-    base_url="https://mastodon.example",
-    auth=BearerAuth(settings.token),
-    rate_limit_parser=parse_mastodon_headers,
-    default_bucket="account",
-) as client:
-    response = await client.request(
-        "POST", "/api/v1/statuses",
-        data={"status": "Thanks, we are on it!"},
-        headers={"Idempotency-Key": key},   # makes the POST safe to retry
-    )
+
+async def main() -> None:
+    async with open_client(
+        network="mastodon",
+        base_url="https://mastodon.example",
+        auth=BearerAuth("token-from-settings"),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"id": "1"})),
+        rate_limit_parser=parse_mastodon_headers,
+        default_bucket="account",
+    ) as client:
+        response = await client.request(
+            "POST", "/api/v1/statuses",
+            data={"status": "Thanks, we are on it!"},
+            headers={"Idempotency-Key": "reply-42"},  # makes this POST safe to retry
+        )
+        print(response.json()["id"])
+
+
+anyio.run(main)
+#> 1
 ```
 
 `ApiClient.request` retries what is safe to retry, waits for rate limits instead
-of hitting them, and raises `omnichannel.errors` for error answers; a write
-that may have landed raises `AmbiguousDelivery` and is never sent twice.
+of hitting them, and raises `omnichannel.errors` for error answers. A write
+that may have landed raises `AmbiguousDelivery` and is never sent twice blindly.
 """
 
 from ._auth import BearerAuth, OAuth1Auth, RefreshingBearerAuth

@@ -49,8 +49,9 @@ logger = logging.getLogger("omnichannel.http")
 ErrorMapper: TypeAlias = Callable[[httpx.Response], OmnichannelError | None]
 """Turns an error response (status >= 400) into our error, or ``None`` for the default.
 
-The response body has been read. The error message must not quote a token, a
-query string or a request body.
+The response body has been read; it may not be JSON (a gateway's HTML page). The
+error message must not quote a token, a query string or a request body. A mapper
+that raises is ignored (with a warning) and the default mapping applies.
 """
 
 Clock: TypeAlias = Callable[[], datetime]
@@ -322,7 +323,26 @@ class ApiClient:
     def _parse(self, response: httpx.Response, now: datetime) -> RateLimitInfo | None:
         if self._parser is None:
             return None
-        return self._parser(response.headers, now=now)
+        try:
+            return self._parser(response.headers, now=now)
+        except Exception as exc:  # a broken parser must not turn a success into a failure
+            self._hook_failed("rate-limit parser", exc)
+            return None
+
+    def _map(self, response: httpx.Response) -> OmnichannelError | None:
+        if self._mapper is None:
+            return None
+        try:
+            return self._mapper(response)
+        except Exception as exc:  # an HTML 502 page must not hide that a write may have landed
+            self._hook_failed("error mapper", exc)
+            return None
+
+    def _hook_failed(self, hook: str, exc: Exception) -> None:
+        logger.warning(
+            "%s %s raised %s; ignored", self.network, hook, type(exc).__name__,
+            extra={"network": self.network, "error": type(exc).__name__},
+        )
 
     async def _wait_for_budget(self, call: _Call) -> None:
         now = self._clock()
@@ -359,7 +379,7 @@ class ApiClient:
         self, call: _Call, response: httpx.Response, info: RateLimitInfo | None, now: datetime
     ) -> NoReturn:
         status = response.status_code
-        mapped = self._mapper(response) if self._mapper is not None else None
+        mapped = self._map(response)
         if isinstance(mapped, RateLimited) or (mapped is None and status == 429):
             self._rate_limited(response, mapped, info, now)
         error = mapped if mapped is not None else _default_error(
@@ -410,7 +430,9 @@ class ApiClient:
 
     def _outcome(self, call: _Call, failure: BaseException) -> str:
         if isinstance(failure, RetryRequest):
-            return "retry" if call.attempt < self.retry.attempts else "failed"
+            if call.attempt < self.retry.attempts:
+                return "retry"
+            failure = failure.error
         if isinstance(failure, AmbiguousDelivery):
             return "ambiguous"
         if isinstance(failure, RateLimited):

@@ -8,10 +8,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from .clock import VirtualClock
 
-__all__ = ["RateLimitWindow", "RateLimits", "TokenInfo", "Tokens"]
+__all__ = ["RateLimitWindow", "RateLimits", "TokenInfo", "TokenState", "Tokens"]
+
+TokenState = Literal["valid", "expired", "revoked", "invalid", "missing"]
+"""How a presented token was judged."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ class TokenInfo:
     kind: str = "access"
     extra: dict[str, object] = field(default_factory=dict)
 
-    def state(self, now: datetime) -> str:
+    def state(self, now: datetime) -> Literal["valid", "expired", "revoked"]:
         """Return ``"valid"``, ``"expired"`` or ``"revoked"`` at ``now``."""
         if self.revoked:
             return "revoked"
@@ -177,7 +181,9 @@ class Tokens:
         """Issue a token for an account; return the secret."""
         secret = token or secrets.token_urlsafe(24)
         with self._lock:
-            self._tokens[secret] = TokenInfo(secret, account_id, expires_at, False, tuple(scopes), kind)
+            self._tokens[secret] = TokenInfo(
+                secret, account_id, expires_at, False, tuple(scopes), kind
+            )
         return secret
 
     def lookup(self, token: str) -> TokenInfo | None:
@@ -185,7 +191,9 @@ class Tokens:
         with self._lock:
             return self._tokens.get(token)
 
-    def check(self, token: str | None, *, kind: str = "access") -> tuple[str, TokenInfo | None]:
+    def check(
+        self, token: str | None, *, kind: str = "access"
+    ) -> tuple[TokenState, TokenInfo | None]:
         """Judge a presented token: ``("valid"|"expired"|"revoked"|"invalid"|"missing", info)``."""
         if not token:
             return "missing", None

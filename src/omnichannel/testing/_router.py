@@ -61,12 +61,16 @@ class SandboxRequest:
     @property
     def content_type(self) -> str:
         """The media type of the body, lower-case, without parameters."""
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+        value: str = self.headers.get("content-type", "")
+        return value.split(";")[0].strip().lower()
 
     def bearer(self) -> str | None:
         """Return the ``Authorization: Bearer`` token, if there is one."""
-        scheme, _, value = self.headers.get("authorization", "").partition(" ")
-        return value.strip() or None if scheme.lower() == "bearer" else None
+        header: str = self.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return value.strip() or None
 
     def json(self) -> JsonValue:
         """Decode the body as JSON.
@@ -77,7 +81,8 @@ class SandboxRequest:
         try:
             value: JsonValue = json.loads(self.body or b"null")
         except ValueError:
-            raise SandboxAbort(SandboxResponse.json({"error": "body is not JSON"}, status=400)) from None
+            answer = SandboxResponse.json({"error": "body is not JSON"}, status=400)
+            raise SandboxAbort(answer) from None
         return value
 
     def form(self) -> dict[str, list[str]]:
@@ -105,7 +110,8 @@ class SandboxRequest:
         """Return one body field (JSON or form) as a string, else the query parameter."""
         value = self.data().get(name)
         if value is None:
-            return self.query.get(name, default)
+            found: str | None = self.query.get(name, default)
+            return found
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, str | int | float):
@@ -136,7 +142,8 @@ class SandboxResponse:
     ) -> SandboxResponse:
         """Build a JSON response (UTF-8, not ASCII-escaped, compact)."""
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-        return cls(status, body, {"content-type": "application/json; charset=utf-8", **(headers or {})})
+        kind = {"content-type": "application/json; charset=utf-8"}
+        return cls(status, body, {**kind, **(headers or {})})
 
     @classmethod
     def text(
@@ -147,7 +154,9 @@ class SandboxResponse:
         return cls(status, text.encode(), {"content-type": content_type, **(headers or {})})
 
     @classmethod
-    def empty(cls, *, status: int = 204, headers: Mapping[str, str] | None = None) -> SandboxResponse:
+    def empty(
+        cls, *, status: int = 204, headers: Mapping[str, str] | None = None
+    ) -> SandboxResponse:
         """Build a response without a body."""
         return cls(status, b"", dict(headers or {}))
 
@@ -157,7 +166,7 @@ class SandboxResponse:
         return value
 
 
-class SandboxAbort(Exception):  # noqa: N818 - control flow, not an error condition
+class SandboxAbort(Exception):
     """Raised inside a handler to answer at once with ``response``.
 
     ``raise SandboxAbort(self.bad_request(request, "Text can't be blank", status=422))``

@@ -78,7 +78,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class ConnectionDropped(Exception):  # noqa: N818 - it is what happened, on purpose
+class ConnectionDropped(Exception):
     """Raised by the ASGI app after starting a response, so the server closes the connection."""
 
 
@@ -115,7 +115,9 @@ class SandboxASGI:
         request = SandboxRequest(
             method=scope["method"], path=scope["path"],
             query=httpx.QueryParams(scope.get("query_string", b"").decode("latin-1")),
-            headers=httpx.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]),
+            headers=httpx.Headers(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
+            ),
             body=b"".join(chunks),
         )
         outcome = await self.sandbox.dispatch(request)
@@ -124,7 +126,9 @@ class SandboxASGI:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", b"1024")]})
             raise ConnectionDropped(outcome.drop)
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+        headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()
+        ]
         if answer.stream is not None:
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             async for chunk in answer.stream():
@@ -149,13 +153,17 @@ class ThreadedServer:
         try:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise RuntimeError("serving a sandbox needs uvicorn: pip install 'omnichannel[server]'") from exc
+            raise RuntimeError(
+                "serving a sandbox needs uvicorn: pip install 'omnichannel[server]'"
+            ) from exc
         config = uvicorn.Config(
             app, host=host, port=port, log_level="critical", access_log=False,
             lifespan="on", http="h11", loop="asyncio", ws="none",
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="sandbox-uvicorn", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, name="sandbox-uvicorn", daemon=True
+        )
         self.host = host
         self.url = ""
 

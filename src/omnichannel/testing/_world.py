@@ -481,10 +481,11 @@ class World:
             KeyError: No such post.
         """
         account_id = account if isinstance(account, str) else account.id
+        key = (account_id, post_id, reaction)
         with self.lock:
             post = self.posts[post_id]
             for like in self.likes:
-                if (like.account_id, like.post_id, like.reaction) == (account_id, post_id, reaction):
+                if (like.account_id, like.post_id, like.reaction) == key:
                     return like
             like = Like(
                 id=id or self.ids("like", self.accounts.get(account_id)), account_id=account_id,
@@ -500,9 +501,10 @@ class World:
     def unlike(self, account: Account | str, post_id: str, *, reaction: str = "like") -> bool:
         """Take a like back; return whether there was one."""
         account_id = account if isinstance(account, str) else account.id
+        key = (account_id, post_id, reaction)
         with self.lock:
             for like in self.likes:
-                if (like.account_id, like.post_id, like.reaction) == (account_id, post_id, reaction):
+                if (like.account_id, like.post_id, like.reaction) == key:
                     self.likes.remove(like)
                     self._log("like.removed", post_id, account_id, self.clock.now())
                     return True
@@ -589,7 +591,9 @@ class World:
                 self._log("message.deleted", message.id, message.sender_id, message.deleted_at)
             return message
 
-    def messages_by(self, account: Account | str, *, include_deleted: bool = False) -> list[DirectMessage]:
+    def messages_by(
+        self, account: Account | str, *, include_deleted: bool = False
+    ) -> list[DirectMessage]:
         """Return the direct messages an account sent, oldest first."""
         account_id = account if isinstance(account, str) else account.id
         found = [
@@ -600,7 +604,9 @@ class World:
 
     # notifications --------------------------------------------------------
 
-    def _notify(self, recipient_id: str, kind: NotificationKind, actor_id: str, subject_id: str) -> None:
+    def _notify(
+        self, recipient_id: str, kind: NotificationKind, actor_id: str, subject_id: str
+    ) -> None:
         self.notifications.append(Notification(
             id=self.ids("notification", self.accounts.get(actor_id)), recipient_id=recipient_id,
             kind=kind, actor_id=actor_id, subject_id=subject_id, created_at=self.clock.now(),

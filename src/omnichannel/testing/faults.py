@@ -23,7 +23,7 @@ What the client sees for each kind:
 | ``rate_limit`` | the network's 429 body and headers | same |
 | ``reset`` | ``httpx.RemoteProtocolError``; nothing applied | the connection closes mid-response |
 | ``timeout`` | ``httpx.ReadTimeout``; nothing applied | the connection closes mid-response |
-| ``lost_response`` | the write is applied, then ``httpx.ReadTimeout`` | applied, then the connection closes |
+| ``lost_response`` | applied, then ``httpx.ReadTimeout`` | applied, then the connection closes |
 """
 
 from __future__ import annotations
@@ -59,13 +59,13 @@ def route_matcher(pattern: str) -> re.Pattern[str]:
         method, path = "*", text
     method_rx = r"[A-Z]+" if method == "*" else re.escape(method.upper())
     parts: list[str] = []
-    for token in re.split(r"(\{[^}/]+\}|\*)", path):
-        if token == "*":
+    for piece in re.split(r"(\{[^}/]+\}|\*)", path):
+        if piece == "*":
             parts.append(".*")
-        elif token.startswith("{") and token.endswith("}"):
+        elif piece.startswith("{") and piece.endswith("}"):
             parts.append(r"[^/]+")
         else:
-            parts.append(re.escape(token))
+            parts.append(re.escape(piece))
     return re.compile(rf"{method_rx} {''.join(parts)}\Z")
 
 

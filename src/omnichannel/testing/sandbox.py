@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
@@ -219,6 +219,9 @@ class Sandbox:
     """Private text limit (``None``: same as ``text_limit``)."""
     default_rate_limit: ClassVar[tuple[int, float]] = (300, 300.0)
     """``(requests, window seconds)`` of every bucket unless configured."""
+    create_routes: ClassVar[tuple[str, ...]] = ()
+    """Route patterns that create messages (``"POST /api/v1/statuses"``): the
+    conformance suite loses their responses and counts requests to them."""
 
     def __init__(
         self, *, seed: int = 0, clock: VirtualClock | None = None,
@@ -288,7 +291,7 @@ class Sandbox:
         token = request.bearer()
         state, info = self.tokens.check(token)
         if state != "valid" or info is None or token is None:
-            reason: AuthFailure = state if state in ("missing", "expired", "revoked") else "invalid"  # type: ignore[assignment]
+            reason: AuthFailure = "invalid" if state == "valid" else state
             raise SandboxAbort(self.auth_error(request, reason))
         return self.world.account(info.account_id), token
 
@@ -345,7 +348,10 @@ class Sandbox:
         return len(_GRAPHEME.findall(text))
 
     def render_webhook(self, notification: Notification) -> WebhookDelivery | None:
-        """Render a notification to our account as a signed webhook delivery (``None``: no webhooks)."""
+        """Render a notification to our account as a signed webhook delivery.
+
+        The default returns ``None``: the network has no webhooks.
+        """
         return None
 
     # helpers for handlers -------------------------------------------------
@@ -408,7 +414,7 @@ class Sandbox:
         if fault is not None and fault.kind in ("reset", "timeout"):
             self._record(RecordedRequest(request.seq, request.method, request.path, "", None,
                                          fault.kind, False, False, None, key))
-            return Outcome(SandboxResponse(status=0), drop=fault.kind)  # type: ignore[arg-type]
+            return Outcome(SandboxResponse(status=0), drop=fault.kind)
         with self.world.lock:
             response, matched, applied = self._respond(request, fault.kind if fault else None,
                                                        fault.status if fault else 0,
@@ -438,11 +444,10 @@ class Sandbox:
         if fault == "status":
             return self.server_error(request, status), request, False
         if fault == "rate_limit":
-            window = self.rate_limits.peek(found.rate_limit or "default")
-            window = RateLimitWindow(window.bucket, window.limit, 0,
-                                     datetime.now(window.reset_at.tzinfo) + timedelta(seconds=seconds),
-                                     window.window)
-            return self.rate_limited(request, window), request, False
+            seen = self.rate_limits.peek(found.rate_limit or "default")
+            reset_at = datetime.now(seen.reset_at.tzinfo) + timedelta(seconds=seconds)
+            forced = RateLimitWindow(seen.bucket, seen.limit, 0, reset_at, seen.window)
+            return self.rate_limited(request, forced), request, False
         window: RateLimitWindow | None = None
         applied = False
         try:
@@ -455,7 +460,9 @@ class Sandbox:
                     return self.rate_limited(request, window), request, False
             applied = True
             result = found.handler(request)
-            response = result if isinstance(result, SandboxResponse) else SandboxResponse.json(result)
+            response = (
+                result if isinstance(result, SandboxResponse) else SandboxResponse.json(result)
+            )
         except SandboxAbort as abort:
             response = abort.response
         if window is not None:
@@ -476,13 +483,14 @@ class Sandbox:
 
     def client(self, *, base_url: str | None = None, **kwargs: object) -> httpx.AsyncClient:
         """Return an ``httpx.AsyncClient`` on the in-process transport, authenticated as us."""
-        headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.AsyncClient(
             transport=self.transport(), base_url=base_url or self.base_url,
-            headers=headers, **kwargs,  # type: ignore[arg-type]
+            headers=dict(self.auth_headers()), **kwargs,  # type: ignore[arg-type]
         )
 
-    def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> contextlib.AbstractAsyncContextManager[str]:
+    def serve(
+        self, *, host: str = "127.0.0.1", port: int = 0
+    ) -> contextlib.AbstractAsyncContextManager[str]:
         """Serve the sandbox over real HTTP with uvicorn (``async with``); yields the base URL.
 
         The server runs in a background thread, so it works under asyncio and
@@ -535,8 +543,9 @@ class Sandbox:
     ) -> Post:
         """A customer replies in a thread (to our reply, our post, or anyone's post)."""
         parent = self.world.post(to if isinstance(to, str) else to.id)
+        visibility: PostVisibility = "direct" if parent.visibility == "direct" else "public"
         return self.world.add_post(self._author(author), text, in_reply_to=parent.id,
-                                   visibility="public" if parent.visibility == "direct" is False else parent.visibility)
+                                   visibility=visibility)
 
     def customer_comment(self, on: Post | str, text: str, *, author: Account | None = None) -> Post:
         """A customer comments on a post (usually ``our_post(...)``)."""
@@ -550,7 +559,8 @@ class Sandbox:
         """
         who = self._author(author)
         convo = self.world.conversation_between(who, self.our_account)
-        assert convo is not None
+        if convo is None:  # pragma: no cover - create=True always returns one
+            raise RuntimeError("no conversation")
         return self.world.add_message(who, convo.id, text)
 
     def customer_edit(self, record: Post | DirectMessage | str, text: str) -> Post:
@@ -632,13 +642,21 @@ class Sandbox:
         )
 
     def webhook_deliveries(self, *, after_seq: int = 0) -> list[WebhookDelivery]:
-        """Render our notifications after ``after_seq`` as webhook deliveries (empty without webhooks)."""
+        """Render our notifications after ``after_seq`` as webhook deliveries.
+
+        Empty when the network has no webhooks (``render_webhook`` returns ``None``).
+        """
         out: list[WebhookDelivery] = []
         for notification in self.world.notifications_for(self.our_account, after_seq=after_seq):
             delivery = self.render_webhook(notification)
             if delivery is not None:
                 out.append(delivery)
         return out
+
+    def exhaust_rate_limits(self, *, reset_in: float = 1.0) -> None:
+        """Use up every bucket a route draws from, until ``reset_in`` seconds from now."""
+        for bucket in {r.rate_limit for r in self.router.routes if r.rate_limit is not None}:
+            self.rate_limits.exhaust(bucket, reset_in=reset_in)
 
     def token_info(self, token: str | None = None) -> TokenInfo | None:
         """Return what the sandbox knows of a token (default: ours)."""
@@ -648,11 +666,7 @@ class Sandbox:
         """Expire a token (default: ours); the next request with it gets ``auth_error``."""
         self.tokens.expire(token or self.token)
 
-    def settings_headers(self) -> Mapping[str, str]:
+    def auth_headers(self) -> Mapping[str, str]:
         """Return the headers a raw client needs to act as our account."""
         return {"Authorization": f"Bearer {self.token}"}
 
-
-async def _aiter_bytes(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk

@@ -58,6 +58,7 @@ from omnichannel.model import (
 from ._wire import (
     NOTIFICATIONS,
     Account,
+    DirectConversation,
     MediaAttachment,
     Notification,
     Status,
@@ -71,6 +72,7 @@ __all__ = [
     "content_to_text",
     "direct_ref",
     "from_mastodon_visibility",
+    "parse_status",
     "person",
     "to_mastodon_visibility",
 ]
@@ -297,9 +299,9 @@ def _attachment(media: MediaAttachment) -> Attachment | None:
     size = media.meta.original if media.meta is not None else None
     return Attachment(
         kind=_MEDIA_KINDS.get(media.type, "file"),
-        url=url,  # type: ignore[arg-type]  # pydantic validates the str into AnyUrl
+        url=url,
         alt_text=media.description or None,
-        preview_url=media.preview_url,  # type: ignore[arg-type]
+        preview_url=media.preview_url,
         width=size.width if size is not None else None,
         height=size.height if size is not None else None,
     )
@@ -312,10 +314,10 @@ def _attachments(status: Status) -> tuple[Attachment, ...]:
         found.append(
             Attachment(
                 kind="link_card",
-                url=card.url,  # type: ignore[arg-type]
+                url=card.url,
                 title=card.title or None,
                 description=card.description or None,
-                preview_url=card.image,  # type: ignore[arg-type]
+                preview_url=card.image,
                 width=card.width,
                 height=card.height,
             )
@@ -455,6 +457,23 @@ class Converter:
             kind="direct" if status.visibility == "direct" else "thread",
             account=self.account_ref,
             participants=tuple(people.values()),
+        )
+
+    def direct_conversation(self, conversation: DirectConversation) -> Conversation:
+        """The core ``Conversation`` of one entry of ``/api/v1/conversations``.
+
+        Its ref is the same ``direct:<ids>`` as the statuses in it get.
+        """
+        people = [person(a) for a in conversation.accounts if a.id != self.our_id]
+        ids = sorted({p.ref.id for p in people})
+        if ids:
+            ref = Ref(network=NETWORK, id="direct:" + ",".join(ids))
+        elif conversation.last_status is not None:
+            ref = direct_ref(conversation.last_status, our_id=self.our_id)
+        else:
+            raise PayloadError("a conversation without accounts", network=NETWORK, path="accounts")
+        return Conversation(
+            ref=ref, kind="direct", account=self.account_ref, participants=tuple(people)
         )
 
     def involves_us(self, status: Status) -> bool:

@@ -1,0 +1,772 @@
+"""The Bluesky adapter: sessions, polling, Jetstream listening and outbound records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import httpx
+from pydantic import Field, SecretStr, field_validator
+
+from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
+from omnichannel.adapter import Adapter, AdapterSettings, Batch
+from omnichannel.capabilities import Capabilities
+from omnichannel.errors import (
+    AmbiguousDelivery,
+    AuthenticationError,
+    CapabilityNotSupported,
+    ConfigurationError,
+    NetworkError,
+    NotFound,
+    RequestRejected,
+    TokenExpired,
+    TransientError,
+)
+from omnichannel.events import Event
+from omnichannel.http import (
+    ApiClient,
+    RefreshingBearerAuth,
+    RetryPolicy,
+    open_client,
+    parse_bluesky_headers,
+)
+from omnichannel.model import Message, Person, Ref
+from omnichannel.text import TextRule
+
+from ._convert import (
+    NETWORK,
+    chat_event,
+    chat_message,
+    jetstream_event,
+    load,
+    notification_event,
+    post_ref,
+    thread_messages,
+)
+from ._errors import DUPLICATE_RECORD_ERRORS, is_expired_token, map_error
+from ._facets import detect, facets_for
+from ._jetstream import JetstreamFilter, read_jetstream
+from ._wire import (
+    AUTHOR_REASONS,
+    LIKE,
+    POST,
+    ConvoOutput,
+    CreateRecordOutput,
+    GetLogOutput,
+    GetMessagesOutput,
+    GetRecordOutput,
+    ListNotificationsOutput,
+    MessageView,
+    PostThreadOutput,
+    ResolveHandleOutput,
+    Session,
+)
+
+__all__ = ["BlueskyAdapter", "BlueskySettings", "record_key"]
+
+logger = logging.getLogger("omnichannel.bluesky")
+
+CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
+_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+# Record keys derived from idempotency keys carry a timestamp between
+# 2023-11-14 and 2032 (2**48 microseconds later): plausible TIDs, never in the
+# far future, and the same key always gives the same record key.
+_TID_EPOCH_US = 1_700_000_000_000_000
+_MAX_PAGES = 10
+
+
+def record_key(idempotency_key: str) -> str:
+    """Derive a record key (a TID) from an action's idempotency key.
+
+    The same idempotency key always gives the same key, so a retried
+    ``createRecord`` names the record the first try may have created. The
+    result is a syntactically valid TID (13 characters of base32-sortable,
+    top bit clear), which is what ``app.bsky.feed.post`` and
+    ``app.bsky.feed.like`` records are keyed by.
+
+    Args:
+        idempotency_key: The action's idempotency key.
+
+    Returns:
+        The record key.
+    """
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).digest()
+    timestamp = _TID_EPOCH_US + (int.from_bytes(digest[:6], "big"))  # 48 bits
+    clock_id = int.from_bytes(digest[6:8], "big") & 0x3FF
+    value = (timestamp << 10) | clock_id
+    chars = []
+    for _ in range(13):
+        chars.append(_TID_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+class BlueskySettings(AdapterSettings):
+    """Settings of the Bluesky adapter.
+
+    Attributes:
+        identifier: Our account's handle (``shop.example.com``) or DID.
+        app_password: An app password (Settings > Privacy and security > App
+            passwords); tick "Allow access to your direct messages" to use DMs.
+        service: The PDS or entryway to log in to (``https://bsky.social``).
+        chat_proxy: The ``atproto-proxy`` value chat calls are routed with.
+        direct_messages: Poll chat conversations and answer privately.
+        reasons: Notification reasons polled as messages.
+        page_size: Notifications per page (1-100).
+        jetstream_url: The Jetstream ``/subscribe`` endpoint for listening mode.
+        keywords: Words that make a post interesting in listening mode, matched
+            case-insensitively, besides mentions of and replies to our account.
+    """
+
+    identifier: str = Field(min_length=1)
+    app_password: SecretStr
+    service: str = "https://bsky.social"
+    chat_proxy: str = CHAT_PROXY
+    direct_messages: bool = True
+    reasons: tuple[str, ...] = ("mention", "reply", "quote")
+    page_size: int = Field(default=50, ge=1, le=100)
+    jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+    keywords: tuple[str, ...] = ()
+
+    @field_validator("reasons")
+    @classmethod
+    def _known_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - AUTHOR_REASONS)
+        if unknown or not value:
+            raise ValueError(f"reasons must be among mention, reply, quote (got {unknown})")
+        return value
+
+
+class _Cursor:
+    """The poll cursor: newest notification time seen, the URIs at that time, chat cursor."""
+
+    def __init__(self, seen_at: str | None = None, uris: Sequence[str] = (),
+                 chat: str | None = None) -> None:
+        self.seen_at = seen_at
+        self.uris = tuple(uris)
+        self.chat = chat
+
+    @classmethod
+    def parse(cls, raw: str | None) -> _Cursor:
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ConfigurationError("not a Bluesky poll cursor", network=NETWORK) from None
+        if not isinstance(data, dict):
+            raise ConfigurationError("not a Bluesky poll cursor", network=NETWORK)
+        uris = data.get("u") or []
+        return cls(
+            seen_at=data.get("n") if isinstance(data.get("n"), str) else None,
+            uris=[u for u in uris if isinstance(u, str)] if isinstance(uris, list) else [],
+            chat=data.get("c") if isinstance(data.get("c"), str) else None,
+        )
+
+    def dump(self) -> str:
+        data: dict[str, Any] = {}
+        if self.seen_at:
+            data["n"] = self.seen_at
+            data["u"] = list(self.uris)
+        if self.chat:
+            data["c"] = self.chat
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _iso(raw: str) -> datetime | None:
+    text = raw.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _split_uri(uri: str) -> tuple[str, str, str]:
+    """``at://did/collection/rkey`` into its three parts."""
+    parts = uri.removeprefix("at://").split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ConfigurationError(f"not a record URI: {uri!r}", network=NETWORK)
+    return parts[0], parts[1], parts[2]
+
+
+class BlueskyAdapter(Adapter):
+    """Bluesky through XRPC: notifications and chat in, records and chat messages out.
+
+    Inbound, ``poll`` reads mention, reply and quote notifications and the
+    chat log; ``stream`` is listening mode, a Jetstream subscription that
+    keeps posts mentioning our account or matching ``settings.keywords``.
+    Outbound, replies are ``app.bsky.feed.post`` records with root and parent
+    strong refs and exact facets, keyed by a record key derived from the
+    action's idempotency key, so a retry can never post twice.
+
+    Args:
+        settings: A ``BlueskySettings`` (or a mapping to validate).
+        transport: An httpx transport instead of the network (a sandbox's);
+            it also carries the Jetstream WebSocket.
+        retry: The HTTP retry policy (default: the core's).
+    """
+
+    network = NETWORK
+    capabilities = Capabilities(
+        text=TextRule.bluesky_post(),
+        dm_text=TextRule.bluesky_dm(),
+        private_reply=True,
+        reactions=("like",),
+        hide=False,
+        delete=True,
+        inbound=frozenset({"poll", "stream"}),
+        native_idempotency=True,
+    )
+    settings_model = BlueskySettings
+    settings: BlueskySettings
+
+    def __init__(
+        self,
+        settings: BlueskySettings | Mapping[str, Any],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(settings, transport=transport)
+        self._retry = retry
+        self._stack: AsyncExitStack | None = None
+        self._client: ApiClient | None = None
+        self._auth: RefreshingBearerAuth | None = None
+        self._refresh_jwt: SecretStr | None = None
+        self._did: str | None = None
+        self._handle: str | None = None
+        self._chat_start: str | None = None
+        self._dids: dict[str, str] = {}
+
+    # lifecycle -------------------------------------------------------------------
+
+    @property
+    def did(self) -> str:
+        """Our account's DID (after ``open``).
+
+        Raises:
+            ConfigurationError: The adapter is not open.
+        """
+        if self._did is None:
+            raise ConfigurationError("the adapter is not open", network=NETWORK)
+        return self._did
+
+    @property
+    def client(self) -> ApiClient:
+        """The HTTP client (after ``open``).
+
+        Raises:
+            ConfigurationError: The adapter is not open.
+        """
+        if self._client is None:
+            raise ConfigurationError("the adapter is not open", network=NETWORK)
+        return self._client
+
+    async def open(self) -> None:
+        """Log in with the app password and resolve our account.
+
+        Raises:
+            AuthenticationError: The identifier or app password was refused.
+        """
+        if self._client is not None:
+            return
+        stack = AsyncExitStack()
+        try:
+            self._client = await stack.enter_async_context(open_client(
+                network=NETWORK,
+                base_url=self.settings.service,
+                transport=self.transport,
+                rate_limit_parser=parse_bluesky_headers,
+                error_mapper=map_error,
+                retry=self._retry,
+                default_bucket="account",
+            ))
+            session = await self._create_session()
+            self._auth = RefreshingBearerAuth(
+                session.access_jwt, refresh=self._refresh, is_expired=is_expired_token,
+                network=NETWORK,
+            )
+            self._client.http.auth = self._auth
+            if self.settings.direct_messages:
+                self._chat_start = await self._chat_cursor_now()
+        except BaseException:
+            self._client = None
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def aclose(self) -> None:
+        """Close the HTTP client. Safe to call twice."""
+        stack, self._stack = self._stack, None
+        self._client = None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _create_session(self) -> Session:
+        response = await self.client.request(
+            "POST", "/xrpc/com.atproto.server.createSession",
+            json={
+                "identifier": self.settings.identifier,
+                "password": self.settings.app_password.get_secret_value(),
+            },
+            authenticated=False, idempotent=True, bucket="session",
+        )
+        session = load(Session, response.content)
+        self._adopt(session)
+        return session
+
+    def _adopt(self, session: Session) -> None:
+        self._did = session.did
+        self._handle = session.handle
+        self._refresh_jwt = SecretStr(session.refresh_jwt)
+        self.account = Person(
+            ref=Ref(network=NETWORK, id=session.did),
+            handle=session.handle,
+            profile_url=f"https://bsky.app/profile/{session.handle}",
+        )
+
+    async def _refresh(self) -> SecretStr:
+        """Trade the refresh token for new tokens (called by the auth on expiry)."""
+        refresh = self._refresh_jwt
+        if refresh is None:
+            raise TokenExpired("no refresh token", network=NETWORK)
+        try:
+            response = await self.client.request(
+                "POST", "/xrpc/com.atproto.server.refreshSession",
+                headers={"Authorization": f"Bearer {refresh.get_secret_value()}"},
+                authenticated=False, idempotent=True, bucket="session",
+            )
+        except (AuthenticationError, RequestRejected, NotFound) as exc:
+            code = exc.code if isinstance(exc, NetworkError) else None
+            raise TokenExpired(
+                f"the session could not be refreshed ({code or type(exc).__name__})",
+                network=NETWORK,
+            ) from None
+        session = load(Session, response.content)
+        self._adopt(session)
+        return SecretStr(session.access_jwt)
+
+    # inbound ---------------------------------------------------------------------
+
+    async def _xrpc(
+        self, method: str, nsid: str, *, params: Mapping[str, Any] | None = None,
+        json_body: Any = None, chat: bool = False, idempotent: bool | None = None,
+    ) -> httpx.Response:
+        headers = {"atproto-proxy": self.settings.chat_proxy} if chat else None
+        return await self.client.request(
+            method, f"/xrpc/{nsid}", params=params, json=json_body, headers=headers,
+            idempotent=idempotent,
+        )
+
+    async def poll(self, cursor: str | None) -> Batch:
+        """Fetch mentions, replies and quotes since ``cursor``, and new chat messages.
+
+        The first poll (``cursor=None``) reads the newest page of notifications
+        and the chat messages since ``open``.
+
+        Raises:
+            PayloadError: A page does not have the recorded shape.
+            NetworkError: The network refused or failed a request.
+        """
+        state = _Cursor.parse(cursor)
+        events, seen_at, uris = await self._poll_notifications(state)
+        chat = state.chat or self._chat_start
+        more = False
+        if self.settings.direct_messages:
+            chat_events, chat, more = await self._poll_chat(chat)
+            events.extend(chat_events)
+        events.sort(key=lambda event: event.occurred_at)
+        next_cursor = _Cursor(seen_at, uris, chat).dump()
+        return Batch(events=tuple(events), cursor=next_cursor, more=more)
+
+    async def _poll_notifications(
+        self, state: _Cursor
+    ) -> tuple[list[Event], str | None, tuple[str, ...]]:
+        since = _iso(state.seen_at) if state.seen_at else None
+        known = set(state.uris)
+        collected: list[tuple[datetime, str, Event | None]] = []
+        page_cursor: str | None = None
+        for _ in range(_MAX_PAGES):
+            params: dict[str, Any] = {
+                "limit": self.settings.page_size, "reasons": list(self.settings.reasons),
+            }
+            if page_cursor:
+                params["cursor"] = page_cursor
+            response = await self._xrpc("GET", "app.bsky.notification.listNotifications",
+                                        params=params)
+            raw = response.json()
+            page = load(ListNotificationsOutput, raw)
+            reached = False
+            for index, item in enumerate(page.notifications):
+                when = _iso(item.indexed_at)
+                if when is None:
+                    continue
+                if since is not None and (when < since or (when == since and item.uri in known)):
+                    reached = True
+                    continue
+                native = raw["notifications"][index]
+                event = notification_event(item, our_did=self._did, raw=native)
+                collected.append((when, item.uri, event))
+            if reached or since is None or not page.cursor:
+                break
+            page_cursor = page.cursor
+        else:
+            logger.warning("bluesky: more than %d pages of notifications since the cursor; "
+                           "older ones were skipped", _MAX_PAGES)
+        if not collected:
+            return [], state.seen_at, state.uris
+        newest = max(when for when, _, _ in collected)
+        newest_uris = {uri for when, uri, _ in collected if when == newest}
+        if since is not None and newest == since:
+            newest_uris |= known
+        mark = newest.isoformat().replace("+00:00", "Z")
+        events = [event for _, _, event in collected if event is not None]
+        return events, mark, tuple(sorted(newest_uris))
+
+    async def _chat_cursor_now(self) -> str | None:
+        try:
+            response = await self._xrpc("GET", "chat.bsky.convo.getLog", chat=True)
+        except AuthenticationError:
+            logger.warning("bluesky: chat is not available to this app password; "
+                           "direct messages are not polled")
+            return None
+        return load(GetLogOutput, response.content).cursor
+
+    async def _poll_chat(self, cursor: str | None) -> tuple[list[Event], str | None, bool]:
+        params = {"cursor": cursor} if cursor else None
+        response = await self._xrpc("GET", "chat.bsky.convo.getLog", params=params, chat=True)
+        raw = response.json()
+        page = load(GetLogOutput, raw)
+        events: list[Event] = []
+        for index, entry in enumerate(page.logs):
+            event = chat_event(entry, our_did=self._did, raw=raw["logs"][index])
+            if event is not None:
+                events.append(event)
+        return events, page.cursor or cursor, bool(page.logs)
+
+    async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
+        """Listening mode: yield Jetstream posts about us, resuming at ``cursor`` (``time_us``).
+
+        Each batch holds one matching post, or none (a checkpoint so the
+        cursor keeps up with the stream). After a dropped connection the
+        stream reconnects at the last ``time_us``; it gives up after three
+        failures in a row without an event.
+
+        Raises:
+            TransientError: The Jetstream connection kept failing.
+            ConfigurationError: ``cursor`` is not a ``time_us``.
+        """
+        try:
+            position = int(cursor) if cursor else None
+        except ValueError:
+            raise ConfigurationError("a Jetstream cursor is a time_us integer",
+                                     network=NETWORK) from None
+        keep = JetstreamFilter(did=self._did, handle=self._handle,
+                               keywords=self.settings.keywords)
+        failures = 0
+        async with httpx.AsyncClient(transport=self.transport) as http:
+            while True:
+                progressed = False
+                try:
+                    async for matched, time_us in read_jetstream(
+                        http, self.settings.jetstream_url, cursor=position, keep=keep
+                    ):
+                        progressed = True
+                        position = time_us
+                        events: tuple[Event, ...] = ()
+                        if matched is not None:
+                            events = (jetstream_event(matched.event, our_did=self._did,
+                                                      raw=json.loads(matched.line)),)
+                        yield Batch(events=events, cursor=str(time_us))
+                except TransientError:
+                    failures = 0 if progressed else failures + 1
+                    if failures >= 3:
+                        raise
+                    await anyio.sleep(self.client.retry.backoff(failures + 1))
+                else:
+                    return
+
+    async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
+        """Fetch a thread (``ref`` is a post URI) or a chat conversation, oldest first.
+
+        Raises:
+            NotFound: The thread or conversation is gone or hidden from us.
+        """
+        if ref.id.startswith("at://"):
+            response = await self._xrpc(
+                "GET", "app.bsky.feed.getPostThread",
+                params={"uri": ref.id, "depth": 10, "parentHeight": 80},
+            )
+            thread = load(PostThreadOutput, response.content).thread
+            return thread_messages(thread, our_did=self._did)[-limit:]
+        response = await self._xrpc(
+            "GET", "chat.bsky.convo.getMessages",
+            params={"convoId": ref.id, "limit": min(max(limit, 1), 100)}, chat=True,
+        )
+        page = load(GetMessagesOutput, response.content)
+        messages = []
+        for item in page.messages:
+            if item.get("$type", "chat.bsky.convo.defs#messageView").endswith("#messageView"):
+                view = load(MessageView, item, path="messages")
+                messages.append(chat_message(view, convo_id=ref.id, our_did=self._did))
+        messages.sort(key=lambda message: message.created_at)
+        return messages
+
+    # outbound --------------------------------------------------------------------
+
+    async def send(self, action: Reply | PrivateReply | Post) -> Sent:
+        """Post a reply or a post, or send a chat message.
+
+        Raises:
+            TextTooLong: Over 300 graphemes / 3000 bytes (1000 graphemes in chat).
+            AmbiguousDelivery: A chat message may have been sent.
+            NetworkError: The network refused it.
+        """
+        self.capabilities.rule_for(action).check(action.text, network=NETWORK)
+        if isinstance(action, PrivateReply):
+            convo = await self._convo_with(action.to.author.ref.id)
+            return await self._send_chat(action, convo)
+        if isinstance(action, Reply) and action.to.is_private:
+            return await self._send_chat(action, action.to.conversation.id)
+        if (action.visibility or "public") != "public":
+            raise CapabilityNotSupported(
+                "visibility", network=NETWORK,
+                detail=f"Bluesky posts are public (asked: {action.visibility}); "
+                "answer privately with PrivateReply",
+            )
+        return await self._create_post(action)
+
+    async def _create_post(self, action: Reply | Post) -> Sent:
+        record: dict[str, Any] = {"$type": POST, "text": action.text, "createdAt": _now_iso()}
+        facets = await self._facets(action.text)
+        if facets:
+            record["facets"] = facets
+        root: Ref | None = None
+        if isinstance(action, Reply):
+            parent = await self._strong_ref(action.to.ref)
+            root = await self._strong_ref(action.to.conversation)
+            record["reply"] = {
+                "root": {"uri": root.id, "cid": root.extra["cid"]},
+                "parent": {"uri": parent.id, "cid": parent.extra["cid"]},
+            }
+        rkey = record_key(action.idempotency_key)
+        created = await self._create_record(POST, rkey, record, action.text)
+        ref = post_ref(created.uri, created.cid)
+        return Sent(
+            idempotency_key=action.idempotency_key,
+            ref=ref,
+            conversation=root if root is not None else ref,
+            raw={"uri": created.uri, "cid": created.cid},
+        )
+
+    async def _create_record(
+        self, collection: str, rkey: str, record: dict[str, Any], text: str | None
+    ) -> CreateRecordOutput:
+        body = {"repo": self.did, "collection": collection, "rkey": rkey, "record": record}
+        try:
+            response = await self._xrpc("POST", "com.atproto.repo.createRecord",
+                                        json_body=body, idempotent=False)
+        except (AmbiguousDelivery, TransientError, RequestRejected) as exc:
+            if isinstance(exc, RequestRejected) and not (
+                exc.code in DUPLICATE_RECORD_ERRORS or exc.status == 409
+            ):
+                raise
+            existing = await self._own_record(collection, rkey)
+            if existing is None:
+                raise
+            if text is not None and existing.value.get("text") != text:
+                raise RequestRejected(
+                    "the record key of this action already holds a different record",
+                    network=NETWORK, status=exc.status, code=exc.code,
+                ) from None
+            logger.info("bluesky: %s/%s already existed; the first try had landed",
+                        collection, rkey)
+            return CreateRecordOutput(uri=existing.uri, cid=existing.cid or "")
+        return load(CreateRecordOutput, response.content)
+
+    async def _own_record(self, collection: str, rkey: str) -> GetRecordOutput | None:
+        try:
+            response = await self._xrpc(
+                "GET", "com.atproto.repo.getRecord",
+                params={"repo": self.did, "collection": collection, "rkey": rkey},
+            )
+        except NotFound:
+            return None
+        except RequestRejected as exc:
+            if exc.code == "RecordNotFound":
+                return None
+            raise
+        return load(GetRecordOutput, response.content)
+
+    async def _strong_ref(self, ref: Ref) -> Ref:
+        if ref.extra.get("cid"):
+            return ref
+        repo, collection, rkey = _split_uri(ref.id)
+        response = await self._xrpc(
+            "GET", "com.atproto.repo.getRecord",
+            params={"repo": repo, "collection": collection, "rkey": rkey},
+        )
+        found = load(GetRecordOutput, response.content)
+        if not found.cid:
+            raise NotFound(f"no CID for {ref.id}", network=NETWORK)
+        return post_ref(found.uri, found.cid)
+
+    async def _facets(self, text: str) -> list[dict[str, Any]]:
+        detected = detect(text)
+        handles = sorted({item.value.lower() for item in detected if item.kind == "mention"})
+        for handle in handles:
+            if handle not in self._dids:
+                did = await self._resolve(handle)
+                if did is not None:
+                    self._dids[handle] = did
+        return facets_for(text, detected, self._dids)
+
+    async def _resolve(self, handle: str) -> str | None:
+        try:
+            response = await self._xrpc("GET", "com.atproto.identity.resolveHandle",
+                                        params={"handle": handle})
+        except (NotFound, RequestRejected):
+            return None
+        return load(ResolveHandleOutput, response.content).did
+
+    async def _convo_with(self, did: str) -> str:
+        response = await self._xrpc(
+            "GET", "chat.bsky.convo.getConvoForMembers",
+            params={"members": [self.did, did]}, chat=True,
+        )
+        return load(ConvoOutput, response.content).convo.id
+
+    async def _send_chat(self, action: Reply | PrivateReply, convo_id: str) -> Sent:
+        message: dict[str, Any] = {"text": action.text}
+        facets = await self._facets(action.text)
+        if facets:
+            message["facets"] = facets
+        response = await self._xrpc(
+            "POST", "chat.bsky.convo.sendMessage",
+            json_body={"convoId": convo_id, "message": message}, chat=True, idempotent=False,
+        )
+        view = load(MessageView, response.content)
+        return self._chat_sent(action, view, convo_id)
+
+    def _chat_sent(
+        self, action: Reply | PrivateReply | Post, view: MessageView, convo_id: str
+    ) -> Sent:
+        sent_at = _iso(view.sent_at) or datetime.now(UTC)
+        return Sent(
+            idempotency_key=action.idempotency_key,
+            ref=Ref(network=NETWORK, id=view.id, extra={"convo": convo_id}),
+            conversation=Ref(network=NETWORK, id=convo_id),
+            sent_at=sent_at,
+            raw=view.model_dump(by_alias=True, mode="json"),
+        )
+
+    async def find_sent(self, action: Reply | PrivateReply | Post) -> Sent | None:
+        """Look for what ``action`` may already have created.
+
+        A post or public reply is looked up by its record key, which is exact.
+        A chat message has no key: the newest message of ours in the
+        conversation counts when its text is the action's text.
+        """
+        if isinstance(action, PrivateReply):
+            convo_id = await self._convo_with(action.to.author.ref.id)
+        elif isinstance(action, Reply) and action.to.is_private:
+            convo_id = action.to.conversation.id
+        else:
+            existing = await self._own_record(POST, record_key(action.idempotency_key))
+            if existing is None or existing.value.get("text") != action.text:
+                return None
+            ref = post_ref(existing.uri, existing.cid or "")
+            reply = existing.value.get("reply")
+            root = ref
+            if isinstance(reply, dict) and isinstance(reply.get("root"), dict):
+                root = post_ref(str(reply["root"].get("uri")), str(reply["root"].get("cid")))
+            return Sent(idempotency_key=action.idempotency_key, ref=ref, conversation=root,
+                        raw={"uri": existing.uri, "cid": existing.cid})
+        response = await self._xrpc("GET", "chat.bsky.convo.getMessages",
+                                    params={"convoId": convo_id, "limit": 20}, chat=True)
+        for item in load(GetMessagesOutput, response.content).messages:
+            if not str(item.get("$type", "#messageView")).endswith("#messageView"):
+                continue
+            view = load(MessageView, item, path="messages")
+            if view.sender.did != self.did:
+                continue
+            if view.text == action.text:
+                return self._chat_sent(action, view, convo_id)
+            return None  # our newest message is another one
+        return None
+
+    async def react(self, action: React) -> Sent:
+        """Like a post (an ``app.bsky.feed.like`` record), or a chat message (❤️).
+
+        Raises:
+            CapabilityNotSupported: A reaction other than ``"like"``.
+            NetworkError: The network refused it.
+        """
+        if action.reaction != "like":
+            raise CapabilityNotSupported("react", network=NETWORK,
+                                         detail=f"reaction {action.reaction!r}")
+        target = action.target
+        if not target.id.startswith("at://"):
+            convo = target.extra.get("convo")
+            if not convo:
+                raise ConfigurationError("a chat message ref needs extra['convo']",
+                                         network=NETWORK)
+            await self._xrpc(
+                "POST", "chat.bsky.convo.addReaction",
+                json_body={"convoId": convo, "messageId": target.id, "value": "❤️"},
+                chat=True, idempotent=True,
+            )
+            return Sent(idempotency_key=action.idempotency_key, ref=target,
+                        conversation=Ref(network=NETWORK, id=convo))
+        subject = await self._strong_ref(target)
+        record = {
+            "$type": LIKE,
+            "subject": {"uri": subject.id, "cid": subject.extra["cid"]},
+            "createdAt": _now_iso(),
+        }
+        created = await self._create_record(LIKE, record_key(action.idempotency_key),
+                                            record, None)
+        return Sent(idempotency_key=action.idempotency_key, ref=subject,
+                    raw={"uri": created.uri, "cid": created.cid})
+
+    async def delete(self, action: Delete) -> Sent:
+        """Delete one of our posts or likes (by ``at://`` URI), or a chat message for us.
+
+        Raises:
+            RequestRejected: The record is not ours.
+            NetworkError: The network refused it.
+        """
+        target = action.target
+        if target.id.startswith("at://"):
+            repo, collection, rkey = _split_uri(target.id)
+            if repo != self.did:
+                raise RequestRejected("only our own records can be deleted", network=NETWORK)
+            await self._xrpc(
+                "POST", "com.atproto.repo.deleteRecord",
+                json_body={"repo": repo, "collection": collection, "rkey": rkey},
+                idempotent=True,
+            )
+            return Sent(idempotency_key=action.idempotency_key, ref=target)
+        convo = target.extra.get("convo")
+        if not convo:
+            raise ConfigurationError("a chat message ref needs extra['convo']", network=NETWORK)
+        await self._xrpc(
+            "POST", "chat.bsky.convo.deleteMessageForSelf",
+            json_body={"convoId": convo, "messageId": target.id}, chat=True, idempotent=True,
+        )
+        return Sent(idempotency_key=action.idempotency_key, ref=target,
+                    conversation=Ref(network=NETWORK, id=convo))
+

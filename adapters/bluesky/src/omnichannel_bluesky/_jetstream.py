@@ -1,0 +1,221 @@
+"""Listening mode: a Jetstream WebSocket client that keeps posts about us.
+
+Jetstream (``bluesky-social/jetstream``) re-encodes the network's firehose as
+JSON. We subscribe to ``wantedCollections=app.bsky.feed.post`` and keep the
+posts that mention our account (a mention facet with our DID, ``@our.handle``
+in the text, a reply to or quote of one of our posts) or contain one of the
+configured keywords. Every event carries ``time_us``; reconnecting with
+``cursor=<last time_us>`` replays what was missed.
+
+Filtering is the hot path (the full network is hundreds of posts a second):
+a line is parsed only when it can match. The byte-level test is exact: for
+ASCII lines without JSON escapes, a post can match only if its line contains
+our DID, our handle or a keyword (case-insensitively); other lines are parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+from httpx_ws import WebSocketDisconnect, WebSocketNetworkError, aconnect_ws
+from pydantic import ValidationError
+
+from omnichannel.errors import PayloadError, TransientError
+
+from ._wire import MENTION, JetstreamEvent, JetstreamPostEvent
+
+__all__ = ["JetstreamFilter", "Matched", "jetstream_url", "read_jetstream"]
+
+logger = logging.getLogger("omnichannel.bluesky")
+
+NETWORK = "bluesky"
+_COLLECTION = '"app.bsky.feed.post"'
+
+
+class Matched:
+    """A post that passed the filter, with the raw line it came from."""
+
+    __slots__ = ("event", "line")
+
+    def __init__(self, event: JetstreamPostEvent, line: str) -> None:
+        self.event = event
+        self.line = line
+
+
+class JetstreamFilter:
+    """Decides which Jetstream posts concern us.
+
+    Args:
+        did: Our account's DID.
+        handle: Our handle (``@handle`` in a text counts as a mention).
+        keywords: Words or phrases that make a post interesting, matched
+            case-insensitively anywhere in the text.
+        include_own: Keep posts written by our own account.
+    """
+
+    def __init__(
+        self,
+        *,
+        did: str | None,
+        handle: str | None = None,
+        keywords: Sequence[str] = (),
+        include_own: bool = False,
+    ) -> None:
+        self.did = did
+        self.handle = handle.lower() if handle else None
+        self.keywords = tuple(k.casefold() for k in keywords if k.strip())
+        self.include_own = include_own
+        self._uri_prefix = f"at://{did}/" if did else None
+        needles = [*self.keywords]
+        if did:
+            needles.append(did.lower())
+        if self.handle:
+            needles.append(self.handle)
+        # A needle that is not plain lower-case ASCII could match through a
+        # case fold or an escape the byte test cannot see: parse every line then.
+        self._needles = tuple(needles)
+        self._byte_test = all(n.isascii() and n == n.lower() for n in needles)
+
+    def __repr__(self) -> str:
+        return f"JetstreamFilter(did={self.did!r}, keywords={len(self.keywords)})"
+
+    def could_match(self, line: str) -> bool:
+        """Cheap test: whether ``line`` may hold a post that concerns us."""
+        if _COLLECTION not in line:
+            return False
+        if not self._needles:
+            return False
+        if self._byte_test and line.isascii() and "\\u" not in line:
+            lowered = line.lower()
+            return any(needle in lowered for needle in self._needles)
+        return True
+
+    def matches(self, event: JetstreamPostEvent) -> bool:
+        """Whether a parsed post concerns us (mention, reply, quote or keyword)."""
+        if event.did == self.did and not self.include_own:
+            return False
+        record = event.commit.record
+        if self.did is not None:
+            for facet in record.facets:
+                for feature in facet.features:
+                    if feature.type == MENTION and feature.did == self.did:
+                        return True
+            prefix = self._uri_prefix
+            if prefix is not None:
+                reply = record.reply
+                if reply is not None and (
+                    reply.parent.uri.startswith(prefix) or reply.root.uri.startswith(prefix)
+                ):
+                    return True
+                if _quotes(record.embed, prefix):
+                    return True
+        if not (self.handle or self.keywords):
+            return False
+        folded = record.text.casefold()
+        if self.handle and f"@{self.handle}" in folded:
+            return True
+        return any(keyword in folded for keyword in self.keywords)
+
+    def match_line(self, line: str | bytes) -> Matched | None:
+        """Parse and filter one Jetstream line; ``None`` when it is not for us.
+
+        Raises:
+            PayloadError: The line is a post event that does not parse.
+        """
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        if not self.could_match(text):
+            return None
+        try:
+            event = JetstreamPostEvent.model_validate_json(text)
+        except ValidationError as exc:
+            try:
+                JetstreamEvent.model_validate_json(text)
+            except ValidationError:
+                first = exc.errors()[0]
+                path = ".".join(str(part) for part in first["loc"])
+                raise PayloadError(first["msg"], network=NETWORK, path=path) from None
+            return None  # a delete, or an event of another kind
+        if event.commit.operation != "create" or not self.matches(event):
+            return None
+        return Matched(event, text)
+
+
+def _quotes(embed: dict[str, Any] | None, prefix: str) -> bool:
+    if not isinstance(embed, dict):
+        return False
+    inner = embed.get("record")
+    if isinstance(inner, dict) and isinstance(inner.get("record"), dict):
+        inner = inner["record"]  # recordWithMedia: {"record": {"record": strongRef}}
+    return isinstance(inner, dict) and str(inner.get("uri", "")).startswith(prefix)
+
+
+def jetstream_url(base: str, *, cursor: int | None) -> str:
+    """The subscribe URL: posts only, resuming at ``cursor`` (``time_us``) when given."""
+    url = httpx.URL(base)
+    params: dict[str, str] = {"wantedCollections": "app.bsky.feed.post"}
+    if cursor is not None:
+        params["cursor"] = str(cursor)
+    return str(url.copy_merge_params(params))
+
+
+async def read_jetstream(
+    client: httpx.AsyncClient,
+    base_url: str,
+    *,
+    cursor: int | None,
+    keep: JetstreamFilter,
+    checkpoint_every: int = 5000,
+) -> AsyncIterator[tuple[Matched | None, int]]:
+    """Yield ``(post, time_us)`` for each matching post, and ``(None, time_us)`` checkpoints.
+
+    A checkpoint comes every ``checkpoint_every`` events that did not match,
+    so the caller can store how far it read. The iterator ends when the
+    server closes the connection normally.
+
+    Raises:
+        TransientError: The connection failed or dropped.
+    """
+    last = cursor
+    skipped = 0
+    try:
+        async with aconnect_ws(jetstream_url(base_url, cursor=cursor), client) as ws:
+            while True:
+                try:
+                    line = await ws.receive_text()
+                except WebSocketDisconnect:
+                    return
+                time_us = _time_us(line)
+                if time_us is not None:
+                    last = time_us
+                try:
+                    matched = keep.match_line(line)
+                except PayloadError as exc:
+                    logger.warning("bluesky: skipped a Jetstream event: %s", exc)
+                    matched = None
+                if matched is not None:
+                    skipped = 0
+                    yield matched, matched.event.time_us
+                elif last is not None:
+                    skipped += 1
+                    if skipped >= checkpoint_every:
+                        skipped = 0
+                        yield None, last
+    except (WebSocketNetworkError, httpx.TransportError) as exc:
+        raise TransientError(
+            f"the Jetstream connection failed ({type(exc).__name__})", network=NETWORK
+        ) from None
+
+
+def _time_us(line: str) -> int | None:
+    marker = line.find('"time_us":')
+    if marker < 0:
+        return None
+    start = marker + len('"time_us":')
+    end = start
+    while end < len(line) and (line[end].isdigit() or line[end] == " "):
+        end += 1
+    digits = line[start:end].strip()
+    return int(digits) if digits.isdigit() else None

@@ -1,0 +1,175 @@
+"""What only SQLiteStore does: the file, WAL, schema migrations, the search index."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from omnichannel.errors import ConfigurationError
+from omnichannel.events import MessageDeleted, MessageReceived, event_id
+from omnichannel.model import Conversation, Message, Person, Ref
+from omnichannel.store import SQLiteStore
+from omnichannel.store._sqlite_schema import MIGRATIONS
+
+T0 = datetime(2024, 11, 5, 14, 3, 7, tzinfo=UTC)
+ANN = Person(ref=Ref(network="mastodon", id="110245"), handle="ann@mastodon.social")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """The worker-thread plumbing runs on both anyio backends."""
+    return str(request.param)
+
+
+def status(id_: str, text: str, *, at: datetime = T0) -> Message:
+    """A Mastodon status by Ann, the root of its own thread."""
+    return Message(
+        ref=Ref(network="mastodon", id=id_),
+        conversation=Ref(network="mastodon", id=id_),
+        author=ANN,
+        text=text,
+        created_at=at,
+    )
+
+
+def received(msg: Message) -> MessageReceived:
+    """The event an adapter emits for ``msg``."""
+    return MessageReceived(
+        id=event_id("message.received", msg.ref),
+        network=msg.network,
+        occurred_at=msg.created_at,
+        message=msg,
+        conversation=Conversation(ref=msg.conversation, kind="thread"),
+    )
+
+
+def pragma(path: Path, name: str) -> object:
+    """Read a pragma through a separate connection, as another process would."""
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+async def test_new_file_is_wal_at_current_version(tmp_path: Path) -> None:
+    """A new database file uses write-ahead logging and the latest schema version."""
+    path = tmp_path / "helpdesk.db"
+    async with SQLiteStore(path):
+        assert path.exists()
+    assert pragma(path, "journal_mode") == "wal"
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
+async def test_version_1_file_is_migrated_forward(tmp_path: Path) -> None:
+    """A file created at schema version 1 is migrated on open and its messages become searchable."""
+    path = tmp_path / "old.db"
+    old = status("113001", "Still waiting for my refund")
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO messages (network, id, conversation, author, text, created_at,"
+            " version_at, json, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                "mastodon",
+                "113001",
+                "113001",
+                ANN.ref.id,
+                old.text,
+                T0.isoformat(timespec="microseconds"),
+                T0.isoformat(timespec="microseconds"),
+                old.model_dump_json(),
+            ),
+        )
+    conn.close()
+    async with SQLiteStore(path) as store:
+        assert await store.search("refund") == [old]
+        assert await store.get_message(old.ref) == old
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A file written by a newer schema is refused, not silently misread."""
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    store = SQLiteStore(path)
+    with pytest.raises(ConfigurationError, match="newer"):
+        await store.open()
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.seen("x")
+
+
+async def test_unopenable_path_is_a_configuration_error(tmp_path: Path) -> None:
+    """A path in a folder that does not exist raises ConfigurationError naming it."""
+    with pytest.raises(ConfigurationError, match="no-such-folder"):
+        await SQLiteStore(tmp_path / "no-such-folder" / "x.db").open()
+
+
+async def test_memory_database_vanishes_on_close() -> None:
+    """``:memory:`` works, and its data is gone once the store is closed."""
+    event = received(status("113002", "hello"))
+    store = SQLiteStore(":memory:")
+    async with store:
+        assert await store.record_batch("mastodon", [event], cursor=None) == [event]
+    async with store:
+        assert not await store.seen(event.id)
+
+
+async def test_other_connections_read_while_open(tmp_path: Path) -> None:
+    """Committed events are visible to another connection while the store stays open."""
+    path = tmp_path / "helpdesk.db"
+    async with SQLiteStore(path) as store:
+        await store.record_batch("mastodon", [received(status("113003", "hi"))], cursor="3")
+        with sqlite3.connect(path) as reader:
+            (count,) = reader.execute("SELECT count(*) FROM events").fetchone()
+            (cursor,) = reader.execute("SELECT cursor FROM cursors").fetchone()
+        reader.close()
+    assert (count, cursor) == (1, "3")
+
+
+async def test_online_backup_opens_as_a_store(tmp_path: Path) -> None:
+    """A backup taken with SQLite's backup API while the store runs is a working store."""
+    path, copy = tmp_path / "helpdesk.db", tmp_path / "backup.db"
+    msg = status("113004", "refund for order 5")
+    async with SQLiteStore(path) as store:
+        await store.record_batch("mastodon", [received(msg)], cursor="4")
+        with sqlite3.connect(path) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        source.close()
+        target.close()
+    async with SQLiteStore(copy) as restored:
+        assert await restored.search("refund") == [msg]
+        assert await restored.get_cursor("mastodon") == "4"
+
+
+async def test_search_index_stays_in_step_with_messages(tmp_path: Path) -> None:
+    """After inserts, edits and deletions the FTS5 index passes its integrity check."""
+    path = tmp_path / "helpdesk.db"
+    async with SQLiteStore(path) as store:
+        msgs = [status(f"1131{n:02d}", f"refund number {n}") for n in range(6)]
+        await store.record_batch("mastodon", [received(m) for m in msgs], cursor=None)
+        edited = msgs[0].model_copy(
+            update={"text": "never mind", "edited_at": T0 + timedelta(hours=1)}
+        )
+        await store.save_messages([edited])
+        gone = MessageDeleted(
+            id=event_id("message.deleted", msgs[1].ref),
+            network="mastodon",
+            occurred_at=T0,
+            message=msgs[1].ref,
+        )
+        await store.record_batch("mastodon", [gone], cursor=None)
+        assert [m.ref.id for m in await store.search("refund")] == sorted(
+            (m.ref.id for m in msgs[2:]), reverse=False
+        ) or len(await store.search("refund")) == 4
+        assert await store.search("mind") == [edited]
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+        (text,) = conn.execute(
+            "SELECT text FROM messages WHERE id = ?", (msgs[1].ref.id,)
+        ).fetchone()
+    conn.close()
+    assert text == ""
