@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from omnichannel.model import Conversation, Message, Person, Ref
 from omnichannel.store import SQLiteStore
 from omnichannel.store._sqlite_schema import MIGRATIONS
 
+HOW_TO = Path(__file__).resolve().parent.parent / "docs" / "how-to" / "store.md"
 T0 = datetime(2024, 11, 5, 14, 3, 7, tzinfo=UTC)
 ANN = Person(ref=Ref(network="mastodon", id="110245"), handle="ann@mastodon.social")
 
@@ -48,7 +53,7 @@ def received(msg: Message) -> MessageReceived:
 
 def pragma(path: Path, name: str) -> object:
     """Read a pragma through a separate connection, as another process would."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return conn.execute(f"PRAGMA {name}").fetchone()[0]
 
 
@@ -65,7 +70,7 @@ async def test_version_1_file_is_migrated_forward(tmp_path: Path) -> None:
     """A file created at schema version 1 is migrated on open and its messages become searchable."""
     path = tmp_path / "old.db"
     old = status("113001", "Still waiting for my refund")
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(MIGRATIONS[0])
         conn.execute("PRAGMA user_version = 1")
         conn.execute(
@@ -82,7 +87,6 @@ async def test_version_1_file_is_migrated_forward(tmp_path: Path) -> None:
                 old.model_dump_json(),
             ),
         )
-    conn.close()
     async with SQLiteStore(path) as store:
         assert await store.search("refund") == [old]
         assert await store.get_message(old.ref) == old
@@ -92,9 +96,8 @@ async def test_version_1_file_is_migrated_forward(tmp_path: Path) -> None:
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file written by a newer schema is refused, not silently misread."""
     path = tmp_path / "future.db"
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
     store = SQLiteStore(path)
     with pytest.raises(ConfigurationError, match="newer"):
         await store.open()
@@ -123,10 +126,9 @@ async def test_other_connections_read_while_open(tmp_path: Path) -> None:
     path = tmp_path / "helpdesk.db"
     async with SQLiteStore(path) as store:
         await store.record_batch("mastodon", [received(status("113003", "hi"))], cursor="3")
-        with sqlite3.connect(path) as reader:
+        with closing(sqlite3.connect(path)) as reader:
             (count,) = reader.execute("SELECT count(*) FROM events").fetchone()
             (cursor,) = reader.execute("SELECT cursor FROM cursors").fetchone()
-        reader.close()
     assert (count, cursor) == (1, "3")
 
 
@@ -136,10 +138,8 @@ async def test_online_backup_opens_as_a_store(tmp_path: Path) -> None:
     msg = status("113004", "refund for order 5")
     async with SQLiteStore(path) as store:
         await store.record_batch("mastodon", [received(msg)], cursor="4")
-        with sqlite3.connect(path) as source, sqlite3.connect(copy) as target:
+        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as target:
             source.backup(target)
-        source.close()
-        target.close()
     async with SQLiteStore(copy) as restored:
         assert await restored.search("refund") == [msg]
         assert await restored.get_cursor("mastodon") == "4"
@@ -162,14 +162,33 @@ async def test_search_index_stays_in_step_with_messages(tmp_path: Path) -> None:
             message=msgs[1].ref,
         )
         await store.record_batch("mastodon", [gone], cursor=None)
-        assert [m.ref.id for m in await store.search("refund")] == sorted(
-            (m.ref.id for m in msgs[2:]), reverse=False
-        ) or len(await store.search("refund")) == 4
+        hits = await store.search("refund")
+        assert {m.ref.id for m in hits} == {m.ref.id for m in msgs[2:]}
         assert await store.search("mind") == [edited]
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
         (text,) = conn.execute(
             "SELECT text FROM messages WHERE id = ?", (msgs[1].ref.id,)
         ).fetchone()
-    conn.close()
     assert text == ""
+
+
+@pytest.mark.parametrize(
+    "snippet", re.findall(r"```python\n(.*?)```", HOW_TO.read_text(encoding="utf-8"), re.S)
+)
+def test_how_to_snippet_runs(
+    snippet: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Python snippet of the store how-to runs and prints what its ``#>`` lines say."""
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(snippet, str(HOW_TO), "exec"), {"__name__": "__main__"})  # noqa: S102
+    expected = [line[3:] for line in snippet.splitlines() if line.startswith("#> ")]
+    assert out.getvalue().splitlines() == expected
+
+
+def test_unknown_synchronous_mode_is_refused() -> None:
+    """Only the two documented durability modes are accepted."""
+    with pytest.raises(ConfigurationError, match="synchronous"):
+        SQLiteStore("x.db", synchronous="off")  # type: ignore[arg-type]

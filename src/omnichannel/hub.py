@@ -827,7 +827,9 @@ class Hub:
                 for event in await self.store.unhandled_events():
                     dispatcher.submit(event, await self._ordering_key(event))
                 for adapter in self._listeners(listen):
-                    tg.start_soon(self._listen, adapter, name=f"omnichannel {adapter.network} listener")
+                    tg.start_soon(
+                        self._listen, adapter, name=f"omnichannel {adapter.network} listener"
+                    )
                 if serve_webhooks is not None:
                     host, port = serve_webhooks
                     await tg.start(self._serve_webhooks, host, port)
@@ -1021,7 +1023,9 @@ class Hub:
             human_agent=True,
         )
 
-    async def _guard(self, action: Action, *, allow_duplicate: bool) -> tuple[str | None, str | None]:
+    async def _guard(
+        self, action: Action, *, allow_duplicate: bool
+    ) -> tuple[str | None, str | None]:
         """Run the guardrail; return the recipient and text digest to store."""
         if not isinstance(action, Reply | PrivateReply | Post):
             return None, None
@@ -1136,7 +1140,9 @@ class Hub:
             try:
                 while not server.started:
                     if finished.is_set():
-                        raise ConfigurationError(f"the webhook server could not start on {host}:{port}")
+                        raise ConfigurationError(
+                            f"the webhook server could not start on {host}:{port}"
+                        )
                     await anyio.sleep(0.01)
                 sockname = server.servers[0].sockets[0].getsockname()
                 self.webhook_address = (str(sockname[0]), int(sockname[1]))

@@ -261,12 +261,15 @@ class Outbox:
         action = item.action
         absent = False  # find_sent showed the first try did not land
         try:
-            if item.status == "ambiguous" and isinstance(action, _MESSAGE_ACTIONS):
-                if not self._may_resend_natively(adapter, item, now):
-                    found = await adapter.find_sent(action)
-                    if found is not None:
-                        return await self._succeed(item, found, adapter, reconciled=True)
-                    absent = True
+            if (
+                item.status == "ambiguous"
+                and isinstance(action, _MESSAGE_ACTIONS)
+                and not self._may_resend_natively(adapter, item, now)
+            ):
+                found = await adapter.find_sent(action)
+                if found is not None:
+                    return await self._succeed(item, found, adapter, reconciled=True)
+                absent = True
             sent = await adapter.execute(action)
         except AmbiguousDelivery as exc:
             logger.warning("outbox %s: delivery may have landed (%s)", item.key, _describe(exc))
@@ -293,7 +296,9 @@ class Outbox:
             return await self._fail(item, _describe(exc), now=now)
         except Exception as exc:
             # An adapter bug after the request may have gone out: treat as ambiguous.
-            logger.exception("outbox %s: unexpected error from the %s adapter", item.key, item.network)
+            logger.exception(
+                "outbox %s: unexpected error from the %s adapter", item.key, item.network
+            )
             retry = "ambiguous" if isinstance(action, _MESSAGE_ACTIONS) else "pending"
             return await self._retry_or_fail(item, status=retry, error=exc, now=now)
         return await self._succeed(item, sent, adapter, reconciled=False)
@@ -310,7 +315,7 @@ class Outbox:
         )
 
     def _backoff(self, attempts: int) -> timedelta:
-        factor = 2 ** max(0, attempts - 1)
+        factor = 1 << min(30, max(0, attempts - 1))
         return min(self.backoff_max, self.backoff_initial * factor)
 
     async def _reschedule(

@@ -14,7 +14,8 @@ compared after [`normalize_text`][omnichannel.policy.normalize_text], so a
 different @mention or spacing does not make an answer original.
 
 ```python
-hub = Hub(adapters=[...], store=store, policy=hold_when(lambda event, action: "refund" in action.text))
+careful = hold_when(lambda event, action: "refund" in action.text, reason="refunds")
+hub = Hub(adapters=[...], store=store, policy=careful)
 ```
 """
 

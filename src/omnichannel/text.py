@@ -533,23 +533,30 @@ def _bare_url_end(text: str, start: int, stop: int) -> int | None:
     return None
 
 
-def _bare_urls(text: str) -> list[tuple[int, int]]:
+def _bare_urls(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Bare domains (``example.com/path``) outside the ``taken`` spans."""
     spans: list[tuple[int, int]] = []
+    blocked = iter(taken)
+    block = next(blocked, None)
     seen = -1
     for hint in _DOT_HINT.finditer(text):
         start = hint.start()
+        while block is not None and block[1] <= start:
+            block = next(blocked, None)
+        if block is not None and block[0] <= start:
+            continue  # inside an http(s) URL
         while start > 0 and text[start - 1] in _ASCII_HOST_CHARS:
             start -= 1
         if start <= seen or (spans and start < spans[-1][1]):
             continue  # this run of host characters was already looked at
         seen = start
-        if not text[start].isalnum() or _glued(text, start):
-            continue  # a domain starts with a letter or digit, not glued to a word
+        if not text[start].isalnum() or _glued(text, start) or text[start - 1 : start] == "/":
+            continue  # a domain starts with a letter or digit, not glued to a word or path
         stop = hint.end()
         while stop < len(text) and text[stop] in _ASCII_HOST_CHARS:
             stop += 1
         end = _bare_url_end(text, start, stop)
-        if end is not None:
+        if end is not None and (block is None or end <= block[0]):
             spans.append((start, end))
     return spans
 
@@ -559,21 +566,9 @@ def _find_urls(text: str, *, bare: bool) -> list[tuple[int, int]]:
     if "." not in text:
         return []
     spans = _scheme_urls(text) if "://" in text else []
-    if not bare:
-        return spans
-    merged: list[tuple[int, int]] = []
-    schemes = iter(spans)
-    pending = next(schemes, None)
-    for start, end in _bare_urls(text):  # both lists are sorted and non-overlapping
-        while pending is not None and pending[1] <= start:
-            merged.append(pending)
-            pending = next(schemes, None)
-        if pending is None or end <= pending[0]:
-            merged.append((start, end))
-    if pending is not None:
-        merged.append(pending)
-        merged.extend(schemes)
-    return merged
+    if bare:
+        spans = sorted(spans + _bare_urls(text, spans))
+    return spans
 
 
 def _replace_spans(text: str, spans: list[tuple[int, int]], placeholder: str) -> str:
@@ -1047,7 +1042,9 @@ def split_thread(
     breaks = _breaks(text)
     if breaks is None:
         return [""]  # nothing but whitespace
-    digits = 1
+    # The suffix holds the count of parts: start from a low estimate of its
+    # width and split again whenever the count turns out to need more digits.
+    digits = len(str(max(1, rule.count(text) // max(1, rule.limit))))
     while True:
         spans = _split_spans(text, breaks, rule, numbering, digits, network)
         if not numbering or len(spans) == 1 or len(str(len(spans))) <= digits:

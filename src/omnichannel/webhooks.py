@@ -7,11 +7,11 @@ Routes and answers:
 
 | request | answer |
 |---|---|
-| ``GET /{network}`` (a handshake: Meta's ``hub.challenge``, X's CRC) | what the adapter's ``verify`` returns |
-| ``POST /{network}`` with a good signature and a body the adapter parses | ``200``, once the events are stored |
+| ``GET /{network}``, a handshake (``hub.challenge``, X's CRC) | what ``verify`` returns |
+| ``POST /{network}``, good signature, body parsed | ``200`` once events are stored |
 | a signature that is missing | ``401`` |
 | a signature (or handshake token) that is wrong | ``403`` |
-| a body the adapter cannot parse | ``400`` with a short reason; the raw bytes go to the dead-letter table |
+| a body the adapter cannot parse | ``400`` + short reason; raw bytes dead-lettered |
 | a body over ``max_body_bytes`` | ``413``, without reading it |
 | a network with no adapter, or without webhooks | ``404`` |
 | another method | ``405`` |

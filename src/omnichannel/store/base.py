@@ -224,7 +224,7 @@ class DeadLetter(_Record):
     at: AwareDatetime = Field(default_factory=_now)
     network: str
     reason: str
-    body: bytes
+    body: bytes = Field(repr=False)
     headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("headers", mode="after")

@@ -38,8 +38,10 @@ _T = TypeVar("_T")
 _ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 _DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction)
 
-# Every statement is a literal (no SQL is assembled at run time) and sticks to
-# standard SQL (INSERT ... ON CONFLICT, COALESCE, CASE) that PostgreSQL shares.
+# Every data statement is a literal (no SQL is assembled from values at run time)
+# and sticks to standard SQL (INSERT ... ON CONFLICT, COALESCE, CASE) that
+# PostgreSQL shares. The SQLite-only parts are the FTS5 search, BEGIN IMMEDIATE
+# and ordering events by rowid (a PostgreSQL store would use an identity column).
 _INSERT_OUTBOX = """
     INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at, updated_at,
                         origin, approved_by, recipient, text_digest, last_error, action, sent)
@@ -234,7 +236,13 @@ class SQLiteStore(Store):
         *,
         synchronous: Literal["normal", "full"] = "full",
     ) -> None:
-        """Describe the store; nothing is opened until ``open()``."""
+        """Describe the store; nothing is opened until ``open()``.
+
+        Raises:
+            ConfigurationError: ``synchronous`` is not ``"normal"`` or ``"full"``.
+        """
+        if synchronous not in ("normal", "full"):
+            raise ConfigurationError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
         self.path = os.fspath(path)
         self.synchronous = synchronous
         self._conn: sqlite3.Connection | None = None

@@ -15,7 +15,16 @@ import httpx
 
 from ._router import SandboxRequest, SandboxResponse
 
-__all__ = ["DropKind", "Outcome", "SandboxASGI", "SandboxTransport", "ThreadedServer"]
+__all__ = [
+    "ASGIApp",
+    "DropKind",
+    "Outcome",
+    "SandboxASGI",
+    "SandboxTransport",
+    "ThreadedServer",
+    "serve_async",
+    "serve_in_thread",
+]
 
 DropKind = Literal["reset", "timeout", "lost_response"]
 
@@ -76,6 +85,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ConnectionDropped(Exception):
@@ -149,7 +159,7 @@ class ThreadedServer:
     ``http://127.0.0.1:<port>``.
     """
 
-    def __init__(self, app: SandboxASGI, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
         try:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -191,7 +201,7 @@ class ThreadedServer:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: SandboxASGI, *, host: str, port: int) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, *, host: str, port: int) -> Iterator[str]:
     """Serve ``app`` on loopback for the duration of a ``with`` block."""
     server = ThreadedServer(app, host=host, port=port)
     try:
@@ -201,7 +211,7 @@ def serve_in_thread(app: SandboxASGI, *, host: str, port: int) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def serve_async(app: SandboxASGI, *, host: str, port: int) -> AsyncIterator[str]:
+async def serve_async(app: ASGIApp, *, host: str, port: int) -> AsyncIterator[str]:
     """Serve ``app`` on loopback for the duration of an ``async with`` block."""
     server = ThreadedServer(app, host=host, port=port)
     try:

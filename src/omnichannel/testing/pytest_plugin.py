@@ -18,6 +18,10 @@ import pytest
 
 from .clock import VirtualClock
 
+# The conformance suite reports with plain asserts: have pytest rewrite them
+# (for readable failures) when a test module imports it.
+pytest.register_assert_rewrite("omnichannel.testing.conformance")
+
 __all__ = [
     "fault_seed",
     "pytest_addoption",

@@ -658,6 +658,14 @@ class Sandbox:
         for bucket in {r.rate_limit for r in self.router.routes if r.rate_limit is not None}:
             self.rate_limits.exhaust(bucket, reset_in=reset_in)
 
+    def revoke_credentials(self) -> None:
+        """Revoke our account's credentials: the adapter's next request is refused.
+
+        The default revokes ``token``; networks with sessions (app passwords,
+        refresh tokens) override it to revoke those too.
+        """
+        self.tokens.revoke(self.token)
+
     def token_info(self, token: str | None = None) -> TokenInfo | None:
         """Return what the sandbox knows of a token (default: ours)."""
         return self.tokens.lookup(token or self.token)

@@ -132,12 +132,19 @@ class JetstreamFilter:
             event = JetstreamPostEvent.model_validate_json(text)
         except ValidationError as exc:
             try:
-                JetstreamEvent.model_validate_json(text)
+                general = JetstreamEvent.model_validate_json(text)
             except ValidationError:
-                first = exc.errors()[0]
-                path = ".".join(str(part) for part in first["loc"])
-                raise PayloadError(first["msg"], network=NETWORK, path=path) from None
-            return None  # a delete, or an event of another kind
+                general = None
+            commit = general.commit if general is not None else None
+            if commit is not None and (
+                commit.collection != "app.bsky.feed.post" or commit.operation == "delete"
+            ):
+                return None  # a deletion, or another collection naming posts
+            if general is not None and commit is None:
+                return None  # an identity or account event
+            first = exc.errors()[0]
+            path = ".".join(str(part) for part in first["loc"])
+            raise PayloadError(first["msg"], network=NETWORK, path=path) from None
         if event.commit.operation != "create" or not self.matches(event):
             return None
         return Matched(event, text)

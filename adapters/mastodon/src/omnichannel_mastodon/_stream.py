@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["ServerEvent", "SSEDecoder", "aiter_events", "iter_events"]
+__all__ = ["SSEDecoder", "ServerEvent", "aiter_events", "iter_events"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,6 @@ Shapes follow the recorded payloads in ``shared/vectors/mastodon/``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
@@ -19,6 +17,7 @@ __all__ = [
     "DirectConversation",
     "ErrorBody",
     "Instance",
+    "InstanceV1",
     "MediaAttachment",
     "Notification",
     "Status",
@@ -172,6 +171,34 @@ class Instance(_Wire):
     configuration: _Configuration = Field(default_factory=_Configuration)
 
 
+class _UrlsV1(_Wire):
+    streaming_api: str | None = None
+
+
+class _ConfigurationV1(_Wire):
+    statuses: _StatusLimits = Field(default_factory=_StatusLimits)
+
+
+class InstanceV1(_Wire):
+    """The older server description (``/api/v1/instance``), for servers before 4.0."""
+
+    uri: str = ""
+    version: str = ""
+    urls: _UrlsV1 = Field(default_factory=_UrlsV1)
+    configuration: _ConfigurationV1 = Field(default_factory=_ConfigurationV1)
+
+    def as_v2(self) -> Instance:
+        """The same facts in the ``/api/v2/instance`` shape."""
+        return Instance(
+            domain=self.uri,
+            version=self.version,
+            configuration=_Configuration(
+                urls=_Urls(streaming=self.urls.streaming_api),
+                statuses=self.configuration.statuses,
+            ),
+        )
+
+
 class ErrorBody(_Wire):
     """An error answer: ``{"error": "...", "error_description": "..."}``."""
 
@@ -184,7 +211,7 @@ STATUSES: TypeAdapter[list[Status]] = TypeAdapter(list[Status])
 CONVERSATIONS: TypeAdapter[list[DirectConversation]] = TypeAdapter(list[DirectConversation])
 
 
-def error_message(body: Any) -> str:
+def error_message(body: object) -> str:
     """The ``error`` text of an error body, or ``""`` when it has none."""
     if isinstance(body, dict):
         try:

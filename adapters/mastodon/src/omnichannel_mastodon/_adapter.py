@@ -1,0 +1,660 @@
+"""The Mastodon adapter: notifications in (polled or streamed), statuses out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import anyio
+import httpx
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+
+from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
+from omnichannel.adapter import Adapter, AdapterSettings, Batch
+from omnichannel.capabilities import Capabilities
+from omnichannel.errors import (
+    CapabilityNotSupported,
+    ConfigurationError,
+    NotFound,
+    PayloadError,
+    RequestRejected,
+    TextTooLong,
+    TransientError,
+)
+from omnichannel.events import Event
+from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client, parse_mastodon_headers
+from omnichannel.model import Mention, Message, Ref, Visibility
+from omnichannel.text import TextRule
+
+from ._convert import (
+    NETWORK,
+    Converter,
+    ThreadRoots,
+    content_to_text,
+    parse_status,
+    person,
+    to_mastodon_visibility,
+)
+from ._errors import MastodonErrors, is_too_long
+from ._stream import ServerEvent, aiter_events
+from ._wire import (
+    CONVERSATIONS,
+    NOTIFICATIONS,
+    Account,
+    Context,
+    Instance,
+    InstanceV1,
+    Notification,
+    Status,
+)
+
+__all__ = ["MastodonAdapter", "MastodonSettings"]
+
+logger = logging.getLogger("omnichannel.mastodon")
+
+_M = TypeVar("_M", bound=BaseModel)
+
+_STREAM_PATHS = {
+    "user": "/api/v1/streaming/user",
+    "user:notification": "/api/v1/streaming/user/notification",
+}
+# A mention in text we compare: @user or @user@domain.
+_ANY_MENTION = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w-]+(?:\.[\w-]+)+)?")
+
+
+class MastodonSettings(AdapterSettings):
+    """How to reach one Mastodon account.
+
+    Attributes:
+        base_url: The instance, e.g. ``https://mastodon.social``.
+        access_token: A user access token of the bot account (scopes in the
+            how-to: ``read:accounts read:notifications read:statuses
+            write:statuses write:favourites write:conversations``).
+        notification_types: Notification kinds to read: ``mention`` (messages
+            and DMs), ``favourite`` (likes on our statuses), ``update`` (edits
+            of statuses we interacted with).
+        page_size: Notifications per poll (Mastodon allows up to 80).
+        stream: Which streaming timeline to follow: ``user`` (notifications,
+            edits and deletions) or ``user:notification`` (notifications only).
+        streaming_url: The streaming host, when it must differ from what the
+            instance announces in ``configuration.urls.streaming``.
+        stream_read_timeout: Seconds without a byte (Mastodon sends a
+            heartbeat every few seconds) before the stream counts as dropped.
+        stream_reconnects: Reconnections in a row before ``stream`` gives up.
+        resolve_threads: Look up the thread root of replies whose root is not
+            known yet (one ``/context`` request each), so every status of a
+            thread lands in the same conversation.
+    """
+
+    base_url: str
+    access_token: SecretStr
+    notification_types: tuple[str, ...] = ("mention", "favourite", "update")
+    page_size: int = Field(default=40, ge=1, le=80)
+    stream: Literal["user", "user:notification"] = "user"
+    streaming_url: str | None = None
+    stream_read_timeout: float = Field(default=90.0, gt=0)
+    stream_reconnects: int = Field(default=5, ge=0)
+    resolve_threads: bool = True
+
+    @field_validator("base_url", "streaming_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = httpx.URL(value)
+        if url.scheme in ("ws", "wss"):
+            url = url.copy_with(scheme="http" if url.scheme == "ws" else "https")
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http(s) URL such as https://mastodon.example")
+        return str(url).rstrip("/")
+
+
+def _comparable(text: str) -> str:
+    """Text with mentions dropped and whitespace folded, to compare what we sent."""
+    return " ".join(_ANY_MENTION.sub(" ", text).split())
+
+
+def _mentions(text: str, handle: str) -> bool:
+    pattern = rf"(?<![\w@])@{re.escape(handle)}(?![\w@]|\.\w)"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def _min_id(response: httpx.Response) -> str | None:
+    """The forward cursor of Mastodon's ``Link: <...?min_id=...>; rel="prev"`` header."""
+    prev = response.links.get("prev")
+    if not prev or not prev.get("url"):
+        return None
+    params = httpx.URL(prev["url"]).params
+    found: str | None = params.get("min_id") or params.get("since_id")
+    return found
+
+
+class MastodonAdapter(Adapter):
+    """Mastodon through its REST and streaming APIs.
+
+    Inbound, mention notifications (DMs are direct statuses that mention us)
+    become `MessageReceived`, favourites `ReactionAdded`, edits
+    `MessageUpdated` and streamed deletions `MessageDeleted`. Event ids name
+    the status, so polling and streaming agree. Outbound, replies go in the
+    thread with the customer's @mention, private replies as direct statuses,
+    each with an ``Idempotency-Key``.
+
+    After `open`, ``capabilities.text`` follows the instance's
+    ``max_characters`` and ``characters_reserved_per_url``.
+
+    Args:
+        settings: A `MastodonSettings` (or a mapping to validate).
+        transport: An httpx transport to use instead of the network.
+        retry: The HTTP retry policy (default: the HTTP layer's).
+
+    Attributes:
+        instance: What ``/api/v2/instance`` said, after `open`.
+    """
+
+    network = NETWORK
+    capabilities = Capabilities(
+        text=TextRule.mastodon(limit=500, url_length=23),
+        private_reply=True,
+        reactions=("like",),
+        hide=False,
+        delete=True,
+        edit=False,
+        inbound=frozenset({"poll", "stream"}),
+        native_idempotency=True,
+    )
+    settings_model = MastodonSettings
+    settings: MastodonSettings
+
+    def __init__(
+        self,
+        settings: MastodonSettings | Mapping[str, Any],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(settings, transport=transport)
+        self.instance: Instance | None = None
+        self._retry = retry
+        self._stack: AsyncExitStack | None = None
+        self._client: ApiClient | None = None
+        self._errors = MastodonErrors()
+        self._roots = ThreadRoots()
+        self._converter = Converter(our_id=None, roots=self._roots)
+
+    # lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the client, resolve our account and read the instance's limits.
+
+        Raises:
+            AuthenticationError: The token is invalid or revoked (401).
+            ConfigurationError: The base URL cannot be reached as configured.
+            PayloadError: The server's answers are not Mastodon's.
+        """
+        if self._client is not None:
+            return
+        stack = AsyncExitStack()
+        try:
+            self._client = await stack.enter_async_context(open_client(
+                network=self.network,
+                base_url=self.settings.base_url,
+                auth=BearerAuth(self.settings.access_token),
+                transport=self.transport,
+                rate_limit_parser=parse_mastodon_headers,
+                error_mapper=self._errors,
+                retry=self._retry,
+                default_bucket="account",
+            ))
+            me = self._validate(
+                Account, await self._json("GET", "/api/v1/accounts/verify_credentials"),
+                path="verify_credentials",
+            )
+            self.instance = await self._read_instance()
+        except BaseException:
+            self._client = None
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self.account = person(me)
+        self._converter.our_id = me.id
+        limits = self.instance.configuration.statuses
+        self._errors.max_characters = limits.max_characters
+        rule = TextRule.mastodon(
+            limit=limits.max_characters, url_length=limits.characters_reserved_per_url
+        )
+        # The instance's own limits replace the class default for this adapter.
+        vars(self)["capabilities"] = type(self).capabilities.model_copy(update={"text": rule})
+
+    async def aclose(self) -> None:
+        """Close the HTTP client. Safe to call twice."""
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _read_instance(self) -> Instance:
+        try:
+            body = await self._json("GET", "/api/v2/instance")
+        except NotFound:  # servers before 4.0
+            old = self._validate(
+                InstanceV1, await self._json("GET", "/api/v1/instance"), path="instance"
+            )
+            return old.as_v2()
+        return self._validate(Instance, body, path="instance")
+
+    # plumbing ----------------------------------------------------------------
+
+    @property
+    def _api(self) -> ApiClient:
+        if self._client is None:
+            raise ConfigurationError("the adapter is not open", network=self.network)
+        return self._client
+
+    @property
+    def _our_id(self) -> str:
+        if self._converter.our_id is None:
+            raise ConfigurationError("the adapter is not open", network=self.network)
+        return self._converter.our_id
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._api.request(method, path, **kwargs)
+        return self._decode(response, path)
+
+    def _decode(self, response: httpx.Response, path: str) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise PayloadError(
+                "the answer is not JSON", network=self.network, path=path
+            ) from None
+
+    def _validate(self, model: type[_M], data: object, *, path: str) -> _M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in (path, *first["loc"]))
+            raise PayloadError(first["msg"], network=self.network, path=where) from exc
+
+    # inbound -----------------------------------------------------------------
+
+    async def poll(self, cursor: str | None) -> Batch:
+        """Fetch the notifications after ``cursor`` (a notification id), oldest first.
+
+        ``None`` reads the newest page. The next cursor comes from the
+        ``Link: rel="prev"`` header (``min_id``); ids are never compared.
+
+        Raises:
+            AuthenticationError: The token was revoked.
+            PayloadError: A notification is not what Mastodon sends.
+        """
+        size = self.settings.page_size
+        params: dict[str, Any] = {
+            "types[]": list(self.settings.notification_types), "limit": size,
+        }
+        if cursor is not None:
+            params["min_id"] = cursor
+        response = await self._api.request("GET", "/api/v1/notifications", params=params)
+        page = self._decode(response, "notifications")
+        if not isinstance(page, list):
+            raise PayloadError("expected a list", network=self.network, path="notifications")
+        try:
+            parsed = NOTIFICATIONS.validate_python(page)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in ("notifications", *first["loc"]))
+            raise PayloadError(first["msg"], network=self.network, path=where) from exc
+        events: list[Event] = []
+        for notification, raw in zip(reversed(parsed), reversed(page), strict=True):
+            events.extend(await self._notification_events(notification, raw))
+        next_cursor = _min_id(response) or (parsed[0].id if parsed else None)
+        return Batch(
+            events=tuple(events), cursor=next_cursor,
+            more=cursor is not None and len(parsed) >= size,
+        )
+
+    async def _notification_events(
+        self, notification: Notification, raw: Mapping[str, Any] | None
+    ) -> list[Event]:
+        if notification.type not in self.settings.notification_types:
+            return []
+        if notification.status is not None and notification.type != "favourite":
+            await self._resolve_root(notification.status)
+        return self._converter.notification_events(notification, raw=raw)
+
+    async def _resolve_root(self, status: Status) -> None:
+        """Learn the thread root of a reply whose root we do not know yet."""
+        if (
+            not self.settings.resolve_threads
+            or status.visibility == "direct"
+            or self._roots.root_of(status) is not None
+        ):
+            return
+        try:
+            body = await self._json(
+                "GET", "/api/v1/statuses/{id}/context", path_params={"id": status.id}
+            )
+        except NotFound:  # gone, or hidden from us: file it under its parent
+            return
+        context = self._validate(Context, body, path="context")
+        if context.ancestors:
+            root = context.ancestors[0].id
+            for ancestor in context.ancestors:
+                self._roots.put(ancestor.id, root)
+            self._roots.put(status.id, root)
+
+    def _stream_url(self) -> str:
+        host = self.settings.streaming_url
+        if host is None and self.instance is not None:
+            announced = self.instance.configuration.urls.streaming
+            if announced:
+                host = MastodonSettings._http_url(announced)
+        return (host or self.settings.base_url) + _STREAM_PATHS[self.settings.stream]
+
+    async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
+        """Follow the streaming API, catching up by polling after every (re)connect.
+
+        Each connection first polls from the last cursor until nothing is left
+        (what happened while disconnected), then yields streamed events as they
+        come. A dropped connection reconnects with the HTTP retry policy's
+        backoff, up to ``settings.stream_reconnects`` times in a row.
+
+        Raises:
+            AuthenticationError: The token was revoked.
+            TransientError: The stream kept dropping.
+        """
+        api = self._api
+        failures = 0
+        timeout = httpx.Timeout(10.0, read=self.settings.stream_read_timeout)
+        while True:
+            received = False
+            try:
+                async with api.http.stream(
+                    "GET", self._stream_url(), headers={"Accept": "text/event-stream"},
+                    timeout=timeout,
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise self._errors(response) or TransientError(
+                            f"the stream answered HTTP {response.status_code}",
+                            network=self.network, status=response.status_code,
+                        )
+                    while True:  # catch up on what the gap hid
+                        batch = await self.poll(cursor)
+                        cursor = batch.cursor or cursor
+                        if batch.events or batch.cursor is not None:
+                            yield batch
+                        if not batch.more:
+                            break
+                    failures = 0
+                    async for sse in aiter_events(response.aiter_lines()):
+                        streamed = await self._stream_batch(sse)
+                        if streamed is None:
+                            continue
+                        received = True
+                        cursor = streamed.cursor or cursor
+                        yield streamed
+            except (httpx.TransportError, TransientError) as exc:
+                failures += 1
+                if failures > self.settings.stream_reconnects:
+                    raise TransientError(
+                        f"the stream dropped {failures} times in a row ({type(exc).__name__})",
+                        network=self.network,
+                    ) from exc
+                logger.warning(
+                    "mastodon stream dropped (%s); reconnecting", type(exc).__name__,
+                    extra={"network": self.network, "attempt": failures},
+                )
+            else:
+                if not received:
+                    failures += 1
+                    if failures > self.settings.stream_reconnects:
+                        raise TransientError(
+                            "the stream kept closing without events", network=self.network
+                        )
+            if failures:
+                await anyio.sleep(api.retry.backoff(failures))
+
+    async def _stream_batch(self, sse: ServerEvent) -> Batch | None:
+        """The batch one streamed event stands for, or ``None`` to skip it."""
+        try:
+            match sse.event:
+                case "notification":
+                    raw = json.loads(sse.data)
+                    notification = Notification.model_validate(raw)
+                    events = await self._notification_events(notification, raw)
+                    return Batch(events=tuple(events), cursor=notification.id)
+                case "status.update":
+                    raw = json.loads(sse.data)
+                    status = parse_status(raw, path="status.update")
+                    if not self._converter.involves_us(status):
+                        return None
+                    await self._resolve_root(status)
+                    return Batch(events=(self._converter.updated(status, raw=raw),))
+                case "delete":
+                    status_id = sse.data.strip()
+                    if not status_id:
+                        return None
+                    now = datetime.now(UTC)
+                    return Batch(events=(self._converter.deleted(status_id, occurred_at=now),))
+                case _:
+                    return None
+        except (ValueError, PayloadError) as exc:
+            # One bad event never stops the stream; the next catch-up poll
+            # reads the notifications again anyway.
+            logger.warning(
+                "mastodon stream: skipped a bad %r event (%s)", sse.event, type(exc).__name__,
+                extra={"network": self.network},
+            )
+            return None
+
+    async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
+        """Fetch a thread (or a direct conversation), oldest first, at most ``limit``.
+
+        A thread is its root's context; a ``direct:`` conversation is found in
+        ``/api/v1/conversations`` by its participants.
+
+        Raises:
+            NotFound: The thread root is gone or hidden from us.
+        """
+        anchor = ref.id
+        if ref.id.startswith("direct:"):
+            found = await self._find_direct(ref)
+            if found is None:
+                return []
+            anchor = found
+        status = self._validate(
+            Status,
+            await self._json("GET", "/api/v1/statuses/{id}", path_params={"id": anchor}),
+            path="status",
+        )
+        context = self._validate(
+            Context,
+            await self._json("GET", "/api/v1/statuses/{id}/context", path_params={"id": anchor}),
+            path="context",
+        )
+        thread = [*context.ancestors, status, *context.descendants]
+        if context.ancestors:
+            root = context.ancestors[0].id
+            for item in thread:
+                self._roots.put(item.id, root)
+        messages = [self._converter.message(s) for s in thread]
+        if ref.id.startswith("direct:"):
+            messages = [m for m in messages if m.conversation == ref]
+        return messages[-limit:] if limit > 0 else []
+
+    async def _find_direct(self, ref: Ref) -> str | None:
+        body = await self._json("GET", "/api/v1/conversations", params={"limit": 40})
+        try:
+            conversations = CONVERSATIONS.validate_python(body)
+        except ValidationError as exc:
+            raise PayloadError(str(exc.errors()[0]["msg"]), network=self.network,
+                               path="conversations") from exc
+        for conversation in conversations:
+            if conversation.last_status is None:
+                continue
+            if self._converter.direct_conversation(conversation).ref == ref:
+                return conversation.last_status.id
+        return None
+
+    # outbound ----------------------------------------------------------------
+
+    def _addressed(self, to: Message, text: str, *, direct: bool) -> str:
+        """``text`` with the @mentions Mastodon needs to deliver it put in front.
+
+        A reply names the author it answers; a direct reply also everyone else
+        the direct message was addressed to, so nobody drops out of it.
+        """
+        handles: list[str] = []
+        if not to.from_us and to.author.handle:
+            handles.append(to.author.handle)
+        if direct:
+            for entity in to.entities:
+                if (
+                    isinstance(entity, Mention)
+                    and entity.person is not None
+                    and entity.person.id != self._converter.our_id
+                    and entity.handle not in handles
+                ):
+                    handles.append(entity.handle)
+        missing = [h for h in handles if not _mentions(text, h)]
+        if not missing:
+            return text
+        return " ".join(f"@{h}" for h in missing) + " " + text
+
+    def _outgoing(self, action: Reply | PrivateReply | Post) -> tuple[str, str, str | None]:
+        """The status text, Mastodon visibility and parent of an action."""
+        match action:
+            case Reply():
+                wanted: Visibility = action.visibility or action.to.visibility
+                visibility = to_mastodon_visibility(wanted)
+                text = self._addressed(action.to, action.text, direct=visibility == "direct")
+                return text, visibility, action.to.ref.id
+            case PrivateReply():
+                return self._addressed(action.to, action.text, direct=False), "direct", (
+                    action.to.ref.id
+                )
+            case Post():
+                return action.text, to_mastodon_visibility(action.visibility), None
+
+    def _rule(self) -> TextRule:
+        return self.capabilities.text
+
+    async def send(self, action: Reply | PrivateReply | Post) -> Sent:
+        """Publish a status: a threaded reply, a direct status, or a new post.
+
+        The text gets the @mention of whom it answers when it lacks one, is
+        checked against the instance's limit, and goes out with the action's
+        ``Idempotency-Key`` (Mastodon keeps keys for an hour).
+
+        Raises:
+            TextTooLong: Over the instance's limit, before or at sending.
+            AmbiguousDelivery: The request may have landed without an answer.
+            AuthenticationError: The token was revoked.
+            NotFound: The status answered is gone.
+            RequestRejected: Mastodon refused the status (422...).
+        """
+        text, visibility, parent = self._outgoing(action)
+        rule = self._rule()
+        rule.check(text, network=self.network)
+        form = {"status": text}
+        if parent is not None:
+            form["in_reply_to_id"] = parent
+        form["visibility"] = visibility
+        try:
+            response = await self._api.request(
+                "POST", "/api/v1/statuses", data=form,
+                headers={"Idempotency-Key": action.idempotency_key},
+            )
+        except RequestRejected as exc:
+            if is_too_long(exc):
+                raise TextTooLong(
+                    length=rule.count(text), limit=rule.limit, unit=rule.unit,
+                    network=self.network,
+                ) from exc
+            raise
+        raw = self._decode(response, "statuses")
+        return self._sent(action, parse_status(raw, path="statuses"), raw)
+
+    def _sent(
+        self, action: Reply | PrivateReply | Post, status: Status, raw: Mapping[str, Any]
+    ) -> Sent:
+        if isinstance(action, Reply | PrivateReply) and status.visibility != "direct":
+            root = action.to.conversation.id
+            if not root.startswith("direct:"):
+                self._roots.put(action.to.ref.id, root)
+                self._roots.put(status.id, root)
+        return Sent(
+            idempotency_key=action.idempotency_key,
+            ref=Ref(network=self.network, id=status.id),
+            conversation=self._converter.conversation_ref(status),
+            sent_at=status.created_at,
+            raw=dict(raw),
+        )
+
+    async def find_sent(self, action: Reply | PrivateReply | Post) -> Sent | None:
+        """Look through our latest statuses for one this action created.
+
+        A status matches when it answers the same status, with the same
+        visibility and the same text (mentions aside, as Mastodon renders them).
+
+        Raises:
+            AuthenticationError: The token was revoked.
+        """
+        text, visibility, parent = self._outgoing(action)
+        wanted = _comparable(text)
+        body = await self._json(
+            "GET", "/api/v1/accounts/{id}/statuses", path_params={"id": self._our_id},
+            params={"limit": 40, "exclude_reblogs": "true"},
+        )
+        if not isinstance(body, list):
+            raise PayloadError("expected a list", network=self.network, path="statuses")
+        for index, raw in enumerate(body):
+            status = parse_status(raw, path=f"statuses.{index}")
+            if status.in_reply_to_id != parent or status.visibility != visibility:
+                continue
+            shown, _ = content_to_text(status.content, status.mentions)
+            if _comparable(shown) == wanted:
+                return self._sent(action, status, raw)
+        return None
+
+    async def react(self, action: React) -> Sent:
+        """Favourite a status (the only reaction Mastodon has).
+
+        Raises:
+            CapabilityNotSupported: A reaction other than ``"like"``.
+            NotFound: The status is gone.
+        """
+        if action.reaction != "like":
+            raise CapabilityNotSupported(
+                "react", network=self.network, detail=f"reaction {action.reaction!r}"
+            )
+        body = await self._json(
+            "POST", "/api/v1/statuses/{id}/favourite", path_params={"id": action.target.id},
+            idempotent=True,
+        )
+        return Sent(
+            idempotency_key=action.idempotency_key, ref=action.target,
+            raw=body if isinstance(body, dict) else None,
+        )
+
+    async def delete(self, action: Delete) -> Sent:
+        """Delete one of our statuses.
+
+        Raises:
+            NotFound: The status does not exist (or was already deleted).
+            RequestRejected: It is not ours.
+        """
+        body = await self._json(
+            "DELETE", "/api/v1/statuses/{id}", path_params={"id": action.target.id}
+        )
+        root = self._roots.get(action.target.id)
+        return Sent(
+            idempotency_key=action.idempotency_key, ref=action.target,
+            conversation=Ref(network=self.network, id=root) if root else None,
+            raw=body if isinstance(body, dict) else None,
+        )

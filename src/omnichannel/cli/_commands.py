@@ -1,0 +1,369 @@
+"""The ``adapters``, ``replay``, ``inbox`` and ``serve`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import anyio
+
+from ..adapter import Adapter, WebhookRequest
+from ..errors import ConfigurationError, OmnichannelError, PayloadError
+from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
+from ..hub import Hub
+from ..model import Message
+from ..registry import adapters as installed_adapters
+from ..registry import load_adapter
+from ..store import SQLiteStore
+from ._capabilities import capability_matrix
+from ._settings import Config
+from ._table import render_table, shorten
+
+__all__ = ["cmd_adapters", "cmd_inbox", "cmd_replay", "cmd_serve", "describe_event"]
+
+PARSE_HOOK = "parse_payload"
+"""The optional adapter classmethod ``replay`` feeds recorded API payloads to."""
+
+
+# adapters -------------------------------------------------------------------------
+
+
+def cmd_adapters(args: argparse.Namespace, out: TextIO) -> int:
+    """List installed adapters and their declared capabilities."""
+    infos = installed_adapters()
+    if args.json:
+        data = [
+            {
+                "network": info.network,
+                "distribution": info.distribution,
+                "version": info.version,
+                "ok": info.ok,
+                "error": info.error,
+                "capabilities": (
+                    info.capabilities.model_dump(mode="json")
+                    if info.capabilities is not None else None
+                ),
+            }
+            for info in infos
+        ]
+        print(json.dumps(data, indent=2, sort_keys=True), file=out)
+        return 0 if all(info.ok for info in infos) else 1
+    if not infos:
+        print("No adapters are installed. Install one, e.g.: pip install omnichannel-mastodon",
+              file=out)
+        return 0
+    rows = [
+        [info.network, info.distribution or "?", info.version or "?",
+         "ok" if info.ok else f"failed: {info.error}"]
+        for info in infos
+    ]
+    print(render_table(["network", "distribution", "version", "status"], rows), file=out)
+    headers, matrix = capability_matrix(infos)
+    if len(headers) > 1:
+        print(file=out)
+        print(render_table(headers, matrix), file=out)
+    return 0 if all(info.ok for info in infos) else 1
+
+
+# replay ---------------------------------------------------------------------------
+
+
+def _message_lines(message: Message) -> list[str]:
+    who = message.author.handle or message.author.ref.id
+    if message.author.display_name:
+        who = f"@{who} ({message.author.display_name})"
+    else:
+        who = f"@{who}"
+    lines = [
+        f"   from {who}{' (us)' if message.from_us else ''}, {message.visibility}, "
+        f"conversation {message.conversation}",
+        f"   text: {json.dumps(message.text, ensure_ascii=False)}",
+    ]
+    if message.in_reply_to is not None:
+        lines.append(f"   in reply to {message.in_reply_to}")
+    for entity in message.entities:
+        covered = json.dumps(entity.text_in(message.text), ensure_ascii=False)
+        lines.append(f"   {entity.type} {covered} [{entity.start}:{entity.end}]")
+    for attachment in message.attachments:
+        alt = f" alt={json.dumps(attachment.alt_text, ensure_ascii=False)}" if attachment.alt_text else ""
+        lines.append(f"   {attachment.kind} {attachment.url or ''}{alt}".rstrip())
+    return lines
+
+
+def describe_event(number: int, event: Event) -> str:
+    """Describe one normalized event in a few human-readable lines."""
+    head = f"{number}. {event.type}  id={event.id}  at {event.occurred_at.isoformat()}"
+    lines = [head]
+    match event:
+        case MessageReceived() | MessageUpdated():
+            lines.extend(_message_lines(event.message))
+        case MessageDeleted():
+            lines.append(f"   message {event.message}")
+        case _:
+            who = event.by.handle or event.by.ref.id
+            lines.append(f"   {event.reaction} by @{who} on {event.target}")
+    return "\n".join(lines)
+
+
+def _payloads(path: Path, data: bytes, *, only: int | None) -> list[tuple[str, str | None, bytes]]:
+    """Split a file into ``(label, endpoint path, body)``: a decoded cassette gives several."""
+    try:
+        decoded = json.loads(data)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and isinstance(decoded.get("interactions"), list):
+        found: list[tuple[str, str | None, bytes]] = []
+        for index, interaction in enumerate(decoded["interactions"], start=1):
+            if only is not None and index != only:
+                continue
+            if not isinstance(interaction, dict) or "response_body" not in interaction:
+                continue
+            body = interaction["response_body"]
+            raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode()
+            uri = str(interaction.get("uri", ""))
+            method = str(interaction.get("method", "GET"))
+            label = f"interaction {index}: {method} {uri} -> {interaction.get('status', '?')}"
+            found.append((label, urlsplit(uri).path or None, raw))
+        if only is not None and not found:
+            raise ConfigurationError(f"{path} has no interaction number {only}")
+        return found
+    return [(str(path), None, data)]
+
+
+def _webhook_adapter(cls: type[Adapter], config: Config) -> Adapter:
+    try:
+        return config.build(cls)
+    except ConfigurationError:
+        # Parsing needs no credentials: build with unvalidated defaults.
+        return cls(cls.settings_model.model_construct())
+
+
+def _parse(
+    cls: type[Adapter], body: bytes, *, endpoint: str | None, headers: dict[str, str],
+    webhook: bool, config: Config,
+) -> Sequence[Event]:
+    hook: Callable[..., Sequence[Event]] | None = getattr(cls, PARSE_HOOK, None)
+    if not webhook and hook is not None:
+        return hook(body, path=endpoint)
+    if "webhook" in cls.capabilities.inbound:
+        adapter = _webhook_adapter(cls, config)
+        request = WebhookRequest(
+            method="POST", path=f"/{cls.network}", headers=headers, body=body
+        )
+        return adapter.parse(request)
+    raise ConfigurationError(
+        f"the {cls.network} adapter cannot replay payloads: it has no webhooks and no "
+        f"`{PARSE_HOOK}(body, *, path)` classmethod to parse recorded API answers",
+        network=cls.network,
+    )
+
+
+def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """Feed a recorded webhook body or API answer through an adapter; print the events."""
+    cls = load_adapter(args.network)
+    path = Path(args.file)
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    elif not path.is_file():
+        raise ConfigurationError(f"no such file: {path}")
+    else:
+        data = path.read_bytes()
+    headers: dict[str, str] = {}
+    for header in args.header or []:
+        name, sep, value = header.partition(":")
+        if not sep:
+            raise ConfigurationError(f"--header wants 'Name: value', not {header!r}")
+        headers[name.strip()] = value.strip()
+    config = Config.load(args.config)
+    payloads = _payloads(path, data, only=args.interaction)
+    total = 0
+    failures = 0
+    for label, endpoint, body in payloads:
+        if len(payloads) > 1:
+            print(f"== {label}", file=out)
+        try:
+            events = _parse(
+                cls, body, endpoint=args.path or endpoint, headers=headers,
+                webhook=args.webhook, config=config,
+            )
+        except PayloadError as exc:
+            failures += 1
+            print(f"   not parsed: {exc} (at {exc.path or 'the top'})", file=out)
+            continue
+        for event in events:
+            total += 1
+            if args.json:
+                exclude: Any = None if args.raw else {"message": {"raw"}}
+                dumped = event.model_dump(mode="json", exclude=exclude)
+                print(json.dumps(dumped, ensure_ascii=False, sort_keys=True), file=out)
+            else:
+                print(describe_event(total, event), file=out)
+        if not events and not args.json:
+            print("   (no events)", file=out)
+    if not args.json:
+        print(f"{total} event{'s' if total != 1 else ''} from {len(payloads) - failures} "
+              f"payload{'s' if len(payloads) - failures != 1 else ''}"
+              + (f"; {failures} not parsed" if failures else ""), file=out)
+    return 1 if failures == len(payloads) else 0
+
+
+# inbox ----------------------------------------------------------------------------
+
+
+def _age(when: datetime, now: datetime) -> str:
+    seconds = max(0.0, (now - when).total_seconds())
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def _handle(message: Message) -> str:
+    return "@" + (message.author.handle or message.author.ref.id)
+
+
+async def _inbox(store_path: Path, *, network: str | None, limit: int, out: TextIO) -> None:
+    now = datetime.now(UTC)
+    async with SQLiteStore(store_path) as store:
+        conversations = await store.list_conversations(network=network, limit=limit)
+        rows: list[list[str]] = []
+        for conversation in conversations:
+            messages = await store.conversation_messages(conversation.ref, limit=100)
+            last = messages[-1] if messages else None
+            customers = [m for m in messages if not m.from_us]
+            who = _handle(customers[-1]) if customers else "-"
+            rows.append([
+                conversation.ref.network, conversation.kind, who, str(len(messages)),
+                "us" if last is not None and last.from_us else "customer",
+                _age(last.created_at, now) if last else "-",
+                shorten(last.text, 48) if last else "",
+            ])
+        print(f"Conversations ({len(rows)}, most recent first)", file=out)
+        if rows:
+            print(render_table(
+                ["network", "kind", "customer", "msgs", "last from", "age", "last message"], rows,
+                numeric=[False, False, False, True, False, True, False],
+            ), file=out)
+        drafts = [
+            d for d in await store.list_drafts(status="pending", limit=limit)
+            if network is None or d.action.network == network
+        ]
+        print(file=out)
+        print(f"Pending drafts ({len(drafts)}, oldest first)", file=out)
+        if drafts:
+            print(render_table(
+                ["id", "network", "to", "kind", "age", "note", "text"],
+                [[d.id[:12], d.action.network, _handle(d.action.to), d.action.type,
+                  _age(d.created_at, now), shorten(d.note or "", 24), shorten(d.action.text, 44)]
+                 for d in drafts],
+            ), file=out)
+        counts: dict[str, int] = {}
+        for item in await store.list_outbox(limit=100_000):
+            if network is None or item.network == network:
+                counts[item.status] = counts.get(item.status, 0) + 1
+        order = ["pending", "sending", "ambiguous", "sent", "failed", "cancelled"]
+        summary = ", ".join(f"{counts[s]} {s}" for s in order if s in counts) or "empty"
+        print(file=out)
+        print(f"Outbox: {summary}", file=out)
+
+
+def cmd_inbox(args: argparse.Namespace, out: TextIO) -> int:
+    """Show conversations and pending drafts from a SQLite store."""
+    config = Config.load(args.config)
+    store_path = Path(config.store_path(args.store))
+    if not store_path.is_file():
+        raise ConfigurationError(
+            f"no store at {store_path}: run a bot first, or name one with --store "
+            "(or OMNICHANNEL_STORE)"
+        )
+    anyio.run(lambda: _inbox(store_path, network=args.network, limit=args.limit, out=out))
+    return 0
+
+
+# serve ----------------------------------------------------------------------------
+
+
+def _import_target(spec: str) -> object:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(f"APP must look like 'module:attribute', not {spec!r}")
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigurationError(f"cannot import module {module_name!r}: {exc}") from None
+        raise
+    target: object = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return target
+
+
+def _uvicorn() -> Any:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigurationError(
+            "serving needs uvicorn: pip install 'omnichannel[server]'"
+        ) from None
+    return uvicorn
+
+
+async def _serve_hub(hub: Hub, *, host: str, port: int, listen: bool, out: TextIO) -> None:
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(lambda task_status: hub.run(
+            listen=listen, serve_webhooks=(host, port), task_status=task_status
+        ))
+        address = hub.webhook_address or (host, port)
+        base = f"http://{address[0]}:{address[1]}"
+        networks = ", ".join(f"{base}/{n}" for n in sorted(hub.adapters)) or "(no adapters)"
+        print(f"omnichannel: hub running; webhooks at {networks} (Ctrl+C to stop)",
+              file=out, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    """Run a hub (listeners, outbox, webhooks) or an ASGI app with uvicorn."""
+    target = _import_target(args.app)
+    if args.factory:
+        if not callable(target):
+            raise ConfigurationError(f"{args.app} is not callable, so it cannot be a --factory")
+        target = target()
+    if isinstance(target, Hub):
+        _uvicorn()
+        try:
+            anyio.run(lambda: _serve_hub(
+                target, host=args.host, port=args.port, listen=not args.no_listen, out=out
+            ))
+        except KeyboardInterrupt:
+            return 130
+        return 0
+    if not callable(target):
+        raise ConfigurationError(
+            f"{args.app} is neither a Hub nor an ASGI application (got {type(target).__name__})"
+        )
+    uvicorn = _uvicorn()
+    print(f"omnichannel: serving {args.app} on http://{args.host}:{args.port} (Ctrl+C to stop)",
+          file=out, flush=True)
+    uvicorn.run(target, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def as_error_message(exc: OmnichannelError) -> str:
+    """Return the one-line (or few-line) message the CLI prints for ``exc``."""
+    return str(exc)

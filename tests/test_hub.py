@@ -1,0 +1,499 @@
+"""The hub's inbound pipeline and handlers, proven with the test-local testnet adapter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from omnichannel.adapter import WebhookRequest
+from omnichannel.errors import ActionError, CapabilityNotSupported, ConfigurationError, TextTooLong
+from omnichannel.events import Event, MessageReceived, ReactionAdded
+from omnichannel.hub import Context, Hub
+from omnichannel.policy import AutoSend
+from omnichannel.store import MemoryStore
+from tests.runtime_adapter import (
+    FakeNetwork,
+    RuntimeAdapter,
+    adapter_for,
+    eventually,
+    running,
+)
+
+
+def make_hub(fake: FakeNetwork, **options: object) -> Hub:
+    """A hub over a memory store and one testnet adapter."""
+    return Hub(adapters=[adapter_for(fake)], store=MemoryStore(), **options)  # type: ignore[arg-type]
+
+
+async def test_handlers_receive_only_the_events_their_filters_match() -> None:
+    """Event type, network, visibility, kind and a predicate each narrow what a handler gets."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    seen: dict[str, list[str]] = defaultdict(list)
+
+    @hub.on(MessageReceived)
+    async def every_message(event: MessageReceived, ctx: Context) -> None:
+        seen["all"].append(event.message.text)
+
+    @hub.on(MessageReceived, visibility="private")
+    async def private_only(event: MessageReceived, ctx: Context) -> None:
+        seen["private"].append(event.message.text)
+
+    @hub.on(MessageReceived, kind="thread", network="testnet")
+    async def threads(event: MessageReceived, ctx: Context) -> None:
+        seen["thread"].append(event.message.text)
+
+    @hub.on(MessageReceived, network="elsewhere")
+    async def other_network(event: MessageReceived, ctx: Context) -> None:
+        seen["elsewhere"].append(event.message.text)
+
+    @hub.on(MessageReceived, when=lambda event: "refund" in event.message.text)
+    async def refunds(event: MessageReceived, ctx: Context) -> None:
+        seen["refund"].append(event.message.text)
+
+    @hub.on(ReactionAdded)
+    async def likes(event: ReactionAdded, ctx: Context) -> None:
+        seen["like"].append(event.target.id)
+
+    first = fake.customer_says("hello in public")
+    fake.customer_says("a private refund question", visibility="private")
+    fake.customer_reacts(first["id"])
+    async with running(hub):
+        await eventually(lambda: len(seen["like"]) == 1 and len(seen["all"]) == 2)
+        await hub.wait_idle()
+
+    assert seen["all"] == ["hello in public", "a private refund question"]
+    assert seen["private"] == ["a private refund question"]
+    assert seen["thread"] == ["hello in public"]
+    assert seen["refund"] == ["a private refund question"]
+    assert seen["like"] == [first["id"]]
+    assert "elsewhere" not in seen
+
+
+async def test_event_seen_by_webhook_and_polling_is_handled_once() -> None:
+    """The same event delivered by a webhook, again by it, and by polling runs the handler once."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    calls: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        calls.append(event.id)
+
+    item = fake.message_item("my order is late")
+    body = fake.webhook_body([item])
+    async with running(hub, listen=False):
+        adapter = hub.adapters["testnet"]
+        transport = httpx.ASGITransport(app=hub.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            for _ in range(2):
+                response = await c.post("/testnet", content=body, headers=fake.signed(body))
+                assert response.status_code == 200
+        fake.publish(item)
+        batch = await adapter.poll(None)
+        await hub.ingest("testnet", batch.events, cursor=batch.cursor)
+        await hub.wait_idle()
+
+    assert calls == ["testnet:message.received:" + item["id"]]
+
+
+async def test_listener_resumes_from_the_stored_cursor_after_a_restart(tmp_path: Path) -> None:
+    """A restarted hub on the same database polls from where it stopped and skips handled events."""
+    sqlite = pytest.importorskip("omnichannel.store").__dict__.get("SQLiteStore")
+    if sqlite is None:
+        pytest.skip("SQLiteStore has not landed yet")
+    fake = FakeNetwork()
+    seen: list[str] = []
+
+    def build() -> Hub:
+        hub = Hub(adapters=[adapter_for(fake)], store=sqlite(tmp_path / "hub.db"))
+
+        @hub.on(MessageReceived)
+        async def record(event: MessageReceived, ctx: Context) -> None:
+            seen.append(event.message.text)
+
+        return hub
+
+    for text in ("one", "two", "three"):
+        fake.customer_says(text)
+    async with running(build()) as hub:
+        await eventually(lambda: len(seen) == 3)
+        await hub.wait_idle()
+    for text in ("four", "five"):
+        fake.customer_says(text)
+    async with running(build()) as hub:
+        await eventually(lambda: len(seen) == 5)
+        await hub.wait_idle()
+        assert await hub.store.get_cursor("testnet") == "5"
+
+    assert seen == ["one", "two", "three", "four", "five"]
+
+
+async def test_events_of_one_conversation_are_handled_in_order_others_concurrently() -> None:
+    """Within a conversation events are handled one by one in order; conversations overlap."""
+    fake = FakeNetwork()
+    hub = make_hub(fake, max_concurrency=4)
+    order: dict[str, list[str]] = defaultdict(list)
+    active: dict[str, int] = defaultdict(int)
+    overlap = {"conversations": 0, "same_conversation": 0}
+    both_started = anyio.Event()
+
+    @hub.on(MessageReceived)
+    async def slow(event: MessageReceived, ctx: Context) -> None:
+        conversation = event.conversation.ref.id
+        active[conversation] += 1
+        if active[conversation] > 1:
+            overlap["same_conversation"] += 1
+        if len([c for c, n in active.items() if n]) > 1:
+            overlap["conversations"] += 1
+            both_started.set()
+        # the first message of each conversation waits until both conversations are in flight
+        if event.message.text.endswith("0"):
+            with anyio.move_on_after(2):
+                await both_started.wait()
+        await anyio.sleep(0)
+        order[conversation].append(event.message.text)
+        active[conversation] -= 1
+
+    for i in range(5):
+        fake.customer_says(f"a{i}", conversation="A")
+        fake.customer_says(f"b{i}", conversation="B")
+    async with running(hub):
+        await eventually(lambda: sum(len(v) for v in order.values()) == 10)
+
+    assert order["A"] == [f"a{i}" for i in range(5)]
+    assert order["B"] == [f"b{i}" for i in range(5)]
+    assert overlap["same_conversation"] == 0
+    assert overlap["conversations"] >= 1
+
+
+async def test_a_failing_handler_is_recorded_and_stops_nothing() -> None:
+    """A handler's exception is stored with the event id; other handlers and later events run."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    handled: list[str] = []
+    ids: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def broken(event: MessageReceived, ctx: Context) -> None:
+        raise RuntimeError(f"boom on {event.message.text}")
+
+    @hub.on(MessageReceived)
+    async def fine(event: MessageReceived, ctx: Context) -> None:
+        handled.append(event.message.text)
+        ids.append(event.id)
+
+    fake.customer_says("first")
+    async with running(hub):
+        await eventually(lambda: handled == ["first"])
+        fake.customer_says("second")
+        await eventually(lambda: handled == ["first", "second"])
+        await hub.wait_idle()
+        failures = await hub.store.failures()
+        assert await hub.store.unhandled_events() == []
+
+    assert sorted(f.error for f in failures) == [
+        "RuntimeError: boom on first", "RuntimeError: boom on second"
+    ]
+    assert {f.event_id for f in failures} == set(ids)
+    assert all(f.handler.endswith("broken") for f in failures)
+
+
+async def test_middleware_wraps_every_handler_call_in_order() -> None:
+    """Middleware runs outermost first around each handler and can skip the handler."""
+    fake = FakeNetwork()
+    trail: list[str] = []
+
+    async def outer(event: Event, ctx: Context, call_next: Callable[[], Awaitable[None]]) -> None:
+        trail.append("outer in")
+        await call_next()
+        trail.append("outer out")
+
+    hub = make_hub(fake, middleware=[outer])
+
+    @hub.use
+    async def gate(event: Event, ctx: Context, call_next: Callable[[], Awaitable[None]]) -> None:
+        if ctx.handler.endswith("skipped"):
+            trail.append("gate skips")
+            return
+        await call_next()
+
+    @hub.on(MessageReceived)
+    async def handler(event: MessageReceived, ctx: Context) -> None:
+        trail.append("handler")
+
+    @hub.on(MessageReceived)
+    async def skipped(event: MessageReceived, ctx: Context) -> None:
+        trail.append("never")
+
+    fake.customer_says("hi")
+    async with running(hub):
+        await eventually(lambda: len(trail) == 6)
+
+    assert trail == ["outer in", "handler", "outer out", "outer in", "gate skips", "outer out"]
+
+
+async def test_reply_outcome_follows_the_policy() -> None:
+    """By default a public reply is held as a draft and a private one is queued and delivered."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    outcomes: dict[str, str] = {}
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        delivery = await ctx.reply(f"Thanks for your message about {event.message.text}!")
+        outcomes[event.message.text] = delivery.status
+
+    fake.customer_says("shoes")
+    fake.customer_says("socks", visibility="private", author="bob")
+    async with running(hub):
+        await eventually(lambda: len(fake.posted) == 1)
+        pending = await hub.drafts.pending()
+
+    assert outcomes == {"shoes": "held", "socks": "queued"}
+    assert [d.action.text for d in pending] == ["Thanks for your message about shoes!"]
+    assert fake.posted[0]["text"] == "Thanks for your message about socks!"
+    assert fake.posted[0]["visibility"] == "private"
+
+
+async def test_auto_send_policy_and_per_call_override() -> None:
+    """With AutoSend public replies go out at once, unless the call says hold=True."""
+    fake = FakeNetwork()
+    hub = make_hub(fake, policy=AutoSend())
+    outcomes: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        sent = await ctx.reply("We are on it, sorry for the wait.")
+        held = await ctx.reply("Here is a refund voucher code.", hold=True)
+        outcomes.extend([sent.status, held.status])
+
+    fake.customer_says("where is my parcel?")
+    async with running(hub):
+        await eventually(lambda: len(fake.posted) == 1)
+
+    assert outcomes == ["queued", "held"]
+    assert fake.posted[0]["in_reply_to"] is not None
+
+
+async def test_reply_is_checked_against_capabilities_before_anything_is_stored() -> None:
+    """Too long a text or an unsupported reaction raises in the handler; nothing is queued."""
+    fake = FakeNetwork()
+    hub = make_hub(fake, policy=AutoSend())
+    errors: list[type[Exception]] = []
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        for attempt in (
+            lambda: ctx.reply("x" * 281),
+            lambda: ctx.react("heart"),
+        ):
+            try:
+                await attempt()
+            except (TextTooLong, CapabilityNotSupported) as exc:
+                errors.append(type(exc))
+
+    @hub.on(ReactionAdded)
+    async def no_message(event: ReactionAdded, ctx: Context) -> None:
+        try:
+            await ctx.reply("thanks for the like")
+        except ActionError as exc:
+            errors.append(type(exc))
+
+    first = fake.customer_says("hi")
+    fake.customer_reacts(first["id"])
+    async with running(hub):
+        await eventually(lambda: len(errors) == 3)
+        assert await hub.store.list_outbox() == []
+        assert await hub.drafts.pending() == []
+
+    assert errors == [TextTooLong, CapabilityNotSupported, ActionError]
+
+
+async def test_react_and_hide_are_delivered_at_once() -> None:
+    """Reactions and hiding skip the reply policy and reach the network."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+
+    @hub.on(MessageReceived)
+    async def moderate(event: MessageReceived, ctx: Context) -> None:
+        await ctx.react()
+        if "spam" in event.message.text:
+            await ctx.hide()
+
+    liked = fake.customer_says("nice shop")
+    spam = fake.customer_says("buy spam now", author="spammer")
+    async with running(hub):
+        await eventually(lambda: len(fake.reactions) == 2 and spam["id"] in fake.hidden)
+
+    assert fake.reactions[(liked["id"], "like")] == 1
+    assert fake.hidden == {spam["id"]: True}
+
+
+async def test_history_reads_the_store_and_fetches_when_missing() -> None:
+    """history() fetches an unknown conversation from the network once, then reads the store."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    histories: list[list[str]] = []
+
+    @hub.on(MessageReceived, when=lambda event: event.message.text == "third")
+    async def look_back(event: MessageReceived, ctx: Context) -> None:
+        histories.append([m.text for m in await ctx.history()])
+        histories.append([m.text for m in await ctx.history()])
+
+    # the first two messages of the thread happened before the hub was listening
+    fake.customer_says("first", conversation="T")
+    fake.customer_says("second", conversation="T")
+    third = fake.message_item("third", conversation="T")
+    body = fake.webhook_body([third])
+    fake.publish(third)
+    async with running(hub, listen=False):
+        adapter = hub.adapters["testnet"]
+        events = adapter.parse(WebhookRequest(method="POST", body=body))
+        await hub.ingest("testnet", events)
+        await eventually(lambda: len(histories) == 2)
+
+    assert histories == [["first", "second", "third"]] * 2
+
+
+async def test_a_handler_run_again_after_a_crash_queues_nothing_twice() -> None:
+    """A handler cancelled mid-way is run again on restart; its reply keeps its key, sent once."""
+    fake = FakeNetwork()
+    store = MemoryStore()
+    runs: list[int] = []
+
+    def build() -> Hub:
+        hub = Hub(adapters=[adapter_for(fake)], store=store, policy=AutoSend())
+
+        @hub.on(MessageReceived)
+        async def reply_then_stall(event: MessageReceived, ctx: Context) -> None:
+            runs.append(1)
+            await ctx.reply("Thanks, a teammate is on it.")
+            if len(runs) == 1:
+                await anyio.sleep_forever()  # the process "dies" here
+
+        return hub
+
+    fake.customer_says("help")
+    async with running(build(), deliver=False) as hub:
+        await eventually(lambda: len(runs) == 1)
+        await eventually(lambda: _outbox_size(hub, 1))
+        assert len(await hub.store.unhandled_events()) == 1
+    async with running(build()) as hub:
+        await eventually(lambda: len(fake.posted) == 1 and len(runs) == 2)
+        await hub.wait_idle()
+        assert await hub.store.unhandled_events() == []
+        assert len(await hub.store.list_outbox()) == 1
+
+    assert list(fake.created.values()) == [1]
+
+
+async def _outbox_size(hub: Hub, size: int) -> bool:
+    return len(await hub.store.list_outbox()) == size
+
+
+async def test_listener_survives_network_failures() -> None:
+    """A listener whose polls fail backs off and carries on; the hub keeps running."""
+    fake = FakeNetwork()
+    hub = make_hub(fake, listener_backoff=(0.01, 0.02))
+    seen: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        seen.append(event.message.text)
+
+    fake.customer_says("before the outage")
+    fake.fail_polls = 3  # with two tries per call: the first poll and half of the next fail
+    async with running(hub):
+        await eventually(lambda: seen == ["before the outage"])
+        fake.customer_says("after the outage")
+        await eventually(lambda: seen == ["before the outage", "after the outage"])
+    assert fake.fail_polls == 0
+
+
+async def test_events_stored_while_stopped_are_handled_when_the_hub_runs() -> None:
+    """Events ingested while the hub does not run wait in the store and are handled on start."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    seen: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        seen.append(event.message.text)
+
+    item = fake.message_item("sent while we were down")
+    async with hub:
+        adapter = hub.adapters["testnet"]
+        events = adapter.parse(WebhookRequest(method="POST", body=fake.webhook_body([item])))
+        assert [e.id for e in await hub.ingest("testnet", events)] == [events[0].id]
+        assert seen == []
+    async with running(hub, listen=False):
+        await eventually(lambda: seen == ["sent while we were down"])
+
+
+async def test_hub_refuses_to_run_unopened_or_twice_and_duplicate_networks() -> None:
+    """Misuse raises ConfigurationError: run before entering, run twice, two adapters per network."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    with pytest.raises(ConfigurationError):
+        await hub.run()
+    async with running(hub):
+        with pytest.raises(ConfigurationError):
+            await hub.run()
+    with pytest.raises(ConfigurationError):
+        Hub(adapters=[adapter_for(fake), adapter_for(fake)], store=MemoryStore())
+
+
+async def test_adapters_are_opened_and_closed_with_the_hub() -> None:
+    """Entering the hub opens each adapter (resolving our account); leaving closes it."""
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    hub = Hub(adapters=[adapter], store=MemoryStore())
+    async with hub:
+        assert adapter.account is not None
+        assert adapter.account.handle == "shop"
+    assert (adapter.opened, adapter.closed) == (1, 1)
+
+
+def test_run_sync_runs_until_stopped() -> None:
+    """run_sync enters and runs the hub from synchronous code until stop() is called."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    seen: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record_and_stop(event: MessageReceived, ctx: Context) -> None:
+        seen.append(event.message.text)
+        hub.stop()
+
+    fake.customer_says("hello from a script")
+    hub.run_sync()
+    assert seen == ["hello from a script"]
+    assert not hub.is_open
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_the_hub_runs_on_trio() -> None:
+    """Polling, dispatch, a reply and its delivery work on the trio backend too."""
+    fake = FakeNetwork()
+    hub = make_hub(fake, policy=AutoSend())
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        await ctx.reply("Answered on trio.")
+
+    fake.customer_says("are you there?")
+    async with running(hub):
+        await eventually(lambda: len(fake.posted) == 1)
+    assert fake.posted[0]["text"] == "Answered on trio."
+
+
+def test_runtime_adapter_is_a_real_adapter() -> None:
+    """The test adapter declares the contract's class attributes."""
+    assert RuntimeAdapter.network == "testnet"
+    assert "webhook" in RuntimeAdapter.capabilities.inbound

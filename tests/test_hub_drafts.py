@@ -1,0 +1,236 @@
+"""Humans in the loop: drafts, approval, rejection, the reply policy and the copy-paste guardrail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from omnichannel.actions import Reply
+from omnichannel.errors import DraftNotPending, DuplicateReply, TextTooLong
+from omnichannel.events import MessageReceived
+from omnichannel.hub import Context, Delivery, Hub
+from omnichannel.model import Message
+from omnichannel.policy import AutoSend, Decision, HoldPublic, hold_when, normalize_text
+from omnichannel.store import MemoryStore
+from tests.runtime_adapter import (
+    FakeClock,
+    FakeNetwork,
+    RuntimeAdapter,
+    adapter_for,
+    eventually,
+    received,
+    running,
+)
+
+
+def make_hub(fake: FakeNetwork, **options: object) -> Hub:
+    """A hub over a memory store and one testnet adapter."""
+    return Hub(adapters=[adapter_for(fake)], store=MemoryStore(), **options)  # type: ignore[arg-type]
+
+
+def collect_drafts(hub: Hub) -> list[Delivery]:
+    """Register a handler that drafts one reply per message; return where its outcomes go."""
+    outcomes: list[Delivery] = []
+
+    @hub.on(MessageReceived)
+    async def propose(event: MessageReceived, ctx: Context) -> None:
+        outcomes.append(await ctx.draft(f"Sorry to hear about {event.message.text}."))
+
+    return outcomes
+
+
+async def test_approved_draft_is_sent_with_the_edit_and_audited() -> None:
+    """Approving a draft with edited text sends the edit once and audits sender and approver."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    outcomes = collect_drafts(hub)
+    fake.customer_says("the broken zip", author="carol")
+    async with running(hub):
+        await eventually(lambda: len(outcomes) == 1)
+        [draft] = await hub.drafts.pending()
+        assert outcomes[0].held and outcomes[0].draft == draft
+        item = await hub.drafts.approve(
+            draft.id, by="agent:anna", text="So sorry about the zip, a new one is on its way."
+        )
+        assert item.approved_by == "agent:anna"
+        await eventually(lambda: len(fake.posted) == 1)
+        await eventually(lambda: _audited(hub))
+        audit = await hub.store.audit_log()
+        assert await hub.drafts.pending() == []
+        decided = await hub.drafts.get(draft.id)
+
+    assert fake.posted[0]["text"] == "So sorry about the zip, a new one is on its way."
+    assert decided is not None and decided.status == "approved"
+    assert decided.decided_by == "agent:anna"
+    [entry] = audit
+    assert entry.approved_by == "agent:anna"
+    assert entry.actor == f"draft:{draft.id}"
+    assert entry.result_ref == f"testnet:{fake.posted[0]['id']}"
+
+
+async def _audited(hub: Hub) -> bool:
+    return len(await hub.store.audit_log()) == 1
+
+
+async def test_rejected_draft_is_never_sent_and_cannot_be_approved() -> None:
+    """A rejected draft sends nothing, is audited, and approving it afterwards raises."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    outcomes = collect_drafts(hub)
+    fake.customer_says("a rude remark")
+    async with running(hub):
+        await eventually(lambda: len(outcomes) == 1)
+        [draft] = await hub.drafts.pending()
+        rejected = await hub.drafts.reject(draft.id, by="agent:ben", reason="tone")
+        with pytest.raises(DraftNotPending) as info:
+            await hub.drafts.approve(draft.id, by="agent:anna")
+        with pytest.raises(DraftNotPending) as unknown:
+            await hub.drafts.reject("no-such-draft", by="agent:ben")
+        await hub.outbox.run_once()
+        audit = await hub.store.audit_log()
+        outbox = await hub.store.list_outbox()
+
+    assert rejected.status == "rejected" and rejected.reason == "tone"
+    assert info.value.status == "rejected"
+    assert unknown.value.status is None
+    assert fake.posted == [] and outbox == []
+    assert [(e.actor, e.detail) for e in audit] == [
+        ("agent:ben", f"draft {draft.id} rejected: tone")
+    ]
+
+
+async def test_approval_checks_the_edited_text_again() -> None:
+    """An edit over the network's limit is refused and the draft stays pending."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    outcomes = collect_drafts(hub)
+    fake.customer_says("a long story")
+    async with running(hub):
+        await eventually(lambda: len(outcomes) == 1)
+        [draft] = await hub.drafts.pending()
+        with pytest.raises(TextTooLong):
+            await hub.drafts.approve(draft.id, by="agent:anna", text="x" * 281)
+        assert [d.id for d in await hub.drafts.pending()] == [draft.id]
+        assert await hub.store.list_outbox() == []
+
+
+async def test_same_text_to_two_customers_is_refused_unless_allowed() -> None:
+    """The guardrail refuses a copy-pasted reply to another customer; allow_duplicate overrides."""
+    fake = FakeNetwork()
+    hub = make_hub(fake, policy=AutoSend())
+    results: list[tuple[str, str]] = []
+
+    @hub.on(MessageReceived)
+    async def canned(event: MessageReceived, ctx: Context) -> None:
+        author = event.message.author.handle or "?"
+        text = f"@{author}  Thanks for reaching out, we will look into it."
+        try:
+            await ctx.reply(text, allow_duplicate=author == "carol")
+            results.append((author, "queued"))
+        except DuplicateReply as exc:
+            results.append((author, f"refused (already sent to {exc.previous_recipient})"))
+
+    fake.customer_says("my order", author="alice")
+    async with running(hub):
+        await eventually(lambda: len(results) == 1)
+        fake.customer_says("still waiting", author="alice")
+        await eventually(lambda: len(results) == 2)
+        fake.customer_says("my parcel", author="bob")
+        await eventually(lambda: len(results) == 3)
+        fake.customer_says("my refund", author="carol")
+        await eventually(lambda: len(results) == 4)
+        await eventually(lambda: len(fake.posted) == 3)
+
+    assert results == [
+        ("alice", "queued"),
+        ("alice", "queued"),
+        ("bob", "refused (already sent to u-alice)"),
+        ("carol", "queued"),
+    ]
+    assert {p["text"] for p in fake.posted} == {
+        "@alice  Thanks for reaching out, we will look into it.",
+        "@carol  Thanks for reaching out, we will look into it.",
+    }
+
+
+async def test_guardrail_window_expires() -> None:
+    """Outside the guardrail window the same text may go to another customer."""
+    fake = FakeNetwork()
+    clock = FakeClock()
+    hub = make_hub(fake, policy=AutoSend(), clock=clock, copy_paste_window=timedelta(hours=1))
+    text = "Thanks for reaching out, we will look into it."
+    async with hub:
+        adapter = hub.adapters["testnet"]
+        assert isinstance(adapter, RuntimeAdapter)
+        first = received(fake, adapter, author="alice")
+        second = received(fake, adapter, author="bob")
+        await hub.send(Reply(network="testnet", to=first, text=text), by="agent:anna")
+        with pytest.raises(DuplicateReply):
+            await hub.send(Reply(network="testnet", to=second, text=text.upper()), by="agent:anna")
+        clock.advance(3601)
+        item = await hub.send(Reply(network="testnet", to=second, text=text), by="agent:anna")
+    assert item.origin == "agent:anna"
+
+
+async def test_approving_a_copy_pasted_draft_is_refused() -> None:
+    """Two drafts with the same text: approving the second for another customer raises."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+
+    @hub.on(MessageReceived)
+    async def propose(event: MessageReceived, ctx: Context) -> None:
+        await ctx.draft("We are sorry, please send us your order number.")
+
+    fake.customer_says("help", author="alice")
+    fake.customer_says("help!", author="bob")
+    async with running(hub):
+        await eventually(lambda: _pending_count(hub, 2))
+        first, second = await hub.drafts.pending()
+        await hub.drafts.approve(first.id, by="agent:anna")
+        with pytest.raises(DuplicateReply):
+            await hub.drafts.approve(second.id, by="agent:anna")
+        await hub.drafts.approve(second.id, by="agent:anna", allow_duplicate=True)
+        await eventually(lambda: len(fake.posted) == 2)
+
+
+async def _pending_count(hub: Hub, count: int) -> bool:
+    return len(await hub.drafts.pending()) == count
+
+
+def test_normalize_text_ignores_mentions_case_and_spacing() -> None:
+    """Mentions, letter case and runs of white space do not make a text different."""
+    assert normalize_text("@alice Thanks  for\nWAITING!") == normalize_text(
+        "@bob@mastodon.example thanks for waiting!"
+    )
+    assert normalize_text("@anna.bsky.social hi there") == "hi there"
+    assert normalize_text("mail me at help@example.com") == "mail me at help@example.com"
+
+
+def test_policies_decide_send_or_hold() -> None:
+    """HoldPublic holds public replies, sends private ones; hold_when holds on its predicate."""
+    fake = FakeNetwork()
+    public = Message.model_validate(_message(fake, "public"))
+    private = Message.model_validate(_message(fake, "private"))
+    reply_public = Reply(network="testnet", to=public, text="hi")
+    reply_private = Reply(network="testnet", to=private, text="hi")
+    assert HoldPublic().decide(None, reply_public).verdict == "hold"
+    assert HoldPublic().decide(None, reply_private).verdict == "send"
+    assert AutoSend().decide(None, reply_public) == Decision.send("auto-send")
+    careful = hold_when(lambda event, action: "refund" in action.text, reason="money")
+    assert careful.decide(None, reply_public.model_copy(update={"text": "refund"})) == (
+        Decision.hold("money")
+    )
+    assert careful.decide(None, reply_public).verdict == "send"
+
+
+def _message(fake: FakeNetwork, visibility: str) -> dict[str, object]:
+    item = fake.message_item("x", visibility=visibility)
+    return {
+        "ref": {"network": "testnet", "id": item["id"]},
+        "conversation": {"network": "testnet", "id": item["conversation"]},
+        "author": {"ref": {"network": "testnet", "id": item["author"]["id"]}},
+        "text": item["text"],
+        "created_at": item["created_at"],
+        "visibility": visibility,
+    }
