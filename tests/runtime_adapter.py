@@ -33,11 +33,18 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from functools import partial
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -86,14 +93,15 @@ class FakeNetwork:
         hidden: Hidden state per target id.
         faults: Faults for the next ``POST /messages`` calls, consumed in order:
             ``"lose"`` (commit, then drop the response), ``"503"`` (refuse,
-            nothing committed), ``"429"`` (rate limited, nothing committed).
+            nothing committed), ``"429"`` (rate limited for an hour, nothing
+            committed), ``"422"`` (refused for good).
     """
 
     def __init__(
         self,
         *,
-        secret: str = "whsec-test",
-        verify_token: str = "verify-me",
+        secret: str = "whsec-test",  # noqa: S107 - a test secret
+        verify_token: str = "verify-me",  # noqa: S107 - a test token
         lose_rate: float = 0.0,
         latency: float = 0.0,
         seed: int = 0,
@@ -112,9 +120,11 @@ class FakeNetwork:
         self.hidden: dict[str, bool] = {}
         self.faults: deque[str] = deque()
         self.polls = 0
+        self.lost_responses = 0
         self.fail_polls = 0
         self.lookups = 0
-        self._rng = random.Random(seed)
+        self.found = 0
+        self._rng = random.Random(seed)  # noqa: S311 - fault injection, not secrets
         self._lock = threading.Lock()
         self._next_id = 0
 
@@ -140,7 +150,8 @@ class FakeNetwork:
         return {
             "type": "message",
             "id": item_id,
-            "conversation": conversation or (f"dm-{author}" if visibility == "private" else item_id),
+            "conversation": conversation
+            or (f"dm-{author}" if visibility == "private" else item_id),
             "kind": "direct" if visibility == "private" else "thread",
             "author": {"id": f"u-{author}", "handle": author},
             "text": text,
@@ -210,6 +221,8 @@ class FakeNetwork:
         status, payload, lose = await self._route(method, path, query, headers, body)
         data = json.dumps(payload).encode()
         extra = [(b"x-fake-dropped", b"1")] if lose else []
+        if status == 429:
+            extra.append((b"retry-after", b"3600"))
         length = len(data) + (64 if lose else 0)  # a lost response: the body never completes
         await send({
             "type": "http.response.start",
@@ -242,6 +255,7 @@ class FakeNetwork:
             with self._lock:
                 self.lookups += 1
                 found = [p for p in self.posted if p["key"] == key]
+                self.found += bool(found)
             return 200, {"messages": found}, False
         if method == "GET" and path.startswith("/conversations/"):
             conversation = path.removeprefix("/conversations/")
@@ -280,6 +294,8 @@ class FakeNetwork:
             return 503, {"error": "unavailable"}, False
         if fault == "429":
             return 429, {"error": "slow down"}, False
+        if fault == "422":
+            return 422, {"error": "refused"}, False
         if self.latency:
             await anyio.sleep(self.latency * self._rng.random())
         with self._lock:
@@ -303,6 +319,7 @@ class FakeNetwork:
                 self.posted.append(record)
                 self.created[key] += 1
             lose = fault == "lose" or (self.lose_rate > 0 and self._rng.random() < self.lose_rate)
+            self.lost_responses += lose
         if self.latency:
             await anyio.sleep(self.latency * self._rng.random())
         return 201, record, lose
@@ -606,10 +623,14 @@ class NativeIdempotentAdapter(RuntimeAdapter):
 
 
 class FakeClock:
-    """A clock that only moves when told to (``advance``)."""
+    """A clock that only moves when told to (``advance``).
+
+    It starts at the wall-clock time, so that times computed by layers on the
+    real clock (a rate-limit reset from a ``Retry-After``) fit with it.
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        self.now = start or _now()
 
     def __call__(self) -> datetime:
         return self.now
@@ -638,10 +659,10 @@ async def running(hub: Hub, **run_options: Any) -> AsyncIterator[Hub]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, timeout: float = 5.0
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, limit: float = 5.0
 ) -> None:
-    """Wait until ``check()`` is true (a safety timeout fails the test, it is not measured)."""
-    with anyio.fail_after(timeout):
+    """Wait until ``check()`` is true (a safety limit fails the test; nothing is timed)."""
+    with anyio.fail_after(limit):
         while True:
             result = check()
             if not isinstance(result, bool):
@@ -651,7 +672,9 @@ async def eventually(
             await anyio.sleep(0.005)
 
 
-def received(fake: FakeNetwork, adapter: RuntimeAdapter, text: str = "hello", **options: Any) -> Message:
+def received(
+    fake: FakeNetwork, adapter: RuntimeAdapter, text: str = "hello", **options: Any
+) -> Message:
     """A customer message as the adapter parses it (published on the fake network too)."""
     item = fake.customer_says(text, **options)
     [event] = adapter.parse(WebhookRequest(method="POST", body=fake.webhook_body([item])))

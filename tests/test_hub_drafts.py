@@ -1,4 +1,4 @@
-"""Humans in the loop: drafts, approval, rejection, the reply policy and the copy-paste guardrail."""
+"""Humans in the loop: drafts, approval, rejection, reply policy and the copy-paste guardrail."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ async def test_approved_draft_is_sent_with_the_edit_and_audited() -> None:
     async with running(hub):
         await eventually(lambda: len(outcomes) == 1)
         [draft] = await hub.drafts.pending()
-        assert outcomes[0].held and outcomes[0].draft == draft
+        assert outcomes[0].held
+        assert outcomes[0].draft == draft
         item = await hub.drafts.approve(
             draft.id, by="agent:anna", text="So sorry about the zip, a new one is on its way."
         )
@@ -61,7 +62,8 @@ async def test_approved_draft_is_sent_with_the_edit_and_audited() -> None:
         decided = await hub.drafts.get(draft.id)
 
     assert fake.posted[0]["text"] == "So sorry about the zip, a new one is on its way."
-    assert decided is not None and decided.status == "approved"
+    assert decided is not None
+    assert decided.status == "approved"
     assert decided.decided_by == "agent:anna"
     [entry] = audit
     assert entry.approved_by == "agent:anna"
@@ -91,10 +93,12 @@ async def test_rejected_draft_is_never_sent_and_cannot_be_approved() -> None:
         audit = await hub.store.audit_log()
         outbox = await hub.store.list_outbox()
 
-    assert rejected.status == "rejected" and rejected.reason == "tone"
+    assert rejected.status == "rejected"
+    assert rejected.reason == "tone"
     assert info.value.status == "rejected"
     assert unknown.value.status is None
-    assert fake.posted == [] and outbox == []
+    assert fake.posted == []
+    assert outbox == []
     assert [(e.actor, e.detail) for e in audit] == [
         ("agent:ben", f"draft {draft.id} rejected: tone")
     ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import omnichannel.text as text_module
 from omnichannel.errors import PayloadError, TextTooLong
@@ -51,6 +53,29 @@ def test_all_lists_the_public_names() -> None:
     assert len(text_module.__all__) == len(set(text_module.__all__))
     assert public <= set(text_module.__all__)
     assert all(hasattr(text_module, name) for name in text_module.__all__)
+
+
+def test_text_rule_is_a_frozen_strict_model() -> None:
+    """TextRule refuses changes, unknown fields and negative limits."""
+    rule = TextRule.code_points(10)
+    with pytest.raises(ValidationError):
+        rule.limit = 20  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        TextRule(unit="graphemes", limit=10, colour="red")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        TextRule(unit="graphemes", limit=-1)
+    assert TextRule.model_validate({"unit": "weighted", "limit": 280, "url_length": 23}) == (
+        TextRule.x()
+    )
+
+
+def test_plain_rules_count_urls_as_written() -> None:
+    """Without url_length a URL counts its own characters, in the rule's unit."""
+    url = "https://example.com/ünïcode"
+    assert TextRule.code_points(100).count(url) == len(url)
+    assert TextRule.graphemes(100).count(url) == len(url)
+    assert TextRule(unit="utf8_bytes", limit=100).count(url) == len(url.encode())
+    assert TextRule(unit="code_points", limit=100, url_length=23).count(url) == 23
 
 
 # --------------------------------------------------------------------------
@@ -449,7 +474,7 @@ def test_offsets_out_of_range_are_payload_errors(bad: int) -> None:
     """Offsets and indices before the start or past the end raise PayloadError."""
     sample = "é📈"
     offsets = OffsetMap(sample)
-    converters = [
+    converters: list[Callable[[], int]] = [
         lambda: utf8_to_index(sample, bad), lambda: utf16_to_index(sample, bad),
         lambda: index_to_utf8(sample, bad), lambda: index_to_utf16(sample, bad),
         lambda: offsets.utf8_to_index(bad), lambda: offsets.utf16_to_index(bad),
@@ -469,8 +494,12 @@ def test_offset_map_handles_ascii_and_bmp_without_tables() -> None:
     assert offsets.text == "héllo"
 
 
+# st.characters() includes lone surrogates, which JSON payloads can carry too.
 ASTRAL_HEAVY = st.lists(
-    st.one_of(st.characters(), st.sampled_from(["📈", "𝄞", "é", "日", FAMILY, "\r\n"])),
+    st.one_of(
+        st.characters(),
+        st.sampled_from(["📈", "𝄞", "é", "日", FAMILY, "\r\n", "\ud83d", "\udcc8"]),
+    ),
     max_size=40,
 ).map("".join)
 
@@ -483,8 +512,8 @@ def test_offsets_round_trip_for_every_index(sample: str) -> None:
     for index in range(len(sample) + 1):
         byte = index_to_utf8(sample, index)
         unit = index_to_utf16(sample, index)
-        assert byte == len(sample[:index].encode("utf-8"))
-        assert unit == len(sample[:index].encode("utf-16-le")) // 2
+        assert byte == len(sample[:index].encode("utf-8", "surrogatepass"))
+        assert unit == len(sample[:index].encode("utf-16-le", "surrogatepass")) // 2
         assert utf8_to_index(sample, byte) == index
         assert utf16_to_index(sample, unit) == index
         assert offsets.index_to_utf8(index) == byte
@@ -497,7 +526,7 @@ def test_offsets_round_trip_for_every_index(sample: str) -> None:
 @given(ASTRAL_HEAVY)
 def test_every_byte_offset_is_a_boundary_or_refused(sample: str) -> None:
     """A byte offset either starts a character (and converts back) or raises PayloadError."""
-    data = sample.encode("utf-8")
+    data = sample.encode("utf-8", "surrogatepass")
     offsets = OffsetMap(sample)
     for byte in range(len(data) + 1):
         starts_char = byte == len(data) or data[byte] & 0xC0 != 0x80

@@ -9,11 +9,14 @@ module holds one implementation of each rule, so adapters and the hub never
 count by hand.
 
 ```python
-from omnichannel.text import TextRule, count_graphemes, utf8_to_index
+from omnichannel.text import TextRule, utf8_to_index
 
-TextRule.x().count("Hello, world! 👋")         # 16: the emoji weighs 2
-TextRule.bluesky_post().fits("👨‍👩‍👧‍👦" * 300)      # False: 300 graphemes, 7500 bytes
-utf8_to_index("📈 localview.net", 5)           # 2: the link starts after the emoji
+print(TextRule.x().count("Hello, world! 👋"))  # the emoji weighs 2
+#> 16
+print(TextRule.bluesky_post().fits("👨‍👩‍👧‍👦" * 300))  # 300 graphemes, but 7,500 bytes
+#> False
+print(utf8_to_index("📈 localview.net", 5))  # a facet after a 4-byte emoji
+#> 2
 ```
 
 See the "Counting text" explanation page for the rules and their sources.
@@ -138,6 +141,9 @@ def count_utf16_units(text: str) -> int:
 # --------------------------------------------------------------------------
 
 
+_SURROGATE = regex.compile(r"[\ud800-\udfff]")
+
+
 def _offset_error(
     kind: str, offset: int, size: int, network: str | None, path: str, *, inside: bool
 ) -> PayloadError:
@@ -217,6 +223,9 @@ def utf16_to_index(
         PayloadError: The offset is negative, past the end, or falls between
             the two halves of a surrogate pair.
     """
+    if _SURROGATE.search(text):
+        # Separate surrogate code points must not be decoded as a pair.
+        return OffsetMap(text).utf16_to_index(unit_offset, network=network, path=path)
     data = text.encode("utf-16-le", "surrogatepass")
     size = len(data) // 2
     if not 0 <= unit_offset <= size:
@@ -260,8 +269,11 @@ class OffsetMap:
     needs no table at all.
 
     ```python
+    from omnichannel.text import OffsetMap
+
     offsets = OffsetMap("📈 localview.net")
-    offsets.utf8_to_index(5), offsets.index_to_utf16(2)   # (2, 3)
+    print(offsets.utf8_to_index(5), offsets.index_to_utf16(2))
+    #> 2 3
     ```
 
     Args:
@@ -679,8 +691,11 @@ class TextRule(BaseModel):
     call.
 
     ```python
+    from omnichannel.text import TextRule
+
     rule = TextRule.mastodon(limit=500)
-    rule.count("see https://example.com/a/very/long/path")   # 4 + 23
+    print(rule.count("see https://example.com/a/very/long/path"))  # 4 + 23
+    #> 27
     ```
 
     Attributes:
@@ -1014,19 +1029,33 @@ def split_thread(
     clusters. A cut never falls inside a grapheme cluster, a URL, an
     ``@mention`` or a ``#hashtag``. The whitespace at a cut is dropped.
 
-    With ``numbering``, each part ends with `` i/n`` (a space, the part
+    With ``numbering``, each part ends with ``" i/n"`` (a space, the part
     number, a slash, the count). The suffix is counted by the rule, and the
     split is redone if the count of parts gains a digit.
 
     ```python
-    split_thread(long_answer, TextRule.x())
-    # ['Thanks for waiting! ... 1/3', 'Your refund ... 2/3', '... 3/3']
+    from omnichannel.text import TextRule, split_thread
+
+    answer = (
+        "Thanks for waiting, and sorry for the delay.\\n\\n"
+        "Your refund of 42 EUR was approved today. It reaches your card within 5 days, "
+        "and your order page shows it as soon as the bank confirms.\\n\\n"
+        "Anything else? Just reply here."
+    )
+    for part in split_thread(answer, TextRule.code_points(80)):
+        print(part)
+    #> Thanks for waiting, and sorry for the delay. 1/4
+    #> Your refund of 42 EUR was approved today. 2/4
+    #> It reaches your card within 5 days, and your order page shows it as soon as 3/4
+    #> the bank confirms.
+    #>
+    #> Anything else? Just reply here. 4/4
     ```
 
     Args:
         text: The text to split.
         rule: The rule every part must fit, counted as the rule counts.
-        numbering: Append the `` i/n`` suffix to each part.
+        numbering: Append the ``" i/n"`` suffix to each part.
         network: The network name, for the error.
 
     Returns:

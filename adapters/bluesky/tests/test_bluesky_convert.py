@@ -8,18 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from omnichannel.errors import (
-    AuthenticationError,
-    NotFound,
-    PayloadError,
-    RateLimited,
-    RequestRejected,
-    TokenExpired,
-    TransientError,
-)
-from omnichannel.events import MessageReceived
-from omnichannel.model import Hashtag, Link, Mention
 from omnichannel_bluesky._convert import (
     chat_event,
     chat_message,
@@ -47,6 +35,18 @@ from omnichannel_bluesky._wire import (
     PostThreadOutput,
     Session,
 )
+
+from omnichannel.errors import (
+    AuthenticationError,
+    NotFound,
+    PayloadError,
+    RateLimited,
+    RequestRejected,
+    TokenExpired,
+    TransientError,
+)
+from omnichannel.events import MessageReceived
+from omnichannel.model import Hashtag, Link, Mention
 
 BSKYR = "did:plc:5c2r73erhng4bszmxlfdtscf"
 CHRIS = "did:plc:wpe35pganb6d4pg4ekmfy6u5"

@@ -317,7 +317,7 @@ def test_recorded_account_statuses_page_parses(recorded: Any) -> None:
 
 
 def test_every_recorded_status_parses_with_consistent_mentions(recorded: Any) -> None:
-    """Every status in every recording parses; each mention spans @username of a mentions[] entry."""
+    """Every recorded status parses; each mention spans @username of a mentions[] entry."""
     names = [
         "test_conversations", "test_get_pagination_info", "test_notifications",
         "test_notifications_dismiss", "test_notifications_mentions_only", "test_status_context",
@@ -440,10 +440,12 @@ def test_unmatched_mention_keeps_a_handle_without_person() -> None:
 
 def test_visibility_maps_both_ways() -> None:
     """Mastodon's four visibilities map to the core's and back."""
-    pairs = {"public": "public", "unlisted": "unlisted", "private": "followers", "direct": "private"}
+    pairs = {
+        "public": "public", "unlisted": "unlisted", "private": "followers", "direct": "private",
+    }
     for native, core in pairs.items():
         assert from_mastodon_visibility(native) == core
-        assert to_mastodon_visibility(core) == native  # type: ignore[arg-type]
+        assert to_mastodon_visibility(core) == native
     assert from_mastodon_visibility("something-new") == "followers"
 
 

@@ -28,6 +28,7 @@ class RateLimitWindow:
         remaining: Requests left in this window.
         reset_at: When the window resets (wall-clock time, UTC).
         window: The window's length in seconds.
+        checked_at: When this state was read (by the buckets' time source).
     """
 
     bucket: str
@@ -35,6 +36,7 @@ class RateLimitWindow:
     remaining: int
     reset_at: datetime
     window: float
+    checked_at: datetime | None = None
 
     @property
     def reset_epoch(self) -> int:
@@ -43,8 +45,13 @@ class RateLimitWindow:
         return whole if whole == self.reset_at.timestamp() else whole + 1
 
     def retry_after(self, now: float | None = None) -> float:
-        """Seconds from ``now`` (default: the wall clock) until the reset, at least 0."""
-        return max(0.0, self.reset_at.timestamp() - (time.time() if now is None else now))
+        """Seconds from ``now`` until the reset, at least 0.
+
+        ``now`` defaults to ``checked_at``, else the wall clock.
+        """
+        if now is None:
+            now = self.checked_at.timestamp() if self.checked_at is not None else time.time()
+        return max(0.0, self.reset_at.timestamp() - now)
 
 
 @dataclass
@@ -88,11 +95,11 @@ class RateLimits:
             bucket.reset_at = now + bucket.window
         return bucket
 
-    @staticmethod
-    def _view(name: str, bucket: _Bucket) -> RateLimitWindow:
+    def _view(self, name: str, bucket: _Bucket) -> RateLimitWindow:
         return RateLimitWindow(
             name, bucket.limit, bucket.remaining,
             datetime.fromtimestamp(bucket.reset_at, UTC), bucket.window,
+            datetime.fromtimestamp(self._now(), UTC),
         )
 
     def configure(self, bucket: str = "default", *, limit: int, window: float) -> None:

@@ -29,6 +29,7 @@ settings the adapter accepts.
 # ruff: noqa: S101 - this module is a test suite: assert is how it reports
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ from omnichannel.errors import (
 from omnichannel.events import Event, MessageReceived
 from omnichannel.model import Link, Mention, Message
 
-from ._transport import Receive, Scope, Send, serve_in_thread
+from ._transport import Receive, Scope, Send, serve_async, serve_in_thread
 from .pytest_plugin import _seed
 from .sandbox import DirectMessage, Post, Sandbox, SentRecord
 
@@ -262,7 +263,8 @@ class AdapterConformance:
         return self.adapter_class(sandbox.adapter_settings(base_url=base_url), transport=transport)
 
     @pytest.fixture(scope="class")
-    def conformance_server(self, conformance_transport: TransportMode) -> Iterator[_Relay | None]:
+    @classmethod
+    def conformance_server(cls, conformance_transport: TransportMode) -> Iterator[_Relay | None]:
         """One uvicorn server per class in loopback mode (scenarios swap its sandbox)."""
         if conformance_transport != "loopback":
             yield None
@@ -272,6 +274,53 @@ class AdapterConformance:
             relay.url = url
             yield relay
 
+    @contextlib.asynccontextmanager
+    async def open_conformance(
+        self, mode: TransportMode = "inprocess", *, seed: int = 0, server: _Relay | None = None,
+    ) -> AsyncIterator[Conformance]:
+        """Build a sandbox and an open adapter reaching it; yield the scenario world.
+
+        The ``conformance`` fixture uses this; call it yourself to run one
+        scenario outside pytest collection (``await suite.test_reacts(env)``).
+
+        Args:
+            mode: ``"inprocess"`` (the sandbox's transport) or ``"loopback"``
+                (uvicorn on 127.0.0.1; started here unless ``server`` is given).
+            seed: The sandbox's fault seed.
+            server: A running relay server to reuse (the class-scoped fixture's).
+        """
+        sandbox = self.make_sandbox(seed=seed)
+        async with contextlib.AsyncExitStack() as stack:
+            if mode == "loopback" and server is None:
+                server = _Relay()
+                server.url = await stack.enter_async_context(
+                    serve_async(server, host="127.0.0.1", port=0))
+            if mode == "loopback" and server is not None:
+                server.target = sandbox
+                base_url = server.url
+
+                def build() -> Adapter:
+                    return self.make_adapter(sandbox, base_url=base_url, transport=None)
+            else:
+
+                def build() -> Adapter:
+                    return self.make_adapter(sandbox, base_url=None,
+                                             transport=sandbox.transport())
+
+            adapter = build()
+            try:
+                with anyio.fail_after(_TIMEOUT):
+                    await adapter.open()
+                env = Conformance(sandbox, adapter, mode, build)
+                with anyio.fail_after(_TIMEOUT):
+                    await env.start()
+                yield env
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await adapter.aclose()
+                if server is not None:
+                    server.target = None
+
     @pytest.fixture
     async def conformance(
         self, conformance_transport: TransportMode, conformance_server: _Relay | None,
@@ -279,32 +328,10 @@ class AdapterConformance:
     ) -> AsyncIterator[Conformance]:
         """A fresh sandbox and an open adapter reaching it the configured way."""
         seed = self.seed if self.seed is not None else _seed(request.config)
-        sandbox = self.make_sandbox(seed=seed)
-        if conformance_server is not None:
-            conformance_server.target = sandbox
-            base_url: str | None = conformance_server.url
-
-            def build() -> Adapter:
-                return self.make_adapter(sandbox, base_url=base_url, transport=None)
-        else:
-            base_url = None
-
-            def build() -> Adapter:
-                return self.make_adapter(sandbox, base_url=None, transport=sandbox.transport())
-
-        adapter = build()
-        with anyio.fail_after(_TIMEOUT):
-            await adapter.open()
-        try:
-            env = Conformance(sandbox, adapter, conformance_transport, build)
-            with anyio.fail_after(_TIMEOUT):
-                await env.start()
+        async with self.open_conformance(
+            conformance_transport, seed=seed, server=conformance_server
+        ) as env:
             yield env
-        finally:
-            with anyio.CancelScope(shield=True):
-                await adapter.aclose()
-            if conformance_server is not None:
-                conformance_server.target = None
 
     # receiving ------------------------------------------------------------
 

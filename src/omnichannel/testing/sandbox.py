@@ -31,13 +31,13 @@ import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 import anyio
 import httpx
-import regex
 
+from ..text import count_graphemes
 from ._limits import RateLimits, RateLimitWindow, TokenInfo, Tokens
 from ._router import (
     HandlerResult,
@@ -53,12 +53,15 @@ from ._transport import Outcome, SandboxASGI, SandboxTransport, serve_async, ser
 from ._world import (
     Account,
     Change,
+    ChangeKind,
     DirectConversation,
     DirectMessage,
     Facet,
+    FacetKind,
     IdFactory,
     Like,
     Notification,
+    NotificationKind,
     Post,
     PostVisibility,
     RecordKind,
@@ -72,13 +75,16 @@ __all__ = [
     "Account",
     "AuthFailure",
     "Change",
+    "ChangeKind",
     "DirectConversation",
     "DirectMessage",
     "Facet",
+    "FacetKind",
     "HandlerResult",
     "IdFactory",
     "Like",
     "Notification",
+    "NotificationKind",
     "Outcome",
     "Post",
     "PostVisibility",
@@ -106,7 +112,6 @@ __all__ = [
 AuthFailure = Literal["missing", "invalid", "expired", "revoked"]
 """Why a request's credentials were refused."""
 
-_GRAPHEME = regex.compile(r"\X")
 _FRIENDLY = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
 
 
@@ -345,7 +350,7 @@ class Sandbox:
 
     def count_text(self, text: str, *, private: bool = False) -> int:
         """Count a text the network's way (default: extended grapheme clusters)."""
-        return len(_GRAPHEME.findall(text))
+        return count_graphemes(text)
 
     def render_webhook(self, notification: Notification) -> WebhookDelivery | None:
         """Render a notification to our account as a signed webhook delivery.
@@ -445,8 +450,9 @@ class Sandbox:
             return self.server_error(request, status), request, False
         if fault == "rate_limit":
             seen = self.rate_limits.peek(found.rate_limit or "default")
-            reset_at = datetime.now(seen.reset_at.tzinfo) + timedelta(seconds=seconds)
-            forced = RateLimitWindow(seen.bucket, seen.limit, 0, reset_at, seen.window)
+            checked = seen.checked_at or datetime.now(UTC)
+            forced = RateLimitWindow(seen.bucket, seen.limit, 0,
+                                     checked + timedelta(seconds=seconds), seen.window, checked)
             return self.rate_limited(request, forced), request, False
         window: RateLimitWindow | None = None
         applied = False

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -477,13 +477,13 @@ class BlueskyAdapter(Adapter):
         keep = JetstreamFilter(did=self._did, handle=self._handle,
                                keywords=self.settings.keywords)
         failures = 0
-        async with httpx.AsyncClient(transport=self.transport) as http:
-            while True:
-                progressed = False
-                try:
-                    async for matched, time_us in read_jetstream(
-                        http, self.settings.jetstream_url, cursor=position, keep=keep
-                    ):
+        while True:
+            progressed = False
+            reader = read_jetstream(self.client.http, self.settings.jetstream_url,
+                                    cursor=position, keep=keep)
+            try:
+                async with aclosing(reader) as found:
+                    async for matched, time_us in found:
                         progressed = True
                         position = time_us
                         events: tuple[Event, ...] = ()
@@ -491,13 +491,13 @@ class BlueskyAdapter(Adapter):
                             events = (jetstream_event(matched.event, our_did=self._did,
                                                       raw=json.loads(matched.line)),)
                         yield Batch(events=events, cursor=str(time_us))
-                except TransientError:
-                    failures = 0 if progressed else failures + 1
-                    if failures >= 3:
-                        raise
-                    await anyio.sleep(self.client.retry.backoff(failures + 1))
-                else:
-                    return
+            except TransientError:
+                failures = 0 if progressed else failures + 1
+                if failures >= 3:
+                    raise
+                await anyio.sleep(self.client.retry.backoff(failures + 1))
+            else:
+                return
 
     async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
         """Fetch a thread (``ref`` is a post URI) or a chat conversation, oldest first.

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import regex
+import regex  # type: ignore[import-untyped, unused-ignore]
 
 from omnichannel.text import OffsetMap
 
@@ -95,11 +95,11 @@ def detect(text: str) -> list[Detected]:
         handle = match.group(1)
         if _valid_handle(handle):
             found.append(Detected(match.start(), match.end(), "mention", handle))
-    for match in _TAG.finditer(text):
-        tag = _TRAILING_TAG.sub("", match.group(1))
+    for found_tag in _TAG.finditer(text):
+        tag = _TRAILING_TAG.sub("", found_tag.group(1))
         if not tag or len(tag) > _MAX_TAG or not _HAS_NON_DIGIT.search(tag):
             continue
-        start = match.start()
+        start = found_tag.start()
         found.append(Detected(start, start + 1 + len(tag), "tag", tag))
     found.sort(key=lambda item: (item.start, -item.end))
     kept: list[Detected] = []

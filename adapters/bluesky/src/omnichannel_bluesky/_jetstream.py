@@ -16,11 +16,17 @@ our DID, our handle or a keyword (case-insensitively); other lines are parsed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import httpx
-from httpx_ws import WebSocketDisconnect, WebSocketNetworkError, aconnect_ws
+from httpx_ws import (
+    AsyncWebSocketSession,
+    WebSocketDisconnect,
+    WebSocketNetworkError,
+    WebSocketUpgradeError,
+    aconnect_ws,
+)
 from pydantic import ValidationError
 
 from omnichannel.errors import PayloadError, TransientError
@@ -175,25 +181,34 @@ async def read_jetstream(
     cursor: int | None,
     keep: JetstreamFilter,
     checkpoint_every: int = 5000,
-) -> AsyncIterator[tuple[Matched | None, int]]:
+) -> AsyncGenerator[tuple[Matched | None, int], None]:
     """Yield ``(post, time_us)`` for each matching post, and ``(None, time_us)`` checkpoints.
 
     A checkpoint comes every ``checkpoint_every`` events that did not match,
     so the caller can store how far it read. The iterator ends when the
-    server closes the connection normally.
+    server closes the connection normally. The connection is made without
+    the client's credentials (Jetstream is public; our token stays home).
 
     Raises:
         TransientError: The connection failed or dropped.
     """
     last = cursor
     skipped = 0
+    failure: str | None = None
+    session: AsyncWebSocketSession
     try:
-        async with aconnect_ws(jetstream_url(base_url, cursor=cursor), client) as ws:
+        async with aconnect_ws(jetstream_url(base_url, cursor=cursor), client,
+                               auth=None) as session:
             while True:
+                # Errors are caught here: raised through the session's task
+                # group they would come out wrapped in an ExceptionGroup.
                 try:
-                    line = await ws.receive_text()
+                    line = await session.receive_text()
                 except WebSocketDisconnect:
-                    return
+                    break
+                except WebSocketNetworkError:
+                    failure = "WebSocketNetworkError"
+                    break
                 time_us = _time_us(line)
                 if time_us is not None:
                     last = time_us
@@ -210,10 +225,10 @@ async def read_jetstream(
                     if skipped >= checkpoint_every:
                         skipped = 0
                         yield None, last
-    except (WebSocketNetworkError, httpx.TransportError) as exc:
-        raise TransientError(
-            f"the Jetstream connection failed ({type(exc).__name__})", network=NETWORK
-        ) from None
+    except (httpx.TransportError, WebSocketUpgradeError) as exc:
+        failure = type(exc).__name__
+    if failure is not None:
+        raise TransientError(f"the Jetstream connection failed ({failure})", network=NETWORK)
 
 
 def _time_us(line: str) -> int | None:

@@ -371,7 +371,6 @@ class MastodonAdapter(Adapter):
         failures = 0
         timeout = httpx.Timeout(10.0, read=self.settings.stream_read_timeout)
         while True:
-            received = False
             try:
                 async with api.http.stream(
                     "GET", self._stream_url(), headers={"Accept": "text/event-stream"},
@@ -393,11 +392,11 @@ class MastodonAdapter(Adapter):
                     failures = 0
                     async for sse in aiter_events(response.aiter_lines()):
                         streamed = await self._stream_batch(sse)
-                        if streamed is None:
-                            continue
-                        received = True
-                        cursor = streamed.cursor or cursor
-                        yield streamed
+                        if streamed is not None:
+                            cursor = streamed.cursor or cursor
+                            yield streamed
+                # The server ended the stream (a restart, an idle proxy): reconnect.
+                delay = api.retry.backoff(1)
             except (httpx.TransportError, TransientError) as exc:
                 failures += 1
                 if failures > self.settings.stream_reconnects:
@@ -409,15 +408,8 @@ class MastodonAdapter(Adapter):
                     "mastodon stream dropped (%s); reconnecting", type(exc).__name__,
                     extra={"network": self.network, "attempt": failures},
                 )
-            else:
-                if not received:
-                    failures += 1
-                    if failures > self.settings.stream_reconnects:
-                        raise TransientError(
-                            "the stream kept closing without events", network=self.network
-                        )
-            if failures:
-                await anyio.sleep(api.retry.backoff(failures))
+                delay = api.retry.backoff(failures)
+            await anyio.sleep(delay)
 
     async def _stream_batch(self, sse: ServerEvent) -> Batch | None:
         """The batch one streamed event stands for, or ``None`` to skip it."""
@@ -482,9 +474,8 @@ class MastodonAdapter(Adapter):
             root = context.ancestors[0].id
             for item in thread:
                 self._roots.put(item.id, root)
-        messages = [self._converter.message(s) for s in thread]
-        if ref.id.startswith("direct:"):
-            messages = [m for m in messages if m.conversation == ref]
+        # A thread's context also holds direct replies, which are conversations of their own.
+        messages = [m for m in map(self._converter.message, thread) if m.conversation == ref]
         return messages[-limit:] if limit > 0 else []
 
     async def _find_direct(self, ref: Ref) -> str | None:
@@ -540,6 +531,17 @@ class MastodonAdapter(Adapter):
                 )
             case Post():
                 return action.text, to_mastodon_visibility(action.visibility), None
+
+    def outgoing_text(self, action: Reply | PrivateReply | Post) -> str:
+        """The status text `send` publishes for ``action``.
+
+        Mastodon notifies (and, for a direct status, shows it to) only the
+        accounts a status mentions, so a reply starts with the @mention of the
+        author it answers (and, for a direct reply, of everyone else in the DM)
+        unless the text already names them. The instance's limit applies to
+        this text, mentions included.
+        """
+        return self._outgoing(action)[0]
 
     def _rule(self) -> TextRule:
         return self.capabilities.text

@@ -1,0 +1,39 @@
+"""A quick bot: one handler answers mentions and DMs on every configured network.
+
+Run it against the sandboxes of the installed adapters, or against real accounts
+whose settings are in omnichannel.toml or OMNICHANNEL_<NETWORK>_<SETTING> variables:
+
+    python examples/quickbot.py --sandbox --until-idle
+    python examples/quickbot.py
+"""
+
+from omnichannel import MessageReceived
+from omnichannel.cli import Bot
+from omnichannel.errors import DuplicateReply
+from omnichannel.hub import Context
+from omnichannel.policy import AutoSend
+
+bot = Bot("quickbot", policy=AutoSend())
+UPSET = ("🙄", "😡", "🤬", "worst", "still waiting", "refund", "broken", "thanks for nothing")
+
+
+@bot.on(MessageReceived)
+async def answer(event: MessageReceived, ctx: Context) -> None:
+    message = event.message
+    name = message.author.display_name or message.author.handle or "there"
+    text = message.text.casefold()
+    try:
+        if any(sign in text for sign in UPSET):  # sarcasm too: "thanks a lot... 🙄"
+            await ctx.draft(f"{name}, we're so sorry. A teammate is on it right now.", note="complaint")
+        elif "thank" in text:
+            await ctx.reply(f"You're welcome, {name}! Glad we could help 💙")
+        elif "?" in text and not message.is_private:  # personal details belong in private
+            await ctx.reply_privately(f"Hi {name}, let's sort this out here in private. Looking now!")
+        else:
+            await ctx.reply(f"Hi {name}, thanks for writing! We'll get back to you shortly.")
+    except DuplicateReply:  # these exact words already went to someone else today
+        await ctx.draft(f"Hi {name}, thanks for your message!", note="would repeat an answer")
+
+
+if __name__ == "__main__":
+    raise SystemExit(bot.main())

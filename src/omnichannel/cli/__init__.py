@@ -1,0 +1,23 @@
+"""The ``omnichannel`` command line, and [`Bot`][omnichannel.cli.Bot] for bots that run as programs.
+
+```text
+omnichannel adapters              installed adapters and their capabilities
+omnichannel demo                  the offline demo: sandboxes, scripted customers, the quick bot
+omnichannel serve module:hub      run a hub (listeners, outbox, webhooks) or an ASGI app
+omnichannel inbox                 conversations and pending drafts from the store
+omnichannel replay NETWORK FILE   a recorded payload through an adapter, as normalized events
+```
+
+Adapter settings come from a TOML file and ``OMNICHANNEL_<NETWORK>_<SETTING>``
+environment variables; see
+[`adapters_from_settings`][omnichannel.cli.adapters_from_settings].
+"""
+
+from __future__ import annotations
+
+from ._bot import Bot as Bot
+from ._main import main as main
+from ._settings import adapters_from_settings as adapters_from_settings
+from ._settings import env_name as env_name
+
+__all__ = ["Bot", "adapters_from_settings", "env_name", "main"]

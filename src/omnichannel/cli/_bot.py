@@ -1,0 +1,296 @@
+"""``Bot``: handlers written once, run from the command line on real accounts or sandboxes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import anyio
+
+from ..adapter import Adapter
+from ..errors import ConfigurationError, OmnichannelError
+from ..events import (
+    Event,
+    MessageDeleted,
+    MessageReceived,
+    MessageUpdated,
+    ReactionAdded,
+    ReactionRemoved,
+)
+from ..hub import CallNext, Context, Handler, Hub, Middleware
+from ..model import ConversationKind, Visibility
+from ..policy import ReplyPolicy
+from ..store import SQLiteStore, Store
+from ._settings import Config, adapters_from_settings
+
+__all__ = ["Bot"]
+
+E = TypeVar("E", MessageReceived, MessageUpdated, MessageDeleted, ReactionAdded, ReactionRemoved)
+
+_BUSY = ("pending", "sending", "ambiguous")
+
+
+class _Activity:
+    """Remembers when a handler last ran, to tell when a bot has gone idle."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.handled = 0
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    async def middleware(self, event: Event, ctx: Context, call_next: CallNext) -> None:
+        self.touch()
+        try:
+            await call_next()
+        finally:
+            self.handled += 1
+            self.touch()
+
+
+async def _busy(store: Store) -> bool:
+    if await store.unhandled_events():
+        return True
+    for status in _BUSY:
+        if await store.list_outbox(status=status, limit=1):
+            return True
+    return False
+
+
+async def wait_until_idle(hub: Hub, activity: _Activity, *, quiet: float) -> None:
+    """Return once nothing was handled for ``quiet`` seconds and the outbox is drained."""
+    while True:
+        await anyio.sleep(0.05)
+        if await _busy(hub.store):
+            activity.touch()
+            continue
+        if time.monotonic() - activity.last >= quiet:
+            return
+
+
+class Bot:
+    """A set of handlers that runs as a program on every configured network.
+
+    Register handlers with [`on`][omnichannel.cli.Bot.on], exactly as on a
+    [`Hub`][omnichannel.hub.Hub]; then ``bot.main()`` reads the command line
+    and runs them, against real accounts (settings from ``omnichannel.toml``
+    or ``OMNICHANNEL_<NETWORK>_<SETTING>`` variables) or, with
+    ``--sandbox``, against the sandbox of every installed adapter with a few
+    scripted customers.
+
+    ```python
+    bot = Bot("echo", policy=AutoSend())
+
+    @bot.on(MessageReceived)
+    async def echo(event: MessageReceived, ctx: Context) -> None:
+        await ctx.reply(f"You said: {event.message.text}")
+
+    if __name__ == "__main__":
+        raise SystemExit(bot.main())
+    ```
+
+    Args:
+        name: The program's name (in messages and ``--help``).
+        policy: The hub's reply policy (default: the hub's, which holds public
+            replies as drafts).
+        copy_paste_window: The hub's guardrail window against sending the same
+            text to different customers (``None`` turns it off).
+        description: Shown by ``--help``.
+    """
+
+    def __init__(
+        self,
+        name: str = "bot",
+        *,
+        policy: ReplyPolicy | None = None,
+        copy_paste_window: timedelta | None = timedelta(hours=24),
+        description: str | None = None,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.copy_paste_window = copy_paste_window
+        self.description = description
+        self._registrations: list[tuple[type[Any], dict[str, Any], Callable[..., Any]]] = []
+        self._middleware: list[Middleware] = []
+
+    def __repr__(self) -> str:
+        return f"<Bot {self.name!r} handlers={len(self._registrations)}>"
+
+    def on(
+        self,
+        event_type: type[E],
+        *,
+        network: str | Iterable[str] | None = None,
+        visibility: Visibility | Iterable[Visibility] | None = None,
+        kind: ConversationKind | Iterable[ConversationKind] | None = None,
+        when: Callable[[E], bool] | None = None,
+    ) -> Callable[[Handler[E]], Handler[E]]:
+        """Register a handler, with the same filters as [`Hub.on`][omnichannel.hub.Hub.on]."""
+        filters = {"network": network, "visibility": visibility, "kind": kind, "when": when}
+
+        def register(func: Handler[E]) -> Handler[E]:
+            self._registrations.append((event_type, filters, func))
+            return func
+
+        return register
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add a middleware around every handler call; usable as a decorator."""
+        self._middleware.append(middleware)
+        return middleware
+
+    def build_hub(self, *, adapters: Iterable[Adapter], store: Store, **hub_options: Any) -> Hub:
+        """Return a new hub with these adapters, this store and the bot's handlers.
+
+        Args:
+            adapters: One adapter per network.
+            store: Where the hub keeps its state.
+            hub_options: Further [`Hub`][omnichannel.hub.Hub] arguments; they
+                win over the bot's ``policy`` and ``copy_paste_window``.
+
+        Raises:
+            ConfigurationError: Two adapters serve the same network.
+        """
+        options: dict[str, Any] = {
+            "policy": self.policy, "copy_paste_window": self.copy_paste_window, **hub_options,
+        }
+        hub = Hub(adapters=adapters, store=store, **options)
+        for middleware in self._middleware:
+            hub.use(middleware)
+        for event_type, filters, func in self._registrations:
+            hub.on(event_type, **filters)(func)
+        return hub
+
+    # the command line -------------------------------------------------------------
+
+    def _parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(
+            prog=self.name, description=self.description or f"Run the {self.name} bot.",
+        )
+        parser.add_argument(
+            "--sandbox", action="store_true",
+            help="run against the sandbox of every installed adapter, with scripted customers",
+        )
+        parser.add_argument("--config", metavar="FILE",
+                            help="settings file (default: ./omnichannel.toml if it exists)")
+        parser.add_argument("--store", metavar="FILE",
+                            help="SQLite store (default: the config's, or omnichannel.db; "
+                                 "a temporary one with --sandbox)")
+        parser.add_argument("--network", action="append", metavar="NAME",
+                            help="run on this network only (repeatable)")
+        parser.add_argument("--until-idle", action="store_true",
+                            help="stop once everything received is handled and delivered")
+        parser.add_argument("--max-seconds", type=float, metavar="S",
+                            help="stop after this many seconds at most")
+        parser.add_argument("-v", "--verbose", action="count", default=0,
+                            help="log more (-vv for debug)")
+        return parser
+
+    def main(self, argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+        """Run the bot from the command line; return the exit status.
+
+        Args:
+            argv: The arguments (default: ``sys.argv[1:]``).
+            out: Where to print (default: standard output).
+
+        Returns:
+            ``0`` when it stopped normally, ``1`` when a network refused to
+            start, ``2`` for a settings problem (the message names the setting).
+        """
+        stream = out or sys.stdout
+        args = self._parser().parse_args(argv)
+        level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            if args.sandbox:
+                anyio.run(lambda: self._run_sandbox(args, stream))
+            else:
+                anyio.run(lambda: self._run_accounts(args, stream))
+        except ConfigurationError as exc:
+            print(f"{self.name}: error: {exc}", file=sys.stderr)
+            return 2
+        except OmnichannelError as exc:
+            print(f"{self.name}: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        return 0
+
+    async def _serve(
+        self,
+        hub: Hub,
+        *,
+        until_idle: bool,
+        max_seconds: float | None,
+        quiet: float,
+        started: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        activity = _Activity()
+        hub.use(activity.middleware)
+        async with hub:
+            with anyio.move_on_after(max_seconds if max_seconds is not None else float("inf")):
+                async with anyio.create_task_group() as tg:
+                    await tg.start(lambda task_status: hub.run(task_status=task_status))
+                    if started is not None:
+                        await started()
+                    activity.touch()
+                    if until_idle:
+                        await wait_until_idle(hub, activity, quiet=quiet)
+                        tg.cancel_scope.cancel()
+
+    async def _run_accounts(self, args: argparse.Namespace, out: TextIO) -> None:
+        config = Config.load(args.config)
+        adapters = adapters_from_settings(config=args.config, networks=args.network)
+        store = SQLiteStore(config.store_path(args.store))
+        hub = self.build_hub(adapters=adapters, store=store)
+        longest = max((float(getattr(a.settings, "poll_interval", 30.0)) for a in adapters),
+                      default=30.0)
+
+        async def started() -> None:
+            names = ", ".join(
+                f"{a.network} as @{a.account.handle}" if a.account and a.account.handle
+                else a.network
+                for a in adapters
+            )
+            print(f"{self.name}: answering on {names}; store {store.path}"
+                  + ("" if args.until_idle else " (Ctrl+C to stop)"), file=out, flush=True)
+
+        await self._serve(hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
+                          quiet=2 * longest + 1, started=started)
+
+    async def _run_sandbox(self, args: argparse.Namespace, out: TextIO) -> None:
+        from .._demo._report import collect_outcomes, transcript
+        from .._demo._sandboxes import open_sandbox_networks
+        from .._demo._scenario import write_starter_conversations
+
+        with tempfile.TemporaryDirectory(prefix=f"{self.name}-") as folder:
+            path = Path(args.store) if args.store else Path(folder) / f"{self.name}.db"
+            async with open_sandbox_networks(networks=args.network, loopback=False) as networks:
+                if not networks:
+                    raise ConfigurationError(
+                        "no installed adapter ships a sandbox "
+                        "(pip install omnichannel-mastodon omnichannel-bluesky)"
+                    )
+                store = SQLiteStore(path)
+                hub = self.build_hub(adapters=[n.adapter for n in networks], store=store)
+                print(f"{self.name}: running on the {', '.join(n.network for n in networks)} "
+                      "sandbox" + ("es" if len(networks) > 1 else "") + " with scripted customers",
+                      file=out, flush=True)
+
+                async def started() -> None:
+                    for network in networks:
+                        write_starter_conversations(network.sandbox)
+
+                await self._serve(hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
+                                  quiet=1.0, started=started)
+                async with SQLiteStore(path) as reader:
+                    outcomes = await collect_outcomes(reader)
+                print(transcript(outcomes), file=out, flush=True)

@@ -1,0 +1,139 @@
+"""The ``omnichannel`` command: argument parsing and error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from ..errors import ConfigurationError, OmnichannelError
+from ._commands import cmd_adapters, cmd_inbox, cmd_replay, cmd_serve
+
+__all__ = ["build_parser", "main"]
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from .._demo import run_demo
+
+    return run_demo(quick=args.quick, in_process=args.in_process, seed=args.seed,
+                    networks=args.network, verbose=args.verbose, out=out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of the ``omnichannel`` command."""
+    parser = argparse.ArgumentParser(
+        prog="omnichannel",
+        description="Social customer service from the command line.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    adapters = sub.add_parser("adapters", help="list installed adapters and their capabilities",
+                              description="List installed adapters and their capabilities.")
+    adapters.add_argument("--json", action="store_true", help="print JSON")
+    adapters.set_defaults(func=cmd_adapters)
+
+    demo = sub.add_parser(
+        "demo", help="run the offline demo",
+        description="Start the sandbox of every installed adapter, have scripted customers "
+                    "write, answer them with the quick bot, and print a summary per network.",
+    )
+    demo.add_argument("--quick", action="store_true",
+                      help="a shorter run (fewer customers), for tests")
+    demo.add_argument("--in-process", action="store_true",
+                      help="answer from the sandboxes in-process instead of serving them on "
+                           "127.0.0.1")
+    demo.add_argument("--network", action="append", metavar="NAME",
+                      help="only this network (repeatable)")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the sandboxes")
+    demo.set_defaults(func=_cmd_demo)
+
+    serve = sub.add_parser(
+        "serve", help="run a hub or an ASGI app with uvicorn",
+        description="Run APP ('module:attribute'): a Hub runs its listeners, outbox and "
+                    "webhook app; any other ASGI application is served as it is.",
+    )
+    serve.add_argument("app", metavar="APP", help="module:attribute of a Hub or an ASGI app")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--factory", action="store_true",
+                       help="APP is a function returning the Hub or app")
+    serve.add_argument("--no-listen", action="store_true",
+                       help="a Hub only receives webhooks (no polling or streaming)")
+    serve.add_argument("--log-level", default="info", help="uvicorn's log level")
+    serve.set_defaults(func=cmd_serve)
+
+    inbox = sub.add_parser("inbox", help="show conversations and pending drafts",
+                           description="Show conversations, pending drafts and the outbox "
+                                       "from a SQLite store.")
+    inbox.add_argument("--store", metavar="FILE",
+                       help="the store (default: OMNICHANNEL_STORE, the config's, omnichannel.db)")
+    inbox.add_argument("--config", metavar="FILE", help="settings file naming the store")
+    inbox.add_argument("--network", metavar="NAME", help="only this network")
+    inbox.add_argument("--limit", type=int, default=20, help="rows per table (default 20)")
+    inbox.set_defaults(func=cmd_inbox)
+
+    replay = sub.add_parser(
+        "replay", help="print the events an adapter makes of a recorded payload",
+        description="Feed a recorded webhook body or API answer through an adapter and print "
+                    "the normalized events. FILE may be a raw body, '-' for standard input, or "
+                    "a decoded cassette ({\"interactions\": [...]}) whose answers are each "
+                    "replayed with their endpoint path.",
+    )
+    replay.add_argument("network", metavar="NETWORK", help="the network id, e.g. mastodon")
+    replay.add_argument("file", metavar="FILE", help="the payload file ('-' for stdin)")
+    replay.add_argument("--path", help="the API endpoint the body answered, e.g. "
+                                       "/api/v1/notifications")
+    replay.add_argument("--interaction", type=int, metavar="N",
+                        help="only interaction N (from 1) of a decoded cassette")
+    replay.add_argument("--webhook", action="store_true",
+                        help="treat FILE as a webhook delivery (adapter.parse)")
+    replay.add_argument("--header", action="append", metavar="'NAME: VALUE'",
+                        help="a webhook request header (repeatable)")
+    replay.add_argument("--config", metavar="FILE", help="settings file for the adapter")
+    replay.add_argument("--json", action="store_true", help="one JSON event per line")
+    replay.add_argument("--raw", action="store_true",
+                        help="with --json, keep each message's native payload")
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+def _utf8(stream: TextIO) -> None:
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    reconfigure = getattr(stream, "reconfigure", None)
+    if encoding != "utf8" and reconfigure is not None:
+        reconfigure(errors="replace")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``omnichannel`` command line; return the exit status.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        ``0`` on success, ``1`` when the command failed (a demo expectation,
+        a payload that did not parse, a network error), ``2`` for a usage or
+        settings problem.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _utf8(sys.stdout)
+    _utf8(sys.stderr)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    out = sys.stdout
+    try:
+        status: int = args.func(args, out)
+    except ConfigurationError as exc:
+        print(f"omnichannel: error: {exc}", file=sys.stderr)
+        return 2
+    except OmnichannelError as exc:
+        print(f"omnichannel: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status

@@ -1,0 +1,23 @@
+"""Exactly-once delivery survives SIGKILL: a real worker process killed at random moments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.crash_worker import soak
+from tests.runtime_adapter import FakeNetwork, serve_in_thread
+
+
+async def test_killed_workers_deliver_every_action_exactly_once(tmp_path: Path) -> None:
+    """Workers killed mid-send, against a network that loses responses: none lost, none doubled."""
+    fake = FakeNetwork(lose_rate=0.25, latency=0.004, seed=11)
+    with serve_in_thread(fake) as url:
+        result = await soak(
+            db=tmp_path / "outbox.db", url=url, fake=fake, actions=24, kills=4, seed=5
+        )
+    print(result.line())
+    assert result.kills == 4
+    assert (result.lost, result.doubled, result.stray) == (0, 0, 0)
+    assert result.sent == result.accepted == 24
+    assert result.unfinished == 0
+    assert result.lost_responses > 0  # the reconciliation path was exercised
