@@ -51,10 +51,13 @@ async def main(args: argparse.Namespace) -> int:
     doubled = sum(r.doubled for r in results)
     lost_responses = sum(r.lost_responses for r in results)
     found = sum(r.found for r in results)
+    unaudited = sum(r.unaudited for r in results)
+    repeats = sum(r.audit_repeats for r in results)
     print(
         f"TOTAL rounds={len(results)} runs={runs} kills={kills} accepted={accepted} "
         f"sent={sent} lost={lost} doubled={doubled} "
-        f"lost_responses={lost_responses} reconciled_by_lookup={found}"
+        f"lost_responses={lost_responses} reconciled_by_lookup={found} unaudited={unaudited} "
+        f"audit_repeats={repeats}"
     )
     return 1 if lost or doubled else 0
 

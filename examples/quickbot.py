@@ -24,11 +24,11 @@ async def answer(event: MessageReceived, ctx: Context) -> None:
     text = message.text.casefold()
     try:
         if any(sign in text for sign in UPSET):  # sarcasm too: "thanks a lot... 🙄"
-            await ctx.draft(f"{name}, we're so sorry. A teammate is on it right now.", note="complaint")
+            await ctx.draft(f"{name}, we're so sorry. A teammate is on it now.", note="complaint")
         elif "thank" in text:
             await ctx.reply(f"You're welcome, {name}! Glad we could help 💙")
         elif "?" in text and not message.is_private:  # personal details belong in private
-            await ctx.reply_privately(f"Hi {name}, let's sort this out here in private. Looking now!")
+            await ctx.reply_privately(f"Hi {name}, let's sort this out here in private.")
         else:
             await ctx.reply(f"Hi {name}, thanks for writing! We'll get back to you shortly.")
     except DuplicateReply:  # these exact words already went to someone else today

@@ -77,6 +77,8 @@ class SoakResult:
     posts: int
     lookups: int
     found: int
+    unaudited: int
+    audit_repeats: int
     unfinished: int
     seconds: float
 
@@ -86,7 +88,8 @@ class SoakResult:
             f"runs={self.runs} kills={self.kills} accepted={self.accepted} sent={self.sent} "
             f"lost={self.lost} doubled={self.doubled} stray={self.stray} "
             f"lost_responses={self.lost_responses} posts={self.posts} "
-            f"lookups={self.lookups} found={self.found} "
+            f"lookups={self.lookups} found={self.found} unaudited={self.unaudited} "
+            f"audit_repeats={self.audit_repeats} "
             f"unfinished={self.unfinished} seconds={self.seconds:.1f}"
         )
 
@@ -164,6 +167,8 @@ async def soak(
         for status in _UNFINISHED:
             unfinished += len(await store.list_outbox(status=status))
         sent = len(await store.list_outbox(status="sent", limit=actions + 1))
+        audit = [e.idempotency_key for e in await store.audit_log(limit=10 * actions)]
+        audited = set(audit)
     created = fake.created
     return SoakResult(
         runs=runs, kills=done_kills, accepted=len(keys), sent=sent,
@@ -171,7 +176,9 @@ async def soak(
         doubled=sum(1 for k in keys if created[k] > 1),
         stray=sum(1 for k in created if k not in set(keys)),
         lost_responses=fake.lost_responses, posts=sum(fake.attempts.values()),
-        lookups=fake.lookups, found=fake.found, unfinished=unfinished,
+        lookups=fake.lookups, found=fake.found, unaudited=len(set(keys) - audited),
+        audit_repeats=len(audit) - len(audited),
+        unfinished=unfinished,
         seconds=time.monotonic() - started,
     )
 

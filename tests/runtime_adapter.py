@@ -55,7 +55,12 @@ from pydantic import SecretStr
 from omnichannel.actions import Hide, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import Adapter, AdapterSettings, Batch, WebhookRequest, WebhookResponse
 from omnichannel.capabilities import Capabilities
-from omnichannel.errors import PayloadError, WebhookSignatureError
+from omnichannel.errors import (
+    DuplicateContent,
+    OmnichannelError,
+    PayloadError,
+    WebhookSignatureError,
+)
 from omnichannel.events import Event, MessageReceived, ReactionAdded, event_id
 from omnichannel.http import ApiClient, RetryPolicy, open_client
 from omnichannel.hub import Hub
@@ -94,7 +99,8 @@ class FakeNetwork:
         faults: Faults for the next ``POST /messages`` calls, consumed in order:
             ``"lose"`` (commit, then drop the response), ``"503"`` (refuse,
             nothing committed), ``"429"`` (rate limited for an hour, nothing
-            committed), ``"422"`` (refused for good).
+            committed), ``"422"`` (refused for good), ``"duplicate"`` (409, the
+            network refuses a repeat of an earlier post).
     """
 
     def __init__(
@@ -296,6 +302,8 @@ class FakeNetwork:
             return 429, {"error": "slow down"}, False
         if fault == "422":
             return 422, {"error": "refused"}, False
+        if fault == "duplicate":
+            return 409, {"error": "duplicate"}, False
         if self.latency:
             await anyio.sleep(self.latency * self._rng.random())
         with self._lock:
@@ -383,6 +391,12 @@ def serve_in_thread(app: Any) -> Iterator[str]:
 # --------------------------------------------------------------------------- the adapter
 
 
+def _map_error(response: httpx.Response) -> OmnichannelError | None:
+    if response.status_code == 409:
+        return DuplicateContent("duplicate post", network=NETWORK, status=409)
+    return None
+
+
 class RuntimeSettings(AdapterSettings):
     """Settings of the test-local adapter."""
 
@@ -440,6 +454,7 @@ class RuntimeAdapter(Adapter):
             open_client(
                 network=self.network, base_url=self.conf.base_url, transport=self.transport,
                 retry=RetryPolicy.testing(attempts=2), timeout=self.conf.timeout,
+                error_mapper=_map_error,
             )
         )
         me = (await self.client.request("GET", "/me")).json()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+
+import pytest
 
 TUTORIAL = Path(__file__).resolve().parent.parent / "examples" / "adapter_tutorial"
 if str(TUTORIAL) not in sys.path:
@@ -21,3 +24,18 @@ class TestChirpConformance(AdapterConformance):
     adapter_class = ChirpAdapter
     sandbox_class = ChirpSandbox
     transport_mode = ("inprocess", "loopback")
+
+
+async def test_try_sandbox_prints_utf16_offsets(capsys: pytest.CaptureFixture[str]) -> None:
+    """The tutorial's first sandbox script prints the mention and a link shifted by the emoji."""
+    spec = importlib.util.spec_from_file_location("try_sandbox", TUTORIAL / "try_sandbox.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.main()
+    assert capsys.readouterr().out.splitlines() == [
+        "alice wrote: @shop where is my parcel? 📦 https://example.com/o/7",
+        "mention 0 5",
+        "link 29 52",
+    ]

@@ -16,7 +16,7 @@ from omnichannel.errors import ActionError, CapabilityNotSupported, Configuratio
 from omnichannel.events import Event, MessageReceived, ReactionAdded
 from omnichannel.hub import Context, Hub
 from omnichannel.policy import AutoSend
-from omnichannel.store import MemoryStore
+from omnichannel.store import MemoryStore, SQLiteStore
 from tests.runtime_adapter import (
     FakeNetwork,
     RuntimeAdapter,
@@ -105,14 +105,11 @@ async def test_event_seen_by_webhook_and_polling_is_handled_once() -> None:
 
 async def test_listener_resumes_from_the_stored_cursor_after_a_restart(tmp_path: Path) -> None:
     """A restarted hub on the same database polls from where it stopped and skips handled events."""
-    sqlite = pytest.importorskip("omnichannel.store").__dict__.get("SQLiteStore")
-    if sqlite is None:
-        pytest.skip("SQLiteStore has not landed yet")
     fake = FakeNetwork()
     seen: list[str] = []
 
     def build() -> Hub:
-        hub = Hub(adapters=[adapter_for(fake)], store=sqlite(tmp_path / "hub.db"))
+        hub = Hub(adapters=[adapter_for(fake)], store=SQLiteStore(tmp_path / "hub.db"))
 
         @hub.on(MessageReceived)
         async def record(event: MessageReceived, ctx: Context) -> None:
@@ -133,6 +130,33 @@ async def test_listener_resumes_from_the_stored_cursor_after_a_restart(tmp_path:
         assert await hub.store.get_cursor("testnet") == "5"
 
     assert seen == ["one", "two", "three", "four", "five"]
+
+
+async def test_messages_from_polling_and_webhooks_are_searchable(tmp_path: Path) -> None:
+    """Messages that came in through the pipeline are found by full-text search in SQLite."""
+    fake = FakeNetwork()
+    hub = Hub(adapters=[adapter_for(fake)], store=SQLiteStore(tmp_path / "hub.db"))
+    fake.customer_says("Where is my refund? 😤 #late", author="alice")
+    fake.customer_says("Love the new shoes!", author="bob")
+    pushed = fake.message_item("Refunding takes too long", author="carol")
+    body = fake.webhook_body([pushed])
+    async with running(hub):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=hub.asgi), base_url="http://hub"
+        ) as c:
+            assert (await c.post("/testnet", content=body, headers=fake.signed(body))).is_success
+        await eventually(lambda: _cursor_is(hub, "2"))
+        exact = await hub.store.search("refund")
+        prefix = await hub.store.search("refund*")
+        none = await hub.store.search("invoice")
+
+    assert [m.author.handle for m in exact] == ["alice"]
+    assert sorted(m.author.handle or "" for m in prefix) == ["alice", "carol"]
+    assert none == []
+
+
+async def _cursor_is(hub: Hub, cursor: str) -> bool:
+    return await hub.store.get_cursor("testnet") == cursor
 
 
 async def test_events_of_one_conversation_are_handled_in_order_others_concurrently() -> None:

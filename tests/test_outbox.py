@@ -192,6 +192,29 @@ async def test_a_refusal_fails_the_item_and_is_audited() -> None:
     assert r.fake.posted == []
 
 
+async def test_a_duplicate_refusal_of_an_ambiguous_resend_counts_as_landed() -> None:
+    """When a resend is refused as a duplicate of the first try, the item is sent, not failed."""
+    async with rig() as r:
+        item = await r.outbox.submit(r.reply(), origin="handler:test")
+        await r.store.claim_due(now=r.clock())
+        await r.crash_and_restart()
+        r.fake.faults.append("duplicate")  # the network's read side lags: lookup misses it
+        await r.outbox.run_once()
+        final = await r.store.get_outbox(item.key)
+        [entry] = await r.store.audit_log()
+        r.fake.faults.append("duplicate")
+        fresh = await r.outbox.submit(r.reply("another"), origin="handler:test")
+        await r.outbox.run_once()
+        refused = await r.store.get_outbox(fresh.key)
+
+    assert final is not None
+    assert final.status == "sent"
+    assert entry.detail is not None
+    assert "duplicate" in entry.detail
+    assert refused is not None
+    assert refused.status == "failed"
+
+
 async def test_retryable_errors_give_up_after_max_attempts() -> None:
     """An item that keeps failing transiently is failed after max_attempts claims."""
     async with rig() as r:
@@ -208,22 +231,35 @@ async def test_retryable_errors_give_up_after_max_attempts() -> None:
     assert r.fake.posted == []
 
 
-async def test_native_idempotency_resends_with_the_same_key_instead_of_looking_up() -> None:
-    """On a network that dedupes by key, an ambiguous item is re-sent; the network keeps one."""
+async def test_native_idempotency_lets_the_client_retry_a_lost_response() -> None:
+    """With an Idempotency-Key, a lost response is retried at once and the network keeps one."""
+    async with rig(cls=NativeIdempotentAdapter, native_idempotency=True) as r:
+        r.fake.faults.append("lose")
+        item = await r.outbox.submit(r.reply(), origin="handler:test")
+        await r.outbox.run_once()
+        final = await r.store.get_outbox(item.key)
+
+    assert final is not None
+    assert final.status == "sent"
+    assert final.attempts == 1
+    assert r.fake.lookups == 0
+    assert r.fake.attempts[item.key] == 2
+    assert r.fake.created[item.key] == 1
+
+
+async def test_ambiguous_items_are_looked_up_even_with_native_idempotency() -> None:
+    """An ambiguous item is reconciled with find_sent before any resend, whatever the network."""
     async with rig(cls=NativeIdempotentAdapter, native_idempotency=True) as r:
         item = await r.outbox.submit(r.reply(), origin="handler:test")
         await r.outbox.run_once()
-        r.fake.created.clear()
         await r.store.update_outbox(item.key, status="ambiguous")  # as if the answer was lost
         await r.outbox.run_once()
         final = await r.store.get_outbox(item.key)
 
     assert final is not None
     assert final.status == "sent"
-    assert r.fake.lookups == 0
-    assert r.fake.attempts[item.key] == 2
-    assert len(r.fake.posted) == 1
-    assert not r.fake.created
+    assert r.fake.lookups == 1
+    assert r.fake.attempts[item.key] == 1
 
 
 async def test_idempotent_actions_are_retried_without_lookup() -> None:

@@ -21,3 +21,4 @@ async def test_killed_workers_deliver_every_action_exactly_once(tmp_path: Path) 
     assert result.sent == result.accepted == 24
     assert result.unfinished == 0
     assert result.lost_responses > 0  # the reconciliation path was exercised
+    assert result.unaudited == 0

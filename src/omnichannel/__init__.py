@@ -23,7 +23,9 @@ from .errors import AmbiguousDelivery as AmbiguousDelivery
 from .errors import AuthenticationError as AuthenticationError
 from .errors import CapabilityNotSupported as CapabilityNotSupported
 from .errors import ConfigurationError as ConfigurationError
+from .errors import DraftNotPending as DraftNotPending
 from .errors import DuplicateContent as DuplicateContent
+from .errors import DuplicateReply as DuplicateReply
 from .errors import NetworkError as NetworkError
 from .errors import NotFound as NotFound
 from .errors import OmnichannelError as OmnichannelError
@@ -42,6 +44,8 @@ from .events import MessageReceived as MessageReceived
 from .events import MessageUpdated as MessageUpdated
 from .events import ReactionAdded as ReactionAdded
 from .events import ReactionRemoved as ReactionRemoved
+from .hub import Context as Context
+from .hub import Hub as Hub
 from .model import Attachment as Attachment
 from .model import Conversation as Conversation
 from .model import Hashtag as Hashtag
@@ -54,6 +58,9 @@ from .model import Visibility as Visibility
 from .registry import AdapterInfo as AdapterInfo
 from .registry import adapters as adapters
 from .registry import load_adapter as load_adapter
+from .store import MemoryStore as MemoryStore
+from .store import SQLiteStore as SQLiteStore
+from .store import Store as Store
 
 __all__ = [
     "ActionError",
@@ -64,13 +71,18 @@ __all__ = [
     "Capabilities",
     "CapabilityNotSupported",
     "ConfigurationError",
+    "Context",
     "Conversation",
     "Delete",
+    "DraftNotPending",
     "DuplicateContent",
+    "DuplicateReply",
     "Event",
     "Hashtag",
     "Hide",
+    "Hub",
     "Link",
+    "MemoryStore",
     "Mention",
     "Message",
     "MessageDeleted",
@@ -90,7 +102,9 @@ __all__ = [
     "Ref",
     "Reply",
     "RequestRejected",
+    "SQLiteStore",
     "Sent",
+    "Store",
     "TextTooLong",
     "TokenExpired",
     "TransientError",

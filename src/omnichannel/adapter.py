@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -127,7 +128,10 @@ class Adapter(ABC):
     """
 
     network: ClassVar[str]
-    capabilities: ClassVar[Capabilities]
+    capabilities: Capabilities
+    """What the network allows. Declared on the class; an adapter may replace it
+    on the instance in ``open`` when the network says more (a Mastodon instance's
+    own character limit)."""
     settings_model: ClassVar[type[AdapterSettings]] = AdapterSettings
 
     account: Person | None
@@ -280,6 +284,34 @@ class Adapter(ABC):
     async def delete(self, action: Delete) -> Sent:
         """Delete something we posted."""
         raise CapabilityNotSupported("delete", network=self.network)
+
+    def outgoing_text(self, action: Reply | PrivateReply | Post) -> str:
+        """Return the text the network will actually receive for ``action``.
+
+        The default is ``action.text``. An adapter that adds to it (Mastodon
+        puts the customer's ``@acct`` before a reply so they are notified)
+        overrides this, so limits are checked on what is really sent.
+        """
+        return action.text
+
+    def check(
+        self, action: Action, *, now: datetime | None = None, human_agent: bool = False
+    ) -> None:
+        """Check ``action`` against this adapter's capabilities, before any network call.
+
+        Raises:
+            CapabilityNotSupported: The network cannot do this kind of action.
+            TextTooLong: The text, as it will be sent, is over the limit.
+            WindowClosed: The messaging window for this recipient has closed.
+        """
+        text = (
+            self.outgoing_text(action)
+            if isinstance(action, Reply | PrivateReply | Post)
+            else None
+        )
+        self.capabilities.check(
+            action, network=self.network, now=now, human_agent=human_agent, text=text
+        )
 
     async def execute(self, action: Action) -> Sent:
         """Carry out any action by dispatching on its type (the outbox calls this)."""

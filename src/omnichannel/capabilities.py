@@ -75,7 +75,7 @@ class Capabilities(BaseModel):
 
     def check(
         self, action: Action, *, network: str, now: datetime | None = None,
-        human_agent: bool = False,
+        human_agent: bool = False, text: str | None = None,
     ) -> None:
         """Raise a typed error if ``action`` cannot be done; return quietly if it can.
 
@@ -85,6 +85,8 @@ class Capabilities(BaseModel):
             now: The current time (defaults to the wall clock).
             human_agent: Whether a human agent sends it (opens the longer
                 window where the network has one).
+            text: The text as the network will receive it, when the adapter
+                adds to ``action.text`` (see ``Adapter.outgoing_text``).
 
         Raises:
             CapabilityNotSupported: The network cannot do this kind of action.
@@ -102,7 +104,8 @@ class Capabilities(BaseModel):
                     self._check_window(action, when, network, human_agent)
                 if isinstance(action, Reply) and action.to.is_private:
                     self._check_window(action, when, network, human_agent)
-                self.rule_for(action).check(action.text, network=network)
+                sent_text = action.text if text is None else text
+                self.rule_for(action).check(sent_text, network=network)
             case React():
                 if not self.reactions:
                     raise CapabilityNotSupported("react", network=network)

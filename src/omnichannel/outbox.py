@@ -14,8 +14,11 @@ Every action takes the same path:
 4. **Reconciled** when the first try may have landed (a timeout after sending,
    a dropped connection, a crash mid-send): before any retry the worker asks the
    adapter's ``find_sent`` whether the message exists, and only sends again when
-   the network shows it does not. Reactions, hides and deletes are idempotent
-   and are simply tried again.
+   the network shows it does not. This holds for networks with native
+   idempotency too (their adapters send the key, so a resend the lookup missed
+   still collides on the network): one adapter can mix idempotent writes with
+   others that are not (Bluesky posts and chat messages). Reactions, hides and
+   deletes are idempotent and are simply tried again.
 
 The result: an accepted action is delivered exactly once wherever the network
 lets us find what we sent (see the delivery guarantees page in the docs).
@@ -81,10 +84,6 @@ class Outbox:
         backoff_max: Longest wait between attempts.
         ambiguous_delay: Wait before reconciling an item whose send may have
             landed.
-        native_idempotency_ttl: How long a network with native idempotency
-            (``Capabilities.native_idempotency``) remembers a key; within it an
-            ambiguous item is sent again with the same key instead of being
-            looked up with ``find_sent``.
         poll_interval: Seconds the worker sleeps when nothing is due (it wakes
             at once when something is queued).
         batch_size: Items claimed per round.
@@ -100,7 +99,6 @@ class Outbox:
         backoff_initial: timedelta = timedelta(seconds=2),
         backoff_max: timedelta = timedelta(minutes=10),
         ambiguous_delay: timedelta = timedelta(seconds=1),
-        native_idempotency_ttl: timedelta = timedelta(minutes=30),
         poll_interval: float = 1.0,
         batch_size: int = 20,
     ) -> None:
@@ -113,7 +111,6 @@ class Outbox:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.ambiguous_delay = ambiguous_delay
-        self.native_idempotency_ttl = native_idempotency_ttl
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self._wake: anyio.Event | None = None
@@ -152,9 +149,7 @@ class Outbox:
             WindowClosed: The private-messaging window has closed.
         """
         adapter = self.adapter_for(action.network)
-        adapter.capabilities.check(
-            action, network=action.network, now=self.clock(), human_agent=human_agent
-        )
+        adapter.check(action, now=self.clock(), human_agent=human_agent)
 
     async def submit(
         self,
@@ -206,14 +201,19 @@ class Outbox:
 
         Cancelling it mid-send is safe: the store turns the item back into
         ``ambiguous`` when it next opens, and it is reconciled before any retry.
+        A failing store is logged and tried again after ``poll_interval``; it
+        does not end the worker.
         """
         self._wake = anyio.Event()
         task_status.started()
         try:
             while True:
                 self._wake = anyio.Event()
-                if await self.run_once():
-                    continue
+                try:
+                    if await self.run_once():
+                        continue
+                except Exception:
+                    logger.exception("the outbox worker failed; trying again")
                 with anyio.move_on_after(self.poll_interval):
                     await self._wake.wait()
         finally:
@@ -261,11 +261,7 @@ class Outbox:
         action = item.action
         absent = False  # find_sent showed the first try did not land
         try:
-            if (
-                item.status == "ambiguous"
-                and isinstance(action, _MESSAGE_ACTIONS)
-                and not self._may_resend_natively(adapter, item, now)
-            ):
+            if item.status == "ambiguous" and isinstance(action, _MESSAGE_ACTIONS):
                 found = await adapter.find_sent(action)
                 if found is not None:
                     return await self._succeed(item, found, adapter, reconciled=True)
@@ -285,9 +281,13 @@ class Outbox:
             retry: _Retry = "pending" if absent else self._retry_status(item)
             return await self._reschedule(item, status=retry, at=at, error=exc)
         except DuplicateContent as exc:
-            if item.status == "ambiguous" and not absent:
-                # The network refuses a repeat of what may have been our first try.
-                return await self._succeed(item, None, adapter, reconciled=True, detail=str(exc))
+            if item.status == "ambiguous":
+                # The network refuses a repeat of what may have been our first try
+                # (its lookup lagging behind): count the first try as landed.
+                return await self._succeed(
+                    item, None, adapter, reconciled=True,
+                    detail=f"the network refused a repeat as a duplicate ({exc})",
+                )
             return await self._fail(item, _describe(exc), now=now)
         except (TransientError, AuthenticationError) as exc:
             retry = "pending" if absent else self._retry_status(item)
@@ -307,12 +307,6 @@ class Outbox:
 
     def _retry_status(self, item: OutboxItem) -> _Retry:
         return "ambiguous" if item.status == "ambiguous" else "pending"
-
-    def _may_resend_natively(self, adapter: Adapter, item: OutboxItem, now: datetime) -> bool:
-        return (
-            adapter.capabilities.native_idempotency
-            and now - item.created_at < self.native_idempotency_ttl
-        )
 
     def _backoff(self, attempts: int) -> timedelta:
         factor = 1 << min(30, max(0, attempts - 1))
@@ -359,7 +353,9 @@ class Outbox:
         if detail:
             notes.append(detail)
         with anyio.CancelScope(shield=True):
-            updated = await self.store.update_outbox(item.key, status="sent", sent=sent)
+            # The audit line goes first: a crash between the two writes leaves the
+            # item unfinished, so it is reconciled and audited again (a repeated
+            # line with the same key), never sent without an audit line.
             await self.store.add_audit(
                 AuditEntry(
                     at=now, network=item.network, action_type=item.action.type,
@@ -369,6 +365,7 @@ class Outbox:
                     detail="; ".join(notes) or None,
                 )
             )
+            updated = await self.store.update_outbox(item.key, status="sent", sent=sent)
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
                 await self.store.save_messages([message])

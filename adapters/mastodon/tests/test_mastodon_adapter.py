@@ -451,9 +451,11 @@ def _streamer(recorded: Any) -> dict[str, Any]:
 
 
 async def _take(stream: AsyncIterator[Batch], count: int) -> list[Batch]:
+    """The first ``count`` batches that carry events."""
     out: list[Batch] = []
     async for batch in stream:
-        out.append(batch)
+        if batch.events:
+            out.append(batch)
         if len(out) == count:
             break
     return out

@@ -438,6 +438,13 @@ def test_unmatched_mention_keeps_a_handle_without_person() -> None:
     assert entities == (Mention(start=0, end=4, handle="bob"),)
 
 
+def test_layout_whitespace_between_paragraphs_is_not_text() -> None:
+    """Newlines a server puts between its paragraph tags do not add blank lines."""
+    text, _ = content_to_text("<p>one</p>\n  <p>two</p>\n")
+    assert text == "one\n\ntwo"
+    assert content_to_text("<pre>  a\n  b</pre>")[0] == "  a\n  b"
+
+
 def test_visibility_maps_both_ways() -> None:
     """Mastodon's four visibilities map to the core's and back."""
     pairs = {

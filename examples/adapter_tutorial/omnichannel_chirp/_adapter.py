@@ -35,6 +35,7 @@ from ._convert import NETWORK, person, ref
 __all__ = ["ChirpAdapter", "ChirpSettings", "map_error", "parse_rate_limit"]
 
 
+# --8<-- [start:settings]
 class ChirpSettings(AdapterSettings):
     """What the Chirp adapter needs.
 
@@ -49,8 +50,10 @@ class ChirpSettings(AdapterSettings):
     access_token: SecretStr
     webhook_secret: SecretStr | None = None
     page_size: int = Field(default=20, ge=1, le=50)
+# --8<-- [end:settings]
 
 
+# --8<-- [start:http]
 def parse_rate_limit(headers: Mapping[str, str], /, *, now: datetime) -> RateLimitInfo | None:
     """Read ``Chirp-RateLimit-Limit/-Remaining/-Reset`` (reset in epoch seconds)."""
     h = httpx.Headers(headers)
@@ -79,8 +82,10 @@ def map_error(response: httpx.Response) -> OmnichannelError | None:
     if status in (403, 422):
         return RequestRejected(f"refused ({code})", network=NETWORK, status=status, code=code)
     return None
+# --8<-- [end:http]
 
 
+# --8<-- [start:declare]
 class ChirpAdapter(Adapter):
     """Chirp: mentions, replies, DMs, likes, hiding, deleting; polling and webhooks."""
 
@@ -96,12 +101,14 @@ class ChirpAdapter(Adapter):
     )
     settings_model = ChirpSettings
     settings: ChirpSettings
+    # --8<-- [end:declare]
 
     _api: ApiClient | None = None
     _stack: AsyncExitStack | None = None
 
     # lifecycle -----------------------------------------------------------
 
+    # --8<-- [start:lifecycle]
     async def open(self) -> None:
         """Open the HTTP client and resolve our account with ``GET /me``."""
         stack = AsyncExitStack()
@@ -134,9 +141,11 @@ class ChirpAdapter(Adapter):
         if self._api is None:
             raise ConfigurationError("the adapter is not open", network=NETWORK)
         return self._api
+    # --8<-- [end:lifecycle]
 
     # offsets: the two methods that know Chirp counts UTF-16 ------------------
 
+    # --8<-- [start:offsets]
     def read_offset(self, text: str, offset: int) -> int:
         """Turn a Chirp offset (UTF-16 units) into a ``str`` index."""
         return _convert.utf16_to_index(text, offset)
@@ -144,9 +153,11 @@ class ChirpAdapter(Adapter):
     def write_offset(self, text: str, index: int) -> int:
         """Turn a ``str`` index into a Chirp offset (UTF-16 units)."""
         return _convert.index_to_utf16(text, index)
+    # --8<-- [end:offsets]
 
     # inbound ---------------------------------------------------------------
 
+    # --8<-- [start:inbound]
     def message_from_post(self, post: _wire.ChirpPost) -> Message:
         """A Chirp post as a core ``Message``."""
         return Message(
@@ -203,7 +214,9 @@ class ChirpAdapter(Adapter):
         next_cursor = f"{posts.next_since or mention_since}:{dms.next_since or dm_since}"
         return Batch(events=tuple(events), cursor=next_cursor,
                      more=posts.has_more or dms.has_more)
+    # --8<-- [end:inbound]
 
+    # --8<-- [start:webhook]
     async def verify(self, request: WebhookRequest) -> WebhookResponse | None:
         """Check ``Chirp-Signature: t=<unix>,v1=<hex>`` in constant time.
 
@@ -241,9 +254,11 @@ class ChirpAdapter(Adapter):
             path = ".".join(str(p) for p in first["loc"])
             raise PayloadError(first["msg"], network=NETWORK, path=path) from None
         return [self.received(self.message_from_post(post), direct=False)]
+    # --8<-- [end:webhook]
 
     # outbound ----------------------------------------------------------------
 
+    # --8<-- [start:outbound]
     def reply_to_id(self, message: Message) -> str:
         """The id a reply to ``message`` answers: the message itself, never its thread root."""
         return message.ref.id
@@ -281,8 +296,7 @@ class ChirpAdapter(Adapter):
             NetworkError: Chirp refused it.
         """
         body = self._body(action.text, action)
-        if self._private(action):
-            assert not isinstance(action, Post)
+        if self._private(action) and not isinstance(action, Post):
             body["to"] = action.to.author.ref.id
             if action.to.is_private:
                 body["reply_to"] = action.to.ref.id
@@ -303,7 +317,9 @@ class ChirpAdapter(Adapter):
         posts = _wire.PostPage.model_validate_json(
             (await self.api.request("GET", "/me/posts", params=params)).content)
         return self._sent(action, posts.data[0]) if posts.data else None
+    # --8<-- [end:outbound]
 
+    # --8<-- [start:actions]
     async def react(self, action: React) -> Sent:
         """Like a post."""
         await self.api.request("POST", "/posts/{id}/like", path_params={"id": action.target.id},
@@ -320,3 +336,4 @@ class ChirpAdapter(Adapter):
         """Delete one of our posts."""
         await self.api.request("DELETE", "/posts/{id}", path_params={"id": action.target.id})
         return Sent(idempotency_key=action.idempotency_key, ref=action.target)
+    # --8<-- [end:actions]

@@ -56,6 +56,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+# --8<-- [start:sandbox-class]
 class ChirpSandbox(Sandbox):
     """Chirp in memory: the network the tutorial's adapter is tested against."""
 
@@ -77,9 +78,11 @@ class ChirpSandbox(Sandbox):
             "access_token": self.token,
             "webhook_secret": self.webhook_secret,
         }
+# --8<-- [end:sandbox-class]
 
     # errors, in Chirp's shape ---------------------------------------------
 
+    # --8<-- [start:sandbox-errors]
     @staticmethod
     def error(status: int, code: str, message: str, **headers: str) -> SandboxResponse:
         """Build a Chirp error response."""
@@ -89,6 +92,7 @@ class ChirpSandbox(Sandbox):
     def auth_error(self, request: SandboxRequest, reason: AuthFailure) -> SandboxResponse:
         """401 ``token_missing``/``token_invalid``/``token_expired``/``token_revoked``."""
         return self.error(401, f"token_{reason}", f"The access token is {reason}.")
+    # --8<-- [end:sandbox-errors]
 
     def rate_limit_headers(self, window: RateLimitWindow) -> dict[str, str]:
         """Chirp's ``Chirp-RateLimit-*`` headers (reset in epoch seconds)."""
@@ -156,6 +160,7 @@ class ChirpSandbox(Sandbox):
             out.append(entity)
         return out
 
+    # --8<-- [start:sandbox-render]
     def render_post(self, post: Post) -> dict[str, object]:
         """A Chirp post object."""
         return {
@@ -169,6 +174,7 @@ class ChirpSandbox(Sandbox):
             "hidden": post.hidden,
             "client_ref": post.idempotency_key,
         }
+    # --8<-- [end:sandbox-render]
 
     def render_dm(self, message: DirectMessage) -> dict[str, object]:
         """A Chirp direct message object."""
@@ -187,6 +193,7 @@ class ChirpSandbox(Sandbox):
             "client_ref": message.idempotency_key,
         }
 
+    # --8<-- [start:sandbox-webhook]
     def render_webhook(self, notification: Notification) -> WebhookDelivery | None:
         """Sign a mention, reply or DM notification as Chirp's webhook would send it."""
         if notification.kind == "dm":
@@ -202,6 +209,7 @@ class ChirpSandbox(Sandbox):
             headers={"Content-Type": "application/json",
                      "Chirp-Signature": sign(self.webhook_secret, stamp, body)},
         )
+    # --8<-- [end:sandbox-webhook]
 
     # reading entities sent by clients --------------------------------------
 
@@ -255,6 +263,7 @@ class ChirpSandbox(Sandbox):
 
     # feeds ----------------------------------------------------------------
 
+    # --8<-- [start:sandbox-feed]
     def _page(self, request: SandboxRequest, kinds: set[str]) -> HandlerResult:
         us = self.our_account
         since_raw = request.query.get("since")
@@ -276,6 +285,7 @@ class ChirpSandbox(Sandbox):
             for n in page
         ]
         return {"data": data, "next_since": str(next_since), "has_more": more}
+    # --8<-- [end:sandbox-feed]
 
     def _visible(self, notification: Notification) -> bool:
         if notification.kind == "dm":
@@ -299,6 +309,7 @@ class ChirpSandbox(Sandbox):
 
     # posts ----------------------------------------------------------------
 
+    # --8<-- [start:sandbox-create]
     @route("POST", "/posts")
     def create_post(self, request: SandboxRequest) -> HandlerResult:
         """Publish a post or a reply."""
@@ -312,6 +323,7 @@ class ChirpSandbox(Sandbox):
         post = self.world.add_post(author, text, in_reply_to=reply_to, facets=facets,
                                    idempotency_key=request.field("client_ref"))
         return SandboxResponse.json(self.render_post(post), status=201)
+    # --8<-- [end:sandbox-create]
 
     @route("GET", "/posts/{id}")
     def get_post(self, request: SandboxRequest) -> HandlerResult:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..actions import PrivateReply, Reply
+from ..cli._table import render_table, shorten
 from ..model import Message, Ref
 from ..store import Draft, OutboxItem, Store
-from ..cli._table import render_table, shorten
 
 __all__ = ["NetworkFigures", "Outcome", "collect_outcomes", "figures_table", "transcript"]
 
@@ -60,6 +60,7 @@ async def collect_outcomes(store: Store, *, limit: int = 1000) -> list[Outcome]:
         ref = _to(draft.action)
         if ref is not None and ref in by_ref:
             by_ref[ref].drafts.append(draft)
+    order.reverse()  # conversations come newest first
     order.sort(key=lambda o: (o.message.network, o.message.created_at))
     return order
 
@@ -88,10 +89,7 @@ def transcript(outcomes: Sequence[Outcome]) -> str:
         for item in outcome.sent:
             action = item.action
             text = getattr(action, "text", "")
-            kind = "replied privately" if (
-                isinstance(action, PrivateReply)
-                or (isinstance(action, Reply) and (action.visibility or action.to.visibility) == "private")
-            ) else "replied publicly"
+            kind = "replied privately" if _is_private(item) else "replied publicly"
             status = "" if item.status == "sent" else f" [{item.status}]"
             lines.append(f"    -> {kind}{status}: {_quote(text)}")
         for draft in outcome.drafts:
@@ -152,10 +150,8 @@ def figures(
         row.replied += len(delivered)
         row.private += sum(1 for item in delivered if _is_private(item))
         if delivered:
-            first: datetime = min(
-                (item.sent.sent_at if item.sent is not None else item.updated_at)
-                for item in delivered
-            )
+            # updated_at is when the outbox recorded the network's acceptance (wall clock).
+            first: datetime = min(item.updated_at for item in delivered)
             row.first_response.append(
                 max(0.0, (first - outcome.message.created_at).total_seconds())
             )

@@ -57,6 +57,7 @@ class SandboxNetwork:
         sandbox: The running sandbox.
         adapter: An adapter (not opened) talking to it.
         url: The loopback URL when served over HTTP, else ``None`` (in-process).
+        http_attempts: How many times the adapter's HTTP layer tries a request.
     """
 
     network: str
@@ -64,11 +65,14 @@ class SandboxNetwork:
     sandbox: Sandbox
     adapter: Adapter
     url: str | None = None
-    notes: list[str] = field(default_factory=list)
+    http_attempts: int = field(default_factory=lambda: RetryPolicy().attempts)
 
     def new_adapter(self) -> Adapter:
         """Build another adapter for the same sandbox (a second worker, say)."""
-        return _build(self.info, self.sandbox, self.url, poll_interval=_poll_interval(self.adapter))
+        adapter, _ = _build(
+            self.info, self.sandbox, self.url, poll_interval=_poll_interval(self.adapter)
+        )
+        return adapter
 
 
 def _poll_interval(adapter: Adapter) -> float:
@@ -78,7 +82,10 @@ def _poll_interval(adapter: Adapter) -> float:
 _QUICK_RETRY = RetryPolicy(attempts=3, wait_initial=0.05, wait_max=0.2, wait_jitter=0.05)
 
 
-def _build(info: AdapterInfo, sandbox: Sandbox, url: str | None, *, poll_interval: float) -> Adapter:
+def _build(
+    info: AdapterInfo, sandbox: Sandbox, url: str | None, *, poll_interval: float
+) -> tuple[Adapter, int]:
+    """Build an adapter for ``sandbox``; return it and its HTTP attempts per request."""
     cls = info.adapter
     if cls is None:  # pragma: no cover - callers pass loaded adapters only
         raise ValueError(f"{info.network} did not load")
@@ -88,9 +95,11 @@ def _build(info: AdapterInfo, sandbox: Sandbox, url: str | None, *, poll_interva
     kwargs: dict[str, Any] = {}
     if url is None:
         kwargs["transport"] = sandbox.transport()
+    attempts = RetryPolicy().attempts
     if "retry" in inspect.signature(cls).parameters:
         kwargs["retry"] = _QUICK_RETRY
-    return cls(settings, **kwargs)
+        attempts = _QUICK_RETRY.attempts
+    return cls(settings, **kwargs), attempts
 
 
 @contextlib.asynccontextmanager
@@ -125,6 +134,6 @@ async def open_sandbox_networks(
                 continue
             sandbox = sandbox_cls(seed=seed, clock=VirtualClock(datetime.now(UTC)))
             url = await stack.enter_async_context(sandbox.serve()) if serve else None
-            adapter = _build(info, sandbox, url, poll_interval=poll_interval)
-            found.append(SandboxNetwork(info.network, info, sandbox, adapter, url))
+            adapter, attempts = _build(info, sandbox, url, poll_interval=poll_interval)
+            found.append(SandboxNetwork(info.network, info, sandbox, adapter, url, attempts))
         yield found

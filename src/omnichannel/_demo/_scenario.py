@@ -37,7 +37,8 @@ class Line:
 
 THANKS = Line("alice", "Alice", "Got my replacement kettle today, thank you so much! 🎉",
               "mention", "public", "a thank-you")
-SARCASM = Line("bob", "Bob", "Thanks a lot for losing my parcel. Again. Truly outstanding service 🙄👏",
+SARCASM = Line("bob", "Bob",
+               "Thanks a lot for losing my parcel. Again. Truly outstanding service 🙄👏",
                "mention", "draft", "a complaint with sarcasm and emoji")
 QUESTION = Line("carol", "Carol",
                 "Hi! Can you check why order #4411 hasn't shipped yet? I moved last week.",

@@ -27,14 +27,14 @@ from ..events import (
 from ..hub import CallNext, Context, Handler, Hub, Middleware
 from ..model import ConversationKind, Visibility
 from ..policy import ReplyPolicy
-from ..store import SQLiteStore, Store
+from ..store import OutboxStatus, SQLiteStore, Store
 from ._settings import Config, adapters_from_settings
 
 __all__ = ["Bot"]
 
 E = TypeVar("E", MessageReceived, MessageUpdated, MessageDeleted, ReactionAdded, ReactionRemoved)
 
-_BUSY = ("pending", "sending", "ambiguous")
+_BUSY: tuple[OutboxStatus, ...] = ("pending", "sending", "ambiguous")
 
 
 class _Activity:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from ..actions import Post, PrivateReply, Reply
 from ..adapter import Adapter, WebhookRequest
 from ..errors import ConfigurationError, OmnichannelError, PayloadError
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
@@ -76,11 +77,9 @@ def cmd_adapters(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _message_lines(message: Message) -> list[str]:
-    who = message.author.handle or message.author.ref.id
+    who = "@" + (message.author.handle or message.author.ref.id)
     if message.author.display_name:
-        who = f"@{who} ({message.author.display_name})"
-    else:
-        who = f"@{who}"
+        who += f" ({message.author.display_name})"
     lines = [
         f"   from {who}{' (us)' if message.from_us else ''}, {message.visibility}, "
         f"conversation {message.conversation}",
@@ -92,7 +91,9 @@ def _message_lines(message: Message) -> list[str]:
         covered = json.dumps(entity.text_in(message.text), ensure_ascii=False)
         lines.append(f"   {entity.type} {covered} [{entity.start}:{entity.end}]")
     for attachment in message.attachments:
-        alt = f" alt={json.dumps(attachment.alt_text, ensure_ascii=False)}" if attachment.alt_text else ""
+        alt = ""
+        if attachment.alt_text:
+            alt = f" alt={json.dumps(attachment.alt_text, ensure_ascii=False)}"
         lines.append(f"   {attachment.kind} {attachment.url or ''}{alt}".rstrip())
     return lines
 
@@ -195,7 +196,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
             )
         except PayloadError as exc:
             failures += 1
-            print(f"   not parsed: {exc} (at {exc.path or 'the top'})", file=out)
+            print(f"   not parsed: {exc}", file=out)
             continue
         for event in events:
             total += 1
@@ -232,6 +233,10 @@ def _handle(message: Message) -> str:
     return "@" + (message.author.handle or message.author.ref.id)
 
 
+def _addressee(action: Reply | PrivateReply | Post) -> str:
+    return _handle(action.to) if isinstance(action, Reply | PrivateReply) else "(new post)"
+
+
 async def _inbox(store_path: Path, *, network: str | None, limit: int, out: TextIO) -> None:
     now = datetime.now(UTC)
     async with SQLiteStore(store_path) as store:
@@ -263,7 +268,7 @@ async def _inbox(store_path: Path, *, network: str | None, limit: int, out: Text
         if drafts:
             print(render_table(
                 ["id", "network", "to", "kind", "age", "note", "text"],
-                [[d.id[:12], d.action.network, _handle(d.action.to), d.action.type,
+                [[d.id[:12], d.action.network, _addressee(d.action), d.action.type,
                   _age(d.created_at, now), shorten(d.note or "", 24), shorten(d.action.text, 44)]
                  for d in drafts],
             ), file=out)

@@ -17,7 +17,7 @@ __all__ = ["build_parser", "main"]
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .._demo import run_demo
 
-    return run_demo(quick=args.quick, in_process=args.in_process, seed=args.seed,
+    return run_demo(in_process=args.in_process, seed=args.seed,
                     networks=args.network, verbose=args.verbose, out=out)
 
 
@@ -41,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the sandbox of every installed adapter, have scripted customers "
                     "write, answer them with the quick bot, and print a summary per network.",
     )
-    demo.add_argument("--quick", action="store_true",
-                      help="a shorter run (fewer customers), for tests")
     demo.add_argument("--in-process", action="store_true",
                       help="answer from the sandboxes in-process instead of serving them on "
                            "127.0.0.1")

@@ -25,7 +25,7 @@ DEFAULT_CONFIG = "omnichannel.toml"
 """The config file read from the working directory when no other is named."""
 
 DEFAULT_STORE = "omnichannel.db"
-"""The SQLite store used when neither ``--store``, ``OMNICHANNEL_STORE`` nor the config names one."""
+"""The SQLite store used when neither ``--store``, ``OMNICHANNEL_STORE`` nor the config name one."""
 
 _SEQUENCES = (tuple, list, frozenset, set)
 
@@ -163,7 +163,8 @@ class Config:
                 problems.append(f"unknown setting {setting} under [{network}]{where}")
             else:
                 message = str(error.get("msg", "invalid"))
-                problems.append(f"setting {setting} is invalid ({message}): {self._where(network, setting)}")
+                where = self._where(network, setting)
+                problems.append(f"setting {setting} is invalid ({message}): {where}")
         if len(problems) == 1:
             return problems[0]
         return "settings are incomplete:\n  - " + "\n  - ".join(problems)

@@ -34,7 +34,15 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-__all__ = ["Fault", "FaultHit", "FaultKind", "FaultRule", "Faults", "route_matcher"]
+__all__ = [
+    "Fault",
+    "FaultDecision",
+    "FaultHit",
+    "FaultKind",
+    "FaultRule",
+    "Faults",
+    "route_matcher",
+]
 
 FaultKind = Literal["latency", "status", "rate_limit", "reset", "timeout", "lost_response"]
 """The kinds of fault a sandbox can inject."""

@@ -245,6 +245,7 @@ class Sandbox:
         self.webhook_secret = secrets.token_hex(16)
         self._lock = threading.Lock()
         self._seq = 0
+        self._id_seq = 100
         self._customers = 0
         for spec, handler in declared_routes(self):
             self.router.add(spec.method, spec.template, handler, auth=spec.auth,
@@ -264,7 +265,7 @@ class Sandbox:
     def new_id(self, kind: RecordKind, author: Account | None, /) -> str:
         """Make a native id for a new record (default: increasing decimal strings)."""
         with self._lock:
-            self._id_seq = getattr(self, "_id_seq", 100) + 1
+            self._id_seq += 1
             return str(self._id_seq)
 
     def make_handle(self, name: str) -> str:

@@ -47,6 +47,7 @@ from ._convert import (
     load,
     notification_event,
     post_ref,
+    received,
     thread_messages,
 )
 from ._errors import DUPLICATE_RECORD_ERRORS, is_expired_token, map_error
@@ -61,9 +62,11 @@ from ._wire import (
     GetLogOutput,
     GetMessagesOutput,
     GetRecordOutput,
+    ListConvosOutput,
     ListNotificationsOutput,
     MessageView,
     PostThreadOutput,
+    ProfileView,
     ResolveHandleOutput,
     Session,
 )
@@ -79,6 +82,8 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 # far future, and the same key always gives the same record key.
 _TID_EPOCH_US = 1_700_000_000_000_000
 _MAX_PAGES = 10
+_REMEMBERED = 1000
+_EPOCH = "1970-01-01T00:00:00Z"
 
 
 def record_key(idempotency_key: str) -> str:
@@ -249,7 +254,11 @@ class BlueskyAdapter(Adapter):
         self._did: str | None = None
         self._handle: str | None = None
         self._chat_start: str | None = None
+        self._chat_ok = True
         self._dids: dict[str, str] = {}
+        self._profiles: dict[str, ProfileView] = {}
+        self._sent_chat: dict[str, Sent] = {}
+        self._chat_unsure: set[str] = set()
 
     # lifecycle -------------------------------------------------------------------
 
@@ -374,8 +383,9 @@ class BlueskyAdapter(Adapter):
     async def poll(self, cursor: str | None) -> Batch:
         """Fetch mentions, replies and quotes since ``cursor``, and new chat messages.
 
-        The first poll (``cursor=None``) reads the newest page of notifications
-        and the chat messages since ``open``.
+        The first poll (``cursor=None``) reads the newest page of notifications,
+        the unread messages of every chat conversation, and the chat messages
+        since ``open``.
 
         Raises:
             PayloadError: A page does not have the recorded shape.
@@ -385,12 +395,30 @@ class BlueskyAdapter(Adapter):
         events, seen_at, uris = await self._poll_notifications(state)
         chat = state.chat or self._chat_start
         more = False
-        if self.settings.direct_messages:
-            chat_events, chat, more = await self._poll_chat(chat)
-            events.extend(chat_events)
-        events.sort(key=lambda event: event.occurred_at)
+        if self.settings.direct_messages and self._chat_ok:
+            try:
+                if state.chat is None:
+                    events.extend(await self._unread_messages())
+                chat_events, chat, more = await self._poll_chat(chat)
+            except AuthenticationError as exc:
+                if not self._chat_unavailable(exc):
+                    raise
+            else:
+                events.extend(chat_events)
+        unique = list({event.id: event for event in events}.values())
+        unique.sort(key=lambda event: event.occurred_at)
         next_cursor = _Cursor(seen_at, uris, chat).dump()
-        return Batch(events=tuple(events), cursor=next_cursor, more=more)
+        return Batch(events=tuple(unique), cursor=next_cursor, more=more)
+
+    def _chat_unavailable(self, exc: AuthenticationError) -> bool:
+        """Whether a chat refusal means "no DM access" (the session itself is fine)."""
+        if isinstance(exc, TokenExpired):
+            return False
+        self._chat_ok = False
+        logger.warning("bluesky: chat refused this app password (%s); direct messages are "
+                       "not polled. Create an app password that allows direct messages.",
+                       exc)
+        return True
 
     async def _poll_notifications(
         self, state: _Cursor
@@ -427,21 +455,23 @@ class BlueskyAdapter(Adapter):
             logger.warning("bluesky: more than %d pages of notifications since the cursor; "
                            "older ones were skipped", _MAX_PAGES)
         if not collected:
-            return [], state.seen_at, state.uris
+            # Nothing yet: from now on every notification is new (and paged back to).
+            return [], state.seen_at or _EPOCH, state.uris
         newest = max(when for when, _, _ in collected)
         newest_uris = {uri for when, uri, _ in collected if when == newest}
         if since is not None and newest == since:
             newest_uris |= known
         mark = newest.isoformat().replace("+00:00", "Z")
-        events = [event for _, _, event in collected if event is not None]
+        # Pages come newest first; events go out oldest first.
+        events = [event for _, _, event in reversed(collected) if event is not None]
         return events, mark, tuple(sorted(newest_uris))
 
     async def _chat_cursor_now(self) -> str | None:
         try:
             response = await self._xrpc("GET", "chat.bsky.convo.getLog", chat=True)
-        except AuthenticationError:
-            logger.warning("bluesky: chat is not available to this app password; "
-                           "direct messages are not polled")
+        except AuthenticationError as exc:
+            if not self._chat_unavailable(exc):
+                raise
             return None
         return load(GetLogOutput, response.content).cursor
 
@@ -452,10 +482,51 @@ class BlueskyAdapter(Adapter):
         page = load(GetLogOutput, raw)
         events: list[Event] = []
         for index, entry in enumerate(page.logs):
+            if entry.message is not None and not entry.related_profiles:
+                sender = entry.message.get("sender")
+                did = sender.get("did") if isinstance(sender, dict) else None
+                if isinstance(did, str) and did != self._did:
+                    profile = await self._chat_profile(entry.convo_id, did)
+                    if profile is not None:
+                        entry = entry.model_copy(update={"related_profiles": (profile,)})
             event = chat_event(entry, our_did=self._did, raw=raw["logs"][index])
             if event is not None:
                 events.append(event)
         return events, page.cursor or cursor, bool(page.logs)
+
+    async def _chat_profile(self, convo_id: str, did: str) -> ProfileView | None:
+        """A chat member's profile (handle, name), from ``getConvo``, cached."""
+        if did not in self._profiles:
+            response = await self._xrpc("GET", "chat.bsky.convo.getConvo",
+                                        params={"convoId": convo_id}, chat=True)
+            for member in load(ConvoOutput, response.content).convo.members:
+                self._profiles[member.did] = member
+        return self._profiles.get(did)
+
+    async def _unread_messages(self) -> list[Event]:
+        """Unread messages from others in every conversation (the first poll's catch-up)."""
+        response = await self._xrpc("GET", "chat.bsky.convo.listConvos",
+                                    params={"limit": 100}, chat=True)
+        events: list[Event] = []
+        for convo in load(ListConvosOutput, response.content).convos:
+            for member in convo.members:
+                self._profiles[member.did] = member
+            if convo.unread_count <= 0:
+                continue
+            page = await self._xrpc(
+                "GET", "chat.bsky.convo.getMessages",
+                params={"convoId": convo.id, "limit": min(convo.unread_count, 100)}, chat=True,
+            )
+            for item in reversed(load(GetMessagesOutput, page.content).messages):
+                if not str(item.get("$type", "#messageView")).endswith("#messageView"):
+                    continue
+                view = load(MessageView, item, path="messages")
+                if view.sender.did == self._did:
+                    continue
+                message = chat_message(view, convo_id=convo.id, our_did=self._did,
+                                       profiles=self._profiles, raw=item)
+                events.append(received(message, kind="direct", our_did=self._did))
+        return events
 
     async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
         """Listening mode: yield Jetstream posts about us, resuming at ``cursor`` (``time_us``).
@@ -580,9 +651,12 @@ class BlueskyAdapter(Adapter):
             response = await self._xrpc("POST", "com.atproto.repo.createRecord",
                                         json_body=body, idempotent=False)
         except (AmbiguousDelivery, TransientError, RequestRejected) as exc:
-            if isinstance(exc, RequestRejected) and not (
+            # No answer at all: the outbox reconciles (find_sent) before any retry.
+            # An answer naming a taken key, or a server error (what the reference
+            # PDS answers for a taken key), is checked against the record now.
+            if exc.status is None or (isinstance(exc, RequestRejected) and not (
                 exc.code in DUPLICATE_RECORD_ERRORS or exc.status == 409
-            ):
+            )):
                 raise
             existing = await self._own_record(collection, rkey)
             if existing is None:
@@ -650,16 +724,52 @@ class BlueskyAdapter(Adapter):
         return load(ConvoOutput, response.content).convo.id
 
     async def _send_chat(self, action: Reply | PrivateReply, convo_id: str) -> Sent:
+        # Chat has no record keys: a send whose answer was lost is looked up
+        # before it is sent again, and a delivered key is never sent twice.
+        key = action.idempotency_key
+        if key in self._sent_chat:
+            return self._sent_chat[key]
+        if key in self._chat_unsure:
+            found = await self._find_chat(action, convo_id)
+            if found is not None:
+                return found
         message: dict[str, Any] = {"text": action.text}
         facets = await self._facets(action.text)
         if facets:
             message["facets"] = facets
-        response = await self._xrpc(
-            "POST", "chat.bsky.convo.sendMessage",
-            json_body={"convoId": convo_id, "message": message}, chat=True, idempotent=False,
-        )
+        try:
+            response = await self._xrpc(
+                "POST", "chat.bsky.convo.sendMessage",
+                json_body={"convoId": convo_id, "message": message}, chat=True,
+                idempotent=False,
+            )
+        except AmbiguousDelivery:
+            self._chat_unsure.add(key)
+            raise
         view = load(MessageView, response.content)
-        return self._chat_sent(action, view, convo_id)
+        return self._remember(self._chat_sent(action, view, convo_id))
+
+    def _remember(self, sent: Sent) -> Sent:
+        self._chat_unsure.discard(sent.idempotency_key)
+        self._sent_chat[sent.idempotency_key] = sent
+        while len(self._sent_chat) > _REMEMBERED:
+            self._sent_chat.pop(next(iter(self._sent_chat)))
+        return sent
+
+    async def _find_chat(self, action: Reply | PrivateReply, convo_id: str) -> Sent | None:
+        """Our newest message in the conversation, when its text is the action's."""
+        response = await self._xrpc("GET", "chat.bsky.convo.getMessages",
+                                    params={"convoId": convo_id, "limit": 20}, chat=True)
+        for item in load(GetMessagesOutput, response.content).messages:
+            if not str(item.get("$type", "#messageView")).endswith("#messageView"):
+                continue
+            view = load(MessageView, item, path="messages")
+            if view.sender.did != self.did:
+                continue
+            if view.text == action.text:
+                return self._remember(self._chat_sent(action, view, convo_id))
+            return None  # our newest message is another one
+        return None
 
     def _chat_sent(
         self, action: Reply | PrivateReply | Post, view: MessageView, convo_id: str
@@ -680,6 +790,8 @@ class BlueskyAdapter(Adapter):
         A chat message has no key: the newest message of ours in the
         conversation counts when its text is the action's text.
         """
+        if action.idempotency_key in self._sent_chat:
+            return self._sent_chat[action.idempotency_key]
         if isinstance(action, PrivateReply):
             convo_id = await self._convo_with(action.to.author.ref.id)
         elif isinstance(action, Reply) and action.to.is_private:
@@ -695,18 +807,7 @@ class BlueskyAdapter(Adapter):
                 root = post_ref(str(reply["root"].get("uri")), str(reply["root"].get("cid")))
             return Sent(idempotency_key=action.idempotency_key, ref=ref, conversation=root,
                         raw={"uri": existing.uri, "cid": existing.cid})
-        response = await self._xrpc("GET", "chat.bsky.convo.getMessages",
-                                    params={"convoId": convo_id, "limit": 20}, chat=True)
-        for item in load(GetMessagesOutput, response.content).messages:
-            if not str(item.get("$type", "#messageView")).endswith("#messageView"):
-                continue
-            view = load(MessageView, item, path="messages")
-            if view.sender.did != self.did:
-                continue
-            if view.text == action.text:
-                return self._chat_sent(action, view, convo_id)
-            return None  # our newest message is another one
-        return None
+        return await self._find_chat(action, convo_id)
 
     async def react(self, action: React) -> Sent:
         """Like a post (an ``app.bsky.feed.like`` record), or a chat message (❤️).

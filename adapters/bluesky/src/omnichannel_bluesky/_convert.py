@@ -64,6 +64,7 @@ __all__ = [
     "person",
     "post_message",
     "post_ref",
+    "received",
     "thread_messages",
     "tid_datetime",
 ]
@@ -320,7 +321,8 @@ def post_message(
     )
 
 
-def _received(message: Message, *, kind: str, our_did: str | None) -> MessageReceived:
+def received(message: Message, *, kind: str, our_did: str | None) -> MessageReceived:
+    """The ``MessageReceived`` of a message: id from its ref, conversation of ``kind``."""
     account = Ref(network=NETWORK, id=our_did) if our_did else None
     return MessageReceived(
         id=event_id("message.received", message.ref),
@@ -359,7 +361,7 @@ def notification_event(
         indexed_at=notification.indexed_at,
         raw=raw,
     )
-    return _received(message, kind="thread", our_did=our_did)
+    return received(message, kind="thread", our_did=our_did)
 
 
 def jetstream_event(
@@ -380,7 +382,7 @@ def jetstream_event(
         our_did=our_did,
         raw=raw,
     )
-    return _received(message, kind="thread", our_did=our_did)
+    return received(message, kind="thread", our_did=our_did)
 
 
 def thread_messages(thread: ThreadViewPost, *, our_did: str | None) -> list[Message]:
@@ -486,4 +488,4 @@ def chat_event(
         view, convo_id=entry.convo_id, our_did=our_did, profiles=profiles,
         raw=raw,
     )
-    return _received(message, kind="direct", our_did=our_did)
+    return received(message, kind="direct", our_did=our_did)

@@ -227,6 +227,13 @@ async def read_jetstream(
                         yield None, last
     except (httpx.TransportError, WebSocketUpgradeError) as exc:
         failure = type(exc).__name__
+    except BaseExceptionGroup as group:
+        # Closing this generator while it waits at a ``yield`` throws
+        # GeneratorExit through the session's task group, which wraps it.
+        _, rest = group.split(GeneratorExit)
+        if rest is not None:
+            raise
+        raise GeneratorExit from None
     if failure is not None:
         raise TransientError(f"the Jetstream connection failed ({failure})", network=NETWORK)
 

@@ -29,6 +29,7 @@ __all__ = [
     "JetstreamEvent",
     "JetstreamPostCommit",
     "JetstreamPostEvent",
+    "ListConvosOutput",
     "ListNotificationsOutput",
     "LogEntry",
     "MessageView",
@@ -283,6 +284,14 @@ class ConvoView(_Wire):
     rev: str = ""
     members: tuple[ChatProfile, ...] = ()
     status: str | None = None
+    unread_count: int = Field(default=0, alias="unreadCount")
+
+
+class ListConvosOutput(_Wire):
+    """Output of ``chat.bsky.convo.listConvos``: most recent first."""
+
+    convos: tuple[ConvoView, ...] = ()
+    cursor: str | None = None
 
 
 class ConvoOutput(_Wire):

@@ -300,6 +300,8 @@ class BlueskySandbox(Sandbox):
         app_password: Our account's app password (``adapter_settings`` uses it).
         jetstream: The Jetstream feed (``replay(lines)`` sends recorded events;
             ``drop_after = n`` drops the next connection after ``n`` events).
+        chat_allowed: ``False`` answers chat calls as for an app password
+            without direct-message access (``401 InvalidToken``, "Bad token scope").
     """
 
     network: ClassVar[str] = "bluesky"
@@ -328,6 +330,7 @@ class BlueskySandbox(Sandbox):
         self._sessions: list[tuple[str, str]] = []
         self._read_marks: dict[str, int] = {}
         self.jetstream = _Jetstream(self)
+        self.chat_allowed = True
         super().__init__(seed=seed, clock=clock, our_handle=our_handle, base_url=base_url)
 
     def setup(self) -> None:
@@ -879,6 +882,8 @@ class BlueskySandbox(Sandbox):
     # chat ------------------------------------------------------------------------------
 
     def _chat(self, request: SandboxRequest) -> Account:
+        if not self.chat_allowed:
+            raise SandboxAbort(_xrpc_error("InvalidToken", "Bad token scope", 401))
         if request.headers.get("atproto-proxy") != _CHAT_PROXY:
             raise SandboxAbort(_xrpc_error(
                 "InvalidRequest", "chat.bsky.* methods need the header "

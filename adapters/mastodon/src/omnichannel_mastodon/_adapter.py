@@ -63,6 +63,8 @@ _STREAM_PATHS = {
     "user": "/api/v1/streaming/user",
     "user:notification": "/api/v1/streaming/user/notification",
 }
+# The cursor of an empty inbox: every notification id is after it.
+_BEGINNING = "0"
 # A mention in text we compare: @user or @user@domain.
 _ANY_MENTION = re.compile(r"(?<![\w@])@[\w.-]+(?:@[\w-]+(?:\.[\w-]+)+)?")
 
@@ -72,9 +74,9 @@ class MastodonSettings(AdapterSettings):
 
     Attributes:
         base_url: The instance, e.g. ``https://mastodon.social``.
-        access_token: A user access token of the bot account (scopes in the
+        access_token: A user access token of the bot account (scopes, see the
             how-to: ``read:accounts read:notifications read:statuses
-            write:statuses write:favourites write:conversations``).
+            write:statuses write:favourites``).
         notification_types: Notification kinds to read: ``mention`` (messages
             and DMs), ``favourite`` (likes on our statuses), ``update`` (edits
             of statuses we interacted with).
@@ -104,14 +106,24 @@ class MastodonSettings(AdapterSettings):
     @field_validator("base_url", "streaming_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        return None if value is None else _http_base(value)
+
+
+def _http_base(value: str) -> str:
+    """An http(s) base URL without a trailing slash (``ws``/``wss`` read as ``http``/``https``).
+
+    Raises:
+        ValueError: ``value`` is not an http(s) or ws(s) URL with a host.
+    """
+    try:
         url = httpx.URL(value)
-        if url.scheme in ("ws", "wss"):
-            url = url.copy_with(scheme="http" if url.scheme == "ws" else "https")
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("must be an http(s) URL such as https://mastodon.example")
-        return str(url).rstrip("/")
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if url.scheme in ("ws", "wss"):
+        url = url.copy_with(scheme="http" if url.scheme == "ws" else "https")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("must be an http(s) URL such as https://mastodon.example")
+    return str(url).rstrip("/")
 
 
 def _comparable(text: str) -> str:
@@ -217,7 +229,8 @@ class MastodonAdapter(Adapter):
             self.instance = await self._read_instance()
         except BaseException:
             self._client = None
-            await stack.aclose()
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
             raise
         self._stack = stack
         self.account = person(me)
@@ -286,7 +299,8 @@ class MastodonAdapter(Adapter):
         """Fetch the notifications after ``cursor`` (a notification id), oldest first.
 
         ``None`` reads the newest page. The next cursor comes from the
-        ``Link: rel="prev"`` header (``min_id``); ids are never compared.
+        ``Link: rel="prev"`` header (``min_id``); ids are never compared. An
+        empty inbox gives the cursor ``"0"``, before every notification.
 
         Raises:
             AuthenticationError: The token was revoked.
@@ -312,6 +326,10 @@ class MastodonAdapter(Adapter):
         for notification, raw in zip(reversed(parsed), reversed(page), strict=True):
             events.extend(await self._notification_events(notification, raw))
         next_cursor = _min_id(response) or (parsed[0].id if parsed else None)
+        if next_cursor is None and cursor is None:
+            # Nothing yet: resume from the very first notification, so a burst
+            # bigger than a page before the next poll is not cut short.
+            next_cursor = _BEGINNING
         return Batch(
             events=tuple(events), cursor=next_cursor,
             more=cursor is not None and len(parsed) >= size,
@@ -352,7 +370,10 @@ class MastodonAdapter(Adapter):
         if host is None and self.instance is not None:
             announced = self.instance.configuration.urls.streaming
             if announced:
-                host = MastodonSettings._http_url(announced)
+                try:
+                    host = _http_base(announced)
+                except ValueError:
+                    host = None
         return (host or self.settings.base_url) + _STREAM_PATHS[self.settings.stream]
 
     async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:

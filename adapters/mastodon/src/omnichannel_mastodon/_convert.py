@@ -215,8 +215,13 @@ class _ContentParser(HTMLParser):
                 return
 
     def handle_data(self, data: str) -> None:
-        if self._skip_depth is None:
-            self._write(data)
+        if self._skip_depth is not None:
+            return
+        # Layout whitespace between blocks (some servers indent their HTML)
+        # is not text; inside <pre> everything is.
+        if not data.strip() and (self._breaks or not self._pos) and "pre" not in self._stack:
+            return
+        self._write(data)
 
     def close(self) -> None:
         super().close()

@@ -1,0 +1,142 @@
+"""Listening mode: Jetstream posts about us, resumed by cursor, in-process and over loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from omnichannel.adapter import Batch
+from omnichannel.errors import ConfigurationError
+from omnichannel.events import MessageReceived
+from omnichannel.http import RetryPolicy
+from omnichannel_bluesky import BlueskyAdapter
+from omnichannel_bluesky.sandbox import BlueskySandbox
+
+
+@asynccontextmanager
+async def opened(
+    sandbox: BlueskySandbox, *, base_url: str | None = None, **settings: Any
+) -> AsyncIterator[BlueskyAdapter]:
+    """An adapter on the sandbox: in-process, or over loopback when ``base_url`` is given."""
+    transport = None if base_url else sandbox.transport()
+    adapter = BlueskyAdapter({**sandbox.adapter_settings(base_url=base_url), **settings},
+                             transport=transport, retry=RetryPolicy.testing())
+    async with adapter:
+        yield adapter
+
+
+async def take(adapter: BlueskyAdapter, count: int, cursor: str | None = None) -> list[Batch]:
+    """The first ``count`` batches with events from the stream (checkpoints skipped)."""
+    batches: list[Batch] = []
+    with anyio.fail_after(10):
+        async with aclosing(adapter.stream(cursor)) as stream:
+            async for batch in stream:
+                if batch.events:
+                    batches.append(batch)
+                if len(batches) == count:
+                    break
+    return batches
+
+
+def texts(batches: list[Batch]) -> list[str]:
+    """The texts of the messages in some batches."""
+    return [e.message.text for b in batches for e in b.events if isinstance(e, MessageReceived)]
+
+
+async def test_stream_keeps_mentions_replies_and_keywords_only() -> None:
+    """Of five posts, the mention, the reply to us and the keyword post come through."""
+    sandbox = BlueskySandbox(seed=20)
+    bob = sandbox.customer("bob")
+    ours = sandbox.our_post("New arrivals 🛍️")
+    sandbox.world.add_post(bob, "unrelated chatter")
+    sandbox.customer_mention("where is my order?", author=bob)
+    sandbox.world.add_post(bob, "anyone tried their REFUND process? 🤔")
+    sandbox.customer_reply(ours, "love it", author=bob)
+    async with opened(sandbox, keywords=("refund",)) as adapter:
+        batches = await take(adapter, 3)
+    assert texts(batches) == [
+        "@shop.bsky.social where is my order?",
+        "anyone tried their REFUND process? 🤔",
+        "love it",
+    ]
+    cursors = [int(b.cursor or 0) for b in batches]
+    assert cursors == sorted(cursors)
+
+
+async def test_streamed_mention_has_the_same_event_id_as_polled() -> None:
+    """The same mention seen by Jetstream and by polling carries one event id and address."""
+    sandbox = BlueskySandbox(seed=21)
+    sandbox.customer_mention("double delivery 📬")
+    async with opened(sandbox) as adapter:
+        (batch,) = await take(adapter, 1)
+        polled = await adapter.poll(None)
+    streamed = batch.events[0]
+    assert isinstance(streamed, MessageReceived)
+    (received,) = polled.events
+    assert isinstance(received, MessageReceived)
+    assert streamed.id == received.id
+    assert streamed.message.ref == received.message.ref
+    assert streamed.message.conversation == received.message.conversation
+    assert [e.type for e in streamed.message.entities] == ["mention"]
+
+
+async def test_resuming_at_a_cursor_skips_what_was_seen() -> None:
+    """A stream restarted at the last batch's cursor yields only newer posts."""
+    sandbox = BlueskySandbox(seed=22)
+    for n in range(3):
+        sandbox.customer_mention(f"early {n}")
+    async with opened(sandbox) as adapter:
+        first = await take(adapter, 2)
+        sandbox.customer_mention("late")
+        resumed = await take(adapter, 2, cursor=first[-1].cursor)
+    assert texts(first) == ["@shop.bsky.social early 0", "@shop.bsky.social early 1"]
+    assert texts(resumed) == ["@shop.bsky.social early 2", "@shop.bsky.social late"]
+
+
+async def test_dropped_connection_reconnects_at_the_last_time_us() -> None:
+    """After the connection drops, the stream reconnects with its cursor: nothing twice."""
+    sandbox = BlueskySandbox(seed=23)
+    for n in range(4):
+        sandbox.customer_mention(f"m{n}")
+    sandbox.jetstream.drop_after = 2
+    async with opened(sandbox) as adapter:
+        batches = await take(adapter, 4)
+    assert texts(batches) == [f"@shop.bsky.social m{n}" for n in range(4)]
+    assert sandbox.jetstream.connections == 2
+
+
+async def test_replayed_golden_events_pass_the_filter(
+    jetstream_lines: Callable[[str], list[str]],
+) -> None:
+    """Recorded Jetstream events replayed by the sandbox are filtered like live ones."""
+    sandbox = BlueskySandbox(seed=24)
+    sandbox.jetstream.replay(jetstream_lines("golden_v1") + jetstream_lines("expected_v1"))
+    async with opened(sandbox, keywords=("rsv", "rebellion")) as adapter:
+        batches = await take(adapter, 2)
+    assert texts(batches)[0] == "Try RSV for a good time !!"
+    assert "#IndieRebellion" in texts(batches)[1]
+    assert batches[0].cursor == "1779719009157119"
+
+
+async def test_stream_over_loopback_websocket() -> None:
+    """Served by uvicorn, the Jetstream endpoint streams over a real WebSocket."""
+    sandbox = BlueskySandbox(seed=25)
+    sandbox.customer_mention("over the wire 🔌")
+    async with sandbox.serve() as url, opened(sandbox, base_url=url) as adapter:
+        (batch,) = await take(adapter, 1)
+        sandbox.customer_mention("and a live one")
+        later = await take(adapter, 1, cursor=batch.cursor)
+    assert texts([batch]) == ["@shop.bsky.social over the wire 🔌"]
+    assert texts(later) == ["@shop.bsky.social and a live one"]
+
+
+async def test_bad_cursor_is_configuration_error() -> None:
+    """A stream cursor that is not a time_us is refused."""
+    sandbox = BlueskySandbox(seed=26)
+    async with opened(sandbox) as adapter:
+        with pytest.raises(ConfigurationError):
+            await take(adapter, 1, cursor="yesterday")

@@ -1,0 +1,419 @@
+"""The ``omnichannel`` command line: adapters, replay, inbox, serve, settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+
+from omnichannel.actions import Post, PrivateReply, Reply, Sent
+from omnichannel.adapter import Adapter, Batch, WebhookRequest
+from omnichannel.capabilities import Capabilities
+from omnichannel.cli import _commands as commands
+from omnichannel.cli import adapters_from_settings, env_name, main
+from omnichannel.errors import ConfigurationError, PayloadError, UnknownNetwork
+from omnichannel.events import Event, MessageReceived, event_id
+from omnichannel.model import Conversation, Message, Person, Ref
+from omnichannel.store import Draft, SQLiteStore
+from omnichannel.text import TextRule
+
+REPO = Path(__file__).resolve().parent.parent
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
+
+
+def run(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the command line in-process; return its status, stdout and stderr."""
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# adapters --------------------------------------------------------------------------
+
+
+def test_adapters_lists_installed_networks_with_capabilities(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`omnichannel adapters` shows each installed adapter and its declared text rule."""
+    status, out, _ = run(["adapters"], capsys)
+    assert status == 0
+    assert "omnichannel-mastodon" in out
+    assert "omnichannel-bluesky" in out
+    assert "500 graphemes, URLs count 23" in out
+    assert "300 graphemes, at most 3000 UTF-8 bytes" in out
+    header = next(line for line in out.splitlines() if line.startswith("capability"))
+    assert header.split() == ["capability", "bluesky", "mastodon"]
+
+
+def test_adapters_json_carries_the_capabilities(capsys: pytest.CaptureFixture[str]) -> None:
+    """`omnichannel adapters --json` is machine-readable and complete."""
+    status, out, _ = run(["adapters", "--json"], capsys)
+    assert status == 0
+    data = {entry["network"]: entry for entry in json.loads(out)}
+    assert data["mastodon"]["ok"] is True
+    assert data["mastodon"]["capabilities"]["private_reply"] is True
+    assert data["bluesky"]["capabilities"]["dm_text"]["limit"] == 1000
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    """`python -m omnichannel` is the command line (help lists every subcommand)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "omnichannel", "--help"], capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert done.returncode == 0
+    for command in ("adapters", "demo", "serve", "inbox", "replay"):
+        assert command in done.stdout
+
+
+# settings --------------------------------------------------------------------------
+
+
+def test_missing_setting_is_named_with_where_to_set_it(tmp_path: Path) -> None:
+    """A missing credential gives one message naming its variable, not a traceback."""
+    env = {env_name("mastodon", "base_url"): "https://mastodon.example"}
+    with pytest.raises(ConfigurationError) as info:
+        adapters_from_settings(environ=env, config=None)
+    message = str(info.value)
+    assert "missing setting access_token" in message
+    assert "OMNICHANNEL_MASTODON_ACCESS_TOKEN" in message
+
+
+def test_wrong_setting_is_named_and_its_secret_never_shown() -> None:
+    """An invalid value is named with the reason; the token given alongside never appears."""
+    env = {
+        env_name("mastodon", "base_url"): "https://mastodon.example",
+        env_name("mastodon", "access_token"): "sekrit-token-123",
+        env_name("mastodon", "page_size"): "500",
+    }
+    with pytest.raises(ConfigurationError) as info:
+        adapters_from_settings(environ=env)
+    message = str(info.value)
+    assert "setting page_size is invalid" in message
+    assert "sekrit" not in message
+
+
+def test_unknown_variable_is_reported() -> None:
+    """A misspelt variable is reported by name with the known ones."""
+    env = {
+        env_name("mastodon", "base_url"): "https://mastodon.example",
+        "OMNICHANNEL_MASTODON_ACESS_TOKEN": "x",
+    }
+    with pytest.raises(ConfigurationError, match="OMNICHANNEL_MASTODON_ACESS_TOKEN"):
+        adapters_from_settings(environ=env)
+
+
+def test_config_file_and_environment_build_adapters(tmp_path: Path) -> None:
+    """A TOML section builds the adapter; an environment variable wins over the file."""
+    config = tmp_path / "omnichannel.toml"
+    config.write_text(
+        '[mastodon]\nbase_url = "https://file.example"\naccess_token = "from-file"\n'
+        "page_size = 10\n",
+        encoding="utf-8",
+    )
+    env = {env_name("mastodon", "page_size"): "20"}
+    [adapter] = adapters_from_settings(config=config, environ=env)
+    assert adapter.network == "mastodon"
+    assert adapter.settings.model_dump()["page_size"] == 20
+    assert "from-file" not in repr(adapter.settings)
+
+
+def test_nothing_configured_points_at_the_sandbox(tmp_path: Path) -> None:
+    """With no settings at all the message says how to configure, or to try --sandbox."""
+    with pytest.raises(ConfigurationError, match="--sandbox"):
+        adapters_from_settings(environ={}, config=None)
+
+
+def test_named_config_file_must_exist(tmp_path: Path) -> None:
+    """A config file given by name that does not exist is a clear error."""
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        adapters_from_settings(config=tmp_path / "nope.toml", environ={})
+
+
+def test_unknown_network_names_the_package_to_install() -> None:
+    """Asking for a network with no adapter says which distribution to install."""
+    with pytest.raises(UnknownNetwork, match="omnichannel-myspace"):
+        adapters_from_settings(networks=["myspace"], environ={})
+
+
+# replay ----------------------------------------------------------------------------
+
+
+def _message(text: str, *, network: str = "chirp") -> Message:
+    author = Person(ref=Ref(network=network, id="u1"), handle="alice", display_name="Alice")
+    return Message(
+        ref=Ref(network=network, id=f"m-{len(text)}"), conversation=Ref(network=network, id="c1"),
+        author=author, text=text, created_at=datetime(2025, 1, 6, 9, tzinfo=UTC),
+    )
+
+
+def _received(message: Message) -> MessageReceived:
+    return MessageReceived(
+        id=event_id("message.received", message.ref), network=message.network,
+        occurred_at=message.created_at, message=message,
+        conversation=Conversation(ref=message.conversation, kind="thread"),
+    )
+
+
+class _Base(Adapter):
+    capabilities: ClassVar[Capabilities] = Capabilities(text=TextRule.code_points(280))
+
+    async def open(self) -> None:
+        return None
+
+    async def poll(self, cursor: str | None) -> Batch:
+        return Batch()
+
+    async def send(self, action: Reply | PrivateReply | Post) -> Sent:
+        raise NotImplementedError
+
+    async def find_sent(self, action: Reply | PrivateReply | Post) -> Sent | None:
+        return None
+
+
+class ChirpAdapter(_Base):
+    """A polling adapter with the replay hook: a body is a JSON list of texts."""
+
+    network = "chirp"
+    seen_paths: ClassVar[list[str | None]] = []
+
+    @classmethod
+    def parse_payload(cls, body: bytes, *, path: str | None = None) -> Sequence[Event]:
+        cls.seen_paths.append(path)
+        data = json.loads(body)
+        if not isinstance(data, list):
+            raise PayloadError("expected a list", network=cls.network, path="notifications")
+        return [_received(_message(text)) for text in data]
+
+
+class HookAdapter(_Base):
+    """A webhook adapter: the body is one text."""
+
+    network = "hook"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        text=TextRule.code_points(280), inbound=frozenset({"webhook"})
+    )
+
+    def parse(self, request: WebhookRequest) -> Sequence[Event]:
+        assert request.header("X-Signature") == "sha256=abc"
+        return [_received(_message(request.body.decode(), network="hook"))]
+
+
+class SilentAdapter(_Base):
+    """A polling adapter without the replay hook."""
+
+    network = "silent"
+
+
+@pytest.fixture
+def fake_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `replay` find the fake adapters above by network name."""
+    table: dict[str, type[Adapter]] = {
+        "chirp": ChirpAdapter, "hook": HookAdapter, "silent": SilentAdapter,
+    }
+    monkeypatch.setattr(commands, "load_adapter", table.__getitem__)
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_prints_normalized_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recorded body goes through the adapter's hook; events print with their entities."""
+    body = tmp_path / "page.json"
+    body.write_text(json.dumps(["hi 👋 there", "thanks!"]), encoding="utf-8")
+    status, out, _ = run(["replay", "chirp", str(body), "--path", "/notifications"], capsys)
+    assert status == 0
+    assert "1. message.received" in out
+    assert '"hi 👋 there"' in out
+    assert "from @alice (Alice)" in out
+    assert "2 events from 1 payload" in out
+    assert ChirpAdapter.seen_paths[-1] == "/notifications"
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_walks_a_decoded_cassette(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each interaction of a decoded cassette is replayed with its endpoint path."""
+    cassette = {"interactions": [
+        {"method": "GET", "uri": "http://x.test/api/notifications?limit=2", "status": 200,
+         "response_body": ["one", "two"]},
+        {"method": "GET", "uri": "http://x.test/api/other", "status": 200,
+         "response_body": {"not": "a list"}},
+    ]}
+    path = tmp_path / "cassette.json"
+    path.write_text(json.dumps(cassette), encoding="utf-8")
+    status, out, _ = run(["replay", "chirp", str(path)], capsys)
+    assert status == 0
+    assert "== interaction 1: GET http://x.test/api/notifications?limit=2 -> 200" in out
+    assert "not parsed: chirp: bad payload at notifications: expected a list" in out
+    assert "2 events from 1 payload; 1 not parsed" in out
+    assert ChirpAdapter.seen_paths[-2:] == ["/api/notifications", "/api/other"]
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--json prints one parseable event per line."""
+    body = tmp_path / "page.json"
+    body.write_text(json.dumps(["hello"]), encoding="utf-8")
+    status, out, _ = run(["replay", "chirp", str(body), "--json"], capsys)
+    assert status == 0
+    [line] = out.splitlines()
+    assert json.loads(line)["message"]["text"] == "hello"
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_uses_parse_for_webhook_adapters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A webhook network's body goes through adapter.parse with the given headers."""
+    body = tmp_path / "delivery.txt"
+    body.write_text("a webhook text", encoding="utf-8")
+    status, out, _ = run(
+        ["replay", "hook", str(body), "--header", "X-Signature: sha256=abc"], capsys
+    )
+    assert status == 0
+    assert '"a webhook text"' in out
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_without_a_hook_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An adapter with neither webhooks nor parse_payload gets a clear message, exit 2."""
+    body = tmp_path / "page.json"
+    body.write_text("[]", encoding="utf-8")
+    status, _, err = run(["replay", "silent", str(body)], capsys)
+    assert status == 2
+    assert "parse_payload(body, *, path)" in err
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_of_an_unparseable_body_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A body the adapter rejects is reported with the network and path, exit 1."""
+    body = tmp_path / "page.json"
+    body.write_text('{"oops": 1}', encoding="utf-8")
+    status, out, _ = run(["replay", "chirp", str(body)], capsys)
+    assert status == 1
+    assert "not parsed: chirp: bad payload at notifications: expected a list" in out
+
+
+def test_replay_of_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that does not exist is a usage error naming it."""
+    status, _, err = run(["replay", "mastodon", "/nonexistent/payload.json"], capsys)
+    assert status == 2
+    assert "no such file: /nonexistent/payload.json" in err
+
+
+# inbox -----------------------------------------------------------------------------
+
+
+async def _fill(path: Path) -> None:
+    message = _message("@shop my order #4411 is late 😡", network="mastodon")
+    other = _message("thanks!", network="mastodon").model_copy(
+        update={"ref": Ref(network="mastodon", id="m2"),
+                "conversation": Ref(network="mastodon", id="c2")}
+    )
+    async with SQLiteStore(path) as store:
+        await store.record_batch("mastodon", [_received(message), _received(other)], cursor="1")
+        action = Reply(network="mastodon", to=message, text="So sorry, Alice! Checking now.")
+        await store.add_draft(Draft(action=action, note="complaint"))
+
+
+def test_inbox_shows_conversations_drafts_and_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`omnichannel inbox` lists conversations and the pending draft from a SQLite store."""
+    import anyio
+
+    path = tmp_path / "bot.db"
+    anyio.run(_fill, path)
+    status, out, _ = run(["inbox", "--store", str(path)], capsys)
+    assert status == 0
+    assert "Conversations (2, most recent first)" in out
+    assert "my order #4411 is late 😡" in out
+    assert "Pending drafts (1, oldest first)" in out
+    assert "So sorry, Alice! Checking now." in out
+    assert "complaint" in out
+    assert "Outbox: empty" in out
+
+
+def test_inbox_without_a_store_says_how_to_get_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store file that does not exist is not created; the message says what to do."""
+    missing = tmp_path / "none.db"
+    status, _, err = run(["inbox", "--store", str(missing)], capsys)
+    assert status == 2
+    assert "run a bot first" in err
+    assert not missing.exists()
+
+
+# serve -----------------------------------------------------------------------------
+
+
+def test_serve_rejects_a_malformed_target(capsys: pytest.CaptureFixture[str]) -> None:
+    """APP must be module:attribute; anything else is a usage error."""
+    status, _, err = run(["serve", "no_colon_here"], capsys)
+    assert status == 2
+    assert "module:attribute" in err
+
+
+def test_serve_reports_a_missing_attribute(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module without the named attribute is reported by name."""
+    (tmp_path / "myhelpdesk_empty.py").write_text("x = 1\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(["serve", "myhelpdesk_empty:hub"], capsys)
+    assert status == 2
+    assert "has no attribute 'hub'" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_runs_a_hub_and_its_webhook_app(tmp_path: Path) -> None:
+    """`omnichannel serve module:hub` runs the hub and answers on its webhook routes."""
+    (tmp_path / "myhelpdesk.py").write_text(
+        "from omnichannel.hub import Hub\nfrom omnichannel.store import MemoryStore\n"
+        "hub = Hub(store=MemoryStore())\n",
+        encoding="utf-8",
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omnichannel", "serve", "myhelpdesk:hub", "--port", str(port)],
+        cwd=tmp_path, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "hub running; webhooks at (no adapters)" in line
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.post(f"http://127.0.0.1:{port}/nowhere", content=b"{}")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert response.status_code == 404
+        assert response.text == "unknown network"
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
