@@ -176,13 +176,15 @@ def main() -> None:
         for target in args.targets.split(","):
             results[target] = measure(target, args, Path(tmp))
     base = results.get("bare")
-    print(f"{'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'ratio':>7}")
+    print(f"{'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+          f"{'req/s ratio':>12} {'p50 ratio':>10}")
     for target, r in results.items():
         ratio = f"{base['rps'] / r['rps']:.2f}x" if base else "-"
+        p50_ratio = f"{r['p50'] / base['p50']:.2f}x" if base else "-"
         print(f"{target:<12} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
-              f"{r['mean']:8.2f} {ratio:>7}")
+              f"{r['mean']:8.2f} {ratio:>12} {p50_ratio:>10}")
     if base:
-        print("ratio = bare req/s / target req/s (how many times slower than doing nothing)")
+        print("req/s ratio = bare req/s / target req/s; p50 ratio = target p50 / bare p50")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ TUTORIAL = Path(__file__).resolve().parent.parent / "examples" / "adapter_tutori
 if str(TUTORIAL) not in sys.path:
     sys.path.insert(0, str(TUTORIAL))
 
+# --8<-- [start:suite]
 from omnichannel_chirp import ChirpAdapter  # noqa: E402
 from omnichannel_chirp.sandbox import ChirpSandbox  # noqa: E402
 
@@ -24,6 +25,7 @@ class TestChirpConformance(AdapterConformance):
     adapter_class = ChirpAdapter
     sandbox_class = ChirpSandbox
     transport_mode = ("inprocess", "loopback")
+# --8<-- [end:suite]
 
 
 async def test_try_sandbox_prints_utf16_offsets(capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,7 +50,7 @@ def test_demo_meets_every_scripted_expectation(demo_output: tuple[int, str]) -> 
 
 
 def test_demo_summary_figures_come_from_the_run(demo_output: tuple[int, str]) -> None:
-    """Per network: 5 received, 4 replied (2 privately), 1 drafted, duplicates and a retry counted."""
+    """Per network: 5 received, 4 replied (2 privately), 1 drafted, duplicates and a retry."""
     _, output = demo_output
     rows = _summary(output)
     assert {"mastodon", "bluesky", "total"} <= set(rows)

@@ -95,7 +95,7 @@ class Outbox:
         adapters: Mapping[str, Adapter],
         *,
         clock: Clock = _utcnow,
-        max_attempts: int = 8,
+        max_attempts: int = 12,
         backoff_initial: timedelta = timedelta(seconds=2),
         backoff_max: timedelta = timedelta(minutes=10),
         ambiguous_delay: timedelta = timedelta(seconds=1),

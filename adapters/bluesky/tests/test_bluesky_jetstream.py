@@ -8,13 +8,19 @@ from typing import Any
 
 import anyio
 import pytest
+from omnichannel_bluesky import BlueskyAdapter
+from omnichannel_bluesky.sandbox import BlueskySandbox
 
 from omnichannel.adapter import Batch
 from omnichannel.errors import ConfigurationError
 from omnichannel.events import MessageReceived
 from omnichannel.http import RetryPolicy
-from omnichannel_bluesky import BlueskyAdapter
-from omnichannel_bluesky.sandbox import BlueskySandbox
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Listening mode runs on asyncio and on trio."""
+    return str(request.param)
 
 
 @asynccontextmanager

@@ -367,11 +367,12 @@ def run_demo(
         library.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            # uvicorn 0.54 deprecates the WebSocket implementation a sandbox may pick; the
-            # notice says nothing about the demo (and must not stop a sandbox's server thread).
-            warnings.filterwarnings(
-                "ignore", message=r"The `websockets` implementation is deprecated"
-            )
+            # uvicorn 0.54 deprecates the WebSocket implementation a sandbox may pick (and
+            # it imports websockets.legacy): notices that say nothing about the demo, and
+            # that must not stop a sandbox's server thread where warnings are errors.
+            for notice in (r"The `websockets` implementation is deprecated",
+                           r"websockets\.legacy is deprecated"):
+                warnings.filterwarnings("ignore", message=notice)
             return anyio.run(partial(_demo, in_process=in_process, seed=seed,
                                      networks=networks, out=out or sys.stdout, bot=bot))
     finally:

@@ -118,6 +118,8 @@ class RefreshingBearerAuth(httpx.Auth):
         seen = self._generation
         self._authorize(request)
         response = yield request
+        if self._is_expired is not None and response.status_code >= 400:
+            await response.aread()  # httpx reads it only in the default async_auth_flow
         if not self._expired(response):
             return
         await self._renew(seen)

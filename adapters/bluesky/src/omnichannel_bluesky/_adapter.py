@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
 from typing import Any
@@ -528,7 +528,7 @@ class BlueskyAdapter(Adapter):
                 events.append(received(message, kind="direct", our_did=self._did))
         return events
 
-    async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
+    async def stream(self, cursor: str | None) -> AsyncGenerator[Batch, None]:
         """Listening mode: yield Jetstream posts about us, resuming at ``cursor`` (``time_us``).
 
         Each batch holds one matching post, or none (a checkpoint so the

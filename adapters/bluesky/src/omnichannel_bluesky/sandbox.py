@@ -1102,7 +1102,7 @@ class _Server:
 
         config = uvicorn.Config(
             app, host=host, port=port, log_level="critical", access_log=False,
-            lifespan="on", http="h11", loop="asyncio", ws="websockets",
+            lifespan="on", http="h11", loop="asyncio", ws="wsproto",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="bluesky-sandbox",
