@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
@@ -69,7 +70,7 @@ async def test_stream_keeps_mentions_replies_and_keywords_only() -> None:
         "anyone tried their REFUND process? 🤔",
         "love it",
     ]
-    cursors = [int(b.cursor or 0) for b in batches]
+    cursors = [json.loads(b.cursor or "{}")["t"] for b in batches]
     assert cursors == sorted(cursors)
 
 
@@ -125,7 +126,7 @@ async def test_replayed_golden_events_pass_the_filter(
         batches = await take(adapter, 2)
     assert texts(batches)[0] == "Try RSV for a good time !!"
     assert "#IndieRebellion" in texts(batches)[1]
-    assert batches[0].cursor == "1779719009157119"
+    assert json.loads(batches[0].cursor or "{}") == {"t": 1779719009157119}
 
 
 async def test_stream_over_loopback_websocket() -> None:
@@ -138,6 +139,23 @@ async def test_stream_over_loopback_websocket() -> None:
         later = await take(adapter, 1, cursor=batch.cursor)
     assert texts([batch]) == ["@shop.bsky.social over the wire 🔌"]
     assert texts(later) == ["@shop.bsky.social and a live one"]
+
+
+async def test_poll_cursor_resumes_the_stream_and_stream_cursor_resumes_polling() -> None:
+    """A cursor from poll starts the stream; the stream's cursor still resumes polling."""
+    sandbox = BlueskySandbox(seed=27)
+    sandbox.customer_mention("seen by polling")
+    async with opened(sandbox) as adapter:
+        polled = await adapter.poll(None)
+        sandbox.customer_mention("seen by streaming")
+        streamed = await take(adapter, 1, cursor=polled.cursor)
+        sandbox.customer_mention("seen by polling again")
+        again = await adapter.poll(streamed[-1].cursor)
+    assert texts(streamed)[-1] == "@shop.bsky.social seen by streaming"
+    state = json.loads(streamed[-1].cursor or "{}")
+    assert state["n"] == json.loads(polled.cursor or "{}")["n"]
+    assert [e.message.text for e in again.events if isinstance(e, MessageReceived)] == [
+        "@shop.bsky.social seen by streaming", "@shop.bsky.social seen by polling again"]
 
 
 async def test_bad_cursor_is_configuration_error() -> None:

@@ -246,7 +246,9 @@ async def _inbox(store_path: Path, *, network: str | None, limit: int, out: Text
             messages = await store.conversation_messages(conversation.ref, limit=100)
             last = messages[-1] if messages else None
             customers = [m for m in messages if not m.from_us]
-            who = _handle(customers[-1]) if customers else "-"
+            who = _handle(customers[-1]) if customers else ", ".join(
+                "@" + (p.handle or p.ref.id) for p in conversation.participants
+            ) or "-"
             rows.append([
                 conversation.ref.network, conversation.kind, who, str(len(messages)),
                 "us" if last is not None and last.from_us else "customer",

@@ -168,7 +168,8 @@ class ThreadedServer:
             ) from exc
         config = uvicorn.Config(
             app, host=host, port=port, log_level="critical", access_log=False,
-            lifespan="on", http="h11", loop="asyncio", ws="none",
+            # ws="auto": WebSockets for sandboxes that stream (Bluesky's Jetstream).
+            lifespan="on", http="h11", loop="asyncio", ws="auto",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,31 +149,51 @@ class BlueskySettings(AdapterSettings):
         return value
 
 
+@dataclass(frozen=True)
 class _Cursor:
-    """The poll cursor: newest notification time seen, the URIs at that time, chat cursor."""
+    """Where inbound reading stands, shared by ``poll`` and ``stream``.
 
-    def __init__(self, seen_at: str | None = None, uris: Sequence[str] = (),
-                 chat: str | None = None) -> None:
-        self.seen_at = seen_at
-        self.uris = tuple(uris)
-        self.chat = chat
+    ``n`` is the newest notification time seen and ``u`` the URIs seen at that
+    time; ``c`` is the chat log cursor; ``t`` the last Jetstream ``time_us``.
+    Serialized as compact JSON, so a cursor stored from either path resumes
+    the other. A bare integer is read as a ``time_us``.
+    """
+
+    seen_at: str | None = None
+    uris: tuple[str, ...] = ()
+    chat: str | None = None
+    time_us: int | None = None
 
     @classmethod
     def parse(cls, raw: str | None) -> _Cursor:
         if not raw:
             return cls()
+        if raw.isdigit():
+            return cls(time_us=int(raw))
         try:
             data = json.loads(raw)
         except ValueError:
-            raise ConfigurationError("not a Bluesky poll cursor", network=NETWORK) from None
+            raise ConfigurationError("not a Bluesky cursor", network=NETWORK) from None
         if not isinstance(data, dict):
-            raise ConfigurationError("not a Bluesky poll cursor", network=NETWORK)
+            raise ConfigurationError("not a Bluesky cursor", network=NETWORK)
         uris = data.get("u") or []
+        time_us = data.get("t")
         return cls(
             seen_at=data.get("n") if isinstance(data.get("n"), str) else None,
-            uris=[u for u in uris if isinstance(u, str)] if isinstance(uris, list) else [],
+            uris=tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else (),
             chat=data.get("c") if isinstance(data.get("c"), str) else None,
+            time_us=time_us if isinstance(time_us, int) and time_us >= 0 else None,
         )
+
+    def stream_start(self) -> int | None:
+        """The ``time_us`` to resume Jetstream at: the last one, else the newest notification."""
+        if self.time_us is not None:
+            return self.time_us
+        if self.seen_at and self.seen_at != _EPOCH:
+            seen = _iso(self.seen_at)
+            if seen is not None:
+                return int(seen.timestamp() * 1_000_000)
+        return None  # nothing seen yet: live from now
 
     def dump(self) -> str:
         data: dict[str, Any] = {}
@@ -181,6 +202,8 @@ class _Cursor:
             data["u"] = list(self.uris)
         if self.chat:
             data["c"] = self.chat
+        if self.time_us is not None:
+            data["t"] = self.time_us
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -407,7 +430,7 @@ class BlueskyAdapter(Adapter):
                 events.extend(chat_events)
         unique = list({event.id: event for event in events}.values())
         unique.sort(key=lambda event: event.occurred_at)
-        next_cursor = _Cursor(seen_at, uris, chat).dump()
+        next_cursor = replace(state, seen_at=seen_at, uris=uris, chat=chat).dump()
         return Batch(events=tuple(unique), cursor=next_cursor, more=more)
 
     def _chat_unavailable(self, exc: AuthenticationError) -> bool:
@@ -529,22 +552,22 @@ class BlueskyAdapter(Adapter):
         return events
 
     async def stream(self, cursor: str | None) -> AsyncGenerator[Batch, None]:
-        """Listening mode: yield Jetstream posts about us, resuming at ``cursor`` (``time_us``).
+        """Listening mode: yield Jetstream posts about us, resuming after ``cursor``.
 
-        Each batch holds one matching post, or none (a checkpoint so the
-        cursor keeps up with the stream). After a dropped connection the
-        stream reconnects at the last ``time_us``; it gives up after three
-        failures in a row without an event.
+        The cursor is this adapter's (from ``poll`` or ``stream``; it carries
+        the last Jetstream ``time_us``) or a bare ``time_us``. A poll cursor
+        resumes at its newest notification's time; with nothing seen yet the
+        stream starts live. Each batch holds one matching post, or none (a
+        checkpoint, so the cursor keeps up with the stream). After a dropped
+        connection the stream reconnects at the last ``time_us``; it gives up
+        after three failures in a row without an event.
 
         Raises:
             TransientError: The Jetstream connection kept failing.
-            ConfigurationError: ``cursor`` is not a ``time_us``.
+            ConfigurationError: ``cursor`` is not a Bluesky cursor.
         """
-        try:
-            position = int(cursor) if cursor else None
-        except ValueError:
-            raise ConfigurationError("a Jetstream cursor is a time_us integer",
-                                     network=NETWORK) from None
+        state = _Cursor.parse(cursor)
+        position = state.stream_start()
         keep = JetstreamFilter(did=self._did, handle=self._handle,
                                keywords=self.settings.keywords)
         failures = 0
@@ -561,7 +584,8 @@ class BlueskyAdapter(Adapter):
                         if matched is not None:
                             events = (jetstream_event(matched.event, our_did=self._did,
                                                       raw=json.loads(matched.line)),)
-                        yield Batch(events=events, cursor=str(time_us))
+                        yield Batch(events=events,
+                                    cursor=replace(state, time_us=time_us).dump())
             except TransientError:
                 failures = 0 if progressed else failures + 1
                 if failures >= 3:

@@ -15,19 +15,19 @@ our DID, our handle or a keyword (case-insensitively); other lines are parsed.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import secrets
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
+import anyio
+import httpcore
 import httpx
-from httpx_ws import (
-    AsyncWebSocketSession,
-    WebSocketDisconnect,
-    WebSocketNetworkError,
-    WebSocketUpgradeError,
-    aconnect_ws,
-)
 from pydantic import ValidationError
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import CloseConnection, Ping, TextMessage
 
 from omnichannel.errors import PayloadError, TransientError
 
@@ -38,6 +38,8 @@ __all__ = ["JetstreamFilter", "Matched", "jetstream_url", "read_jetstream"]
 logger = logging.getLogger("omnichannel.bluesky")
 
 NETWORK = "bluesky"
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_READ_SIZE = 65536
 _COLLECTION = '"app.bsky.feed.post"'
 
 
@@ -174,6 +176,71 @@ def jetstream_url(base: str, *, cursor: int | None) -> str:
     return str(url.copy_merge_params(params))
 
 
+class _WebSocket:
+    """A client WebSocket read on demand: wsproto frames over httpx's upgraded stream.
+
+    Nothing runs in the background (no task group, no cancel scope held between
+    calls), so it is safe to read from inside an async generator that its
+    consumer may abandon at any ``yield``.
+    """
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._conn = Connection(ConnectionType.CLIENT)
+        self._parts: list[str] = []
+        self._closed = False
+
+    async def receive_text(self) -> str | None:
+        """The next text message; ``None`` when the server closed the connection.
+
+        Raises:
+            TransientError: The connection dropped without a close frame.
+        """
+        while True:
+            for event in self._conn.events():
+                if isinstance(event, TextMessage):
+                    self._parts.append(event.data)
+                    if event.message_finished:
+                        text = "".join(self._parts)
+                        self._parts.clear()
+                        return text
+                elif isinstance(event, Ping):
+                    await self._send(self._conn.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    if self._conn.state is ConnectionState.REMOTE_CLOSING:
+                        await self._send(self._conn.send(event.response()))
+                    self._closed = True
+                    return None
+            try:
+                data = await self._stream.read(_READ_SIZE)
+            except httpcore.ReadError:
+                data = b""
+            if not data:
+                raise TransientError("the Jetstream connection dropped", network=NETWORK)
+            self._conn.receive_data(data)
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            await self._stream.write(data)
+        except httpcore.WriteError:
+            self._closed = True
+
+    async def close(self) -> None:
+        """Say goodbye (a close frame) unless the connection is already closed."""
+        if not self._closed and self._conn.state is ConnectionState.OPEN:
+            self._closed = True
+            await self._send(self._conn.send(CloseConnection(code=1000)))
+
+
+def _handshake_headers() -> tuple[dict[str, str], str]:
+    key = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+    digest = hashlib.sha1((key + _WS_GUID).encode("ascii")).digest()  # noqa: S324 - RFC 6455
+    expected = base64.b64encode(digest).decode("ascii")
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket",
+               "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
+    return headers, expected
+
+
 async def read_jetstream(
     client: httpx.AsyncClient,
     base_url: str,
@@ -194,48 +261,44 @@ async def read_jetstream(
     """
     last = cursor
     skipped = 0
-    failure: str | None = None
-    session: AsyncWebSocketSession
+    headers, expected = _handshake_headers()
     try:
-        async with aconnect_ws(jetstream_url(base_url, cursor=cursor), client,
-                               auth=None) as session:
-            while True:
-                # Errors are caught here: raised through the session's task
-                # group they would come out wrapped in an ExceptionGroup.
-                try:
-                    line = await session.receive_text()
-                except WebSocketDisconnect:
-                    break
-                except WebSocketNetworkError:
-                    failure = "WebSocketNetworkError"
-                    break
-                time_us = _time_us(line)
-                if time_us is not None:
-                    last = time_us
-                try:
-                    matched = keep.match_line(line)
-                except PayloadError as exc:
-                    logger.warning("bluesky: skipped a Jetstream event: %s", exc)
-                    matched = None
-                if matched is not None:
-                    skipped = 0
-                    yield matched, matched.event.time_us
-                elif last is not None:
-                    skipped += 1
-                    if skipped >= checkpoint_every:
+        async with client.stream("GET", jetstream_url(base_url, cursor=cursor),
+                                 headers=headers, auth=None) as response:
+            if response.status_code != 101:
+                raise TransientError(
+                    f"Jetstream refused the WebSocket (HTTP {response.status_code})",
+                    network=NETWORK, status=response.status_code)
+            accept = response.headers.get("sec-websocket-accept")
+            if accept is not None and accept != expected:
+                raise TransientError("Jetstream answered a wrong WebSocket handshake",
+                                     network=NETWORK)
+            socket = _WebSocket(response.extensions["network_stream"])
+            try:
+                while (line := await socket.receive_text()) is not None:
+                    time_us = _time_us(line)
+                    if time_us is not None:
+                        last = time_us
+                    try:
+                        matched = keep.match_line(line)
+                    except PayloadError as exc:
+                        logger.warning("bluesky: skipped a Jetstream event: %s", exc)
+                        matched = None
+                    if matched is not None:
                         skipped = 0
-                        yield None, last
-    except (httpx.TransportError, WebSocketUpgradeError) as exc:
-        failure = type(exc).__name__
-    except BaseExceptionGroup as group:
-        # Closing this generator while it waits at a ``yield`` throws
-        # GeneratorExit through the session's task group, which wraps it.
-        _, rest = group.split(GeneratorExit)
-        if rest is not None:
-            raise
-        raise GeneratorExit from None
-    if failure is not None:
-        raise TransientError(f"the Jetstream connection failed ({failure})", network=NETWORK)
+                        yield matched, matched.event.time_us
+                    elif last is not None:
+                        skipped += 1
+                        if skipped >= checkpoint_every:
+                            skipped = 0
+                            yield None, last
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await socket.close()
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"the Jetstream connection failed ({type(exc).__name__})", network=NETWORK
+        ) from None
 
 
 def _time_us(line: str) -> int | None:

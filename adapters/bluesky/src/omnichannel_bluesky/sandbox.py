@@ -33,8 +33,7 @@ import json
 import random
 import re
 import threading
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -298,6 +297,7 @@ class BlueskySandbox(Sandbox):
 
     Attributes:
         app_password: Our account's app password (``adapter_settings`` uses it).
+        app_password_revoked: Set by ``revoke_credentials``: logging in fails.
         jetstream: The Jetstream feed (``replay(lines)`` sends recorded events;
             ``drop_after = n`` drops the next connection after ``n`` events).
         chat_allowed: ``False`` answers chat calls as for an app password
@@ -327,6 +327,7 @@ class BlueskySandbox(Sandbox):
             "".join(self._random.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(4))
             for _ in range(4)
         )
+        self.app_password_revoked = False
         self._sessions: list[tuple[str, str]] = []
         self._read_marks: dict[str, int] = {}
         self.jetstream = _Jetstream(self)
@@ -427,7 +428,7 @@ class BlueskySandbox(Sandbox):
 
     def revoke_credentials(self) -> None:
         """Revoke the app password and every session: logging in and refreshing fail."""
-        self.app_password = "revoked-" + self.app_password
+        self.app_password_revoked = True
         for access, refresh in list(self._sessions):
             self.tokens.revoke(access)
             self.tokens.revoke(refresh)
@@ -644,7 +645,8 @@ class BlueskySandbox(Sandbox):
         password = self.require(request, "password")
         account = (self.world.accounts.get(identifier)
                    or self.world.account_by_handle(identifier, exact=True))
-        if account is None or account.id != self.our_account.id or password != self.app_password:
+        if (account is None or account.id != self.our_account.id
+                or password != self.app_password or self.app_password_revoked):
             return _xrpc_error("AuthenticationRequired", "Invalid identifier or password", 401)
         access, refresh = self._issue_session(account)
         return self._render_session(account, access, refresh)
@@ -1066,23 +1068,11 @@ class BlueskySandbox(Sandbox):
 
     @property
     def asgi(self) -> Any:
-        """The sandbox as an ASGI app: XRPC over HTTP and ``/subscribe`` over WebSocket."""
+        """The sandbox as an ASGI app: XRPC over HTTP and ``/subscribe`` over WebSocket.
+
+        ``serve()`` and ``serve_in_thread()`` serve it (uvicorn, WebSockets on).
+        """
         return _BlueskyASGI(self)
-
-    def serve(
-        self, *, host: str = "127.0.0.1", port: int = 0
-    ) -> contextlib.AbstractAsyncContextManager[str]:
-        """Serve over real HTTP and WebSocket with uvicorn (``async with``); yields the URL."""
-        return _serve_async(self.asgi, host=host, port=port)
-
-    @contextlib.contextmanager
-    def serve_in_thread(self, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-        """Serve over real HTTP and WebSocket from synchronous code; yields the URL."""
-        server = _Server(self.asgi, host=host, port=port)
-        try:
-            yield server.start()
-        finally:
-            server.stop()
 
     # customer side ----------------------------------------------------------------------
 
@@ -1092,44 +1082,3 @@ class BlueskySandbox(Sandbox):
         convo = self.world.conversation_between(who, self.our_account, id=self.new_tid())
         assert convo is not None  # noqa: S101 - create=True
         return self.world.add_message(who, convo.id, text)
-
-
-class _Server:
-    """uvicorn on loopback in a thread, with WebSockets (the Jetstream endpoint) enabled."""
-
-    def __init__(self, app: Any, *, host: str, port: int) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level="critical", access_log=False,
-            lifespan="on", http="h11", loop="asyncio", ws="wsproto",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="bluesky-sandbox",
-                                        daemon=True)
-        self._host = host
-
-    def start(self, *, timeout: float = 10.0) -> str:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox server did not start")
-            time.sleep(0.005)
-        sockets = [s for server in self._server.servers for s in server.sockets]
-        return f"http://{self._host}:{sockets[0].getsockname()[1]}"
-
-    def stop(self, *, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout)
-
-
-@contextlib.asynccontextmanager
-async def _serve_async(app: Any, *, host: str, port: int) -> AsyncIterator[str]:
-    server = _Server(app, host=host, port=port)
-    try:
-        yield await anyio.to_thread.run_sync(server.start)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(server.stop)
-

@@ -1,0 +1,88 @@
+"""The public surface as users write it: type-checked by mypy --strict, never run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
+
+import omnichannel
+from omnichannel import (
+    Capabilities,
+    Conversation,
+    Message,
+    MessageReceived,
+    Person,
+    PrivateReply,
+    Ref,
+    Reply,
+    TextTooLong,
+)
+from omnichannel.adapter import Adapter, AdapterSettings, Batch
+from omnichannel.events import Event, event_id, parse_event
+from omnichannel.http import BearerAuth, RetryPolicy
+from omnichannel.text import TextRule, count_graphemes, split_thread, utf8_to_index
+
+
+def model_usage() -> str:
+    ref: Ref = Ref(network="bluesky", id="at://did:plc:x/app.bsky.feed.post/1", extra={"cid": "b"})
+    author = Person(ref=Ref(network="bluesky", id="did:plc:x"), handle="alice.bsky.social")
+    message = Message(
+        ref=ref, conversation=ref, author=author, text="hi 👋",
+        created_at=datetime.now(UTC),
+    )
+    conversation = Conversation(ref=ref, kind="thread")
+    event: Event = MessageReceived(
+        id=event_id("message.received", ref), network="bluesky",
+        occurred_at=message.created_at, message=message, conversation=conversation,
+    )
+    again = parse_event(event.model_dump_json())
+    reply = Reply(network="bluesky", to=message, text="Hello!")
+    private = PrivateReply(network="bluesky", to=message, text="DM sent")
+    key: str = reply.idempotency_key + private.idempotency_key
+    return again.id + key
+
+
+def text_usage() -> int:
+    rule = TextRule.bluesky_post()
+    parts: list[str] = split_thread("long text " * 100, rule)
+    try:
+        rule.check("x" * 400, network="bluesky")
+    except TextTooLong as exc:
+        return exc.length - exc.limit
+    return len(parts) + count_graphemes("👨‍👩‍👧") + utf8_to_index("é", 2)
+
+
+class MySettings(AdapterSettings):
+    token: SecretStr
+
+
+class MyAdapter(Adapter):
+    network = "myspace"
+    capabilities = Capabilities(text=TextRule.code_points(500), dm_window=timedelta(hours=24))
+    settings_model = MySettings
+
+    async def open(self) -> None:
+        self.auth = BearerAuth(SecretStr("t"))
+
+    async def poll(self, cursor: str | None) -> Batch:
+        return Batch(cursor=cursor)
+
+    async def send(self, action: Reply | PrivateReply | omnichannel.Post) -> omnichannel.Sent:
+        return omnichannel.Sent(idempotency_key=action.idempotency_key, ref=action_ref(action))
+
+    async def find_sent(
+        self, action: Reply | PrivateReply | omnichannel.Post
+    ) -> omnichannel.Sent | None:
+        return None
+
+
+def action_ref(action: Reply | PrivateReply | omnichannel.Post) -> Ref:
+    return Ref(network=action.network, id=action.idempotency_key)
+
+
+def registry_usage() -> list[str]:
+    policy = RetryPolicy()
+    names = [info.network for info in omnichannel.adapters() if info.ok]
+    cls: type[Adapter] = omnichannel.load_adapter("mastodon")
+    return [*names, cls.network, str(policy)]
