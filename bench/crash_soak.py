@@ -59,7 +59,7 @@ async def main(args: argparse.Namespace) -> int:
         f"lost_responses={lost_responses} reconciled_by_lookup={found} unaudited={unaudited} "
         f"audit_repeats={repeats}"
     )
-    return 1 if lost or doubled else 0
+    return 1 if lost or doubled or unaudited or audit_repeats else 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from omnichannel.events import MessageReceived
 from omnichannel.hub import Context, Delivery, Hub
 from omnichannel.model import Message
 from omnichannel.policy import AutoSend, Decision, HoldPublic, hold_when, normalize_text
-from omnichannel.store import MemoryStore
+from omnichannel.store import Draft, MemoryStore
 from tests.runtime_adapter import (
     FakeClock,
     FakeNetwork,
@@ -65,14 +65,54 @@ async def test_approved_draft_is_sent_with_the_edit_and_audited() -> None:
     assert decided is not None
     assert decided.status == "approved"
     assert decided.decided_by == "agent:anna"
+    assert draft.origin is not None
+    assert draft.origin.startswith("handler:")
+    assert draft.origin.endswith(".propose")
+    assert item.origin == draft.origin
     [entry] = audit
     assert entry.approved_by == "agent:anna"
-    assert entry.actor == f"draft:{draft.id}"
+    assert entry.actor == draft.origin
     assert entry.result_ref == f"testnet:{fake.posted[0]['id']}"
 
 
 async def _audited(hub: Hub) -> bool:
     return len(await hub.store.audit_log()) == 1
+
+
+async def test_reply_held_by_policy_is_audited_as_its_handler() -> None:
+    """A reply the policy holds remembers its handler, which the audit names once approved."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)  # HoldPublic: public replies wait for a human
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        await ctx.reply("Sorry about that, we are on it.")
+
+    fake.customer_says("my parcel is late", author="dave")
+    async with running(hub):
+        await eventually(lambda: _pending_count(hub, 1))
+        [draft] = await hub.drafts.pending()
+        await hub.drafts.approve(draft.id, by="agent:ben")
+        await eventually(lambda: _audited(hub))
+        [entry] = await hub.store.audit_log()
+
+    assert draft.origin is not None
+    assert draft.origin.endswith(".answer")
+    assert (entry.actor, entry.approved_by) == (draft.origin, "agent:ben")
+
+
+async def test_draft_without_origin_is_attributed_to_the_draft() -> None:
+    """Approving a draft stored without an origin queues it as ``draft:<id>``, approved by `by`."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    async with hub:
+        adapter = hub.adapters["testnet"]
+        assert isinstance(adapter, RuntimeAdapter)
+        action = Reply(network="testnet", to=received(fake, adapter), text="We are looking.")
+        draft = Draft(action=action)
+        await hub.store.add_draft(draft)
+        item = await hub.drafts.approve(draft.id, by="agent:anna")
+    assert (item.origin, item.approved_by) == (f"draft:{draft.id}", "agent:anna")
 
 
 async def test_rejected_draft_is_never_sent_and_cannot_be_approved() -> None:

@@ -515,6 +515,27 @@ async def test_update_outbox_keeps_what_it_is_not_given(store: Store) -> None:
         await store.update_outbox("missing-key", status="failed")
 
 
+async def test_update_outbox_adds_its_audit_line_with_the_change(store: Store) -> None:
+    """An audit line given to update_outbox is stored with an id; an unknown key adds none."""
+    item = await store.enqueue(reply_item(message("114750", "help"), "On it!"))
+    sent = Sent(idempotency_key=item.key, ref=ref("114751"), sent_at=T0 + timedelta(seconds=2))
+    line = AuditEntry(
+        at=T0 + timedelta(seconds=2), network=NET, action_type="reply",
+        idempotency_key=item.key, actor="handler:triage", approved_by="agent:maria",
+        result_ref="mastodon:114751",
+    )
+    done = await store.update_outbox(item.key, status="sent", sent=sent, audit=line)
+    with pytest.raises(KeyError):
+        await store.update_outbox(
+            "missing-key", status="failed", audit=line.model_copy(update={"actor": "x"})
+        )
+    [entry] = await store.audit_log()
+    assert done.status == "sent"
+    assert done.sent == sent
+    assert entry.id is not None
+    assert entry == line.model_copy(update={"id": entry.id})
+
+
 async def test_list_outbox_filters_by_status(store: Store) -> None:
     """Listing by status returns only items in that status, oldest first."""
     to = message("114800", "help")
@@ -586,6 +607,7 @@ async def test_draft_lifecycle(store: Store) -> None:
         event_id=event_id("message.received", to.ref),
         created_at=T0,
         note="angry customer: needs a human",
+        origin="handler:triage",
     )
     other = Draft(action=Post(network=NET, text="We are back online"), created_at=T0 + timedelta(1))
     await store.add_draft(draft)
@@ -598,10 +620,12 @@ async def test_draft_lifecycle(store: Store) -> None:
     assert approved.decided_by == "agent:maria"
     assert approved.decided_at is not None
     assert approved.action == fixed
+    assert approved.origin == "handler:triage"
     assert await store.get_draft(draft.id) == approved
     assert await store.list_drafts() == [other]
     assert await store.list_drafts(status="approved") == [approved]
     assert len(await store.list_drafts(status=None)) == 2
+    assert (await store.list_drafts(status=None))[1].origin is None
     with pytest.raises(ValueError, match="already approved"):
         await store.decide_draft(draft.id, status="rejected", by="agent:tom")
     rejected = await store.decide_draft(other.id, status="rejected", by="agent:tom", reason="no")
@@ -729,6 +753,24 @@ async def test_many_tasks_record_concurrently(store: Store) -> None:
             tg.start_soon(record, batch)
     assert sorted(new) == [0] * 10 + [5] * 10
     assert len(await store.unhandled_events()) == 50
+
+
+async def test_concurrent_batches_of_the_same_events_return_each_once(store: Store) -> None:
+    """Many tasks recording overlapping batches of the same events get each id back once overall."""
+    events = [received(message(f"1166{n:02d}", f"same words {n}")) for n in range(12)]
+    batches = [
+        events[t % 4 :] + events[: t % 4] if t % 2 else list(reversed(events)) for t in range(8)
+    ]
+    returned: list[str] = []
+
+    async def record(batch: list[MessageReceived]) -> None:
+        returned.extend(e.id for e in await store.record_batch(NET, batch, cursor=None))
+
+    async with anyio.create_task_group() as tg:
+        for batch in batches:
+            tg.start_soon(record, batch)
+    assert sorted(returned) == sorted(e.id for e in events)
+    assert len(await store.unhandled_events()) == len(events)
 
 
 async def test_cancelled_call_leaves_store_usable(store: Store) -> None:

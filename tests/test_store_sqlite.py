@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from omnichannel.actions import Reply
 from omnichannel.errors import ConfigurationError
 from omnichannel.events import MessageDeleted, MessageReceived, event_id
 from omnichannel.model import Conversation, Message, Person, Ref
-from omnichannel.store import SQLiteStore
+from omnichannel.store import AuditEntry, Draft, OutboxItem, SQLiteStore
 from omnichannel.store._sqlite_schema import MIGRATIONS
 
 HOW_TO = Path(__file__).resolve().parent.parent / "docs" / "how-to" / "store.md"
@@ -91,6 +92,57 @@ async def test_version_1_file_is_migrated_forward(tmp_path: Path) -> None:
         assert await store.search("refund") == [old]
         assert await store.get_message(old.ref) == old
     assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
+async def test_version_2_file_gains_draft_origins(tmp_path: Path) -> None:
+    """A version 2 file keeps its drafts (origin unknown) and stores origins after migrating."""
+    path = tmp_path / "v2.db"
+    old = Draft(action=Reply(network="mastodon", to=status("113010", "help"), text="Hi!"), note="n")
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.executescript(MIGRATIONS[1])
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute(
+            "INSERT INTO drafts (id, status, event_id, action, created_at, decided_at,"
+            " decided_by, reason, note) VALUES (?, 'pending', NULL, ?, ?, NULL, NULL, NULL, ?)",
+            (
+                old.id,
+                old.action.model_dump_json(),
+                old.created_at.isoformat(timespec="microseconds"),
+                old.note,
+            ),
+        )
+    new = Draft(
+        action=Reply(network="mastodon", to=status("113011", "help"), text="Hello!"),
+        origin="handler:triage",
+    )
+    async with SQLiteStore(path) as store:
+        assert await store.get_draft(old.id) == old
+        await store.add_draft(new)
+        assert await store.get_draft(new.id) == new
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
+async def test_failed_audit_write_keeps_the_status_unchanged(tmp_path: Path) -> None:
+    """When the audit line given to update_outbox cannot be written, the item is not marked."""
+    path = tmp_path / "helpdesk.db"
+    action = Reply(network="mastodon", to=status("113020", "help"), text="On it!")
+    item = OutboxItem.for_action(action, origin="handler:triage", now=T0)
+    async with SQLiteStore(path) as store:
+        await store.enqueue(item)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "CREATE TRIGGER audit_refused BEFORE INSERT ON audit"
+            " BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+        )
+    line = AuditEntry(
+        network="mastodon", action_type="reply", idempotency_key=item.key, actor="handler:triage"
+    )
+    async with SQLiteStore(path) as store:
+        with pytest.raises(sqlite3.DatabaseError, match="audit refused"):
+            await store.update_outbox(item.key, status="sent", audit=line)
+        assert await store.get_outbox(item.key) == item
+        assert await store.audit_log() == []
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:

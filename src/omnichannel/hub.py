@@ -343,7 +343,9 @@ class Context:
             else Reply(network=self.network, to=message, text=text, idempotency_key=key)
         )
         self.hub.outbox.check(action, human_agent=True)
-        draft = await self.hub.drafts._hold(action, event=self.event, note=note or "drafted")
+        draft = await self.hub.drafts._hold(
+            action, event=self.event, origin=self.origin, note=note or "drafted"
+        )
         return Delivery(status="held", action=action, draft=draft, reason=draft.note or "")
 
     async def react(self, reaction: str = "like", *, target: Ref | None = None) -> Delivery:
@@ -435,8 +437,10 @@ class Drafts:
 
         The (edited) action is checked again against the network's
         capabilities (with the human-agent window where the network has one)
-        and the copy-paste guardrail. The audit log records ``by`` as the
-        approver.
+        and the copy-paste guardrail. The audit log records the draft's author
+        (its ``origin``, such as ``"handler:triage"``) as the actor and ``by``
+        as the approver; a draft stored without an origin is attributed to
+        ``"draft:<id>"``.
 
         Args:
             draft_id: The draft's id.
@@ -461,8 +465,10 @@ class Drafts:
         action: OutgoingMessage = draft.action
         if text is not None:
             action = action.model_copy(update={"text": text})
+        # The audit names who wrote the draft as the actor and ``by`` as approver.
+        origin = draft.origin if draft.origin is not None else f"draft:{draft.id}"
         item = await self._hub._queue(
-            action, origin=f"draft:{draft.id}", approved_by=by,
+            action, origin=origin, approved_by=by,
             allow_duplicate=allow_duplicate,
         )
         try:
@@ -505,7 +511,9 @@ class Drafts:
         )
         return draft
 
-    async def _hold(self, action: OutgoingMessage, *, event: Event | None, note: str) -> Draft:
+    async def _hold(
+        self, action: OutgoingMessage, *, event: Event | None, origin: str, note: str
+    ) -> Draft:
         """Store ``action`` as a draft keyed by its idempotency key (idempotent)."""
         store = self._hub.store
         existing = await store.get_draft(action.idempotency_key)
@@ -514,7 +522,7 @@ class Drafts:
         draft = Draft(
             id=action.idempotency_key, action=action,
             event_id=event.id if event is not None else None,
-            created_at=self._hub.clock(), note=note,
+            created_at=self._hub.clock(), note=note, origin=origin,
         )
         try:
             await store.add_draft(draft)
@@ -1077,7 +1085,9 @@ class Hub:
                 "sent by the handler"
             )
         if decision.held:
-            draft = await self.drafts._hold(action, event=event, note=decision.reason)
+            draft = await self.drafts._hold(
+                action, event=event, origin=origin, note=decision.reason
+            )
             return Delivery(status="held", action=action, draft=draft, reason=decision.reason)
         item = await self._queue(
             action, origin=origin, approved_by=None, allow_duplicate=True

@@ -331,14 +331,14 @@ class Outbox:
 
     async def _fail(self, item: OutboxItem, error: str, *, now: datetime) -> OutboxItem:
         logger.error("outbox %s: giving up on %s: %s", item.key, item.action.type, error)
+        audit = AuditEntry(
+            at=now, network=item.network, action_type=item.action.type,
+            idempotency_key=item.key, actor=item.origin,
+            approved_by=item.approved_by, detail=f"failed: {error}",
+        )
         with anyio.CancelScope(shield=True):
-            updated = await self.store.update_outbox(item.key, status="failed", last_error=error)
-            await self.store.add_audit(
-                AuditEntry(
-                    at=now, network=item.network, action_type=item.action.type,
-                    idempotency_key=item.key, actor=item.origin,
-                    approved_by=item.approved_by, detail=f"failed: {error}",
-                )
+            updated = await self.store.update_outbox(
+                item.key, status="failed", last_error=error, audit=audit
             )
         return updated
 
@@ -352,20 +352,20 @@ class Outbox:
             notes.append("reconciled: found on the network, not sent again")
         if detail:
             notes.append(detail)
+        audit = AuditEntry(
+            at=now, network=item.network, action_type=item.action.type,
+            idempotency_key=item.key, actor=item.origin,
+            approved_by=item.approved_by,
+            result_ref=str(sent.ref) if sent is not None else None,
+            detail="; ".join(notes) or None,
+        )
         with anyio.CancelScope(shield=True):
-            # The audit line goes first: a crash between the two writes leaves the
-            # item unfinished, so it is reconciled and audited again (a repeated
-            # line with the same key), never sent without an audit line.
-            await self.store.add_audit(
-                AuditEntry(
-                    at=now, network=item.network, action_type=item.action.type,
-                    idempotency_key=item.key, actor=item.origin,
-                    approved_by=item.approved_by,
-                    result_ref=str(sent.ref) if sent is not None else None,
-                    detail="; ".join(notes) or None,
-                )
+            # One transaction marks the item sent and writes its audit line: a
+            # crash leaves both or neither (then the item is reconciled and
+            # audited once), so every sent action has exactly one line.
+            updated = await self.store.update_outbox(
+                item.key, status="sent", sent=sent, audit=audit
             )
-            updated = await self.store.update_outbox(item.key, status="sent", sent=sent)
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
                 await self.store.save_messages([message])

@@ -86,3 +86,24 @@ def registry_usage() -> list[str]:
     names = [info.network for info in omnichannel.adapters() if info.ok]
     cls: type[Adapter] = omnichannel.load_adapter("mastodon")
     return [*names, cls.network, str(policy)]
+
+
+def hub_usage(adapter: Adapter) -> omnichannel.Hub:
+    hub = omnichannel.Hub(adapters=[adapter], store=omnichannel.MemoryStore())
+
+    @hub.on(MessageReceived, network="mastodon", visibility="private")
+    async def triage(event: MessageReceived, ctx: omnichannel.Context) -> None:
+        if "refund" in event.message.text.casefold():
+            await ctx.draft("A teammate will follow up here.")
+        else:
+            delivery = await ctx.reply("Thanks!", hold=False)
+            assert delivery.queued or delivery.held
+        history: list[Message] = await ctx.history(limit=10)
+        assert history is not None
+
+    return hub
+
+
+async def drafts_usage(hub: omnichannel.Hub) -> None:
+    for draft in await hub.drafts.pending():
+        await hub.drafts.approve(draft.id, by="agent:anna")

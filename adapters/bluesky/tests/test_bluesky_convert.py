@@ -19,7 +19,7 @@ from omnichannel_bluesky._convert import (
     tid_datetime,
 )
 from omnichannel_bluesky._errors import is_expired_token, map_error
-from omnichannel_bluesky._jetstream import JetstreamFilter
+from omnichannel_bluesky._jetstream import FOLDS_TO_ASCII, JetstreamFilter
 from omnichannel_bluesky._wire import (
     ConvoOutput,
     CreateRecordOutput,
@@ -427,6 +427,26 @@ def test_keyword_hidden_behind_json_escape_still_matches() -> None:
             '"operation":"create","collection":"app.bsky.feed.post","rkey":"3k","cid":"c",'
             '"record":{"text":"need a \\u0072efund","createdAt":"2026-01-01T00:00:00Z"}}}')
     assert keep.match_line(line) is not None
+
+
+def test_fold_set_holds_every_character_whose_case_fold_is_ascii() -> None:
+    """FOLDS_TO_ASCII lists every non-ASCII character whose fold or lower case has ASCII."""
+    folding = [
+        ch for ch in map(chr, range(0x80, 0x110000))
+        if any(c.isascii() for c in ch.casefold() + ch.lower())
+    ]
+    assert folding
+    assert all(FOLDS_TO_ASCII.fullmatch(ch) for ch in folding)
+
+
+def test_keyword_reached_through_a_case_fold_still_matches() -> None:
+    """A keyword spelled with ſ (long s, folding to s) is found: the byte test lets it through."""
+    keep = JetstreamFilter(did=None, keywords=["service"])
+    line = ('{"did":"did:plc:x","time_us":1,"kind":"commit","commit":{"rev":"r",'
+            '"operation":"create","collection":"app.bsky.feed.post","rkey":"3k","cid":"c",'
+            '"record":{"text":"bad ſervice 😠","createdAt":"2026-01-01T00:00:00Z"}}}')
+    assert keep.match_line(line) is not None
+    assert keep.match_line(line.replace("ſervice", "servant")) is None
 
 
 def test_malformed_post_event_is_payload_error() -> None:

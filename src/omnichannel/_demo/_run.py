@@ -328,7 +328,7 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
     elapsed = time.monotonic() - started
     print(file=out)
     print("Scripted expectations", file=out)
-    for check in checks:
+    for check in sorted(checks, key=lambda c: (c.network == "all", c.network)):
         mark = "ok  " if check.ok else "FAIL"
         print(f"  {mark} {check.network:<9} {check.what}"
               + ("" if check.ok else f" ({check.detail})"), file=out)

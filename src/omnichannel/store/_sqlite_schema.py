@@ -147,5 +147,11 @@ END;
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_SEARCH)
+# Who or what wrote a draft ("handler:<name>", "agent:<id>"); NULL for drafts
+# stored before this column existed.
+_V3_DRAFT_ORIGIN = """
+ALTER TABLE drafts ADD COLUMN origin TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN)
 """Migration ``n`` (1-based) brings a database from ``user_version`` ``n - 1`` to ``n``."""

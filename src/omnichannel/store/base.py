@@ -165,6 +165,9 @@ class Draft(_Record):
         decided_by: Who decided.
         reason: Why (typically for a rejection).
         note: Why it was held for approval.
+        origin: Who or what drafted it: ``"handler:<name>"``, ``"agent:<id>"``.
+            Once approved and sent, the audit names it as the actor and the
+            approver as ``approved_by``.
     """
 
     id: str = Field(default_factory=_new_id, min_length=1)
@@ -176,6 +179,7 @@ class Draft(_Record):
     decided_by: str | None = None
     reason: str | None = None
     note: str | None = None
+    origin: str | None = None
 
 
 class AuditEntry(_Record):
@@ -398,11 +402,24 @@ class Store(Protocol):
         next_attempt_at: datetime | None = None,
         last_error: str | None = None,
         sent: Sent | None = None,
+        audit: AuditEntry | None = None,
     ) -> OutboxItem:
         """Set an item's status; other arguments left ``None`` keep their value.
 
+        With ``audit``, the audit line is added in the same transaction as the
+        change: a crash keeps both or neither, so marking an item ``sent`` and
+        auditing it can neither lose nor repeat the line.
+
+        Args:
+            key: The item's key.
+            status: The new status.
+            next_attempt_at: When it is due again.
+            last_error: The last failure, as ``"Type: message"``.
+            sent: What the network produced.
+            audit: An audit line to add with the change (its ``id`` is assigned).
+
         Raises:
-            KeyError: No item has this key.
+            KeyError: No item has this key (nothing is changed or added).
         """
         ...
 

@@ -161,6 +161,9 @@ class MemoryStore(Store):
     ) -> list[Event]:
         """Persist a batch of inbound events; return the ones not seen before."""
         await self._ready()
+        # No await from here on: concurrent callers (webhook and polling paths
+        # recording the same events) each see the whole batch applied or not at
+        # all, so every event id is returned as new to exactly one of them.
         new: list[Event] = []
         for event in events:
             if event.id in self._events:
@@ -335,13 +338,17 @@ class MemoryStore(Store):
         next_attempt_at: datetime | None = None,
         last_error: str | None = None,
         sent: Sent | None = None,
+        audit: AuditEntry | None = None,
     ) -> OutboxItem:
-        """Set an item's status; other arguments left ``None`` keep their value.
+        """Set an item's status, adding ``audit`` (if given) in the same step.
+
+        Other arguments left ``None`` keep their value.
 
         Raises:
-            KeyError: No item has this key.
+            KeyError: No item has this key (nothing is changed or added).
         """
         await self._ready()
+        # No await from here on: the change and its audit line land together.
         item = self._outbox.get(key)
         if item is None:
             raise KeyError(key)
@@ -354,6 +361,8 @@ class MemoryStore(Store):
             update["sent"] = sent
         updated = item.model_copy(update=update)
         self._outbox[key] = updated
+        if audit is not None:
+            self._append_audit(audit)
         return updated
 
     async def list_outbox(
@@ -440,6 +449,9 @@ class MemoryStore(Store):
     async def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit entry (its ``id`` is assigned)."""
         await self._ready()
+        self._append_audit(entry)
+
+    def _append_audit(self, entry: AuditEntry) -> None:
         self._audit.append(entry.model_copy(update={"id": len(self._audit) + 1}))
 
     async def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:

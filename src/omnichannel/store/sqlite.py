@@ -66,18 +66,25 @@ _LIST_OUTBOX = """
 """
 _INSERT_DRAFT = """
     INSERT INTO drafts (id, status, event_id, action, created_at, decided_at, decided_by,
-                        reason, note)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        reason, note, origin)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO NOTHING
 """
 _SELECT_DRAFT = """
-    SELECT id, status, event_id, action, created_at, decided_at, decided_by, reason, note
+    SELECT id, status, event_id, action, created_at, decided_at, decided_by, reason, note,
+           origin
     FROM drafts WHERE id = ?
 """
 _LIST_DRAFTS = """
-    SELECT id, status, event_id, action, created_at, decided_at, decided_by, reason, note
+    SELECT id, status, event_id, action, created_at, decided_at, decided_by, reason, note,
+           origin
     FROM drafts WHERE (? IS NULL OR status = ?)
     ORDER BY created_at, id LIMIT ?
+"""
+_INSERT_AUDIT = """
+    INSERT INTO audit (at, network, action_type, idempotency_key, actor, approved_by,
+                       result_ref, detail)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _NEWEST = {
     "audit": "SELECT * FROM audit ORDER BY at DESC, id DESC LIMIT ?",
@@ -129,6 +136,7 @@ def _draft(row: sqlite3.Row) -> Draft:
         decided_by=row["decided_by"],
         reason=row["reason"],
         note=row["note"],
+        origin=row["origin"],
     )
 
 
@@ -552,11 +560,14 @@ class SQLiteStore(Store):
         next_attempt_at: datetime | None = None,
         last_error: str | None = None,
         sent: Sent | None = None,
+        audit: AuditEntry | None = None,
     ) -> OutboxItem:
-        """Set an item's status; other arguments left ``None`` keep their value.
+        """Set an item's status, adding ``audit`` (if given) in the same transaction.
+
+        Other arguments left ``None`` keep their value.
 
         Raises:
-            KeyError: No item has this key.
+            KeyError: No item has this key (nothing is changed or added).
         """
         due = None if next_attempt_at is None else _ts(next_attempt_at)
         sent_json = None if sent is None else sent.model_dump_json()
@@ -573,6 +584,8 @@ class SQLiteStore(Store):
             ).rowcount
             if changed != 1:
                 raise KeyError(key)
+            if audit is not None:
+                _insert_audit(conn, audit)
             return _require_outbox(conn, key)
 
         return await self._write(work)
@@ -680,22 +693,7 @@ class SQLiteStore(Store):
 
     async def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit entry (its ``id`` is assigned)."""
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO audit (at, network, action_type, idempotency_key, actor,"
-                " approved_by, result_ref, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _ts(entry.at),
-                    entry.network,
-                    entry.action_type,
-                    entry.idempotency_key,
-                    entry.actor,
-                    entry.approved_by,
-                    entry.result_ref,
-                    entry.detail,
-                ),
-            )
-        )
+        await self._write(lambda conn: _insert_audit(conn, entry))
 
     async def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
         """Return audit entries, newest first."""
@@ -769,6 +767,22 @@ def _require_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem:
     return item
 
 
+def _insert_audit(conn: sqlite3.Connection, entry: AuditEntry) -> None:
+    conn.execute(
+        _INSERT_AUDIT,
+        (
+            _ts(entry.at),
+            entry.network,
+            entry.action_type,
+            entry.idempotency_key,
+            entry.actor,
+            entry.approved_by,
+            entry.result_ref,
+            entry.detail,
+        ),
+    )
+
+
 def _get_draft(conn: sqlite3.Connection, draft_id: str) -> Draft | None:
     row = conn.execute(_SELECT_DRAFT, (draft_id,)).fetchone()
     return None if row is None else _draft(row)
@@ -785,6 +799,7 @@ def _draft_values(draft: Draft) -> tuple[str | None, ...]:
         draft.decided_by,
         draft.reason,
         draft.note,
+        draft.origin,
     )
 
 

@@ -46,7 +46,7 @@ from ._convert import (
     chat_message,
     jetstream_event,
     load,
-    notification_event,
+    notification_page,
     post_ref,
     received,
     thread_messages,
@@ -64,7 +64,6 @@ from ._wire import (
     GetMessagesOutput,
     GetRecordOutput,
     ListConvosOutput,
-    ListNotificationsOutput,
     MessageView,
     PostThreadOutput,
     ProfileView,
@@ -458,22 +457,17 @@ class BlueskyAdapter(Adapter):
                 params["cursor"] = page_cursor
             response = await self._xrpc("GET", "app.bsky.notification.listNotifications",
                                         params=params)
-            raw = response.json()
-            page = load(ListNotificationsOutput, raw)
+            items, next_page = notification_page(response.json(), our_did=self._did)
             reached = False
-            for index, item in enumerate(page.notifications):
-                when = _iso(item.indexed_at)
-                if when is None:
-                    continue
+            for item in items:
+                when = item.indexed_at
                 if since is not None and (when < since or (when == since and item.uri in known)):
                     reached = True
                     continue
-                native = raw["notifications"][index]
-                event = notification_event(item, our_did=self._did, raw=native)
-                collected.append((when, item.uri, event))
-            if reached or since is None or not page.cursor:
+                collected.append((when, item.uri, item.event))
+            if reached or since is None or not next_page:
                 break
-            page_cursor = page.cursor
+            page_cursor = next_page
         else:
             logger.warning("bluesky: more than %d pages of notifications since the cursor; "
                            "older ones were skipped", _MAX_PAGES)

@@ -8,9 +8,11 @@ configured keywords. Every event carries ``time_us``; reconnecting with
 ``cursor=<last time_us>`` replays what was missed.
 
 Filtering is the hot path (the full network is hundreds of posts a second):
-a line is parsed only when it can match. The byte-level test is exact: for
-ASCII lines without JSON escapes, a post can match only if its line contains
-our DID, our handle or a keyword (case-insensitively); other lines are parsed.
+a line is parsed only when it can match. The text-level test is exact: a
+post can match only if its line contains our DID, our handle or a keyword
+(case-insensitively), unless the line holds a JSON ``\\u`` escape or one of
+the few characters whose case fold is ASCII (``FOLDS_TO_ASCII``); such lines,
+and all lines when a keyword is not plain ASCII, are parsed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
@@ -41,6 +44,15 @@ NETWORK = "bluesky"
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _READ_SIZE = 65536
 _COLLECTION = '"app.bsky.feed.post"'
+FOLDS_TO_ASCII = re.compile(
+    "[\u00df\u0130\u0149\u017f\u01f0\u1e96-\u1e9a\u1e9e\u212a\ufb00-\ufb06]"
+)
+"""Characters outside ASCII whose case fold or lower case holds ASCII letters.
+
+(ß, İ, ŉ, ſ, ǰ, ẖ-ẚ, ẞ, the Kelvin sign, the ﬀ-ﬆ ligatures.) A line without
+them and without JSON escapes matches an ASCII keyword case-insensitively
+only if its lower-cased text contains the keyword: the byte test is exact.
+"""
 
 
 class Matched:
@@ -96,7 +108,9 @@ class JetstreamFilter:
             return False
         if not self._needles:
             return False
-        if self._byte_test and line.isascii() and "\\u" not in line:
+        if self._byte_test and "\\u" not in line and (
+            line.isascii() or FOLDS_TO_ASCII.search(line) is None
+        ):
             lowered = line.lower()
             return any(needle in lowered for needle in self._needles)
         return True
