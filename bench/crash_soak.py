@@ -9,7 +9,7 @@ committing them. After the kills one worker runs to the end.
     .venv/bin/python bench/crash_soak.py --rounds 20 --actions 40 --kills 8
 
 Prints one line per round, then the totals: runs, sent, lost, doubled.
-Exit status 1 if anything was lost or doubled.
+Exit status 1 if anything was lost or doubled, or an audit line is missing or repeated.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ async def main(args: argparse.Namespace) -> int:
         f"lost_responses={lost_responses} reconciled_by_lookup={found} unaudited={unaudited} "
         f"audit_repeats={repeats}"
     )
-    return 1 if lost or doubled or unaudited or audit_repeats else 0
+    return 1 if lost or doubled or unaudited or repeats else 0
 
 
 if __name__ == "__main__":
