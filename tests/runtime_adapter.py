@@ -412,7 +412,7 @@ class RuntimeAdapter(Adapter):
     """The test-local ``testnet`` adapter: polling, webhooks, replies, reactions, hide."""
 
     network: ClassVar[str] = NETWORK
-    capabilities: ClassVar[Capabilities] = Capabilities(
+    capabilities = Capabilities(
         text=TextRule.code_points(280),
         private_reply=True,
         private_reply_window=timedelta(days=7),
@@ -626,7 +626,7 @@ class RuntimeAdapter(Adapter):
 class NativeIdempotentAdapter(RuntimeAdapter):
     """The same adapter on a network that deduplicates writes by ``Idempotency-Key``."""
 
-    capabilities: ClassVar[Capabilities] = RuntimeAdapter.capabilities.model_copy(
+    capabilities = RuntimeAdapter.capabilities.model_copy(
         update={"native_idempotency": True}
     )
 
