@@ -10,7 +10,15 @@ import pytest
 
 import omnichannel
 
-PUBLIC_MODULES = ["omnichannel", *sorted(info.name for info in pkgutil.walk_packages(omnichannel.__path__, prefix="omnichannel.") if not any(part.startswith("_") for part in info.name.split(".")) and info.name != "omnichannel.testing.pytest_plugin")]
+PUBLIC_MODULES = [
+    "omnichannel",
+    *sorted(
+        info.name
+        for info in pkgutil.walk_packages(omnichannel.__path__, prefix="omnichannel.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+        and info.name != "omnichannel.testing.pytest_plugin"
+    ),
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
