@@ -21,6 +21,7 @@ class MyAdapter(Adapter):
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from .capabilities import Capabilities
-from .errors import CapabilityNotSupported, ConfigurationError
+from .errors import CapabilityNotSupported, ConfigurationError, PayloadError
 from .events import Event
 from .model import Message, Person, Ref
 
@@ -41,6 +42,7 @@ __all__ = [
     "Adapter",
     "AdapterSettings",
     "Batch",
+    "Rejected",
     "WebhookRequest",
     "WebhookResponse",
 ]
@@ -60,6 +62,45 @@ class AdapterSettings(BaseModel):
     poll_interval: float = Field(default=30.0, gt=0)
 
 
+class Rejected(BaseModel):
+    """An inbound item an adapter could not use, reported instead of failing its page.
+
+    One malformed notification must neither hide the good ones next to it nor
+    stop the listener on the same page forever. So an adapter skips the item,
+    reports it in `Batch.rejected` and still moves the cursor past it; the hub
+    keeps it as a dead letter (``store.dead_letters()``) before the cursor is
+    stored. A page that cannot be read at all (not JSON, not a list) is still
+    a `PayloadError` from ``poll``: the hub logs it and polls again later.
+
+    Attributes:
+        reason: What is wrong (a `PayloadError`'s ``reason``).
+        path: Where, as a dotted path in the page (``"notifications.3.account"``).
+        body: The item itself, as raw bytes (JSON), to inspect or replay.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str
+    path: str = ""
+    body: bytes = Field(default=b"", repr=False)
+
+    @classmethod
+    def from_error(cls, error: PayloadError, item: object) -> Rejected:
+        """Report ``item`` as refused for ``error``.
+
+        Args:
+            error: Why the item cannot be used.
+            item: The item as received: raw bytes or text, or decoded JSON.
+        """
+        if isinstance(item, bytes):
+            body = item
+        elif isinstance(item, str):
+            body = item.encode("utf-8")
+        else:
+            body = json.dumps(item, ensure_ascii=False, default=str).encode("utf-8")
+        return cls(reason=error.reason, path=error.path, body=body)
+
+
 class Batch(BaseModel):
     """One page of inbound events and the cursor to resume after it.
 
@@ -69,6 +110,8 @@ class Batch(BaseModel):
             events are persisted). ``None`` keeps the previous cursor.
         more: Whether another page is ready at once (the hub polls again
             without waiting).
+        rejected: Items of the page the adapter could not use; the cursor
+            moves past them and the hub keeps them as dead letters.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -76,6 +119,7 @@ class Batch(BaseModel):
     events: tuple[Event, ...] = ()
     cursor: str | None = None
     more: bool = False
+    rejected: tuple[Rejected, ...] = ()
 
 
 class WebhookRequest(BaseModel):
@@ -189,6 +233,12 @@ class Adapter(ABC):
         """Fetch the events after ``cursor`` (``None``: start from now or the newest page).
 
         Returns at most one page; the hub calls again after ``Batch.cursor``.
+        An item of the page that is not what the network sends goes in
+        ``Batch.rejected`` (see [`Rejected`][omnichannel.adapter.Rejected]),
+        never stopping the rest of the page.
+
+        Raises:
+            PayloadError: The page as a whole cannot be read.
         """
 
     def stream(self, cursor: str | None) -> AsyncIterator[Batch]:

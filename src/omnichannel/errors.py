@@ -30,6 +30,10 @@ query string or a request body.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from pydantic import ValidationError
 
 __all__ = [
     "ActionError",
@@ -266,6 +270,36 @@ class PayloadError(OmnichannelError, ValueError):
         self.reason = reason
         where = f" at {path}" if path else ""
         super().__init__(f"bad payload{where}: {reason}", network=network)
+
+    @classmethod
+    def from_validation(
+        cls, error: ValidationError, *, network: str | None = None, path: str = ""
+    ) -> PayloadError:
+        """Build the error for the first problem a pydantic validation found.
+
+        Adapters validate native payloads with pydantic models; this turns the
+        ``ValidationError`` into our error, with the dotted path of the first
+        bad field under ``path``. The message names the problem, never the
+        bad value (``str(error)`` would quote the input).
+
+        ```python
+        try:
+            status = Status.model_validate(raw)
+        except ValidationError as exc:
+            raise PayloadError.from_validation(exc, network="mastodon", path="statuses.0") from exc
+        ```
+
+        Args:
+            error: What pydantic raised.
+            network: The network the payload came from.
+            path: Where the validated object sits in the payload (``""``: at the top).
+        """
+        problems = error.errors(include_url=False, include_input=False)
+        if not problems:
+            return cls("invalid payload", network=network, path=path)
+        first = problems[0]
+        where = ".".join(str(part) for part in (path, *first["loc"]) if part != "")
+        return cls(first["msg"], network=network, path=where)
 
 
 class WebhookSignatureError(OmnichannelError):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from omnichannel_bluesky import BlueskyAdapter, BlueskySettings, record_key
+from omnichannel_bluesky._convert import tid_datetime
 from omnichannel_bluesky.sandbox import BlueskySandbox
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply
@@ -328,6 +330,22 @@ async def test_private_reply_opens_a_chat_with_the_author() -> None:
     assert sent.conversation.id == record.conversation
 
 
+async def test_private_visibility_reply_goes_to_the_authors_chat() -> None:
+    """A Reply asked to be private goes to the author's chat, as a PrivateReply would."""
+    sandbox = BlueskySandbox(seed=9)
+    alice = sandbox.customer("alice")
+    sandbox.customer_mention("refund?", author=alice)
+    async with opened(sandbox) as adapter:
+        to = await first_message(adapter)
+        action = Reply(network="bluesky", to=to, text="details by DM", visibility="private")
+        sent = await adapter.send(action)
+        found = await adapter.find_sent(action)
+    record = sandbox.sent()[-1]
+    assert (record.kind, record.recipient) == ("message", alice.id)
+    assert found is not None
+    assert found.ref == sent.ref
+
+
 async def test_reply_to_a_dm_stays_in_the_conversation() -> None:
     """Replying to a chat message sends a chat message in the same conversation."""
     sandbox = BlueskySandbox(seed=9)
@@ -412,3 +430,14 @@ async def test_unresolvable_mention_is_sent_as_plain_text() -> None:
         await adapter.send(Reply(network="bluesky", to=to,
                                  text="ask @nobody.example.com #faq"))
     assert [(f.kind, f.value) for f in sandbox.sent()[-1].facets] == [("hashtag", "faq")]
+
+
+def test_record_keys_are_stable_past_tids() -> None:
+    """A record key is a 13-character TID, the same for the same key, dated in the past."""
+    keys = [record_key(f"key-{n:04d}") for n in range(200)]
+    assert record_key("key-0000") == keys[0]
+    assert len(set(keys)) == 200
+    for key in keys:
+        when = tid_datetime(key)
+        assert when is not None
+        assert datetime(2023, 11, 1, tzinfo=UTC) < when < datetime(2026, 3, 1, tzinfo=UTC)

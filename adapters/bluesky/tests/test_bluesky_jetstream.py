@@ -158,6 +158,42 @@ async def test_poll_cursor_resumes_the_stream_and_stream_cursor_resumes_polling(
         "@shop.bsky.social seen by streaming", "@shop.bsky.social seen by polling again"]
 
 
+async def listened(adapter: BlueskyAdapter, wanted: set[str]) -> list[Batch]:
+    """Batches from ``listen()`` until messages with all ``wanted`` texts came."""
+    batches: list[Batch] = []
+    seen: set[str] = set()
+    with anyio.fail_after(10):
+        async with aclosing(adapter.listen(None)) as stream:
+            async for batch in stream:
+                batches.append(batch)
+                seen |= {e.message.text for e in batch.events if isinstance(e, MessageReceived)}
+                if wanted <= seen:
+                    break
+    return batches
+
+
+async def test_listen_in_listening_mode_streams_and_still_polls_dms() -> None:
+    """With listening on, keyword posts come from Jetstream and DMs from polling."""
+    sandbox = BlueskySandbox(seed=28)
+    bob = sandbox.customer("bob")
+    sandbox.world.add_post(bob, "my refund never came")
+    sandbox.customer_dm("psst, a private question", author=bob)
+    async with opened(sandbox, keywords=("refund",), listening=True) as adapter:
+        batches = await listened(adapter, {"my refund never came", "psst, a private question"})
+    cursor = json.loads(batches[-1].cursor or "{}")
+    assert {"t", "c"} <= set(cursor)
+
+
+async def test_listen_without_listening_mode_only_polls() -> None:
+    """By default listen() polls: DMs and mentions arrive and Jetstream is never opened."""
+    sandbox = BlueskySandbox(seed=29)
+    sandbox.customer_mention("tagged you")
+    sandbox.customer_dm("and a DM")
+    async with opened(sandbox, keywords=("refund",)) as adapter:
+        await listened(adapter, {"@shop.bsky.social tagged you", "and a DM"})
+    assert sandbox.jetstream.connections == 0
+
+
 async def test_bad_cursor_is_configuration_error() -> None:
     """A stream cursor that is not a time_us is refused."""
     sandbox = BlueskySandbox(seed=26)

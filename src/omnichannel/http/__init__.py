@@ -31,10 +31,12 @@ anyio.run(main)
 `ApiClient.request` retries what is safe to retry, waits for rate limits instead
 of hitting them, and raises `omnichannel.errors` for error answers. A write
 that may have landed raises `AmbiguousDelivery` and is never sent twice blindly.
+Long-lived streams open with `ApiClient.open_stream` and reconnect at the pace
+of `ApiClient.reconnects`, so an adapter never sleeps or retries by hand.
 """
 
 from ._auth import BearerAuth, OAuth1Auth, RefreshingBearerAuth
-from ._client import ApiClient, ErrorMapper, open_client
+from ._client import ApiClient, ErrorMapper, Reconnects, open_client
 from ._ratelimit import (
     RateLimitInfo,
     RateLimitParser,
@@ -54,6 +56,7 @@ __all__ = [
     "RateLimitInfo",
     "RateLimitParser",
     "RateLimitState",
+    "Reconnects",
     "RefreshingBearerAuth",
     "RetryPolicy",
     "open_client",

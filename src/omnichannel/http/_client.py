@@ -42,7 +42,7 @@ from ._retry import (
     sent_state,
 )
 
-__all__ = ["ApiClient", "ErrorMapper", "open_client"]
+__all__ = ["ApiClient", "ErrorMapper", "Reconnects", "open_client"]
 
 logger = logging.getLogger("omnichannel.http")
 
@@ -278,6 +278,124 @@ class ApiClient:
             raise exhausted.error from None
         return response
 
+    @asynccontextmanager
+    async def open_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+        bucket: str | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """Open a long-lived response (server-sent events, a feed) and close it on leaving.
+
+        The request carries the client's auth and headers, is logged like
+        `request`'s, waits for an exhausted rate-limit bucket, and an error
+        answer raises our error through the adapter's error mapper. It is not
+        retried: pace reconnections with `reconnects`. A connection that drops
+        while the body is read (a read timeout, a reset) raises
+        `TransientError` out of the block.
+
+        ```python
+        async with api.open_stream("GET", "/api/v1/streaming/user") as response:
+            async for line in response.aiter_lines():
+                ...
+        ```
+
+        Args:
+            method: HTTP method.
+            path: Path template or absolute URL (a separate streaming host).
+            path_params: Values for the ``{name}`` placeholders in ``path``.
+            params: Query parameters.
+            headers: Extra headers (``Accept: text/event-stream``).
+            read_timeout: Seconds without a byte before the connection counts
+                as dropped (default: the client's timeout).
+            bucket: Rate-limit bucket (default: as for `request`).
+
+        Yields:
+            The response, status below 400, its body not read yet.
+
+        Raises:
+            TransientError: The network could not be reached, or the
+                connection dropped while the body was read.
+            RateLimited: The bucket is exhausted for longer than the policy
+                waits, or the network answered 429.
+            AuthenticationError: 401/403.
+            NotFound: 404.
+            RequestRejected: Another 4xx.
+            ConfigurationError: A path parameter is missing or unknown, or the
+                URL cannot be sent.
+            OmnichannelError: Whatever the adapter's error mapper returns.
+        """
+        verb = method.upper()
+        url, endpoint = _expand(path, path_params)
+        call = _Call(
+            method=verb, url=url, endpoint=endpoint,
+            bucket=bucket or self._default_bucket or f"{verb} {endpoint}",
+            idempotent=True, authenticated=True, params=params, json=None, data=None,
+            content=None, files=None, headers=headers, attempt=1,
+        )
+        await self._wait_for_budget(call)
+        request = self._http.build_request(verb, url, params=params, headers=headers)
+        if read_timeout is not None:
+            base = self._http.timeout
+            request.extensions["timeout"] = httpx.Timeout(
+                connect=base.connect, read=read_timeout, write=base.write, pool=base.pool
+            ).as_dict()
+        started = time.perf_counter()
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.RequestError as exc:
+            failure = self._stream_failure(call, exc, opening=True)
+            self._log(call, started=started, status=None, error=type(exc).__name__,
+                      outcome="failed")
+            raise failure from None
+        try:
+            now = self._clock()
+            info = self._parse(response, now)
+            if info is not None:
+                self.rate_limits.update(self.network, call.bucket, info)
+            if response.status_code >= 400:
+                await response.aread()
+                mapped = self._map(response)
+                error = mapped if mapped is not None else _default_error(
+                    call, response, network=self.network)
+                self._log(call, started=started, status=response.status_code,
+                          outcome=self._outcome(call, error))
+                raise error
+            self._log(call, started=started, status=response.status_code, outcome="ok")
+            try:
+                yield response
+            except httpx.TransportError as exc:
+                raise self._stream_failure(call, exc, opening=False) from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+
+    def _stream_failure(
+        self, call: _Call, exc: httpx.TransportError | httpx.RequestError, *, opening: bool
+    ) -> OmnichannelError:
+        name = type(exc).__name__
+        if opening and sent_state(exc) is Sent.CONFIG:
+            return ConfigurationError(f"{call.label} cannot be sent ({name})", network=self.network)
+        what = "could not be opened" if opening else "dropped"
+        return TransientError(f"the stream {call.label} {what} ({name})", network=self.network)
+
+    def reconnects(self, *, limit: int, what: str = "the stream") -> Reconnects:
+        """Pace the reconnections of a long-lived stream with this client's retry policy.
+
+        Args:
+            limit: Drops in a row tolerated; the next one raises `TransientError`.
+            what: How log lines and the final error name the stream.
+
+        Returns:
+            A fresh `Reconnects` (no drop counted yet).
+        """
+        return Reconnects(self, limit=limit, what=what)
+
     def _wait(self, state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome is not None else None
         if isinstance(failure, RetryRequest) and failure.delay is not None:
@@ -466,6 +584,90 @@ class ApiClient:
                 "outcome": outcome,
             },
         )
+
+
+class Reconnects:
+    """Paces the reconnections of one long-lived stream (server-sent events, a WebSocket).
+
+    Get one from `ApiClient.reconnects`. Call `connected` once a connection is
+    useful again (it resets the count of drops), and `wait` after it ended: it
+    sleeps the retry policy's backoff with the client's sleep, longer after
+    each drop in a row, and gives up with `TransientError` after ``limit`` drops
+    in a row. Adapters loop over connections with it and never sleep themselves.
+
+    ```python
+    reconnects = api.reconnects(limit=5)
+    while True:
+        try:
+            async with api.open_stream("GET", "/api/v1/streaming/user") as response:
+                reconnects.connected()
+                async for line in response.aiter_lines():
+                    ...
+        except TransientError as exc:
+            await reconnects.wait(exc)  # it dropped: back off, or give up
+        else:
+            await reconnects.wait()  # the server ended it: reconnect soon
+    ```
+
+    Args:
+        client: The client whose policy, sleep and network are used.
+        limit: Drops in a row tolerated; the next one raises `TransientError`.
+        what: How log lines and the final error name the stream.
+    """
+
+    def __init__(self, client: ApiClient, *, limit: int, what: str = "the stream") -> None:
+        if limit < 0:
+            raise ConfigurationError("limit must not be negative", network=client.network)
+        self._client = client
+        self.limit = limit
+        self.what = what
+        self._drops = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Reconnects(network={self._client.network!r}, drops={self._drops}, "
+            f"limit={self.limit})"
+        )
+
+    @property
+    def drops(self) -> int:
+        """Drops in a row since the last `connected`."""
+        return self._drops
+
+    def connected(self) -> None:
+        """Note that a connection works again: the count of drops starts over."""
+        self._drops = 0
+
+    async def wait(self, error: Exception | None = None) -> None:
+        """Wait before the next connection.
+
+        Args:
+            error: Why the connection ended, or ``None`` when the server closed
+                it cleanly (a restart, an idle proxy): that waits the shortest
+                backoff and counts no drop.
+
+        Raises:
+            TransientError: ``error`` is drop number ``limit + 1`` in a row.
+        """
+        client = self._client
+        if error is None:
+            delay = client.retry.backoff(1)
+        else:
+            self._drops += 1
+            name = type(error).__name__
+            if self._drops > self.limit:
+                raise TransientError(
+                    f"{self.what} dropped {self._drops} times in a row ({name})",
+                    network=client.network,
+                ) from error
+            delay = client.retry.backoff(self._drops)
+            logger.warning(
+                "%s %s dropped (%s); reconnecting in %.1f s", client.network, self.what, name,
+                delay,
+                extra={"network": client.network, "attempt": self._drops, "error": name,
+                       "wait_s": round(delay, 3)},
+            )
+        await client._sleep(delay)
 
 
 @asynccontextmanager

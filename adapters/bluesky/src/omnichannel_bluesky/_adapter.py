@@ -78,9 +78,10 @@ logger = logging.getLogger("omnichannel.bluesky")
 CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 # Record keys derived from idempotency keys carry a timestamp between
-# 2023-11-14 and 2032 (2**48 microseconds later): plausible TIDs, never in the
-# far future, and the same key always gives the same record key.
+# 2023-11-14 and 2026-02 (2**46 microseconds later): plausible TIDs that are
+# never in the future, and the same key always gives the same record key.
 _TID_EPOCH_US = 1_700_000_000_000_000
+_TID_SPAN_BITS = 46
 _MAX_PAGES = 10
 _REMEMBERED = 1000
 _EPOCH = "1970-01-01T00:00:00Z"
@@ -102,7 +103,7 @@ def record_key(idempotency_key: str) -> str:
         The record key.
     """
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).digest()
-    timestamp = _TID_EPOCH_US + (int.from_bytes(digest[:6], "big"))  # 48 bits
+    timestamp = _TID_EPOCH_US + (int.from_bytes(digest[:6], "big") >> (48 - _TID_SPAN_BITS))
     clock_id = int.from_bytes(digest[6:8], "big") & 0x3FF
     value = (timestamp << 10) | clock_id
     chars = []
@@ -124,6 +125,9 @@ class BlueskySettings(AdapterSettings):
         direct_messages: Poll chat conversations and answer privately.
         reasons: Notification reasons polled as messages.
         page_size: Notifications per page (1-100).
+        listening: Listening mode: ``listen()`` also reads Jetstream for posts
+            that mention us or match ``keywords`` (every post of the network
+            passes through: see the how-to for its cost).
         jetstream_url: The Jetstream ``/subscribe`` endpoint for listening mode.
         keywords: Words that make a post interesting in listening mode, matched
             case-insensitively, besides mentions of and replies to our account.
@@ -136,6 +140,7 @@ class BlueskySettings(AdapterSettings):
     direct_messages: bool = True
     reasons: tuple[str, ...] = ("mention", "reply", "quote")
     page_size: int = Field(default=50, ge=1, le=100)
+    listening: bool = False
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
     keywords: tuple[str, ...] = ()
 
@@ -561,25 +566,35 @@ class BlueskyAdapter(Adapter):
             ConfigurationError: ``cursor`` is not a Bluesky cursor.
         """
         state = _Cursor.parse(cursor)
-        position = state.stream_start()
+        async with aclosing(self._jetstream(state.stream_start(), tick=None)) as found:
+            async for events, time_us in found:
+                if time_us is not None:
+                    state = replace(state, time_us=time_us)
+                if events or time_us is not None:
+                    yield Batch(events=events, cursor=state.dump())
+
+    async def _jetstream(
+        self, position: int | None, *, tick: float | None
+    ) -> AsyncGenerator[tuple[tuple[Event, ...], int | None], None]:
+        """Matching posts as events with their ``time_us``; reconnects after a drop."""
         keep = JetstreamFilter(did=self._did, handle=self._handle,
                                keywords=self.settings.keywords)
         failures = 0
         while True:
             progressed = False
             reader = read_jetstream(self.client.http, self.settings.jetstream_url,
-                                    cursor=position, keep=keep)
+                                    cursor=position, keep=keep, tick=tick)
             try:
                 async with aclosing(reader) as found:
                     async for matched, time_us in found:
-                        progressed = True
-                        position = time_us
+                        if time_us is not None:
+                            progressed = True
+                            position = time_us
                         events: tuple[Event, ...] = ()
                         if matched is not None:
                             events = (jetstream_event(matched.event, our_did=self._did,
                                                       raw=json.loads(matched.line)),)
-                        yield Batch(events=events,
-                                    cursor=replace(state, time_us=time_us).dump())
+                        yield events, time_us
             except TransientError:
                 failures = 0 if progressed else failures + 1
                 if failures >= 3:
@@ -587,6 +602,47 @@ class BlueskyAdapter(Adapter):
                 await anyio.sleep(self.client.retry.backoff(failures + 1))
             else:
                 return
+
+    async def listen(
+        self, cursor: str | None, *, use_stream: bool | None = None
+    ) -> AsyncGenerator[Batch, None]:
+        """Yield batches forever: polling, plus Jetstream when listening mode is on.
+
+        ``use_stream=None`` follows ``settings.listening``. Without the stream,
+        this polls notifications and chat every ``poll_interval`` seconds. With
+        it, Jetstream posts come as they happen and polling goes on beside them
+        (chat is not on Jetstream); both write the same cursor.
+
+        Raises:
+            TransientError: The Jetstream connection kept failing.
+            ConfigurationError: ``cursor`` is not a Bluesky cursor.
+        """
+        streaming = self.settings.listening if use_stream is None else use_stream
+        if not streaming:
+            while True:
+                batch = await self.poll(cursor)
+                cursor = batch.cursor or cursor
+                yield batch
+                if not batch.more:
+                    await anyio.sleep(self.settings.poll_interval)
+        current = _Cursor.parse(cursor)
+        due = anyio.current_time()
+        async with aclosing(self._jetstream(current.stream_start(), tick=1.0)) as found:
+            async for events, time_us in found:
+                if time_us is not None:
+                    current = replace(current, time_us=time_us)
+                if events:
+                    yield Batch(events=events, cursor=current.dump())
+                if anyio.current_time() < due:
+                    continue
+                while True:
+                    batch = await self.poll(current.dump())
+                    after = _Cursor.parse(batch.cursor)
+                    current = replace(after, time_us=current.time_us)
+                    yield Batch(events=batch.events, cursor=current.dump())
+                    if not batch.more:
+                        break
+                due = anyio.current_time() + self.settings.poll_interval
 
     async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
         """Fetch a thread (``ref`` is a post URI) or a chat conversation, oldest first.
@@ -626,17 +682,30 @@ class BlueskyAdapter(Adapter):
         """
         self.capabilities.rule_for(action).check(action.text, network=NETWORK)
         if isinstance(action, PrivateReply):
-            convo = await self._convo_with(action.to.author.ref.id)
-            return await self._send_chat(action, convo)
-        if isinstance(action, Reply) and action.to.is_private:
-            return await self._send_chat(action, action.to.conversation.id)
+            return await self._send_chat(action, await self._convo_with(action.to.author.ref.id))
+        if isinstance(action, Reply):
+            convo = await self._chat_target(action)
+            if convo is not None:
+                return await self._send_chat(action, convo)
         if (action.visibility or "public") != "public":
             raise CapabilityNotSupported(
                 "visibility", network=NETWORK,
                 detail=f"Bluesky posts are public (asked: {action.visibility}); "
-                "answer privately with PrivateReply",
+                "answer privately with PrivateReply or visibility='private'",
             )
         return await self._create_post(action)
+
+    async def _chat_target(self, action: Reply | PrivateReply) -> str | None:
+        """The chat conversation an answer goes to, or ``None`` for a public reply.
+
+        A reply to a chat message stays in its conversation; a private reply,
+        or a reply asked to be private, goes to the author's conversation with us.
+        """
+        if isinstance(action, Reply) and action.to.is_private:
+            return action.to.conversation.id
+        if isinstance(action, PrivateReply) or action.visibility == "private":
+            return await self._convo_with(action.to.author.ref.id)
+        return None
 
     async def _create_post(self, action: Reply | Post) -> Sent:
         record: dict[str, Any] = {"$type": POST, "text": action.text, "createdAt": _now_iso()}
@@ -810,11 +879,8 @@ class BlueskyAdapter(Adapter):
         """
         if action.idempotency_key in self._sent_chat:
             return self._sent_chat[action.idempotency_key]
-        if isinstance(action, PrivateReply):
-            convo_id = await self._convo_with(action.to.author.ref.id)
-        elif isinstance(action, Reply) and action.to.is_private:
-            convo_id = action.to.conversation.id
-        else:
+        convo_id = None if isinstance(action, Post) else await self._chat_target(action)
+        if convo_id is None or isinstance(action, Post):
             existing = await self._own_record(POST, record_key(action.idempotency_key))
             if existing is None or existing.value.get("text") != action.text:
                 return None

@@ -204,11 +204,16 @@ class _WebSocket:
         self._parts: list[str] = []
         self._closed = False
 
-    async def receive_text(self) -> str | None:
+    async def receive_text(self, *, wait: float | None = None) -> str | None:
         """The next text message; ``None`` when the server closed the connection.
+
+        Args:
+            wait: Seconds to wait for data before giving up with ``TimeoutError``
+                (``None``: no limit). Nothing is lost: the next call goes on.
 
         Raises:
             TransientError: The connection dropped without a close frame.
+            TimeoutError: No data came within ``wait`` seconds.
         """
         while True:
             for event in self._conn.events():
@@ -226,7 +231,8 @@ class _WebSocket:
                     self._closed = True
                     return None
             try:
-                data = await self._stream.read(_READ_SIZE)
+                with anyio.fail_after(wait):
+                    data = await self._stream.read(_READ_SIZE)
             except httpcore.ReadError:
                 data = b""
             if not data:
@@ -262,12 +268,15 @@ async def read_jetstream(
     cursor: int | None,
     keep: JetstreamFilter,
     checkpoint_every: int = 5000,
-) -> AsyncGenerator[tuple[Matched | None, int], None]:
+    tick: float | None = None,
+) -> AsyncGenerator[tuple[Matched | None, int | None], None]:
     """Yield ``(post, time_us)`` for each matching post, and ``(None, time_us)`` checkpoints.
 
     A checkpoint comes every ``checkpoint_every`` events that did not match,
-    so the caller can store how far it read. The iterator ends when the
-    server closes the connection normally. The connection is made without
+    so the caller can store how far it read, and, with ``tick``, whenever
+    ``tick`` seconds passed since the last yield, quiet stream or not (its
+    ``time_us`` is ``None`` while no event came yet). The iterator ends when
+    the server closes the connection normally. The connection is made without
     the client's credentials (Jetstream is public; our token stays home).
 
     Raises:
@@ -275,6 +284,7 @@ async def read_jetstream(
     """
     last = cursor
     skipped = 0
+    yielded = anyio.current_time()
     headers, expected = _handshake_headers()
     try:
         async with client.stream("GET", jetstream_url(base_url, cursor=cursor),
@@ -289,7 +299,20 @@ async def read_jetstream(
                                      network=NETWORK)
             socket = _WebSocket(response.extensions["network_stream"])
             try:
-                while (line := await socket.receive_text()) is not None:
+                while True:
+                    wait = None if tick is None else max(
+                        0.0, tick - (anyio.current_time() - yielded))
+                    try:
+                        line = await socket.receive_text(wait=wait)
+                    except TimeoutError:
+                        line = ""
+                    if line is None:
+                        break
+                    if tick is not None and anyio.current_time() - yielded >= tick:
+                        yielded = anyio.current_time()
+                        yield None, last
+                    if not line:
+                        continue
                     time_us = _time_us(line)
                     if time_us is not None:
                         last = time_us
@@ -300,11 +323,13 @@ async def read_jetstream(
                         matched = None
                     if matched is not None:
                         skipped = 0
+                        yielded = anyio.current_time()
                         yield matched, matched.event.time_us
                     elif last is not None:
                         skipped += 1
                         if skipped >= checkpoint_every:
                             skipped = 0
+                            yielded = anyio.current_time()
                             yield None, last
             finally:
                 with anyio.CancelScope(shield=True):

@@ -111,12 +111,14 @@ class _Jetstream:
         self._sandbox = sandbox
         self._entries: list[tuple[int, str]] = []
         self._seen_seq = 0
+        self._checked = -1
         self._last_us = 0
         self._lock = threading.Lock()
         self.drop_after: int | None = None
         self.connections = 0
 
     def replay(self, lines: Sequence[str]) -> None:
+        """Queue recorded Jetstream lines, sent as they are (their ``time_us`` included)."""
         with self._lock:
             for line in lines:
                 if not line.strip():
@@ -128,6 +130,9 @@ class _Jetstream:
     def _refresh(self) -> None:
         sandbox = self._sandbox
         with sandbox.world.lock, self._lock:
+            if sandbox.world.last_seq == self._checked:
+                return
+            self._checked = sandbox.world.last_seq
             fresh = sorted(
                 (p for p in sandbox.world.posts.values() if p.seq > self._seen_seq),
                 key=lambda p: p.seq,
