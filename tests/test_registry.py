@@ -96,7 +96,7 @@ def test_import_omnichannel_loads_no_adapter() -> None:
     code = (
         "import sys, omnichannel; "
         "bad = [m for m in sys.modules if m.startswith('omnichannel_') "
-        "or m in ('uvicorn', 'httpx_ws', 'omnichannel.testing')]; "
+        "or m in ('uvicorn', 'wsproto', 'omnichannel.testing')]; "
         "print(','.join(bad))"
     )
     done = subprocess.run(
