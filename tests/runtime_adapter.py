@@ -53,7 +53,14 @@ import httpx
 from pydantic import SecretStr
 
 from omnichannel.actions import Hide, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, WebhookRequest, WebhookResponse
+from omnichannel.adapter import (
+    Adapter,
+    AdapterSettings,
+    Batch,
+    Rejected,
+    WebhookRequest,
+    WebhookResponse,
+)
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     DuplicateContent,
@@ -477,8 +484,17 @@ class RuntimeAdapter(Adapter):
             "GET", "/events", params={"after": cursor or "0", "limit": self.conf.page_size}
         )
         data = response.json()
-        events = tuple(self._event(item, f"events.{i}") for i, item in enumerate(data["events"]))
-        return Batch(events=events, cursor=data["cursor"], more=bool(data["more"]))
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        for index, item in enumerate(data["events"]):
+            try:
+                events.append(self._event(item, f"events.{index}"))
+            except PayloadError as exc:  # skipped and reported: the page goes on
+                rejected.append(Rejected.from_error(exc, item))
+        return Batch(
+            events=tuple(events), cursor=data["cursor"], more=bool(data["more"]),
+            rejected=tuple(rejected),
+        )
 
     async def verify(self, request: WebhookRequest) -> WebhookResponse | None:
         """Answer the challenge handshake, or check a delivery's signature."""

@@ -166,7 +166,7 @@ def _received(message: Message) -> MessageReceived:
 
 
 class _Base(Adapter):
-    capabilities: ClassVar[Capabilities] = Capabilities(text=TextRule.code_points(280))
+    capabilities = Capabilities(text=TextRule.code_points(280))
 
     async def open(self) -> None:
         return None
@@ -200,9 +200,7 @@ class HookAdapter(_Base):
     """A webhook adapter: the body is one text."""
 
     network = "hook"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        text=TextRule.code_points(280), inbound=frozenset({"webhook"})
-    )
+    capabilities = Capabilities(text=TextRule.code_points(280), inbound=frozenset({"webhook"}))
 
     def parse(self, request: WebhookRequest) -> Sequence[Event]:
         assert request.header("X-Signature") == "sha256=abc"

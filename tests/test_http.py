@@ -686,6 +686,96 @@ async def test_bearer_token_never_leaks(
         assert token not in text
 
 
+# --- long-lived streams --------------------------------------------------------------------
+
+
+class _DropsAfter(httpx.AsyncByteStream):
+    """A body that sends ``data`` and then loses the connection."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._data
+        raise httpx.ReadError("connection reset by peer")
+
+
+async def test_open_stream_yields_the_body_and_logs_the_template(
+    router: respx.Router, make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream is read line by line, with its read timeout, and logged without its query."""
+    route = router.get("/2/tweets/search/stream").respond(200, content=b"one\ntwo\n")
+    caplog.set_level(logging.DEBUG, logger="omnichannel.http")
+    async with make_client() as client, client.open_stream(
+        "GET", "/2/tweets/search/stream", params={"since_id": "1456012973835788293"},
+        read_timeout=90.0,
+    ) as response:
+        lines = [line async for line in response.aiter_lines()]
+    assert lines == ["one", "two"]
+    assert route.calls.last.request.extensions["timeout"]["read"] == 90.0
+    (record,) = [r for r in caplog.records if r.name == "omnichannel.http"]
+    assert (record.status, record.outcome) == (200, "ok")  # type: ignore[attr-defined]
+    assert record.endpoint == "/2/tweets/search/stream"  # type: ignore[attr-defined]
+    assert "since_id" not in record.getMessage()
+
+
+async def test_open_stream_maps_error_answers(router: respx.Router, make_client: Any) -> None:
+    """An error answer raises our error through the mapper, without retrying."""
+    route = router.get("/2/tweets/search/stream").mock(
+        side_effect=[httpx.Response(401), httpx.Response(503)]
+    )
+    async with make_client() as client:
+        with pytest.raises(AuthenticationError):
+            async with client.open_stream("GET", "/2/tweets/search/stream"):
+                pass
+        with pytest.raises(TransientError):
+            async with client.open_stream("GET", "/2/tweets/search/stream"):
+                pass
+    assert route.call_count == 2
+
+
+async def test_dropped_or_unreachable_stream_is_transient_error(
+    router: respx.Router, make_client: Any
+) -> None:
+    """A connection lost while reading, or never made, is a TransientError, not an httpx error."""
+    router.get("/2/tweets/search/stream").mock(side_effect=[
+        httpx.Response(200, stream=_DropsAfter(b"one\n")), httpx.ConnectError("refused"),
+    ])
+    async def read_all(client: ApiClient) -> None:
+        async with client.open_stream("GET", "/2/tweets/search/stream") as response:
+            async for _ in response.aiter_lines():
+                pass
+
+    async with make_client() as client:
+        with pytest.raises(TransientError, match="dropped") as dropped:
+            await read_all(client)
+        with pytest.raises(TransientError, match="could not be opened"):
+            async with client.open_stream("GET", "/2/tweets/search/stream"):
+                pass
+    assert dropped.value.network == "x"
+
+
+async def test_reconnects_back_off_with_the_client_sleep_and_give_up(
+    make_client: Any, fake_time: FakeTime
+) -> None:
+    """Drops in a row wait a growing backoff; one more than the limit raises TransientError."""
+    drop = TransientError("the stream dropped", network="x")
+    async with make_client(retry=RetryPolicy(wait_initial=0.5, wait_max=3.0, wait_jitter=0.0)) as (
+        client
+    ):
+        reconnects = client.reconnects(limit=2)
+        await reconnects.wait(drop)
+        await reconnects.wait(drop)
+        with pytest.raises(TransientError, match="dropped 3 times in a row") as gave_up:
+            await reconnects.wait(drop)
+        reconnects.connected()
+        await reconnects.wait()  # a clean end: the shortest wait, no drop counted
+        await reconnects.wait(drop)
+    assert fake_time.sleeps == [0.5, 1.0, 0.5, 0.5]
+    assert gave_up.value.__cause__ is drop
+    assert reconnects.drops == 1
+
+
 # --- policy and surface ----------------------------------------------------------------------
 
 

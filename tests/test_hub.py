@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -439,6 +440,33 @@ async def test_listener_survives_network_failures() -> None:
         fake.customer_says("after the outage")
         await eventually(lambda: seen == ["before the outage", "after the outage"])
     assert fake.fail_polls == 0
+
+
+async def test_a_malformed_item_is_dead_lettered_and_the_rest_of_its_page_handled() -> None:
+    """A bad item in a polled page becomes one dead letter; its neighbours are handled, once."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    seen: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        seen.append(event.message.text)
+
+    fake.customer_says("before")
+    bad = fake.customer_says("broken")
+    del bad["author"]
+    fake.customer_says("after")
+    async with running(hub):
+        await eventually(lambda: seen == ["before", "after"])
+        polls = fake.polls
+        await eventually(lambda: fake.polls >= polls + 3)  # later polls start past it
+        letters = await hub.store.dead_letters()
+        assert await hub.store.get_cursor("testnet") == "3"
+    [letter] = letters
+    assert letter.network == "testnet"
+    assert letter.reason.startswith("events.1: bad item")
+    assert json.loads(letter.body) == bad
+    assert seen == ["before", "after"]
 
 
 async def test_events_stored_while_stopped_are_handled_when_the_hub_runs() -> None:

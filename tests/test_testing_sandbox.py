@@ -306,3 +306,22 @@ def test_adapter_settings_point_at_the_sandbox(sandbox: NoteSandbox) -> None:
                                           "access_token": sandbox.token}
     assert sandbox.adapter_settings(base_url="http://127.0.0.1:1")["base_url"] == (
         "http://127.0.0.1:1")
+
+
+async def test_sandbox_tokens_stay_out_of_reprs(sandbox: NoteSandbox) -> None:
+    """An issued token, and the one a request carried, are in no repr."""
+    seen: list[SandboxRequest] = []
+
+    def whoami(request: SandboxRequest) -> HandlerResult:
+        seen.append(request)
+        return {"ok": True}
+
+    sandbox.router.add("GET", "/whoami", whoami, auth=True)
+    async with sandbox.client() as http:
+        assert (await http.get("/whoami")).status_code == 200
+    [request] = seen
+    assert request.token == sandbox.token
+    info = sandbox.token_info()
+    assert info is not None
+    for text in (repr(info), repr(request), repr(sandbox)):
+        assert sandbox.token not in text

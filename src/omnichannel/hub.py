@@ -38,7 +38,7 @@ import anyio.abc
 from pydantic import BaseModel, ConfigDict
 
 from .actions import Action, Hide, Post, PrivateReply, React, Reply
-from .adapter import Adapter
+from .adapter import Adapter, Rejected
 from .errors import (
     ActionError,
     CapabilityNotSupported,
@@ -57,7 +57,7 @@ from .events import (
 from .model import ConversationKind, Message, Ref, Visibility
 from .outbox import Clock, Outbox
 from .policy import CopyPasteGuard, Decision, HoldPublic, ReplyPolicy, text_digest
-from .store import AuditEntry, Draft, HandlerFailure, OutboxItem, Store
+from .store import AuditEntry, DeadLetter, Draft, HandlerFailure, OutboxItem, Store
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .webhooks import WebhookApp
@@ -898,6 +898,7 @@ class Hub:
         *,
         cursor: str | None = None,
         stream: str = "default",
+        rejected: Sequence[Rejected] = (),
     ) -> list[Event]:
         """Persist a batch of events and dispatch the new ones.
 
@@ -907,15 +908,35 @@ class Hub:
         hub is not running, the new events wait in the store and are handled
         when ``run()`` starts.
 
+        Args:
+            network: The network the events come from.
+            events: The batch, oldest first.
+            cursor: Where to resume after it (``None`` keeps the stored one).
+            stream: Which cursor of the network this is.
+            rejected: Items of the batch the adapter could not use; each is
+                logged and kept as a dead letter before the cursor moves past it.
+
         Returns:
             The events that were new, in batch order.
         """
+        for item in rejected:
+            await self._keep_rejected(network, item)
         new = await self.store.record_batch(network, events, cursor=cursor, stream=stream)
         dispatcher = self._dispatcher
         if dispatcher is not None:
             for event in new:
                 dispatcher.submit(event, await self._ordering_key(event))
         return new
+
+    async def _keep_rejected(self, network: str, item: Rejected) -> None:
+        reason = f"{item.path}: {item.reason}" if item.path else item.reason
+        logger.warning(
+            "%s: skipped an inbound item the adapter could not use (%s); kept as a dead letter",
+            network, reason, extra={"network": network, "path": item.path},
+        )
+        await self.store.add_dead_letter(
+            DeadLetter(at=self.clock(), network=network, reason=reason, body=item.body)
+        )
 
     async def _listen(self, adapter: Adapter) -> None:
         initial, longest = self.listener_backoff
@@ -925,7 +946,10 @@ class Hub:
             batches = adapter.listen(cursor)
             try:
                 async for batch in batches:
-                    await self.ingest(adapter.network, batch.events, cursor=batch.cursor)
+                    await self.ingest(
+                        adapter.network, batch.events, cursor=batch.cursor,
+                        rejected=batch.rejected,
+                    )
                     delay = initial
                     if self._dispatcher is not None:
                         await self._dispatcher.wait_for_room()

@@ -187,18 +187,61 @@ async def test_full_page_asks_for_more_at_once(
     assert batch.cursor == "21"
 
 
-async def test_bad_notification_page_is_payload_error(
+def three_notifications(recorded: Any) -> list[dict[str, Any]]:
+    """The recorded mentions 25, 21 and 20, newest first as Mastodon lists them."""
+    return [
+        recorded(name).body("GET", "/api/v1/notifications")[0]
+        for name in (
+            "test_notifications_dismiss", "test_notifications_mentions_only", "test_notifications"
+        )
+    ]
+
+
+async def test_bad_notification_is_rejected_and_the_rest_of_the_page_delivered(
     respx_mock: respx.MockRouter, recorded: Any
 ) -> None:
-    """A notification without its created_at raises PayloadError with the path to it."""
-    page = recorded("test_notifications").body("GET", "/api/v1/notifications")
-    del page[0]["created_at"]
+    """A notification without created_at is reported with its path and body; the page goes on."""
+    page = three_notifications(recorded)
+    del page[1]["created_at"]
     serve_open(respx_mock, recorded, me=admin(recorded))
     respx_mock.get(f"{BASE}/api/v1/notifications").respond(200, json=page)
     async with adapter() as mastodon:
+        batch = await mastodon.poll("19")
+    assert [e.message.ref.id for e in batch.events if isinstance(e, MessageReceived)] == [
+        "117020576916218297", "117020578070305017",
+    ]
+    [rejected] = batch.rejected
+    assert rejected.path == "notifications.1.created_at"
+    assert json.loads(rejected.body) == page[1]
+    assert batch.cursor == "25"  # past the bad one: it is never read again
+
+
+async def test_notification_the_core_model_refuses_is_rejected_not_raised(
+    respx_mock: respx.MockRouter, recorded: Any
+) -> None:
+    """A status with an empty id fits the wire model but not a Ref: rejected, the page goes on."""
+    page = three_notifications(recorded)
+    page[0]["status"]["id"] = ""
+    serve_open(respx_mock, recorded, me=admin(recorded))
+    respx_mock.get(f"{BASE}/api/v1/notifications").respond(200, json=page)
+    async with adapter() as mastodon:
+        batch = await mastodon.poll("19")
+    assert len(batch.events) == 2
+    [rejected] = batch.rejected
+    assert rejected.path.startswith("notifications.0")
+    assert batch.cursor == "25"
+
+
+async def test_page_that_is_not_a_list_is_payload_error(
+    respx_mock: respx.MockRouter, recorded: Any
+) -> None:
+    """An answer that is not a list of notifications at all raises PayloadError."""
+    serve_open(respx_mock, recorded, me=admin(recorded))
+    respx_mock.get(f"{BASE}/api/v1/notifications").respond(200, json={"error": "?"})
+    async with adapter() as mastodon:
         with pytest.raises(PayloadError) as info:
             await mastodon.poll(None)
-    assert info.value.path == "notifications.0.created_at"
+    assert info.value.path == "notifications"
 
 
 async def test_reply_to_an_unknown_root_is_grouped_by_the_context(
@@ -485,6 +528,37 @@ async def test_recorded_user_stream_yields_mentions_edits_and_deletes(
     assert isinstance(events[3], MessageDeleted)
     assert events[3].message == ref("117024236332527350")
     assert catch_up.calls[0].request.url.params["min_id"] == "13"
+
+
+async def test_bad_streamed_notification_is_rejected_and_the_stream_goes_on(
+    respx_mock: respx.MockRouter, recorded: Any
+) -> None:
+    """A streamed notification without its account comes back rejected; the next events follow."""
+    body = recorded("test_stream_user_direct").body("GET", "/api/v1/streaming/user")
+    blocks = body.split("\n\n")
+    head, data = blocks[1].split("data: ", 1)  # notification 14
+    broken = json.loads(data)
+    del broken["account"]
+    blocks[1] = head + "data: " + json.dumps(broken)
+    serve_open(respx_mock, recorded, me=_streamer(recorded))
+    respx_mock.get(f"{BASE}/api/v1/notifications").respond(200, json=[])
+    respx_mock.get(f"{STREAM}/api/v1/streaming/user").respond(
+        200, content="\n\n".join(blocks).encode(), headers={"content-type": "text/event-stream"}
+    )
+    batches: list[Batch] = []
+    async with adapter() as mastodon:
+        stream = mastodon.stream("13")
+        async for batch in stream:
+            if batch.events or batch.rejected:
+                batches.append(batch)
+            if len(batches) == 2:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+    bad, good = batches
+    assert [r.path for r in bad.rejected] == ["notification.account"]
+    assert json.loads(bad.rejected[0].body) == broken
+    assert bad.cursor == "14"
+    assert [e.id for e in good.events] == ["mastodon:message.received:117024236635443611"]
 
 
 async def test_dropped_stream_reconnects_and_catches_up_from_the_cursor(

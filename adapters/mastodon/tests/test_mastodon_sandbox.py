@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from omnichannel_mastodon.sandbox import MastodonSandbox
 
 from omnichannel.actions import Reply
 from omnichannel.adapter import Batch
+from omnichannel.errors import AuthenticationError, RateLimited
 from omnichannel.events import (
     Event,
     MessageDeleted,
@@ -249,3 +251,34 @@ async def test_notification_only_stream_is_used_when_asked() -> None:
         await stream.aclose()  # type: ignore[attr-defined]
     assert [type(e) for e in batch.events] == [MessageReceived]
     assert sandbox.request_count("GET /api/v1/streaming/user/notification") == 1
+
+
+# -- credentials ----------------------------------------------------------------------------
+
+
+async def test_the_token_is_in_no_log_repr_or_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Through a retry, a rate limit and a revoked token, the token never shows."""
+    sandbox = MastodonSandbox(seed=11)
+    token = sandbox.token
+    customer = sandbox.customer_mention("where is my order?")
+    caplog.set_level(logging.DEBUG)
+    errors: list[BaseException] = []
+    async with open_adapter(sandbox) as mastodon:
+        [event] = [e for e in (await mastodon.poll(None)).events if isinstance(e, MessageReceived)]
+        assert event.message.ref.id == customer.id
+        sandbox.faults.fail("POST /api/v1/statuses", 500, times=1)  # retried: it has a key
+        await mastodon.send(Reply(network="mastodon", to=event.message, text="On it!"))
+        sandbox.revoke_credentials()
+        with pytest.raises(AuthenticationError) as revoked:
+            await mastodon.poll(None)
+        errors.append(revoked.value)
+        sandbox.faults.rate_limit("GET /api/v1/notifications", retry_after=3600, times=1)
+        with pytest.raises(RateLimited) as limited:
+            await mastodon.poll(None)
+        errors.append(limited.value)
+        shown = [repr(mastodon), repr(mastodon.settings), str(mastodon.settings.model_dump()),
+                 caplog.text]
+    shown += [text for error in errors for text in (str(error), repr(error))]
+    assert caplog.records  # the exchanges were logged
+    for text in shown:
+        assert token not in text

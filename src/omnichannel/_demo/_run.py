@@ -7,7 +7,6 @@ import logging
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -366,14 +365,7 @@ def run_demo(
         # The progress lines tell the story; the library's own warnings would repeat it.
         library.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            # uvicorn 0.54 deprecates the WebSocket implementation a sandbox may pick (and
-            # it imports websockets.legacy): notices that say nothing about the demo, and
-            # that must not stop a sandbox's server thread where warnings are errors.
-            for notice in (r"The `websockets` implementation is deprecated",
-                           r"websockets\.legacy is deprecated"):
-                warnings.filterwarnings("ignore", message=notice)
-            return anyio.run(partial(_demo, in_process=in_process, seed=seed,
-                                     networks=networks, out=out or sys.stdout, bot=bot))
+        return anyio.run(partial(_demo, in_process=in_process, seed=seed, networks=networks,
+                                 out=out or sys.stdout, bot=bot))
     finally:
         library.setLevel(level)

@@ -3,7 +3,7 @@
 A store persists what the hub must not lose: inbound events (so a crash never
 drops one), the messages and conversations they carry, polling cursors, the
 outbox of actions to deliver, drafts waiting for approval, the audit log,
-dead letters (webhook bodies we could not parse) and handler failures.
+dead letters (inbound bodies and items we could not parse) and handler failures.
 
 Every record is a frozen pydantic model; every time is a timezone-aware
 datetime, stored in UTC. Two stores ship with omnichannel:
@@ -211,6 +211,10 @@ class AuditEntry(_Record):
 class DeadLetter(_Record):
     """An inbound body we could not use, kept byte for byte to replay or inspect.
 
+    A webhook body the adapter could not parse, or one item of a polled or
+    streamed page the adapter reported in ``Batch.rejected`` (then ``reason``
+    starts with the path to the bad field and ``headers`` is empty).
+
     Credential headers (``Authorization``, ``Proxy-Authorization``, ``Cookie``,
     ``Set-Cookie``) are dropped when the record is built; signature headers are
     kept so the body can be verified again.
@@ -220,7 +224,7 @@ class DeadLetter(_Record):
         at: When it arrived.
         network: The network it came from.
         reason: Why it was refused (a `PayloadError` message, say).
-        body: The raw request body, exactly.
+        body: The raw request body (or the rejected item), exactly.
         headers: The request headers, names lower-cased, credentials dropped.
     """
 

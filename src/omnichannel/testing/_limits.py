@@ -156,7 +156,7 @@ class TokenInfo:
         kind: ``"access"`` or ``"refresh"`` (networks with sessions use both).
     """
 
-    token: str
+    token: str = field(repr=False)
     account_id: str
     expires_at: datetime | None = None
     revoked: bool = False

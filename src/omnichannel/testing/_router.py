@@ -51,7 +51,7 @@ class SandboxRequest:
     params: Mapping[str, str] = field(default_factory=dict)
     route: str = ""
     account: Account | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     seq: int = 0
 
     def with_(self, **changes: object) -> SandboxRequest:

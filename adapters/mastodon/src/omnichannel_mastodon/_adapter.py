@@ -8,14 +8,14 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import anyio
 import httpx
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     CapabilityNotSupported,
@@ -36,6 +36,8 @@ from ._convert import (
     Converter,
     ThreadRoots,
     content_to_text,
+    parse,
+    parse_notification,
     parse_status,
     person,
     to_mastodon_visibility,
@@ -44,20 +46,16 @@ from ._errors import MastodonErrors, is_too_long
 from ._stream import ServerEvent, aiter_events
 from ._wire import (
     CONVERSATIONS,
-    NOTIFICATIONS,
     Account,
     Context,
     Instance,
     InstanceV1,
-    Notification,
     Status,
 )
 
 __all__ = ["MastodonAdapter", "MastodonSettings"]
 
 logger = logging.getLogger("omnichannel.mastodon")
-
-_M = TypeVar("_M", bound=BaseModel)
 
 _STREAM_PATHS = {
     "user": "/api/v1/streaming/user",
@@ -134,6 +132,15 @@ def _comparable(text: str) -> str:
 def _mentions(text: str, handle: str) -> bool:
     pattern = rf"(?<![\w@])@{re.escape(handle)}(?![\w@]|\.\w)"
     return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def _raw_id(item: object) -> str | None:
+    """The ``id`` of a decoded notification, when it has a usable one."""
+    if isinstance(item, Mapping):
+        found = item.get("id")
+        if isinstance(found, str) and found:
+            return found
+    return None
 
 
 def _min_id(response: httpx.Response) -> str | None:
@@ -222,7 +229,7 @@ class MastodonAdapter(Adapter):
                 retry=self._retry,
                 default_bucket="account",
             ))
-            me = self._validate(
+            me = parse(
                 Account, await self._json("GET", "/api/v1/accounts/verify_credentials"),
                 path="verify_credentials",
             )
@@ -253,11 +260,11 @@ class MastodonAdapter(Adapter):
         try:
             body = await self._json("GET", "/api/v2/instance")
         except NotFound:  # servers before 4.0
-            old = self._validate(
+            old = parse(
                 InstanceV1, await self._json("GET", "/api/v1/instance"), path="instance"
             )
             return old.as_v2()
-        return self._validate(Instance, body, path="instance")
+        return parse(Instance, body, path="instance")
 
     # plumbing ----------------------------------------------------------------
 
@@ -285,14 +292,6 @@ class MastodonAdapter(Adapter):
                 "the answer is not JSON", network=self.network, path=path
             ) from None
 
-    def _validate(self, model: type[_M], data: object, *, path: str) -> _M:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in (path, *first["loc"]))
-            raise PayloadError(first["msg"], network=self.network, path=where) from exc
-
     # inbound -----------------------------------------------------------------
 
     async def poll(self, cursor: str | None) -> Batch:
@@ -316,33 +315,44 @@ class MastodonAdapter(Adapter):
         page = self._decode(response, "notifications")
         if not isinstance(page, list):
             raise PayloadError("expected a list", network=self.network, path="notifications")
-        try:
-            parsed = NOTIFICATIONS.validate_python(page)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in ("notifications", *first["loc"]))
-            raise PayloadError(first["msg"], network=self.network, path=where) from exc
         events: list[Event] = []
-        for notification, raw in zip(reversed(parsed), reversed(page), strict=True):
-            events.extend(await self._notification_events(notification, raw))
-        next_cursor = _min_id(response) or (parsed[0].id if parsed else None)
+        rejected: list[Rejected] = []
+        # Mastodon lists the newest first; events go out oldest first. A bad
+        # notification is reported and skipped: the rest of the page goes on.
+        for index in reversed(range(len(page))):
+            raw = page[index]
+            try:
+                events.extend(await self._notification_events(raw, path=f"notifications.{index}"))
+            except PayloadError as exc:
+                rejected.append(Rejected.from_error(exc, raw))
+        newest = next((found for found in map(_raw_id, page) if found is not None), None)
+        next_cursor = _min_id(response) or newest
         if next_cursor is None and cursor is None:
             # Nothing yet: resume from the very first notification, so a burst
             # bigger than a page before the next poll is not cut short.
             next_cursor = _BEGINNING
         return Batch(
             events=tuple(events), cursor=next_cursor,
-            more=cursor is not None and len(parsed) >= size,
+            more=cursor is not None and len(page) >= size, rejected=tuple(rejected),
         )
 
-    async def _notification_events(
-        self, notification: Notification, raw: Mapping[str, Any] | None
-    ) -> list[Event]:
-        if notification.type not in self.settings.notification_types:
-            return []
-        if notification.status is not None and notification.type != "favourite":
-            await self._resolve_root(notification.status)
-        return self._converter.notification_events(notification, raw=raw)
+    async def _notification_events(self, raw: object, *, path: str) -> list[Event]:
+        """The events of one notification, as decoded JSON.
+
+        Raises:
+            PayloadError: It is not a notification, or its status cannot make a message.
+        """
+        try:
+            notification = parse_notification(raw, path=path)
+            if notification.type not in self.settings.notification_types:
+                return []
+            if notification.status is not None and notification.type != "favourite":
+                await self._resolve_root(notification.status)
+            return self._converter.notification_events(
+                notification, raw=raw if isinstance(raw, Mapping) else None
+            )
+        except ValidationError as exc:  # the wire model's, or the core model's
+            raise PayloadError.from_validation(exc, network=self.network, path=path) from exc
 
     async def _resolve_root(self, status: Status) -> None:
         """Learn the thread root of a reply whose root we do not know yet."""
@@ -358,7 +368,14 @@ class MastodonAdapter(Adapter):
             )
         except NotFound:  # gone, or hidden from us: file it under its parent
             return
-        context = self._validate(Context, body, path="context")
+        try:
+            context = parse(Context, body, path="context")
+        except PayloadError as exc:  # the root is a nicety: file it under its parent
+            logger.warning(
+                "mastodon: the context of a status is unreadable (%s); filed under its parent",
+                exc.path, extra={"network": self.network},
+            )
+            return
         if context.ancestors:
             root = context.ancestors[0].id
             for ancestor in context.ancestors:
@@ -389,81 +406,70 @@ class MastodonAdapter(Adapter):
             TransientError: The stream kept dropping.
         """
         api = self._api
-        failures = 0
-        timeout = httpx.Timeout(10.0, read=self.settings.stream_read_timeout)
+        reconnects = api.reconnects(limit=self.settings.stream_reconnects)
         while True:
             try:
-                async with api.http.stream(
+                async with api.open_stream(
                     "GET", self._stream_url(), headers={"Accept": "text/event-stream"},
-                    timeout=timeout,
+                    read_timeout=self.settings.stream_read_timeout, bucket="streaming",
                 ) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise self._errors(response) or TransientError(
-                            f"the stream answered HTTP {response.status_code}",
-                            network=self.network, status=response.status_code,
-                        )
                     while True:  # catch up on what the gap hid
                         batch = await self.poll(cursor)
                         cursor = batch.cursor or cursor
-                        if batch.events or batch.cursor is not None:
+                        if batch.events or batch.rejected or batch.cursor is not None:
                             yield batch
                         if not batch.more:
                             break
-                    failures = 0
+                    reconnects.connected()
                     async for sse in aiter_events(response.aiter_lines()):
                         streamed = await self._stream_batch(sse)
                         if streamed is not None:
                             cursor = streamed.cursor or cursor
                             yield streamed
-                # The server ended the stream (a restart, an idle proxy): reconnect.
-                delay = api.retry.backoff(1)
-            except (httpx.TransportError, TransientError) as exc:
-                failures += 1
-                if failures > self.settings.stream_reconnects:
-                    raise TransientError(
-                        f"the stream dropped {failures} times in a row ({type(exc).__name__})",
-                        network=self.network,
-                    ) from exc
-                logger.warning(
-                    "mastodon stream dropped (%s); reconnecting", type(exc).__name__,
-                    extra={"network": self.network, "attempt": failures},
-                )
-                delay = api.retry.backoff(failures)
-            await anyio.sleep(delay)
+            except TransientError as exc:
+                await reconnects.wait(exc)  # raises once it dropped too often in a row
+            else:
+                await reconnects.wait()  # the server ended it (a restart, an idle proxy)
 
     async def _stream_batch(self, sse: ServerEvent) -> Batch | None:
-        """The batch one streamed event stands for, or ``None`` to skip it."""
-        try:
-            match sse.event:
-                case "notification":
-                    raw = json.loads(sse.data)
-                    notification = Notification.model_validate(raw)
-                    events = await self._notification_events(notification, raw)
-                    return Batch(events=tuple(events), cursor=notification.id)
-                case "status.update":
-                    raw = json.loads(sse.data)
-                    status = parse_status(raw, path="status.update")
-                    if not self._converter.involves_us(status):
-                        return None
-                    await self._resolve_root(status)
-                    return Batch(events=(self._converter.updated(status, raw=raw),))
-                case "delete":
-                    status_id = sse.data.strip()
-                    if not status_id:
-                        return None
-                    now = datetime.now(UTC)
-                    return Batch(events=(self._converter.deleted(status_id, occurred_at=now),))
-                case _:
-                    return None
-        except (ValueError, PayloadError) as exc:
-            # One bad event never stops the stream; the next catch-up poll
-            # reads the notifications again anyway.
-            logger.warning(
-                "mastodon stream: skipped a bad %r event (%s)", sse.event, type(exc).__name__,
-                extra={"network": self.network},
-            )
+        """The batch one streamed event stands for, or ``None`` to skip it.
+
+        A bad event never stops the stream: it comes back in ``Batch.rejected``.
+        """
+        if sse.event not in ("notification", "status.update", "delete"):
             return None
+        raw: object = None
+        try:
+            if sse.event == "delete":
+                status_id = sse.data.strip()
+                if not status_id:
+                    return None
+                now = datetime.now(UTC)
+                return Batch(events=(self._converter.deleted(status_id, occurred_at=now),))
+            raw = self._decode_event(sse)
+            if sse.event == "notification":
+                events = await self._notification_events(raw, path="notification")
+                return Batch(events=tuple(events), cursor=_raw_id(raw))
+            status = parse_status(raw, path="status.update")
+            if not self._converter.involves_us(status):
+                return None
+            await self._resolve_root(status)
+            return Batch(events=(self._converter.updated(status, raw=raw),))
+        except ValidationError as exc:  # the core model refused what the wire model took
+            error = PayloadError.from_validation(exc, network=self.network, path=sse.event)
+            return Batch(rejected=(Rejected.from_error(error, sse.data),), cursor=_raw_id(raw))
+        except PayloadError as exc:
+            return Batch(rejected=(Rejected.from_error(exc, sse.data),), cursor=_raw_id(raw))
+
+    def _decode_event(self, sse: ServerEvent) -> Mapping[str, Any]:
+        try:
+            raw = json.loads(sse.data)
+        except ValueError:
+            raise PayloadError("the event is not JSON", network=self.network,
+                               path=sse.event) from None
+        if not isinstance(raw, Mapping):
+            raise PayloadError("expected an object", network=self.network, path=sse.event)
+        return raw
 
     async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
         """Fetch a thread (or a direct conversation), oldest first, at most ``limit``.
@@ -480,12 +486,12 @@ class MastodonAdapter(Adapter):
             if found is None:
                 return []
             anchor = found
-        status = self._validate(
+        status = parse(
             Status,
             await self._json("GET", "/api/v1/statuses/{id}", path_params={"id": anchor}),
             path="status",
         )
-        context = self._validate(
+        context = parse(
             Context,
             await self._json("GET", "/api/v1/statuses/{id}/context", path_params={"id": anchor}),
             path="context",
@@ -504,8 +510,9 @@ class MastodonAdapter(Adapter):
         try:
             conversations = CONVERSATIONS.validate_python(body)
         except ValidationError as exc:
-            raise PayloadError(str(exc.errors()[0]["msg"]), network=self.network,
-                               path="conversations") from exc
+            raise PayloadError.from_validation(
+                exc, network=self.network, path="conversations"
+            ) from exc
         for conversation in conversations:
             if conversation.last_status is None:
                 continue

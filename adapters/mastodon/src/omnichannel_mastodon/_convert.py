@@ -28,9 +28,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import JsonValue, ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from omnichannel.errors import PayloadError
 from omnichannel.events import (
@@ -56,7 +56,6 @@ from omnichannel.model import (
 )
 
 from ._wire import (
-    NOTIFICATIONS,
     Account,
     DirectConversation,
     MediaAttachment,
@@ -72,12 +71,16 @@ __all__ = [
     "content_to_text",
     "direct_ref",
     "from_mastodon_visibility",
+    "parse",
+    "parse_notification",
     "parse_status",
     "person",
     "to_mastodon_visibility",
 ]
 
 NETWORK = "mastodon"
+
+_M = TypeVar("_M", bound=BaseModel)
 
 _VISIBILITY_IN: dict[str, Visibility] = {
     "public": "public",
@@ -377,14 +380,6 @@ class ThreadRoots:
         return self.get(status.in_reply_to_id)
 
 
-def _payload_error(exc: ValidationError, *, prefix: str = "") -> PayloadError:
-    first = exc.errors()[0] if exc.errors() else None
-    if first is None:
-        return PayloadError(str(exc), network=NETWORK, path=prefix)
-    path = ".".join(str(part) for part in (*([prefix] if prefix else []), *first["loc"]))
-    return PayloadError(first["msg"], network=NETWORK, path=path)
-
-
 class Converter:
     """Turns Mastodon entities into core messages and events for one account.
 
@@ -573,15 +568,29 @@ class Converter:
             PayloadError: An entry is not a notification.
         """
         items = list(page)
-        try:
-            parsed = NOTIFICATIONS.validate_python(items)
-        except ValidationError as exc:
-            raise _payload_error(exc) from exc
+        parsed = [parse_notification(item, path=str(index)) for index, item in enumerate(items)]
         events: list[Event] = []
         # Mastodon lists the newest first; events go out oldest first.
         for notification, raw in zip(reversed(parsed), reversed(items), strict=True):
             events.extend(self.notification_events(notification, raw=raw))
         return events
+
+
+def parse(model: type[_M], data: object, *, path: str = "") -> _M:
+    """Validate decoded JSON as one of the wire models.
+
+    Args:
+        model: The wire model (``Status``, ``Account``...).
+        data: The decoded JSON.
+        path: Where ``data`` sits in the answer, for the error.
+
+    Raises:
+        PayloadError: ``data`` does not fit; ``path`` leads to the first bad field.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError.from_validation(exc, network=NETWORK, path=path) from exc
 
 
 def parse_status(data: object, *, path: str = "") -> Status:
@@ -590,7 +599,13 @@ def parse_status(data: object, *, path: str = "") -> Status:
     Raises:
         PayloadError: ``data`` is not a status.
     """
-    try:
-        return Status.model_validate(data)
-    except ValidationError as exc:
-        raise _payload_error(exc, prefix=path) from exc
+    return parse(Status, data, path=path)
+
+
+def parse_notification(data: object, *, path: str = "") -> Notification:
+    """Validate one notification.
+
+    Raises:
+        PayloadError: ``data`` is not a notification.
+    """
+    return parse(Notification, data, path=path)
