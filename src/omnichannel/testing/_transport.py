@@ -22,6 +22,7 @@ __all__ = [
     "SandboxASGI",
     "SandboxTransport",
     "ThreadedServer",
+    "answer_lifespan",
     "serve_async",
     "serve_in_thread",
 ]
@@ -92,6 +93,17 @@ class ConnectionDropped(Exception):
     """Raised by the ASGI app after starting a response, so the server closes the connection."""
 
 
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    """Answer an ASGI ``lifespan`` scope: nothing to start or stop, so say so at once."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 class SandboxASGI:
     """The sandbox as a plain ASGI 3 app (served by uvicorn, or mounted anywhere).
 
@@ -106,13 +118,8 @@ class SandboxASGI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             raise RuntimeError(f"the sandbox serves HTTP only, not {scope['type']!r}")
         chunks: list[bytes] = []

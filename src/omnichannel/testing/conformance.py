@@ -53,7 +53,7 @@ from omnichannel.errors import (
 from omnichannel.events import Event, MessageReceived
 from omnichannel.model import Link, Mention, Message
 
-from ._transport import Receive, Scope, Send, serve_async, serve_in_thread
+from ._transport import Receive, Scope, Send, answer_lifespan, serve_async, serve_in_thread
 from .pytest_plugin import _seed
 from .sandbox import DirectMessage, Post, Sandbox, SentRecord
 
@@ -91,13 +91,8 @@ class _Relay:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if self.target is None:
             raise RuntimeError("no sandbox is being served")
         await self.target.asgi(scope, receive, send)
