@@ -354,15 +354,10 @@ class ApiClient:
                       outcome="failed")
             raise failure from None
         try:
-            now = self._clock()
-            info = self._parse(response, now)
-            if info is not None:
-                self.rate_limits.update(self.network, call.bucket, info)
+            self._observe(call, response)
             if response.status_code >= 400:
                 await response.aread()
-                mapped = self._map(response)
-                error = mapped if mapped is not None else _default_error(
-                    call, response, network=self.network)
+                error = self._error(call, response, self._map(response))
                 self._log(call, started=started, status=response.status_code,
                           outcome=self._outcome(call, error))
                 raise error
@@ -424,10 +419,7 @@ class ApiClient:
             self._log(call, started=started, status=None, error=type(exc).__name__,
                       outcome=self._outcome(call, failure))
             raise failure from None
-        now = self._clock()
-        info = self._parse(response, now)
-        if info is not None:
-            self.rate_limits.update(self.network, call.bucket, info)
+        info, now = self._observe(call, response)
         if response.status_code < 400:
             self._log(call, started=started, status=response.status_code, outcome="ok")
             return response
@@ -437,6 +429,24 @@ class ApiClient:
             self._log(call, started=started, status=response.status_code,
                       outcome=self._outcome(call, failure))
             raise
+
+    def _observe(
+        self, call: _Call, response: httpx.Response
+    ) -> tuple[RateLimitInfo | None, datetime]:
+        """Record what the response says of the call's rate-limit bucket."""
+        now = self._clock()
+        info = self._parse(response, now)
+        if info is not None:
+            self.rate_limits.update(self.network, call.bucket, info)
+        return info, now
+
+    def _error(
+        self, call: _Call, response: httpx.Response, mapped: OmnichannelError | None
+    ) -> OmnichannelError:
+        """The adapter's error for an error answer, else the default one."""
+        if mapped is not None:
+            return mapped
+        return _default_error(call, response, network=self.network)
 
     def _parse(self, response: httpx.Response, now: datetime) -> RateLimitInfo | None:
         if self._parser is None:
@@ -500,8 +510,7 @@ class ApiClient:
         mapped = self._map(response)
         if isinstance(mapped, RateLimited) or (mapped is None and status == 429):
             self._rate_limited(response, mapped, info, now)
-        error = mapped if mapped is not None else _default_error(
-            call, response, network=self.network)
+        error = self._error(call, response, mapped)
         retryable = (
             status in RETRYABLE_SERVER_STATUSES
             or status in NOT_PROCESSED_STATUSES
