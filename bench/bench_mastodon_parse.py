@@ -27,9 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omnichannel_mastodon._convert import Converter
+from omnichannel_mastodon._convert import Converter, parse_notification
 from omnichannel_mastodon._stream import iter_events
-from omnichannel_mastodon._wire import NOTIFICATIONS
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "mastodon" / "decoded"
 PAGE_SIZE = 40
@@ -109,9 +108,12 @@ def main() -> None:
     def parse_with(converter: Converter) -> Callable[[], int]:
         def run() -> int:
             raw = json.loads(page)
-            parsed = NOTIFICATIONS.validate_python(raw)
             events = 0
-            for notification, item in zip(reversed(parsed), reversed(raw), strict=True):
+            # As the adapter does: one notification at a time, so a bad one is
+            # rejected alone; newest first on the wire, oldest first out.
+            for index in reversed(range(len(raw))):
+                item = raw[index]
+                notification = parse_notification(item, path=f"notifications.{index}")
                 events += len(converter.notification_events(notification, raw=item))
             return events
         return run

@@ -107,7 +107,8 @@ class FakeNetwork:
             ``"lose"`` (commit, then drop the response), ``"503"`` (refuse,
             nothing committed), ``"429"`` (rate limited for an hour, nothing
             committed), ``"422"`` (refused for good), ``"duplicate"`` (409, the
-            network refuses a repeat of an earlier post).
+            network refuses a repeat of an earlier post), ``"garble"`` (commit,
+            then answer 201 with a body that is not a message).
     """
 
     def __init__(
@@ -337,6 +338,8 @@ class FakeNetwork:
             self.lost_responses += lose
         if self.latency:
             await anyio.sleep(self.latency * self._rng.random())
+        if fault == "garble":
+            return 201, {"created": True}, False
         return 201, record, lose
 
     def transport(self) -> httpx.AsyncBaseTransport:
@@ -607,6 +610,8 @@ class RuntimeAdapter(Adapter):
         return self._sent(action.idempotency_key, response.json())
 
     def _sent(self, key: str, record: Mapping[str, Any]) -> Sent:
+        if not isinstance(record.get("id"), str):
+            raise PayloadError("a message without an id", network=self.network, path="id")
         return Sent(
             idempotency_key=key,
             ref=Ref(network=self.network, id=record["id"]),

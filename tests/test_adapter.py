@@ -120,3 +120,16 @@ def test_webhook_request_headers_are_case_insensitive() -> None:
     request = WebhookRequest(method="POST", headers={"X-Hub-Signature-256": "sha256=ab"})
     assert request.header("X-Hub-Signature-256") == "sha256=ab"
     assert request.header("missing") is None
+
+
+def test_webhook_request_repr_hides_tokens_signatures_and_body() -> None:
+    """A webhook request's repr shows method and path, not its verify token, signature or body."""
+    request = WebhookRequest(
+        method="GET", path="/facebook",
+        query={"hub.mode": "subscribe", "hub.verify_token": "vt-5be1a9"},
+        headers={"X-Hub-Signature-256": "sha256=9f2c41"}, body=b'{"customer": "secret"}',
+    )
+    shown = repr(request)
+    assert "/facebook" in shown
+    for secret in ("vt-5be1a9", "9f2c41", "secret"):
+        assert secret not in shown

@@ -186,10 +186,14 @@ class ChirpAdapter(_Base):
 
     network = "chirp"
     seen_paths: ClassVar[list[str | None]] = []
+    seen_accounts: ClassVar[list[str | None]] = []
 
     @classmethod
-    def parse_payload(cls, body: bytes, *, path: str | None = None) -> Sequence[Event]:
+    def parse_payload(
+        cls, body: bytes, *, path: str | None = None, account: str | None = None
+    ) -> Sequence[Event]:
         cls.seen_paths.append(path)
+        cls.seen_accounts.append(account)
         data = json.loads(body)
         if not isinstance(data, list):
             raise PayloadError("expected a list", network=cls.network, path="notifications")
@@ -256,7 +260,63 @@ def test_replay_walks_a_decoded_cassette(
     assert "== interaction 1: GET http://x.test/api/notifications?limit=2 -> 200" in out
     assert "not parsed: chirp: bad payload at notifications: expected a list" in out
     assert "2 events from 1 payload; 1 not parsed" in out
-    assert ChirpAdapter.seen_paths[-2:] == ["/api/notifications", "/api/other"]
+    assert ChirpAdapter.seen_paths[-2:] == ["/api/notifications?limit=2", "/api/other"]
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_skips_writes_and_errors_of_a_cassette(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cassette's POST answers and error answers are skipped unless --interaction names one."""
+    cassette = {"interactions": [
+        {"method": "POST", "uri": "http://x.test/api/statuses", "status": 200,
+         "response_body": ["posted"]},
+        {"method": "GET", "uri": "http://x.test/api/home", "status": 401,
+         "response_body": ["refused"]},
+        {"method": "GET", "uri": "http://x.test/api/notifications", "status": 200,
+         "response_body": ["read"]},
+    ]}
+    path = tmp_path / "cassette.json"
+    path.write_text(json.dumps(cassette), encoding="utf-8")
+    status, out, _ = run(["replay", "chirp", str(path)], capsys)
+    assert status == 0
+    assert "skipped: a POST answer" in out
+    assert "skipped: an error answer (HTTP 401)" in out
+    assert '"read"' in out
+    assert '"posted"' not in out
+    assert "1 event from 1 payload; 2 skipped" in out
+    status, out, _ = run(["replay", "chirp", str(path), "--interaction", "1"], capsys)
+    assert status == 0
+    assert '"posted"' in out
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_of_a_cassette_with_nothing_to_read_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cassette holding only writes is a usage error pointing at --interaction."""
+    cassette = {"interactions": [
+        {"method": "DELETE", "uri": "http://x.test/api/statuses/1", "status": 200,
+         "response_body": {}},
+    ]}
+    path = tmp_path / "cassette.json"
+    path.write_text(json.dumps(cassette), encoding="utf-8")
+    status, out, err = run(["replay", "chirp", str(path)], capsys)
+    assert status == 2
+    assert "--interaction N" in err
+    assert out == ""
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_passes_our_account_to_the_adapter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--account reaches parse_payload, so the adapter can tell our messages apart."""
+    body = tmp_path / "page.json"
+    body.write_text(json.dumps(["hi"]), encoding="utf-8")
+    status, _, _ = run(["replay", "chirp", str(body), "--account", "u-us"], capsys)
+    assert status == 0
+    assert ChirpAdapter.seen_accounts[-1] == "u-us"
 
 
 @pytest.mark.usefixtures("fake_networks")
@@ -264,10 +324,11 @@ def test_replay_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     """--json prints one parseable event per line."""
     body = tmp_path / "page.json"
     body.write_text(json.dumps(["hello"]), encoding="utf-8")
-    status, out, _ = run(["replay", "chirp", str(body), "--json"], capsys)
+    status, out, err = run(["replay", "chirp", str(body), "--json"], capsys)
     assert status == 0
     [line] = out.splitlines()
     assert json.loads(line)["message"]["text"] == "hello"
+    assert "1 event from 1 payload" in err
 
 
 @pytest.mark.usefixtures("fake_networks")
@@ -291,7 +352,9 @@ def test_replay_without_a_hook_says_so(tmp_path: Path, capsys: pytest.CaptureFix
     body.write_text("[]", encoding="utf-8")
     status, _, err = run(["replay", "silent", str(body)], capsys)
     assert status == 2
-    assert "parse_payload(body, *, path)" in err
+    assert err.startswith("omnichannel: error: silent: this adapter cannot replay payloads")
+    assert "Adapter.parse_payload" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.usefixtures("fake_networks")

@@ -109,6 +109,27 @@ async def test_a_lost_response_is_reconciled_not_sent_twice() -> None:
     assert "reconciled" in entry.detail
 
 
+async def test_an_unreadable_answer_to_a_send_is_reconciled_not_failed() -> None:
+    """A send answered 201 with an unreadable body is looked up, neither failed nor resent."""
+    async with rig() as r:
+        r.fake.faults.append("garble")
+        item = await r.outbox.submit(r.reply(), origin="handler:test")
+        await r.outbox.run_once()
+        unread = await r.store.get_outbox(item.key)
+        r.clock.advance(10)  # the first backoff
+        await r.outbox.run_once()
+        final = await r.store.get_outbox(item.key)
+
+    assert unread is not None
+    assert unread.status == "ambiguous"
+    assert final is not None
+    assert final.status == "sent"
+    assert final.sent is not None
+    assert final.sent.ref.id == r.fake.posted[0]["id"]
+    assert r.fake.created[item.key] == 1
+    assert r.fake.lookups == 1
+
+
 async def test_a_send_cut_by_a_crash_that_did_not_land_is_sent_after_lookup() -> None:
     """An item left sending by a crash is looked up first, then sent once when absent."""
     async with rig() as r:

@@ -75,6 +75,18 @@ async def test_bad_signatures_are_refused_and_nothing_is_stored() -> None:
     assert letters == []
 
 
+async def test_signature_is_checked_before_the_body_is_parsed() -> None:
+    """An unparseable body with a wrong signature is refused 403, never parsed or dead-lettered."""
+    fake = FakeNetwork()
+    hub = make_hub(fake)
+    garbage = b"\xff not json at all"
+    async with hub, client(hub.asgi) as c:
+        refused = await c.post("/testnet", content=garbage, headers=fake.signed(b"{}"))
+        letters = await hub.store.dead_letters()
+    assert refused.status_code == 403
+    assert letters == []
+
+
 async def test_handshakes_are_answered_by_the_adapter() -> None:
     """GET with the right verify token echoes the challenge; a wrong or missing token is refused."""
     fake = FakeNetwork()

@@ -126,16 +126,17 @@ class WebhookRequest(BaseModel):
     """A webhook request as the webhook app received it, body unparsed.
 
     Header names are lower-case. ``body`` is the raw bytes: signatures are
-    computed over them.
+    computed over them. The repr leaves out the query, the headers and the
+    body: they carry verify tokens and signatures.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: str
     path: str = "/"
-    query: Mapping[str, str] = Field(default_factory=dict)
-    headers: Mapping[str, str] = Field(default_factory=dict)
-    body: bytes = b""
+    query: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    headers: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    body: bytes = Field(default=b"", repr=False)
 
     @field_validator("headers", mode="after")
     @classmethod
@@ -247,6 +248,9 @@ class Adapter(ABC):
         Only for adapters whose capabilities list ``"stream"``. A stream that
         drops should catch up (by polling from the last cursor) before it yields
         again; the hub restarts it with the last stored cursor if it ends.
+        Open connections with `ApiClient.open_stream` and pace reconnections
+        with `ApiClient.reconnects` (never sleep in an adapter). An event that
+        cannot be used comes back in ``Batch.rejected``, never stopping the stream.
 
         Raises:
             CapabilityNotSupported: The network has no stream.
@@ -296,6 +300,45 @@ class Adapter(ABC):
             CapabilityNotSupported: The network has no webhooks.
         """
         raise CapabilityNotSupported("webhook", network=self.network)
+
+    @classmethod
+    def parse_payload(
+        cls, body: bytes, *, path: str | None = None, account: str | None = None
+    ) -> Sequence[Event]:
+        """Turn a recorded API answer or stream frames into events, without the network.
+
+        ``body`` is what a ``GET`` to ``path`` answered (``/api/v1/notifications``,
+        ``/xrpc/app.bsky.notification.listNotifications``...) or frames of the
+        network's push stream (server-sent events, Jetstream JSON lines).
+        ``omnichannel replay NETWORK FILE`` calls it to show what an adapter
+        makes of a recorded payload, and tests use it to feed real payloads
+        through the adapter's conversion without a sandbox.
+
+        An adapter implements it by routing ``path`` to the conversion
+        functions its ``poll`` and ``stream`` already use, never to a copy of
+        them. Nothing is requested, so what those would look up on the network
+        (a thread's root status, a chat member's profile) stays as the payload
+        has it. A webhook adapter keeps this default and is replayed through
+        [`parse`][omnichannel.adapter.Adapter.parse] instead.
+
+        Args:
+            body: The raw body, as recorded.
+            path: The endpoint's URL path, a query string allowed (an adapter
+                may need it: Bluesky's ``getMessages`` names its conversation
+                there only). ``None`` lets the adapter recognise the body where
+                it can; its documentation says how.
+            account: Our own account's native id, when known: messages it wrote
+                get ``from_us``. Without it nothing is from us.
+
+        Returns:
+            The events, oldest first.
+
+        Raises:
+            PayloadError: The body is malformed, or ``path`` is an endpoint the
+                adapter does not replay; the error names the network and where.
+            CapabilityNotSupported: The adapter cannot replay payloads (the default).
+        """
+        raise CapabilityNotSupported("replay", network=cls.network)
 
     async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
         """Fetch the messages of a conversation, oldest first (for ``Context.history``)."""

@@ -12,7 +12,8 @@ Every action takes the same path:
    A rate limit reschedules the item at the reset time (and pauses the network);
    a transient error backs off; a refusal fails the item and is audited.
 4. **Reconciled** when the first try may have landed (a timeout after sending,
-   a dropped connection, a crash mid-send): before any retry the worker asks the
+   a dropped connection, a crash mid-send, an answer the adapter cannot read
+   as a `PayloadError`): before any retry the worker asks the
    adapter's ``find_sent`` whether the message exists, and only sends again when
    the network shows it does not. This holds for networks with native
    idempotency too (their adapters send the key, so a resend the lookup missed
@@ -42,6 +43,7 @@ from .errors import (
     ConfigurationError,
     DuplicateContent,
     OmnichannelError,
+    PayloadError,
     RateLimited,
     TransientError,
 )
@@ -291,6 +293,12 @@ class Outbox:
             return await self._fail(item, _describe(exc), now=now)
         except (TransientError, AuthenticationError) as exc:
             retry = "pending" if absent else self._retry_status(item)
+            return await self._retry_or_fail(item, status=retry, error=exc, now=now)
+        except PayloadError as exc:
+            # The network answered in a shape the adapter cannot read: what was
+            # asked may have been done. Look it up before any resend.
+            logger.warning("outbox %s: unreadable answer (%s)", item.key, _describe(exc))
+            retry = "ambiguous" if isinstance(action, _MESSAGE_ACTIONS) else "pending"
             return await self._retry_or_fail(item, status=retry, error=exc, now=now)
         except OmnichannelError as exc:
             return await self._fail(item, _describe(exc), now=now)

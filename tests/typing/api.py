@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 import omnichannel
 from omnichannel import (
@@ -18,9 +18,10 @@ from omnichannel import (
     Reply,
     TextTooLong,
 )
-from omnichannel.adapter import Adapter, AdapterSettings, Batch
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
+from omnichannel.errors import PayloadError, TransientError
 from omnichannel.events import Event, event_id, parse_event
-from omnichannel.http import BearerAuth, RetryPolicy
+from omnichannel.http import ApiClient, BearerAuth, Reconnects, RetryPolicy
 from omnichannel.text import TextRule, count_graphemes, split_thread, utf8_to_index
 
 
@@ -107,3 +108,34 @@ def hub_usage(adapter: Adapter) -> omnichannel.Hub:
 async def drafts_usage(hub: omnichannel.Hub) -> None:
     for draft in await hub.drafts.pending():
         await hub.drafts.approve(draft.id, by="agent:anna")
+
+
+class _Item(BaseModel):
+    id: str
+
+
+def page_usage(page: list[object]) -> Batch:
+    items: list[_Item] = []
+    rejected: list[Rejected] = []
+    for index, raw in enumerate(page):
+        try:
+            items.append(_Item.model_validate(raw))
+        except ValidationError as exc:
+            error = PayloadError.from_validation(exc, network="myspace", path=f"items.{index}")
+            rejected.append(Rejected.from_error(error, raw))
+    return Batch(cursor=items[-1].id if items else None, rejected=tuple(rejected))
+
+
+async def stream_usage(api: ApiClient) -> list[str]:
+    lines: list[str] = []
+    reconnects: Reconnects = api.reconnects(limit=3)
+    while len(lines) < 10:
+        try:
+            async with api.open_stream("GET", "/stream", read_timeout=60.0) as response:
+                reconnects.connected()
+                lines += [line async for line in response.aiter_lines()]
+        except TransientError as exc:
+            await reconnects.wait(exc)
+        else:
+            await reconnects.wait()
+    return lines

@@ -24,6 +24,7 @@ from omnichannel.errors import (
     RateLimited,
     RequestRejected,
     TextTooLong,
+    TransientError,
 )
 from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.http import RetryPolicy
@@ -471,6 +472,31 @@ async def test_find_sent_matches_text_visibility_and_parent(
     assert listing.calls[0].request.url.params["exclude_reblogs"] == "true"
 
 
+async def test_find_sent_passes_over_an_unreadable_status_but_never_calls_it_absent(
+    respx_mock: respx.MockRouter, recorded: Any
+) -> None:
+    """A bad status does not hide a match; with no match it raises instead of saying absent."""
+    rec = recorded("test_get_pagination_info")
+    me = rec.body("GET", "/api/v1/accounts/verify_credentials")
+    listing = rec.body("GET", "/api/v1/accounts/117020565966271181/statuses")
+    del listing[0]["account"]  # "Toot number 9!" is unreadable now
+    serve_open(respx_mock, recorded, me=me)
+    respx_mock.get(f"{BASE}/api/v1/accounts/117020565966271181/statuses").respond(
+        200, json=listing
+    )
+    async with adapter() as mastodon:
+        found = await mastodon.find_sent(
+            Post(network="mastodon", text="Toot number 7!", visibility="unlisted")
+        )
+        with pytest.raises(PayloadError) as info:
+            await mastodon.find_sent(
+                Post(network="mastodon", text="Toot number 9!", visibility="unlisted")
+            )
+    assert found is not None
+    assert found.ref == ref("117020581898706890")
+    assert info.value.path == "statuses.0.account"
+
+
 # -- streaming --------------------------------------------------------------------------
 
 
@@ -594,3 +620,19 @@ async def test_dropped_stream_reconnects_and_catches_up_from_the_cursor(
         "mastodon:message.deleted:117024236332527350",
     ]
     assert [c.request.url.params.get("min_id") for c in polls.calls] == [None, "14"]
+
+
+async def test_stream_gives_up_after_its_reconnections_in_a_row(
+    respx_mock: respx.MockRouter, recorded: Any
+) -> None:
+    """A stream that cannot connect tries 1 + stream_reconnects times, then TransientError."""
+    serve_open(respx_mock, recorded, me=_streamer(recorded))
+    streaming = respx_mock.get(f"{STREAM}/api/v1/streaming/user").mock(
+        side_effect=httpx.ConnectError("connection refused")
+    )
+    async with adapter(stream_reconnects=2) as mastodon:
+        with pytest.raises(TransientError, match="dropped 3 times in a row") as info:
+            await _take(mastodon.stream("13"), 1)
+    assert info.value.network == "mastodon"
+    assert streaming.call_count == 3
+

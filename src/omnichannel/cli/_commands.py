@@ -6,7 +6,8 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,7 +17,7 @@ import anyio
 
 from ..actions import Post, PrivateReply, Reply
 from ..adapter import Adapter, WebhookRequest
-from ..errors import ConfigurationError, OmnichannelError, PayloadError
+from ..errors import CapabilityNotSupported, ConfigurationError, OmnichannelError, PayloadError
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from ..hub import Hub
 from ..model import Message
@@ -28,10 +29,6 @@ from ._settings import Config
 from ._table import render_table, shorten
 
 __all__ = ["cmd_adapters", "cmd_inbox", "cmd_replay", "cmd_serve", "describe_event"]
-
-PARSE_HOOK = "parse_payload"
-"""The optional adapter classmethod ``replay`` feeds recorded API payloads to."""
-
 
 # adapters -------------------------------------------------------------------------
 
@@ -113,29 +110,53 @@ def describe_event(number: int, event: Event) -> str:
     return "\n".join(lines)
 
 
-def _payloads(path: Path, data: bytes, *, only: int | None) -> list[tuple[str, str | None, bytes]]:
-    """Split a file into ``(label, endpoint path, body)``: a decoded cassette gives several."""
+@dataclass(frozen=True)
+class _Payload:
+    """One body to replay: a whole file, or one interaction of a decoded cassette."""
+
+    label: str
+    endpoint: str | None
+    body: bytes
+    skip: str | None = None
+
+
+def _payloads(path: Path, data: bytes, *, only: int | None) -> list[_Payload]:
+    """Split a file into payloads: a decoded cassette gives one per interaction.
+
+    An interaction's endpoint is its URI's path and query (an adapter may need
+    the query). Unless ``only`` names one, interactions that are not what a
+    ``GET`` answered successfully are marked to skip: ``parse_payload`` reads
+    answers to reads, not to writes or errors.
+    """
     try:
         decoded = json.loads(data)
     except ValueError:
         decoded = None
-    if isinstance(decoded, dict) and isinstance(decoded.get("interactions"), list):
-        found: list[tuple[str, str | None, bytes]] = []
-        for index, interaction in enumerate(decoded["interactions"], start=1):
-            if only is not None and index != only:
-                continue
-            if not isinstance(interaction, dict) or "response_body" not in interaction:
-                continue
-            body = interaction["response_body"]
-            raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode()
-            uri = str(interaction.get("uri", ""))
-            method = str(interaction.get("method", "GET"))
-            label = f"interaction {index}: {method} {uri} -> {interaction.get('status', '?')}"
-            found.append((label, urlsplit(uri).path or None, raw))
-        if only is not None and not found:
-            raise ConfigurationError(f"{path} has no interaction number {only}")
-        return found
-    return [(str(path), None, data)]
+    if not (isinstance(decoded, dict) and isinstance(decoded.get("interactions"), list)):
+        return [_Payload(str(path), None, data)]
+    found: list[_Payload] = []
+    for index, interaction in enumerate(decoded["interactions"], start=1):
+        if only is not None and index != only:
+            continue
+        if not isinstance(interaction, dict) or "response_body" not in interaction:
+            continue
+        body = interaction["response_body"]
+        raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode()
+        uri = str(interaction.get("uri", ""))
+        method = str(interaction.get("method", "GET")).upper()
+        status = interaction.get("status")
+        parts = urlsplit(uri)
+        endpoint = parts.path + (f"?{parts.query}" if parts.query else "")
+        skip = None
+        if only is None and method != "GET":
+            skip = f"a {method} answer (replay reads GET answers; --interaction {index} forces it)"
+        elif only is None and isinstance(status, int) and status >= 400:
+            skip = f"an error answer (HTTP {status})"
+        label = f"interaction {index}: {method} {uri} -> {status if status is not None else '?'}"
+        found.append(_Payload(label, endpoint or None, raw, skip))
+    if only is not None and not found:
+        raise ConfigurationError(f"{path} has no interaction number {only}")
+    return found
 
 
 def _webhook_adapter(cls: type[Adapter], config: Config) -> Adapter:
@@ -147,27 +168,39 @@ def _webhook_adapter(cls: type[Adapter], config: Config) -> Adapter:
 
 
 def _parse(
-    cls: type[Adapter], body: bytes, *, endpoint: str | None, headers: dict[str, str],
-    webhook: bool, config: Config,
+    cls: type[Adapter], body: bytes, *, endpoint: str | None, account: str | None,
+    headers: dict[str, str], webhook: bool, config: Config,
 ) -> Sequence[Event]:
-    hook: Callable[..., Sequence[Event]] | None = getattr(cls, PARSE_HOOK, None)
-    if not webhook and hook is not None:
-        return hook(body, path=endpoint)
-    if "webhook" in cls.capabilities.inbound:
-        adapter = _webhook_adapter(cls, config)
-        request = WebhookRequest(
-            method="POST", path=f"/{cls.network}", headers=headers, body=body
-        )
-        return adapter.parse(request)
-    raise ConfigurationError(
-        f"the {cls.network} adapter cannot replay payloads: it has no webhooks and no "
-        f"`{PARSE_HOOK}(body, *, path)` classmethod to parse recorded API answers",
-        network=cls.network,
-    )
+    """The events of one body: the adapter's ``parse_payload``, or ``parse`` for a webhook."""
+    has_webhooks = "webhook" in cls.capabilities.inbound
+    if not webhook:
+        try:
+            return cls.parse_payload(body, path=endpoint, account=account)
+        except CapabilityNotSupported:
+            if not has_webhooks:
+                raise ConfigurationError(
+                    "this adapter cannot replay payloads: it has no webhooks and does not "
+                    "implement Adapter.parse_payload to read recorded API answers",
+                    network=cls.network,
+                ) from None
+    elif not has_webhooks:
+        raise ConfigurationError("this network has no webhooks: drop --webhook",
+                                 network=cls.network)
+    adapter = _webhook_adapter(cls, config)
+    request = WebhookRequest(method="POST", path=f"/{cls.network}", headers=headers, body=body)
+    return adapter.parse(request)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
-    """Feed a recorded webhook body or API answer through an adapter; print the events."""
+    """Feed a recorded webhook body or API answer through an adapter; print the events.
+
+    With ``--json`` only the events go to ``out`` (one per line); headings and
+    notes go to standard error.
+    """
     cls = load_adapter(args.network)
     path = Path(args.file)
     if args.file == "-":
@@ -184,20 +217,30 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
         headers[name.strip()] = value.strip()
     config = Config.load(args.config)
     payloads = _payloads(path, data, only=args.interaction)
-    total = 0
-    failures = 0
-    for label, endpoint, body in payloads:
+    if payloads and all(p.skip is not None for p in payloads):
+        raise ConfigurationError(
+            f"{path} holds no successful GET answer to replay; pick an interaction "
+            "with --interaction N"
+        )
+    notes = sys.stderr if args.json else out
+    total = parsed = failures = skipped = 0
+    for payload in payloads:
         if len(payloads) > 1:
-            print(f"== {label}", file=out)
+            print(f"== {payload.label}", file=notes)
+        if payload.skip is not None:
+            skipped += 1
+            print(f"   skipped: {payload.skip}", file=notes)
+            continue
         try:
             events = _parse(
-                cls, body, endpoint=args.path or endpoint, headers=headers,
-                webhook=args.webhook, config=config,
+                cls, payload.body, endpoint=args.path or payload.endpoint,
+                account=args.account, headers=headers, webhook=args.webhook, config=config,
             )
         except PayloadError as exc:
             failures += 1
-            print(f"   not parsed: {exc}", file=out)
+            print(f"   not parsed: {exc}", file=notes)
             continue
+        parsed += 1
         for event in events:
             total += 1
             if args.json:
@@ -206,13 +249,15 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
                 print(json.dumps(dumped, ensure_ascii=False, sort_keys=True), file=out)
             else:
                 print(describe_event(total, event), file=out)
-        if not events and not args.json:
-            print("   (no events)", file=out)
-    if not args.json:
-        print(f"{total} event{'s' if total != 1 else ''} from {len(payloads) - failures} "
-              f"payload{'s' if len(payloads) - failures != 1 else ''}"
-              + (f"; {failures} not parsed" if failures else ""), file=out)
-    return 1 if failures == len(payloads) else 0
+        if not events:
+            print("   (no events)", file=notes)
+    summary = f"{_plural(total, 'event')} from {_plural(parsed, 'payload')}"
+    if failures:
+        summary += f"; {failures} not parsed"
+    if skipped:
+        summary += f"; {skipped} skipped"
+    print(summary, file=notes)
+    return 1 if failures and not parsed else 0
 
 
 # inbox ----------------------------------------------------------------------------

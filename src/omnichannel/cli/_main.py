@@ -77,17 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser(
         "replay", help="print the events an adapter makes of a recorded payload",
-        description="Feed a recorded webhook body or API answer through an adapter and print "
-                    "the normalized events. FILE may be a raw body, '-' for standard input, or "
-                    "a decoded cassette ({\"interactions\": [...]}) whose answers are each "
+        description="Feed a recorded webhook body, API answer or stream capture through an "
+                    "adapter and print the normalized events; nothing goes to the network. "
+                    "FILE may be a raw body, '-' for standard input, or a decoded cassette "
+                    "({\"interactions\": [...]}) whose successful GET answers are each "
                     "replayed with their endpoint path.",
     )
     replay.add_argument("network", metavar="NETWORK", help="the network id, e.g. mastodon")
     replay.add_argument("file", metavar="FILE", help="the payload file ('-' for stdin)")
     replay.add_argument("--path", help="the API endpoint the body answered, e.g. "
-                                       "/api/v1/notifications")
+                                       "/api/v1/notifications (default: a cassette's own; "
+                                       "for a raw body the adapter recognises it if it can)")
+    replay.add_argument("--account", metavar="ID",
+                        help="our own account's id on the network (a Mastodon account id, a "
+                             "Bluesky DID): its messages show as from us")
     replay.add_argument("--interaction", type=int, metavar="N",
-                        help="only interaction N (from 1) of a decoded cassette")
+                        help="only interaction N (from 1) of a decoded cassette, whatever "
+                             "its method and status")
     replay.add_argument("--webhook", action="store_true",
                         help="treat FILE as a webhook delivery (adapter.parse)")
     replay.add_argument("--header", action="append", metavar="'NAME: VALUE'",

@@ -44,16 +44,17 @@ from ._convert import (
     NETWORK,
     chat_event,
     chat_message,
+    chat_page_events,
     jetstream_event,
     load,
     notification_page,
     post_ref,
-    received,
     thread_messages,
 )
 from ._errors import DUPLICATE_RECORD_ERRORS, is_expired_token, map_error
 from ._facets import detect, facets_for
 from ._jetstream import JetstreamFilter, read_jetstream
+from ._replay import parse_payload
 from ._wire import (
     AUTHOR_REASONS,
     LIKE,
@@ -539,15 +540,10 @@ class BlueskyAdapter(Adapter):
                 "GET", "chat.bsky.convo.getMessages",
                 params={"convoId": convo.id, "limit": min(convo.unread_count, 100)}, chat=True,
             )
-            for item in reversed(load(GetMessagesOutput, page.content).messages):
-                if not str(item.get("$type", "#messageView")).endswith("#messageView"):
-                    continue
-                view = load(MessageView, item, path="messages")
-                if view.sender.did == self._did:
-                    continue
-                message = chat_message(view, convo_id=convo.id, our_did=self._did,
-                                       profiles=self._profiles, raw=item)
-                events.append(received(message, kind="direct", our_did=self._did))
+            events.extend(chat_page_events(
+                load(GetMessagesOutput, page.content), convo_id=convo.id, our_did=self._did,
+                profiles=self._profiles,
+            ))
         return events
 
     async def stream(self, cursor: str | None) -> AsyncGenerator[Batch, None]:
@@ -643,6 +639,37 @@ class BlueskyAdapter(Adapter):
                     if not batch.more:
                         break
                 due = anyio.current_time() + self.settings.poll_interval
+
+    @classmethod
+    def parse_payload(
+        cls, body: bytes, *, path: str | None = None, account: str | None = None
+    ) -> Sequence[Event]:
+        """Turn a recorded Bluesky answer or Jetstream lines into events, without the network.
+
+        ``path`` names the endpoint, as ``/xrpc/<nsid>``, the bare NSID or a
+        full URL: ``app.bsky.notification.listNotifications`` (mentions,
+        replies and quotes, as `poll` gives them), ``app.bsky.feed.getPostThread``
+        (every post of the thread), ``chat.bsky.convo.getLog`` (new messages
+        from others, as `poll` gives them), ``chat.bsky.convo.getMessages``
+        (messages from others; its query must carry ``convoId``, which the
+        answer does not), or a Jetstream ``/subscribe`` URL for JSON lines
+        (every post creation, unfiltered). Chat authors are known by DID only
+        unless the log entry has ``relatedProfiles`` (no ``getConvo`` lookup).
+        Without ``path``, an XRPC answer is recognised by its top-level key and
+        a body that is not one JSON document is read as Jetstream lines.
+
+        Args:
+            body: The raw body, as recorded.
+            path: The endpoint it answered, query allowed.
+            account: Our DID: our posts get ``from_us``, our chat messages are left out.
+
+        Returns:
+            The events, oldest first.
+
+        Raises:
+            PayloadError: The body is malformed, or ``path`` is another endpoint.
+        """
+        return parse_payload(body, path=path, account=account)
 
     async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
         """Fetch a thread (``ref`` is a post URI) or a chat conversation, oldest first.

@@ -43,6 +43,7 @@ from ._wire import (
     POST,
     TAG,
     Facet,
+    GetMessagesOutput,
     JetstreamPostEvent,
     LogEntry,
     MessageView,
@@ -59,6 +60,7 @@ __all__ = [
     "PageItem",
     "chat_event",
     "chat_message",
+    "chat_page_events",
     "entities_from_facets",
     "jetstream_event",
     "load",
@@ -408,8 +410,12 @@ def notification_page(
         event = None
         if raw.get("reason") in AUTHOR_REASONS:
             notification = load(Notification, raw, path=path)
-            event = notification_event(notification, our_did=our_did,
-                                       raw=raw if keep_raw else None)
+            try:
+                event = notification_event(notification, our_did=our_did,
+                                           raw=raw if keep_raw else None)
+            except PayloadError as exc:  # locate the bad record in the page
+                where = f"{path}.{exc.path}" if exc.path else path
+                raise PayloadError(exc.reason, network=NETWORK, path=where) from None
         items.append(PageItem(when, uri, event))
     return items, cursor if isinstance(cursor, str) and cursor else None
 
@@ -514,6 +520,33 @@ def chat_message(
         from_us=our_did is not None and sender == our_did,
         raw=dict(raw) if raw is not None else None,
     )
+
+
+def chat_page_events(
+    page: GetMessagesOutput,
+    *,
+    convo_id: str,
+    our_did: str | None,
+    profiles: Mapping[str, ProfileView] | None = None,
+) -> list[MessageReceived]:
+    """The messages of a ``getMessages`` page (newest first) written by others, oldest first.
+
+    Deleted messages and our own are left out.
+
+    Raises:
+        PayloadError: A message in the page is malformed.
+    """
+    events: list[MessageReceived] = []
+    for item in reversed(page.messages):
+        if not str(item.get("$type", "#messageView")).endswith("#messageView"):
+            continue
+        view = load(MessageView, item, path="messages")
+        if view.sender.did == our_did:
+            continue
+        message = chat_message(view, convo_id=convo_id, our_did=our_did,
+                               profiles=profiles, raw=item)
+        events.append(received(message, kind="direct", our_did=our_did))
+    return events
 
 
 def chat_event(

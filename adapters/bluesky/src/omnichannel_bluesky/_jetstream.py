@@ -36,7 +36,7 @@ from omnichannel.errors import PayloadError, TransientError
 
 from ._wire import MENTION, JetstreamEvent, JetstreamPostEvent
 
-__all__ = ["JetstreamFilter", "Matched", "jetstream_url", "read_jetstream"]
+__all__ = ["JetstreamFilter", "Matched", "jetstream_url", "post_event", "read_jetstream"]
 
 logger = logging.getLogger("omnichannel.bluesky")
 
@@ -150,26 +150,41 @@ class JetstreamFilter:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
         if not self.could_match(text):
             return None
-        try:
-            event = JetstreamPostEvent.model_validate_json(text)
-        except ValidationError as exc:
-            try:
-                general = JetstreamEvent.model_validate_json(text)
-            except ValidationError:
-                general = None
-            commit = general.commit if general is not None else None
-            if commit is not None and (
-                commit.collection != "app.bsky.feed.post" or commit.operation == "delete"
-            ):
-                return None  # a deletion, or another collection naming posts
-            if general is not None and commit is None:
-                return None  # an identity or account event
-            first = exc.errors()[0]
-            path = ".".join(str(part) for part in first["loc"])
-            raise PayloadError(first["msg"], network=NETWORK, path=path) from None
-        if event.commit.operation != "create" or not self.matches(event):
+        event = post_event(text)
+        if event is None or event.commit.operation != "create" or not self.matches(event):
             return None
         return Matched(event, text)
+
+
+def post_event(line: str, *, path: str = "") -> JetstreamPostEvent | None:
+    """Parse one Jetstream line as a post creation or update; ``None`` for any other event.
+
+    Deletions, other collections, identity and account events give ``None``.
+
+    Args:
+        line: The JSON line.
+        path: Where the line sits, put before the bad field's path in an error.
+
+    Raises:
+        PayloadError: The line is not a Jetstream event, or a post event that does not parse.
+    """
+    try:
+        return JetstreamPostEvent.model_validate_json(line)
+    except ValidationError as exc:
+        try:
+            general = JetstreamEvent.model_validate_json(line)
+        except ValidationError:
+            general = None
+        commit = general.commit if general is not None else None
+        if commit is not None and (
+            commit.collection != "app.bsky.feed.post" or commit.operation == "delete"
+        ):
+            return None  # a deletion, or another collection naming posts
+        if general is not None and commit is None:
+            return None  # an identity or account event
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in (path, *first["loc"]) if part != "")
+        raise PayloadError(first["msg"], network=NETWORK, path=where) from None
 
 
 def _quotes(embed: dict[str, Any] | None, prefix: str) -> bool:

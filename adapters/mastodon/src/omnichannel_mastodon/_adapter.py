@@ -43,6 +43,7 @@ from ._convert import (
     to_mastodon_visibility,
 )
 from ._errors import MastodonErrors, is_too_long
+from ._replay import parse_payload
 from ._stream import ServerEvent, aiter_events
 from ._wire import (
     CONVERSATIONS,
@@ -300,10 +301,12 @@ class MastodonAdapter(Adapter):
         ``None`` reads the newest page. The next cursor comes from the
         ``Link: rel="prev"`` header (``min_id``); ids are never compared. An
         empty inbox gives the cursor ``"0"``, before every notification.
+        A notification that is not what Mastodon sends is skipped and reported
+        in ``Batch.rejected``; the cursor still moves past it.
 
         Raises:
             AuthenticationError: The token was revoked.
-            PayloadError: A notification is not what Mastodon sends.
+            PayloadError: The answer is not a list of notifications at all.
         """
         size = self.settings.page_size
         params: dict[str, Any] = {
@@ -471,6 +474,35 @@ class MastodonAdapter(Adapter):
             raise PayloadError("expected an object", network=self.network, path=sse.event)
         return raw
 
+    @classmethod
+    def parse_payload(
+        cls, body: bytes, *, path: str | None = None, account: str | None = None
+    ) -> Sequence[Event]:
+        """Turn a recorded Mastodon answer or stream body into events, without the network.
+
+        ``path`` is one of ``/api/v1/notifications`` (a page),
+        ``/api/v1/notifications/:id``, ``/api/v1/statuses/:id`` (a status,
+        received), ``/api/v1/conversations`` (each last status, received) or
+        ``/api/v1/streaming/...`` (server-sent events). Notifications and
+        stream frames give the events `poll` and `stream` give; a reply whose
+        thread root is unknown is filed under the status it answers (no
+        ``/context`` lookup). Without ``path``, a JSON list is a page of
+        notifications and a body that is not JSON is server-sent events.
+
+        Args:
+            body: The raw body, as recorded.
+            path: The endpoint it answered (a host or query string is ignored).
+            account: Our account id: our statuses get ``from_us``, and we are
+                left out of direct conversation ids.
+
+        Returns:
+            The events, oldest first.
+
+        Raises:
+            PayloadError: The body is malformed, or ``path`` is another endpoint.
+        """
+        return parse_payload(body, path=path, account=account)
+
     async def fetch_conversation(self, ref: Ref, *, limit: int = 50) -> Sequence[Message]:
         """Fetch a thread (or a direct conversation), oldest first, at most ``limit``.
 
@@ -631,9 +663,13 @@ class MastodonAdapter(Adapter):
 
         A status matches when it answers the same status, with the same
         visibility and the same text (mentions aside, as Mastodon renders them).
+        A status that cannot be read is passed over; if nothing matched, it
+        might have been the one, so the lookup proves nothing and raises.
 
         Raises:
             AuthenticationError: The token was revoked.
+            PayloadError: The listing, or a status in it while nothing matched,
+                is not what Mastodon sends.
         """
         text, visibility, parent = self._outgoing(action)
         wanted = _comparable(text)
@@ -643,13 +679,20 @@ class MastodonAdapter(Adapter):
         )
         if not isinstance(body, list):
             raise PayloadError("expected a list", network=self.network, path="statuses")
+        unreadable: PayloadError | None = None
         for index, raw in enumerate(body):
-            status = parse_status(raw, path=f"statuses.{index}")
+            try:
+                status = parse_status(raw, path=f"statuses.{index}")
+            except PayloadError as exc:
+                unreadable = unreadable or exc
+                continue
             if status.in_reply_to_id != parent or status.visibility != visibility:
                 continue
             shown, _ = content_to_text(status.content, status.mentions)
             if _comparable(shown) == wanted:
                 return self._sent(action, status, raw)
+        if unreadable is not None:  # "absent" would invite a second post
+            raise unreadable
         return None
 
     async def react(self, action: React) -> Sent:
