@@ -21,7 +21,12 @@ from omnichannel.adapter import Adapter, Batch, WebhookRequest
 from omnichannel.capabilities import Capabilities
 from omnichannel.cli import _commands as commands
 from omnichannel.cli import adapters_from_settings, env_name, main
-from omnichannel.errors import ConfigurationError, PayloadError, UnknownNetwork
+from omnichannel.errors import (
+    CapabilityNotSupported,
+    ConfigurationError,
+    PayloadError,
+    UnknownNetwork,
+)
 from omnichannel.events import Event, MessageReceived, event_id
 from omnichannel.model import Conversation, Message, Person, Ref
 from omnichannel.store import Draft, SQLiteStore
@@ -355,6 +360,25 @@ def test_replay_without_a_hook_says_so(tmp_path: Path, capsys: pytest.CaptureFix
     assert err.startswith("omnichannel: error: silent: this adapter cannot replay payloads")
     assert "Adapter.parse_payload" in err
     assert "Traceback" not in err
+
+
+def test_the_default_replay_hook_says_replay_is_not_supported() -> None:
+    """Adapter.parse_payload is optional: its default raises CapabilityNotSupported("replay")."""
+    with pytest.raises(CapabilityNotSupported) as info:
+        SilentAdapter.parse_payload(b"[]", path="/notifications")
+    assert (info.value.capability, info.value.network) == ("replay", "silent")
+
+
+@pytest.mark.usefixtures("fake_networks")
+def test_replay_webhook_flag_needs_a_webhook_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--webhook on a network without webhooks is a usage error, not a crash."""
+    body = tmp_path / "page.json"
+    body.write_text("[]", encoding="utf-8")
+    status, _, err = run(["replay", "chirp", str(body), "--webhook"], capsys)
+    assert status == 2
+    assert "chirp: this network has no webhooks: drop --webhook" in err
 
 
 @pytest.mark.usefixtures("fake_networks")

@@ -319,7 +319,7 @@ class Adapter(ABC):
         them. Nothing is requested, so what those would look up on the network
         (a thread's root status, a chat member's profile) stays as the payload
         has it. A webhook adapter keeps this default and is replayed through
-        [`parse`][omnichannel.adapter.Adapter.parse] instead.
+        ``parse`` instead.
 
         Args:
             body: The raw body, as recorded.

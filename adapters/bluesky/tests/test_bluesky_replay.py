@@ -1,4 +1,4 @@
-"""Replaying recorded Bluesky answers and Jetstream lines: `parse_payload` and `omnichannel replay`."""
+"""Recorded Bluesky answers and Jetstream lines through `parse_payload` and `omnichannel replay`."""
 
 from __future__ import annotations
 
@@ -234,5 +234,6 @@ def test_cli_malformed_body_fails_with_a_short_message(
         ["replay", "bluesky", str(body), "--path", "app.bsky.feed.getPostThread"], capsys
     )
     assert status == 1
-    assert "not parsed: bluesky: bad payload at app.bsky.feed.getPostThread: the body is not JSON" in out
+    expected = "bluesky: bad payload at app.bsky.feed.getPostThread: the body is not JSON"
+    assert f"not parsed: {expected}" in out
     assert "Traceback" not in out + err

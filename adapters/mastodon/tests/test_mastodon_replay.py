@@ -1,4 +1,4 @@
-"""Replaying recorded Mastodon answers and stream captures: `parse_payload` and `omnichannel replay`."""
+"""Recorded Mastodon answers and streams through `parse_payload` and `omnichannel replay`."""
 
 from __future__ import annotations
 
