@@ -13,9 +13,10 @@ the same run, each against a bare ``json.loads`` of the same bytes:
   ``refund`` and ``rebellion``. Also shown: parsing every line with the wire
   model, without the byte test.
 - Notification pages: the recorded page of 50 notifications (18 mentions and
-  quotes) parsed into ``MessageReceived`` events the way ``poll`` does
-  (likes and follows are read for their time and URI only), with and
-  without ``Message.raw``; and, for scale, the wire model over all 50.
+  quotes, 13 likes) parsed into ``MessageReceived`` and ``ReactionAdded``
+  events the way ``poll`` does (follows and reposts are read for their time
+  and URI only), with and without ``Message.raw``; and, for scale, the wire
+  model over all 50.
 
 Run: ``.venv/bin/python bench/bench_bluesky.py [--seconds 3] [--lines 100000]``.
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from omnichannel_bluesky._convert import jetstream_event, load, notification_page
-from omnichannel_bluesky._jetstream import JetstreamFilter
+from omnichannel_bluesky._jetstream import JetstreamFilter, Matched
 from omnichannel_bluesky._wire import JetstreamEvent, ListNotificationsOutput
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "bluesky"
@@ -89,7 +90,7 @@ def bench_jetstream(recorded: list[str], count: int, label: str) -> None:
         found = 0
         for line in lines:
             hit = keep.match_line(line)
-            if hit is not None:
+            if isinstance(hit, Matched):
                 jetstream_event(hit.event, our_did=OUR_DID)
                 found += 1
         matched.append(found)
@@ -135,12 +136,12 @@ def bench_notifications(seconds: float) -> None:
         return len(parsed.notifications)
 
     assert sum(item.event is not None for item in notification_page(
-        json.loads(page), our_did=BSKYR)[0]) == 18
+        json.loads(page), our_did=BSKYR)[0]) == 31
     loads = rate(baseline, seconds)
     full = rate(parse, seconds)
     lean = rate(parse_no_raw, seconds)
     every = rate(validate_all, seconds)
-    print(f"Notifications: recorded page of 50 (18 become events), {len(page):,} bytes")
+    print(f"Notifications: recorded page of 50 (31 become events), {len(page):,} bytes")
     print(f"  json.loads baseline          : {loads:>12,.0f} notifications/s")
     print(f"  parse to events (raw kept)   : {full:>12,.0f} notifications/s   "
           f"time ratio to json.loads {loads / full:5.2f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,34 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO.parent / "shared" / "vectors"
 
+BACKENDS = ("asyncio", "trio")
+BACKEND = os.environ.get("OMNICHANNEL_TEST_BACKEND", "asyncio")
+"""The anyio backend of async tests: ``OMNICHANNEL_TEST_BACKEND`` (CI runs ``trio`` once)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check ``OMNICHANNEL_TEST_BACKEND`` and register ``asyncio_only``."""
+    if BACKEND not in BACKENDS:
+        raise pytest.UsageError(
+            f"OMNICHANNEL_TEST_BACKEND must be one of {BACKENDS}, not {BACKEND!r}"
+        )
+    config.addinivalue_line(
+        "markers",
+        "asyncio_only(reason): the test cannot run on trio; the trio job skips it, saying why",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked ``asyncio_only(reason)`` when the backend is not asyncio."""
+    marker = item.get_closest_marker("asyncio_only")
+    if marker is not None and BACKEND != "asyncio":
+        pytest.skip(f"asyncio only: {marker.args[0]}")
+
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """Run async tests on asyncio; modules that also want trio parametrize it."""
-    return "asyncio"
+    """Run async tests on ``$OMNICHANNEL_TEST_BACKEND`` (asyncio unless CI asks for trio)."""
+    return BACKEND
 
 
 @pytest.fixture

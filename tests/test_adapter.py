@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import pytest
@@ -103,8 +104,7 @@ async def test_listen_polls_forward_from_each_cursor() -> None:
     """listen() resumes from every batch's cursor and keeps the last one on empty pages."""
     adapter = EchoAdapter({"token": "t"})
     seen: list[str] = []
-    async with adapter:
-        stream = adapter.listen("0", use_stream=False)
+    async with adapter, contextlib.aclosing(adapter.listen("0", use_stream=False)) as stream:
         async for batch in stream:
             seen.extend(e.id for e in batch.events)
             if len(adapter.cursors) >= 5:

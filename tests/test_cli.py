@@ -29,7 +29,7 @@ from omnichannel.errors import (
 )
 from omnichannel.events import Event, MessageReceived, event_id
 from omnichannel.model import Conversation, Message, Person, Ref
-from omnichannel.store import Draft, SQLiteStore
+from omnichannel.store import Draft, OutboxItem, SQLiteStore
 from omnichannel.text import TextRule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -442,6 +442,61 @@ def test_inbox_without_a_store_says_how_to_get_one(
     assert status == 2
     assert "run a bot first" in err
     assert not missing.exists()
+
+
+async def _claim_one(path: Path) -> None:
+    """Queue a reply and claim it, as a bot does just before sending."""
+    message = _message("@shop where is my parcel?", network="mastodon")
+    async with SQLiteStore(path) as store:
+        await store.record_batch("mastodon", [_received(message)], cursor="1")
+        action = Reply(network="mastodon", to=message, text="Checking now.")
+        await store.enqueue(OutboxItem.for_action(action, origin="handler:triage"))
+        await store.claim_due(now=datetime.now(UTC))
+
+
+def test_inbox_reads_next_to_a_bot_that_is_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While a bot holds the write lock, inbox reads at once and recovers nothing."""
+    import sqlite3
+    from contextlib import closing
+
+    import anyio
+
+    path = tmp_path / "bot.db"
+    anyio.run(_claim_one, path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as bot:
+        bot.execute("BEGIN IMMEDIATE")  # the bot is in the middle of a write
+        bot.execute("UPDATE cursors SET cursor = '2'")
+        status, out, err = run(["inbox", "--store", str(path)], capsys)
+        bot.execute("COMMIT")
+        (state,) = bot.execute("SELECT status FROM outbox").fetchone()
+    assert (status, err) == (0, "")
+    assert "where is my parcel?" in out
+    assert "Outbox: 1 sending" in out  # not turned into "ambiguous": that is the bot's job
+    assert state == "sending"
+
+
+def test_inbox_refuses_a_store_of_another_schema_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store written by an older version is named in the error and left unmigrated."""
+    import sqlite3
+    from contextlib import closing
+
+    from omnichannel.store._sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+    status, _, err = run(["inbox", "--store", str(path)], capsys)
+    with closing(sqlite3.connect(path)) as conn:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    assert status == 2
+    assert str(path) in err
+    assert "older" in err
+    assert version == 1
 
 
 # serve -----------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 TUTORIAL = Path(__file__).resolve().parent.parent / "examples" / "adapter_tutorial"
@@ -15,7 +17,7 @@ from omnichannel_chirp import ChirpAdapter  # noqa: E402
 from omnichannel_chirp.sandbox import ChirpSandbox  # noqa: E402
 
 from omnichannel.actions import Post, PrivateReply, React, Reply, Sent  # noqa: E402
-from omnichannel.adapter import Adapter  # noqa: E402
+from omnichannel.adapter import Adapter, Batch  # noqa: E402
 from omnichannel.errors import OmnichannelError  # noqa: E402
 from omnichannel.model import Message  # noqa: E402
 from omnichannel.testing.conformance import AdapterConformance  # noqa: E402
@@ -64,6 +66,34 @@ class WrongEmojiOffsetOut(ChirpAdapter):
 
     def write_offset(self, text: str, index: int) -> int:
         return index
+
+
+class StreamingChirp(ChirpAdapter):
+    """Streams by polling through a held channel (as over a connection) it must close."""
+
+    capabilities = ChirpAdapter.capabilities.model_copy(
+        update={"inbound": ChirpAdapter.capabilities.inbound | {"stream"}}
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.stream_log: list[str] = []
+
+    async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
+        send, receive = anyio.create_memory_object_stream[Batch](1)
+        self.stream_log.append("opened")
+        try:
+            while True:
+                batch = await self.poll(cursor)
+                cursor = batch.cursor or cursor
+                await send.send(batch)
+                yield await receive.receive()
+                if not batch.more:
+                    await anyio.sleep(0.01)
+        finally:
+            await send.aclose()  # a cleanup that awaits, as closing a connection does
+            await receive.aclose()
+            self.stream_log.append("closed")
 
 
 def suite_for(adapter: type[Adapter]) -> AdapterConformance:
@@ -144,3 +174,17 @@ class TestWrongThreading(AdapterConformance):
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*FAILED*test_replies_in_thread[[]inprocess[]]*"])
+
+
+async def test_scenarios_close_the_streams_they_read() -> None:
+    """The stream scenario and the capability probe close their stream before they return."""
+    suite = suite_for(StreamingChirp)
+    async with suite.open_conformance("inprocess") as env:
+        adapter = env.adapter
+        assert isinstance(adapter, StreamingChirp)
+        await suite.test_streams(env)  # type: ignore[attr-defined]
+        after_scenario = list(adapter.stream_log)
+        await suite.test_capabilities_match_behaviour(env)  # type: ignore[attr-defined]
+        after_probe = list(adapter.stream_log)
+    assert after_scenario == ["opened", "closed"]
+    assert after_probe == ["opened", "closed", "opened", "closed"]

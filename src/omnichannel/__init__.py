@@ -46,6 +46,8 @@ from .events import ReactionAdded as ReactionAdded
 from .events import ReactionRemoved as ReactionRemoved
 from .hub import Context as Context
 from .hub import Hub as Hub
+from .hub import HubStatistics as HubStatistics
+from .hub import NetworkStatistics as NetworkStatistics
 from .model import Attachment as Attachment
 from .model import Conversation as Conversation
 from .model import Hashtag as Hashtag
@@ -81,6 +83,7 @@ __all__ = [
     "Hashtag",
     "Hide",
     "Hub",
+    "HubStatistics",
     "Link",
     "MemoryStore",
     "Mention",
@@ -89,6 +92,7 @@ __all__ = [
     "MessageReceived",
     "MessageUpdated",
     "NetworkError",
+    "NetworkStatistics",
     "NotFound",
     "OmnichannelError",
     "PayloadError",

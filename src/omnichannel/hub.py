@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from types import TracebackType
@@ -69,7 +69,9 @@ __all__ = [
     "Drafts",
     "Handler",
     "Hub",
+    "HubStatistics",
     "Middleware",
+    "NetworkStatistics",
 ]
 
 logger = logging.getLogger("omnichannel.hub")
@@ -99,6 +101,17 @@ _ONE_MIB = 1024 * 1024
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (uvicorn runs on nothing else)."""
+    import asyncio  # only asked, never used to run anything
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _as_set(value: str | Iterable[str] | None) -> frozenset[str] | None:
@@ -189,6 +202,154 @@ class Delivery(BaseModel):
     def held(self) -> bool:
         """Whether the action waits for approval as a draft."""
         return self.status == "held"
+
+
+_Figure = Literal[
+    "events_recorded",
+    "duplicates_dropped",
+    "events_handled",
+    "handler_failures",
+    "dead_letters",
+    "actions_queued",
+    "actions_sent",
+    "actions_failed",
+    "actions_retried",
+    "drafts_held",
+]
+
+
+class NetworkStatistics(BaseModel):
+    """What the hub's pipeline did for one network (or, as ``total``, for all).
+
+    Counted since the hub was created, in this process; a restarted hub starts
+    again from zero (the store keeps the records themselves).
+
+    Attributes:
+        events_recorded: New events stored, whether polled, streamed, posted to
+            the webhook app or passed to ``ingest``.
+        duplicates_dropped: Events delivered again (a webhook retry, a second
+            worker, a poll overlapping a webhook) and dropped as already seen.
+        events_handled: Events whose handlers all ran, marked handled.
+        handler_failures: Handler calls that raised (each is also stored).
+        dead_letters: Inbound items the adapter could not use, kept as dead letters.
+        actions_queued: Actions added to the outbox (queuing a key that is
+            already there again does not count).
+        actions_sent: Actions the network accepted, including those found
+            there by reconciliation instead of being sent again.
+        actions_failed: Actions the outbox gave up on.
+        actions_retried: Delivery attempts put back for a later try: a
+            transient error, a rate limit, a send that may have landed.
+        drafts_held: Replies held as drafts for a human.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events_recorded: int = 0
+    duplicates_dropped: int = 0
+    events_handled: int = 0
+    handler_failures: int = 0
+    dead_letters: int = 0
+    actions_queued: int = 0
+    actions_sent: int = 0
+    actions_failed: int = 0
+    actions_retried: int = 0
+    drafts_held: int = 0
+
+
+class HubStatistics(BaseModel):
+    """A snapshot of the hub's counters, as ``hub.statistics()`` returns it.
+
+    Attributes:
+        networks: The counts of each network, by network id: every configured
+            adapter's, and any other network events were ingested for.
+        total: The sums over all networks.
+        events_pending: Events dispatched whose handlers have not finished
+            (``0`` when the hub is not running).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    networks: Mapping[str, NetworkStatistics]
+    total: NetworkStatistics
+    events_pending: int = 0
+
+
+_DELIVERY_OUTCOMES: dict[str, _Figure] = {
+    "sent": "actions_sent",
+    "failed": "actions_failed",
+    "pending": "actions_retried",  # put back for a later attempt
+    "ambiguous": "actions_retried",  # looked up before the next attempt
+}
+
+
+class _Tally:
+    """The hub's running counters, per network."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter[_Figure]] = {}
+
+    def add(self, network: str, figure: _Figure, amount: int = 1) -> None:
+        if amount:
+            self.counts.setdefault(network, Counter())[figure] += amount
+
+    def snapshot(self, networks: Iterable[str], *, pending: int) -> HubStatistics:
+        names = sorted({*networks, *self.counts})
+        total: Counter[_Figure] = Counter()
+        for counts in self.counts.values():
+            total.update(counts)
+        return HubStatistics(
+            networks={
+                name: NetworkStatistics.model_validate(dict(self.counts.get(name, {})))
+                for name in names
+            },
+            total=NetworkStatistics.model_validate(dict(total)),
+            events_pending=pending,
+        )
+
+
+class _CountingOutbox(Outbox):
+    """The hub's outbox: the durable outbox, counting what it queues and delivers."""
+
+    def __init__(
+        self, store: Store, adapters: Mapping[str, Adapter], *, clock: Clock, tally: _Tally
+    ) -> None:
+        super().__init__(store, adapters, clock=clock)
+        self._tally = tally
+
+    async def submit(
+        self,
+        action: Action,
+        *,
+        origin: str,
+        approved_by: str | None = None,
+        recipient: str | None = None,
+        text_digest: str | None = None,
+    ) -> OutboxItem:
+        """Check and persist ``action`` (see `Outbox.submit`); count it when it is new.
+
+        Raises:
+            ConfigurationError: No adapter for the action's network.
+            CapabilityNotSupported: The network cannot do this.
+            TextTooLong: The text is over the network's limit.
+            WindowClosed: The private-messaging window has closed.
+        """
+        self.check(action, human_agent=approved_by is not None)
+        known = await self.store.get_outbox(action.idempotency_key) is not None
+        item = await super().submit(
+            action, origin=origin, approved_by=approved_by, recipient=recipient,
+            text_digest=text_digest,
+        )
+        if not known:
+            self._tally.add(item.network, "actions_queued")
+        return item
+
+    async def deliver(self, item: OutboxItem) -> OutboxItem:
+        """Try one claimed item once (see `Outbox.deliver`) and count the outcome."""
+        updated = await super().deliver(item)
+        figure = _DELIVERY_OUTCOMES.get(updated.status)
+        if figure is not None:
+            self._tally.add(updated.network, figure)
+        return updated
 
 
 class Context:
@@ -531,6 +692,7 @@ class Drafts:
             if stored is not None:
                 return stored
             raise
+        self._hub._tally.add(action.network, "drafts_held")
         return draft
 
 
@@ -671,7 +833,8 @@ class Hub:
         self.max_body_bytes = max_body_bytes
         self.listener_backoff = listener_backoff
         self.clock = clock
-        self.outbox = Outbox(store, by_network, clock=clock)
+        self._tally = _Tally()
+        self.outbox: Outbox = _CountingOutbox(store, by_network, clock=clock, tally=self._tally)
         self.drafts = Drafts(self)
         self.webhook_address: tuple[str, int] | None = None
         self._handlers: list[_Registration] = []
@@ -751,8 +914,13 @@ class Hub:
 
         Raises:
             AuthenticationError: An adapter's credentials were refused.
-            ConfigurationError: An adapter's settings cannot work.
+            ConfigurationError: An adapter's settings cannot work, or the
+                store was opened read-only (the hub writes to it).
         """
+        if getattr(self.store, "read_only", False) is True:
+            raise ConfigurationError(
+                f"the hub writes to its store: open {self.store!r} without read_only"
+            )
         await self.store.open()
         opened: list[Adapter] = []
         try:
@@ -815,12 +983,18 @@ class Hub:
             task_status: For ``TaskGroup.start``: started once everything runs.
 
         Raises:
-            ConfigurationError: The hub is not entered, or already running.
+            ConfigurationError: The hub is not entered, or already running, or
+                ``serve_webhooks`` is asked for on another backend than asyncio.
         """
         if not self._open:
             raise ConfigurationError("enter the hub first: `async with hub: await hub.run()`")
         if self._dispatcher is not None:
             raise ConfigurationError("the hub is already running")
+        if serve_webhooks is not None and not _on_asyncio():
+            raise ConfigurationError(
+                "serve_webhooks runs uvicorn, which needs the asyncio backend; on trio, "
+                "serve hub.asgi with an ASGI server that runs on trio (hypercorn)"
+            )
         try:
             async with anyio.create_task_group() as tg:
                 self._run_scope = tg.cancel_scope
@@ -875,6 +1049,24 @@ class Hub:
         if dispatcher is not None:
             await dispatcher.wait_idle()
 
+    def statistics(self) -> HubStatistics:
+        """Return what the pipeline did so far, per network and in total.
+
+        The counts are kept by the pipeline itself as it works (recording,
+        de-duplicating, handling, queuing, delivering) since this hub was
+        created; they are not read back from the store.
+
+        Example:
+            ```python
+            stats = hub.statistics()
+            print(stats.networks["mastodon"].duplicates_dropped, stats.total.actions_sent)
+            ```
+        """
+        dispatcher = self._dispatcher
+        return self._tally.snapshot(
+            self.adapters, pending=dispatcher.pending if dispatcher is not None else 0
+        )
+
     def _listeners(self, listen: bool | Collection[str]) -> list[Adapter]:
         if listen is False:
             return []
@@ -922,6 +1114,8 @@ class Hub:
         for item in rejected:
             await self._keep_rejected(network, item)
         new = await self.store.record_batch(network, events, cursor=cursor, stream=stream)
+        self._tally.add(network, "events_recorded", len(new))
+        self._tally.add(network, "duplicates_dropped", len(events) - len(new))
         dispatcher = self._dispatcher
         if dispatcher is not None:
             for event in new:
@@ -934,9 +1128,14 @@ class Hub:
             "%s: skipped an inbound item the adapter could not use (%s); kept as a dead letter",
             network, reason, extra={"network": network, "path": item.path},
         )
-        await self.store.add_dead_letter(
+        await self._add_dead_letter(
             DeadLetter(at=self.clock(), network=network, reason=reason, body=item.body)
         )
+
+    async def _add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep an inbound body that could not be used, and count it."""
+        await self.store.add_dead_letter(letter)
+        self._tally.add(letter.network, "dead_letters")
 
     async def _listen(self, adapter: Adapter) -> None:
         initial, longest = self.listener_backoff
@@ -1001,6 +1200,7 @@ class Hub:
             try:
                 await self._call(registration, event, ctx)
             except Exception as exc:
+                self._tally.add(event.network, "handler_failures")
                 logger.exception(
                     "handler %s failed on event %s", registration.name, event.id,
                     extra={"event_id": event.id, "handler": registration.name},
@@ -1016,6 +1216,8 @@ class Hub:
             await self.store.mark_handled(event.id)
         except Exception:  # it stays unhandled and is handled again on the next start
             logger.exception("could not mark event %s handled", event.id)
+        else:
+            self._tally.add(event.network, "events_handled")
 
     async def _call(self, registration: _Registration, event: Event, ctx: Context) -> None:
         chain = list(self.middleware)

@@ -199,7 +199,7 @@ class WebhookApp:
             headers=dict(request.headers),
         )
         try:
-            await self.hub.store.add_dead_letter(letter)
+            await self.hub._add_dead_letter(letter)
         except Exception:
             logger.exception("could not keep a dead letter from %s", network)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,13 @@ VECTORS = REPO.parent / "shared" / "vectors" / "bluesky"
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """Run async tests on asyncio; modules that also want trio parametrize it."""
-    return "asyncio"
+    """Run async tests on ``$OMNICHANNEL_TEST_BACKEND`` (asyncio unless CI asks for trio)."""
+    backend = os.environ.get("OMNICHANNEL_TEST_BACKEND", "asyncio")
+    if backend not in ("asyncio", "trio"):
+        raise pytest.UsageError(
+            f"OMNICHANNEL_TEST_BACKEND must be asyncio or trio, not {backend!r}"
+        )
+    return backend
 
 
 def _interactions(name: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from omnichannel.errors import (
     CapabilityNotSupported,
     TextTooLong,
 )
-from omnichannel.events import MessageReceived
+from omnichannel.events import MessageReceived, ReactionAdded
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Message
 
@@ -389,6 +389,39 @@ async def test_public_post_and_like_and_delete() -> None:
     assert liked.ref.id == to.ref.id
     assert [like.post_id for like in sandbox.reactions()] == [to.ref.id]
     assert [r.id for r in sandbox.sent()] == [posted.ref.id]
+
+
+async def test_customer_like_of_our_reply_is_a_reaction() -> None:
+    """A customer likes our answer: the next poll gives ReactionAdded on our reply by them."""
+    sandbox = BlueskySandbox(seed=12)
+    alice = sandbox.customer("alice")
+    sandbox.customer_mention("where is my parcel?", author=alice)
+    async with opened(sandbox) as adapter:
+        events, cursor = await poll_all(adapter)
+        sent = await adapter.send(Reply(network="bluesky", to=events[0].message,
+                                        text="On its way! 🚚"))
+        sandbox.customer_like(sent.ref.id, author=alice)
+        batch = await adapter.poll(cursor)
+        replayed = await adapter.poll(cursor)
+    [like] = batch.events
+    assert isinstance(like, ReactionAdded)
+    assert like.target.id == sent.ref.id
+    assert like.target.extra["cid"] == sent.ref.extra["cid"]
+    assert like.by.ref.id == alice.id
+    assert like.by.handle == "alice.bsky.social"
+    assert like.reaction == "like"
+    assert like.id == f"bluesky:reaction.added:{sent.ref.id}:{alice.id}:like"
+    assert [e.id for e in replayed.events] == [like.id]  # stable: the hub sees it once
+
+
+async def test_likes_can_be_left_out_of_polling() -> None:
+    """With reasons limited to messages, a like is never requested nor delivered."""
+    sandbox = BlueskySandbox(seed=13)
+    ours = sandbox.our_post("New arrivals")
+    sandbox.customer_like(ours)
+    async with opened(sandbox, reasons=("mention", "reply", "quote")) as adapter:
+        batch = await adapter.poll(None)
+    assert batch.events == ()
 
 
 async def test_undeclared_actions_are_refused() -> None:

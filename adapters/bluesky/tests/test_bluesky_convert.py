@@ -11,15 +11,24 @@ import pytest
 from omnichannel_bluesky._convert import (
     chat_event,
     chat_message,
+    chat_page_events,
     entities_from_facets,
+    jetstream_deleted,
     jetstream_event,
+    jetstream_updated,
     load,
     notification_event,
     thread_messages,
     tid_datetime,
 )
 from omnichannel_bluesky._errors import is_expired_token, map_error
-from omnichannel_bluesky._jetstream import FOLDS_TO_ASCII, JetstreamFilter
+from omnichannel_bluesky._jetstream import (
+    FOLDS_TO_ASCII,
+    Deleted,
+    JetstreamFilter,
+    KnownPosts,
+    Matched,
+)
 from omnichannel_bluesky._wire import (
     ConvoOutput,
     CreateRecordOutput,
@@ -32,10 +41,12 @@ from omnichannel_bluesky._wire import (
     ListNotificationsOutput,
     LogEntry,
     MessageView,
+    Notification,
     PostThreadOutput,
     Session,
 )
 
+from omnichannel.adapter import Rejected
 from omnichannel.errors import (
     AuthenticationError,
     NotFound,
@@ -45,7 +56,7 @@ from omnichannel.errors import (
     TokenExpired,
     TransientError,
 )
-from omnichannel.events import MessageReceived
+from omnichannel.events import MessageReceived, ReactionAdded
 from omnichannel.model import Hashtag, Link, Mention
 
 BSKYR = "did:plc:5c2r73erhng4bszmxlfdtscf"
@@ -53,7 +64,7 @@ CHRIS = "did:plc:wpe35pganb6d4pg4ekmfy6u5"
 Recorded = Callable[..., Any]
 
 
-def _events(page: dict[str, Any]) -> list[MessageReceived]:
+def _all_events(page: dict[str, Any]) -> list[MessageReceived | ReactionAdded]:
     parsed = load(ListNotificationsOutput, page)
     out = []
     for index, item in enumerate(parsed.notifications):
@@ -63,16 +74,66 @@ def _events(page: dict[str, Any]) -> list[MessageReceived]:
     return out
 
 
-def test_notification_page_keeps_mentions_and_quotes_only(recorded: Recorded) -> None:
-    """The recorded page of 50 notifications yields its 11 mentions and 7 quotes, no likes."""
+def _events(page: dict[str, Any]) -> list[MessageReceived]:
+    return [e for e in _all_events(page) if isinstance(e, MessageReceived)]
+
+
+def test_notification_page_keeps_mentions_quotes_and_likes(recorded: Recorded) -> None:
+    """Of 50 recorded notifications, 11 mentions and 7 quotes are messages, 13 likes reactions."""
     page = recorded("bskyr__n_notifications")
-    events = _events(page)
+    events = _all_events(page)
     assert len(page["notifications"]) == 50
-    assert len(events) == 18
-    reasons = [n["reason"] for n in page["notifications"] if n["reason"] in ("mention", "quote")]
-    assert reasons.count("mention") == 11
-    assert reasons.count("quote") == 7
+    assert len(events) == 31
+    assert len(_events(page)) == 18
+    reasons = [n["reason"] for n in page["notifications"]]
+    assert (reasons.count("mention"), reasons.count("quote"), reasons.count("like")) == (11, 7, 13)
+    assert sum(isinstance(e, ReactionAdded) for e in events) == 13
     assert load(ListNotificationsOutput, page).cursor == "2024-12-19T06:43:45.863Z"
+
+
+def test_like_of_our_post_is_a_reaction_by_the_liker(recorded: Recorded) -> None:
+    """The recorded like of our post is ReactionAdded on that post (with its cid) by the liker."""
+    page = recorded("bskyr__n_notifications")
+    raw = page["notifications"][0]
+    assert raw["reason"] == "like"
+    event = notification_event(load(Notification, raw), our_did=BSKYR)
+    assert isinstance(event, ReactionAdded)
+    post = "at://did:plc:5c2r73erhng4bszmxlfdtscf/app.bsky.feed.post/3lpdf2hyvhd2m"
+    assert event.target.id == post
+    assert event.target.extra == {
+        "cid": "bafyreibiviuzh3w62x2dyhihzp4n5dtuu6mc3pv5h6nxiyqzdarebtpjfa"}
+    assert event.by.ref.id == "did:plc:qy6jyj4tpbqb33a44wx4gsl5"
+    assert event.by.handle == "wijama.bsky.social"
+    assert event.reaction == "like"
+    assert event.occurred_at == datetime(2025, 5, 17, 8, 44, 44, 457000, tzinfo=UTC)
+    assert event.id == f"bluesky:reaction.added:{post}:did:plc:qy6jyj4tpbqb33a44wx4gsl5:like"
+    assert event.account == BSKYR
+
+
+def test_two_likers_of_one_post_are_two_events(recorded: Recorded) -> None:
+    """Each liker's like of the same post has its own event id; reading one twice gives one id."""
+    page = recorded("bskyr__n_notifications")
+    likes = [notification_event(load(Notification, n), our_did=BSKYR)
+             for n in page["notifications"][:2]]
+    again = notification_event(load(Notification, page["notifications"][0]), our_did=BSKYR)
+    assert all(isinstance(e, ReactionAdded) for e in likes)
+    assert likes[0] is not None
+    assert likes[1] is not None
+    assert likes[0].target.id == likes[1].target.id
+    assert likes[0].id != likes[1].id
+    assert again is not None
+    assert again.id == likes[0].id
+
+
+def test_like_of_a_post_that_is_not_ours_gives_no_event(recorded: Recorded) -> None:
+    """A like whose subject is another account's post, or a feed generator, is not a reaction."""
+    raw = recorded("bskyr__n_notifications")["notifications"][0]
+    notification = load(Notification, raw)
+    assert notification_event(notification, our_did=CHRIS) is None
+    generator = {**raw, "record": {**raw["record"], "subject": {
+        **raw["record"]["subject"],
+        "uri": f"at://{BSKYR}/app.bsky.feed.generator/helpdesk"}}}
+    assert notification_event(load(Notification, generator), our_did=BSKYR) is None
 
 
 def test_mention_reply_keeps_uri_cid_root_and_parent(recorded: Recorded) -> None:
@@ -449,6 +510,65 @@ def test_keyword_reached_through_a_case_fold_still_matches() -> None:
     assert keep.match_line(line.replace("ſervice", "servant")) is None
 
 
+RECORDED_DELETE = "at://did:plc:4smmjsqf6l5jkzczvw6vsrqc/app.bsky.feed.post/3mpt73z3ejc2p"
+
+
+def test_recorded_deletion_is_kept_only_for_a_known_post(
+    jetstream_lines: Callable[[str], list[str]],
+) -> None:
+    """The recorded post deletion passes the filter once the post is known, and not before."""
+    lines = jetstream_lines("expected_v1")
+    known = KnownPosts()
+    keep = JetstreamFilter(did=BSKYR, keywords=["refund"], known=known)
+    assert [m for line in lines if isinstance(m := keep.match_line(line), Deleted)] == []
+    known.add(RECORDED_DELETE)
+    [gone] = [m for line in lines if isinstance(m := keep.match_line(line), Deleted)]
+    assert gone.uri == RECORDED_DELETE
+    assert gone.time_us == 1783175888377628
+    event = jetstream_deleted(gone.uri, time_us=gone.time_us, our_did=BSKYR)
+    assert event.id == f"bluesky:message.deleted:{RECORDED_DELETE}"
+    assert event.occurred_at == datetime(2026, 7, 4, 14, 38, 8, 377628, tzinfo=UTC)
+
+
+def test_update_of_a_known_post_is_kept_and_becomes_message_updated(
+    jetstream_lines: Callable[[str], list[str]],
+) -> None:
+    """A known post's update passes and becomes MessageUpdated naming its new cid.
+
+    No post update is recorded: the line is the recorded golden post with its
+    operation set to "update", the shape Jetstream documents for updates.
+    """
+    line = next(line for line in jetstream_lines("golden_v1") if '"app.bsky.feed.post"' in line)
+    update = line.replace('"operation":"create"', '"operation":"update"')
+    uri = "at://did:plc:q235v55g5unth4zjjdpacfdr/app.bsky.feed.post/3mmoojp4cd223"
+    known = KnownPosts()
+    keep = JetstreamFilter(did=BSKYR, known=known)
+    assert keep.match_line(update) is None  # not about us, not known
+    known.add(uri)
+    matched = keep.match_line(update)
+    assert isinstance(matched, Matched)
+    assert (matched.operation, matched.uri) == ("update", uri)
+    event = jetstream_updated(matched.event, our_did=BSKYR)
+    cid = "bafyreicl7rzkxdrm4zz2ehbx52kuk3mvfow6p3gzfys72r5grvskxoswy4"
+    assert event.id == f"bluesky:message.updated:{uri}:{cid}"
+    assert event.message.text == "Try RSV for a good time !!"
+    assert event.message.edited_at == event.occurred_at
+    assert event.occurred_at == datetime.fromtimestamp(matched.event.time_us / 1e6, UTC)
+
+
+def test_known_posts_forget_the_oldest_first() -> None:
+    """The memory of delivered posts is bounded: the oldest leaves, its record key with it."""
+    known = KnownPosts(size=2)
+    for n in range(3):
+        known.add(f"at://did:plc:a/app.bsky.feed.post/rk{n}")
+    assert "at://did:plc:a/app.bsky.feed.post/rk0" not in known
+    assert not known.may_hold("rk0")
+    assert known.may_hold("rk2")
+    assert known.forget("at://did:plc:a/app.bsky.feed.post/rk2") is None
+    assert not known.may_hold("rk2")
+    assert len(known) == 1
+
+
 def test_malformed_post_event_is_payload_error() -> None:
     """A post creation without a record is a PayloadError with the network."""
     keep = JetstreamFilter(did=None, keywords=["x"])
@@ -497,3 +617,18 @@ def test_xrpc_errors_map_onto_the_tree() -> None:
     assert isinstance(limited, RateLimited)
     assert limited.reset_at == datetime.fromtimestamp(1747676784, UTC)
     assert limited.code == "RateLimitExceeded"
+
+
+def test_malformed_chat_message_is_reported_when_asked(recorded: Recorded) -> None:
+    """getMessages with a bad message: reported at its index with a list, raised without one."""
+    page = recorded("bskyr__c_messages")
+    del page["messages"][3]["sender"]
+    parsed = load(GetMessagesOutput, page)
+    rejected: list[Rejected] = []
+    events = chat_page_events(parsed, convo_id="3ku7w6h4vog2d", our_did=BSKYR, rejected=rejected)
+    assert [e.message.text for e in events] == ["Can you hear me?"]
+    [refused] = rejected
+    assert refused.path == "messages.3.sender"
+    with pytest.raises(PayloadError) as info:
+        chat_page_events(parsed, convo_id="3ku7w6h4vog2d", our_did=BSKYR)
+    assert info.value.path == "messages.3.sender"

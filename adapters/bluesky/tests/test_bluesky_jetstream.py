@@ -13,8 +13,8 @@ from omnichannel_bluesky import BlueskyAdapter
 from omnichannel_bluesky.sandbox import BlueskySandbox
 
 from omnichannel.adapter import Batch
-from omnichannel.errors import ConfigurationError
-from omnichannel.events import MessageReceived
+from omnichannel.errors import ConfigurationError, TransientError
+from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.http import RetryPolicy
 
 
@@ -200,3 +200,159 @@ async def test_bad_cursor_is_configuration_error() -> None:
     async with opened(sandbox) as adapter:
         with pytest.raises(ConfigurationError):
             await take(adapter, 1, cursor="yesterday")
+
+
+# --- edits and deletions ------------------------------------------------------------
+
+
+async def events_until(adapter: BlueskyAdapter, count: int, cursor: str | None = None
+                       ) -> tuple[list[Event], str | None]:
+    """The first ``count`` events the stream gives (checkpoints skipped), and the last cursor."""
+    batches = await take(adapter, count, cursor)
+    return [e for b in batches for e in b.events], batches[-1].cursor
+
+
+async def test_edit_and_deletion_of_a_delivered_post_are_updated_and_deleted() -> None:
+    """A streamed complaint, then its edit and its deletion: received, updated, deleted."""
+    sandbox = BlueskySandbox(seed=40)
+    complaint = sandbox.customer_mention("my order is late")
+    async with opened(sandbox) as adapter:
+        (first,), cursor = await events_until(adapter, 1)
+        sandbox.customer_edit(complaint, "@shop.bsky.social my order is late AND damaged")
+        sandbox.customer_delete(complaint)
+        (edited, gone), _ = await events_until(adapter, 2, cursor=cursor)
+    assert isinstance(first, MessageReceived)
+    assert isinstance(edited, MessageUpdated)
+    assert isinstance(gone, MessageDeleted)
+    assert edited.message.ref.id == first.message.ref.id == complaint.id
+    assert edited.message.text == "@shop.bsky.social my order is late AND damaged"
+    assert edited.message.ref.extra["cid"] == sandbox.cid_of(complaint)
+    assert edited.message.ref.extra["cid"] != first.message.ref.extra["cid"]
+    assert edited.message.edited_at == edited.occurred_at
+    assert edited.id == f"bluesky:message.updated:{complaint.id}:{sandbox.cid_of(complaint)}"
+    assert gone.message.id == complaint.id
+    assert gone.conversation is not None
+    assert gone.conversation.id == first.message.conversation.id
+    assert gone.id == f"bluesky:message.deleted:{complaint.id}"
+
+
+async def test_changes_to_posts_never_delivered_are_not_events() -> None:
+    """Edits and deletions of posts that never concerned us stay out of the stream."""
+    sandbox = BlueskySandbox(seed=41)
+    bob = sandbox.customer("bob")
+    chatter = sandbox.world.add_post(bob, "lunch was great")
+    sandbox.customer_edit(chatter, "lunch was great, again")
+    sandbox.customer_delete(chatter)
+    sandbox.customer_mention("the only one for us", author=bob)
+    async with opened(sandbox) as adapter:
+        events, _ = await events_until(adapter, 1)
+    assert [type(e) for e in events] == [MessageReceived]
+    assert texts([Batch(events=tuple(events))]) == ["@shop.bsky.social the only one for us"]
+
+
+async def test_edit_that_makes_a_post_concern_us_is_an_update() -> None:
+    """A post edited to name a keyword comes as MessageUpdated with the whole new text."""
+    sandbox = BlueskySandbox(seed=42)
+    bob = sandbox.customer("bob")
+    sandbox.customer_mention("hello", author=bob)
+    async with opened(sandbox, keywords=("refund",)) as adapter:
+        _, cursor = await events_until(adapter, 1)
+        chatter = sandbox.world.add_post(bob, "the parcel came")
+        sandbox.customer_edit(chatter, "the parcel came broken, I want a refund")
+        (edited,), _ = await events_until(adapter, 1, cursor=cursor)
+    assert isinstance(edited, MessageUpdated)
+    assert edited.message.ref.id == chatter.id
+    assert edited.message.text == "the parcel came broken, I want a refund"
+
+
+async def test_deletion_of_a_polled_mention_reaches_the_stream() -> None:
+    """A mention seen by polling is known to listening mode: its deletion is an event."""
+    sandbox = BlueskySandbox(seed=43)
+    mention = sandbox.customer_mention("please call me")
+    async with opened(sandbox) as adapter:
+        polled = await adapter.poll(None)
+        sandbox.customer_delete(mention)
+        (gone,), _ = await events_until(adapter, 1, cursor=polled.cursor)
+    assert [type(e) for e in polled.events] == [MessageReceived]
+    assert isinstance(gone, MessageDeleted)
+    assert gone.message.id == mention.id
+    assert gone.conversation is not None
+    assert gone.conversation.id == mention.id
+
+
+async def test_malformed_post_event_is_rejected_and_the_stream_goes_on() -> None:
+    """A post event about us that does not parse comes in Batch.rejected; the next one arrives."""
+    sandbox = BlueskySandbox(seed=44)
+    broken = ('{"did":"did:plc:x","time_us":5,"kind":"commit","commit":{"rev":"r",'
+              '"operation":"create","collection":"app.bsky.feed.post","rkey":"3k","cid":"c",'
+              '"record":{"text":["@shop.bsky.social"]}}}')
+    sandbox.jetstream.replay([broken])
+    sandbox.customer_mention("after the bad one")
+    batches: list[Batch] = []
+    async with opened(sandbox) as adapter:
+        with anyio.fail_after(10):
+            async with aclosing(adapter.stream(None)) as stream:
+                async for batch in stream:
+                    if batch.events or batch.rejected:
+                        batches.append(batch)
+                    if batch.events:
+                        break
+    rejected, delivered = batches
+    (refused,) = rejected.rejected
+    assert refused.path == "commit.record.text"
+    assert refused.body == broken.encode()
+    assert json.loads(rejected.cursor or "{}")["t"] == 5
+    assert texts([delivered]) == ["@shop.bsky.social after the bad one"]
+
+
+# --- reconnecting ------------------------------------------------------------------
+
+
+async def test_drops_before_any_event_are_retried_up_to_the_limit() -> None:
+    """Two connections dropped at once, then one that works: the stream delivers."""
+    sandbox = BlueskySandbox(seed=45)
+    sandbox.customer_mention("third time lucky")
+    sandbox.jetstream.drop_connections = 2
+    async with opened(sandbox, stream_reconnects=2) as adapter:
+        batches = await take(adapter, 1)
+    assert texts(batches) == ["@shop.bsky.social third time lucky"]
+    assert sandbox.jetstream.connections == 3
+
+
+async def test_stream_gives_up_after_its_reconnections_in_a_row() -> None:
+    """One drop more than settings.stream_reconnects, with no event between, raises."""
+    sandbox = BlueskySandbox(seed=46)
+    sandbox.customer_mention("never seen")
+    sandbox.jetstream.drop_connections = 3
+    async with opened(sandbox, stream_reconnects=2) as adapter:
+        with pytest.raises(TransientError) as info:
+            await take(adapter, 1)
+    assert info.value.network == "bluesky"
+    assert "3 times in a row" in str(info.value)
+    assert sandbox.jetstream.connections == 3
+
+
+async def test_clean_close_reconnects_without_counting_a_drop() -> None:
+    """A server closing cleanly (a restart) is reconnected at once, even with no drops allowed."""
+    sandbox = BlueskySandbox(seed=47)
+    for n in range(3):
+        sandbox.customer_mention(f"c{n}")
+    sandbox.jetstream.close_after = 1
+    async with opened(sandbox, stream_reconnects=0) as adapter:
+        batches = await take(adapter, 3)
+    assert texts(batches) == [f"@shop.bsky.social c{n}" for n in range(3)]
+    assert sandbox.jetstream.connections == 2
+
+
+async def test_jetstream_never_sees_our_token() -> None:
+    """The WebSocket handshake carries no Authorization header, in-process and on loopback."""
+    sandbox = BlueskySandbox(seed=48)
+    sandbox.customer_mention("hello")
+    async with opened(sandbox) as adapter:
+        await take(adapter, 1)
+    async with sandbox.serve() as url, opened(sandbox, base_url=url) as adapter:
+        await take(adapter, 1)
+    assert len(sandbox.jetstream.handshakes) == 2
+    for headers in sandbox.jetstream.handshakes:
+        assert headers["upgrade"].lower() == "websocket"
+        assert "authorization" not in headers

@@ -14,12 +14,14 @@ from omnichannel_bluesky import BlueskyAdapter
 
 from omnichannel.actions import PrivateReply, React, Reply
 from omnichannel.errors import RequestRejected
+from omnichannel.events import MessageReceived, ReactionAdded
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Message
 
 PDS = "https://bsky.social"
 XRPC = f"{PDS}/xrpc"
 BSKYR = "did:plc:5c2r73erhng4bszmxlfdtscf"
+CONVO = "3ku7w6h4vog2d"
 Recorded = Callable[..., Any]
 
 
@@ -58,16 +60,18 @@ def logged_in(respx_mock: respx.MockRouter, recorded: Recorded) -> respx.MockRou
 async def test_recorded_notification_page_polls_into_events_and_rate_state(
     logged_in: respx.MockRouter, interactions: Callable[[str], list[dict[str, Any]]],
 ) -> None:
-    """The recorded page gives 18 events; its RateLimit-* headers fill the shared state."""
+    """The recorded page gives 18 messages and 13 likes; RateLimit-* fill the shared state."""
     page = interactions("bskyr__n_notifications")[0]
     route = logged_in.get(f"{XRPC}/app.bsky.notification.listNotifications").respond(
         200, json=page["response_body"], headers=_headers(page))
     async with _adapter() as adapter:
         batch = await adapter.poll(None)
         info = adapter.client.rate_limits.get("bluesky", "account")
-    assert len(batch.events) == 18
+    assert sum(isinstance(e, MessageReceived) for e in batch.events) == 18
+    assert sum(isinstance(e, ReactionAdded) for e in batch.events) == 13
+    assert batch.rejected == ()
     sent = route.calls[0].request
-    assert sent.url.params.get_list("reasons") == ["mention", "reply", "quote"]
+    assert sent.url.params.get_list("reasons") == ["mention", "reply", "quote", "like"]
     assert sent.headers["authorization"] == "Bearer access-1"
     assert info is not None
     assert info.reset_at == datetime.fromtimestamp(1747676784, UTC)
@@ -100,7 +104,7 @@ async def test_expired_token_refreshes_with_the_refresh_jwt(
         200, json=_session(recorded, "access-2", "refresh-2"))
     async with _adapter() as adapter:
         batch = await adapter.poll(None)
-    assert len(batch.events) == 18
+    assert len(batch.events) == 31
     assert refresh.calls[0].request.headers["authorization"] == "Bearer refresh-1"
     assert notifications.calls[1].request.headers["authorization"] == "Bearer access-2"
 
@@ -110,9 +114,8 @@ async def _received(recorded: Recorded, logged_in: respx.MockRouter,
     logged_in.get(f"{XRPC}/app.bsky.notification.listNotifications").respond(
         200, json=recorded("bskyr__n_notifications"))
     batch = await adapter.poll(None)
-    message = batch.events[-1].message  # type: ignore[union-attr]
-    assert isinstance(message, Message)
-    return message
+    received = [e for e in batch.events if isinstance(e, MessageReceived)]
+    return received[-1].message
 
 
 async def test_reply_request_carries_strong_refs_facets_and_rkey(
@@ -190,3 +193,79 @@ async def test_like_is_a_like_record_with_the_subject(
     assert sent.raw is not None
     assert sent.raw["uri"] == ("at://did:plc:5c2r73erhng4bszmxlfdtscf/app.bsky.feed.like/"
                                "3lpkeypxcth2a")
+
+
+# --- malformed items ------------------------------------------------------------------
+
+
+async def test_malformed_notification_is_rejected_and_the_rest_delivered(
+    logged_in: respx.MockRouter, recorded: Recorded,
+) -> None:
+    """A mention whose text is a number is reported at its path; the page goes on, once."""
+    page = recorded("bskyr__n_notifications")
+    page["notifications"][13]["record"]["text"] = 42
+    logged_in.get(f"{XRPC}/app.bsky.notification.listNotifications").respond(200, json=page)
+    async with _adapter() as adapter:
+        batch = await adapter.poll(None)
+        again = await adapter.poll(batch.cursor)
+    assert sum(isinstance(e, MessageReceived) for e in batch.events) == 17
+    assert sum(isinstance(e, ReactionAdded) for e in batch.events) == 13
+    [refused] = batch.rejected
+    assert refused.path == "notifications.13.record.text"
+    assert refused.reason == "Input should be a valid string"
+    assert json.loads(refused.body) == page["notifications"][13]
+    assert json.loads(batch.cursor or "{}")["n"] == "2025-05-17T08:44:44.416000Z"
+    assert (again.events, again.rejected) == ((), ())  # the cursor moved past it
+
+
+async def test_notification_without_uri_or_time_is_rejected_once(
+    logged_in: respx.MockRouter, recorded: Recorded,
+) -> None:
+    """A notification that lost its uri and indexedAt is placed by its neighbour: reported once."""
+    page = recorded("bskyr__n_notifications")
+    broken = page["notifications"][22]
+    assert broken["reason"] == "mention"
+    del broken["uri"], broken["indexedAt"]
+    logged_in.get(f"{XRPC}/app.bsky.notification.listNotifications").respond(200, json=page)
+    async with _adapter() as adapter:
+        first = await adapter.poll(None)
+        again = await adapter.poll(first.cursor)
+    assert sum(isinstance(e, MessageReceived) for e in first.events) == 17
+    [refused] = first.rejected
+    assert (refused.path, refused.reason) == ("notifications.22", "no uri or indexedAt")
+    assert (again.events, again.rejected) == ((), ())
+
+
+async def test_malformed_chat_log_entry_is_rejected_and_the_log_goes_on(
+    logged_in: respx.MockRouter, recorded: Recorded,
+) -> None:
+    """A chat message with an unreadable sentAt is reported; the next one arrives; the cursor moves.
+
+    No getLog with entries is recorded: the entries are the lexicon's
+    #logCreateMessage around the recorded messageViews and member profile.
+    """
+    views = recorded("bskyr__c_messages")["messages"]
+    chris = recorded("bskyr__c_get_convo")["convo"]["members"][1]
+    entries = [
+        {"$type": "chat.bsky.convo.defs#logCreateMessage", "rev": view["rev"], "convoId": CONVO,
+         "message": view, "relatedProfiles": [chris]}
+        for view in (dict(views[3], sentAt="the other day"), views[2])
+    ]
+    log = {"cursor": "2222223ej4abc", "logs": entries}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("cursor"):
+            return httpx.Response(200, json=log)
+        return httpx.Response(200, json=recorded("bskyr__c_log"))
+
+    logged_in.routes[1].side_effect = answer  # getLog
+    logged_in.get(f"{XRPC}/app.bsky.notification.listNotifications").respond(
+        200, json={"notifications": []})
+    async with _adapter() as adapter:
+        batch = await adapter.poll(None)
+    assert [e.message.text for e in batch.events if isinstance(e, MessageReceived)] == [
+        "Can you hear me?"]
+    [refused] = batch.rejected
+    assert (refused.path, refused.reason) == ("logs.0.message.sentAt", "sentAt is not a timestamp")
+    assert json.loads(refused.body) == entries[0]
+    assert json.loads(batch.cursor or "{}")["c"] == "2222223ej4abc"

@@ -12,7 +12,13 @@ from omnichannel_bluesky import BlueskyAdapter
 
 from omnichannel.cli import main
 from omnichannel.errors import PayloadError
-from omnichannel.events import Event, MessageReceived
+from omnichannel.events import (
+    Event,
+    MessageDeleted,
+    MessageReceived,
+    MessageUpdated,
+    ReactionAdded,
+)
 from omnichannel.model import Link, Mention, Message
 
 VECTORS = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "bluesky"
@@ -49,11 +55,15 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_notification_page_gives_mentions_replies_and_quotes_oldest_first(
     recorded: Recorded,
 ) -> None:
-    """listNotifications gives its 18 mentions and quotes, oldest first; likes and follows none."""
+    """listNotifications gives its 18 mentions and quotes oldest first, 13 likes; follows none."""
     body = _bytes(recorded("bskyr__n_notifications"))
-    messages = _messages(BlueskyAdapter.parse_payload(
+    events = BlueskyAdapter.parse_payload(
         body, path="/xrpc/app.bsky.notification.listNotifications", account=BSKYR
-    ))
+    )
+    likes = [e for e in events if isinstance(e, ReactionAdded)]
+    assert len(likes) == 13
+    assert {like.target.id.split("/")[2] for like in likes} == {BSKYR}
+    messages = _messages([e for e in events if not isinstance(e, ReactionAdded)])
     assert len(messages) == 18
     oldest, newest = messages[0], messages[-1]
     assert oldest.author.handle == "magnusx71.bsky.social"
@@ -146,6 +156,27 @@ def test_jetstream_golden_lines_give_the_one_post() -> None:
     assert ours[0].from_us is True
 
 
+def test_jetstream_corpus_gives_its_posts_and_its_deletion() -> None:
+    """The 152 recorded events give 17 posts received and the one post deletion, in order."""
+    body = (VECTORS / "jetstream__expected_v1.jsonl").read_bytes()
+    events = BlueskyAdapter.parse_payload(body, path="/subscribe")
+    assert [e.type for e in events].count("message.received") == 17
+    [gone] = [e for e in events if isinstance(e, MessageDeleted)]
+    assert gone.message.id == (
+        "at://did:plc:4smmjsqf6l5jkzczvw6vsrqc/app.bsky.feed.post/3mpt73z3ejc2p")
+    assert len(events) == 18
+
+
+def test_jetstream_update_replays_as_message_updated() -> None:
+    """A post update (the golden post with operation "update"; none is recorded) is an edit."""
+    line = next(line for line in GOLDEN.read_text(encoding="utf-8").splitlines()
+                if '"app.bsky.feed.post"' in line)
+    body = line.replace('"operation":"create"', '"operation":"update"').encode()
+    [event] = BlueskyAdapter.parse_payload(body, path="/subscribe")
+    assert isinstance(event, MessageUpdated)
+    assert event.message.text == "Try RSV for a good time !!"
+
+
 def test_without_a_path_the_body_is_recognised(recorded: Recorded) -> None:
     """With no endpoint, an XRPC answer is known by its key and JSON lines are Jetstream."""
     thread = BlueskyAdapter.parse_payload(_bytes(recorded("bskyr__f_postthread")))
@@ -192,14 +223,16 @@ def test_not_json_and_unknown_endpoints_are_refused(recorded: Recorded) -> None:
 
 
 def test_cli_replays_the_notifications_cassette(capsys: pytest.CaptureFixture[str]) -> None:
-    """`omnichannel replay bluesky FILE` prints the mentions with handles and entities."""
+    """`omnichannel replay bluesky FILE` prints the mentions with entities, and the likes."""
     cassette = DECODED / "bskyr__n_notifications.json"
     status, out, err = _run(["replay", "bluesky", str(cassette), "--account", BSKYR], capsys)
     assert status == 0, err
-    assert "18. message.received" in out
+    assert "22. message.received" in out
     assert "from @josephjefe.bsky.social (Joseph Hefner), public" in out
     assert 'mention "@bskyr.bsky.social"' in out
-    assert out.rstrip().endswith("18 events from 1 payload")
+    assert "31. reaction.added" in out
+    assert "like by @wijama.bsky.social on bluesky:at://" in out
+    assert out.rstrip().endswith("31 events from 1 payload")
 
 
 def test_cli_reads_the_chat_conversation_from_the_cassette_query(

@@ -26,7 +26,7 @@ from omnichannel.errors import (
     TextTooLong,
     TransientError,
 )
-from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated
+from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated, ReactionAdded
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Message, Ref
 
@@ -231,6 +231,65 @@ async def test_notification_the_core_model_refuses_is_rejected_not_raised(
     [rejected] = batch.rejected
     assert rejected.path.startswith("notifications.0")
     assert batch.cursor == "25"
+
+
+def favourite_and_update(recorded: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A favourite and an update notification, in Mastodon's documented Notification shape.
+
+    No favourite or update notification is recorded. Each is the documented
+    entity (id, type, created_at, account, status) around recorded parts:
+    admin's recorded account favouriting the recorded status of
+    mastodonpy_test (test_status_favourited_by), and the recorded edited
+    status (the PUT answer of test_stream_user_direct) by its author.
+    """
+    admin_account = recorded("test_notifications_mentions_only").body(
+        "GET", "/api/v1/notifications/21")["account"]
+    favourited = recorded("test_status_favourited_by").body(
+        "POST", "/api/v1/statuses/117020585802289163/favourite")
+    edited = recorded("test_stream_user_direct").body(
+        "PUT", "/api/v1/statuses/117024236332527350")
+    favourite = {"id": "30", "type": "favourite", "created_at": favourited["created_at"],
+                 "group_key": "ungrouped-30", "account": admin_account, "status": favourited}
+    update = {"id": "31", "type": "update", "created_at": edited["edited_at"],
+              "group_key": "ungrouped-31", "account": edited["account"], "status": edited}
+    return favourite, update
+
+
+async def test_favourite_and_update_notifications_are_a_reaction_and_an_edit(
+    respx_mock: respx.MockRouter, recorded: Any
+) -> None:
+    """A page of mention, favourite and update gives MessageReceived, ReactionAdded, MessageUpdated.
+
+    The favourite and update notifications are built from the documented
+    entity shape (see `favourite_and_update`): none is recorded.
+    """
+    mention = recorded("test_notifications_mentions_only").body(
+        "GET", "/api/v1/notifications/21")
+    favourite, update = favourite_and_update(recorded)
+    serve_open(respx_mock, recorded, me={**admin(recorded), "id": "117020565966271181"})
+    route = respx_mock.get(f"{BASE}/api/v1/notifications").respond(
+        200, json=[update, favourite, mention])
+    async with adapter() as mastodon:
+        batch = await mastodon.poll("20")
+        again = await mastodon.poll("20")
+    received, liked, edited = batch.events
+    assert isinstance(received, MessageReceived)
+    assert received.message.ref == ref("117020577157693549")
+    assert isinstance(liked, ReactionAdded)
+    assert liked.target == ref("117020585802289163")
+    assert liked.by.ref == ref("117020565693913441")
+    assert liked.by.handle == "admin"
+    assert liked.reaction == "like"
+    assert liked.id == "mastodon:reaction.added:117020585802289163:117020565693913441:like"
+    assert isinstance(edited, MessageUpdated)
+    assert edited.message.ref == ref("117024236332527350")
+    assert edited.message.text == "only real animals respond."
+    assert edited.id == (
+        "mastodon:message.updated:117024236332527350:2026-08-02T05:22:24.192000+00:00")
+    assert [e.id for e in again.events] == [e.id for e in batch.events]
+    assert batch.cursor == "31"
+    params = route.calls[0].request.url.params
+    assert params.get_list("types[]") == ["mention", "favourite", "update"]
 
 
 async def test_page_that_is_not_a_list_is_payload_error(

@@ -113,7 +113,12 @@ def test_notifications_come_out_oldest_first(recorded: Any) -> None:
 
 
 def test_favourite_notification_is_a_reaction(recorded: Any) -> None:
-    """A favourite notification on our status becomes ReactionAdded by the account."""
+    """A favourite notification on our status becomes ReactionAdded by the account.
+
+    No favourite notification is recorded: this is the recorded mention
+    notification with its type set to "favourite" (the documented entity is
+    the same for every type: the account acted on the status).
+    """
     rec = recorded("test_notifications_mentions_only")
     raw = dict(rec.body("GET", "/api/v1/notifications/21"))
     raw["type"] = "favourite"

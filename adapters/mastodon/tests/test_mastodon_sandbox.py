@@ -151,6 +151,8 @@ async def test_like_on_our_reply_is_a_reaction() -> None:
         batch = await mastodon.poll(None)
     likes = [e for e in batch.events if isinstance(e, ReactionAdded)]
     assert [(e.target.id, e.by.ref.id) for e in likes] == [(sent.ref.id, customer.id)]
+    assert likes[0].by.handle == customer.handle
+    assert likes[0].id == f"mastodon:reaction.added:{sent.ref.id}:{customer.id}:like"
 
 
 async def _received(mastodon: MastodonAdapter, status_id: str) -> list[MessageReceived]:

@@ -12,7 +12,14 @@ import httpx
 from pydantic import Field, SecretStr, ValidationError
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, WebhookRequest, WebhookResponse
+from omnichannel.adapter import (
+    Adapter,
+    AdapterSettings,
+    Batch,
+    Rejected,
+    WebhookRequest,
+    WebhookResponse,
+)
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AuthenticationError,
@@ -122,7 +129,8 @@ class ChirpAdapter(Adapter):
             default_bucket="account",
         ))
         self._stack = stack
-        me = _wire.User.model_validate_json((await self._api.request("GET", "/me")).content)
+        response = await self._api.request("GET", "/me")
+        me = _convert.parse(_wire.User, response.content, path="me")
         self.account = person(me)
 
     async def aclose(self) -> None:
@@ -197,24 +205,59 @@ class ChirpAdapter(Adapter):
         )
 
     async def poll(self, cursor: str | None) -> Batch:
-        """Read one page of mentions and one of DMs after ``cursor`` (``"<mentions>:<dms>"``)."""
+        """Read one page of mentions and one of DMs after ``cursor`` (``"<mentions>:<dms>"``).
+
+        Raises:
+            PayloadError: A page as a whole is not what Chirp sends.
+        """
         mention_since, dm_since = (cursor or ":").partition(":")[::2]
-        limit = self.settings.page_size
-
-        def query(since: str) -> dict[str, str | int]:
-            return {"limit": limit, **({"since": since} if since else {})}
-
-        posts = _wire.PostPage.model_validate_json(
-            (await self.api.request("GET", "/mentions", params=query(mention_since))).content)
-        dms = _wire.DMPage.model_validate_json(
-            (await self.api.request("GET", "/dms", params=query(dm_since))).content)
-        events: list[Event] = [self.received(self.message_from_post(p), direct=False)
-                               for p in posts.data]
-        events += [self.received(self.message_from_dm(d), direct=True) for d in dms.data]
-        next_cursor = f"{posts.next_since or mention_since}:{dms.next_since or dm_since}"
+        mentions = await self.page("/mentions", since=mention_since)
+        dms = await self.page("/dms", since=dm_since)
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        for feed, page in (("mentions", mentions), ("dms", dms)):
+            for index, item in enumerate(page.data):
+                try:
+                    events.append(self.event_from(feed, item, path=f"{feed}.{index}"))
+                except PayloadError as exc:  # one bad item never holds up the rest
+                    rejected.append(Rejected.from_error(exc, item))
+        next_cursor = f"{mentions.next_since or mention_since}:{dms.next_since or dm_since}"
         return Batch(events=tuple(events), cursor=next_cursor,
-                     more=posts.has_more or dms.has_more)
+                     more=mentions.has_more or dms.has_more, rejected=tuple(rejected))
+
+    async def page(self, path: str, *, since: str = "", **params: str) -> _wire.Page:
+        """One page of a Chirp list (``/mentions``, ``/me/posts``...), its items unchecked.
+
+        Raises:
+            PayloadError: The answer is not a page at all.
+        """
+        query: dict[str, str | int] = {"limit": self.settings.page_size, **params}
+        if since:
+            query["since"] = since
+        response = await self.api.request("GET", path, params=query)
+        return _convert.parse(_wire.Page, response.content, path=path.strip("/"))
     # --8<-- [end:inbound]
+
+    # --8<-- [start:item]
+    def event_from(self, feed: str, item: object, *, path: str) -> MessageReceived:
+        """One item of the mentions or DMs feed as its event.
+
+        Raises:
+            PayloadError: The item is not what Chirp sends; the error's path
+                starts with ``path`` (``mentions.3.author``).
+        """
+        try:
+            if feed == "dms":
+                dm = _convert.parse(_wire.ChirpDM, item)
+                return self.received(self.message_from_dm(dm), direct=True)
+            post = _convert.parse(_wire.ChirpPost, item)
+            return self.received(self.message_from_post(post), direct=False)
+        except ValidationError as exc:  # the core model refused a converted value
+            raise PayloadError.from_validation(exc, network=NETWORK, path=path) from exc
+        except PayloadError as exc:  # the wire model, or an entity offset: say where
+            where = f"{path}.{exc.path}" if exc.path else path
+            raise PayloadError(exc.reason, network=NETWORK, path=where) from exc
+    # --8<-- [end:item]
 
     # --8<-- [start:webhook]
     async def verify(self, request: WebhookRequest) -> WebhookResponse | None:
@@ -243,17 +286,9 @@ class ChirpAdapter(Adapter):
         Raises:
             PayloadError: The body is not a Chirp webhook.
         """
-        try:
-            body = _wire.WebhookBody.model_validate_json(request.body)
-            if body.type == "dm":
-                dm = _wire.ChirpDM.model_validate(body.data)
-                return [self.received(self.message_from_dm(dm), direct=True)]
-            post = _wire.ChirpPost.model_validate(body.data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            path = ".".join(str(p) for p in first["loc"])
-            raise PayloadError(first["msg"], network=NETWORK, path=path) from None
-        return [self.received(self.message_from_post(post), direct=False)]
+        body = _convert.parse(_wire.WebhookBody, request.body)
+        feed = "dms" if body.type == "dm" else "mentions"
+        return [self.event_from(feed, body.data, path="data")]
     # --8<-- [end:webhook]
 
     # outbound ----------------------------------------------------------------
@@ -301,22 +336,27 @@ class ChirpAdapter(Adapter):
             if action.to.is_private:
                 body["reply_to"] = action.to.ref.id
             response = await self.api.request("POST", "/dms", json=body)
-            return self._sent(action, _wire.ChirpDM.model_validate_json(response.content))
+            return self._sent(action, _convert.parse(_wire.ChirpDM, response.content, path="dm"))
         if isinstance(action, Reply):
             body["reply_to"] = self.reply_to_id(action.to)
         response = await self.api.request("POST", "/posts", json=body)
-        return self._sent(action, _wire.ChirpPost.model_validate_json(response.content))
+        return self._sent(action, _convert.parse(_wire.ChirpPost, response.content, path="post"))
 
     async def find_sent(self, action: Reply | PrivateReply | Post) -> Sent | None:
-        """Look our sent items up by ``client_ref`` (the action's idempotency key)."""
-        params = {"client_ref": action.idempotency_key}
+        """Look our sent items up by ``client_ref`` (the action's idempotency key).
+
+        Raises:
+            PayloadError: The answer is not what Chirp sends.
+        """
         if self._private(action):
-            dms = _wire.DMPage.model_validate_json(
-                (await self.api.request("GET", "/me/dms", params=params)).content)
-            return self._sent(action, dms.data[0]) if dms.data else None
-        posts = _wire.PostPage.model_validate_json(
-            (await self.api.request("GET", "/me/posts", params=params)).content)
-        return self._sent(action, posts.data[0]) if posts.data else None
+            dms = await self.page("/me/dms", client_ref=action.idempotency_key)
+            if not dms.data:
+                return None
+            return self._sent(action, _convert.parse(_wire.ChirpDM, dms.data[0], path="data.0"))
+        posts = await self.page("/me/posts", client_ref=action.idempotency_key)
+        if not posts.data:
+            return None
+        return self._sent(action, _convert.parse(_wire.ChirpPost, posts.data[0], path="data.0"))
     # --8<-- [end:outbound]
 
     # --8<-- [start:actions]

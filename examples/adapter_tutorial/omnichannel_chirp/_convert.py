@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from omnichannel.errors import PayloadError
 from omnichannel.model import Entity, Hashtag, Link, Mention, Person, Ref
 from omnichannel.text import OffsetMap
 
@@ -17,11 +21,29 @@ from . import _wire
 
 NETWORK = "chirp"
 
+M = TypeVar("M", bound=BaseModel)
+
 OffsetReader = Callable[[str, int], int]
 """Turns a wire offset in ``text`` into a ``str`` index."""
 
 OffsetWriter = Callable[[str, int], int]
 """Turns a ``str`` index in ``text`` into a wire offset."""
+
+
+# --8<-- [start:parse]
+def parse(model: type[M], data: object, *, path: str = "") -> M:
+    """Validate Chirp JSON (bytes, or decoded) as one of the wire models.
+
+    Raises:
+        PayloadError: It does not fit; ``path`` plus the first bad field says where.
+    """
+    try:
+        if isinstance(data, bytes):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError.from_validation(exc, network=NETWORK, path=path) from exc
+# --8<-- [end:parse]
 
 
 def utf16_to_index(text: str, offset: int) -> int:

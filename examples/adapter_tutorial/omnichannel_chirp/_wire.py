@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 
 class _Wire(BaseModel):
@@ -58,18 +58,14 @@ class ChirpDM(_Wire):
     client_ref: str | None = None
 
 
-class PostPage(_Wire):
-    """A page of ``/mentions`` or ``/me/posts``."""
+class Page(_Wire):
+    """A page of ``/mentions``, ``/dms``, ``/me/posts`` or ``/me/dms``.
 
-    data: tuple[ChirpPost, ...] = ()
-    next_since: str | None = None
-    has_more: bool = False
+    The items stay plain JSON here and are validated one by one, so one
+    malformed item cannot hide the others.
+    """
 
-
-class DMPage(_Wire):
-    """A page of ``/dms`` or ``/me/dms``."""
-
-    data: tuple[ChirpDM, ...] = ()
+    data: tuple[JsonValue, ...] = ()
     next_since: str | None = None
     has_more: bool = False
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from ..actions import PrivateReply, Reply
 from ..cli._table import render_table, shorten
+from ..hub import HubStatistics
 from ..model import Message, Ref
 from ..store import Draft, OutboxItem, Store
 
@@ -110,8 +111,8 @@ class NetworkFigures:
         replied: Answers the network accepted (public and private).
         drafted: Drafts written for a human.
         private: Of the answers, those sent privately.
-        duplicates: Deliveries the store recognised as already seen.
-        retries: Delivery attempts beyond the first, summed over the outbox.
+        duplicates: Deliveries the hub dropped as already seen.
+        retries: Delivery attempts the outbox put back for a later try.
         first_response: Seconds from each customer message to its first answer.
     """
 
@@ -137,10 +138,9 @@ def _is_private(item: OutboxItem) -> bool:
 
 
 def figures(
-    outcomes: Iterable[Outcome], items: Iterable[OutboxItem], *, networks: Iterable[str],
-    duplicates: dict[str, int],
+    outcomes: Iterable[Outcome], statistics: HubStatistics, *, networks: Iterable[str],
 ) -> list[NetworkFigures]:
-    """Compute the per-network figures from outcomes, the outbox and the store's dedup counts."""
+    """Compute the per-network figures from outcomes and the hub's own statistics."""
     table = {name: NetworkFigures(name) for name in networks}
     for outcome in outcomes:
         row = table.setdefault(outcome.message.network, NetworkFigures(outcome.message.network))
@@ -155,11 +155,10 @@ def figures(
             row.first_response.append(
                 max(0.0, (first - outcome.message.created_at).total_seconds())
             )
-    for item in items:
-        row = table.setdefault(item.network, NetworkFigures(item.network))
-        row.retries += max(0, item.attempts - 1)
-    for name, count in duplicates.items():
-        table.setdefault(name, NetworkFigures(name)).duplicates += count
+    for name, counts in statistics.networks.items():
+        row = table.setdefault(name, NetworkFigures(name))
+        row.duplicates += counts.duplicates_dropped
+        row.retries += counts.actions_retried
     return [table[name] for name in sorted(table)]
 
 

@@ -284,7 +284,8 @@ def _addressee(action: Reply | PrivateReply | Post) -> str:
 
 async def _inbox(store_path: Path, *, network: str | None, limit: int, out: TextIO) -> None:
     now = datetime.now(UTC)
-    async with SQLiteStore(store_path) as store:
+    # Read-only: no migration, no recovery, no write; safe next to a running bot.
+    async with SQLiteStore(store_path, read_only=True) as store:
         conversations = await store.list_conversations(network=network, limit=limit)
         rows: list[list[str]] = []
         for conversation in conversations:

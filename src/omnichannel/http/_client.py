@@ -289,11 +289,13 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         read_timeout: float | None = None,
         bucket: str | None = None,
+        authenticated: bool = True,
     ) -> AsyncIterator[httpx.Response]:
         """Open a long-lived response (server-sent events, a feed) and close it on leaving.
 
-        The request carries the client's auth and headers, is logged like
-        `request`'s, waits for an exhausted rate-limit bucket, and an error
+        The request carries the client's headers and auth (unless
+        ``authenticated=False``), is logged like `request`'s, waits for an
+        exhausted rate-limit bucket, and an error
         answer raises our error through the adapter's error mapper. It is not
         retried: pace reconnections with `reconnects`. A connection that drops
         while the body is read (a read timeout, a reset) raises
@@ -314,6 +316,8 @@ class ApiClient:
             read_timeout: Seconds without a byte before the connection counts
                 as dropped (default: the client's timeout).
             bucket: Rate-limit bucket (default: as for `request`).
+            authenticated: ``False`` opens the stream without the client's auth
+                (a public feed on another host, which must never see our token).
 
         Yields:
             The response, status below 400, its body not read yet.
@@ -335,7 +339,7 @@ class ApiClient:
         call = _Call(
             method=verb, url=url, endpoint=endpoint,
             bucket=bucket or self._default_bucket or f"{verb} {endpoint}",
-            idempotent=True, authenticated=True, params=params, json=None, data=None,
+            idempotent=True, authenticated=authenticated, params=params, json=None, data=None,
             content=None, files=None, headers=headers, attempt=1,
         )
         await self._wait_for_budget(call)
@@ -345,9 +349,10 @@ class ApiClient:
             request.extensions["timeout"] = httpx.Timeout(
                 connect=base.connect, read=read_timeout, write=base.write, pool=base.pool
             ).as_dict()
+        auth = httpx.USE_CLIENT_DEFAULT if authenticated else None
         started = time.perf_counter()
         try:
-            response = await self._http.send(request, stream=True)
+            response = await self._http.send(request, stream=True, auth=auth)
         except httpx.RequestError as exc:
             failure = self._stream_failure(call, exc, opening=True)
             self._log(call, started=started, status=None, error=type(exc).__name__,

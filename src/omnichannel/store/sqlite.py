@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self, TypeVar
 
@@ -188,6 +189,37 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return result
 
 
+def _check_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Check, without changing anything, that the database has this code's schema.
+
+    Raises:
+        ConfigurationError: The file is not a database, or its schema is older
+            or newer than this version of omnichannel.
+    """
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigurationError(f"cannot read the store at {path!r}: {exc}") from exc
+    current = len(MIGRATIONS)
+    if version == current:
+        return
+    if version == 0:
+        raise ConfigurationError(
+            f"{path!r} holds no omnichannel store (schema version 0): a bot creates it "
+            "on its first run"
+        )
+    if version < current:
+        raise ConfigurationError(
+            f"the store at {path!r} has schema version {version}, older than this "
+            f"omnichannel's ({current}): open it read-write once (start the bot with this "
+            "version) to migrate it"
+        )
+    raise ConfigurationError(
+        f"the store at {path!r} has schema version {version}, newer than this omnichannel "
+        f"understands ({current}); upgrade omnichannel"
+    )
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply the migrations this database has not had, each in its own transaction.
 
@@ -222,6 +254,12 @@ class SQLiteStore(Store):
     (a backup, a report) can read while the hub writes. The schema is created
     on first open and migrated forward on later opens.
 
+    Opened with ``read_only=True`` it only reads: the file is opened in
+    SQLite's read-only mode, its schema must be exactly this version's (no
+    migration runs), nothing is recovered, and every method that writes
+    raises ``RuntimeError`` (naming the file). That is how a report or
+    ``omnichannel inbox`` looks at the database of a bot that is running.
+
     Args:
         path: The database file, created if missing (its folder must exist).
             ``":memory:"`` gives a private database that vanishes on close,
@@ -230,6 +268,7 @@ class SQLiteStore(Store):
             acknowledged webhook survives a power cut; ``"normal"`` is faster
             and still never corrupts the file, but may lose the last commits
             on power loss (not on a process crash).
+        read_only: Open an existing file for reading only (see above).
 
     Example:
         ```python
@@ -243,22 +282,28 @@ class SQLiteStore(Store):
         path: str | os.PathLike[str],
         *,
         synchronous: Literal["normal", "full"] = "full",
+        read_only: bool = False,
     ) -> None:
         """Describe the store; nothing is opened until ``open()``.
 
         Raises:
-            ConfigurationError: ``synchronous`` is not ``"normal"`` or ``"full"``.
+            ConfigurationError: ``synchronous`` is not ``"normal"`` or ``"full"``,
+                or ``read_only`` is asked of a private ``":memory:"`` database.
         """
         if synchronous not in ("normal", "full"):
             raise ConfigurationError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
         self.path = os.fspath(path)
+        if read_only and self.path in ("", ":memory:"):
+            raise ConfigurationError("a read-only store needs a database file, not ':memory:'")
         self.synchronous = synchronous
+        self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
-        return f"<SQLiteStore {self.path!r} {state}>"
+        mode = " read-only" if self.read_only else ""
+        return f"<SQLiteStore {self.path!r}{mode} {state}>"
 
     # plumbing
 
@@ -269,12 +314,18 @@ class SQLiteStore(Store):
                 raise RuntimeError("the store is not open")
             return await anyio.to_thread.run_sync(work, conn)
 
-    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _write(self, work: Callable[[sqlite3.Connection], _T], *, operation: str) -> _T:
+        if self.read_only:
+            raise RuntimeError(
+                f"the store at {self.path!r} is open read-only: {operation}() would write"
+            )
         return await self._call(lambda conn: _in_transaction(conn, work))
 
     # lifecycle
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.OperationalError as exc:
@@ -300,14 +351,37 @@ class SQLiteStore(Store):
             raise
         return conn
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        # SQLite's read-only mode: the connection never writes the file (a
+        # live writer's WAL is still read, so what is committed is seen).
+        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise ConfigurationError(
+                f"cannot open the store at {self.path!r} read-only: {exc}"
+            ) from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA query_only = ON")
+            _check_schema(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     async def open(self) -> None:
         """Open the database, create or migrate its schema, recover from a crash.
 
-        Outbox items left ``sending`` become ``ambiguous``.
+        Outbox items left ``sending`` become ``ambiguous``. A ``read_only``
+        store does none of this: it opens the file for reading and checks
+        that its schema is this version's.
 
         Raises:
             ConfigurationError: The file cannot be opened, or its schema is
-                newer than this version of omnichannel.
+                newer than this version of omnichannel (for a ``read_only``
+                store: missing, not a store, or of another schema version).
         """
         async with self._lock:
             if self._conn is None:
@@ -374,7 +448,7 @@ class SQLiteStore(Store):
                 )
             return new
 
-        return await self._write(work)
+        return await self._write(work, operation="record_batch")
 
     async def get_cursor(self, network: str, stream: str = "default") -> str | None:
         """Return the cursor saved by the last batch of ``network``/``stream``."""
@@ -390,7 +464,8 @@ class SQLiteStore(Store):
     async def mark_handled(self, event_id: str) -> None:
         """Mark an event handled (an unknown id is ignored)."""
         await self._write(
-            lambda conn: conn.execute("UPDATE events SET handled = 1 WHERE id = ?", (event_id,))
+            lambda conn: conn.execute("UPDATE events SET handled = 1 WHERE id = ?", (event_id,)),
+            operation="mark_handled",
         )
 
     async def unhandled_events(self, network: str | None = None) -> list[Event]:
@@ -498,7 +573,7 @@ class SQLiteStore(Store):
             for message in batch:
                 _upsert_message(conn, message, None)
 
-        await self._write(work)
+        await self._write(work, operation="save_messages")
 
     # outbox
 
@@ -527,7 +602,7 @@ class SQLiteStore(Store):
             )
             return _require_outbox(conn, item.key)
 
-        return await self._write(work)
+        return await self._write(work, operation="enqueue")
 
     async def get_outbox(self, key: str) -> OutboxItem | None:
         """Return the item with this key, or ``None``."""
@@ -550,7 +625,7 @@ class SQLiteStore(Store):
                 claimed.append(_require_outbox(conn, row["key"]))
             return claimed
 
-        return await self._write(work)
+        return await self._write(work, operation="claim_due")
 
     async def update_outbox(
         self,
@@ -588,7 +663,7 @@ class SQLiteStore(Store):
                 _insert_audit(conn, audit)
             return _require_outbox(conn, key)
 
-        return await self._write(work)
+        return await self._write(work, operation="update_outbox")
 
     async def list_outbox(
         self, *, status: OutboxStatus | None = None, limit: int = 100
@@ -633,7 +708,7 @@ class SQLiteStore(Store):
             if inserted != 1:
                 raise ValueError(f"draft {draft.id} already exists")
 
-        await self._write(work)
+        await self._write(work, operation="add_draft")
 
     async def get_draft(self, draft_id: str) -> Draft | None:
         """Return a draft, or ``None``."""
@@ -687,13 +762,13 @@ class SQLiteStore(Store):
             )
             return result
 
-        return await self._write(work)
+        return await self._write(work, operation="decide_draft")
 
     # audit, dead letters, failures
 
     async def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit entry (its ``id`` is assigned)."""
-        await self._write(lambda conn: _insert_audit(conn, entry))
+        await self._write(lambda conn: _insert_audit(conn, entry), operation="add_audit")
 
     async def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
         """Return audit entries, newest first."""
@@ -712,7 +787,8 @@ class SQLiteStore(Store):
                     letter.body,
                     json.dumps(letter.headers),
                 ),
-            )
+            ),
+            operation="add_dead_letter",
         )
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
@@ -732,7 +808,8 @@ class SQLiteStore(Store):
                     failure.error,
                     failure.traceback,
                 ),
-            )
+            ),
+            operation="add_failure",
         )
 
     async def failures(self, *, limit: int = 100) -> list[HandlerFailure]:

@@ -40,7 +40,7 @@ import httpx
 import pytest
 
 from omnichannel.actions import Action, Delete, Hide, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, WebhookRequest
+from omnichannel.adapter import Adapter, Batch, WebhookRequest
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AmbiguousDelivery,
@@ -196,6 +196,27 @@ def _modes(value: TransportMode | Sequence[TransportMode]) -> list[TransportMode
         if mode not in ("inprocess", "loopback"):
             raise ValueError(f"unknown transport_mode {mode!r}")
     return modes
+
+
+@contextlib.asynccontextmanager
+async def _closing(stream: AsyncIterator[Batch]) -> AsyncIterator[AsyncIterator[Batch]]:
+    """Iterate ``stream`` and close it on the way out, whatever ends the iteration.
+
+    A ``break`` (or a timeout, or a failed assertion) leaves an async
+    generator suspended; left to the garbage collector, its ``finally`` (which
+    may close a connection or a task group) would run later, in another task,
+    or not at all. Closing it here runs it now, in this task. (``aclose`` is
+    awaited in no new cancel scope: a generator suspended inside a task group
+    must unwind that group's scope first.) ``contextlib.aclosing`` does the
+    same for objects typed as having ``aclose``; adapters type ``stream`` as
+    a plain ``AsyncIterator``.
+    """
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def _expect_unsupported(call: Callable[[], Awaitable[object]], capability: str) -> None:
@@ -726,14 +747,14 @@ class AdapterConformance:
         adapter = conformance.adapter
 
         async def first_batch_ids() -> list[str]:
-            stream = adapter.stream(conformance.cursor)
             ids: list[str] = []
             with anyio.fail_after(_TIMEOUT):
-                async for batch in stream:
-                    ids += [e.message.ref.id for e in batch.events
-                            if isinstance(e, MessageReceived)]
-                    if post.id in ids:
-                        break
+                async with _closing(adapter.stream(conformance.cursor)) as stream:
+                    async for batch in stream:
+                        ids += [e.message.ref.id for e in batch.events
+                                if isinstance(e, MessageReceived)]
+                        if post.id in ids:
+                            break
             return ids
 
         if "stream" not in conformance.capabilities.inbound:
@@ -782,12 +803,13 @@ async def _probe(conformance: Conformance, name: str) -> str:
                 cursor = conformance.cursor
                 post = sandbox.customer_mention("probe stream")
                 ok = False
-                async for batch in adapter.stream(cursor):
-                    ids = [e.message.ref.id for e in batch.events
-                           if isinstance(e, MessageReceived)]
-                    if post.id in ids:
-                        ok = True
-                        break
+                async with _closing(adapter.stream(cursor)) as stream:
+                    async for batch in stream:
+                        ids = [e.message.ref.id for e in batch.events
+                               if isinstance(e, MessageReceived)]
+                        if post.id in ids:
+                            ok = True
+                            break
             elif name in ("react", "private_reply", "delete"):
                 post = sandbox.customer_mention(f"probe {name}")
                 event = await conformance.receive(post, what=f"the {name} probe mention")

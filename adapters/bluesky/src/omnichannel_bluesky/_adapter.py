@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AmbiguousDelivery,
@@ -25,11 +25,12 @@ from omnichannel.errors import (
     ConfigurationError,
     NetworkError,
     NotFound,
+    PayloadError,
     RequestRejected,
     TokenExpired,
     TransientError,
 )
-from omnichannel.events import Event
+from omnichannel.events import Event, MessageReceived, MessageUpdated
 from omnichannel.http import (
     ApiClient,
     RefreshingBearerAuth,
@@ -45,26 +46,31 @@ from ._convert import (
     chat_event,
     chat_message,
     chat_page_events,
+    jetstream_deleted,
     jetstream_event,
+    jetstream_updated,
     load,
+    located,
+    log_entry,
     notification_page,
     post_ref,
     thread_messages,
 )
 from ._errors import DUPLICATE_RECORD_ERRORS, is_expired_token, map_error
 from ._facets import detect, facets_for
-from ._jetstream import JetstreamFilter, read_jetstream
+from ._jetstream import Deleted, JetstreamFilter, JetstreamItem, KnownPosts, read_jetstream
 from ._replay import parse_payload
 from ._wire import (
-    AUTHOR_REASONS,
     LIKE,
     POST,
+    REASONS,
     ConvoOutput,
     CreateRecordOutput,
     GetLogOutput,
     GetMessagesOutput,
     GetRecordOutput,
     ListConvosOutput,
+    LogEntry,
     MessageView,
     PostThreadOutput,
     ProfileView,
@@ -86,6 +92,9 @@ _TID_SPAN_BITS = 46
 _MAX_PAGES = 10
 _REMEMBERED = 1000
 _EPOCH = "1970-01-01T00:00:00Z"
+_EPOCH_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_NOTIFICATIONS = "app.bsky.notification.listNotifications"
+_CHAT_LOG = "chat.bsky.convo.getLog"
 
 
 def record_key(idempotency_key: str) -> str:
@@ -124,7 +133,8 @@ class BlueskySettings(AdapterSettings):
         service: The PDS or entryway to log in to (``https://bsky.social``).
         chat_proxy: The ``atproto-proxy`` value chat calls are routed with.
         direct_messages: Poll chat conversations and answer privately.
-        reasons: Notification reasons polled as messages.
+        reasons: Notification reasons to poll: ``mention``, ``reply`` and
+            ``quote`` become messages, ``like`` (of our posts) reactions.
         page_size: Notifications per page (1-100).
         listening: Listening mode: ``listen()`` also reads Jetstream for posts
             that mention us or match ``keywords`` (every post of the network
@@ -132,6 +142,8 @@ class BlueskySettings(AdapterSettings):
         jetstream_url: The Jetstream ``/subscribe`` endpoint for listening mode.
         keywords: Words that make a post interesting in listening mode, matched
             case-insensitively, besides mentions of and replies to our account.
+        stream_reconnects: Jetstream drops in a row (without an event in
+            between) before listening mode gives up.
     """
 
     identifier: str = Field(min_length=1)
@@ -139,18 +151,20 @@ class BlueskySettings(AdapterSettings):
     service: str = "https://bsky.social"
     chat_proxy: str = CHAT_PROXY
     direct_messages: bool = True
-    reasons: tuple[str, ...] = ("mention", "reply", "quote")
+    reasons: tuple[str, ...] = ("mention", "reply", "quote", "like")
     page_size: int = Field(default=50, ge=1, le=100)
     listening: bool = False
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
     keywords: tuple[str, ...] = ()
+    stream_reconnects: int = Field(default=5, ge=0)
 
     @field_validator("reasons")
     @classmethod
     def _known_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - AUTHOR_REASONS)
+        unknown = sorted(set(value) - REASONS)
         if unknown or not value:
-            raise ValueError(f"reasons must be among mention, reply, quote (got {unknown})")
+            raise ValueError(
+                f"reasons must be among mention, reply, quote, like (got {unknown})")
         return value
 
 
@@ -238,12 +252,14 @@ def _split_uri(uri: str) -> tuple[str, str, str]:
 class BlueskyAdapter(Adapter):
     """Bluesky through XRPC: notifications and chat in, records and chat messages out.
 
-    Inbound, ``poll`` reads mention, reply and quote notifications and the
-    chat log; ``stream`` is listening mode, a Jetstream subscription that
-    keeps posts mentioning our account or matching ``settings.keywords``.
-    Outbound, replies are ``app.bsky.feed.post`` records with root and parent
-    strong refs and exact facets, keyed by a record key derived from the
-    action's idempotency key, so a retry can never post twice.
+    Inbound, ``poll`` reads mention, reply and quote notifications (messages),
+    like notifications (reactions to our posts) and the chat log; ``stream`` is
+    listening mode, a Jetstream subscription that keeps posts mentioning our
+    account or matching ``settings.keywords``, and edits and deletions of the
+    posts delivered before. Outbound, replies are ``app.bsky.feed.post``
+    records with root and parent strong refs and exact facets, keyed by a
+    record key derived from the action's idempotency key, so a retry can never
+    post twice.
 
     Args:
         settings: A ``BlueskySettings`` (or a mapping to validate).
@@ -287,6 +303,7 @@ class BlueskyAdapter(Adapter):
         self._profiles: dict[str, ProfileView] = {}
         self._sent_chat: dict[str, Sent] = {}
         self._chat_unsure: set[str] = set()
+        self._known = KnownPosts()
 
     # lifecycle -------------------------------------------------------------------
 
@@ -409,25 +426,29 @@ class BlueskyAdapter(Adapter):
         )
 
     async def poll(self, cursor: str | None) -> Batch:
-        """Fetch mentions, replies and quotes since ``cursor``, and new chat messages.
+        """Fetch mentions, replies, quotes and likes since ``cursor``, and new chat messages.
 
         The first poll (``cursor=None``) reads the newest page of notifications,
         the unread messages of every chat conversation, and the chat messages
-        since ``open``.
+        since ``open``. A notification or chat entry that is not what Bluesky
+        sends is skipped and reported in ``Batch.rejected``; the cursor still
+        moves past it.
 
         Raises:
-            PayloadError: A page does not have the recorded shape.
+            PayloadError: An answer as a whole is not what Bluesky sends (not
+                JSON, no list of notifications or log entries).
             NetworkError: The network refused or failed a request.
         """
         state = _Cursor.parse(cursor)
-        events, seen_at, uris = await self._poll_notifications(state)
+        rejected: list[Rejected] = []
+        events, seen_at, uris = await self._poll_notifications(state, rejected)
         chat = state.chat or self._chat_start
         more = False
         if self.settings.direct_messages and self._chat_ok:
             try:
                 if state.chat is None:
-                    events.extend(await self._unread_messages())
-                chat_events, chat, more = await self._poll_chat(chat)
+                    events.extend(await self._unread_messages(rejected))
+                chat_events, chat, more = await self._poll_chat(chat, rejected)
             except AuthenticationError as exc:
                 if not self._chat_unavailable(exc):
                     raise
@@ -435,8 +456,18 @@ class BlueskyAdapter(Adapter):
                 events.extend(chat_events)
         unique = list({event.id: event for event in events}.values())
         unique.sort(key=lambda event: event.occurred_at)
+        for event in unique:
+            if isinstance(event, MessageReceived) and not event.message.is_private:
+                self._known.add(event.message.ref.id, event.message.conversation)
         next_cursor = replace(state, seen_at=seen_at, uris=uris, chat=chat).dump()
-        return Batch(events=tuple(unique), cursor=next_cursor, more=more)
+        return Batch(events=tuple(unique), cursor=next_cursor, more=more,
+                     rejected=tuple(rejected))
+
+    def _decode(self, response: httpx.Response, nsid: str) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise PayloadError("the answer is not JSON", network=NETWORK, path=nsid) from None
 
     def _chat_unavailable(self, exc: AuthenticationError) -> bool:
         """Whether a chat refusal means "no DM access" (the session itself is fine)."""
@@ -449,11 +480,14 @@ class BlueskyAdapter(Adapter):
         return True
 
     async def _poll_notifications(
-        self, state: _Cursor
+        self, state: _Cursor, rejected: list[Rejected]
     ) -> tuple[list[Event], str | None, tuple[str, ...]]:
         since = _iso(state.seen_at) if state.seen_at else None
+        # A malformed notification with no time of its own, on a page with none
+        # either, is placed at the cursor: reported once, then seen.
+        fallback = since or _EPOCH_TIME
         known = set(state.uris)
-        collected: list[tuple[datetime, str, Event | None]] = []
+        collected: list[tuple[datetime, str, Event | None, Rejected | None]] = []
         page_cursor: str | None = None
         for _ in range(_MAX_PAGES):
             params: dict[str, Any] = {
@@ -461,16 +495,16 @@ class BlueskyAdapter(Adapter):
             }
             if page_cursor:
                 params["cursor"] = page_cursor
-            response = await self._xrpc("GET", "app.bsky.notification.listNotifications",
-                                        params=params)
-            items, next_page = notification_page(response.json(), our_did=self._did)
+            response = await self._xrpc("GET", _NOTIFICATIONS, params=params)
+            items, next_page = notification_page(
+                self._decode(response, _NOTIFICATIONS), our_did=self._did, strict=False)
             reached = False
             for item in items:
-                when = item.indexed_at
+                when = item.indexed_at or fallback
                 if since is not None and (when < since or (when == since and item.uri in known)):
                     reached = True
                     continue
-                collected.append((when, item.uri, item.event))
+                collected.append((when, item.uri, item.event, item.rejected))
             if reached or since is None or not next_page:
                 break
             page_cursor = next_page
@@ -480,13 +514,18 @@ class BlueskyAdapter(Adapter):
         if not collected:
             # Nothing yet: from now on every notification is new (and paged back to).
             return [], state.seen_at or _EPOCH, state.uris
-        newest = max(when for when, _, _ in collected)
-        newest_uris = {uri for when, uri, _ in collected if when == newest}
+        newest = max(when for when, _, _, _ in collected)
+        newest_uris = {uri for when, uri, _, _ in collected if when == newest}
         if since is not None and newest == since:
             newest_uris |= known
         mark = newest.isoformat().replace("+00:00", "Z")
         # Pages come newest first; events go out oldest first.
-        events = [event for _, _, event in reversed(collected) if event is not None]
+        events: list[Event] = []
+        for _, _, event, refused in reversed(collected):
+            if event is not None:
+                events.append(event)
+            if refused is not None:
+                rejected.append(refused)
         return events, mark, tuple(sorted(newest_uris))
 
     async def _chat_cursor_now(self) -> str | None:
@@ -498,24 +537,43 @@ class BlueskyAdapter(Adapter):
             return None
         return load(GetLogOutput, response.content).cursor
 
-    async def _poll_chat(self, cursor: str | None) -> tuple[list[Event], str | None, bool]:
+    async def _poll_chat(
+        self, cursor: str | None, rejected: list[Rejected]
+    ) -> tuple[list[Event], str | None, bool]:
         params = {"cursor": cursor} if cursor else None
-        response = await self._xrpc("GET", "chat.bsky.convo.getLog", params=params, chat=True)
-        raw = response.json()
-        page = load(GetLogOutput, raw)
+        response = await self._xrpc("GET", _CHAT_LOG, params=params, chat=True)
+        page = load(GetLogOutput, self._decode(response, _CHAT_LOG), path="logs")
         events: list[Event] = []
-        for index, entry in enumerate(page.logs):
-            if entry.message is not None and not entry.related_profiles:
-                sender = entry.message.get("sender")
-                did = sender.get("did") if isinstance(sender, dict) else None
-                if isinstance(did, str) and did != self._did:
-                    profile = await self._chat_profile(entry.convo_id, did)
-                    if profile is not None:
-                        entry = entry.model_copy(update={"related_profiles": (profile,)})
-            event = chat_event(entry, our_did=self._did, raw=raw["logs"][index])
+        for index, raw in enumerate(page.logs):
+            path = f"logs.{index}"
+            try:
+                with located(path):
+                    entry = log_entry(raw)
+            except PayloadError as exc:
+                rejected.append(Rejected.from_error(exc, raw))
+                continue
+            profile = await self._sender_profile(entry)
+            if profile is not None:
+                entry = entry.model_copy(update={"related_profiles": (profile,)})
+            try:
+                with located(path):
+                    event = chat_event(entry, our_did=self._did, raw=raw)
+            except PayloadError as exc:
+                rejected.append(Rejected.from_error(exc, raw))
+                continue
             if event is not None:
                 events.append(event)
         return events, page.cursor or cursor, bool(page.logs)
+
+    async def _sender_profile(self, entry: LogEntry) -> ProfileView | None:
+        """The profile of a new message's sender, when the entry does not carry it."""
+        if entry.message is None or entry.related_profiles:
+            return None
+        sender = entry.message.get("sender")
+        did = sender.get("did") if isinstance(sender, dict) else None
+        if not isinstance(did, str) or did == self._did:
+            return None
+        return await self._chat_profile(entry.convo_id, did)
 
     async def _chat_profile(self, convo_id: str, did: str) -> ProfileView | None:
         """A chat member's profile (handle, name), from ``getConvo``, cached."""
@@ -526,7 +584,7 @@ class BlueskyAdapter(Adapter):
                 self._profiles[member.did] = member
         return self._profiles.get(did)
 
-    async def _unread_messages(self) -> list[Event]:
+    async def _unread_messages(self, rejected: list[Rejected]) -> list[Event]:
         """Unread messages from others in every conversation (the first poll's catch-up)."""
         response = await self._xrpc("GET", "chat.bsky.convo.listConvos",
                                     params={"limit": 100}, chat=True)
@@ -542,7 +600,7 @@ class BlueskyAdapter(Adapter):
             )
             events.extend(chat_page_events(
                 load(GetMessagesOutput, page.content), convo_id=convo.id, our_did=self._did,
-                profiles=self._profiles,
+                profiles=self._profiles, rejected=rejected,
             ))
         return events
 
@@ -552,10 +610,15 @@ class BlueskyAdapter(Adapter):
         The cursor is this adapter's (from ``poll`` or ``stream``; it carries
         the last Jetstream ``time_us``) or a bare ``time_us``. A poll cursor
         resumes at its newest notification's time; with nothing seen yet the
-        stream starts live. Each batch holds one matching post, or none (a
-        checkpoint, so the cursor keeps up with the stream). After a dropped
-        connection the stream reconnects at the last ``time_us``; it gives up
-        after three failures in a row without an event.
+        stream starts live. Each batch holds one event, or none (a checkpoint,
+        so the cursor keeps up with the stream): a matching post as
+        `MessageReceived`; an edit of a post delivered before, or of a post
+        that matches, as `MessageUpdated`; a deletion of a post delivered
+        before as `MessageDeleted`. A post event that cannot be read comes in
+        ``Batch.rejected``. After a dropped connection the stream reconnects
+        at the last ``time_us``, backing off with the HTTP retry policy; it
+        gives up after ``settings.stream_reconnects`` drops in a row without
+        an event in between.
 
         Raises:
             TransientError: The Jetstream connection kept failing.
@@ -563,41 +626,63 @@ class BlueskyAdapter(Adapter):
         """
         state = _Cursor.parse(cursor)
         async with aclosing(self._jetstream(state.stream_start(), tick=None)) as found:
-            async for events, time_us in found:
+            async for batch, time_us in found:
                 if time_us is not None:
                     state = replace(state, time_us=time_us)
-                if events or time_us is not None:
-                    yield Batch(events=events, cursor=state.dump())
+                if batch.events or batch.rejected or time_us is not None:
+                    yield batch.model_copy(update={"cursor": state.dump()})
 
     async def _jetstream(
         self, position: int | None, *, tick: float | None
-    ) -> AsyncGenerator[tuple[tuple[Event, ...], int | None], None]:
-        """Matching posts as events with their ``time_us``; reconnects after a drop."""
+    ) -> AsyncGenerator[tuple[Batch, int | None], None]:
+        """What Jetstream brings, as batches (no cursor) with their ``time_us``.
+
+        Reconnects after a clean close at once, and after a drop at the pace
+        of the client's `Reconnects`.
+        """
         keep = JetstreamFilter(did=self._did, handle=self._handle,
-                               keywords=self.settings.keywords)
-        failures = 0
+                               keywords=self.settings.keywords, known=self._known)
+        api = self.client
+        reconnects = api.reconnects(limit=self.settings.stream_reconnects,
+                                    what="the Jetstream connection")
         while True:
-            progressed = False
-            reader = read_jetstream(self.client.http, self.settings.jetstream_url,
-                                    cursor=position, keep=keep, tick=tick)
+            reader = read_jetstream(api, self.settings.jetstream_url, cursor=position,
+                                    keep=keep, tick=tick)
             try:
                 async with aclosing(reader) as found:
-                    async for matched, time_us in found:
+                    async for item, time_us in found:
                         if time_us is not None:
-                            progressed = True
+                            reconnects.connected()  # an event came: the connection works
                             position = time_us
-                        events: tuple[Event, ...] = ()
-                        if matched is not None:
-                            events = (jetstream_event(matched.event, our_did=self._did,
-                                                      raw=json.loads(matched.line)),)
-                        yield events, time_us
-            except TransientError:
-                failures = 0 if progressed else failures + 1
-                if failures >= 3:
-                    raise
-                await anyio.sleep(self.client.retry.backoff(failures + 1))
+                        yield self._jetstream_batch(item), time_us
+            except TransientError as exc:
+                await reconnects.wait(exc)  # raises once it dropped too often in a row
             else:
-                return
+                await reconnects.wait()  # the server closed it (a restart): reconnect
+
+    def _jetstream_batch(self, item: JetstreamItem) -> Batch:
+        """The batch of one thing Jetstream brought (empty for a checkpoint)."""
+        if item is None:
+            return Batch()
+        if isinstance(item, Rejected):
+            return Batch(rejected=(item,))
+        try:
+            with located(""):
+                if isinstance(item, Deleted):
+                    conversation = self._known.forget(item.uri)
+                    return Batch(events=(jetstream_deleted(
+                        item.uri, time_us=item.time_us, our_did=self._did,
+                        conversation=conversation),))
+                raw = json.loads(item.line)
+                if item.operation == "update":
+                    event: MessageReceived | MessageUpdated = jetstream_updated(
+                        item.event, our_did=self._did, raw=raw)
+                else:
+                    event = jetstream_event(item.event, our_did=self._did, raw=raw)
+        except PayloadError as exc:
+            return Batch(rejected=(Rejected.from_error(exc, item.line),))
+        self._known.add(event.message.ref.id, event.message.conversation)
+        return Batch(events=(event,))
 
     async def listen(
         self, cursor: str | None, *, use_stream: bool | None = None
@@ -624,18 +709,18 @@ class BlueskyAdapter(Adapter):
         current = _Cursor.parse(cursor)
         due = anyio.current_time()
         async with aclosing(self._jetstream(current.stream_start(), tick=1.0)) as found:
-            async for events, time_us in found:
+            async for streamed, time_us in found:
                 if time_us is not None:
                     current = replace(current, time_us=time_us)
-                if events:
-                    yield Batch(events=events, cursor=current.dump())
+                if streamed.events or streamed.rejected:
+                    yield streamed.model_copy(update={"cursor": current.dump()})
                 if anyio.current_time() < due:
                     continue
                 while True:
                     batch = await self.poll(current.dump())
                     after = _Cursor.parse(batch.cursor)
                     current = replace(after, time_us=current.time_us)
-                    yield Batch(events=batch.events, cursor=current.dump())
+                    yield batch.model_copy(update={"cursor": current.dump()})
                     if not batch.more:
                         break
                 due = anyio.current_time() + self.settings.poll_interval

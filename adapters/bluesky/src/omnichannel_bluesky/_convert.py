@@ -13,16 +13,25 @@ conversation id), and its conversation is the chat ``convoId``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import suppress
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from omnichannel.adapter import Rejected
 from omnichannel.errors import PayloadError
-from omnichannel.events import MessageReceived, event_id
+from omnichannel.events import (
+    MessageDeleted,
+    MessageReceived,
+    MessageUpdated,
+    ReactionAdded,
+    event_id,
+)
 from omnichannel.model import (
     Attachment,
     Conversation,
@@ -41,10 +50,12 @@ from ._wire import (
     LINK,
     MENTION,
     POST,
+    REASONS,
     TAG,
     Facet,
     GetMessagesOutput,
     JetstreamPostEvent,
+    LikeRecord,
     LogEntry,
     MessageView,
     Notification,
@@ -62,8 +73,13 @@ __all__ = [
     "chat_message",
     "chat_page_events",
     "entities_from_facets",
+    "jetstream_deleted",
     "jetstream_event",
+    "jetstream_updated",
+    "like_event",
     "load",
+    "located",
+    "log_entry",
     "notification_event",
     "notification_page",
     "person",
@@ -93,9 +109,28 @@ def load(model: type[M], data: Any, *, path: str = "") -> M:
             return model.model_validate_json(data)
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in (path, *first["loc"]) if part != "")
-        raise PayloadError(first["msg"], network=NETWORK, path=where) from None
+        raise PayloadError.from_validation(exc, network=NETWORK, path=path) from exc
+
+
+@contextmanager
+def located(path: str) -> Iterator[None]:
+    """Re-raise what goes wrong inside as a `PayloadError` under ``path``.
+
+    Conversions raise errors with paths relative to the item they read (its
+    ``record.text``); the caller knows where the item sits in the page
+    (``notifications.3``). The core model refusing a converted value (a
+    pydantic ``ValidationError``) becomes a `PayloadError` there too.
+
+    Raises:
+        PayloadError: Something inside failed; its path starts with ``path``.
+    """
+    try:
+        yield
+    except ValidationError as exc:
+        raise PayloadError.from_validation(exc, network=NETWORK, path=path) from exc
+    except PayloadError as exc:
+        where = ".".join(part for part in (path, exc.path) if part)
+        raise PayloadError(exc.reason, network=exc.network or NETWORK, path=where) from exc
 
 
 # --- small pieces ----------------------------------------------------------------
@@ -347,12 +382,18 @@ def received(message: Message, *, kind: str, our_did: str | None) -> MessageRece
 
 def notification_event(
     notification: Notification, *, our_did: str | None, raw: Mapping[str, Any] | None = None
-) -> MessageReceived | None:
-    """A mention, reply or quote notification as ``MessageReceived``; others give ``None``.
+) -> MessageReceived | ReactionAdded | None:
+    """A notification as its event; reasons we do not follow give ``None``.
+
+    A mention, reply or quote is a `MessageReceived` of the post; a like of
+    one of our posts is a `ReactionAdded` (see `like_event`).
 
     Raises:
-        PayloadError: The notification's post record is malformed.
+        PayloadError: The notification's record is malformed; the path is
+            relative to the notification (``record.text``).
     """
+    if notification.reason == "like":
+        return like_event(notification, our_did=our_did)
     if notification.reason not in AUTHOR_REASONS:
         return None
     if notification.record.get("$type", POST) != POST:
@@ -370,54 +411,154 @@ def notification_event(
     return received(message, kind="thread", our_did=our_did)
 
 
+def like_event(notification: Notification, *, our_did: str | None) -> ReactionAdded | None:
+    """A ``like`` notification whose subject is one of our posts, as ``ReactionAdded``.
+
+    ``target`` is the liked post (its URI, with its ``cid``) and ``by`` the
+    liker. The event id names the post and the liker, so the same like read
+    twice is one event. A like of something else (a feed generator, or a post
+    that is not ours when ``our_did`` is known) gives ``None``.
+
+    Raises:
+        PayloadError: The like record is malformed (``record.subject``...).
+    """
+    record = load(LikeRecord, notification.record, path="record")
+    subject = record.subject
+    repo, _, rest = subject.uri.removeprefix("at://").partition("/")
+    if not subject.uri.startswith("at://") or rest.partition("/")[0] != POST:
+        return None
+    if our_did is not None and repo != our_did:
+        return None
+    by = person(notification.author)
+    target = post_ref(subject.uri, subject.cid)
+    return ReactionAdded(
+        id=event_id("reaction.added", target, by.ref.id, "like"),
+        network=NETWORK,
+        account=our_did,
+        occurred_at=_when(notification.uri, record.created_at, notification.indexed_at),
+        target=target,
+        by=by,
+        reaction="like",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PageItem:
-    """One notification of a page: when it was indexed, its URI, and its event if any."""
+    """One notification of a page, placed in time so the cursor can move past it.
 
-    indexed_at: datetime
+    Attributes:
+        indexed_at: When the app view indexed it; for a malformed item without
+            a readable ``indexedAt``, the time of its neighbour in the page
+            (``None`` when no item of the page has one).
+        uri: Its URI; for a malformed item without one, a digest of its body.
+        event: What it stands for, if anything.
+        rejected: Why it was refused, for a malformed item (``event`` is ``None``).
+    """
+
+    indexed_at: datetime | None
     uri: str
-    event: MessageReceived | None
+    event: MessageReceived | ReactionAdded | None
+    rejected: Rejected | None = None
+
+
+def _placement(raw: object) -> tuple[datetime | None, str | None]:
+    if not isinstance(raw, Mapping):
+        return None, None
+    uri, indexed = raw.get("uri"), raw.get("indexedAt")
+    when = _parse_time(indexed) if isinstance(indexed, str) else None
+    return when, uri if isinstance(uri, str) and uri else None
+
+
+def _digest(raw: object) -> str:
+    body = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
+
+
+def _neighbour_time(times: Sequence[datetime | None], index: int) -> datetime | None:
+    """The time of the nearest newer item (listed before), else the nearest older one."""
+    for candidate in (*reversed(times[:index]), *times[index + 1 :]):
+        if candidate is not None:
+            return candidate
+    return None
 
 
 def notification_page(
-    data: Any, *, our_did: str | None, keep_raw: bool = True
+    data: Any, *, our_did: str | None, keep_raw: bool = True, strict: bool = True
 ) -> tuple[list[PageItem], str | None]:
     """Parse a ``listNotifications`` answer (newest first) into page items and the next cursor.
 
-    Only mentions, replies and quotes are validated in full; other reasons
-    (likes, follows...) are read for their time and URI alone.
+    Mentions, replies, quotes and likes are validated in full; other reasons
+    (follows, reposts...) are read for their time and URI alone.
 
     Args:
         data: The decoded JSON answer.
-        our_did: Our account's DID, to set ``from_us``.
+        our_did: Our account's DID, to set ``from_us`` and to keep likes of our posts.
         keep_raw: Keep each notification as ``Message.raw``.
+        strict: Raise on the first malformed notification. Otherwise a
+            malformed one becomes an item with ``rejected`` set and the rest
+            of the page is read.
 
     Raises:
-        PayloadError: The page, or a mention, reply or quote in it, is malformed.
+        PayloadError: The answer has no list of notifications, or (``strict``)
+            a notification in it is malformed; the path names it
+            (``notifications.3.record.text``).
     """
     if not isinstance(data, Mapping) or not isinstance(data.get("notifications"), list):
         raise PayloadError("no notifications list", network=NETWORK, path="notifications")
     cursor = data.get("cursor")
+    raws: list[Any] = data["notifications"]
+    placed = [_placement(raw) for raw in raws]
+    times = [when for when, _ in placed]
     items: list[PageItem] = []
-    for index, raw in enumerate(data["notifications"]):
-        path = f"notifications.{index}"
-        if not isinstance(raw, Mapping):
-            raise PayloadError("not an object", network=NETWORK, path=path)
-        uri, indexed = raw.get("uri"), raw.get("indexedAt")
-        when = _parse_time(indexed) if isinstance(indexed, str) else None
-        if not isinstance(uri, str) or when is None:
-            raise PayloadError("no uri or indexedAt", network=NETWORK, path=path)
-        event = None
-        if raw.get("reason") in AUTHOR_REASONS:
-            notification = load(Notification, raw, path=path)
-            try:
-                event = notification_event(notification, our_did=our_did,
-                                           raw=raw if keep_raw else None)
-            except PayloadError as exc:  # locate the bad record in the page
-                where = f"{path}.{exc.path}" if exc.path else path
-                raise PayloadError(exc.reason, network=NETWORK, path=where) from None
-        items.append(PageItem(when, uri, event))
+    for index, raw in enumerate(raws):
+        when, uri = placed[index]
+        try:
+            with located(f"notifications.{index}"):
+                item = _notification_item(raw, when, uri, our_did=our_did, keep_raw=keep_raw)
+        except PayloadError as exc:
+            if strict:
+                raise
+            item = PageItem(when or _neighbour_time(times, index), uri or _digest(raw), None,
+                            Rejected.from_error(exc, raw))
+        items.append(item)
     return items, cursor if isinstance(cursor, str) and cursor else None
+
+
+def _notification_item(
+    raw: object, when: datetime | None, uri: str | None, *, our_did: str | None, keep_raw: bool
+) -> PageItem:
+    """One notification of a page as a page item.
+
+    Raises:
+        PayloadError: It is malformed (the path is relative to it).
+    """
+    if not isinstance(raw, Mapping):
+        raise PayloadError("not an object", network=NETWORK)
+    if uri is None or when is None:
+        raise PayloadError("no uri or indexedAt", network=NETWORK)
+    event = None
+    if raw.get("reason") in REASONS:
+        notification = load(Notification, raw)
+        event = notification_event(notification, our_did=our_did, raw=raw if keep_raw else None)
+    return PageItem(when, uri, event)
+
+
+def _jetstream_message(
+    event: JetstreamPostEvent, *, our_did: str | None, raw: Mapping[str, Any] | None
+) -> Message:
+    commit = event.commit
+    return post_message(
+        uri=f"at://{event.did}/{commit.collection}/{commit.rkey}",
+        cid=commit.cid,
+        record=commit.record,
+        author=person(did=event.did),
+        our_did=our_did,
+        raw=raw,
+    )
+
+
+def _time_us(time_us: int) -> datetime:
+    return datetime.fromtimestamp(time_us / 1_000_000, UTC)
 
 
 def jetstream_event(
@@ -428,17 +569,51 @@ def jetstream_event(
     Raises:
         PayloadError: The record has no usable timestamp.
     """
-    commit = event.commit
-    uri = f"at://{event.did}/{commit.collection}/{commit.rkey}"
-    message = post_message(
-        uri=uri,
-        cid=commit.cid,
-        record=commit.record,
-        author=person(did=event.did),
-        our_did=our_did,
-        raw=raw,
-    )
+    message = _jetstream_message(event, our_did=our_did, raw=raw)
     return received(message, kind="thread", our_did=our_did)
+
+
+def jetstream_updated(
+    event: JetstreamPostEvent, *, our_did: str | None, raw: Mapping[str, Any] | None = None
+) -> MessageUpdated:
+    """A Jetstream ``update`` of a post as ``MessageUpdated`` (the post as it is now).
+
+    ``message.edited_at`` and ``occurred_at`` are the commit's ``time_us``;
+    the event id names the post and its new ``cid``, so each version is one
+    event and the same update read twice is one.
+
+    Raises:
+        PayloadError: The record has no usable timestamp.
+    """
+    when = _time_us(event.time_us)
+    message = _jetstream_message(event, our_did=our_did, raw=raw).model_copy(
+        update={"edited_at": when})
+    return MessageUpdated(
+        id=event_id("message.updated", message.ref, event.commit.cid),
+        network=NETWORK,
+        account=our_did,
+        occurred_at=when,
+        message=message,
+    )
+
+
+def jetstream_deleted(
+    uri: str, *, time_us: int, our_did: str | None, conversation: Ref | None = None
+) -> MessageDeleted:
+    """A Jetstream ``delete`` of the post ``uri`` as ``MessageDeleted``.
+
+    A deletion names the record only: ``conversation`` is the thread root
+    when the caller knows it.
+    """
+    ref = Ref(network=NETWORK, id=uri)
+    return MessageDeleted(
+        id=event_id("message.deleted", ref),
+        network=NETWORK,
+        account=our_did,
+        occurred_at=_time_us(time_us),
+        message=ref,
+        conversation=conversation,
+    )
 
 
 def thread_messages(thread: ThreadViewPost, *, our_did: str | None) -> list[Message]:
@@ -502,13 +677,13 @@ def chat_message(
     """A chat ``messageView`` as a private core ``Message``.
 
     Raises:
-        PayloadError: ``sentAt`` is not a timestamp.
+        PayloadError: ``sentAt`` is not a timestamp (path ``sentAt``).
     """
     sender = view.sender.did
     profile = (profiles or {}).get(sender)
     when = _parse_time(view.sent_at)
     if when is None:
-        raise PayloadError("sentAt is not a timestamp", network=NETWORK, path="message.sentAt")
+        raise PayloadError("sentAt is not a timestamp", network=NETWORK, path="sentAt")
     return Message(
         ref=Ref(network=NETWORK, id=view.id, extra={"convo": convo_id}),
         conversation=Ref(network=NETWORK, id=convo_id),
@@ -528,24 +703,41 @@ def chat_page_events(
     convo_id: str,
     our_did: str | None,
     profiles: Mapping[str, ProfileView] | None = None,
+    rejected: list[Rejected] | None = None,
 ) -> list[MessageReceived]:
     """The messages of a ``getMessages`` page (newest first) written by others, oldest first.
 
     Deleted messages and our own are left out.
 
+    Args:
+        page: The page.
+        convo_id: The conversation it belongs to (the answer does not say).
+        our_did: Our DID: our own messages are left out.
+        profiles: Known profiles by DID, for the authors' handles.
+        rejected: Where to report a malformed message and go on with the
+            rest; ``None`` raises instead.
+
     Raises:
-        PayloadError: A message in the page is malformed.
+        PayloadError: A message in the page is malformed (``messages.2.sentAt``)
+            and ``rejected`` is ``None``.
     """
     events: list[MessageReceived] = []
-    for item in reversed(page.messages):
+    for index in reversed(range(len(page.messages))):
+        item = page.messages[index]
         if not str(item.get("$type", "#messageView")).endswith("#messageView"):
             continue
-        view = load(MessageView, item, path="messages")
-        if view.sender.did == our_did:
-            continue
-        message = chat_message(view, convo_id=convo_id, our_did=our_did,
-                               profiles=profiles, raw=item)
-        events.append(received(message, kind="direct", our_did=our_did))
+        try:
+            with located(f"messages.{index}"):
+                view = load(MessageView, item)
+                if view.sender.did == our_did:
+                    continue
+                message = chat_message(view, convo_id=convo_id, our_did=our_did,
+                                       profiles=profiles, raw=item)
+                events.append(received(message, kind="direct", our_did=our_did))
+        except PayloadError as exc:
+            if rejected is None:
+                raise
+            rejected.append(Rejected.from_error(exc, item))
     return events
 
 
@@ -555,7 +747,8 @@ def chat_event(
     """A ``#logCreateMessage`` from someone else as ``MessageReceived``; others give ``None``.
 
     Raises:
-        PayloadError: The message in the entry is malformed.
+        PayloadError: The message in the entry is malformed; the path is
+            relative to the entry (``message.sentAt``).
     """
     if not entry.type.endswith("#logCreateMessage") or entry.message is None:
         return None
@@ -563,12 +756,21 @@ def chat_event(
         "chat.bsky.convo.defs#messageView"
     ):
         return None  # a deleted message
-    view = load(MessageView, entry.message, path="logs.message")
-    if our_did is not None and view.sender.did == our_did:
-        return None  # our own message, echoed back
-    profiles = {profile.did: profile for profile in entry.related_profiles}
-    message = chat_message(
-        view, convo_id=entry.convo_id, our_did=our_did, profiles=profiles,
-        raw=raw,
-    )
-    return received(message, kind="direct", our_did=our_did)
+    with located("message"):
+        view = load(MessageView, entry.message)
+        if our_did is not None and view.sender.did == our_did:
+            return None  # our own message, echoed back
+        profiles = {profile.did: profile for profile in entry.related_profiles}
+        message = chat_message(
+            view, convo_id=entry.convo_id, our_did=our_did, profiles=profiles, raw=raw,
+        )
+        return received(message, kind="direct", our_did=our_did)
+
+
+def log_entry(raw: object) -> LogEntry:
+    """Validate one entry of a ``getLog`` page.
+
+    Raises:
+        PayloadError: It is not a log entry (the path is relative to it).
+    """
+    return load(LogEntry, raw)

@@ -5,11 +5,11 @@ conversion functions (`_convert`) that polling and listening mode use.
 
 | endpoint | events |
 |---|---|
-| ``app.bsky.notification.listNotifications`` | mentions, replies and quotes, as `poll` makes them |
+| ``app.bsky.notification.listNotifications`` | mentions, replies, quotes and likes, as `poll` |
 | ``app.bsky.feed.getPostThread`` | every post of the thread, received |
 | ``chat.bsky.convo.getLog`` | new chat messages from others, as `poll` makes them |
 | ``chat.bsky.convo.getMessages`` | the page's messages from others (``convoId`` from the query) |
-| Jetstream (``/subscribe``) | every post creation, as listening mode makes it |
+| Jetstream (``/subscribe``) | every post creation, edit and deletion, as listening mode does |
 
 Without a path, an XRPC answer is recognised by its top-level key
 (``notifications``, ``thread``, ``logs``, ``messages``) and anything else is
@@ -33,13 +33,17 @@ from ._convert import (
     NETWORK,
     chat_event,
     chat_page_events,
+    jetstream_deleted,
     jetstream_event,
+    jetstream_updated,
     load,
+    located,
+    log_entry,
     notification_page,
     received,
     thread_messages,
 )
-from ._jetstream import post_event
+from ._jetstream import deleted_post, post_event
 from ._wire import GetLogOutput, GetMessagesOutput, PostThreadOutput
 
 __all__ = ["ENDPOINTS", "parse_payload"]
@@ -88,11 +92,11 @@ def _thread(data: Any, *, our_did: str | None, query: dict[str, str]) -> list[Ev
 
 
 def _chat_log(data: Any, *, our_did: str | None, query: dict[str, str]) -> list[Event]:
-    page = load(GetLogOutput, data)
+    page = load(GetLogOutput, data, path="logs")
     events: list[Event] = []
-    for index, entry in enumerate(page.logs):
-        with _converted(f"logs.{index}"):
-            event = chat_event(entry, our_did=our_did, raw=data["logs"][index])
+    for index, raw in enumerate(page.logs):
+        with located(f"logs.{index}"):
+            event = chat_event(log_entry(raw), our_did=our_did, raw=raw)
         if event is not None:
             events.append(event)
     return events
@@ -125,10 +129,11 @@ _READERS: dict[str, _Reader] = {
 
 
 def _jetstream(body: bytes, *, our_did: str | None) -> list[Event]:
-    """Every post creation in Jetstream lines, in the order they came.
+    """Every post creation, edit and deletion in Jetstream lines, in the order they came.
 
-    Listening mode's filter (posts about us, keywords) is not applied: it
-    depends on settings, and replay shows what each post becomes.
+    Listening mode's filter (posts about us, keywords, posts it delivered
+    before) is not applied: it depends on settings and on what was seen, and
+    replay shows what each post event becomes.
     """
     try:
         text = body.decode("utf-8")
@@ -140,10 +145,18 @@ def _jetstream(body: bytes, *, our_did: str | None) -> list[Event]:
             continue
         where = f"lines.{index}"
         event = post_event(line, path=where)
-        if event is None or event.commit.operation != "create":
+        if event is None:
+            gone = deleted_post(line, path=where)
+            if gone is not None:
+                uri, time_us = gone
+                events.append(jetstream_deleted(uri, time_us=time_us, our_did=our_did))
             continue
         with _converted(where):
-            events.append(jetstream_event(event, our_did=our_did, raw=json.loads(line)))
+            raw = json.loads(line)
+            if event.commit.operation == "update":
+                events.append(jetstream_updated(event, our_did=our_did, raw=raw))
+            else:
+                events.append(jetstream_event(event, our_did=our_did, raw=raw))
     return events
 
 

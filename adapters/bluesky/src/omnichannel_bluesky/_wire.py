@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AUTHOR_REASONS",
+    "REASONS",
     "ByteSlice",
     "ChatProfile",
     "ConvoOutput",
@@ -29,6 +30,7 @@ __all__ = [
     "JetstreamEvent",
     "JetstreamPostCommit",
     "JetstreamPostEvent",
+    "LikeRecord",
     "ListConvosOutput",
     "ListNotificationsOutput",
     "LogEntry",
@@ -55,6 +57,9 @@ LIKE = "app.bsky.feed.like"
 
 AUTHOR_REASONS = frozenset({"mention", "reply", "quote"})
 """Notification reasons that carry a post written to us."""
+
+REASONS = AUTHOR_REASONS | {"like"}
+"""Notification reasons the adapter turns into events (a like is a reaction)."""
 
 
 class _Wire(BaseModel):
@@ -114,6 +119,14 @@ class PostRecord(_Wire):
     reply: ReplyRef | None = None
     embed: dict[str, Any] | None = None
     langs: tuple[str, ...] = ()
+
+
+class LikeRecord(_Wire):
+    """``app.bsky.feed.like`` record: who liked is the repo, what is ``subject``."""
+
+    type: str = Field(default=LIKE, alias="$type")
+    subject: StrongRef
+    created_at: str = Field(default="", alias="createdAt")
 
 
 # --- actors and views ------------------------------------------------------------
@@ -322,9 +335,13 @@ class LogEntry(_Wire):
 
 
 class GetLogOutput(_Wire):
-    """Output of ``chat.bsky.convo.getLog``: entries after the cursor, oldest first."""
+    """Output of ``chat.bsky.convo.getLog``: entries after the cursor, oldest first.
 
-    logs: tuple[LogEntry, ...] = ()
+    The entries stay as received: each is read as a `LogEntry` on its own,
+    so one malformed entry cannot fail the page.
+    """
+
+    logs: tuple[Any, ...] = ()
     cursor: str | None = None
 
 

@@ -5,8 +5,10 @@ methods the adapter uses, in the shapes recorded from ``bsky.social``
 (``../shared/vectors/bluesky/``): app-password sessions with expiring access
 tokens and a refresh token, notifications, records, threads, handle
 resolution, the chat service behind ``atproto-proxy``, and a Jetstream
-``/subscribe`` WebSocket that sends the world's new posts (and any recorded
-events a test replays) as Jetstream v1 JSON.
+``/subscribe`` WebSocket that sends the world's new, edited and deleted posts
+(and any recorded events a test replays) as Jetstream v1 JSON. A customer's
+like of our post (``customer_like``) is a ``like`` notification in the
+recorded shape.
 
 ```python
 from omnichannel_bluesky import BlueskyAdapter
@@ -71,6 +73,7 @@ _LIKE = "app.bsky.feed.like"
 _CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _FEED_POLL = 0.01
+_OPERATIONS = {"post.created": "create", "post.edited": "update", "post.deleted": "delete"}
 
 
 def _tid(value: int) -> str:
@@ -105,17 +108,36 @@ def _xrpc_error(name: str, message: str, status: int = 400) -> SandboxResponse:
 
 
 class _Jetstream:
-    """The events the sandbox's Jetstream sends: replayed lines, then the world's posts."""
+    """The events the sandbox's Jetstream sends: replayed lines, then the world's posts.
+
+    Posts created, edited and deleted in the world go out as ``create``,
+    ``update`` and ``delete`` commits, in the order they happened (direct
+    posts are not on Jetstream).
+
+    Attributes:
+        drop_after: Drop the next connection after this many events (without
+            a close frame in-process, with close code 1011 over loopback).
+        close_after: Close the next connection cleanly (code 1000, as a server
+            restart does) after this many events.
+        drop_connections: Drop this many of the next connections at once,
+            before any event.
+        connections: WebSocket connections opened so far.
+        handshakes: The headers of each connection's opening request
+            (lower-case names), to check what a client sends.
+    """
 
     def __init__(self, sandbox: BlueskySandbox) -> None:
         self._sandbox = sandbox
         self._entries: list[tuple[int, str]] = []
-        self._seen_seq = 0
+        self._seen_changes = 0
         self._checked = -1
         self._last_us = 0
         self._lock = threading.Lock()
         self.drop_after: int | None = None
+        self.close_after: int | None = None
+        self.drop_connections = 0
         self.connections = 0
+        self.handshakes: list[dict[str, str]] = []
 
     def replay(self, lines: Sequence[str]) -> None:
         """Queue recorded Jetstream lines, sent as they are (their ``time_us`` included)."""
@@ -127,27 +149,55 @@ class _Jetstream:
                 self._entries.append((time_us, line))
                 self._last_us = max(self._last_us, time_us)
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Render the world's changes not yet on the feed (each record as it is now)."""
         sandbox = self._sandbox
-        with sandbox.world.lock, self._lock:
-            if sandbox.world.last_seq == self._checked:
+        world = sandbox.world
+        with world.lock, self._lock:
+            if world.last_seq == self._checked:
                 return
-            self._checked = sandbox.world.last_seq
-            fresh = sorted(
-                (p for p in sandbox.world.posts.values() if p.seq > self._seen_seq),
-                key=lambda p: p.seq,
-            )
-            for post in fresh:
-                self._seen_seq = post.seq
-                if post.visibility == "direct":
+            self._checked = world.last_seq
+            fresh = world.changes[self._seen_changes :]
+            self._seen_changes = len(world.changes)
+            for change in fresh:
+                operation = _OPERATIONS.get(change.kind)
+                post = world.posts.get(change.subject_id)
+                if operation is None or post is None or post.visibility == "direct":
                     continue
-                stamp = int(post.created_at.timestamp() * 1_000_000)
+                stamp = int(change.at.timestamp() * 1_000_000)
                 self._last_us = max(self._last_us + 1, stamp)
-                self._entries.append((self._last_us, sandbox.render_jetstream(post, self._last_us)))
+                line = sandbox.render_jetstream(post, self._last_us, operation=operation)
+                self._entries.append((self._last_us, line))
+
+    def opened(self, headers: dict[str, str]) -> bool:
+        """Count a new connection; whether it is to be dropped at once."""
+        with self._lock:
+            self.connections += 1
+            self.handshakes.append(headers)
+            if self.drop_connections > 0:
+                self.drop_connections -= 1
+                return True
+            return False
+
+    def take_drop(self, sent: int) -> bool:
+        """Whether the connection that sent ``sent`` events drops now (once)."""
+        with self._lock:
+            if self.drop_after is not None and sent >= self.drop_after:
+                self.drop_after = None
+                return True
+            return False
+
+    def take_close(self, sent: int) -> bool:
+        """Whether the connection that sent ``sent`` events closes cleanly now (once)."""
+        with self._lock:
+            if self.close_after is not None and sent >= self.close_after:
+                self.close_after = None
+                return True
+            return False
 
     def entry(self, index: int) -> tuple[int, str] | None:
         """The ``index``-th event sent on every connection, if there is one yet."""
-        self._refresh()
+        self.refresh()
         with self._lock:
             return self._entries[index] if index < len(self._entries) else None
 
@@ -171,7 +221,7 @@ class _FeedStream(httpcore.AsyncNetworkStream):
     new event and returns it as a WebSocket frame.
     """
 
-    def __init__(self, feed: _Jetstream, cursor: int | None) -> None:
+    def __init__(self, feed: _Jetstream, cursor: int | None, *, drop: bool = False) -> None:
         self._feed = feed
         self._cursor = cursor
         self._index = 0
@@ -179,6 +229,7 @@ class _FeedStream(httpcore.AsyncNetworkStream):
         self._out = bytearray()
         self._sent = 0
         self._closed = False
+        self._drop = drop
 
     async def read(
         self, max_bytes: int, timeout: float | None = None  # noqa: ASYNC109 - httpcore's API
@@ -186,11 +237,13 @@ class _FeedStream(httpcore.AsyncNetworkStream):
         while not self._out:
             if self._closed:
                 return b""
-            drop = self._feed.drop_after
-            if drop is not None and self._sent >= drop:
-                self._feed.drop_after = None
+            if self._drop or self._feed.take_drop(self._sent):
                 self._closed = True
                 return b""  # the connection drops
+            if self._feed.take_close(self._sent):
+                self._closed = True  # nothing after the close frame
+                self._out += self._conn.send(CloseConnection(code=1000))
+                break
             entry = self._feed.entry(self._index)
             if entry is None:
                 await anyio.sleep(_FEED_POLL)
@@ -256,8 +309,12 @@ class _BlueskyASGI:
         query = httpx.QueryParams(scope.get("query_string", b"").decode("latin-1"))
         cursor = query.get("cursor")
         feed = self._sandbox.jetstream
-        feed.connections += 1
+        drop = feed.opened({name.decode("latin-1").lower(): value.decode("latin-1")
+                            for name, value in scope.get("headers", [])})
         await send({"type": "websocket.accept"})
+        if drop:
+            await send({"type": "websocket.close", "code": 1011})
+            return
         index = 0
         last = int(cursor) if cursor and cursor.isdigit() else None
         sent = 0
@@ -270,6 +327,11 @@ class _BlueskyASGI:
 
             tg.start_soon(watch)
             while True:
+                for ends, code in ((feed.take_drop, 1011), (feed.take_close, 1000)):
+                    if ends(sent):
+                        await send({"type": "websocket.close", "code": code})
+                        tg.cancel_scope.cancel()
+                        return
                 entry = feed.entry(index)
                 if entry is None:
                     await anyio.sleep(_FEED_POLL)
@@ -278,11 +340,6 @@ class _BlueskyASGI:
                 time_us, line = entry
                 if last is not None and time_us <= last:
                     continue
-                if feed.drop_after is not None and sent >= feed.drop_after:
-                    feed.drop_after = None
-                    await send({"type": "websocket.close", "code": 1011})
-                    tg.cancel_scope.cancel()
-                    return
                 await send({"type": "websocket.send", "text": line})
                 sent += 1
 
@@ -303,8 +360,12 @@ class BlueskySandbox(Sandbox):
     Attributes:
         app_password: Our account's app password (``adapter_settings`` uses it).
         app_password_revoked: Set by ``revoke_credentials``: logging in fails.
-        jetstream: The Jetstream feed (``replay(lines)`` sends recorded events;
-            ``drop_after = n`` drops the next connection after ``n`` events).
+        jetstream: The Jetstream feed: the world's post creations, edits and
+            deletions as ``create``/``update``/``delete`` commits, after any
+            recorded events ``replay(lines)`` queued. ``drop_after = n`` drops
+            the next connection after ``n`` events, ``close_after = n`` closes
+            it cleanly, ``drop_connections = n`` drops the next ``n`` at once;
+            ``handshakes`` keeps each connection's request headers.
         chat_allowed: ``False`` answers chat calls as for an app password
             without direct-message access (``401 InvalidToken``, "Bad token scope").
     """
@@ -577,22 +638,22 @@ class BlueskySandbox(Sandbox):
             "labels": [],
         }
 
-    def render_jetstream(self, post: Post, time_us: int) -> str:
-        """A Jetstream v1 ``commit`` event creating ``post``."""
+    def render_jetstream(self, post: Post, time_us: int, *, operation: str = "create") -> str:
+        """A Jetstream v1 ``commit`` event creating, updating or deleting ``post``.
+
+        A deletion carries no record and no cid, as recorded.
+        """
         did, collection, rkey = post.id.removeprefix("at://").split("/")
-        event = {
-            "did": did,
-            "time_us": time_us,
-            "kind": "commit",
-            "commit": {
-                "rev": self.new_tid(),
-                "operation": "create",
-                "collection": collection,
-                "rkey": rkey,
-                "record": self.render_record(post),
-                "cid": self.cid_of(post),
-            },
+        commit: dict[str, object] = {
+            "rev": self.new_tid(),
+            "operation": operation,
+            "collection": collection,
+            "rkey": rkey,
         }
+        if operation != "delete":
+            commit["record"] = self.render_record(post)
+            commit["cid"] = self.cid_of(post)
+        event = {"did": did, "time_us": time_us, "kind": "commit", "commit": commit}
         return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
     def _rev(self, seq: int) -> str:
@@ -1057,8 +1118,10 @@ class BlueskySandbox(Sandbox):
         accept = base64.b64encode(
             hashlib.sha1((key + _WS_GUID).encode("ascii")).digest()  # noqa: S324 - RFC 6455
         ).decode("ascii")
-        self.jetstream.connections += 1
-        stream = _FeedStream(self.jetstream, int(cursor) if cursor and cursor.isdigit() else None)
+        drop = self.jetstream.opened({name.lower(): value
+                                      for name, value in request.headers.items()})
+        stream = _FeedStream(self.jetstream, int(cursor) if cursor and cursor.isdigit() else None,
+                             drop=drop)
         return httpx.Response(
             101,
             headers={"Upgrade": "websocket", "Connection": "Upgrade",
@@ -1080,6 +1143,15 @@ class BlueskySandbox(Sandbox):
         return _BlueskyASGI(self)
 
     # customer side ----------------------------------------------------------------------
+
+    def customer_edit(self, record: Post | DirectMessage | str, text: str) -> Post:
+        """A customer edits a post: Jetstream sends the creation as it was, then the update.
+
+        Raises:
+            KeyError: No such post.
+        """
+        self.jetstream.refresh()  # a creation not rendered yet keeps its first text
+        return super().customer_edit(record, text)
 
     def customer_dm(self, text: str, *, author: Account | None = None) -> DirectMessage:
         """A customer writes to us in chat."""
