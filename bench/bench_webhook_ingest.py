@@ -54,10 +54,11 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def hub_app(store_kind: str, db: Path) -> Any:
     """hub.asgi over a testnet adapter (its API in process) and the chosen store."""
+    from tests.runtime_adapter import RuntimeAdapter, RuntimeSettings
+
     from omnichannel.events import MessageReceived
     from omnichannel.hub import Context, Hub
     from omnichannel.store import MemoryStore, SQLiteStore
-    from tests.runtime_adapter import RuntimeAdapter, RuntimeSettings
 
     fake = FakeNetwork()
     adapter = RuntimeAdapter(RuntimeSettings(poll_interval=3600), transport=fake.transport())

@@ -26,11 +26,11 @@ from subprocess import PIPE
 
 import anyio
 import anyio.abc
+from tests.runtime_adapter import FakeNetwork, RuntimeAdapter, RuntimeSettings, received
 
 from omnichannel.actions import Reply
 from omnichannel.outbox import Outbox
 from omnichannel.store import OutboxStatus, SQLiteStore
-from tests.runtime_adapter import FakeNetwork, RuntimeAdapter, RuntimeSettings, received
 
 REPO = Path(__file__).resolve().parent.parent
 _UNFINISHED: tuple[OutboxStatus, ...] = ("pending", "sending", "ambiguous")

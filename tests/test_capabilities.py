@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from omnichannel.text import TextRule
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import CapabilityNotSupported, TextTooLong, WindowClosed
 from omnichannel.model import Message, Person, Ref, Visibility
+from omnichannel.text import TextRule
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

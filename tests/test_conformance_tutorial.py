@@ -13,10 +13,9 @@ if str(TUTORIAL) not in sys.path:
     sys.path.insert(0, str(TUTORIAL))
 
 # --8<-- [start:suite]
+from omnichannel.testing.conformance import AdapterConformance  # noqa: E402
 from omnichannel_chirp import ChirpAdapter  # noqa: E402
 from omnichannel_chirp.sandbox import ChirpSandbox  # noqa: E402
-
-from omnichannel.testing.conformance import AdapterConformance  # noqa: E402
 
 
 class TestChirpConformance(AdapterConformance):
@@ -40,4 +39,21 @@ async def test_try_sandbox_prints_utf16_offsets(capsys: pytest.CaptureFixture[st
         "alice wrote: @shop where is my parcel? 📦 https://example.com/o/7",
         "mention 0 5",
         "link 29 52",
+    ]
+
+
+async def test_break_it_shows_each_mistake_caught(capsys: pytest.CaptureFixture[str]) -> None:
+    """break_it.py: the offsets scenario fails, a lost reply is found, a bad post is rejected."""
+    spec = importlib.util.spec_from_file_location("break_it", TUTORIAL / "break_it.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.main()
+    assert capsys.readouterr().out.splitlines() == [
+        "Broken fails test_inbound_entities_keep_offsets",
+        "lost answer: AmbiguousDelivery, then find_sent found the reply",
+        "replies on Chirp: 1",
+        "delivered: ['@shop where is my parcel?']",
+        "rejected: mentions.0.author - Field required",
     ]

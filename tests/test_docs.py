@@ -41,7 +41,6 @@ NOT_RUNNABLE_YET: dict[str, str] = {
     "docs/how-to/handlers.md": "later blocks are fragments of the first",
     "docs/how-to/webhooks-fastapi.md": "uses facebook/instagram adapters not built yet",
     "docs/reference/testing.md": "refers to the adapter tutorial's classes",
-    "docs/tutorials/write-an-adapter.md": "later blocks refer to names of included files",
 }
 
 

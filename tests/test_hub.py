@@ -11,13 +11,6 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-
-from omnichannel.adapter import WebhookRequest
-from omnichannel.errors import ActionError, CapabilityNotSupported, ConfigurationError, TextTooLong
-from omnichannel.events import Event, MessageReceived, ReactionAdded
-from omnichannel.hub import Context, Hub
-from omnichannel.policy import AutoSend
-from omnichannel.store import MemoryStore, SQLiteStore
 from tests.runtime_adapter import (
     FakeNetwork,
     RuntimeAdapter,
@@ -25,6 +18,13 @@ from tests.runtime_adapter import (
     eventually,
     running,
 )
+
+from omnichannel.adapter import WebhookRequest
+from omnichannel.errors import ActionError, CapabilityNotSupported, ConfigurationError, TextTooLong
+from omnichannel.events import Event, MessageReceived, ReactionAdded
+from omnichannel.hub import Context, Hub
+from omnichannel.policy import AutoSend
+from omnichannel.store import MemoryStore, SQLiteStore
 
 
 def make_hub(fake: FakeNetwork, **options: object) -> Hub:

@@ -5,14 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from omnichannel.actions import Reply
-from omnichannel.errors import DraftNotPending, DuplicateReply, TextTooLong
-from omnichannel.events import MessageReceived
-from omnichannel.hub import Context, Delivery, Hub
-from omnichannel.model import Message
-from omnichannel.policy import AutoSend, Decision, HoldPublic, hold_when, normalize_text
-from omnichannel.store import Draft, MemoryStore
 from tests.runtime_adapter import (
     FakeClock,
     FakeNetwork,
@@ -22,6 +14,14 @@ from tests.runtime_adapter import (
     received,
     running,
 )
+
+from omnichannel.actions import Reply
+from omnichannel.errors import DraftNotPending, DuplicateReply, TextTooLong
+from omnichannel.events import MessageReceived
+from omnichannel.hub import Context, Delivery, Hub
+from omnichannel.model import Message
+from omnichannel.policy import AutoSend, Decision, HoldPublic, hold_when, normalize_text
+from omnichannel.store import Draft, MemoryStore
 
 
 def make_hub(fake: FakeNetwork, **options: object) -> Hub:

@@ -7,14 +7,6 @@ from typing import ClassVar
 import httpx
 import pytest
 from pydantic import ValidationError
-
-import omnichannel
-from omnichannel.actions import Reply
-from omnichannel.adapter import WebhookRequest
-from omnichannel.events import MessageReceived
-from omnichannel.hub import Context, Hub, HubStatistics, NetworkStatistics
-from omnichannel.policy import AutoSend
-from omnichannel.store import MemoryStore
 from tests.runtime_adapter import (
     FakeClock,
     FakeNetwork,
@@ -24,6 +16,14 @@ from tests.runtime_adapter import (
     received,
     running,
 )
+
+import omnichannel
+from omnichannel.actions import Reply
+from omnichannel.adapter import WebhookRequest
+from omnichannel.events import MessageReceived
+from omnichannel.hub import Context, Hub, HubStatistics, NetworkStatistics
+from omnichannel.policy import AutoSend
+from omnichannel.store import MemoryStore
 
 
 class OtherAdapter(RuntimeAdapter):

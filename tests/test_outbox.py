@@ -8,11 +8,6 @@ from datetime import timedelta
 
 import anyio
 import pytest
-
-from omnichannel.actions import Post, React, Reply
-from omnichannel.errors import ConfigurationError, TextTooLong
-from omnichannel.outbox import Outbox
-from omnichannel.store import MemoryStore
 from tests.runtime_adapter import (
     FakeClock,
     FakeNetwork,
@@ -22,6 +17,11 @@ from tests.runtime_adapter import (
     eventually,
     received,
 )
+
+from omnichannel.actions import Post, React, Reply
+from omnichannel.errors import ConfigurationError, TextTooLong
+from omnichannel.outbox import Outbox
+from omnichannel.store import MemoryStore
 
 
 class Rig:

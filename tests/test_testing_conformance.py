@@ -13,14 +13,13 @@ TUTORIAL = Path(__file__).resolve().parent.parent / "examples" / "adapter_tutori
 if str(TUTORIAL) not in sys.path:
     sys.path.insert(0, str(TUTORIAL))
 
-from omnichannel_chirp import ChirpAdapter  # noqa: E402
-from omnichannel_chirp.sandbox import ChirpSandbox  # noqa: E402
-
 from omnichannel.actions import Post, PrivateReply, React, Reply, Sent  # noqa: E402
 from omnichannel.adapter import Adapter, Batch  # noqa: E402
 from omnichannel.errors import OmnichannelError  # noqa: E402
 from omnichannel.model import Message  # noqa: E402
 from omnichannel.testing.conformance import AdapterConformance  # noqa: E402
+from omnichannel_chirp import ChirpAdapter  # noqa: E402
+from omnichannel_chirp.sandbox import ChirpSandbox  # noqa: E402
 
 pytest_plugins = ["pytester"]
 

@@ -9,10 +9,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-
-from omnichannel.events import MessageReceived
-from omnichannel.hub import Context, Hub
-from omnichannel.store import MemoryStore
 from tests.runtime_adapter import (
     SIGNATURE_HEADER,
     FakeNetwork,
@@ -22,6 +18,10 @@ from tests.runtime_adapter import (
     running,
     serve_in_thread,
 )
+
+from omnichannel.events import MessageReceived
+from omnichannel.hub import Context, Hub
+from omnichannel.store import MemoryStore
 
 
 def make_hub(fake: FakeNetwork, **options: Any) -> Hub:
