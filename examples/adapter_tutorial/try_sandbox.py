@@ -6,6 +6,7 @@ Run it from this folder: ``python try_sandbox.py``.
 from __future__ import annotations
 
 import anyio
+
 from omnichannel_chirp.sandbox import ChirpSandbox
 
 

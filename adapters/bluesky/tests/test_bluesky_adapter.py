@@ -8,9 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from omnichannel_bluesky import BlueskyAdapter, BlueskySettings, record_key
-from omnichannel_bluesky._convert import tid_datetime
-from omnichannel_bluesky.sandbox import BlueskySandbox
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply
 from omnichannel.errors import (
@@ -22,6 +19,9 @@ from omnichannel.errors import (
 from omnichannel.events import MessageReceived, ReactionAdded
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Message
+from omnichannel_bluesky import BlueskyAdapter, BlueskySettings, record_key
+from omnichannel_bluesky._convert import tid_datetime
+from omnichannel_bluesky.sandbox import BlueskySandbox
 
 CREATE = "POST /xrpc/com.atproto.repo.createRecord"
 SEND_DM = "POST /xrpc/chat.bsky.convo.sendMessage"

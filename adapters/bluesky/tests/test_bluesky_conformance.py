@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from omnichannel.testing.conformance import AdapterConformance
 from omnichannel_bluesky import BlueskyAdapter
 from omnichannel_bluesky.sandbox import BlueskySandbox
-
-from omnichannel.testing.conformance import AdapterConformance
 
 
 class TestBlueskyConformance(AdapterConformance):

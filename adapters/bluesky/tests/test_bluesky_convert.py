@@ -8,6 +8,19 @@ from typing import Any
 
 import httpx
 import pytest
+
+from omnichannel.adapter import Rejected
+from omnichannel.errors import (
+    AuthenticationError,
+    NotFound,
+    PayloadError,
+    RateLimited,
+    RequestRejected,
+    TokenExpired,
+    TransientError,
+)
+from omnichannel.events import MessageReceived, ReactionAdded
+from omnichannel.model import Hashtag, Link, Mention
 from omnichannel_bluesky._convert import (
     chat_event,
     chat_message,
@@ -45,19 +58,6 @@ from omnichannel_bluesky._wire import (
     PostThreadOutput,
     Session,
 )
-
-from omnichannel.adapter import Rejected
-from omnichannel.errors import (
-    AuthenticationError,
-    NotFound,
-    PayloadError,
-    RateLimited,
-    RequestRejected,
-    TokenExpired,
-    TransientError,
-)
-from omnichannel.events import MessageReceived, ReactionAdded
-from omnichannel.model import Hashtag, Link, Mention
 
 BSKYR = "did:plc:5c2r73erhng4bszmxlfdtscf"
 CHRIS = "did:plc:wpe35pganb6d4pg4ekmfy6u5"

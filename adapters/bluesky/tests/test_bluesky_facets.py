@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from omnichannel_bluesky._convert import entities_from_facets, load
 from omnichannel_bluesky._facets import Detected, detect, facets_for
 from omnichannel_bluesky._wire import Facet

@@ -9,13 +9,13 @@ from typing import Any
 
 import anyio
 import pytest
-from omnichannel_bluesky import BlueskyAdapter
-from omnichannel_bluesky.sandbox import BlueskySandbox
 
 from omnichannel.adapter import Batch
 from omnichannel.errors import ConfigurationError, TransientError
 from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.http import RetryPolicy
+from omnichannel_bluesky import BlueskyAdapter
+from omnichannel_bluesky.sandbox import BlueskySandbox
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from omnichannel_bluesky import BlueskyAdapter
 
 from omnichannel.actions import PrivateReply, React, Reply
-from omnichannel.errors import RequestRejected
+from omnichannel.errors import PayloadError, RequestRejected
 from omnichannel.events import MessageReceived, ReactionAdded
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Message
+from omnichannel_bluesky import BlueskyAdapter
 
 PDS = "https://bsky.social"
 XRPC = f"{PDS}/xrpc"
@@ -269,3 +269,18 @@ async def test_malformed_chat_log_entry_is_rejected_and_the_log_goes_on(
     assert (refused.path, refused.reason) == ("logs.0.message.sentAt", "sentAt is not a timestamp")
     assert json.loads(refused.body) == entries[0]
     assert json.loads(batch.cursor or "{}")["c"] == "2222223ej4abc"
+
+
+async def test_answer_that_is_not_a_page_is_payload_error(logged_in: respx.MockRouter) -> None:
+    """A listNotifications answer without a list, or not JSON, fails the poll with PayloadError."""
+    route = logged_in.get(f"{XRPC}/app.bsky.notification.listNotifications")
+    route.side_effect = [httpx.Response(200, json={"cursor": "x"}),
+                         httpx.Response(200, content=b"<html>busy</html>")]
+    async with _adapter() as adapter:
+        with pytest.raises(PayloadError) as first:
+            await adapter.poll(None)
+        with pytest.raises(PayloadError) as second:
+            await adapter.poll(None)
+    assert (first.value.network, first.value.path) == ("bluesky", "notifications")
+    assert second.value.path == "app.bsky.notification.listNotifications"
+    assert second.value.reason == "the answer is not JSON"

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omnichannel_bluesky import BlueskyAdapter
 
 from omnichannel.cli import main
 from omnichannel.errors import PayloadError
@@ -20,6 +19,7 @@ from omnichannel.events import (
     ReactionAdded,
 )
 from omnichannel.model import Link, Mention, Message
+from omnichannel_bluesky import BlueskyAdapter
 
 VECTORS = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "bluesky"
 DECODED = VECTORS / "decoded"

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+
 from omnichannel_bluesky.sandbox import BlueskySandbox
 
 XRPC = "/xrpc"
@@ -71,6 +72,27 @@ async def test_notification_has_the_recorded_fields(recorded: Recorded) -> None:
     text = ours["record"]["text"].encode()
     assert [text[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode() for f in facets] == [
         "@shop.bsky.social", "#help"]
+
+
+async def test_customer_like_is_a_like_notification_with_the_recorded_fields(
+    recorded: Recorded,
+) -> None:
+    """customer_like on our post gives a like notification shaped like the recorded ones."""
+    sandbox = BlueskySandbox(seed=33)
+    ours = sandbox.our_post("Open today")
+    like = sandbox.customer_like(ours)
+    session = await _login(sandbox)
+    async with _client(sandbox, session["accessJwt"]) as http:
+        page = (await http.get(f"{XRPC}/app.bsky.notification.listNotifications",
+                               params={"reasons": ["like"]})).json()
+    [ours_liked] = page["notifications"]
+    liked = next(n for n in recorded("bskyr__n_notifications")["notifications"]
+                 if n["reason"] == "like")
+    assert set(liked) <= set(ours_liked)
+    assert set(liked["record"]) == set(ours_liked["record"])
+    assert ours_liked["uri"] == like.id
+    assert ours_liked["reasonSubject"] == ours.id
+    assert ours_liked["record"]["subject"] == {"cid": ours.extra["cid"], "uri": ours.id}
 
 
 async def test_taken_record_key_answers_500_like_the_reference_pds() -> None:

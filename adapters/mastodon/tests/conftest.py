@@ -63,9 +63,10 @@ def anyio_backend() -> str:
 # once the adapter is fixed, the trio job fails until the entry is removed.
 _TRIO_XFAIL = {
     name: (
-        "MastodonAdapter.stream leaves aiter_events(response.aiter_lines()) open when the "
-        "stream is closed at a yield; trio reports the collected generators (wrap them in "
-        "contextlib.aclosing)"
+        "a stream closed at a yield leaves httpx's own nested stream generators "
+        "(Response.aiter_text/aiter_bytes under aiter_lines) to the garbage collector and "
+        "trio warns about them; the adapter closes its own generators (aclosing), which is "
+        "not enough: it needs a reader that holds no httpx generator"
     )
     for name in (
         "test_recorded_user_stream_yields_mentions_edits_and_deletes",

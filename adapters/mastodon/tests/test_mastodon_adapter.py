@@ -11,8 +11,6 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import respx
-from omnichannel_mastodon import MastodonAdapter, MastodonSettings
-from omnichannel_mastodon._convert import Converter, parse_status
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply
 from omnichannel.adapter import Batch
@@ -29,6 +27,8 @@ from omnichannel.errors import (
 from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated, ReactionAdded
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Message, Ref
+from omnichannel_mastodon import MastodonAdapter, MastodonSettings
+from omnichannel_mastodon._convert import Converter, parse_status
 
 BASE = "http://localhost:3000"
 STREAM = "http://localhost:4000"

@@ -8,10 +8,9 @@ replies to the limit through that same hook, so every scenario runs unchanged.
 
 from __future__ import annotations
 
+from omnichannel.testing.conformance import AdapterConformance
 from omnichannel_mastodon import MastodonAdapter
 from omnichannel_mastodon.sandbox import MastodonSandbox
-
-from omnichannel.testing.conformance import AdapterConformance
 
 
 class TestMastodonConformance(AdapterConformance):

@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
+from omnichannel.errors import PayloadError
+from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated, ReactionAdded
+from omnichannel.model import Hashtag, Link, Mention, Ref
 from omnichannel_mastodon._convert import (
     Converter,
     ThreadRoots,
@@ -18,10 +22,6 @@ from omnichannel_mastodon._convert import (
 )
 from omnichannel_mastodon._stream import iter_events
 from omnichannel_mastodon._wire import DirectConversation, Notification, Status, StatusMention
-
-from omnichannel.errors import PayloadError
-from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated, ReactionAdded
-from omnichannel.model import Hashtag, Link, Mention, Ref
 
 ADMIN = "117020565693913441"  # "admin" on the first recording server
 TEST = "117020565966271181"  # "mastodonpy_test" there

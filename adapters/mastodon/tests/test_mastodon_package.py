@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import omnichannel_mastodon
 import omnichannel_mastodon.sandbox
-from omnichannel_mastodon import MastodonAdapter, MastodonSettings
-from omnichannel_mastodon.sandbox import MastodonSandbox
-
 from omnichannel import load_adapter
 from omnichannel.adapter import AdapterSettings
+from omnichannel_mastodon import MastodonAdapter, MastodonSettings
+from omnichannel_mastodon.sandbox import MastodonSandbox
 
 
 def test_public_names() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omnichannel_mastodon import MastodonAdapter
 
 from omnichannel.cli import main
 from omnichannel.errors import PayloadError
 from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.model import Mention
+from omnichannel_mastodon import MastodonAdapter
 
 DECODED = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "mastodon" / "decoded"
 ADMIN = "117020565693913441"  # the account that mentions us in test_notifications

@@ -11,8 +11,6 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 import pytest
-from omnichannel_mastodon import MastodonAdapter
-from omnichannel_mastodon.sandbox import MastodonSandbox
 
 from omnichannel.actions import Reply
 from omnichannel.adapter import Batch
@@ -25,6 +23,8 @@ from omnichannel.events import (
     ReactionAdded,
 )
 from omnichannel.http import RetryPolicy, parse_mastodon_headers
+from omnichannel_mastodon import MastodonAdapter
+from omnichannel_mastodon.sandbox import MastodonSandbox
 
 
 class LongStreams(MastodonSandbox):

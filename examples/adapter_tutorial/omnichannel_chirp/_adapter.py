@@ -207,6 +207,9 @@ class ChirpAdapter(Adapter):
     async def poll(self, cursor: str | None) -> Batch:
         """Read one page of mentions and one of DMs after ``cursor`` (``"<mentions>:<dms>"``).
 
+        A malformed item is skipped and reported in ``Batch.rejected``; the
+        cursor moves past it all the same.
+
         Raises:
             PayloadError: A page as a whole is not what Chirp sends.
         """

@@ -542,7 +542,7 @@ class BlueskyAdapter(Adapter):
     ) -> tuple[list[Event], str | None, bool]:
         params = {"cursor": cursor} if cursor else None
         response = await self._xrpc("GET", _CHAT_LOG, params=params, chat=True)
-        page = load(GetLogOutput, self._decode(response, _CHAT_LOG), path="logs")
+        page = load(GetLogOutput, self._decode(response, _CHAT_LOG))
         events: list[Event] = []
         for index, raw in enumerate(page.logs):
             path = f"logs.{index}"
@@ -733,12 +733,13 @@ class BlueskyAdapter(Adapter):
 
         ``path`` names the endpoint, as ``/xrpc/<nsid>``, the bare NSID or a
         full URL: ``app.bsky.notification.listNotifications`` (mentions,
-        replies and quotes, as `poll` gives them), ``app.bsky.feed.getPostThread``
-        (every post of the thread), ``chat.bsky.convo.getLog`` (new messages
-        from others, as `poll` gives them), ``chat.bsky.convo.getMessages``
-        (messages from others; its query must carry ``convoId``, which the
-        answer does not), or a Jetstream ``/subscribe`` URL for JSON lines
-        (every post creation, unfiltered). Chat authors are known by DID only
+        replies, quotes and likes, as `poll` gives them),
+        ``app.bsky.feed.getPostThread`` (every post of the thread),
+        ``chat.bsky.convo.getLog`` (new messages from others, as `poll` gives
+        them), ``chat.bsky.convo.getMessages`` (messages from others; its
+        query must carry ``convoId``, which the answer does not), or a
+        Jetstream ``/subscribe`` URL for JSON lines (every post creation,
+        edit and deletion, unfiltered). Chat authors are known by DID only
         unless the log entry has ``relatedProfiles`` (no ``getConvo`` lookup).
         Without ``path``, an XRPC answer is recognised by its top-level key and
         a body that is not one JSON document is read as Jetstream lines.

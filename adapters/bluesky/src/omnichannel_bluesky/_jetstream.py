@@ -480,7 +480,8 @@ async def read_jetstream(
     works), then one comes every ``checkpoint_every`` events that did not
     match, so the caller can store how far it read, and, with ``tick``,
     whenever ``tick`` seconds passed since the last yield, quiet stream or not
-    (its ``time_us`` is ``None`` while no event came yet). A post event that
+    (its ``time_us`` is ``None`` while no event came on this connection). So a
+    ``time_us`` that is not ``None`` means the connection works. A post event that
     does not parse comes as a `Rejected`, never stopping the stream. The
     iterator ends when the server closes the connection normally. The
     connection is opened through ``api`` (logged, errors mapped) but without
@@ -521,7 +522,7 @@ async def read_jetstream(
                         break
                     if tick is not None and anyio.current_time() - yielded >= tick:
                         yielded = anyio.current_time()
-                        yield None, last
+                        yield None, last if started else None
                     if not line:
                         continue
                     time_us = _time_us(line)

@@ -92,7 +92,7 @@ def _thread(data: Any, *, our_did: str | None, query: dict[str, str]) -> list[Ev
 
 
 def _chat_log(data: Any, *, our_did: str | None, query: dict[str, str]) -> list[Event]:
-    page = load(GetLogOutput, data, path="logs")
+    page = load(GetLogOutput, data)
     events: list[Event] = []
     for index, raw in enumerate(page.logs):
         with located(f"logs.{index}"):

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -424,11 +424,12 @@ class MastodonAdapter(Adapter):
                         if not batch.more:
                             break
                     reconnects.connected()
-                    async for sse in aiter_events(response.aiter_lines()):
-                        streamed = await self._stream_batch(sse)
-                        if streamed is not None:
-                            cursor = streamed.cursor or cursor
-                            yield streamed
+                    async with aclosing(aiter_events(response.aiter_lines())) as events:
+                        async for sse in events:
+                            streamed = await self._stream_batch(sse)
+                            if streamed is not None:
+                                cursor = streamed.cursor or cursor
+                                yield streamed
             except TransientError as exc:
                 await reconnects.wait(exc)  # raises once it dropped too often in a row
             else:

@@ -15,7 +15,7 @@ an event; several ``data:`` lines join with a newline.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
 
 __all__ = ["SSEDecoder", "ServerEvent", "aiter_events", "iter_events"]
@@ -68,10 +68,19 @@ def iter_events(lines: Iterable[str]) -> Iterator[ServerEvent]:
             yield event
 
 
-async def aiter_events(lines: AsyncIterable[str]) -> AsyncIterator[ServerEvent]:
-    """The events in an async stream of lines, as they complete."""
+async def aiter_events(lines: AsyncIterable[str]) -> AsyncGenerator[ServerEvent, None]:
+    """The events in an async stream of lines, as they complete.
+
+    Closing this iterator (``contextlib.aclosing``) closes ``lines`` too when
+    it can be closed, so no generator is left for the garbage collector.
+    """
     decoder = SSEDecoder()
-    async for line in lines:
-        event = decoder.feed(line)
-        if event is not None:
-            yield event
+    try:
+        async for line in lines:
+            event = decoder.feed(line)
+            if event is not None:
+                yield event
+    finally:
+        close = getattr(lines, "aclose", None)
+        if close is not None:
+            await close()
