@@ -103,6 +103,7 @@ class FakeNetwork:
         attempts: How many ``POST /messages`` each key reached the network with.
         reactions: Reactions we sent, counted by ``(target, reaction)``.
         hidden: Hidden state per target id.
+        polled_after: The ``after`` cursor of every ``GET /events``, in order.
         faults: Faults for the next ``POST /messages`` calls, consumed in order:
             ``"lose"`` (commit, then drop the response), ``"503"`` (refuse,
             nothing committed), ``"429"`` (rate limited for an hour, nothing
@@ -134,6 +135,7 @@ class FakeNetwork:
         self.hidden: dict[str, bool] = {}
         self.faults: deque[str] = deque()
         self.polls = 0
+        self.polled_after: list[int] = []
         self.lost_responses = 0
         self.fail_polls = 0
         self.lookups = 0
@@ -293,6 +295,7 @@ class FakeNetwork:
         limit = int(query.get("limit") or 50)
         with self._lock:
             self.polls += 1
+            self.polled_after.append(after)
             page = self.inbox[after : after + limit]
             more = len(self.inbox) > after + limit
         return {"events": page, "cursor": str(after + len(page)), "more": more}

@@ -19,18 +19,24 @@ import pytest
 from omnichannel.actions import Post, PrivateReply, Reply, Sent
 from omnichannel.adapter import Adapter, Batch, WebhookRequest
 from omnichannel.capabilities import Capabilities
+from omnichannel.cli import Bot, adapters_from_settings, env_name, main
 from omnichannel.cli import _commands as commands
-from omnichannel.cli import adapters_from_settings, env_name, main
+from omnichannel.cli._settings import Config
 from omnichannel.errors import (
+    AuthenticationError,
     CapabilityNotSupported,
     ConfigurationError,
     PayloadError,
+    TransientError,
     UnknownNetwork,
 )
 from omnichannel.events import Event, MessageReceived, event_id
 from omnichannel.model import Conversation, Message, Person, Ref
 from omnichannel.store import Draft, OutboxItem, SQLiteStore
 from omnichannel.text import TextRule
+from omnichannel_bluesky import BlueskyAdapter
+from omnichannel_mastodon import MastodonAdapter
+from omnichannel_mastodon.sandbox import MastodonSandbox
 
 REPO = Path(__file__).resolve().parent.parent
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
@@ -106,6 +112,48 @@ def test_wrong_setting_is_named_and_its_secret_never_shown() -> None:
     message = str(info.value)
     assert "setting page_size is invalid" in message
     assert "sekrit" not in message
+
+
+def test_refused_token_names_the_setting_to_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bot whose token the network refuses stops with one line naming access_token; exit 1."""
+    for name in [n for n in os.environ if n.startswith("OMNICHANNEL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    sandbox = MastodonSandbox()
+    with sandbox.serve_in_thread() as url:
+        monkeypatch.setenv(env_name("mastodon", "base_url"), url)
+        monkeypatch.setenv(env_name("mastodon", "access_token"), "sekrit-but-wrong")
+        status = Bot("quickbot").main(["--until-idle", "--store", str(tmp_path / "bot.db")])
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if line.startswith("quickbot: error:")]
+    assert status == 1
+    assert "check access_token: set OMNICHANNEL_MASTODON_ACCESS_TOKEN" in line
+    assert "sekrit" not in err
+
+
+def test_unreachable_network_hint_names_the_url_settings_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A network that cannot be reached points at the URL settings given, not at the others."""
+    monkeypatch.chdir(tmp_path)  # no omnichannel.toml here
+    config = Config.load(environ={
+        env_name("mastodon", "base_url"): "https://mastodon.example",
+        env_name("mastodon", "access_token"): "t",
+    })
+    unreachable = TransientError("could not reach the network", network="mastodon")
+    hint = config.hint(MastodonAdapter, unreachable)
+    assert hint == (
+        "check base_url: set OMNICHANNEL_MASTODON_BASE_URL, or `base_url = ...` under "
+        "[mastodon] in omnichannel.toml"
+    )
+    refused = AuthenticationError("Invalid identifier or password", network="bluesky")
+    assert config.hint(BlueskyAdapter, refused) == (
+        "check app_password: set OMNICHANNEL_BLUESKY_APP_PASSWORD, or `app_password = ...` "
+        "under [bluesky] in omnichannel.toml"
+    )
+    assert config.hint(BlueskyAdapter, TransientError("down", network="bluesky")) is None
 
 
 def test_unknown_variable_is_reported() -> None:
@@ -528,7 +576,7 @@ def _free_port() -> int:
 
 
 def test_serve_runs_a_hub_and_its_webhook_app(tmp_path: Path) -> None:
-    """`omnichannel serve module:hub` runs the hub and answers on its webhook routes."""
+    """`omnichannel serve module:hub` answers on its webhook routes and stops cleanly on SIGTERM."""
     (tmp_path / "myhelpdesk.py").write_text(
         "from omnichannel.hub import Hub\nfrom omnichannel.store import MemoryStore\n"
         "hub = Hub(store=MemoryStore())\n",
@@ -556,4 +604,7 @@ def test_serve_runs_a_hub_and_its_webhook_app(tmp_path: Path) -> None:
         assert response.text == "unknown network"
     finally:
         process.terminate()
-        process.communicate(timeout=20)
+        out, err = process.communicate(timeout=20)
+    # The hub is stopped and closed, not killed by the signal uvicorn passes on.
+    assert process.returncode == 0, err
+    assert "omnichannel: stopped on SIGTERM" in out

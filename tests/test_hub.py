@@ -126,10 +126,14 @@ async def test_listener_resumes_from_the_stored_cursor_after_a_restart(tmp_path:
         await hub.wait_idle()
     for text in ("four", "five"):
         fake.customer_says(text)
+    polls_before_restart = len(fake.polled_after)
     async with running(build()) as hub:
         await eventually(lambda: len(seen) == 5)
         await hub.wait_idle()
         assert await hub.store.get_cursor("testnet") == "5"
+
+    # The restarted listener asked for what came after the stored cursor, not from the start.
+    assert fake.polled_after[polls_before_restart] == 3
 
     # Each message is its own conversation, so handled in any order; each exactly once.
     assert sorted(seen) == ["five", "four", "one", "three", "two"]

@@ -684,6 +684,8 @@ WORDS = st.one_of(
         "example.com", "@alice@example.social", "@bob.bsky.social", "#help", "end.", "©",
     ]),
 )
+# Tokens the splitter must keep whole (each is whitespace-delimited in TEXTS).
+UNBREAKABLE = ("https://example.com/a", "@alice@example.social", "@bob.bsky.social", "#help")
 # Never empty: glued tokens could form one URL or hashtag longer than a part.
 SEPARATORS = st.sampled_from([" ", " ", " ", "\n", "\n\n", "  ", "\t", " \r\n"])
 TEXTS = st.lists(st.tuples(WORDS, SEPARATORS), min_size=1, max_size=60).map(
@@ -702,10 +704,12 @@ RULES = [
 @settings(max_examples=120, deadline=None)
 @given(sample=TEXTS)
 def test_split_parts_always_fit_and_rebuild_the_text(rule: TextRule, sample: str) -> None:
-    """Every part fits the rule, no grapheme is split, and the contents give back the text."""
+    """Every part fits the rule, no grapheme, URL, mention or hashtag is split, nothing is lost."""
     parts = split_thread(sample, rule)
     assert all(rule.fits(part) for part in parts)
     if parts == [sample] or not sample.strip():
         return
     contents = _contents(parts) if len(parts) > 1 else parts
     _assert_faithful(sample, contents)
+    for token in UNBREAKABLE:
+        assert sum(content.count(token) for content in contents) == sample.count(token), token

@@ -51,6 +51,7 @@ from omnichannel_bluesky._wire import (
     GetRecordOutput,
     JetstreamEvent,
     JetstreamPostEvent,
+    ListConvosOutput,
     ListNotificationsOutput,
     LogEntry,
     MessageView,
@@ -301,6 +302,15 @@ def test_convo_answers_parse_with_both_members(recorded: Recorded, name: str) ->
     convo = load(ConvoOutput, recorded(name)).convo
     assert convo.id == "3ku7w6h4vog2d"
     assert {m.did for m in convo.members} == {BSKYR, CHRIS}
+
+
+def test_listed_convos_give_members_and_unread_counts(recorded: Recorded) -> None:
+    """listConvos gives the recorded conversation with its two members and nothing unread."""
+    [convo] = load(ListConvosOutput, recorded("bskyr__c_list")).convos
+    assert convo.id == "3ku7w6h4vog2d"
+    assert convo.unread_count == 0
+    assert {m.did for m in convo.members} == {BSKYR, CHRIS}
+    assert {m.handle for m in convo.members} == {"bskyr.bsky.social", "chriskenny.bsky.social"}
 
 
 def test_sent_message_and_reaction_answers_parse(recorded: Recorded) -> None:

@@ -98,6 +98,38 @@ def test_conversations_give_their_last_statuses_oldest_first(recorded: Any) -> N
     assert second.message.from_us is True
 
 
+def test_account_statuses_and_timelines_give_each_status_oldest_first(recorded: Any) -> None:
+    """The recorded page of an account's statuses gives its five toots, oldest first."""
+    account = "/api/v1/accounts/117020565966271181/statuses"
+    page = recorded("test_get_pagination_info").body("GET", account)
+    for path in (account + "?limit=5", "/api/v1/timelines/home"):
+        events = MastodonAdapter.parse_payload(_bytes(page), path=path)
+        received = [e for e in events if isinstance(e, MessageReceived)]
+        assert len(received) == len(events)
+        assert [e.message.text for e in received] == [f"Toot number {n}!" for n in (5, 6, 7, 8, 9)]
+
+
+def test_context_gives_the_statuses_around_one_under_the_thread_root(recorded: Any) -> None:
+    """A context answer gives its ancestors and descendants, all in the root's conversation."""
+    path = "/api/v1/statuses/117020585487094447/context"
+    empty = recorded("test_status_context").body("GET", path)
+    assert MastodonAdapter.parse_payload(_bytes(empty), path=path) == []
+    recording = recorded("test_status_reply")
+    root = recording.body("POST", "/api/v1/statuses", nth=0)
+    reply = recording.body("POST", "/api/v1/statuses", nth=1)
+    # A reply to the reply, as a descendant: only the context says which thread it is in.
+    deeper = {**reply, "id": "117020583258299999", "in_reply_to_id": reply["id"]}
+    context = {"ancestors": [root], "descendants": [deeper]}
+    events = MastodonAdapter.parse_payload(
+        _bytes(context), path=f"/api/v1/statuses/{reply['id']}/context"
+    )
+    messages = [e.message for e in events if isinstance(e, MessageReceived)]
+    assert [m.ref.id for m in messages] == [root["id"], deeper["id"]]
+    assert [m.conversation.id for m in messages] == [root["id"], root["id"]]
+    assert messages[1].in_reply_to is not None
+    assert messages[1].in_reply_to.id == reply["id"]
+
+
 def test_user_stream_capture_replays_as_the_stream_reads_it(recorded: Any) -> None:
     """SSE frames give mentions, the edit and the deletion; home-timeline updates give nothing."""
     capture = recorded("test_stream_user_direct").body("GET", "/api/v1/streaming/user")
@@ -203,6 +235,17 @@ def test_cli_replays_a_decoded_cassette(capsys: pytest.CaptureFixture[str]) -> N
     assert "skipped: a POST answer" in out
     assert "not parsed: mastodon: bad payload at /api/v1/notifications/unread_count" in out
     assert out.rstrip().endswith("3 events from 3 payloads; 1 not parsed; 2 skipped")
+
+
+def test_cli_replays_the_account_statuses_of_a_cassette(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The pagination cassette's page of statuses replays to its five toots, exit 0."""
+    cassette = DECODED / "mastodonpy__test_get_pagination_info.json"
+    status, out, err = _run(["replay", "mastodon", str(cassette)], capsys)
+    assert status == 0, err
+    assert 'text: "Toot number 9!"' in out
+    assert out.rstrip().endswith("5 events from 1 payload; 1 not parsed; 20 skipped")
 
 
 def test_cli_marks_our_messages_with_account(capsys: pytest.CaptureFixture[str]) -> None:

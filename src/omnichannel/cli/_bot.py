@@ -15,7 +15,7 @@ from typing import Any, TextIO, TypeVar
 import anyio
 
 from ..adapter import Adapter
-from ..errors import ConfigurationError, OmnichannelError
+from ..errors import AuthenticationError, ConfigurationError, OmnichannelError, TransientError
 from ..events import (
     Event,
     MessageDeleted,
@@ -54,6 +54,11 @@ class _Activity:
         finally:
             self.handled += 1
             self.touch()
+
+
+def _message(exc: OmnichannelError) -> str:
+    """The error's message, with the notes added to it (what to check) on the same line."""
+    return "; ".join([str(exc), *getattr(exc, "__notes__", ())])
 
 
 async def _busy(store: Store) -> bool:
@@ -215,10 +220,10 @@ class Bot:
             else:
                 anyio.run(lambda: self._run_accounts(args, stream))
         except ConfigurationError as exc:
-            print(f"{self.name}: error: {exc}", file=sys.stderr)
+            print(f"{self.name}: error: {_message(exc)}", file=sys.stderr)
             return 2
         except OmnichannelError as exc:
-            print(f"{self.name}: error: {exc}", file=sys.stderr)
+            print(f"{self.name}: error: {_message(exc)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 130
@@ -263,8 +268,15 @@ class Bot:
             print(f"{self.name}: answering on {names}; store {store.path}"
                   + ("" if args.until_idle else " (Ctrl+C to stop)"), file=out, flush=True)
 
-        await self._serve(hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
-                          quiet=2 * longest + 1, started=started)
+        try:
+            await self._serve(hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
+                              quiet=2 * longest + 1, started=started)
+        except (AuthenticationError, TransientError) as exc:  # a network refused to start
+            failed = next((a for a in adapters if a.network == exc.network), None)
+            hint = config.hint(type(failed), exc) if failed is not None else None
+            if hint is not None:
+                exc.add_note(hint)
+            raise
 
     async def _run_sandbox(self, args: argparse.Namespace, out: TextIO) -> None:
         from .._demo._report import collect_outcomes, transcript

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
 
 from ..actions import Post, PrivateReply, Reply
 from ..adapter import Adapter, WebhookRequest
@@ -378,16 +382,53 @@ def _uvicorn() -> Any:
     return uvicorn
 
 
-async def _serve_hub(hub: Hub, *, host: str, port: int, listen: bool, out: TextIO) -> None:
-    async with hub, anyio.create_task_group() as tg:
-        await tg.start(lambda task_status: hub.run(
-            listen=listen, serve_webhooks=(host, port), task_status=task_status
-        ))
-        address = hub.webhook_address or (host, port)
-        base = f"http://{address[0]}:{address[1]}"
-        networks = ", ".join(f"{base}/{n}" for n in sorted(hub.adapters)) or "(no adapters)"
-        print(f"omnichannel: hub running; webhooks at {networks} (Ctrl+C to stop)",
-              file=out, flush=True)
+async def _serve_hub(
+    hub: Hub, *, host: str, port: int, listen: bool, out: TextIO
+) -> signal.Signals | None:
+    """Run ``hub`` with its webhook server until it stops or SIGINT/SIGTERM arrives.
+
+    A signal cancels the hub's run, as Ctrl+C in a script would: the webhook
+    server answers what it was answering, the adapters are closed and the
+    store too; nothing is cut half-way by the process dying.
+
+    Returns:
+        The signal that stopped the hub, or ``None`` when it stopped on its own.
+    """
+    stopped_by: list[signal.Signals] = []
+    with ExitStack() as stack:
+        # Signals can only be received in the main thread (elsewhere, nothing to receive).
+        signals = stack.enter_context(
+            anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        ) if threading.current_thread() is threading.main_thread() else None
+        async with hub, anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                if signals is None:
+                    return
+                async for signum in signals:
+                    stopped_by.append(signal.Signals(signum))
+                    tg.cancel_scope.cancel()
+                    return
+
+            async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+                try:
+                    await hub.run(
+                        listen=listen, serve_webhooks=(host, port), task_status=task_status
+                    )
+                finally:
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_signal)
+            await tg.start(run)
+            address = hub.webhook_address or (host, port)
+            base = f"http://{address[0]}:{address[1]}"
+            networks = ", ".join(f"{base}/{n}" for n in sorted(hub.adapters)) or "(no adapters)"
+            print(f"omnichannel: hub running; webhooks at {networks} (Ctrl+C to stop)",
+                  file=out, flush=True)
+    if stopped_by:
+        print(f"omnichannel: stopped on {stopped_by[0].name}", file=out, flush=True)
+        return stopped_by[0]
+    return None
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -400,12 +441,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     if isinstance(target, Hub):
         _uvicorn()
         try:
-            anyio.run(lambda: _serve_hub(
+            stopped_by = anyio.run(lambda: _serve_hub(
                 target, host=args.host, port=args.port, listen=not args.no_listen, out=out
             ))
         except KeyboardInterrupt:
             return 130
-        return 0
+        return 130 if stopped_by == signal.SIGINT else 0
     if not callable(target):
         raise ConfigurationError(
             f"{args.app} is neither a Hub nor an ASGI application (got {type(target).__name__})"

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ..adapter import Adapter
-from ..errors import ConfigurationError
+from ..errors import AuthenticationError, ConfigurationError, OmnichannelError, TransientError
 from ..registry import adapters as installed_adapters
 from ..registry import load_adapter
 
@@ -151,6 +151,33 @@ class Config:
             ) from None
         return adapter(settings)
 
+    def hint(self, adapter: type[Adapter], exc: OmnichannelError) -> str | None:
+        """Name the settings to check when ``adapter`` could not start because of ``exc``.
+
+        A refused login points at the adapter's credentials (its ``SecretStr``
+        settings); a network that could not be reached points at the URLs
+        given in the settings. The hint says where each is set, never its value.
+
+        Returns:
+            ``check <setting>: set ..., or ...``, or ``None`` when no setting
+            is to blame.
+        """
+        network = adapter.network
+        fields = adapter.settings_model.model_fields
+        if isinstance(exc, AuthenticationError):
+            suspects = [name for name, info in fields.items() if _is_secret(info.annotation)]
+        elif isinstance(exc, TransientError):
+            given = self.settings_for(adapter)
+            suspects = [
+                name for name, value in given.items()
+                if isinstance(value, str) and value.startswith(_URL_SCHEMES)
+            ]
+        else:
+            return None
+        if not suspects:
+            return None
+        return "; ".join(f"check {name}: {self._where(network, name)}" for name in suspects)
+
     def _explain(self, network: str, exc: ValidationError) -> str:
         problems: list[str] = []
         for error in exc.errors(include_input=False, include_url=False):
@@ -168,6 +195,14 @@ class Config:
         if len(problems) == 1:
             return problems[0]
         return "settings are incomplete:\n  - " + "\n  - ".join(problems)
+
+
+_URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+
+
+def _is_secret(annotation: Any) -> bool:
+    """Whether a settings annotation is ``SecretStr`` or an optional ``SecretStr``."""
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
 
 
 def _from_env(raw: str, annotation: Any) -> Any:

@@ -494,7 +494,11 @@ class AdapterConformance:
             await _expect_unsupported(lambda: conformance.adapter.execute(action), "react")
             return
         await conformance.act(action)
-        assert [like.post_id for like in sandbox.reactions()] == [event.message.ref.id]
+        liked = [like.post_id for like in sandbox.reactions()]
+        assert liked == [event.message.ref.id], (
+            f"react is declared but the network recorded reactions on {liked}, "
+            f"not one on the mention {event.message.ref.id!r}"
+        )
 
     async def test_hides_comment(self, conformance: Conformance) -> None:
         """Hiding a customer's comment on our post sets, then clears, its hidden flag."""

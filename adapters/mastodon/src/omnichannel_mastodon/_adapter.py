@@ -483,7 +483,10 @@ class MastodonAdapter(Adapter):
 
         ``path`` is one of ``/api/v1/notifications`` (a page),
         ``/api/v1/notifications/:id``, ``/api/v1/statuses/:id`` (a status,
-        received), ``/api/v1/conversations`` (each last status, received) or
+        received), ``/api/v1/statuses/:id/context`` (the statuses around it,
+        received, filed under the thread root), ``/api/v1/accounts/:id/statuses``
+        or ``/api/v1/timelines/...`` (each status of the list, received),
+        ``/api/v1/conversations`` (each last status, received) or
         ``/api/v1/streaming/...`` (server-sent events). Notifications and
         stream frames give the events `poll` and `stream` give; a reply whose
         thread root is unknown is filed under the status it answers (no

@@ -8,11 +8,15 @@ This is `MastodonAdapter.parse_payload`: it routes an endpoint to the same
 | ``/api/v1/notifications`` | a page of notifications (newest first) | as `poll` makes them |
 | ``/api/v1/notifications/:id`` | one notification | as `poll` makes it |
 | ``/api/v1/statuses/:id`` | one status | a `MessageReceived` |
+| ``/api/v1/statuses/:id/context`` | the thread around a status | each status, received |
+| ``/api/v1/accounts/:id/statuses`` | statuses, newest first | each received |
+| ``/api/v1/timelines/...`` | statuses, newest first | each received |
 | ``/api/v1/conversations`` | direct conversations | their last statuses, received |
 | ``/api/v1/streaming/...`` | server-sent events | as `stream` makes them |
 
-Without a path, a JSON list is read as a page of notifications and a body
-that is not JSON as server-sent events.
+A context's statuses are filed under its thread root (the first ancestor,
+or the status asked about). Without a path, a JSON list is read as a page
+of notifications and a body that is not JSON as server-sent events.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from omnichannel.events import Event
 
 from ._convert import NETWORK, Converter, parse, parse_notification, parse_status
 from ._stream import iter_events
-from ._wire import DirectConversation
+from ._wire import Context, DirectConversation
 
 __all__ = ["ENDPOINTS", "parse_payload"]
 
@@ -40,6 +44,9 @@ ENDPOINTS = (
     "/api/v1/notifications",
     "/api/v1/notifications/:id",
     "/api/v1/statuses/:id",
+    "/api/v1/statuses/:id/context",
+    "/api/v1/accounts/:id/statuses",
+    "/api/v1/timelines/...",
     "/api/v1/conversations",
     "/api/v1/streaming/...",
 )
@@ -47,6 +54,8 @@ ENDPOINTS = (
 
 _NOTIFICATION = re.compile(r"/api/v1/notifications/(?!unread_count$|requests$|policy$)[^/]+")
 _STATUS = re.compile(r"/api/v1/statuses/[^/]+")
+_CONTEXT = re.compile(r"/api/v1/statuses/(?P<id>[^/]+)/context")
+_STATUS_LIST = re.compile(r"/api/v1/accounts/[^/]+/statuses|/api/v1/timelines/.+")
 _SSE_FIELDS = frozenset({"event", "data", "id", "retry"})
 
 
@@ -98,6 +107,37 @@ def _status(raw: Any, converter: Converter, where: str) -> list[Event]:
     status = parse_status(raw, path=where)
     with _converted(where):
         return [converter.received(status, raw=_object(raw, where))]
+
+
+def _statuses(data: Any, converter: Converter) -> list[Event]:
+    if not isinstance(data, list):
+        raise PayloadError("expected a list", network=NETWORK, path="statuses")
+    events: list[Event] = []
+    # Account statuses and timelines list the newest first; events go out oldest first.
+    for index in reversed(range(len(data))):
+        events.extend(_status(data[index], converter, f"statuses.{index}"))
+    return events
+
+
+def _context(data: Any, anchor: str, converter: Converter) -> list[Event]:
+    """The statuses around ``anchor`` (not ``anchor`` itself), filed under the thread root."""
+    context = parse(Context, data, path="context")
+    raw = _object(data, "context")
+    root = context.ancestors[0].id if context.ancestors else anchor
+    converter.roots.put(anchor, root)
+    events: list[Event] = []
+    for part, statuses in (("ancestors", context.ancestors), ("descendants", context.descendants)):
+        raws = raw.get(part)
+        for index, status in enumerate(statuses):
+            where = f"context.{part}.{index}"
+            if status.visibility != "direct":  # direct replies are conversations of their own
+                converter.roots.put(status.id, root)
+            status_raw = raws[index] if isinstance(raws, list) else None
+            with _converted(where):
+                events.append(converter.received(
+                    status, raw=status_raw if isinstance(status_raw, Mapping) else None
+                ))
+    return events
 
 
 def _conversation(raw: Any, converter: Converter, where: str) -> list[Event]:
@@ -216,8 +256,13 @@ def parse_payload(body: bytes, *, path: str | None, account: str | None) -> list
         return _notifications(_json(body, "notifications"), converter)
     if _NOTIFICATION.fullmatch(endpoint):
         return _notification(_json(body, "notification"), converter, "notification")
+    context = _CONTEXT.fullmatch(endpoint)
+    if context is not None:
+        return _context(_json(body, "context"), context.group("id"), converter)
     if _STATUS.fullmatch(endpoint):
         return _status(_json(body, "status"), converter, "status")
+    if _STATUS_LIST.fullmatch(endpoint):
+        return _statuses(_json(body, "statuses"), converter)
     if endpoint == "/api/v1/conversations":
         return _conversations(_json(body, "conversations"), converter)
     raise _unknown(endpoint)
