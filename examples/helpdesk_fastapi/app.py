@@ -107,6 +107,7 @@ class Queued(BaseModel):
     idempotency_key: str
 
 
+# --8<-- [start:hub]
 def build_hub(adapters: Iterable[Adapter], store: Store) -> Hub:
     """A hub whose one handler suggests an answer to every customer message, as a draft."""
     hub = Hub(adapters=adapters, store=store)
@@ -118,6 +119,7 @@ def build_hub(adapters: Iterable[Adapter], store: Store) -> Hub:
                         note="suggested answer")
 
     return hub
+# --8<-- [end:hub]
 
 
 def create_app(hub: Hub) -> FastAPI:
@@ -126,15 +128,17 @@ def create_app(hub: Hub) -> FastAPI:
     The app's lifespan enters the hub and runs it (listeners, dispatch, outbox).
     """
 
+    # --8<-- [start:mount]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with hub, anyio.create_task_group() as tg:
-            await tg.start(lambda task_status: hub.run(task_status=task_status))
+            await tg.start(hub.run)  # listeners, dispatch, outbox worker
             yield
             tg.cancel_scope.cancel()
 
     app = FastAPI(title="helpdesk", lifespan=lifespan)
     app.mount("/webhooks", hub.asgi)
+    # --8<-- [end:mount]
 
     @app.get("/api/conversations")
     async def conversations(network: str | None = None, limit: int = 20) -> list[ConversationOut]:
@@ -181,6 +185,8 @@ def create_app(hub: Hub) -> FastAPI:
     return app
 
 
+# --8<-- [start:main]
 def main() -> FastAPI:
     """The app on the accounts configured in omnichannel.toml / OMNICHANNEL_* variables."""
     return create_app(build_hub(adapters_from_settings(), SQLiteStore("helpdesk.db")))
+# --8<-- [end:main]

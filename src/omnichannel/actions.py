@@ -4,6 +4,10 @@ Each action carries a client-side ``idempotency_key``, chosen once when the
 action is created and kept through every retry: the outbox stores it, adapters
 pass it to networks with native idempotency (Mastodon's ``Idempotency-Key``,
 Bluesky record keys) and use it to find a reply whose response was lost.
+
+Besides its own fields, every action has ``network`` (the network id it goes
+to) and ``idempotency_key`` (8 to 64 characters; by default a fresh one from
+[`new_idempotency_key`][omnichannel.actions.new_idempotency_key]).
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ class Reply(_Action):
     """Answer a message where it was written: in its thread, or in its DM conversation.
 
     ``visibility=None`` follows the original message (a reply to a DM stays private).
+
+    Attributes:
+        type: Always ``"reply"``.
+        to: The message answered.
+        text: The reply text.
+        visibility: Who may see the reply; ``None`` follows ``to``.
     """
 
     type: Literal["reply"] = "reply"
@@ -59,6 +69,11 @@ class PrivateReply(_Action):
 
     Meta sends the network's private reply to a comment; Mastodon a direct
     status; X and Bluesky a direct message to the author.
+
+    Attributes:
+        type: Always ``"private_reply"``.
+        to: The message answered.
+        text: The reply text.
     """
 
     type: Literal["private_reply"] = "private_reply"
@@ -67,7 +82,13 @@ class PrivateReply(_Action):
 
 
 class Post(_Action):
-    """Publish a new top-level post from our account."""
+    """Publish a new top-level post from our account.
+
+    Attributes:
+        type: Always ``"post"``.
+        text: The post's text.
+        visibility: Who may see it.
+    """
 
     type: Literal["post"] = "post"
     text: str
@@ -75,7 +96,13 @@ class Post(_Action):
 
 
 class React(_Action):
-    """React to a message (like, favourite, or an emoji where supported)."""
+    """React to a message (like, favourite, or an emoji where supported).
+
+    Attributes:
+        type: Always ``"react"``.
+        target: The message reacted to.
+        reaction: ``"like"``, or an emoji the network accepts.
+    """
 
     type: Literal["react"] = "react"
     target: Ref
@@ -83,7 +110,13 @@ class React(_Action):
 
 
 class Hide(_Action):
-    """Hide (``hidden=True``) or unhide a comment or reply on our content."""
+    """Hide (``hidden=True``) or unhide a comment or reply on our content.
+
+    Attributes:
+        type: Always ``"hide"``.
+        target: The comment or reply.
+        hidden: ``True`` hides it, ``False`` shows it again.
+    """
 
     type: Literal["hide"] = "hide"
     target: Ref
@@ -91,7 +124,12 @@ class Hide(_Action):
 
 
 class Delete(_Action):
-    """Delete something we posted."""
+    """Delete something we posted.
+
+    Attributes:
+        type: Always ``"delete"``.
+        target: What to delete.
+    """
 
     type: Literal["delete"] = "delete"
     target: Ref

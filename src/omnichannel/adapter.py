@@ -128,6 +128,13 @@ class WebhookRequest(BaseModel):
     Header names are lower-case. ``body`` is the raw bytes: signatures are
     computed over them. The repr leaves out the query, the headers and the
     body: they carry verify tokens and signatures.
+
+    Attributes:
+        method: ``"GET"`` (a handshake) or ``"POST"`` (a delivery).
+        path: The request path.
+        query: The query string's parameters.
+        headers: The headers, names lower-cased.
+        body: The body, exactly as received.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -149,7 +156,13 @@ class WebhookRequest(BaseModel):
 
 
 class WebhookResponse(BaseModel):
-    """What to answer a handshake (challenge) request with."""
+    """What to answer a handshake (challenge) request with.
+
+    Attributes:
+        status: The HTTP status.
+        body: The body (the echoed challenge, a signed CRC token...).
+        content_type: The ``Content-Type`` header.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -29,6 +29,7 @@ class Capabilities(BaseModel):
     Attributes:
         text: Rule for public posts and replies.
         dm_text: Rule for direct messages (defaults to ``text``).
+        post: Whether we can publish new top-level posts.
         private_reply: Whether a public message can be answered privately.
         private_reply_window: How long after the customer's message a private
             reply is allowed (Meta: 7 days); ``None`` for no limit.

@@ -3,6 +3,16 @@
 Every event has a stable ``id``: the same happening delivered twice, or seen
 by both a webhook and polling, carries the same id, and the hub runs its
 handlers once. Build ids with [`event_id`][omnichannel.events.event_id].
+
+Besides its own fields, every event has:
+
+| field | what it holds |
+|---|---|
+| ``id`` | the de-duplication key, stable across re-deliveries |
+| ``network`` | the network id (``"mastodon"``...) |
+| ``account`` | our own account's native id on that network, when known |
+| ``occurred_at`` | when it happened on the network |
+| ``received_at`` | when we received it |
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ def event_id(type_: str, ref: Ref, *parts: str) -> str:
     and any distinguishing ``parts`` (an edit's timestamp, a reactor's id), never
     on how it was delivered.
 
-    Example:
+    Examples:
         >>> event_id("message.received", Ref(network="mastodon", id="42"))
         'mastodon:message.received:42'
     """
@@ -59,7 +69,13 @@ class _Event(BaseModel):
 
 
 class MessageReceived(_Event):
-    """A new message addressed to us: a mention, comment, reply or DM."""
+    """A new message addressed to us: a mention, comment, reply or DM.
+
+    Attributes:
+        type: Always ``"message.received"``.
+        message: The message.
+        conversation: The thread or direct conversation it belongs to.
+    """
 
     type: Literal["message.received"] = "message.received"
     message: Message
@@ -67,14 +83,25 @@ class MessageReceived(_Event):
 
 
 class MessageUpdated(_Event):
-    """A message we saw was edited; ``message`` is the new version."""
+    """A message we saw was edited; ``message`` is the new version.
+
+    Attributes:
+        type: Always ``"message.updated"``.
+        message: The message as it is now.
+    """
 
     type: Literal["message.updated"] = "message.updated"
     message: Message
 
 
 class MessageDeleted(_Event):
-    """A message was deleted (or hidden from us) by its author or the network."""
+    """A message was deleted (or hidden from us) by its author or the network.
+
+    Attributes:
+        type: Always ``"message.deleted"``.
+        message: The message that is gone.
+        conversation: Its conversation, when the network says.
+    """
 
     type: Literal["message.deleted"] = "message.deleted"
     message: Ref
@@ -82,7 +109,14 @@ class MessageDeleted(_Event):
 
 
 class ReactionAdded(_Event):
-    """Someone reacted to a message (a like, favourite or emoji reaction)."""
+    """Someone reacted to a message (a like, favourite or emoji reaction).
+
+    Attributes:
+        type: Always ``"reaction.added"``.
+        target: The message reacted to.
+        by: Who reacted.
+        reaction: ``"like"``, or the emoji where the network has several.
+    """
 
     type: Literal["reaction.added"] = "reaction.added"
     target: Ref
@@ -91,7 +125,14 @@ class ReactionAdded(_Event):
 
 
 class ReactionRemoved(_Event):
-    """Someone took a reaction back."""
+    """Someone took a reaction back.
+
+    Attributes:
+        type: Always ``"reaction.removed"``.
+        target: The message the reaction was on.
+        by: Who took it back.
+        reaction: ``"like"``, or the emoji where the network has several.
+    """
 
     type: Literal["reaction.removed"] = "reaction.removed"
     target: Ref

@@ -65,7 +65,18 @@ class Ref(_Model):
 
 
 class Person(_Model):
-    """A customer, an agent or our own account on one network."""
+    """A customer, an agent or our own account on one network.
+
+    Attributes:
+        ref: The account.
+        handle: The handle, without a leading ``@`` (``alice`` or
+            ``alice@example.social`` on Mastodon, ``alice.bsky.social`` on Bluesky).
+        display_name: The name the person shows, when set.
+        profile_url: Where their profile is on the web.
+        avatar_url: Their picture.
+        followers: How many follow them, when the network says.
+        verified: Whether the network marks them verified, when it says.
+    """
 
     ref: Ref
     handle: str | None = None
@@ -104,7 +115,15 @@ class _Entity(_Model):
 
 
 class Mention(_Entity):
-    """An @mention of a person, spanning ``text[start:end]``."""
+    """An @mention of a person, spanning ``text[start:end]``.
+
+    Attributes:
+        start: Where it starts in ``Message.text`` (a ``str`` index).
+        end: Where it ends (exclusive).
+        type: Always ``"mention"``.
+        handle: The handle mentioned, without the ``@``.
+        person: The account, when the network resolved it.
+    """
 
     type: Literal["mention"] = "mention"
     handle: str
@@ -112,14 +131,28 @@ class Mention(_Entity):
 
 
 class Link(_Entity):
-    """A link; ``url`` is the full target even where the text shows it shortened."""
+    """A link; ``url`` is the full target even where the text shows it shortened.
+
+    Attributes:
+        start: Where it starts in ``Message.text`` (a ``str`` index).
+        end: Where it ends (exclusive).
+        type: Always ``"link"``.
+        url: The full target.
+    """
 
     type: Literal["link"] = "link"
     url: str
 
 
 class Hashtag(_Entity):
-    """A hashtag; ``tag`` is without the ``#``."""
+    """A hashtag; ``tag`` is without the ``#``.
+
+    Attributes:
+        start: Where it starts in ``Message.text`` (a ``str`` index).
+        end: Where it ends (exclusive).
+        type: Always ``"hashtag"``.
+        tag: The tag, without the ``#``.
+    """
 
     type: Literal["hashtag"] = "hashtag"
     tag: str
@@ -130,7 +163,19 @@ Entity = Annotated[Mention | Link | Hashtag, Field(discriminator="type")]
 
 
 class Attachment(_Model):
-    """Media on a message: image, GIF, video, audio, file, sticker or link card."""
+    """Media on a message: image, GIF, video, audio, file, sticker or link card.
+
+    Attributes:
+        kind: What it is.
+        url: Where the media (or the linked page) is, when the network says.
+        alt_text: Its description for screen readers.
+        mime_type: Its media type, when known.
+        title: A link card's title.
+        description: A link card's description.
+        preview_url: A smaller version or thumbnail.
+        width: Width in pixels, when known.
+        height: Height in pixels, when known.
+    """
 
     kind: AttachmentKind
     url: AnyUrl | None = None

@@ -172,7 +172,7 @@ def normalize_text(text: str) -> str:
     @mentions (``@anna``, ``@anna@example.social``, ``@anna.bsky.social``) are
     removed, the text is case-folded and runs of white space become one space.
 
-    Example:
+    Examples:
         >>> normalize_text("@anna  Thanks for\\nwaiting!")
         'thanks for waiting!'
     """

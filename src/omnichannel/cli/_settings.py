@@ -33,7 +33,7 @@ _SEQUENCES = (tuple, list, frozenset, set)
 def env_name(network: str, setting: str) -> str:
     """Return the environment variable that holds ``setting`` of ``network``.
 
-    Example:
+    Examples:
         >>> env_name("mastodon", "access_token")
         'OMNICHANNEL_MASTODON_ACCESS_TOKEN'
     """

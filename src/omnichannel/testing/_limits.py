@@ -154,6 +154,7 @@ class TokenInfo:
         revoked: Whether it was revoked.
         scopes: Scopes granted (informational; networks may check them).
         kind: ``"access"`` or ``"refresh"`` (networks with sessions use both).
+        extra: Network-specific data.
     """
 
     token: str = field(repr=False)

@@ -245,7 +245,16 @@ _PARAM = re.compile(r"\{(\w+)(?::(path))?\}")
 
 @dataclass(frozen=True)
 class Route:
-    """One route: a method, a path template, its handler and options."""
+    """One route: a method, a path template, its handler and options.
+
+    Attributes:
+        method: The HTTP method.
+        template: The path, with ``{name}`` parameters.
+        handler: The sandbox method that answers.
+        auth: Whether the request must carry a valid token.
+        rate_limit: The rate-limit bucket it spends, or ``None``.
+        name: Its name (by default ``"METHOD /template"``, as ``"POST /posts"``).
+    """
 
     method: str
     template: str

@@ -32,7 +32,12 @@ DropKind = Literal["reset", "timeout", "lost_response"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the sandbox decided for one request: a response, or a dropped connection."""
+    """What the sandbox decided for one request: a response, or a dropped connection.
+
+    Attributes:
+        response: The answer (not sent when the connection is dropped first).
+        drop: How the connection is dropped, if it is.
+    """
 
     response: SandboxResponse
     drop: DropKind | None = None

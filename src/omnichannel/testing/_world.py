@@ -75,7 +75,15 @@ class Facet:
 
 @dataclass
 class Account:
-    """A person on the sandbox network (a customer, or our own account)."""
+    """A person on the sandbox network (a customer, or our own account).
+
+    Attributes:
+        id: Native id.
+        handle: The handle, without ``@``.
+        display_name: The name shown.
+        created_at: Virtual time of creation.
+        extra: Network-specific data (a Bluesky DID...).
+    """
 
     id: str
     handle: str
@@ -130,7 +138,20 @@ class Post:
 
 @dataclass
 class DirectMessage:
-    """One message in a direct conversation."""
+    """One message in a direct conversation.
+
+    Attributes:
+        id: Native id.
+        conversation_id: The conversation it belongs to.
+        sender_id: Who sent it.
+        text: Plain text.
+        created_at: Virtual time of creation.
+        facets: Mentions, links and hashtags with ``str`` spans.
+        deleted_at: When it was deleted, if it was.
+        idempotency_key: The key the client sent with it, if any.
+        seq: World-wide creation order (for cursors).
+        extra: Network-specific data.
+    """
 
     id: str
     conversation_id: str
@@ -151,7 +172,15 @@ class DirectMessage:
 
 @dataclass
 class DirectConversation:
-    """A private conversation between accounts."""
+    """A private conversation between accounts.
+
+    Attributes:
+        id: Native id.
+        members: Ids of the accounts in it.
+        created_at: Virtual time of creation.
+        messages: Its messages, oldest first.
+        extra: Network-specific data.
+    """
 
     id: str
     members: tuple[str, ...]
@@ -166,7 +195,18 @@ class DirectConversation:
 
 @dataclass
 class Notification:
-    """Something that happened to an account: mentioned, replied to, liked, messaged."""
+    """Something that happened to an account: mentioned, replied to, liked, messaged.
+
+    Attributes:
+        id: Native id.
+        recipient_id: The account notified.
+        kind: ``mention``, ``reply``, ``like`` or ``dm``.
+        actor_id: Who did it.
+        subject_id: The post, like or message it is about.
+        created_at: Virtual time of creation.
+        seq: World-wide creation order (for cursors).
+        read: Whether the recipient marked it read.
+    """
 
     id: str
     recipient_id: str
@@ -180,7 +220,17 @@ class Notification:
 
 @dataclass
 class Like:
-    """A like (or another reaction) by ``account_id`` on a post."""
+    """A like (or another reaction) by ``account_id`` on a post.
+
+    Attributes:
+        id: Native id.
+        account_id: Who liked.
+        post_id: The post liked.
+        created_at: Virtual time of creation.
+        reaction: ``"like"``, or the emoji.
+        seq: World-wide creation order (for cursors).
+        extra: Network-specific data.
+    """
 
     id: str
     account_id: str
@@ -193,7 +243,15 @@ class Like:
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of the world's change log (for networks with change feeds)."""
+    """One entry of the world's change log (for networks with change feeds).
+
+    Attributes:
+        seq: Position in the log.
+        kind: What changed (``post.created``, ``like.removed``...).
+        subject_id: The record that changed.
+        actor_id: Who changed it.
+        at: Virtual time of the change.
+    """
 
     seq: int
     kind: ChangeKind

@@ -28,7 +28,7 @@ class VirtualClock:
             default ``0`` freezes time; a small tick (``timedelta(seconds=1)``)
             gives every record a distinct, increasing timestamp.
 
-    Example:
+    Examples:
         >>> clock = VirtualClock(start=datetime(2025, 1, 1, tzinfo=UTC))
         >>> clock.advance(timedelta(hours=2)).isoformat()
         '2025-01-01T02:00:00+00:00'

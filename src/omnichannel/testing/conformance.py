@@ -106,6 +106,7 @@ class Conformance:
         sandbox: The network sandbox.
         adapter: The adapter under test, open.
         mode: How the adapter reaches the sandbox.
+        reopen: Builds a new adapter (not opened) on the same sandbox.
         cursor: The inbound cursor, moved by every poll.
         inbox: Events polled but not consumed yet.
     """

@@ -57,7 +57,7 @@ def route_matcher(pattern: str) -> re.Pattern[str]:
     ``{name}`` matches one path segment, ``*`` matches anything (slashes
     included); a pattern without a method matches every method.
 
-    Example:
+    Examples:
         >>> bool(route_matcher("/posts/{id}/like").match("POST /posts/42/like"))
         True
     """
@@ -147,7 +147,12 @@ class FaultHit:
 
 @dataclass(frozen=True)
 class FaultDecision:
-    """What to do to one request: a total delay and at most one terminal fault."""
+    """What to do to one request: a total delay and at most one terminal fault.
+
+    Attributes:
+        latency: Seconds to wait before answering.
+        fault: The terminal fault, if one fired.
+    """
 
     latency: float = 0.0
     fault: Fault | None = None

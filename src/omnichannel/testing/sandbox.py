@@ -180,7 +180,15 @@ class SentRecord:
 
 @dataclass(frozen=True)
 class WebhookDelivery:
-    """A webhook request the network would send us (body signed as the network signs it)."""
+    """A webhook request the network would send us (body signed as the network signs it).
+
+    Attributes:
+        method: The HTTP method.
+        path: The path, below the webhook endpoint.
+        headers: The headers, signature included.
+        body: The body, exactly as signed.
+        query: Query parameters (a handshake's challenge...).
+    """
 
     method: str
     path: str

@@ -144,6 +144,7 @@ class BlueskySettings(AdapterSettings):
             case-insensitively, besides mentions of and replies to our account.
         stream_reconnects: Jetstream drops in a row (without an event in
             between) before listening mode gives up.
+        poll_interval: Seconds between polls when nothing new came (default 30).
     """
 
     identifier: str = Field(min_length=1)

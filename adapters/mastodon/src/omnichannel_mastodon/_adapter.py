@@ -90,6 +90,7 @@ class MastodonSettings(AdapterSettings):
         resolve_threads: Look up the thread root of replies whose root is not
             known yet (one ``/context`` request each), so every status of a
             thread lands in the same conversation.
+        poll_interval: Seconds between polls when nothing new came (default 30).
     """
 
     base_url: str
