@@ -278,3 +278,26 @@ def _message(fake: FakeNetwork, visibility: str) -> dict[str, object]:
         "created_at": item["created_at"],
         "visibility": visibility,
     }
+
+
+async def test_guardrail_holds_when_customers_write_at_the_same_moment() -> None:
+    """Concurrent handlers cannot all pass the copy-paste check: one canned reply is queued."""
+    fake = FakeNetwork()
+    hub = make_hub(fake, policy=AutoSend(), max_concurrency=16)
+    results: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def canned(event: MessageReceived, ctx: Context) -> None:
+        try:
+            await ctx.reply("Thanks for reaching out, we will look into it.")
+            results.append("queued")
+        except DuplicateReply:
+            results.append("refused")
+
+    for author in ("alice", "bob", "carol", "dave"):
+        fake.customer_says(f"help, it's {author}", author=author)
+    async with running(hub):
+        await eventually(lambda: len(results) == 4)
+        await eventually(lambda: len(fake.posted) == 1)
+    assert sorted(results) == ["queued", "refused", "refused", "refused"]
+    assert len(fake.posted) == 1

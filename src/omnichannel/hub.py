@@ -841,6 +841,7 @@ class Hub:
         self._open = False
         self._dispatcher: _Dispatcher | None = None
         self._run_scope: anyio.CancelScope | None = None
+        self._guard_lock_obj: anyio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"<Hub networks={sorted(self.adapters)} handlers={len(self._handlers)}>"
@@ -921,6 +922,7 @@ class Hub:
             raise ConfigurationError(
                 f"the hub writes to its store: open {self.store!r} without read_only"
             )
+        self._guard_lock_obj = anyio.Lock()  # bound to the loop the hub runs in
         await self.store.open()
         opened: list[Adapter] = []
         try:
@@ -1257,6 +1259,13 @@ class Hub:
             human_agent=True,
         )
 
+    @property
+    def _guard_lock(self) -> anyio.Lock:
+        """Serialises guardrail check + queuing (made in the running event loop)."""
+        if self._guard_lock_obj is None:
+            self._guard_lock_obj = anyio.Lock()
+        return self._guard_lock_obj
+
     async def _guard(
         self, action: Action, *, allow_duplicate: bool
     ) -> tuple[str | None, str | None]:
@@ -1283,11 +1292,14 @@ class Hub:
         self.outbox.check(
             action, human_agent=approved_by is not None if human_agent is None else human_agent
         )
-        recipient, digest = await self._guard(action, allow_duplicate=allow_duplicate)
-        return await self.outbox.submit(
-            action, origin=origin, approved_by=approved_by, recipient=recipient,
-            text_digest=digest,
-        )
+        # The guardrail reads what is queued; checking and queuing must be one
+        # step, or concurrent handlers each pass the check before any queues.
+        async with self._guard_lock:
+            recipient, digest = await self._guard(action, allow_duplicate=allow_duplicate)
+            return await self.outbox.submit(
+                action, origin=origin, approved_by=approved_by, recipient=recipient,
+                text_digest=digest,
+            )
 
     async def _propose(
         self,
@@ -1303,7 +1315,6 @@ class Hub:
         existing = await self.store.get_outbox(action.idempotency_key)
         if existing is not None:  # a re-run of a handler that already queued this
             return Delivery(status="queued", action=action, item=existing, reason="already queued")
-        await self._guard(action, allow_duplicate=allow_duplicate)
         if hold is None:
             decision = self.policy.decide(event, action)
         else:
@@ -1311,12 +1322,13 @@ class Hub:
                 "sent by the handler"
             )
         if decision.held:
+            await self._guard(action, allow_duplicate=allow_duplicate)
             draft = await self.drafts._hold(
                 action, event=event, origin=origin, note=decision.reason
             )
             return Delivery(status="held", action=action, draft=draft, reason=decision.reason)
         item = await self._queue(
-            action, origin=origin, approved_by=None, allow_duplicate=True
+            action, origin=origin, approved_by=None, allow_duplicate=allow_duplicate
         )
         return Delivery(status="queued", action=action, item=item, reason=decision.reason)
 
