@@ -64,3 +64,13 @@ def test_version_comes_from_metadata() -> None:
     from importlib.metadata import version
 
     assert omnichannel.__version__ == version("omnichannel")
+
+
+def test_reference_page_lists_every_top_level_name() -> None:
+    """docs/reference/omnichannel.md links each name of ``omnichannel.__all__`` to its home."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "omnichannel.md")
+    linked = set(re.findall(r"\]\[omnichannel\.[a-z_.]+\.(\w+)\]", page.read_text("utf-8")))
+    assert set(omnichannel.__all__) == linked
