@@ -296,8 +296,9 @@ class Store(Protocol):
         ...
 
     async def __aenter__(self) -> Self:
-        """Open the store and return it."""
-        ...
+        """Open the store and return it (inherited by stores that subclass `Store`)."""
+        await self.open()
+        return self
 
     async def __aexit__(
         self,
@@ -305,8 +306,8 @@ class Store(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Close the store."""
-        ...
+        """Close the store (inherited by stores that subclass `Store`)."""
+        await self.aclose()
 
     # inbound
 

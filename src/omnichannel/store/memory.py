@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from anyio.lowlevel import checkpoint
 
@@ -134,20 +133,6 @@ class MemoryStore(Store):
         """Close the store; its data stays for a later ``open()``."""
         await checkpoint()
         self._open = False
-
-    async def __aenter__(self) -> Self:
-        """Open the store and return it."""
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the store."""
-        await self.aclose()
 
     # inbound
 
