@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -272,7 +272,7 @@ class Adapter(ABC):
 
     async def listen(
         self, cursor: str | None, *, use_stream: bool | None = None
-    ) -> AsyncIterator[Batch]:
+    ) -> AsyncGenerator[Batch, None]:
         """Yield batches forever: from the stream where there is one, else by polling.
 
         Polling waits ``settings.poll_interval`` seconds between empty pages.

@@ -701,12 +701,10 @@ class BlueskyAdapter(Adapter):
         """
         streaming = self.settings.listening if use_stream is None else use_stream
         if not streaming:
-            while True:
-                batch = await self.poll(cursor)
-                cursor = batch.cursor or cursor
-                yield batch
-                if not batch.more:
-                    await anyio.sleep(self.settings.poll_interval)
+            async with aclosing(super().listen(cursor, use_stream=False)) as polled:
+                async for batch in polled:
+                    yield batch
+            return
         current = _Cursor.parse(cursor)
         due = anyio.current_time()
         async with aclosing(self._jetstream(current.stream_start(), tick=1.0)) as found:
