@@ -1,6 +1,6 @@
 """Benchmark: Bluesky listening-mode filtering and notification-page parsing.
 
-Uses the recorded payloads in ``../shared/vectors/bluesky/`` and measures, in
+Uses the recorded payloads in ``tests/vectors/bluesky/`` and measures, in
 the same run, each against a bare ``json.loads`` of the same bytes:
 
 - Jetstream filtering: the 162 recorded Jetstream events (the golden file and
@@ -34,7 +34,7 @@ from omnichannel_bluesky._convert import jetstream_event, load, notification_pag
 from omnichannel_bluesky._jetstream import JetstreamFilter, Matched
 from omnichannel_bluesky._wire import JetstreamEvent, ListNotificationsOutput
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "bluesky"
+VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "bluesky"
 OUR_DID = "did:plc:j76trmiofvaxxpvx2vnb2vwf"
 KEYWORDS = ("refund", "rebellion")
 BSKYR = "did:plc:5c2r73erhng4bszmxlfdtscf"

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from omnichannel.http import BearerAuth, open_client, parse_mastodon_headers
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "mastodon" / "decoded"
+VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "mastodon" / "decoded"
 
 
 def recorded_answer() -> tuple[bytes, dict[str, str]]:

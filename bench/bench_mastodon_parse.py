@@ -1,7 +1,7 @@
 """Benchmark: parsing Mastodon notification pages into core events, and importing the adapter.
 
 Builds pages of 40 notifications from the recorded Mastodon payloads in
-``../shared/vectors/mastodon/`` (mentions, a direct message, HTML content with
+``tests/vectors/mastodon/`` (mentions, a direct message, HTML content with
 mentions and entities) and measures, in the same run:
 
 - ``json.loads`` of the page bytes (the baseline);
@@ -30,7 +30,7 @@ from typing import Any
 from omnichannel_mastodon._convert import Converter, parse_notification
 from omnichannel_mastodon._stream import iter_events
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "mastodon" / "decoded"
+VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "mastodon" / "decoded"
 PAGE_SIZE = 40
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-VECTORS = REPO.parent / "shared" / "vectors"
+VECTORS = REPO / "tests" / "vectors"
 
 BACKENDS = ("asyncio", "trio")
 BACKEND = os.environ.get("OMNICHANNEL_TEST_BACKEND", "asyncio")

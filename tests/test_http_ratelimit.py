@@ -18,7 +18,7 @@ from omnichannel.http import (
     parse_x_headers,
 )
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"
 NOW = datetime(2025, 5, 22, 14, 40, tzinfo=UTC)
 
 

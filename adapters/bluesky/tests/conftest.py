@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-VECTORS = REPO.parent / "shared" / "vectors" / "bluesky"
+VECTORS = REPO / "tests" / "vectors" / "bluesky"
 
 
 @pytest.fixture

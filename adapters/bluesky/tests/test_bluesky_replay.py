@@ -21,7 +21,7 @@ from omnichannel.events import (
 from omnichannel.model import Link, Mention, Message
 from omnichannel_bluesky import BlueskyAdapter
 
-VECTORS = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "bluesky"
+VECTORS = Path(__file__).resolve().parents[3] / "tests" / "vectors" / "bluesky"
 DECODED = VECTORS / "decoded"
 GOLDEN = VECTORS / "jetstream__golden_v1.jsonl"
 BSKYR = "did:plc:5c2r73erhng4bszmxlfdtscf"  # the recorded account (ours)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-VECTORS = REPO.parent / "shared" / "vectors" / "mastodon"
+VECTORS = REPO / "tests" / "vectors" / "mastodon"
 
 
 class Recording:

@@ -14,7 +14,7 @@ from omnichannel.events import MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.model import Mention
 from omnichannel_mastodon import MastodonAdapter
 
-DECODED = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "mastodon" / "decoded"
+DECODED = Path(__file__).resolve().parents[3] / "tests" / "vectors" / "mastodon" / "decoded"
 ADMIN = "117020565693913441"  # the account that mentions us in test_notifications
 US_IN_STREAM = "117020617404561855"  # mastodonpy_test, who reads the streams
 

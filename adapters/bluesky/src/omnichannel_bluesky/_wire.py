@@ -1,6 +1,6 @@
 """Bluesky's native payloads (XRPC, chat, Jetstream) as pydantic models.
 
-Shapes follow the lexicons in ``../shared/vectors/bluesky/lexicons/`` and the
+Shapes follow the lexicons in ``tests/vectors/bluesky/lexicons/`` and the
 recorded responses beside them. Every model ignores fields it does not name:
 the network adds fields often, and an unknown field must never fail a poll.
 Field names keep the wire's camelCase through aliases.

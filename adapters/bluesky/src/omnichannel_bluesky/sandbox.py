@@ -2,7 +2,7 @@
 
 [`BlueskySandbox`][omnichannel_bluesky.sandbox.BlueskySandbox] serves the XRPC
 methods the adapter uses, in the shapes recorded from ``bsky.social``
-(``../shared/vectors/bluesky/``): app-password sessions with expiring access
+(``tests/vectors/bluesky/``): app-password sessions with expiring access
 tokens and a refresh token, notifications, records, threads, handle
 resolution, the chat service behind ``atproto-proxy``, and a Jetstream
 ``/subscribe`` WebSocket that sends the world's new, edited and deleted posts

@@ -2,7 +2,7 @@
 
 Each model keeps only the fields the adapter uses and ignores the rest
 (``extra="ignore"``): Mastodon adds fields in every release. Ids stay strings.
-Shapes follow the recorded payloads in ``shared/vectors/mastodon/``.
+Shapes follow the recorded payloads in ``tests/vectors/mastodon/``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A stateful fake Mastodon server for tests and demos.
 
 It answers in the shapes of the payloads Mastodon.py recorded against a real
-Mastodon 4 server (``shared/vectors/mastodon/``): HTML ``content`` with
+Mastodon 4 server (``tests/vectors/mastodon/``): HTML ``content`` with
 ``h-card`` mentions, hashtag anchors and shortened links, ``Link`` pagination
 headers, ``X-RateLimit-*`` headers with an ISO-8601 reset, ``{"error": ...}``
 bodies, and server-sent events on the streaming endpoints.
