@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -12,6 +13,7 @@ import anyio.lowlevel
 import httpx
 import pytest
 from tests.runtime_adapter import (
+    FakeClock,
     FakeNetwork,
     RuntimeAdapter,
     adapter_for,
@@ -575,3 +577,65 @@ def test_runtime_adapter_is_a_real_adapter() -> None:
     """The test adapter declares the contract's class attributes."""
     assert RuntimeAdapter.network == "testnet"
     assert "webhook" in RuntimeAdapter.capabilities.inbound
+
+
+@pytest.mark.parametrize(
+    ("backfill", "age_days", "expected"),
+    [
+        (2, None, ["2 days ago", "1 day ago"]),
+        (0, 4, ["3 days ago", "2 days ago", "1 day ago"]),
+        (2, 4, ["2 days ago", "1 day ago"]),
+        (5, 2.5, ["2 days ago", "1 day ago"]),
+    ],
+    ids=["count", "age", "count-and-age", "age-narrower"],
+)
+async def test_a_first_run_backfills_what_the_settings_ask_marked_and_held(
+    backfill: int, age_days: float | None, expected: list[str]
+) -> None:
+    """A backfill hands the newest young history, marked; AutoSend only drafts replies to it."""
+    clock = FakeClock()
+    fake = FakeNetwork()
+    for days, text in ((9, "9 days ago"), (3, "3 days ago"), (2, "2 days ago"), (1, "1 day ago")):
+        fake.customer_says(text, author=f"customer{days}",
+                           created_at=clock.now - timedelta(days=days))
+    age = timedelta(days=age_days) if age_days is not None else None
+    hub = Hub(adapters=[adapter_for(fake, backfill=backfill, backfill_age=age)],
+              store=MemoryStore(), policy=AutoSend(), clock=clock)
+    seen: list[tuple[str, bool]] = []
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        seen.append((event.message.text, event.backfilled))
+        await ctx.reply(f"About {event.message.text}: thanks for waiting!")
+
+    async with running(hub):
+        await eventually(lambda: len(seen) == len(expected))
+        fake.customer_says("written now", author="live")
+        await eventually(lambda: len(fake.posted) == 1)
+        await hub.wait_idle()
+        drafts = await hub.drafts.pending()
+
+    assert sorted(seen) == sorted([(text, True) for text in expected] + [("written now", False)])
+    assert sorted(d.action.to.text for d in drafts) == sorted(expected)
+    assert all("backfilled" in (d.note or "") for d in drafts)
+    assert [post["text"] for post in fake.posted] == ["About written now: thanks for waiting!"]
+
+
+async def test_a_first_run_without_backfill_stores_the_position_and_nothing_older() -> None:
+    """Old events are neither handled nor stored; the network's position is the cursor."""
+    fake = FakeNetwork()
+    for text in ("old one", "old two", "old three"):
+        fake.customer_says(text)
+    hub = make_hub(fake)
+    seen: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        seen.append(event.message.text)
+
+    async with running(hub):
+        assert await hub.store.get_cursor("testnet") == "3"  # set before run() reports started
+        assert await hub.store.search("old") == []
+        fake.customer_says("new one")
+        await eventually(lambda: seen == ["new one"])
+    assert hub.statistics().total.events_recorded == 1

@@ -15,7 +15,8 @@ from tests.runtime_adapter import (
     running,
 )
 
-from omnichannel.actions import Reply
+from omnichannel.actions import PrivateReply, Reply
+from omnichannel.adapter import WebhookRequest
 from omnichannel.errors import DraftNotPending, DuplicateReply, TextTooLong
 from omnichannel.events import MessageReceived
 from omnichannel.hub import Context, Delivery, Hub
@@ -301,3 +302,23 @@ async def test_guardrail_holds_when_customers_write_at_the_same_moment() -> None
         await eventually(lambda: len(fake.posted) == 1)
     assert sorted(results) == ["queued", "refused", "refused", "refused"]
     assert len(fake.posted) == 1
+
+
+def test_default_policies_hold_every_reply_to_a_backfilled_event() -> None:
+    """HoldPublic, AutoSend and hold_when draft replies to history, private ones included."""
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    item = fake.customer_says("an old DM", visibility="private")
+    [live] = adapter.parse(WebhookRequest(method="POST", body=fake.webhook_body([item])))
+    old = live.model_copy(update={"backfilled": True})
+    assert isinstance(live, MessageReceived)
+    private = PrivateReply(network="testnet", to=live.message, text="Thanks for writing")
+    public = Reply(network="testnet", to=live.message, text="Thanks", visibility="public")
+    never = hold_when(lambda event, action: False)
+    for policy in (HoldPublic(), AutoSend(), never):
+        assert policy.decide(old, private).held, policy
+        assert policy.decide(old, public).held, policy
+        assert "backfilled" in policy.decide(old, private).reason
+    assert not HoldPublic().decide(live, private).held
+    assert not AutoSend().decide(live, public).held
+    assert not never.decide(live, public).held

@@ -806,7 +806,9 @@ class AdapterConformance:
             await tg.start(hub.run)
             write()
             with anyio.fail_after(_TIMEOUT):
-                while not done():
+                while True:  # the hub reports nothing to wait on: look again shortly
+                    if done():
+                        break
                     await anyio.sleep(0.01)
             await hub.wait_idle()
             tg.cancel_scope.cancel()
