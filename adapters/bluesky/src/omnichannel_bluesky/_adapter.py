@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, newest_events
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AmbiguousDelivery,
@@ -174,7 +174,9 @@ class _Cursor:
     """Where inbound reading stands, shared by ``poll`` and ``stream``.
 
     ``n`` is the newest notification time seen and ``u`` the URIs seen at that
-    time; ``c`` is the chat log cursor; ``t`` the last Jetstream ``time_us``.
+    time; ``c`` is the chat log cursor; ``t`` the last Jetstream ``time_us``;
+    ``l`` says Jetstream starts live until it has a ``t`` (a first run's
+    position: the time of the newest notification would replay posts).
     Serialized as compact JSON, so a cursor stored from either path resumes
     the other. A bare integer is read as a ``time_us``.
     """
@@ -183,6 +185,7 @@ class _Cursor:
     uris: tuple[str, ...] = ()
     chat: str | None = None
     time_us: int | None = None
+    live: bool = False
 
     @classmethod
     def parse(cls, raw: str | None) -> _Cursor:
@@ -203,12 +206,15 @@ class _Cursor:
             uris=tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else (),
             chat=data.get("c") if isinstance(data.get("c"), str) else None,
             time_us=time_us if isinstance(time_us, int) and time_us >= 0 else None,
+            live=data.get("l") is True,
         )
 
     def stream_start(self) -> int | None:
         """The ``time_us`` to resume Jetstream at: the last one, else the newest notification."""
         if self.time_us is not None:
             return self.time_us
+        if self.live:
+            return None
         if self.seen_at and self.seen_at != _EPOCH:
             seen = _iso(self.seen_at)
             if seen is not None:
@@ -224,6 +230,8 @@ class _Cursor:
             data["c"] = self.chat
         if self.time_us is not None:
             data["t"] = self.time_us
+        elif self.live:
+            data["l"] = True
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -463,6 +471,28 @@ class BlueskyAdapter(Adapter):
         next_cursor = replace(state, seen_at=seen_at, uris=uris, chat=chat).dump()
         return Batch(events=tuple(unique), cursor=next_cursor, more=more,
                      rejected=tuple(rejected))
+
+    async def backlog(self, *, limit: int = 0, since: datetime | None = None) -> Batch:
+        """Read the newest notification (the position), and for a backfill what ``poll(None)`` does.
+
+        Without a backfill this is one ``listNotifications`` request; the chat
+        log's position was read by ``open``, and Jetstream (listening mode)
+        starts live. A backfill reads the newest page of notifications
+        (``page_size``, so at most that many) and every conversation's unread
+        messages, as the first ``poll`` does.
+
+        Raises:
+            PayloadError: The answer is not a list of notifications at all.
+            NetworkError: The network refused or failed a request.
+        """
+        if limit > 0:
+            batch = await self.poll(None)
+            position = replace(_Cursor.parse(batch.cursor), live=True)
+            return Batch(events=newest_events(batch.events, limit=limit, since=since),
+                         cursor=position.dump(), rejected=batch.rejected)
+        _, seen_at, uris = await self._poll_notifications(_Cursor(), [])
+        position = _Cursor(seen_at=seen_at, uris=uris, chat=self._chat_start, live=True)
+        return Batch(cursor=position.dump())
 
     def _decode(self, response: httpx.Response, nsid: str) -> Any:
         try:
