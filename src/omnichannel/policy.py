@@ -7,7 +7,7 @@ default, [`HoldPublic`][omnichannel.policy.HoldPublic], holds everything that
 would be public and sends private answers at once: a public reply is a
 permanent record, a private one reaches one customer.
 
-Replies to a [backfilled][omnichannel.events.MessageReceived.backfilled]
+Replies to a [backfilled][omnichannel.events]
 event (read from before the listener's first run, when a backfill was asked
 for) are held as drafts by every policy here, ``AutoSend`` included: an
 answer days late is for a human to send or drop.
