@@ -373,7 +373,8 @@ async def test_a_first_run_position_starts_jetstream_live() -> None:
         polled = await adapter.poll(position.cursor)
     start = json.loads(position.cursor or "{}")
     assert position.events == ()
-    assert start["l"] is True and "t" not in start
+    assert start["l"] is True
+    assert "t" not in start
     assert start["n"]  # polling resumes after the newest notification
     assert [e.message.text for e in polled.events if isinstance(e, MessageReceived)] == [
         "@shop.bsky.social a new mention"]
