@@ -264,7 +264,8 @@ def test_cli_reference_is_generated_from_the_parser() -> None:
     """The CLI page shows the parser's own help for every subcommand."""
     hooks = _hooks()
     built = hooks.on_page_markdown(hooks.CLI, None, None, None)
-    for command in ("adapters", "demo", "serve", "inbox", "replay"):
+    for command in ("adapters", "demo", "serve", "inbox", "replay", "drafts", "drafts list",
+                    "drafts approve", "drafts reject"):
         assert f"### `omnichannel {command}`" in built
     assert "--until-idle" not in built  # that is the bot's option, not the command's
 

@@ -1367,7 +1367,7 @@ class Hub:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ConfigurationError(
-                "serving webhooks needs uvicorn: pip install 'omnichannel[server]'"
+                "serving webhooks needs uvicorn: pip install uvicorn"
             ) from exc
         config = uvicorn.Config(
             self.asgi, host=host, port=port, lifespan="off", log_level="warning",

@@ -286,7 +286,7 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
                   f"{len(nets)} sandboxed network{'s' if len(nets) > 1 else ''}", file=out)
             for net in nets:
                 where = net.url or (
-                    "in-process (pip install 'omnichannel[server]' to serve on 127.0.0.1)"
+                    "in-process (pip install uvicorn to serve on 127.0.0.1)"
                 )
                 print(f"  {net.network:<9} {where}", file=out)
             print(f"  store     {path} (SQLite, removed at the end)", file=out)

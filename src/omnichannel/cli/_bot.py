@@ -30,7 +30,7 @@ from ..events import (
 from ..hub import CallNext, Context, Handler, Hub, Middleware
 from ..model import ConversationKind, Visibility
 from ..policy import ReplyPolicy
-from ..registry import install_hint
+from ..registry import check_networks, install_hint
 from ..store import OutboxStatus, SQLiteStore, Store
 from ._logging import configure_logging
 from ._settings import Config, adapters_from_settings
@@ -96,6 +96,31 @@ def _run_summary(hub: Hub) -> str:
     if total.handler_failures:
         parts.append(f"{total.handler_failures} handler failures")
     return "this run: " + ", ".join(parts)
+
+
+def _message(exc: OmnichannelError) -> str:
+    """The error's message, with the notes added to it (what to check) on the same line."""
+    return "; ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
+async def _busy(store: Store) -> bool:
+    if await store.unhandled_events():
+        return True
+    for status in _BUSY:
+        if await store.list_outbox(status=status, limit=1):
+            return True
+    return False
+
+
+async def wait_until_idle(hub: Hub, activity: _Activity, *, quiet: float) -> None:
+    """Return once nothing was handled for ``quiet`` seconds and the outbox is drained."""
+    while True:
+        await anyio.sleep(0.05)
+        if await _busy(hub.store):
+            activity.touch()
+            continue
+        if time.monotonic() - activity.last >= quiet:
+            return
 
 
 class Bot:
@@ -338,6 +363,7 @@ class Bot:
         from .._demo._sandboxes import open_sandbox_networks
         from .._demo._scenario import write_starter_conversations
 
+        check_networks(args.network)
         with tempfile.TemporaryDirectory(prefix=f"{self.name}-") as folder:
             path = Path(args.store) if args.store else Path(folder) / f"{self.name}.db"
             async with open_sandbox_networks(networks=args.network, loopback=False) as networks:

@@ -378,7 +378,7 @@ def _uvicorn() -> Any:
         import uvicorn
     except ImportError:
         raise ConfigurationError(
-            "serving needs uvicorn: pip install 'omnichannel[server]'"
+            "serving needs uvicorn: pip install uvicorn"
         ) from None
     return uvicorn
 

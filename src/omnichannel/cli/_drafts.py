@@ -12,7 +12,7 @@ from typing import TextIO
 import anyio
 
 from ..adapter import Adapter
-from ..errors import ConfigurationError, DraftNotPending
+from ..errors import ConfigurationError, DraftNotPending, DuplicateReply
 from ..hub import Hub
 from ..registry import check_networks, load_adapter
 from ..store import Draft, DraftStatus, SQLiteStore, Store
@@ -148,8 +148,12 @@ async def _drafts(args: argparse.Namespace, path: Path, config: Config, out: Tex
             return 0
         adapter = _checking_adapter(draft.action.network, config)
         hub = Hub(adapters=[adapter], store=store)
-        item = await hub.drafts.approve(draft.id, by=by, text=args.text,
-                                        allow_duplicate=args.allow_duplicate)
+        try:
+            item = await hub.drafts.approve(draft.id, by=by, text=args.text,
+                                            allow_duplicate=args.allow_duplicate)
+        except DuplicateReply as exc:
+            exc.add_note("--allow-duplicate approves it anyway")
+            raise
         edited = " (edited)" if args.text is not None else ""
         print(f"approved draft {draft.id[:12]}{edited}: queued for {item.network} as "
               f"{item.key[:12]}; the running bot delivers it", file=out)

@@ -34,13 +34,13 @@ def _version() -> str:
         return "unknown"
 
 
-def _logging_options() -> argparse.ArgumentParser:
-    """``-v`` and ``--log-config``, accepted before the command and after it."""
+def _logging_options(*, after: bool) -> argparse.ArgumentParser:
+    """``-v`` and ``--log-config``: accepted before the command and after it (then added up)."""
     common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: an option given after the command does not reset the one given before.
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+    suffix = "_after" if after else ""
+    common.add_argument("-v", "--verbose", action="count", default=0, dest="verbose" + suffix,
                         help="log more: -v adds one line per HTTP request, -vv debug")
-    common.add_argument("--log-config", metavar="FILE", default=argparse.SUPPRESS,
+    common.add_argument("--log-config", metavar="FILE", default=None, dest="log_config" + suffix,
                         help="a logging dictConfig in JSON or TOML (default: "
                              "OMNICHANNEL_LOG_CONFIG) instead of the readable lines")
     return common
@@ -48,11 +48,11 @@ def _logging_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of the ``omnichannel`` command."""
-    common = _logging_options()
+    common = _logging_options(after=True)
     parser = argparse.ArgumentParser(
         prog="omnichannel",
         description="Social customer service from the command line.",
-        parents=[common],
+        parents=[_logging_options(after=False)],
     )
     parser.add_argument("--version", action="version", version=f"omnichannel {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: OmnichannelError) -> str:
+    """The error's message, with its notes (what to do about it) on the same line."""
+    return "; ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
 def _utf8(stream: TextIO) -> None:
     encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
     reconfigure = getattr(stream, "reconfigure", None)
@@ -160,18 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # `omnichannel` alone: what it can do
         parser.print_help()
         return 0
-    args.verbose = getattr(args, "verbose", 0)
+    args.verbose += getattr(args, "verbose_after", 0)
+    args.log_config = getattr(args, "log_config_after", None) or args.log_config
     _utf8(sys.stdout)
     _utf8(sys.stderr)
     out = sys.stdout
     try:
-        configure_logging(args.verbose, config=getattr(args, "log_config", None))
+        configure_logging(args.verbose, config=args.log_config)
         status: int = args.func(args, out)
     except ConfigurationError as exc:
-        print(f"omnichannel: error: {exc}", file=sys.stderr)
+        print(f"omnichannel: error: {_message(exc)}", file=sys.stderr)
         return 2
     except OmnichannelError as exc:
-        print(f"omnichannel: error: {exc}", file=sys.stderr)
+        print(f"omnichannel: error: {_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
