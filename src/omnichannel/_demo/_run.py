@@ -328,6 +328,7 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
               + ("" if check.ok else f" ({check.detail})"), file=out)
     print(file=out)
     print(figures_table(rows), file=out)
+    print(file=out)
     print(LEGEND, file=out)
     failed = [c for c in checks if not c.ok]
     print(file=out)
