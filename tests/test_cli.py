@@ -766,6 +766,49 @@ def test_sigterm_stops_the_quick_bot_cleanly(tmp_path: Path) -> None:
     assert not Path(f"{store}-wal").exists()
 
 
+_SLOW_BOT = """
+import sys
+import anyio
+from omnichannel import MessageReceived
+from omnichannel.cli import Bot
+from omnichannel.policy import AutoSend
+
+bot = Bot("slowbot", policy=AutoSend())
+
+@bot.on(MessageReceived, when=lambda event: event.message.author.handle == "alice")
+async def answer(event, ctx):
+    print("handling", flush=True)
+    await anyio.sleep(1.0)  # SIGTERM arrives now
+    await ctx.reply("Thanks Alice, that took a moment.")
+
+raise SystemExit(bot.main())
+"""
+
+
+def test_sigterm_lets_a_running_handler_finish(tmp_path: Path) -> None:
+    """A handler in the middle of its work when SIGTERM comes finishes, and its reply is sent."""
+    import signal
+
+    (tmp_path / "slowbot.py").write_text(_SLOW_BOT, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "slowbot.py", "--sandbox", "--network", "mastodon"],
+        cwd=tmp_path, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "running on the mastodon sandbox" in process.stdout.readline()
+        assert process.stdout.readline() == "handling\n"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert '-> replied publicly: "Thanks Alice, that took a moment."' in out
+    assert "slowbot: stopped on SIGTERM; this run: 4 events received, 0 already seen, 1 sent" in out
+
+
 def test_a_rerun_on_the_same_store_reports_only_what_it_did(tmp_path: Path) -> None:
     """The second run on one SQLite store claims none of the first run's replies."""
     import io

@@ -65,14 +65,46 @@ class _Activity:
             self.touch()
 
 
+_DRAIN_SECONDS = 5.0
+"""How long a signalled bot lets running handlers and sends finish before cancelling them."""
+
+
+async def _drain(hub: Hub) -> None:
+    """Return once no handler is running and no delivery is on its way to a network."""
+    await hub.wait_idle()
+    while True:
+        if not await hub.store.list_outbox(status="sending", limit=1):
+            return
+        await anyio.sleep(0.05)
+
+
 async def _stop_on_signal(
-    signals: Any, scope: anyio.CancelScope, stopped_by: list[signal.Signals]
+    signals: Any, hub: Hub, scope: anyio.CancelScope, stopped_by: list[signal.Signals]
 ) -> None:
-    """Cancel ``scope`` on the first SIGINT or SIGTERM, noting which one came."""
+    """On SIGINT or SIGTERM, drain for a few seconds, then cancel ``scope``.
+
+    Handlers still running and sends in flight get up to ``_DRAIN_SECONDS``
+    to finish; a second signal cuts that short. What is cancelled is not
+    lost: an unhandled event is handled again at the next start, and a send
+    cut mid-way is looked up on the network before any resend.
+    """
     async for signum in signals:
         stopped_by.append(signal.Signals(signum))
-        scope.cancel()
+        break
+    else:  # pragma: no cover - the receiver never ends on its own
         return
+    async with anyio.create_task_group() as tg:
+
+        async def second_signal() -> None:
+            async for _ in signals:
+                tg.cancel_scope.cancel()
+                return
+
+        tg.start_soon(second_signal)
+        with anyio.move_on_after(_DRAIN_SECONDS):
+            await _drain(hub)
+        tg.cancel_scope.cancel()
+    scope.cancel()
 
 
 def _signal_receiver(stack: ExitStack) -> Any:
@@ -251,10 +283,11 @@ class Bot:
             argv: The arguments (default: ``sys.argv[1:]``).
             out: Where to print (default: standard output).
 
-        SIGTERM and SIGINT (Ctrl+C) stop it cleanly: handlers still running are
-        cancelled and their events stay unhandled in the store, to be handled
-        again at the next start; the adapters and the store are closed; the
-        run's report is printed.
+        SIGTERM and SIGINT (Ctrl+C) stop it cleanly: handlers still running and
+        sends in flight get a few seconds to finish (a second signal cuts this
+        short), then they are cancelled (an unhandled event is handled again
+        at the next start; a send cut mid-way is looked up before any resend);
+        the adapters and the store are closed; the run's report is printed.
 
         Returns:
             ``0`` when it stopped normally or on SIGTERM, ``130`` on SIGINT,
@@ -309,7 +342,9 @@ class Bot:
                                 tg.cancel_scope.cancel()
 
                         if signals is not None:
-                            tg.start_soon(_stop_on_signal, signals, tg.cancel_scope, stopped_by)
+                            tg.start_soon(
+                                _stop_on_signal, signals, hub, tg.cancel_scope, stopped_by
+                            )
                         await tg.start(run)
                         if started is not None:
                             await started()

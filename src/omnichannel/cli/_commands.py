@@ -28,6 +28,7 @@ from ..model import Message
 from ..registry import adapters as installed_adapters
 from ..registry import check_networks, install_hint, load_adapter
 from ..store import SQLiteStore
+from ._bot import _stop_on_signal
 from ._capabilities import capability_matrix
 from ._settings import Config
 from ._table import render_table, shorten
@@ -408,9 +409,11 @@ async def _serve_hub(
 ) -> signal.Signals | None:
     """Run ``hub`` with its webhook server until it stops or SIGINT/SIGTERM arrives.
 
-    A signal cancels the hub's run, as Ctrl+C in a script would: the webhook
-    server answers what it was answering, the adapters are closed and the
-    store too; nothing is cut half-way by the process dying.
+    A signal stops the hub's run as the quick bot's does: running handlers
+    and sends get a few seconds to finish, then the run is cancelled, as
+    Ctrl+C in a script would: the webhook server answers what it was
+    answering, the adapters are closed and the store too; nothing is cut
+    half-way by the process dying.
 
     Returns:
         The signal that stopped the hub, or ``None`` when it stopped on its own.
@@ -423,14 +426,6 @@ async def _serve_hub(
         ) if threading.current_thread() is threading.main_thread() else None
         async with hub, anyio.create_task_group() as tg:
 
-            async def stop_on_signal() -> None:
-                if signals is None:
-                    return
-                async for signum in signals:
-                    stopped_by.append(signal.Signals(signum))
-                    tg.cancel_scope.cancel()
-                    return
-
             async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
                 try:
                     await hub.run(
@@ -439,7 +434,8 @@ async def _serve_hub(
                 finally:
                     tg.cancel_scope.cancel()
 
-            tg.start_soon(stop_on_signal)
+            if signals is not None:
+                tg.start_soon(_stop_on_signal, signals, hub, tg.cancel_scope, stopped_by)
             await tg.start(run)
             print(f"omnichannel: hub running; {_webhook_summary(hub, host, port)} "
                   "(Ctrl+C to stop)", file=out, flush=True)

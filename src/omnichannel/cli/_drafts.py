@@ -16,6 +16,7 @@ from ..errors import ConfigurationError, DraftNotPending, DuplicateReply
 from ..hub import Hub
 from ..registry import check_networks, load_adapter
 from ..store import Draft, DraftStatus, SQLiteStore, Store
+from ._commands import _addressee, _age
 from ._settings import Config
 from ._table import render_table, shorten
 
@@ -111,8 +112,6 @@ def _checking_adapter(network: str, config: Config) -> Adapter:
 
 def _print_drafts(drafts: list[Draft], out: TextIO) -> None:
     now = datetime.now(UTC)
-    from ._commands import _addressee, _age
-
     rows = [
         [d.id[:12], d.status, d.action.network, _addressee(d.action), d.action.type,
          _age(d.created_at, now), shorten(d.note or "", 24), shorten(d.action.text, 56)]
