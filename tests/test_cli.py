@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -42,6 +42,19 @@ from omnichannel_mastodon.sandbox import MastodonSandbox
 
 REPO = Path(__file__).resolve().parent.parent
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_levels() -> Iterator[None]:
+    """The command sets logger levels; give the next test the levels it had."""
+    import logging
+
+    names = ["", "omnichannel", "omnichannel.http", "httpx", "httpcore", "hpack", "websockets",
+             "uvicorn.access"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def run(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
