@@ -322,6 +322,7 @@ class _CountingOutbox(Outbox):
         *,
         origin: str,
         approved_by: str | None = None,
+        human_agent: bool = False,
         recipient: str | None = None,
         text_digest: str | None = None,
     ) -> OutboxItem:
@@ -333,11 +334,11 @@ class _CountingOutbox(Outbox):
             TextTooLong: The text is over the network's limit.
             WindowClosed: The private-messaging window has closed.
         """
-        self.check(action, human_agent=approved_by is not None)
+        self.check(action, human_agent=human_agent)
         known = await self.store.get_outbox(action.idempotency_key) is not None
         item = await super().submit(
-            action, origin=origin, approved_by=approved_by, recipient=recipient,
-            text_digest=text_digest,
+            action, origin=origin, approved_by=approved_by, human_agent=human_agent,
+            recipient=recipient, text_digest=text_digest,
         )
         if not known:
             self._tally.add(item.network, "actions_queued")
@@ -629,7 +630,7 @@ class Drafts:
         # The audit names who wrote the draft as the actor and ``by`` as approver.
         origin = draft.origin if draft.origin is not None else f"draft:{draft.id}"
         item = await self._hub._queue(
-            action, origin=origin, approved_by=by,
+            action, origin=origin, approved_by=by, human_agent=True,
             allow_duplicate=allow_duplicate,
         )
         try:
@@ -1286,19 +1287,19 @@ class Hub:
         *,
         origin: str,
         approved_by: str | None,
+        human_agent: bool,
         allow_duplicate: bool,
-        human_agent: bool | None = None,
     ) -> OutboxItem:
-        self.outbox.check(
-            action, human_agent=approved_by is not None if human_agent is None else human_agent
-        )
+        """Check, guard and queue ``action``; ``human_agent`` says whether a human wrote
+        or approved it, and every check on the way (here and in the outbox) uses it."""
+        self.outbox.check(action, human_agent=human_agent)
         # The guardrail reads what is queued; checking and queuing must be one
         # step, or concurrent handlers each pass the check before any queues.
         async with self._guard_lock:
             recipient, digest = await self._guard(action, allow_duplicate=allow_duplicate)
             return await self.outbox.submit(
-                action, origin=origin, approved_by=approved_by, recipient=recipient,
-                text_digest=digest,
+                action, origin=origin, approved_by=approved_by, human_agent=human_agent,
+                recipient=recipient, text_digest=digest,
             )
 
     async def _propose(
@@ -1310,8 +1311,8 @@ class Hub:
         hold: bool | None,
         allow_duplicate: bool,
     ) -> Delivery:
-        """Check, guard, then queue or hold a handler's reply."""
-        self.outbox.check(action)
+        """Check, guard, then queue or hold a handler's (automated) reply."""
+        self.outbox.check(action, human_agent=False)
         existing = await self.store.get_outbox(action.idempotency_key)
         if existing is not None:  # a re-run of a handler that already queued this
             return Delivery(status="queued", action=action, item=existing, reason="already queued")
@@ -1328,7 +1329,8 @@ class Hub:
             )
             return Delivery(status="held", action=action, draft=draft, reason=decision.reason)
         item = await self._queue(
-            action, origin=origin, approved_by=None, allow_duplicate=allow_duplicate
+            action, origin=origin, approved_by=None, human_agent=False,
+            allow_duplicate=allow_duplicate,
         )
         return Delivery(status="queued", action=action, item=item, reason=decision.reason)
 

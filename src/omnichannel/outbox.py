@@ -159,6 +159,7 @@ class Outbox:
         *,
         origin: str,
         approved_by: str | None = None,
+        human_agent: bool = False,
         recipient: str | None = None,
         text_digest: str | None = None,
     ) -> OutboxItem:
@@ -169,8 +170,12 @@ class Outbox:
         Args:
             action: What to do.
             origin: Who or what queued it (``"handler:triage"``, ``"agent:anna"``).
-            approved_by: The human who approved it, if one did (also opens the
-                human-agent window for the capability check).
+            approved_by: The human who approved it, if one did (recorded only).
+            human_agent: Whether a human wrote or approved it: ``True`` opens
+                the network's longer human-agent window (Meta's ``HUMAN_AGENT``
+                tag, 7 days) for the capability check; ``False`` (automated)
+                checks the ordinary windows. ``approved_by`` alone does not
+                open it: say who wrote the action here.
             recipient: Native id of the person answered (for the guardrail).
             text_digest: Digest of the normalized text (for the guardrail).
 
@@ -180,7 +185,7 @@ class Outbox:
             TextTooLong: The text is over the network's limit.
             WindowClosed: The private-messaging window has closed.
         """
-        self.check(action, human_agent=approved_by is not None)
+        self.check(action, human_agent=human_agent)
         item = OutboxItem.for_action(
             action, origin=origin, approved_by=approved_by, recipient=recipient,
             text_digest=text_digest, now=self.clock(),
