@@ -37,6 +37,7 @@ import anyio
 import anyio.abc
 from pydantic import BaseModel, ConfigDict
 
+from . import _logging
 from .actions import Action, Hide, Post, PrivateReply, React, Reply
 from .adapter import Adapter, Rejected
 from .errors import (
@@ -694,6 +695,7 @@ class Drafts:
                 return stored
             raise
         self._hub._tally.add(action.network, "drafts_held")
+        _logging.draft_held(logger, draft)
         return draft
 
 
@@ -1117,6 +1119,9 @@ class Hub:
         for item in rejected:
             await self._keep_rejected(network, item)
         new = await self.store.record_batch(network, events, cursor=cursor, stream=stream)
+        for event in new:
+            if isinstance(event, MessageReceived):
+                _logging.message_received(logger, event)
         self._tally.add(network, "events_recorded", len(new))
         self._tally.add(network, "duplicates_dropped", len(events) - len(new))
         dispatcher = self._dispatcher

@@ -35,6 +35,7 @@ from typing import Literal
 import anyio
 import anyio.abc
 
+from . import _logging
 from .actions import Action, Post, PrivateReply, Reply, Sent
 from .adapter import Adapter
 from .errors import (
@@ -275,7 +276,6 @@ class Outbox:
                 absent = True
             sent = await adapter.execute(action)
         except AmbiguousDelivery as exc:
-            logger.warning("outbox %s: delivery may have landed (%s)", item.key, _describe(exc))
             return await self._reschedule(
                 item, status="ambiguous", at=now + self.ambiguous_delay, error=exc
             )
@@ -284,7 +284,6 @@ class Outbox:
                 now + self._backoff(item.attempts)
             )
             self._paused_until[item.network] = at
-            logger.info("outbox %s: %s rate limited until %s", item.key, item.network, at)
             retry: _Retry = "pending" if absent else self._retry_status(item)
             return await self._reschedule(item, status=retry, at=at, error=exc)
         except DuplicateContent as exc:
@@ -328,6 +327,7 @@ class Outbox:
     async def _reschedule(
         self, item: OutboxItem, *, status: _Retry, at: datetime, error: BaseException
     ) -> OutboxItem:
+        _logging.delivery_retried(logger, item, status=status, at=at, error=_describe(error))
         return await self.store.update_outbox(
             item.key, status=status, next_attempt_at=at, last_error=_describe(error)
         )
@@ -337,13 +337,12 @@ class Outbox:
     ) -> OutboxItem:
         if item.attempts >= self.max_attempts:
             return await self._fail(item, _describe(error), now=now)
-        logger.info("outbox %s: retrying after %s", item.key, _describe(error))
         return await self._reschedule(
             item, status=status, at=now + self._backoff(item.attempts), error=error
         )
 
     async def _fail(self, item: OutboxItem, error: str, *, now: datetime) -> OutboxItem:
-        logger.error("outbox %s: giving up on %s: %s", item.key, item.action.type, error)
+        _logging.delivery_failed(logger, item, error=error)
         audit = AuditEntry(
             at=now, network=item.network, action_type=item.action.type,
             idempotency_key=item.key, actor=item.origin,
@@ -382,6 +381,7 @@ class Outbox:
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
                 await self.store.save_messages([message])
+        _logging.action_sent(logger, item, sent, reconciled=reconciled)
         return updated
 
 
