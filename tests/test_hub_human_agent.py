@@ -20,9 +20,9 @@ from omnichannel.actions import Reply
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import WindowClosed
 from omnichannel.events import MessageReceived
-from omnichannel.hub import Context, Hub
+from omnichannel.hub import Context, Delivery, Hub
 from omnichannel.model import Message
-from omnichannel.policy import AutoSend
+from omnichannel.policy import AutoSend, hold_when
 from omnichannel.store import MemoryStore
 from omnichannel.text import TextRule
 
@@ -111,3 +111,22 @@ async def test_a_handler_reply_after_the_bot_window_is_refused() -> None:
         await eventually(lambda: len(refused) == 1)
     assert fake.posted == []
     assert hub.statistics().total.actions_queued == 0
+
+
+async def test_a_handler_reply_held_for_a_human_gets_the_human_agent_window() -> None:
+    """A reply the policy holds is checked as a human's: drafted after 24 h, sent once approved."""
+    fake, hub, _ = _setup(timedelta(days=3))
+    hub.policy = hold_when(lambda event, action: True, reason="a human answers late DMs")
+    outcomes: list[Delivery] = []
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        outcomes.append(await ctx.reply("Sorry for the wait, Anna here."))
+
+    async with running(hub):
+        await eventually(lambda: len(outcomes) == 1)
+        [delivery] = outcomes
+        assert delivery.held
+        assert delivery.draft is not None
+        await hub.drafts.approve(delivery.draft.id, by="agent:anna")
+        await eventually(lambda: len(fake.posted) == 1)

@@ -1316,17 +1316,19 @@ class Hub:
         hold: bool | None,
         allow_duplicate: bool,
     ) -> Delivery:
-        """Check, guard, then queue or hold a handler's (automated) reply."""
-        self.outbox.check(action, human_agent=False)
-        existing = await self.store.get_outbox(action.idempotency_key)
-        if existing is not None:  # a re-run of a handler that already queued this
-            return Delivery(status="queued", action=action, item=existing, reason="already queued")
+        """Check, guard, then queue or hold a handler's reply."""
         if hold is None:
             decision = self.policy.decide(event, action)
         else:
             decision = Decision.hold("held by the handler") if hold else Decision.send(
                 "sent by the handler"
             )
+        # Sent now, the reply is automated; held, it goes out when a human
+        # approves it, so the human-agent window is the one that applies.
+        self.outbox.check(action, human_agent=decision.held)
+        existing = await self.store.get_outbox(action.idempotency_key)
+        if existing is not None:  # a re-run of a handler that already queued this
+            return Delivery(status="queued", action=action, item=existing, reason="already queued")
         if decision.held:
             await self._guard(action, allow_duplicate=allow_duplicate)
             draft = await self.drafts._hold(
