@@ -58,7 +58,8 @@ async def test_a_non_ascii_signature_is_refused_by_the_tutorial_adapter() -> Non
     async with hub, client(hub.asgi) as c:
         odd = await c.post("/chirp", content=body,
                            headers={b"chirp-signature": "t=1,v1=\u00e9t\u00e9".encode()})
-        garbled = await c.post("/chirp", content=body, headers={b"chirp-signature": b"t=\xff,v1=ab"})
+        garbled = await c.post("/chirp", content=body,
+                               headers={b"chirp-signature": b"t=\xff,v1=ab"})
         missing = await c.post("/chirp", content=body)
         malformed = await c.post("/chirp", content=body, headers={"chirp-signature": "nonsense"})
         stored = await hub.store.unhandled_events()
