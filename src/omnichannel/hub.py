@@ -1295,8 +1295,11 @@ class Hub:
         human_agent: bool,
         allow_duplicate: bool,
     ) -> OutboxItem:
-        """Check, guard and queue ``action``; ``human_agent`` says whether a human wrote
-        or approved it, and every check on the way (here and in the outbox) uses it."""
+        """Check, guard and queue ``action``.
+
+        ``human_agent`` says whether a human wrote or approved it; every check
+        on the way (here and the outbox's) uses it, never ``approved_by``.
+        """
         self.outbox.check(action, human_agent=human_agent)
         # The guardrail reads what is queued; checking and queuing must be one
         # step, or concurrent handlers each pass the check before any queues.
