@@ -917,14 +917,16 @@ def test_a_bad_logging_config_is_a_usage_error(
 
 
 def test_verbose_quick_bot_shows_http_lines_and_never_its_token(tmp_path: Path) -> None:
-    """-vv on a sandbox run: one line per HTTP request; no header or token is printed."""
+    """-v on a sandbox run: the event lines, one line per HTTP request, no header or token."""
     done = subprocess.run(
         [sys.executable, str(QUICKBOT), "--sandbox", "--until-idle", "--network", "mastodon",
-         "-vv"],
+         "-v"],
         cwd=tmp_path, env=CLEAN_ENV, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stderr
+    assert "INFO omnichannel.hub: mastodon: message received from alice" in done.stderr
     assert "DEBUG omnichannel.http: mastodon POST /api/v1/statuses -> 200" in done.stderr
+    assert "DEBUG omnichannel.hub" not in done.stderr  # -vv would add those
     printed = done.stderr + done.stdout
     for secret_sign in ("Bearer", "Authorization", "access_token"):
         assert secret_sign not in printed
