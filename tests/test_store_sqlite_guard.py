@@ -51,6 +51,10 @@ def foreign_database(path: Path, *, user_version: int = 0, application_id: int =
         conn.execute(f"PRAGMA application_id = {application_id}")
 
 
+def file_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
 def tables(path: Path) -> set[str]:
     with closing(sqlite3.connect(path)) as conn:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -159,14 +163,14 @@ def damaged(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
 async def test_a_damaged_store_is_refused_at_open(damaged: Path, read_only: bool) -> None:
     """Truncated, with pages overwritten, or without its header: one typed error naming it."""
-    before = damaged.read_bytes()
+    before = file_bytes(damaged)
     store = SQLiteStore(damaged, read_only=read_only)
     with pytest.raises(StoreDamaged) as info:
         await store.open()
     assert str(damaged) in str(info.value)
     assert "\n" not in str(info.value)
     assert info.value.path == str(damaged)
-    assert damaged.read_bytes() == before
+    assert file_bytes(damaged) == before
     with pytest.raises(RuntimeError, match="not open"):
         await store.seen("x")
 

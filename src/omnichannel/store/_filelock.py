@@ -17,7 +17,7 @@ import sys
 __all__ = ["FileLock", "LockHeld", "lock_path"]
 
 
-class LockHeld(Exception):  # noqa: N818 - a state, caught next to where it is raised
+class LockHeld(Exception):
     """The lock is held by another descriptor (another process, or another store object)."""
 
     def __init__(self, pid: int | None) -> None:
@@ -97,7 +97,7 @@ class FileLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if not _try_lock(fd):
-                raise LockHeld(_read_pid(fd))
+                raise LockHeld(_read_pid(fd))  # noqa: TRY301 - the descriptor is closed below
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode("ascii"))

@@ -21,8 +21,8 @@ from ..actions import Action, Sent
 from ..errors import ConfigurationError, StoreDamaged, StoreError, StoreLocked
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
 from ..model import Conversation, Message, Person, Ref
-from ._rules import as_utc, decided, fts_match, merge_conversation, phrases, utcnow, version_at
 from ._filelock import FileLock, LockHeld, lock_path
+from ._rules import as_utc, decided, fts_match, merge_conversation, phrases, utcnow, version_at
 from ._sqlite_schema import MIGRATIONS
 from .base import (
     AuditEntry,
