@@ -31,6 +31,7 @@ RUNNERS = {
     "quickbot.py": "test_quickbot_answers_the_sandbox_customers",
     "helpdesk_fastapi": "test_helpdesk_agents_approve_and_reject_drafts",
     "adapter_tutorial": "tests/test_conformance_tutorial.py",
+    "service": "tests/test_service.py",
 }
 
 
