@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from omnichannel.actions import Reply
@@ -173,6 +174,19 @@ async def test_a_damaged_store_is_refused_at_open(damaged: Path, read_only: bool
     assert file_bytes(damaged) == before
     with pytest.raises(RuntimeError, match="not open"):
         await store.seen("x")
+
+
+async def test_damage_found_while_open_is_a_typed_error(tmp_path: Path) -> None:
+    """Pages damaged under an open store: the call that meets them raises StoreDamaged."""
+    path = tmp_path / "bot.db"
+    await _store_with_messages(path)
+    async with SQLiteStore(path) as store:
+        assert len(await store.search("lorem", limit=5)) == 5
+        await anyio.to_thread.run_sync(_overwrite_middle_pages, path)
+        with closing(sqlite3.connect(path)) as other:  # a write elsewhere: caches are dropped
+            other.execute("PRAGMA user_version = 3")
+        with pytest.raises(StoreDamaged, match=r"bot\.db.*malformed.*backup"):
+            await store.search("lorem", limit=500)
 
 
 def test_inbox_on_a_damaged_store_fails_with_one_line(
