@@ -8,10 +8,13 @@ from pathlib import Path
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 SOURCES = VECTORS / "SOURCES.md"
-ROW = re.compile(r"^\| `(?P<file>[^`]+)` \| (?P<repo>[^ |]+) \| `[^`]+` \| `(?P<commit>[0-9a-f]{12})` "
-                 r"\| \[(?P<licence>[^\]]+)\]\((?P<text>LICENSES/[^)]+)\) \| (?P<kind>[^|]+) \|"
+ROW = re.compile(r"^\| `(?P<file>[^`]+)` \| (?P<repo>[^ |]+) \| `[^`]+` "
+                 r"\| `(?P<commit>[0-9a-f]{12})` "
+                 r"\| \[(?P<licence>[^\]]+)\]\((?P<text>LICENSES/[^)]+)\) "
+                 r"\| (?P<kind>[^|]+) \|"
                  r".* \(sha256 `(?P<sha>[0-9a-f]{12})`\) \|$")
-DECODED = re.compile(r"^- `(?P<file>[^`]+)` ← `(?P<origin>[^`]+)` \(sha256 `(?P<sha>[0-9a-f]{12})`\)$")
+DECODED = re.compile(r"^- `(?P<file>[^`]+)` ← `(?P<origin>[^`]+)` "
+                     r"\(sha256 `(?P<sha>[0-9a-f]{12})`\)$")
 KINDS = {"recorded", "recorded-anonymized or doc-sample", "doc-sample", "schema"}
 
 
@@ -32,7 +35,7 @@ def _listed() -> tuple[list[re.Match[str]], list[re.Match[str]]]:
 
 
 def test_sources_list_every_file_once_with_its_digest() -> None:
-    """Every payload has one row (or decoded line) whose sha256 matches; no row names a missing file."""
+    """Every payload has one row (or decoded line) with its sha256; no row names a missing file."""
     rows, decoded = _listed()
     names = [m["file"] for m in rows] + [m["file"] for m in decoded]
     assert len(names) == len(set(names)), "a file is listed twice"
