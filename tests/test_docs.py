@@ -147,9 +147,22 @@ def test_python_block_runs_and_prints_what_it_shows(block: Block, tmp_path: Path
 # shell -----------------------------------------------------------------------------
 
 
-def _commands(body: str, console: bool) -> Iterator[list[str]]:
+def _lines(body: str) -> Iterator[str]:
+    """The block's lines, with ``\\``-continued lines joined into one."""
+    pending = ""
     for raw in body.splitlines():
         line = raw.strip()
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        yield pending + line
+        pending = ""
+    if pending:
+        yield pending
+
+
+def _commands(body: str, console: bool) -> Iterator[list[str]]:
+    for line in _lines(body):
         if console:
             if not line.startswith("$ "):
                 continue  # output
@@ -192,6 +205,58 @@ def test_shell_block_uses_real_commands_and_options(block: Block) -> None:
             _check_command(argv)
         except SystemExit as exc:
             pytest.fail(f"{block.id}: `{shlex.join(argv)}` is not a valid command ({exc})")
+
+
+def _replay_id(block: Block, argv: list[str]) -> str:
+    return ":".join([block.id, *(Path(arg).name for arg in argv[3:] if "/" in arg)])
+
+
+REPLAY = [
+    pytest.param(argv, id=_replay_id(block, argv))
+    for block in SHELL
+    for argv in _commands(block.body, console=block.language == "console")
+    if argv[:2] == ["omnichannel", "replay"]
+]
+
+# What the pages say each recorded payload shows (checked when the page replays it).
+REPLAY_SHOWS = {
+    "mastodonpy__test_notifications.json": ['text: "@mastodonpy_test hello!"', "from @admin"],
+    "mastodonpy__test_stream_user_direct.json": ["message.updated", "message.deleted", "(us)"],
+    "bskyr__n_notifications.json": ["31 events from 1 payload"],
+    "jetstream__golden_v1.jsonl": ["1 event from 1 payload"],
+}
+
+
+def test_the_how_to_pages_replay_recorded_payloads() -> None:
+    """Both network how-tos show replay commands (the next test runs each one)."""
+    networks = {argv[2] for param in REPLAY for argv in param.values}
+    assert {"mastodon", "bluesky"} <= networks
+
+
+@pytest.mark.parametrize("argv", REPLAY)
+def test_replay_command_runs_as_written(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`omnichannel replay` lines read files of the repository, exit 0 and show what they say."""
+    from omnichannel.cli._main import main
+
+    monkeypatch.chdir(REPO)
+    files = [arg for arg in argv[3:] if not arg.startswith("-") and "/" in arg]
+    assert files, f"`{shlex.join(argv)}` names no payload file"
+    for name in files:
+        path = (REPO / name).resolve()
+        assert path.is_relative_to(REPO) and path.is_file(), f"{name} is not in the repository"
+    status = main(argv[1:])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert re.search(r"^[1-9]\d* events? from [1-9]\d* payloads?", captured.out + captured.err,
+                     re.MULTILINE), captured.err
+    if "--json" in argv:
+        events = [json.loads(line) for line in captured.out.splitlines()]
+        assert events and all(event["network"] == argv[2] for event in events)
+    else:
+        for name in files:
+            for shown in REPLAY_SHOWS.get(Path(name).name, []):
+                assert shown in captured.out, f"{name}: {shown!r} not shown"
 
 
 # data ------------------------------------------------------------------------------
