@@ -244,7 +244,8 @@ def test_replay_command_runs_as_written(argv: list[str], monkeypatch: pytest.Mon
     assert files, f"`{shlex.join(argv)}` names no payload file"
     for name in files:
         path = (REPO / name).resolve()
-        assert path.is_relative_to(REPO) and path.is_file(), f"{name} is not in the repository"
+        assert path.is_relative_to(REPO), f"{name} is outside the repository"
+        assert path.is_file(), f"{name} is not in the repository"
     status = main(argv[1:])
     captured = capsys.readouterr()
     assert status == 0, captured.err
@@ -252,7 +253,8 @@ def test_replay_command_runs_as_written(argv: list[str], monkeypatch: pytest.Mon
                      re.MULTILINE), captured.err
     if "--json" in argv:
         events = [json.loads(line) for line in captured.out.splitlines()]
-        assert events and all(event["network"] == argv[2] for event in events)
+        assert events
+        assert all(event["network"] == argv[2] for event in events)
     else:
         for name in files:
             for shown in REPLAY_SHOWS.get(Path(name).name, []):
