@@ -342,6 +342,42 @@ def test_hooks_are_registered_in_mkdocs() -> None:
     assert re.search(r"^hooks:\s*\n\s*-\s*docs/hooks\.py\s*$", config, re.MULTILINE)
 
 
+def test_the_site_publishes_pages_and_the_stylesheet_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/hooks.py runs at build time but is not published; the extra stylesheet is."""
+    from mkdocs.config import load_config
+    from mkdocs.structure.files import get_files
+
+    monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
+    monkeypatch.chdir(REPO)
+    files = get_files(load_config(str(REPO / "mkdocs.yml")))
+    published = {f.src_uri for f in files if f.inclusion.is_included()}
+    assert "hooks.py" not in published
+    assert {uri for uri in published if not uri.endswith(".md")} == {"stylesheets/extra.css"}
+
+
+def test_code_blocks_wrap_and_keep_clear_of_the_copy_button() -> None:
+    """Long code lines wrap instead of being cut off, with a margin for the copy button."""
+    config = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^extra_css:\s*\n\s*-\s*stylesheets/extra\.css\s*$", config, re.MULTILINE)
+    assert re.search(r"^\s*-\s*toc\.integrate\b", config, re.MULTILINE)  # code gets the width
+    css = (DOCS / "stylesheets" / "extra.css").read_text(encoding="utf-8")
+    rule = re.search(r"\.md-typeset pre > code \{(?P<body>[^}]*)\}", css)
+    assert rule is not None
+    assert "white-space: pre-wrap" in rule["body"]
+    assert "padding-right" in rule["body"]
+
+
+def test_home_page_shows_install_from_a_clone_and_a_first_bot() -> None:
+    """The home page installs from a clone (nothing is published) and includes a tested example."""
+    page = (DOCS / "index.md").read_text(encoding="utf-8")
+    blocks = _blocks(DOCS / "index.md")
+    installs = [b for b in blocks if b.language == "sh" and "pip install -e ." in b.body]
+    assert installs
+    assert "-e ./adapters/mastodon" in installs[0].body
+    assert any(_included(b) == [REPO / "examples" / "quickbot.py"] for b in blocks)
+    assert "pip install omnichannel" not in page
+
+
 def test_demo_transcript_matches_the_demo_of_today() -> None:
     """docs/demo.md shows the demo's current checks and summary columns."""
     page = (DOCS / "demo.md").read_text(encoding="utf-8")
