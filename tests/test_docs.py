@@ -378,6 +378,16 @@ def test_home_page_shows_install_from_a_clone_and_a_first_bot() -> None:
     assert "pip install omnichannel" not in page
 
 
+def test_readme_leads_with_run_sync_and_stops_without_polling() -> None:
+    """The first example runs the bot with run_sync; the offline one stops on wait_idle."""
+    python = [b for b in PYTHON if b.page == REPO / "README.md"]
+    assert "hub.run_sync()" in python[0].body
+    offline = next(b for b in python if "Sandbox" in b.body)
+    assert "await hub.wait_idle()" in offline.body
+    assert "statistics()" not in offline.body
+    assert "anyio.sleep" not in offline.body
+
+
 def test_demo_transcript_matches_the_demo_of_today() -> None:
     """docs/demo.md shows the demo's current checks and summary columns."""
     page = (DOCS / "demo.md").read_text(encoding="utf-8")
