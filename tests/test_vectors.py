@@ -69,3 +69,22 @@ def test_unlicensed_documentation_samples_are_not_shipped() -> None:
     assert not (VECTORS / "twitter" / "account-activity-docs").exists()
     assert not any("xdevplatform/docs" in m["repo"] for m in _listed()[0])
     assert "X (Twitter) documentation samples" in SOURCES.read_text(encoding="utf-8")
+
+
+def test_no_file_of_the_repository_points_outside_it() -> None:
+    """Tests, docs, examples and benchmarks name no folder beside or above the clone."""
+    repo = VECTORS.parent.parent
+    outside = re.compile(r"\.\./shared|/work/shared|parents\[[4-9]\]")
+    found = []
+    for folder in ("src", "tests", "adapters", "docs", "examples", "bench"):
+        for path in (repo / folder).rglob("*"):
+            if path.suffix not in {".py", ".md", ".toml", ".yml", ".yaml"}:
+                continue
+            if ".venv" in path.parts or path.is_relative_to(VECTORS) or path == Path(__file__):
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found += [f"{path.relative_to(repo)}: {m[0]}" for m in outside.finditer(text)]
+    for name in ("README.md", "mkdocs.yml", "pyproject.toml"):
+        text = (repo / name).read_text(encoding="utf-8")
+        found += [f"{name}: {m[0]}" for m in outside.finditer(text)]
+    assert not found
