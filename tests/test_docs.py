@@ -296,7 +296,7 @@ def test_data_block_parses(block: Block, tmp_path: Path) -> None:
 def test_every_block_has_a_known_language() -> None:
     """Code blocks in docs/ say what they hold; text blocks are output or diagrams, not code."""
     known = {"python", "py", "sh", "bash", "shell", "console", "toml", "json", "sql", "text",
-             "yaml"}
+             "yaml", "ini", "dockerfile"}
     unlabelled = [b.id for b in BLOCKS if b.language not in known and b.page.is_relative_to(DOCS)]
     assert not unlabelled, f"label these blocks (```text for output): {unlabelled}"
 
