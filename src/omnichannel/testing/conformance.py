@@ -887,9 +887,8 @@ class AdapterConformance:
             sandbox.faults.fail(pattern, 500, times=1, retry_after=0)
         before = _count(sandbox, routes)
         action = conformance.reply_action(event.message, "Yes, we are here 🙋")
-        with _HttpAttempts() as attempts, _Sleeps() as sleeps:
-            with contextlib.suppress(NetworkError):
-                await conformance.act(action)
+        with _HttpAttempts() as attempts, _Sleeps() as sleeps, contextlib.suppress(NetworkError):
+            await conformance.act(action)
         made = _count(sandbox, routes) - before
         first_tries = attempts.count(routes, first_only=True)
         assert made >= 1, "the create request never reached a route in create_routes"
@@ -1031,6 +1030,10 @@ class AdapterConformance:
                     "refresh it, or raise AuthenticationError/TokenExpired"
                 ) from exc
             refreshed = sandbox.tokens.issued(us) - issued
+            assert refreshed, (
+                f"{step} with an expired token returned without refreshing it: an adapter that "
+                "swallows errors hides a dead session; refresh it, or raise TokenExpired"
+            )
             assert refreshed == 1, (
                 f"{step} with an expired token succeeded after {refreshed} token refreshes: "
                 "refresh once, or raise TokenExpired"
