@@ -314,6 +314,13 @@ class StallsOnBadItem(ChirpAdapter):
         return super().event_from(feed, item, path=path)
 
 
+class ClaimsEdits(ChirpAdapter):
+    """Declares inbound edits and deletions that Chirp's feeds never deliver."""
+
+    capabilities = ChirpAdapter.capabilities.model_copy(
+        update={"inbound_edits": True, "inbound_deletes": True})
+
+
 PLANTED = [
     pytest.param(DoublePosting, "test_find_sent_finds_a_public_reply_among_decoys",
                  "find_sent answered None", id="find-sent-none"),
@@ -349,6 +356,8 @@ PLANTED = [
                  "not reported in Batch.rejected", id="forgets-rejected"),
     pytest.param(StallsOnBadItem, "test_malformed_item_is_rejected_and_the_rest_delivered",
                  "made poll raise TypeError", id="stalls-on-bad-item"),
+    pytest.param(ClaimsEdits, "test_inbound_edits_and_deletes",
+                 "inbound_edits is declared but nothing arrived", id="claims-edits"),
 ]
 
 

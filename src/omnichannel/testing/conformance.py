@@ -56,7 +56,7 @@ from omnichannel.errors import (
     TextTooLong,
     WebhookSignatureError,
 )
-from omnichannel.events import Event, MessageReceived, MessageUpdated
+from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.model import Link, Mention, Message
 
 from ._transport import Receive, Scope, Send, answer_lifespan, serve_async, serve_in_thread
@@ -1183,7 +1183,7 @@ class AdapterConformance:
     ) -> None:
         """A malformed item inside a page comes back in Batch.rejected; the rest is delivered."""
         sandbox = conformance.sandbox
-        good = [sandbox.customer_mention("before the bad one")]
+        good: list[Post | DirectMessage] = [sandbox.customer_mention("before the bad one")]
         bad = sandbox.customer_mention("I will arrive malformed")
         good.append(sandbox.customer_mention("after the bad one"))
         good.append(sandbox.customer_dm("and a direct message"))
@@ -1218,6 +1218,56 @@ class AdapterConformance:
         assert not any(bad.id.encode() in r.body for r in again.rejected), (
             "the cursor did not move past the malformed item: it is reported again"
         )
+
+
+    async def test_inbound_edits_and_deletes(self, conformance: Conformance) -> None:
+        """A customer's edit and deletion arrive (MessageUpdated, MessageDeleted) where declared.
+
+        Read the way the hub listens: from the stream where one is declared,
+        else by polling. Declared and missing fails; delivered but not
+        declared fails too; neither declared nor delivered skips.
+        """
+        sandbox = conformance.sandbox
+        customer = sandbox.customer()
+        us = sandbox.mention_of(sandbox.our_account)
+        post = sandbox.customer_mention("my order is 1234", author=customer)
+        await conformance.receive(post, what="the mention")
+        edited = f"{us} sorry, my order is 1243 ✏️"
+        seen: list[Event] = []
+
+        def edit() -> None:
+            sandbox.clock.advance(timedelta(seconds=30))
+            sandbox.customer_edit(post, edited)
+
+        def delete() -> None:
+            sandbox.clock.advance(timedelta(seconds=30))
+            sandbox.customer_delete(post)
+
+        if "stream" in conformance.capabilities.inbound:
+            await _stream_around(conformance, [edit, delete], seen)
+        else:
+            for step in (edit, delete):
+                step()
+                conformance.cursor = await _drain(conformance.adapter, conformance.cursor, seen)
+        updates = [e for e in seen if isinstance(e, MessageUpdated)
+                   and e.message.ref.id == post.id]
+        deletions = [e for e in seen if isinstance(e, MessageDeleted)
+                     and e.message.id == post.id]
+        caps = conformance.capabilities
+        problems: list[str] = []
+        for name, declared, found in (("inbound_edits", caps.inbound_edits, updates),
+                                      ("inbound_deletes", caps.inbound_deletes, deletions)):
+            if declared and not found:
+                problems.append(f"{name} is declared but nothing arrived for {post.id!r}")
+            if found and not declared:
+                problems.append(f"{name} works but is not declared in capabilities: declare it")
+        assert not problems, "; ".join(problems)
+        for update in updates:
+            assert update.message.text == edited, (
+                f"MessageUpdated carries {update.message.text!r}, not the edited text"
+            )
+        if not (caps.inbound_edits or caps.inbound_deletes):
+            pytest.skip("the adapter declares neither inbound_edits nor inbound_deletes")
 
     # the capability table -------------------------------------------------
 
@@ -1254,6 +1304,31 @@ async def _drain(
         if not batch.more:
             break
     return cursor
+
+
+async def _stream_around(
+    conformance: Conformance, steps: Sequence[Callable[[], None]], into: list[Event]
+) -> None:
+    """Read the adapter's stream while each of ``steps`` happens in turn.
+
+    A first mention shows the stream is reading. Each step is followed by a
+    mention, and the next step waits for it to arrive: by then whatever the
+    step produced has arrived too (streams keep the network's order).
+    """
+    sandbox = conformance.sandbox
+    waiting = sandbox.customer_mention("are you listening? 👂")
+    todo = list(steps)
+    with anyio.fail_after(_TIMEOUT):
+        async with _closing(conformance.adapter.stream(conformance.cursor)) as stream:
+            async for batch in stream:
+                into.extend(batch.events)
+                ids = {e.message.ref.id for e in batch.events if isinstance(e, MessageReceived)}
+                if waiting.id not in ids:
+                    continue
+                if not todo:
+                    break
+                todo.pop(0)()
+                waiting = sandbox.customer_mention(f"still there? ({len(todo)})")
 
 
 async def _expect_auth_error(call: Callable[[], Awaitable[object]], what: str) -> None:
