@@ -377,3 +377,10 @@ def test_every_new_scenario_has_a_planted_mistake() -> None:
     """Each scenario the planted mistakes target is one the suite runs (no typo hides one)."""
     scenarios = {p.values[1] for p in PLANTED}
     assert scenarios <= {n for n in dir(AdapterConformance) if n.startswith("test_")}
+
+
+def test_reference_lists_every_scenario() -> None:
+    """docs/reference/testing.md has a row for every scenario the suite runs."""
+    page = (TUTORIAL.parent.parent / "docs" / "reference" / "testing.md").read_text("utf-8")
+    scenarios = [n for n in dir(AdapterConformance) if n.startswith("test_")]
+    assert [n for n in scenarios if f"`{n}`" not in page] == []
