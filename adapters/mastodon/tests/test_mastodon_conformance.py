@@ -33,6 +33,7 @@ class _QuietSuite(AdapterConformance):
     sandbox_class = MastodonSandbox
 
 
+@pytest.mark.filterwarnings("ignore:Async generator 'httpx.:ResourceWarning")
 async def test_undeclared_but_working_edits_fail_the_scenario() -> None:
     """Not declaring what the sandbox shows working does not skip the edits scenario."""
     suite = _QuietSuite()
