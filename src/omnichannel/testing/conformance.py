@@ -97,7 +97,7 @@ LIMIT_FILLERS: dict[str, str] = {
 """What the limit scenario fills replies with: each counts differently in
 code points, UTF-16 units, bytes and graphemes."""
 
-_PAGE = 4
+_PAGE = 2
 """The page size the burst scenario gives adapters whose settings have ``page_size``."""
 
 
@@ -816,11 +816,9 @@ class AdapterConformance:
         ids: dict[str, str] = {}
         for action in before:
             ids[action.idempotency_key] = (await conformance.act(action)).ref.id
-        for pattern in type(sandbox).create_routes:
-            sandbox.faults.lose_response(pattern, times=1)
-        with contextlib.suppress(AmbiguousDelivery):
-            await conformance.act(lost)
-        sandbox.faults.clear()
+        # Its answer is "lost" by never showing it to find_sent: the lookup
+        # runs on a fresh adapter, with only what the network shows.
+        await conformance.act(lost)
         for action in after:
             ids[action.idempotency_key] = (await conformance.act(action)).ref.id
         expected = self.expected_text(conformance, lost)
@@ -1148,7 +1146,7 @@ class AdapterConformance:
         """Many pages of mentions between two polls: every one is delivered, none dropped.
 
         An adapter whose settings have ``page_size`` is reopened with a page
-        of 4 and gets 12 pages; any other gets ``burst_size`` mentions.
+        of 2 and gets 12 pages; any other gets ``burst_size`` mentions.
         """
         sandbox = conformance.sandbox
         adapter = conformance.adapter
