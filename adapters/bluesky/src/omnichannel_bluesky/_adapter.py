@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, convert_item, decode_json
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AmbiguousDelivery,
@@ -25,12 +25,11 @@ from omnichannel.errors import (
     ConfigurationError,
     NetworkError,
     NotFound,
-    PayloadError,
     RequestRejected,
     TokenExpired,
     TransientError,
 )
-from omnichannel.events import Event, MessageReceived, MessageUpdated
+from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.http import (
     ApiClient,
     RefreshingBearerAuth,
@@ -50,7 +49,6 @@ from ._convert import (
     jetstream_event,
     jetstream_updated,
     load,
-    located,
     log_entry,
     notification_page,
     post_ref,
@@ -465,10 +463,7 @@ class BlueskyAdapter(Adapter):
                      rejected=tuple(rejected))
 
     def _decode(self, response: httpx.Response, nsid: str) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise PayloadError("the answer is not JSON", network=NETWORK, path=nsid) from None
+        return decode_json(response.content, network=NETWORK, path=nsid)
 
     def _chat_unavailable(self, exc: AuthenticationError) -> bool:
         """Whether a chat refusal means "no DM access" (the session itself is fine)."""
@@ -547,22 +542,21 @@ class BlueskyAdapter(Adapter):
         events: list[Event] = []
         for index, raw in enumerate(page.logs):
             path = f"logs.{index}"
-            try:
-                with located(path):
-                    entry = log_entry(raw)
-            except PayloadError as exc:
-                rejected.append(Rejected.from_error(exc, raw))
+            entry = convert_item(log_entry, raw, network=NETWORK, path=path)
+            if isinstance(entry, Rejected):
+                rejected.append(entry)
                 continue
             profile = await self._sender_profile(entry)
             if profile is not None:
                 entry = entry.model_copy(update={"related_profiles": (profile,)})
-            try:
-                with located(path):
-                    event = chat_event(entry, our_did=self._did, raw=raw)
-            except PayloadError as exc:
-                rejected.append(Rejected.from_error(exc, raw))
-                continue
-            if event is not None:
+
+            def convert(raw: dict[str, Any], entry: LogEntry = entry) -> MessageReceived | None:
+                return chat_event(entry, our_did=self._did, raw=raw)
+
+            event = convert_item(convert, raw, network=NETWORK, path=path)
+            if isinstance(event, Rejected):
+                rejected.append(event)
+            elif event is not None:
                 events.append(event)
         return events, page.cursor or cursor, bool(page.logs)
 
@@ -667,23 +661,32 @@ class BlueskyAdapter(Adapter):
             return Batch()
         if isinstance(item, Rejected):
             return Batch(rejected=(item,))
-        try:
-            with located(""):
-                if isinstance(item, Deleted):
-                    conversation = self._known.forget(item.uri)
-                    return Batch(events=(jetstream_deleted(
-                        item.uri, time_us=item.time_us, our_did=self._did,
-                        conversation=conversation),))
-                raw = json.loads(item.line)
-                if item.operation == "update":
-                    event: MessageReceived | MessageUpdated = jetstream_updated(
-                        item.event, our_did=self._did, raw=raw)
-                else:
-                    event = jetstream_event(item.event, our_did=self._did, raw=raw)
-        except PayloadError as exc:
-            return Batch(rejected=(Rejected.from_error(exc, item.line),))
-        self._known.add(event.message.ref.id, event.message.conversation)
-        return Batch(events=(event,))
+        if isinstance(item, Deleted):
+            deleted = item
+
+            def gone(line: str) -> MessageDeleted:
+                return jetstream_deleted(
+                    deleted.uri, time_us=deleted.time_us, our_did=self._did,
+                    conversation=self._known.conversation(deleted.uri))
+
+            found: Event | Rejected = convert_item(gone, item.line, network=NETWORK)
+            if not isinstance(found, Rejected):
+                self._known.forget(item.uri)
+        else:
+            matched = item
+
+            def convert(line: str) -> MessageReceived | MessageUpdated:
+                raw = decode_json(line, network=NETWORK)
+                if matched.operation == "update":
+                    return jetstream_updated(matched.event, our_did=self._did, raw=raw)
+                return jetstream_event(matched.event, our_did=self._did, raw=raw)
+
+            found = convert_item(convert, item.line, network=NETWORK)
+            if isinstance(found, MessageReceived | MessageUpdated):
+                self._known.add(found.message.ref.id, found.message.conversation)
+        if isinstance(found, Rejected):
+            return Batch(rejected=(found,))
+        return Batch(events=(found,))
 
     async def listen(
         self, cursor: str | None, *, use_stream: bool | None = None
