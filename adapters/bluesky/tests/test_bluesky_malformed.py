@@ -96,7 +96,8 @@ async def test_notification_whose_reason_is_a_list_does_not_stop_polling() -> No
 
     batch, again = await _poll_twice(BlueskySandbox(seed=61), _spoil_oldest(spoil))
     assert _texts(batch) == ["@shop.bsky.social the good one"]
-    assert again.events == () and again.rejected == ()
+    assert again.events == ()
+    assert again.rejected == ()
 
 
 async def test_unexpected_exception_in_conversion_is_rejected_not_raised(

@@ -42,6 +42,7 @@ from omnichannel.text import TextRule
 
 from ._convert import (
     NETWORK,
+    PageItem,
     chat_event,
     chat_message,
     chat_page_events,
@@ -87,7 +88,6 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 # never in the future, and the same key always gives the same record key.
 _TID_EPOCH_US = 1_700_000_000_000_000
 _TID_SPAN_BITS = 46
-_MAX_PAGES = 10
 _REMEMBERED = 1000
 _EPOCH = "1970-01-01T00:00:00Z"
 _EPOCH_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -172,15 +172,19 @@ class _Cursor:
     """Where inbound reading stands, shared by ``poll`` and ``stream``.
 
     ``n`` is the newest notification time seen and ``u`` the URIs seen at that
-    time; ``c`` is the chat log cursor; ``t`` the last Jetstream ``time_us``.
-    Serialized as compact JSON, so a cursor stored from either path resumes
-    the other. A bare integer is read as a ``time_us``.
+    time; ``b`` the ``listNotifications`` cursors of the pages still to
+    deliver, oldest first, while a backlog of more than one page is read
+    back (see `BlueskyAdapter.poll`); ``c`` is the chat log cursor; ``t`` the
+    last Jetstream ``time_us``. Serialized as compact JSON, so a cursor
+    stored from either path resumes the other. A bare integer is read as a
+    ``time_us``.
     """
 
     seen_at: str | None = None
     uris: tuple[str, ...] = ()
     chat: str | None = None
     time_us: int | None = None
+    back: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, raw: str | None) -> _Cursor:
@@ -195,12 +199,14 @@ class _Cursor:
         if not isinstance(data, dict):
             raise ConfigurationError("not a Bluesky cursor", network=NETWORK)
         uris = data.get("u") or []
+        back = data.get("b") or []
         time_us = data.get("t")
         return cls(
             seen_at=data.get("n") if isinstance(data.get("n"), str) else None,
             uris=tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else (),
             chat=data.get("c") if isinstance(data.get("c"), str) else None,
             time_us=time_us if isinstance(time_us, int) and time_us >= 0 else None,
+            back=tuple(b for b in back if isinstance(b, str)) if isinstance(back, list) else (),
         )
 
     def stream_start(self) -> int | None:
@@ -218,6 +224,8 @@ class _Cursor:
         if self.seen_at:
             data["n"] = self.seen_at
             data["u"] = list(self.uris)
+        if self.back:
+            data["b"] = list(self.back)
         if self.chat:
             data["c"] = self.chat
         if self.time_us is not None:
@@ -433,6 +441,13 @@ class BlueskyAdapter(Adapter):
         sends is skipped and reported in ``Batch.rejected``; the cursor still
         moves past it.
 
+        Nothing is dropped however many notifications came since ``cursor``:
+        when they fill more than one page, the poll follows the pages back to
+        the cursor and delivers the oldest page; its cursor names the pages
+        still to deliver (``more`` is set), and each following poll delivers
+        the next newer one. The hub stores the cursor after every page, so
+        memory stays at one page and a restart resumes where it stopped.
+
         Raises:
             PayloadError: An answer as a whole is not what Bluesky sends (not
                 JSON, no list of notifications or log entries).
@@ -440,14 +455,14 @@ class BlueskyAdapter(Adapter):
         """
         state = _Cursor.parse(cursor)
         rejected: list[Rejected] = []
-        events, seen_at, uris = await self._poll_notifications(state, rejected)
+        events, read, more = await self._poll_notifications(state, rejected)
         chat = state.chat or self._chat_start
-        more = False
         if self.settings.direct_messages and self._chat_ok:
             try:
                 if state.chat is None:
                     events.extend(await self._unread_messages(rejected))
-                chat_events, chat, more = await self._poll_chat(chat, rejected)
+                chat_events, chat, chat_more = await self._poll_chat(chat, rejected)
+                more = more or chat_more
             except AuthenticationError as exc:
                 if not self._chat_unavailable(exc):
                     raise
@@ -458,7 +473,7 @@ class BlueskyAdapter(Adapter):
         for event in unique:
             if isinstance(event, MessageReceived) and not event.message.is_private:
                 self._known.add(event.message.ref.id, event.message.conversation)
-        next_cursor = replace(state, seen_at=seen_at, uris=uris, chat=chat).dump()
+        next_cursor = replace(read, chat=chat).dump()
         return Batch(events=tuple(unique), cursor=next_cursor, more=more,
                      rejected=tuple(rejected))
 
@@ -475,54 +490,89 @@ class BlueskyAdapter(Adapter):
                        exc)
         return True
 
+    async def _notification_page(self, token: str | None) -> tuple[list[PageItem], str | None]:
+        """One page of notifications (newest first) before ``token``, and the next token."""
+        params: dict[str, Any] = {
+            "limit": self.settings.page_size, "reasons": list(self.settings.reasons),
+        }
+        if token:
+            params["cursor"] = token
+        response = await self._xrpc("GET", _NOTIFICATIONS, params=params)
+        return notification_page(
+            self._decode(response, _NOTIFICATIONS), our_did=self._did, strict=False)
+
     async def _poll_notifications(
         self, state: _Cursor, rejected: list[Rejected]
-    ) -> tuple[list[Event], str | None, tuple[str, ...]]:
+    ) -> tuple[list[Event], _Cursor, bool]:
+        """The notifications of one page after ``state``, oldest first, where to go on, more.
+
+        Pages come newest first and only go back in time, so a backlog of
+        several pages is read back to the cursor first (keeping only each
+        page's token), then delivered one page per poll, oldest first: each
+        poll's cursor names the pages left (``back``) and the newest time
+        delivered, so a restart at any stored cursor loses and repeats nothing.
+        """
         since = _iso(state.seen_at) if state.seen_at else None
         # A malformed notification with no time of its own, on a page with none
         # either, is placed at the cursor: reported once, then seen.
         fallback = since or _EPOCH_TIME
         known = set(state.uris)
-        collected: list[tuple[datetime, str, Event | None, Rejected | None]] = []
-        page_cursor: str | None = None
-        for _ in range(_MAX_PAGES):
-            params: dict[str, Any] = {
-                "limit": self.settings.page_size, "reasons": list(self.settings.reasons),
-            }
-            if page_cursor:
-                params["cursor"] = page_cursor
-            response = await self._xrpc("GET", _NOTIFICATIONS, params=params)
-            items, next_page = notification_page(
-                self._decode(response, _NOTIFICATIONS), our_did=self._did, strict=False)
-            reached = False
+
+        def fresh(items: list[PageItem]) -> tuple[list[tuple[datetime, PageItem]], bool]:
+            found, reached = [], False
             for item in items:
                 when = item.indexed_at or fallback
                 if since is not None and (when < since or (when == since and item.uri in known)):
                     reached = True
                     continue
-                collected.append((when, item.uri, item.event, item.rejected))
-            if reached or since is None or not next_page:
-                break
-            page_cursor = next_page
+                found.append((when, item))
+            return found, reached
+
+        back = state.back
+        if back:  # delivering a backlog: the oldest page not delivered yet
+            items, _ = await self._notification_page(back[0])
+            collected, _ = fresh(items)
+            back, more = back[1:], True
         else:
-            logger.warning("bluesky: more than %d pages of notifications since the cursor; "
-                           "older ones were skipped", _MAX_PAGES)
+            tokens: list[str | None] = []  # the pages read past, newest first
+            token: str | None = None
+            newer: list[tuple[datetime, PageItem]] = []
+            while True:
+                items, next_page = await self._notification_page(token)
+                collected, reached = fresh(items)
+                if reached or since is None or not next_page:
+                    break
+                tokens.append(token)
+                token, newer = next_page, collected
+            if not collected and tokens:
+                # The cursor sat at this page's top: the page before is the oldest.
+                tokens.pop()
+                collected = newer
+            # This poll delivers the oldest page; the pages between it and the
+            # newest one follow, oldest first. The newest page is read again by
+            # the poll after them, with whatever came in the meantime.
+            back = tuple(t for t in reversed(tokens) if t is not None)
+            more = bool(tokens)
+            if tokens:
+                logger.info("bluesky: %d pages of notifications since the cursor; delivering "
+                            "them oldest first, one page per poll", len(tokens) + 1)
         if not collected:
-            # Nothing yet: from now on every notification is new (and paged back to).
-            return [], state.seen_at or _EPOCH, state.uris
-        newest = max(when for when, _, _, _ in collected)
-        newest_uris = {uri for when, uri, _, _ in collected if when == newest}
+            # Nothing new: from now on every notification is new (and paged back to).
+            return [], replace(state, seen_at=state.seen_at or _EPOCH, back=back), more
+        newest = max(when for when, _ in collected)
+        newest_uris = {item.uri for when, item in collected if when == newest}
         if since is not None and newest == since:
             newest_uris |= known
         mark = newest.isoformat().replace("+00:00", "Z")
         # Pages come newest first; events go out oldest first.
         events: list[Event] = []
-        for _, _, event, refused in reversed(collected):
-            if event is not None:
-                events.append(event)
-            if refused is not None:
-                rejected.append(refused)
-        return events, mark, tuple(sorted(newest_uris))
+        for _, item in reversed(collected):
+            if item.event is not None:
+                events.append(item.event)
+            if item.rejected is not None:
+                rejected.append(item.rejected)
+        read = replace(state, seen_at=mark, uris=tuple(sorted(newest_uris)), back=back)
+        return events, read, more
 
     async def _chat_cursor_now(self) -> str | None:
         try:
