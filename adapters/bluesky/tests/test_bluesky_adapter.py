@@ -527,7 +527,7 @@ async def test_three_mentions_then_six_hundred_likes_lose_nothing() -> None:
 
 @pytest.mark.parametrize("crash_after", [1, 5, 13])
 async def test_crash_while_delivering_a_backlog_resumes_without_loss(crash_after: int) -> None:
-    """A restart at the cursor stored after any page goes on where it stopped: no loss, no repeat."""
+    """A restart at the cursor stored after any page goes on: no loss, no repeat."""
     sandbox = BlueskySandbox(seed=72)
     async with opened(sandbox) as adapter:
         _, cursor, _ = await _drain(adapter, None)
@@ -541,3 +541,38 @@ async def test_crash_while_delivering_a_backlog_resumes_without_loss(crash_after
     assert ids[:700] == posted
     assert len(ids) == 701
     assert len(before) <= 50 * crash_after  # progress is stored page by page, not at the end
+
+
+async def test_lost_chat_answer_is_found_among_decoys_when_the_customer_wrote_twice() -> None:
+    """Our lost answer is found by sender, text and time, not by being our newest message.
+
+    The customer wrote twice; the answer to the first was lost, the answer to the second
+    landed after it, and an earlier answer of ours has the same text: a fresh adapter (as
+    after a restart) finds exactly the lost message, and ``None`` for an answer never sent.
+    """
+    sandbox = BlueskySandbox(seed=15)
+    alice = sandbox.customer("alice")
+    sandbox.customer_dm("hello?", author=alice)
+    async with opened(sandbox) as adapter:
+        events, cursor = await poll_all(adapter)
+        await adapter.send(Reply(network="bluesky", to=events[0].message, text="one moment"))
+        sandbox.customer_dm("my order is late", author=alice)
+        sandbox.customer_dm("it is order 42", author=alice)
+        events, cursor = await poll_all(adapter, cursor)
+        first, second = (e.message for e in events)
+        lost = Reply(network="bluesky", to=first, text="one moment")
+        sandbox.faults.lose_response(SEND_DM, times=1)
+        with pytest.raises(AmbiguousDelivery):
+            await adapter.send(lost)
+        await adapter.send(Reply(network="bluesky", to=second, text="checking order 42"))
+    landed = sandbox.sent()[1]
+    assert landed.text == "one moment"
+    async with opened(sandbox) as restarted:
+        found = await restarted.find_sent(lost)
+        never = await restarted.find_sent(Reply(network="bluesky", to=second, text="all done"))
+        again = await restarted.send(lost) if found is None else found
+    assert found is not None
+    assert found.ref.id == landed.id
+    assert never is None
+    assert again.ref.id == landed.id
+    assert [r.text for r in sandbox.sent()] == ["one moment", "one moment", "checking order 42"]

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -89,6 +89,7 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _TID_EPOCH_US = 1_700_000_000_000_000
 _TID_SPAN_BITS = 46
 _REMEMBERED = 1000
+_CLOCK_SKEW = timedelta(minutes=10)
 _EPOCH = "1970-01-01T00:00:00Z"
 _EPOCH_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _NOTIFICATIONS = "app.bsky.notification.listNotifications"
@@ -242,6 +243,10 @@ def _iso(raw: str) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _message_view(item: object) -> MessageView:
+    return load(MessageView, item)
 
 
 def _now_iso() -> str:
@@ -1009,19 +1014,59 @@ class BlueskyAdapter(Adapter):
         return sent
 
     async def _find_chat(self, action: Reply | PrivateReply, convo_id: str) -> Sent | None:
-        """Our newest message in the conversation, when its text is the action's."""
-        response = await self._xrpc("GET", "chat.bsky.convo.getMessages",
-                                    params={"convoId": convo_id, "limit": 20}, chat=True)
-        for item in load(GetMessagesOutput, response.content).messages:
-            if not str(item.get("$type", "#messageView")).endswith("#messageView"):
-                continue
-            view = load(MessageView, item, path="messages")
-            if view.sender.did != self.did:
-                continue
-            if view.text == action.text:
-                return self._remember(self._chat_sent(action, view, convo_id))
-            return None  # our newest message is another one
-        return None
+        """The message ``action`` sent in the conversation, if it landed.
+
+        Chat messages have no key of ours, so the message is found by what
+        identifies it: sent by us, with the action's exact text, after the
+        message it answers, and not already known as another action's. The
+        conversation is read back, newest first, to the answered message
+        (a chat message: by its id; a post answered privately: by its time,
+        less ``_CLOCK_SKEW`` as ``createdAt`` is the author's clock), so
+        messages of ours sent since, by this or another action, never hide
+        it. Of several matches the oldest wins: it came first.
+        """
+        bound = action.to.created_at
+        answered: str | None = None
+        if action.to.is_private and action.to.conversation.id == convo_id:
+            answered = action.to.ref.id  # in this conversation: stop at it, times may tie
+        else:
+            bound -= _CLOCK_SKEW
+        claimed = {sent.ref.id for key, sent in self._sent_chat.items()
+                   if key != action.idempotency_key}
+        found: MessageView | None = None
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"convoId": convo_id, "limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            response = await self._xrpc("GET", "chat.bsky.convo.getMessages",
+                                        params=params, chat=True)
+            page = load(GetMessagesOutput, response.content)
+            reached = False
+            for item in page.messages:  # newest first
+                if answered is not None and item.get("id") == answered:
+                    reached = True  # the message answered: ours came after it
+                    break
+                if not str(item.get("$type", "#messageView")).endswith("#messageView"):
+                    continue
+                view = convert_item(_message_view, item, network=NETWORK, path="messages")
+                if isinstance(view, Rejected):
+                    continue
+                sent_at = _iso(view.sent_at)
+                if sent_at is None:
+                    continue
+                if sent_at < bound:
+                    reached = True
+                    break
+                if (view.sender.did == self.did and view.text == action.text
+                        and view.id not in claimed):
+                    found = view
+            if reached or not page.cursor or not page.messages:
+                break
+            cursor = page.cursor
+        if found is None:
+            return None
+        return self._remember(self._chat_sent(action, found, convo_id))
 
     def _chat_sent(
         self, action: Reply | PrivateReply | Post, view: MessageView, convo_id: str
@@ -1039,8 +1084,9 @@ class BlueskyAdapter(Adapter):
         """Look for what ``action`` may already have created.
 
         A post or public reply is looked up by its record key, which is exact.
-        A chat message has no key: the newest message of ours in the
-        conversation counts when its text is the action's text.
+        A chat message has no key: it is the message of ours with the
+        action's text sent after the message answered (see `_find_chat`),
+        wherever it sits among later messages.
         """
         if action.idempotency_key in self._sent_chat:
             return self._sent_chat[action.idempotency_key]
