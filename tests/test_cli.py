@@ -608,3 +608,21 @@ def test_serve_runs_a_hub_and_its_webhook_app(tmp_path: Path) -> None:
     # The hub is stopped and closed, not killed by the signal uvicorn passes on.
     assert process.returncode == 0, err
     assert "omnichannel: stopped on SIGTERM" in out
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"interactions": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"interactions": [{"method": "GET", "uri": "https://m.example/api/v1/notifications",'
+    b' "status": 200, "response_body": "[\\"\\ud800\\"]"}]}',
+])
+def test_replay_of_deep_nesting_or_lone_surrogates_is_not_parsed_not_a_crash(
+    body: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nesting too deep for Python, or a lone surrogate, is reported as not parsed, exit 1."""
+    path = tmp_path / "page.json"
+    path.write_bytes(body)
+    status, out, _ = run(["replay", "mastodon", str(path), "--path", "/api/v1/notifications"],
+                         capsys)
+    assert status == 1
+    assert "not parsed: mastodon: bad payload" in out

@@ -545,7 +545,9 @@ class BlueskyAdapter(Adapter):
             while True:
                 items, next_page = await self._notification_page(token)
                 collected, reached = fresh(items)
-                if reached or since is None or not next_page:
+                if reached or since is None or not next_page or next_page in tokens or (
+                    next_page == token  # a server naming a page twice: it ends there
+                ):
                     break
                 tokens.append(token)
                 token, newer = next_page, collected
