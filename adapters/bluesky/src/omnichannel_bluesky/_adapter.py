@@ -54,6 +54,7 @@ from ._convert import (
     notification_page,
     post_ref,
     thread_messages,
+    usable_cursor,
 )
 from ._errors import DUPLICATE_RECORD_ERRORS, is_expired_token, map_error
 from ._facets import detect, facets_for
@@ -615,7 +616,9 @@ class BlueskyAdapter(Adapter):
                 rejected.append(event)
             elif event is not None:
                 events.append(event)
-        return events, page.cursor or cursor, bool(page.logs)
+        if not usable_cursor(page.cursor):  # stay, and wait for the next poll
+            return events, cursor, False
+        return events, page.cursor, bool(page.logs)
 
     async def _sender_profile(self, entry: LogEntry) -> ProfileView | None:
         """The profile of a new message's sender, when the entry does not carry it."""

@@ -88,11 +88,13 @@ __all__ = [
     "received",
     "thread_messages",
     "tid_datetime",
+    "usable_cursor",
 ]
 
 NETWORK = "bluesky"
 _CDN = "https://cdn.bsky.app/img"
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+_MAX_CURSOR = 2048
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -527,7 +529,25 @@ def notification_page(
             found = PageItem(when or _neighbour_time(times, index), uri or _digest(raw), None,
                              found)
         items.append(found)
-    return items, cursor if isinstance(cursor, str) and cursor else None
+    return items, cursor if usable_cursor(cursor) else None
+
+
+def usable_cursor(cursor: object) -> bool:
+    """Whether a page's ``cursor`` can be sent back in a query (short printable text).
+
+    A server's cursor goes into the next request's URL: one that no URL can
+    carry (a control character, a lone surrogate, 100,000 characters) would
+    fail every poll after it, so it is treated as no cursor at all.
+    """
+    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_CURSOR:
+        return False
+    if not cursor.isprintable():
+        return False  # a control character: no URL can carry it
+    try:
+        cursor.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no request can carry it either
+        return False
+    return True
 
 
 def _notification_item(

@@ -126,6 +126,8 @@ def _http_base(value: str) -> str:
     return str(url).rstrip("/")
 
 
+_MAX_ID = 256
+
 def _comparable(text: str) -> str:
     """Text with mentions dropped and whitespace folded, to compare what we sent."""
     return " ".join(_ANY_MENTION.sub(" ", text).split())
@@ -137,10 +139,16 @@ def _mentions(text: str, handle: str) -> bool:
 
 
 def _raw_id(item: object) -> str | None:
-    """The ``id`` of a decoded notification, when it has a usable one."""
+    """The ``id`` of a decoded notification, when it can be a cursor.
+
+    It goes into the next request's URL (``min_id``): an id no URL can carry
+    (a control character, a lone surrogate, thousands of characters) would
+    fail every poll after it.
+    """
     if isinstance(item, Mapping):
         found = item.get("id")
-        if isinstance(found, str) and found:
+        if (isinstance(found, str) and found and len(found) <= _MAX_ID
+                and found.isprintable() and found.isascii()):
             return found
     return None
 
