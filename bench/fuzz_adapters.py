@@ -28,9 +28,9 @@ from pathlib import Path
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import fuzz_targets
+from tests import fuzz_targets
 
 
 def _one(name: str, runs: int, seed: int) -> tuple[str, float, list[str]]:

@@ -11,7 +11,6 @@ huge offsets, deep nesting, invalid UTF-8, lone surrogates, truncations.
 `fuzz` runs a target over them and counts what came out.
 
 ```python
-from omnichannel.errors import PayloadError
 from omnichannel.testing.fuzz import Seed, fuzz
 
 def parse(body: bytes, context: str) -> list[str]:
