@@ -187,3 +187,26 @@ async def test_jetstream_post_with_images_as_a_number_is_delivered_and_the_strea
                     if len(texts) == 2:
                         break
     assert texts == ["@shop.bsky.social hi", "@shop.bsky.social after the odd one"]
+
+
+async def test_unreadable_conversation_in_the_first_poll_does_not_block_polling() -> None:
+    """A listConvos entry without an id is rejected; the first poll still delivers the rest."""
+    sandbox = BlueskySandbox(seed=65)
+    alice, bob = sandbox.customer("alice"), sandbox.customer("bob")
+    sandbox.customer_dm("from alice", author=alice)
+    sandbox.customer_dm("from bob", author=bob)
+    sandbox.customer_mention("a mention")
+
+    def spoil(data: Any) -> Any:
+        del data["convos"][0]["id"]
+        return data
+
+    transport = Rewriting(sandbox.transport(), "/xrpc/chat.bsky.convo.listConvos", spoil)
+    adapter = BlueskyAdapter(sandbox.adapter_settings(), transport=transport,
+                             retry=RetryPolicy.testing())
+    async with adapter:
+        batch = await adapter.poll(None)
+    assert "@shop.bsky.social a mention" in _texts(batch)
+    assert len([t for t in _texts(batch) if t.startswith("from ")]) == 1
+    (refused,) = batch.rejected
+    assert refused.path.startswith("convos.0")

@@ -25,6 +25,7 @@ from omnichannel.errors import (
     ConfigurationError,
     NetworkError,
     NotFound,
+    PayloadError,
     RequestRejected,
     TokenExpired,
     TransientError,
@@ -65,11 +66,11 @@ from ._wire import (
     POST,
     REASONS,
     ConvoOutput,
+    ConvoView,
     CreateRecordOutput,
     GetLogOutput,
     GetMessagesOutput,
     GetRecordOutput,
-    ListConvosOutput,
     LogEntry,
     MessageView,
     PostThreadOutput,
@@ -248,6 +249,14 @@ def _iso(raw: str) -> datetime | None:
 
 def _message_view(item: object) -> MessageView:
     return load(MessageView, item)
+
+
+def _convo_view(item: object) -> ConvoView:
+    return load(ConvoView, item)
+
+
+def _messages_page(body: bytes) -> GetMessagesOutput:
+    return load(GetMessagesOutput, body)
 
 
 def _now_iso() -> str:
@@ -644,7 +653,17 @@ class BlueskyAdapter(Adapter):
         response = await self._xrpc("GET", "chat.bsky.convo.listConvos",
                                     params={"limit": 100}, chat=True)
         events: list[Event] = []
-        for convo in load(ListConvosOutput, response.content).convos:
+        data = self._decode(response, "chat.bsky.convo.listConvos")
+        convos = data.get("convos") if isinstance(data, dict) else None
+        if not isinstance(convos, list):
+            raise PayloadError("no convos list", network=NETWORK, path="convos")
+        for index, raw in enumerate(convos):
+            # One unreadable conversation must not block the first poll (and so
+            # every poll after it): it is rejected, the others are caught up on.
+            convo = convert_item(_convo_view, raw, network=NETWORK, path=f"convos.{index}")
+            if isinstance(convo, Rejected):
+                rejected.append(convo)
+                continue
             for member in convo.members:
                 self._profiles[member.did] = member
             if convo.unread_count <= 0:
@@ -653,8 +672,13 @@ class BlueskyAdapter(Adapter):
                 "GET", "chat.bsky.convo.getMessages",
                 params={"convoId": convo.id, "limit": min(convo.unread_count, 100)}, chat=True,
             )
+            messages = convert_item(_messages_page, page.content, network=NETWORK,
+                                    path=f"convos.{index}.messages")
+            if isinstance(messages, Rejected):
+                rejected.append(messages)
+                continue
             events.extend(chat_page_events(
-                load(GetMessagesOutput, page.content), convo_id=convo.id, our_did=self._did,
+                messages, convo_id=convo.id, our_did=self._did,
                 profiles=self._profiles, rejected=rejected,
             ))
         return events
