@@ -434,6 +434,7 @@ class RuntimeAdapter(Adapter):
         inbound=frozenset({"poll", "webhook"}),
     )
     settings_model: ClassVar[type[AdapterSettings]] = RuntimeSettings
+    signature_headers: ClassVar[frozenset[str]] = frozenset({SIGNATURE_HEADER})
 
     def __init__(
         self,

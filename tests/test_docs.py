@@ -229,7 +229,7 @@ def test_data_block_parses(block: Block, tmp_path: Path) -> None:
 def test_every_block_has_a_known_language() -> None:
     """Code blocks in docs/ say what they hold; text blocks are output or diagrams, not code."""
     known = {"python", "py", "sh", "bash", "shell", "console", "toml", "json", "sql", "text",
-             "yaml"}
+             "yaml", "ini", "dockerfile"}
     unlabelled = [b.id for b in BLOCKS if b.language not in known and b.page.is_relative_to(DOCS)]
     assert not unlabelled, f"label these blocks (```text for output): {unlabelled}"
 
@@ -264,7 +264,8 @@ def test_cli_reference_is_generated_from_the_parser() -> None:
     """The CLI page shows the parser's own help for every subcommand."""
     hooks = _hooks()
     built = hooks.on_page_markdown(hooks.CLI, None, None, None)
-    for command in ("adapters", "demo", "serve", "inbox", "replay"):
+    for command in ("adapters", "demo", "serve", "inbox", "replay", "drafts", "drafts list",
+                    "drafts approve", "drafts reject"):
         assert f"### `omnichannel {command}`" in built
     assert "--until-idle" not in built  # that is the bot's option, not the command's
 

@@ -318,6 +318,15 @@ class Adapter(ABC):
     on the instance in ``open`` when the network says more (a Mastodon instance's
     own character limit)."""
     settings_model: ClassVar[type[AdapterSettings]] = AdapterSettings
+    signature_headers: ClassVar[frozenset[str]] = frozenset()
+    """Names (lower-case) of the headers that carry a webhook delivery's signature
+    (``x-hub-signature-256``). A signature is computed from the body and the
+    secret but does not reveal the secret, so these headers are kept with a
+    dead letter (the body can be verified again), while every header neither
+    declared here nor on the webhook app's short allowlist (content type and
+    length, user agent, delivery ids) is dropped. A ``POST`` that carries none
+    of them and fails ``verify`` is answered ``401`` (missing) rather than
+    ``403``. Never list a header that carries a token or key."""
 
     account: Person | None
     """Our own account on the network, resolved by ``open``."""

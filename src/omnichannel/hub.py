@@ -37,6 +37,7 @@ import anyio
 import anyio.abc
 from pydantic import BaseModel, ConfigDict
 
+from . import _logging
 from .actions import Action, Hide, Post, PrivateReply, React, Reply
 from .adapter import Adapter, Rejected
 from .errors import (
@@ -322,6 +323,7 @@ class _CountingOutbox(Outbox):
         *,
         origin: str,
         approved_by: str | None = None,
+        human_agent: bool = False,
         recipient: str | None = None,
         text_digest: str | None = None,
     ) -> OutboxItem:
@@ -333,11 +335,11 @@ class _CountingOutbox(Outbox):
             TextTooLong: The text is over the network's limit.
             WindowClosed: The private-messaging window has closed.
         """
-        self.check(action, human_agent=approved_by is not None)
+        self.check(action, human_agent=human_agent)
         known = await self.store.get_outbox(action.idempotency_key) is not None
         item = await super().submit(
-            action, origin=origin, approved_by=approved_by, recipient=recipient,
-            text_digest=text_digest,
+            action, origin=origin, approved_by=approved_by, human_agent=human_agent,
+            recipient=recipient, text_digest=text_digest,
         )
         if not known:
             self._tally.add(item.network, "actions_queued")
@@ -629,7 +631,7 @@ class Drafts:
         # The audit names who wrote the draft as the actor and ``by`` as approver.
         origin = draft.origin if draft.origin is not None else f"draft:{draft.id}"
         item = await self._hub._queue(
-            action, origin=origin, approved_by=by,
+            action, origin=origin, approved_by=by, human_agent=True,
             allow_duplicate=allow_duplicate,
         )
         try:
@@ -693,6 +695,7 @@ class Drafts:
                 return stored
             raise
         self._hub._tally.add(action.network, "drafts_held")
+        _logging.draft_held(logger, draft)
         return draft
 
 
@@ -1116,6 +1119,9 @@ class Hub:
         for item in rejected:
             await self._keep_rejected(network, item)
         new = await self.store.record_batch(network, events, cursor=cursor, stream=stream)
+        for event in new:
+            if isinstance(event, MessageReceived):
+                _logging.message_received(logger, event)
         self._tally.add(network, "events_recorded", len(new))
         self._tally.add(network, "duplicates_dropped", len(events) - len(new))
         dispatcher = self._dispatcher
@@ -1286,19 +1292,22 @@ class Hub:
         *,
         origin: str,
         approved_by: str | None,
+        human_agent: bool,
         allow_duplicate: bool,
-        human_agent: bool | None = None,
     ) -> OutboxItem:
-        self.outbox.check(
-            action, human_agent=approved_by is not None if human_agent is None else human_agent
-        )
+        """Check, guard and queue ``action``.
+
+        ``human_agent`` says whether a human wrote or approved it; every check
+        on the way (here and the outbox's) uses it, never ``approved_by``.
+        """
+        self.outbox.check(action, human_agent=human_agent)
         # The guardrail reads what is queued; checking and queuing must be one
         # step, or concurrent handlers each pass the check before any queues.
         async with self._guard_lock:
             recipient, digest = await self._guard(action, allow_duplicate=allow_duplicate)
             return await self.outbox.submit(
-                action, origin=origin, approved_by=approved_by, recipient=recipient,
-                text_digest=digest,
+                action, origin=origin, approved_by=approved_by, human_agent=human_agent,
+                recipient=recipient, text_digest=digest,
             )
 
     async def _propose(
@@ -1311,16 +1320,18 @@ class Hub:
         allow_duplicate: bool,
     ) -> Delivery:
         """Check, guard, then queue or hold a handler's reply."""
-        self.outbox.check(action)
-        existing = await self.store.get_outbox(action.idempotency_key)
-        if existing is not None:  # a re-run of a handler that already queued this
-            return Delivery(status="queued", action=action, item=existing, reason="already queued")
         if hold is None:
             decision = self.policy.decide(event, action)
         else:
             decision = Decision.hold("held by the handler") if hold else Decision.send(
                 "sent by the handler"
             )
+        # Sent now, the reply is automated; held, it goes out when a human
+        # approves it, so the human-agent window is the one that applies.
+        self.outbox.check(action, human_agent=decision.held)
+        existing = await self.store.get_outbox(action.idempotency_key)
+        if existing is not None:  # a re-run of a handler that already queued this
+            return Delivery(status="queued", action=action, item=existing, reason="already queued")
         if decision.held:
             await self._guard(action, allow_duplicate=allow_duplicate)
             draft = await self.drafts._hold(
@@ -1328,7 +1339,8 @@ class Hub:
             )
             return Delivery(status="held", action=action, draft=draft, reason=decision.reason)
         item = await self._queue(
-            action, origin=origin, approved_by=None, allow_duplicate=allow_duplicate
+            action, origin=origin, approved_by=None, human_agent=False,
+            allow_duplicate=allow_duplicate,
         )
         return Delivery(status="queued", action=action, item=item, reason=decision.reason)
 
@@ -1367,7 +1379,7 @@ class Hub:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ConfigurationError(
-                "serving webhooks needs uvicorn: pip install 'omnichannel[server]'"
+                "serving webhooks needs uvicorn: pip install uvicorn"
             ) from exc
         config = uvicorn.Config(
             self.asgi, host=host, port=port, lifespan="off", log_level="warning",

@@ -35,6 +35,7 @@ from typing import Literal
 import anyio
 import anyio.abc
 
+from . import _logging
 from .actions import Action, Post, PrivateReply, Reply, Sent
 from .adapter import Adapter
 from .errors import (
@@ -159,6 +160,7 @@ class Outbox:
         *,
         origin: str,
         approved_by: str | None = None,
+        human_agent: bool = False,
         recipient: str | None = None,
         text_digest: str | None = None,
     ) -> OutboxItem:
@@ -169,8 +171,12 @@ class Outbox:
         Args:
             action: What to do.
             origin: Who or what queued it (``"handler:triage"``, ``"agent:anna"``).
-            approved_by: The human who approved it, if one did (also opens the
-                human-agent window for the capability check).
+            approved_by: The human who approved it, if one did (recorded only).
+            human_agent: Whether a human wrote or approved it: ``True`` opens
+                the network's longer human-agent window (Meta's ``HUMAN_AGENT``
+                tag, 7 days) for the capability check; ``False`` (automated)
+                checks the ordinary windows. ``approved_by`` alone does not
+                open it: say who wrote the action here.
             recipient: Native id of the person answered (for the guardrail).
             text_digest: Digest of the normalized text (for the guardrail).
 
@@ -180,7 +186,7 @@ class Outbox:
             TextTooLong: The text is over the network's limit.
             WindowClosed: The private-messaging window has closed.
         """
-        self.check(action, human_agent=approved_by is not None)
+        self.check(action, human_agent=human_agent)
         item = OutboxItem.for_action(
             action, origin=origin, approved_by=approved_by, recipient=recipient,
             text_digest=text_digest, now=self.clock(),
@@ -270,7 +276,6 @@ class Outbox:
                 absent = True
             sent = await adapter.execute(action)
         except AmbiguousDelivery as exc:
-            logger.warning("outbox %s: delivery may have landed (%s)", item.key, _describe(exc))
             return await self._reschedule(
                 item, status="ambiguous", at=now + self.ambiguous_delay, error=exc
             )
@@ -279,7 +284,6 @@ class Outbox:
                 now + self._backoff(item.attempts)
             )
             self._paused_until[item.network] = at
-            logger.info("outbox %s: %s rate limited until %s", item.key, item.network, at)
             retry: _Retry = "pending" if absent else self._retry_status(item)
             return await self._reschedule(item, status=retry, at=at, error=exc)
         except DuplicateContent as exc:
@@ -323,6 +327,7 @@ class Outbox:
     async def _reschedule(
         self, item: OutboxItem, *, status: _Retry, at: datetime, error: BaseException
     ) -> OutboxItem:
+        _logging.delivery_retried(logger, item, status=status, at=at, error=_describe(error))
         return await self.store.update_outbox(
             item.key, status=status, next_attempt_at=at, last_error=_describe(error)
         )
@@ -332,13 +337,12 @@ class Outbox:
     ) -> OutboxItem:
         if item.attempts >= self.max_attempts:
             return await self._fail(item, _describe(error), now=now)
-        logger.info("outbox %s: retrying after %s", item.key, _describe(error))
         return await self._reschedule(
             item, status=status, at=now + self._backoff(item.attempts), error=error
         )
 
     async def _fail(self, item: OutboxItem, error: str, *, now: datetime) -> OutboxItem:
-        logger.error("outbox %s: giving up on %s: %s", item.key, item.action.type, error)
+        _logging.delivery_failed(logger, item, error=error)
         audit = AuditEntry(
             at=now, network=item.network, action_type=item.action.type,
             idempotency_key=item.key, actor=item.origin,
@@ -377,6 +381,7 @@ class Outbox:
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
                 await self.store.save_messages([message])
+        _logging.action_sent(logger, item, sent, reconciled=reconciled)
         return updated
 
 

@@ -10,7 +10,7 @@ Routes and answers:
 | ``GET /{network}``, a handshake (``hub.challenge``, X's CRC) | what ``verify`` returns |
 | ``POST /{network}``, good signature, body parsed | ``200`` once events are stored |
 | a signature that is missing | ``401`` |
-| a signature (or handshake token) that is wrong | ``403`` |
+| a signature (or handshake token) that is wrong, or ``verify`` failing | ``403`` |
 | a body the adapter cannot parse | ``400`` + short reason; raw bytes dead-lettered |
 | a body over ``max_body_bytes`` | ``413``, without reading it |
 | a network with no adapter, or without webhooks | ``404`` |
@@ -33,14 +33,16 @@ leaves it alone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import anyio
 from pydantic import ValidationError
 
-from .adapter import WebhookRequest, WebhookResponse
+from .adapter import Adapter, WebhookRequest, WebhookResponse
 from .errors import CapabilityNotSupported, PayloadError, WebhookSignatureError
 from .store import DeadLetter
 
@@ -57,6 +59,17 @@ _Receive = Callable[[], Awaitable[_Message]]
 _Send = Callable[[_Message], Awaitable[None]]
 
 _REASON_LIMIT = 200
+
+_KEPT_HEADERS = frozenset({
+    "content-type", "content-length", "content-encoding", "user-agent", "date",
+    # delivery ids: which delivery this was, to match it with the network's logs
+    "x-request-id", "x-delivery-id", "x-webhook-id", "webhook-id", "webhook-timestamp",
+})
+"""Headers a dead letter keeps besides the adapter's declared signature headers.
+
+An allowlist: whatever else a delivery carries (``Authorization``, ``X-Api-Key``,
+a proxy's token, a cookie) is not stored.
+"""
 
 
 class _TooLarge(Exception):
@@ -136,8 +149,9 @@ class WebhookApp:
         try:
             handshake = await adapter.verify(request)
         except WebhookSignatureError as exc:
+            missing = exc.missing or _unsigned(adapter, request)
             logger.warning("%s webhook refused: %s", network, exc)
-            await _answer(send, 401 if exc.missing else 403, b"bad signature")
+            await _answer(send, 401 if missing else 403, b"bad signature")
             return
         except CapabilityNotSupported:
             await _answer(send, 404, b"no webhooks for this network")
@@ -145,6 +159,18 @@ class WebhookApp:
         except PayloadError as exc:
             await self._dead_letter(network, request, exc.reason)
             await _answer(send, 400, _short(exc.reason))
+            return
+        except Exception as exc:
+            # Whatever else verify raises (an adapter bug on a strange header, a
+            # missing secret), the request was not verified: refuse it. Only the
+            # error's type and place are logged: its message may quote a header.
+            missing = _unsigned(adapter, request)
+            logger.error(  # noqa: TRY400 - no traceback: it would quote the message
+                "%s webhook refused: the adapter's verify raised %s at %s",
+                network, type(exc).__name__, _where(exc),
+                extra={"network": network, "error_type": type(exc).__name__},
+            )
+            await _answer(send, 401 if missing else 403, b"bad signature")
             return
         if handshake is not None:
             await _respond(send, handshake)
@@ -194,9 +220,11 @@ class WebhookApp:
                 return b"".join(chunks)
 
     async def _dead_letter(self, network: str, request: WebhookRequest, reason: str) -> None:
+        adapter = self.hub.adapters.get(network)
+        declared = adapter.signature_headers if adapter is not None else frozenset()
         letter = DeadLetter(
             at=self.hub.clock(), network=network, reason=reason, body=request.body,
-            headers=dict(request.headers),
+            headers=_kept_headers(request.headers, declared),
         )
         try:
             await self.hub._add_dead_letter(letter)
@@ -241,6 +269,31 @@ def _network_of(scope: _Scope) -> str:
         path = path[len(root):]
     parts = [part for part in path.split("/") if part]
     return parts[0] if len(parts) == 1 else ""
+
+
+def _kept_headers(headers: Mapping[str, str], signature_headers: Iterable[str]) -> dict[str, str]:
+    """The headers a dead letter keeps: the allowlist and the declared signature headers."""
+    kept = _KEPT_HEADERS | {name.lower() for name in signature_headers}
+    return {name: value for name, value in headers.items() if name.lower() in kept}
+
+
+def _unsigned(adapter: Adapter, request: WebhookRequest) -> bool:
+    """Whether a delivery carries none of the signature headers its adapter declares."""
+    declared = adapter.signature_headers
+    return (
+        request.method == "POST"
+        and bool(declared)
+        and not any(request.header(name) for name in declared)
+    )
+
+
+def _where(exc: BaseException) -> str:
+    """Where ``exc`` was raised (``module.py:line in function``), never its message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    last = frames[-1]
+    return f"{PurePath(last.filename).name}:{last.lineno} in {last.name}"
 
 
 def _headers(scope: _Scope) -> dict[str, str]:

@@ -29,6 +29,7 @@ from omnichannel.errors import (
 )
 
 from ._ratelimit import RateLimitInfo, RateLimitParser, RateLimitState
+from ._redact import install_log_redaction, redact_url
 from ._retry import (
     IDEMPOTENT_METHODS,
     NOT_PROCESSED_STATUSES,
@@ -169,7 +170,7 @@ class ApiClient:
         self._sleep: Sleep = sleep or anyio.sleep
 
     def __repr__(self) -> str:
-        return f"ApiClient(network={self.network!r}, base_url={str(self._http.base_url)!r})"
+        return f"ApiClient(network={self.network!r}, base_url={redact_url(self._http.base_url)!r})"
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -728,6 +729,7 @@ async def open_client(
     Yields:
         The client.
     """
+    install_log_redaction()  # httpx logs full URLs: keep userinfo and query values out
     merged = {"User-Agent": user_agent or _default_user_agent()}
     merged.update(headers or {})
     async with httpx.AsyncClient(

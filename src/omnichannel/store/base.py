@@ -215,9 +215,12 @@ class DeadLetter(_Record):
     streamed page the adapter reported in ``Batch.rejected`` (then ``reason``
     starts with the path to the bad field and ``headers`` is empty).
 
-    Credential headers (``Authorization``, ``Proxy-Authorization``, ``Cookie``,
-    ``Set-Cookie``) are dropped when the record is built; signature headers are
-    kept so the body can be verified again.
+    The webhook app keeps headers by an allowlist: content type and length,
+    user agent, delivery ids, and the signature headers the adapter declares
+    (``Adapter.signature_headers``, so the body can be verified again); any
+    other header (``X-Api-Key``, a proxy's token) is never stored. As a second
+    line, the record itself drops ``Authorization``, ``Proxy-Authorization``,
+    ``Cookie`` and ``Set-Cookie`` whoever builds it.
 
     Attributes:
         id: Assigned by the store; ``None`` before it is added.
@@ -225,7 +228,7 @@ class DeadLetter(_Record):
         network: The network it came from.
         reason: Why it was refused (a `PayloadError` message, say).
         body: The raw request body (or the rejected item), exactly.
-        headers: The request headers, names lower-cased, credentials dropped.
+        headers: The kept request headers, names lower-cased.
     """
 
     id: int | None = None
@@ -288,7 +291,17 @@ class Store(Protocol):
     """
 
     async def open(self) -> None:
-        """Open the store (create or migrate its schema), recovering from a crash."""
+        """Open the store (create or migrate its schema), recovering from a crash.
+
+        A store that keeps its data outside the process checks, before it
+        recovers anything, that it may: that the data is its own and sound,
+        and that no other process writes it unless the store is built for
+        several. What it refuses raises a
+        [`StoreError`][omnichannel.errors.StoreError] (a
+        [`StoreLocked`][omnichannel.errors.StoreLocked] for another
+        writer, a [`StoreDamaged`][omnichannel.errors.StoreDamaged] for
+        damaged data), never the database driver's own exception.
+        """
         ...
 
     async def aclose(self) -> None:
