@@ -263,3 +263,68 @@ async def test_concurrent_requests_never_start_past_the_known_budget() -> None:
     assert most_in_flight == 3
     assert answered_429 == 0
     assert sorted(outcomes) == ["sent"] * 3 + ["waits for the reset"] * 5
+
+
+class HoldLookups(httpx.AsyncBaseTransport):
+    """Holds every ``GET /messages`` (the ``find_sent`` lookup) until ``release`` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+        self.lookups = 0
+        self.release = anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/messages":
+            self.lookups += 1
+            with anyio.fail_after(SAFETY):
+                await self.release.wait()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_an_item_being_reconciled_is_not_claimed_and_delivered_again() -> None:
+    """While the worker looks an ambiguous item up, later claims do not deliver it twice."""
+    fake = FakeNetwork()
+    hold = HoldLookups(fake.transport())
+    adapter = RuntimeAdapter(
+        RuntimeSettings(webhook_secret=SecretStr(fake.secret),
+                        verify_token=SecretStr(fake.verify_token)),
+        transport=hold,
+    )
+    clock = FakeClock()
+    async with adapter, MemoryStore() as store:
+        outbox = Outbox(store, {"testnet": adapter}, clock=clock,
+                        ambiguous_delay=timedelta(seconds=1))
+        fake.faults.append("lose")
+        first = await outbox.submit(
+            Reply(network="testnet", to=received(fake, adapter), text="first"), origin="test"
+        )
+        await outbox.run_once()  # the response is lost: ambiguous
+        clock.advance(2)
+        async with anyio.create_task_group() as tg:
+            await tg.start(outbox.run)
+            await eventually(lambda: hold.lookups == 1, limit=SAFETY)
+            for n in range(3):  # each submit makes the worker claim again
+                clock.advance(120)
+                await outbox.submit(
+                    Reply(network="testnet", to=received(fake, adapter), text=f"more {n}"),
+                    origin="test",
+                )
+                await anyio.wait_all_tasks_blocked()
+            lookups_while_held = hold.lookups
+            hold.release.set()
+
+            async def all_sent() -> bool:
+                return [i.status for i in await store.list_outbox()] == ["sent"] * 4
+
+            await eventually(all_sent, limit=SAFETY)
+            tg.cancel_scope.cancel()
+        audited = [e for e in await store.audit_log() if e.idempotency_key == first.key]
+
+    assert lookups_while_held == 1
+    assert hold.lookups == 1
+    assert len(audited) == 1
+    assert fake.created[first.key] == 1
+    assert set(fake.created.values()) == {1}

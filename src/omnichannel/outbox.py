@@ -70,6 +70,9 @@ _MESSAGE_ACTIONS = (Reply, PrivateReply, Post)
 _Retry = Literal["pending", "ambiguous"]
 _Lane = tuple[str, str, str]
 
+_AMBIGUOUS_LEASE = timedelta(seconds=60)
+"""How far ahead a claimed ``ambiguous`` item is moved while the worker has it."""
+
 DEFAULT_MAX_IN_FLIGHT = 16
 """Requests the outbox has out at once per network unless told otherwise.
 
@@ -280,13 +283,31 @@ class Outbox:
                         except Exception:
                             logger.exception("the outbox worker failed; trying again")
                             items = []
-                        if items:
-                            lanes.add(items)
+                        fresh = await self._hold(lanes, items)
+                        if fresh:
+                            lanes.add(fresh)
                             continue
                     with anyio.move_on_after(self.poll_interval):
                         await self._wake.wait()
         finally:
             self._wake = None
+
+    async def _hold(self, lanes: _Lanes, items: list[OutboxItem]) -> list[OutboxItem]:
+        """The claimed items not already in a lane; ambiguous ones leased out of reach.
+
+        A claimed ``ambiguous`` item stays ``ambiguous`` (and due) in the store,
+        so the next claim, made while it is still being reconciled, would
+        return it again: it is moved ``_AMBIGUOUS_LEASE`` ahead, and a claim
+        that returns it anyway is not delivered a second time.
+        """
+        fresh = [item for item in items if not lanes.holds(item.key)]
+        now = self.clock()
+        for item in fresh:
+            if item.status == "ambiguous":
+                await self.store.update_outbox(
+                    item.key, status="ambiguous", next_attempt_at=now + _AMBIGUOUS_LEASE
+                )
+        return fresh
 
     def _window(self) -> int:
         """Most items claimed and not yet done at once: enough to keep every slot busy."""
@@ -484,15 +505,21 @@ class _Lanes:
         self._queues: dict[_Lane, deque[tuple[int, OutboxItem]]] = {}
         self._slots: dict[str, _Slots] = {}
         self._seq = 0
+        self._keys: set[str] = set()
         self.outstanding = 0
         self.starved = False  # the worker waits for an item to finish
         self.errors: list[Exception] = []
+
+    def holds(self, key: str) -> bool:
+        """Whether the item with this key is in a lane (waiting or being delivered)."""
+        return key in self._keys
 
     def add(self, items: list[OutboxItem]) -> None:
         """Queue claimed items (in claim order) behind their lanes' earlier items."""
         for item in items:
             self._seq += 1
             self.outstanding += 1
+            self._keys.add(item.key)
             lane = _lane(item.action)
             queue = self._queues.get(lane)
             if queue is not None:
@@ -529,11 +556,13 @@ class _Lanes:
                 finally:
                     queue.popleft()
                     self.outstanding -= 1
+                    self._keys.discard(item.key)
                     if failure is not None and self._reraise:
                         # Like a sequential run: what was after the failure stays
                         # claimed, and is reconciled once the store reopens.
                         self.errors.append(failure)
                         self.outstanding -= len(queue)
+                        self._keys.difference_update(i.key for _, i in queue)
                         queue.clear()
                     if queue:
                         # The lane's next item is ready before the slot is given
