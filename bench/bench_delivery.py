@@ -37,31 +37,113 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 import httpx
 
 from omnichannel.actions import Reply
-from omnichannel.events import MessageReceived
+from omnichannel.model import Message, Person, Ref
 from omnichannel.outbox import Outbox
 from omnichannel.store import MemoryStore, OutboxItem
 
 
-def serve(rtt: float, conversations: int) -> None:
-    """Child process: serve a sandbox with ``conversations`` mentions until stdin closes."""
+def recorded(conversations: int) -> dict[str, Any]:
+    """Answers of a Mastodon sandbox (our account, the instance, a reply) to serve again."""
     from omnichannel_mastodon.sandbox import MastodonSandbox
 
     sandbox = MastodonSandbox(seed=1)
-    sandbox.faults.latency("POST /api/v1/statuses", rtt)
-    mentions = [sandbox.customer_mention(f"help with order {n}").id for n in range(conversations)]
-    with sandbox.serve_in_thread() as url:
-        print(json.dumps({"url": url, "token": sandbox.token, "mentions": mentions}), flush=True)
-        sys.stdin.read()
-        print(json.dumps({"served_429": sandbox.served(429),
-                          "statuses": sandbox.request_count("POST /api/v1/statuses")}),
+    mention = sandbox.customer_mention("help with my order")
+
+    async def fetch() -> dict[str, Any]:
+        async with sandbox.client() as http:
+            me = (await http.get("/api/v1/accounts/verify_credentials")).json()
+            instance = (await http.get("/api/v2/instance")).json()
+            status = (await http.post("/api/v1/statuses", data={
+                "status": "@alice thanks", "in_reply_to_id": mention.id,
+            })).json()
+        return {"me": me, "instance": instance, "status": status}
+
+    answers = anyio.run(fetch)
+    answers["mentions"] = [str(10**17 + n) for n in range(conversations)]
+    return answers
+
+
+def serve(rtt: float, conversations: int) -> None:
+    """Child process: a bare HTTP/1.1 server with Mastodon's answers, until stdin closes.
+
+    Every ``POST /api/v1/statuses`` is answered ``rtt`` seconds later with a
+    status of a new id, and counts against a budget of 300 requests (then 429),
+    as Mastodon's default limit does; the rate-limit headers say what is left.
+    """
+    import asyncio
+    import threading
+
+    answers = recorded(conversations)
+    state = {"statuses": 0, "served_429": 0, "left": 300}
+    reset = "2099-01-01T00:00:00.000000Z"
+
+    def answer(method: str, path: str) -> tuple[int, bytes, float]:
+        if method == "POST" and path.startswith("/api/v1/statuses"):
+            if state["left"] == 0:
+                state["served_429"] += 1
+                return 429, b'{"error": "Too many requests"}', 0.0
+            state["left"] -= 1
+            state["statuses"] += 1
+            status = dict(answers["status"], id=str(2 * 10**17 + state["statuses"]))
+            return 200, json.dumps(status).encode(), rtt
+        if path.startswith("/api/v1/accounts/verify_credentials"):
+            return 200, json.dumps(answers["me"]).encode(), 0.0
+        if path.startswith("/api/v2/instance"):
+            return 200, json.dumps(answers["instance"]).encode(), 0.0
+        return 404, b'{"error": "Record not found"}', 0.0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                if length:
+                    await reader.readexactly(length)
+                status, body, delay = answer(method, target)
+                if delay:
+                    await asyncio.sleep(delay)
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(body)}\r\nx-ratelimit-limit: 300\r\n"
+                    f"x-ratelimit-remaining: {state['left']}\r\n"
+                    f"x-ratelimit-reset: {reset}\r\n\r\n".encode() + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=512)
+        port = server.sockets[0].getsockname()[1]
+        print(json.dumps({"url": f"http://127.0.0.1:{port}", "token": "bench-token",
+                          "mentions": answers["mentions"]}), flush=True)
+        closed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(closed.set)),
+            daemon=True,
+        ).start()
+        await closed.wait()
+        server.close()
+        print(json.dumps({"served_429": state["served_429"], "statuses": state["statuses"]}),
               flush=True)
+
+    asyncio.run(main())
 
 
 class Server:
@@ -112,21 +194,23 @@ class _Counting(Outbox):
         return updated
 
 
+def customer_message(status_id: str) -> Message:
+    """The customer's mention, as the adapter would have read it."""
+    return Message(
+        ref=Ref(network="mastodon", id=status_id),
+        conversation=Ref(network="mastodon", id=status_id),
+        author=Person(ref=Ref(network="mastodon", id="7"), handle="alice"),
+        text="@shop help with my order", created_at=datetime.now(UTC),
+    )
+
+
 async def run_outbox(args: argparse.Namespace, server: Server, limit: int) -> tuple[float, int]:
     from omnichannel_mastodon import MastodonAdapter
 
     adapter = MastodonAdapter({"base_url": server.url, "access_token": server.token,
                                "page_size": 80})
     async with adapter, MemoryStore() as store:
-        messages = {}
-        cursor = None
-        while len(messages) < len(server.mentions):
-            batch = await adapter.poll(cursor)
-            cursor = batch.cursor
-            messages.update((e.message.ref.id, e.message) for e in batch.events
-                            if isinstance(e, MessageReceived))
-            if not batch.events:
-                raise SystemExit(f"polled {len(messages)} of {len(server.mentions)} mentions")
+        messages = {status_id: customer_message(status_id) for status_id in server.mentions}
         replies = plan(args, server.mentions)
         outbox = _Counting(store, {"mastodon": adapter}, total=len(replies),
                            max_in_flight=limit, ambiguous_delay=timedelta(seconds=0.2))

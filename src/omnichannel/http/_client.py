@@ -62,6 +62,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+"""Keep every connection the outbox's concurrent sends open (httpx keeps 20)."""
+
+
 def _default_user_agent() -> str:
     try:
         return f"omnichannel/{version('omnichannel')}"
@@ -746,6 +750,7 @@ async def open_client(
         transport=transport,
         timeout=timeout,
         headers=merged,
+        limits=_POOL_LIMITS,
     ) as http:
         yield ApiClient(
             http,
