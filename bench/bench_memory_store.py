@@ -36,7 +36,8 @@ NET = "mastodon"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 US = Person(ref=Ref(network=NET, id="1"), handle="shop")
 CANNED = "Thanks, we are looking into it!"
-WORDS = "order parcel refund invoice late broken thanks please help account".split()
+WORDS = ["order", "parcel", "refund", "invoice", "late", "broken", "thanks", "please",
+         "help", "account"]
 
 
 def inbound(n: int) -> MessageReceived:
