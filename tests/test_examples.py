@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,7 @@ RUNNERS = {
     "quickbot.py": "test_quickbot_answers_the_sandbox_customers",
     "helpdesk_fastapi": "test_helpdesk_agents_approve_and_reject_drafts",
     "adapter_tutorial": "tests/test_conformance_tutorial.py",
+    "service": "tests/test_service.py",
 }
 
 
@@ -209,6 +211,78 @@ async def test_helpdesk_agents_approve_and_reject_drafts(
     thread = await client.get(f"/api/conversations/{first['network']}/{first['id']}/messages")
     assert thread.status_code == 200
     assert any(m["from_us"] for m in thread.json()) or any(not m["from_us"] for m in thread.json())
+
+
+async def test_helpdesk_sandbox_factory_runs_offline() -> None:
+    """`helpdesk_fastapi.app:sandbox`: customers write on both sandboxes, an agent approves."""
+    module = _load(EXAMPLES / "helpdesk_fastapi" / "app.py", "helpdesk_fastapi_sandbox")
+    app = module.sandbox()
+    sandboxes: list[Sandbox] = app.state.sandboxes
+    assert {s.network for s in sandboxes} == {"mastodon", "bluesky"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        base = "http://helpdesk.test"
+        async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+
+            async def three_drafts_each() -> list[dict[str, Any]] | None:
+                drafts: list[dict[str, Any]] = (await client.get("/api/drafts")).json()
+                counts = [sum(d["network"] == s.network for d in drafts) for s in sandboxes]
+                return drafts if counts == [3, 3] else None
+
+            drafts = await _eventually(three_drafts_each)
+            for sandbox in sandboxes:
+                parcel = next(d for d in drafts if d["network"] == sandbox.network
+                              and "parcel" in d["answering"]["text"])
+                approved = await client.post(f"/api/drafts/{parcel['id']}/approve",
+                                             json={"agent": "anna"})
+                assert approved.status_code == 200, approved.text
+
+                async def delivered(sandbox: Sandbox = sandbox) -> bool:
+                    return any("Hi Alice" in r.text for r in sandbox.sent())
+
+                await _eventually(delivered)
+                assert len(sandbox.sent()) == 1
+            assert len((await client.get("/api/drafts")).json()) == 4
+
+
+def test_helpdesk_main_uses_the_configured_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`main()` opens the store `store =` names, OMNICHANNEL_STORE first, else helpdesk.db."""
+    module = _load(EXAMPLES / "helpdesk_fastapi" / "app.py", "helpdesk_fastapi_main")
+    for name in [n for n in os.environ if n.startswith("OMNICHANNEL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    account = '[mastodon]\nbase_url = "https://mastodon.example"\naccess_token = "t0ken"\n'
+    (tmp_path / "omnichannel.toml").write_text(account, encoding="utf-8")
+    assert module.main().state.hub.store.path == "helpdesk.db"
+    (tmp_path / "omnichannel.toml").write_text('store = "desk.db"\n' + account, encoding="utf-8")
+    assert module.main().state.hub.store.path == "desk.db"
+    monkeypatch.setenv("OMNICHANNEL_STORE", str(tmp_path / "env.db"))
+    assert module.main().state.hub.store.path == str(tmp_path / "env.db")
+    assert not list(tmp_path.glob("*.db"))  # nothing is opened before the app starts
+
+
+def test_helpdesk_extra_installs_what_it_imports() -> None:
+    """`pip install 'omnichannel[fastapi]'` brings every third-party module the app imports."""
+    import ast
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extra = {re.split(r"[<>=\[ ]", r)[0] for r in project["optional-dependencies"]["fastapi"]}
+    core = {re.split(r"[<>=\[ ]", r)[0] for r in project["dependencies"]}
+    assert {"fastapi", "uvicorn"} <= extra  # `omnichannel serve` runs it with uvicorn
+    tree = ast.parse((EXAMPLES / "helpdesk_fastapi" / "app.py").read_text(encoding="utf-8"))
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names if not (isinstance(node, ast.ImportFrom) and node.level)
+    }
+    third_party = imported - set(sys.stdlib_module_names) - {"omnichannel"}
+    adapters = {"omnichannel_mastodon", "omnichannel_bluesky"}  # installed from ./adapters
+    assert third_party - adapters <= extra | core, third_party
+    readme = (EXAMPLES / "helpdesk_fastapi" / "app.py").read_text(encoding="utf-8")
+    assert "pip install -e '.[fastapi]' -e ./adapters/mastodon -e ./adapters/bluesky" in readme
 
 
 async def test_helpdesk_errors_and_webhook_mount(

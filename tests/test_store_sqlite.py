@@ -148,6 +148,8 @@ async def test_failed_audit_write_keeps_the_status_unchanged(tmp_path: Path) -> 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file written by a newer schema is refused, not silently misread."""
     path = tmp_path / "future.db"
+    async with SQLiteStore(path):
+        pass
     with closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     store = SQLiteStore(path)

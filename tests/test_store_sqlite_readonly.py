@@ -166,6 +166,8 @@ async def test_an_older_schema_is_refused_and_not_migrated(tmp_path: Path) -> No
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file written by a newer schema raises ConfigurationError naming it."""
     path = tmp_path / "future.db"
+    async with SQLiteStore(path):
+        pass
     with closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     store = SQLiteStore(path, read_only=True)
@@ -180,7 +182,7 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     [
         (None, "cannot open"),  # no file: nothing is created
         (b"", "holds no omnichannel store"),
-        (b"this is not a database, just some text" * 40, "cannot read"),
+        (b"this is not a database, just some text" * 40, "not a SQLite database"),
     ],
     ids=["missing", "empty", "not-sqlite"],
 )

@@ -3,10 +3,14 @@
 Every customer message gets a suggested answer held as a draft; agents list
 conversations and drafts, then approve (optionally edited) or reject them.
 
-    cd examples && omnichannel serve helpdesk_fastapi.app:main --factory
+    pip install -e '.[fastapi]' -e ./adapters/mastodon -e ./adapters/bluesky
+    cd examples && omnichannel serve helpdesk_fastapi.app:sandbox --factory   # offline
+    cd examples && omnichannel serve helpdesk_fastapi.app:main --factory      # real accounts
 
-(settings of the real accounts in omnichannel.toml or OMNICHANNEL_* variables;
-tests/test_examples.py runs it against the sandboxes.)
+``sandbox`` runs on the Mastodon and Bluesky sandboxes, in memory, with a few
+customers writing; ``main`` on the accounts configured in omnichannel.toml or
+OMNICHANNEL_* variables, with the SQLite store that ``store =`` (or
+OMNICHANNEL_STORE) names, else helpdesk.db. tests/test_examples.py runs both.
 
 API (JSON):
     GET  /api/conversations?network=mastodon&limit=20
@@ -19,7 +23,7 @@ API (JSON):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -29,11 +33,12 @@ from pydantic import BaseModel
 
 from omnichannel import MessageReceived
 from omnichannel.adapter import Adapter
-from omnichannel.cli import adapters_from_settings
+from omnichannel.cli import adapters_from_settings, store_from_settings
 from omnichannel.errors import ActionError, DraftNotPending, DuplicateReply
 from omnichannel.hub import Context, Hub
 from omnichannel.model import Message, Ref
-from omnichannel.store import Draft, SQLiteStore, Store
+from omnichannel.store import Draft, MemoryStore, Store
+from omnichannel.testing import Sandbox
 
 
 class MessageOut(BaseModel):
@@ -122,10 +127,11 @@ def build_hub(adapters: Iterable[Adapter], store: Store) -> Hub:
 # --8<-- [end:hub]
 
 
-def create_app(hub: Hub) -> FastAPI:
+def create_app(hub: Hub, *, started: Callable[[], object] | None = None) -> FastAPI:
     """The FastAPI app: ``hub.asgi`` under ``/webhooks``, the agents' API under ``/api``.
 
-    The app's lifespan enters the hub and runs it (listeners, dispatch, outbox).
+    The app's lifespan enters the hub and runs it (listeners, dispatch,
+    outbox), then calls ``started`` if given. The hub is ``app.state.hub``.
     """
 
     # --8<-- [start:mount]
@@ -133,10 +139,13 @@ def create_app(hub: Hub) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with hub, anyio.create_task_group() as tg:
             await tg.start(hub.run)  # listeners, dispatch, outbox worker
+            if started is not None:
+                started()
             yield
             tg.cancel_scope.cancel()
 
     app = FastAPI(title="helpdesk", lifespan=lifespan)
+    app.state.hub = hub
     app.mount("/webhooks", hub.asgi)
     # --8<-- [end:mount]
 
@@ -187,6 +196,47 @@ def create_app(hub: Hub) -> FastAPI:
 
 # --8<-- [start:main]
 def main() -> FastAPI:
-    """The app on the accounts configured in omnichannel.toml / OMNICHANNEL_* variables."""
-    return create_app(build_hub(adapters_from_settings(), SQLiteStore("helpdesk.db")))
+    """The app on the accounts configured in omnichannel.toml / OMNICHANNEL_* variables.
+
+    The store is the SQLite file named by ``store =`` in omnichannel.toml (or
+    OMNICHANNEL_STORE), as for the quick bot and ``omnichannel inbox``; else helpdesk.db.
+    """
+    store = store_from_settings(default="helpdesk.db")
+    return create_app(build_hub(adapters_from_settings(), store))
 # --8<-- [end:main]
+
+
+# --8<-- [start:sandbox]
+def sandbox() -> FastAPI:
+    """The app offline: the Mastodon and Bluesky sandboxes, a memory store, customers writing.
+
+    Nothing leaves the process. Three customers write on each network once the
+    hub runs; approved drafts are posted to the sandboxes (``app.state.sandboxes``).
+    """
+    from omnichannel_bluesky import BlueskyAdapter
+    from omnichannel_bluesky.sandbox import BlueskySandbox
+    from omnichannel_mastodon import MastodonAdapter
+    from omnichannel_mastodon.sandbox import MastodonSandbox
+
+    mastodon, bluesky = MastodonSandbox(seed=1), BlueskySandbox(seed=1)
+    sandboxes: list[Sandbox] = [mastodon, bluesky]
+    adapters: list[Adapter] = [
+        MastodonAdapter({**mastodon.adapter_settings(), "poll_interval": 1.0},
+                        transport=mastodon.transport()),
+        BlueskyAdapter({**bluesky.adapter_settings(), "poll_interval": 1.0},
+                       transport=bluesky.transport()),
+    ]
+
+    def customers_write() -> None:
+        for network in sandboxes:
+            alice = network.customer("alice", display_name="Alice")
+            network.customer_mention("where is my parcel? 📦 ordered last week", author=alice)
+            network.customer_mention("the jacket arrived in the wrong colour",
+                                     author=network.customer("bob", display_name="Bob"))
+            network.customer_dm("can I change my delivery address?",
+                                author=network.customer("carol", display_name="Carol"))
+
+    app = create_app(build_hub(adapters, MemoryStore()), started=customers_write)
+    app.state.sandboxes = sandboxes
+    return app
+# --8<-- [end:sandbox]

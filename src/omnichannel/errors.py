@@ -3,7 +3,10 @@
 ```text
 OmnichannelError
 ├── ConfigurationError (ValueError)
-│   └── UnknownNetwork (LookupError)
+│   ├── UnknownNetwork (LookupError)
+│   └── StoreError             the store's file cannot be used (path)
+│       ├── StoreDamaged       not a database, or damaged pages
+│       └── StoreLocked        another process has it open read-write
 ├── AuthenticationError
 │   └── TokenExpired
 ├── ActionError                refused before any network call
@@ -50,6 +53,9 @@ __all__ = [
     "PayloadError",
     "RateLimited",
     "RequestRejected",
+    "StoreDamaged",
+    "StoreError",
+    "StoreLocked",
     "TextTooLong",
     "TokenExpired",
     "TransientError",
@@ -84,22 +90,71 @@ class UnknownNetwork(ConfigurationError, LookupError):
 
     Attributes:
         requested: The network name that was asked for.
-        package: The distribution that would provide it.
+        installed: The networks whose adapters are installed.
+        package: The distribution that provides it, when one ships with
+            omnichannel (e.g. ``omnichannel-mastodon``), else ``None``.
     """
 
     def __init__(
-        self, requested: str, *, installed: tuple[str, ...] = (), reason: str | None = None
+        self,
+        requested: str,
+        *,
+        installed: tuple[str, ...] = (),
+        reason: str | None = None,
+        package: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.requested = requested
-        self.package = f"omnichannel-{requested}"
+        self.installed = installed
+        self.package = package
         if reason is not None:
             super().__init__(f"the adapter for network {requested!r} failed to load: {reason}")
             return
         have = ", ".join(installed) if installed else "none"
-        super().__init__(
-            f"no adapter for network {requested!r} is installed "
-            f"(installed: {have}); install it with: pip install {self.package}"
-        )
+        message = f"no adapter for network {requested!r} is installed (installed: {have})"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class StoreError(ConfigurationError):
+    """The store's file cannot be used: it is not an omnichannel store, or of another version.
+
+    Raised when a store is opened, before anything in the file is changed: a
+    file that belongs to another application (a SQLite database with tables
+    of its own), a folder that does not exist, a schema older or newer than
+    this version reads. The message names the file and what is wrong with it.
+
+    Attributes:
+        path: The store's file, as it was given.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class StoreDamaged(StoreError):
+    """The store's file is damaged: not a database at all, truncated, or with bad pages.
+
+    Found when the store is opened (an integrity check runs then), or later
+    if the file is damaged while in use. Restore the file from a backup.
+    """
+
+
+class StoreLocked(StoreError):
+    """Another process has this store open read-write.
+
+    One process writes a SQLite store at a time: a second writer would take
+    the first one's sends under way for crashed ones and deliver them again.
+    Stop the other process, give each bot its own store, or open the store
+    with ``read_only=True`` to read it beside a running bot.
+
+    Attributes:
+        pid: The process id of the holder, when it could be read.
+    """
+
+    def __init__(self, message: str, *, path: str, pid: int | None = None) -> None:
+        self.pid = pid
+        super().__init__(message, path=path)
 
 
 class AuthenticationError(OmnichannelError):

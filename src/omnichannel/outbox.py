@@ -169,6 +169,7 @@ class Outbox:
         self.batch_size = batch_size
         self.max_in_flight: dict[str, int] = limits
         self._wake: anyio.Event | None = None
+        self._drained: list[anyio.Event] = []
         self._paused_until: dict[str, datetime] = {}
 
     def __repr__(self) -> str:
@@ -276,21 +277,48 @@ class Outbox:
                     room = self._window() - lanes.outstanding
                     lanes.starved = room <= 0
                     if room > 0:
+                        # Who waits for the drain from before this claim: released
+                        # once it finds nothing due and nothing is being sent.
+                        waiting, self._drained = self._drained, []
+                        failed = False
                         try:
                             items = await self.store.claim_due(
                                 now=self.clock(), limit=min(room, self.batch_size)
                             )
                         except Exception:
                             logger.exception("the outbox worker failed; trying again")
-                            items = []
+                            items, failed = [], True
                         fresh = await self._hold(lanes, items)
                         if fresh:
                             lanes.add(fresh)
+                            self._drained[:0] = waiting
                             continue
+                        if failed or lanes.outstanding:
+                            self._drained[:0] = waiting
+                        else:
+                            for drained in waiting:
+                                drained.set()
                     with anyio.move_on_after(self.poll_interval):
                         await self._wake.wait()
         finally:
             self._wake = None
+            waiting, self._drained = self._drained, []
+            for drained in waiting:
+                drained.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until the running worker finds nothing due; return at once if none runs.
+
+        Every item due when this is called has then been tried: sent, failed,
+        or put back for a later attempt. Items waiting for that later attempt
+        (a retry after a network error) are not waited for.
+        """
+        if self._wake is None:
+            return
+        drained = anyio.Event()
+        self._drained.append(drained)
+        self.wake()
+        await drained.wait()
 
     async def _hold(self, lanes: _Lanes, items: list[OutboxItem]) -> list[OutboxItem]:
         """The claimed items not already in a lane; ambiguous ones leased out of reach.
@@ -304,9 +332,12 @@ class Outbox:
         now = self.clock()
         for item in fresh:
             if item.status == "ambiguous":
-                await self.store.update_outbox(
-                    item.key, status="ambiguous", next_attempt_at=now + _AMBIGUOUS_LEASE
-                )
+                try:
+                    await self.store.update_outbox(
+                        item.key, status="ambiguous", next_attempt_at=now + _AMBIGUOUS_LEASE
+                    )
+                except Exception:  # only saves claims: the lanes keep it from going twice
+                    logger.exception("the outbox worker failed; trying again")
         return fresh
 
     def _window(self) -> int:
@@ -572,7 +603,8 @@ class _Lanes:
                     slots.release()
                 if failure is not None and not self._reraise:
                     logger.error("the outbox worker failed; trying again", exc_info=failure)
-                if self.starved:
+                if self.starved or self.outstanding == 0:
+                    # The worker waits for room, or for the last send (to report a drain).
                     self.starved = False
                     self._outbox.wake()
         finally:

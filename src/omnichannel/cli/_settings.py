@@ -18,8 +18,16 @@ from ..adapter import Adapter
 from ..errors import AuthenticationError, ConfigurationError, OmnichannelError, TransientError
 from ..registry import adapters as installed_adapters
 from ..registry import load_adapter
+from ..store import SQLiteStore
 
-__all__ = ["DEFAULT_CONFIG", "DEFAULT_STORE", "Config", "adapters_from_settings", "env_name"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_STORE",
+    "Config",
+    "adapters_from_settings",
+    "env_name",
+    "store_from_settings",
+]
 
 DEFAULT_CONFIG = "omnichannel.toml"
 """The config file read from the working directory when no other is named."""
@@ -262,3 +270,38 @@ def adapters_from_settings(
             f"(installed adapters: {available or 'none'}), or try the sandboxes with --sandbox"
         )
     return [loaded.build(load_adapter(network)) for network in wanted]
+
+
+def store_from_settings(
+    *,
+    config: str | Path | None = None,
+    default: str = DEFAULT_STORE,
+    environ: Mapping[str, str] | None = None,
+) -> SQLiteStore:
+    """Return the SQLite store the settings name, not yet opened.
+
+    The path is ``OMNICHANNEL_STORE`` when it is set, else the config file's
+    top-level ``store = "..."`` (the file is found as for
+    [`adapters_from_settings`][omnichannel.cli.adapters_from_settings]),
+    else ``default``. It is the store a [`Bot`][omnichannel.cli.Bot] and
+    ``omnichannel inbox`` use, so an application built on it shares their
+    settings:
+
+    ```python
+    from omnichannel.cli import store_from_settings
+
+    store = store_from_settings(default="helpdesk.db", environ={"OMNICHANNEL_STORE": "bot.db"})
+    print(store.path)
+    #> bot.db
+    ```
+
+    Args:
+        config: The config file to read.
+        default: The path when neither the environment nor the file names one.
+        environ: The environment to read (default: ``os.environ``).
+
+    Raises:
+        ConfigurationError: A config file named explicitly does not exist, is
+            not valid TOML, or its ``store`` is not a string.
+    """
+    return SQLiteStore(Config.load(config, environ=environ).store or default)

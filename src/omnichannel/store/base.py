@@ -291,7 +291,17 @@ class Store(Protocol):
     """
 
     async def open(self) -> None:
-        """Open the store (create or migrate its schema), recovering from a crash."""
+        """Open the store (create or migrate its schema), recovering from a crash.
+
+        A store that keeps its data outside the process checks, before it
+        recovers anything, that it may: that the data is its own and sound,
+        and that no other process writes it unless the store is built for
+        several. What it refuses raises a
+        [`StoreError`][omnichannel.errors.StoreError] (a
+        [`StoreLocked`][omnichannel.errors.StoreLocked] for another
+        writer, a [`StoreDamaged`][omnichannel.errors.StoreDamaged] for
+        damaged data), never the database driver's own exception.
+        """
         ...
 
     async def aclose(self) -> None:

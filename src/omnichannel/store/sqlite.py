@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
+from textwrap import shorten
 from typing import Literal, TypeVar
 
 import anyio
@@ -15,9 +18,10 @@ import anyio.to_thread
 from pydantic import TypeAdapter
 
 from ..actions import Action, Sent
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreDamaged, StoreError, StoreLocked
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
 from ..model import Conversation, Message, Person, Ref
+from ._filelock import FileLock, LockHeld, lock_path
 from ._rules import as_utc, decided, fts_match, merge_conversation, phrases, utcnow, version_at
 from ._sqlite_schema import MIGRATIONS
 from .base import (
@@ -188,55 +192,159 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return result
 
 
-def _check_schema(conn: sqlite3.Connection, path: str) -> None:
-    """Check, without changing anything, that the database has this code's schema.
+_APPLICATION_ID = 0x4F4D4E49
+"""``PRAGMA application_id`` of an omnichannel store ("OMNI"): how a file says it is one."""
+
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _DAMAGE_CODES
+
+
+def _store_error(exc: sqlite3.Error, path: str, doing: str) -> StoreError:
+    """The project's error for what SQLite raised while ``doing`` something with ``path``."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_NOTADB:
+        return StoreDamaged(
+            f"{path!r} is not an omnichannel store: the file is not a SQLite database "
+            "(damaged, or another kind of file)", path=path,
+        )
+    if _is_damage(exc):
+        return StoreDamaged(
+            f"the store at {path!r} is damaged ({exc}); restore it from a backup", path=path
+        )
+    return StoreError(f"cannot {doing} the store at {path!r}: {exc}", path=path)
+
+
+@functools.cache
+def _tables_at(version: int) -> frozenset[str]:
+    """The tables an omnichannel store has at schema ``version``."""
+    with closing(sqlite3.connect(":memory:")) as conn:
+        for script in MIGRATIONS[:version]:
+            conn.executescript(script)
+        return frozenset(_tables(conn))
+
+
+def _tables(conn: sqlite3.Connection) -> list[str]:
+    return [
+        row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+    ]
+
+
+def _identify(conn: sqlite3.Connection, path: str) -> int:
+    """Return the schema version of the omnichannel store in ``conn`` (``0``: an empty file).
+
+    Reads the header and the list of tables; changes nothing.
 
     Raises:
-        ConfigurationError: The file is not a database, or its schema is older
-            or newer than this version of omnichannel.
+        StoreError: The file is another application's SQLite database.
+        StoreDamaged: The file is not a SQLite database.
+        sqlite3.Error: The file cannot be read.
     """
-    try:
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise ConfigurationError(f"cannot read the store at {path!r}: {exc}") from exc
-    current = len(MIGRATIONS)
-    if version == current:
-        return
-    if version == 0:
-        raise ConfigurationError(
-            f"{path!r} holds no omnichannel store (schema version 0): a bot creates it "
-            "on its first run"
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    (application_id,) = conn.execute("PRAGMA application_id").fetchone()
+    tables = _tables(conn)
+    if application_id == _APPLICATION_ID:
+        return int(version)
+    if application_id != 0:
+        raise StoreError(
+            f"{path!r} is not an omnichannel store: it is another application's SQLite "
+            f"database (application_id {application_id:#010x}); omnichannel does not write "
+            "into it",
+            path=path,
         )
-    if version < current:
-        raise ConfigurationError(
-            f"the store at {path!r} has schema version {version}, older than this "
-            f"omnichannel's ({current}): open it read-write once (start the bot with this "
-            "version) to migrate it"
-        )
-    raise ConfigurationError(
-        f"the store at {path!r} has schema version {version}, newer than this omnichannel "
-        f"understands ({current}); upgrade omnichannel"
+    # Written before stores carried the marker, or not a store at all.
+    if version == 0 and not tables:
+        return 0
+    if 0 < version <= len(MIGRATIONS) and _tables_at(version) <= set(tables):
+        return int(version)
+    shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+    raise StoreError(
+        f"{path!r} is not an omnichannel store: it is another application's SQLite "
+        f"database (tables: {shown or 'none'}, schema version {version}); omnichannel "
+        "does not write into it",
+        path=path,
     )
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Apply the migrations this database has not had, each in its own transaction.
+def _quick_check(conn: sqlite3.Connection, path: str) -> None:
+    """Check every page of the file (SQLite's ``quick_check``); raise if any is damaged.
 
     Raises:
-        ConfigurationError: The database was written by a newer schema.
+        StoreDamaged: The check found damage; the message gives its first finding.
     """
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > len(MIGRATIONS):
-        raise ConfigurationError(
-            f"the store's schema version {version} is newer than this omnichannel "
-            f"understands ({len(MIGRATIONS)}); upgrade omnichannel"
+    (first,) = conn.execute("PRAGMA quick_check(1)").fetchone()
+    if first != "ok":
+        raise StoreDamaged(
+            f"the store at {path!r} is damaged ({shorten(str(first), 120)}); restore it "
+            "from a backup", path=path,
         )
+
+
+def _check_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Check, without changing anything, that the file is a sound store of this code's schema.
+
+    Raises:
+        StoreError: The file is not a store, or its schema is older or newer
+            than this version of omnichannel.
+        StoreDamaged: The file is not a database, or is damaged.
+    """
+    try:
+        version = _identify(conn, path)
+    except sqlite3.Error as exc:
+        raise _store_error(exc, path, "read") from exc
+    current = len(MIGRATIONS)
+    if version == 0:
+        raise StoreError(
+            f"{path!r} holds no omnichannel store (schema version 0): a bot creates it "
+            "on its first run", path=path,
+        )
+    if version < current:
+        raise StoreError(
+            f"the store at {path!r} has schema version {version}, older than this "
+            f"omnichannel's ({current}): open it read-write once (start the bot with this "
+            "version) to migrate it", path=path,
+        )
+    if version > current:
+        raise StoreError(
+            f"the store at {path!r} has schema version {version}, newer than this omnichannel "
+            f"understands ({current}); upgrade omnichannel", path=path,
+        )
+    try:
+        _quick_check(conn, path)
+    except sqlite3.Error as exc:
+        raise _store_error(exc, path, "read") from exc
+
+
+def _migrate(conn: sqlite3.Connection, version: int, path: str) -> None:
+    """Apply the migrations this database has not had, each in its own transaction.
+
+    Each transaction also stamps the file as an omnichannel store
+    (``application_id``); a store from before the stamp gets it here.
+
+    Raises:
+        StoreError: The database was written by a newer schema.
+    """
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"the store at {path!r} has schema version {version}, newer than this omnichannel "
+            f"understands ({len(MIGRATIONS)}); upgrade omnichannel", path=path,
+        )
+    (application_id,) = conn.execute("PRAGMA application_id").fetchone()
+    if application_id != _APPLICATION_ID and version == len(MIGRATIONS):
+        conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
     for number, script in enumerate(MIGRATIONS, start=1):
         if number <= version:
             continue
         try:
             conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\n"
+                f"PRAGMA application_id = {_APPLICATION_ID};\nCOMMIT;"
             )
         except BaseException:
             if conn.in_transaction:
@@ -251,7 +359,12 @@ class SQLiteStore(Store):
     with many tasks. Calls run in a worker thread over a single connection,
     one at a time; the database uses write-ahead logging, so other processes
     (a backup, a report) can read while the hub writes. The schema is created
-    on first open and migrated forward on later opens.
+    on first open and migrated forward on later opens. One process at a time
+    opens a file read-write: a second one gets
+    [`StoreLocked`][omnichannel.errors.StoreLocked]. A file that is not a
+    store, or is damaged, is refused at open, before anything in it changes
+    ([`StoreError`][omnichannel.errors.StoreError],
+    [`StoreDamaged`][omnichannel.errors.StoreDamaged]).
 
     Opened with ``read_only=True`` it only reads: the file is opened in
     SQLite's read-only mode, its schema must be exactly this version's (no
@@ -297,6 +410,7 @@ class SQLiteStore(Store):
         self.synchronous = synchronous
         self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
+        self._file_lock: FileLock | None = None
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -311,7 +425,12 @@ class SQLiteStore(Store):
             conn = self._conn
             if conn is None:
                 raise RuntimeError("the store is not open")
-            return await anyio.to_thread.run_sync(work, conn)
+            try:
+                return await anyio.to_thread.run_sync(work, conn)
+            except sqlite3.DatabaseError as exc:
+                if _is_damage(exc):  # damaged while in use: say so, naming the file
+                    raise _store_error(exc, self.path, "use") from exc
+                raise
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T], *, operation: str) -> _T:
         if self.read_only:
@@ -322,20 +441,54 @@ class SQLiteStore(Store):
 
     # lifecycle
 
-    def _connect(self) -> sqlite3.Connection:
+    def _take_file_lock(self) -> FileLock | None:
+        """Lock the store's file against a second writer; ``None`` for a private database."""
+        if self.path in ("", ":memory:"):
+            return None
+        lock = FileLock(lock_path(self.path))
+        try:
+            lock.acquire()
+        except LockHeld as held:
+            by = f" (pid {held.pid})" if held.pid else ""
+            raise StoreLocked(
+                f"the store at {self.path!r} is open read-write in another process{by}: one "
+                "process writes a SQLite store at a time. Stop that process first; for "
+                "several workers use a multi-worker store (PostgreSQL, planned); to read "
+                "beside a running bot open it with read_only=True (as `omnichannel inbox` "
+                "does)", path=self.path, pid=held.pid,
+            ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the store at {self.path!r}: {exc.strerror or exc}", path=self.path
+            ) from None
+        return lock
+
+    def _connect(self) -> tuple[sqlite3.Connection, FileLock | None]:
         if self.read_only:
-            return self._connect_read_only()
+            return self._connect_read_only(), None
+        lock = self._take_file_lock()
+        try:
+            return self._connect_read_write(), lock
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    def _connect_read_write(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.OperationalError as exc:
-            raise ConfigurationError(f"cannot open the store at {self.path!r}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path, "open") from exc
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 5000")
+            version = _identify(conn, self.path)
+            if version:
+                _quick_check(conn, self.path)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
-            _migrate(conn)
+            _migrate(conn, version, self.path)
             # Crash recovery: a send that was under way may have landed.
             _in_transaction(
                 conn,
@@ -345,6 +498,9 @@ class SQLiteStore(Store):
                     (_ts(utcnow()),),
                 ),
             )
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _store_error(exc, self.path, "open") from exc
         except BaseException:
             conn.close()
             raise
@@ -356,42 +512,61 @@ class SQLiteStore(Store):
         uri = Path(self.path).resolve().as_uri() + "?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        except sqlite3.OperationalError as exc:
-            raise ConfigurationError(
-                f"cannot open the store at {self.path!r} read-only: {exc}"
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the store at {self.path!r} read-only: {exc}", path=self.path
             ) from exc
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA query_only = ON")
             _check_schema(conn, self.path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _store_error(exc, self.path, "read") from exc
         except BaseException:
             conn.close()
             raise
         return conn
 
     async def open(self) -> None:
-        """Open the database, create or migrate its schema, recover from a crash.
+        """Open the database, check it, create or migrate its schema, recover from a crash.
 
-        Outbox items left ``sending`` become ``ambiguous``. A ``read_only``
-        store does none of this: it opens the file for reading and checks
-        that its schema is this version's.
+        A read-write store first takes an exclusive lock (the file
+        ``<path>-lock`` beside the database), held until `aclose` or the
+        process ends: a second process (or a second store object) opening
+        the same file read-write is refused. Then the file is identified and
+        checked (SQLite's ``quick_check``, which reads every page), before
+        anything in it changes. Outbox items left ``sending`` become
+        ``ambiguous``.
+
+        A ``read_only`` store takes no lock, so it opens beside a running
+        bot: it opens the file for reading, checks it and checks that its
+        schema is this version's; nothing is migrated or recovered.
 
         Raises:
-            ConfigurationError: The file cannot be opened, or its schema is
-                newer than this version of omnichannel (for a ``read_only``
-                store: missing, not a store, or of another schema version).
+            StoreLocked: Another process has the store open read-write.
+            StoreDamaged: The file is not a SQLite database, or is damaged.
+            StoreError: The file cannot be opened, belongs to another
+                application, or its schema is newer than this version of
+                omnichannel (for a ``read_only`` store: missing, empty, or
+                of another schema version).
         """
         async with self._lock:
             if self._conn is None:
-                self._conn = await anyio.to_thread.run_sync(self._connect)
+                self._conn, self._file_lock = await anyio.to_thread.run_sync(self._connect)
 
     async def aclose(self) -> None:
-        """Close the database; the store may be opened again."""
+        """Close the database and give the lock back; the store may be opened again."""
         async with self._lock:
             conn, self._conn = self._conn, None
-            if conn is not None:
-                await anyio.to_thread.run_sync(conn.close)
+            lock, self._file_lock = self._file_lock, None
+            try:
+                if conn is not None:
+                    await anyio.to_thread.run_sync(conn.close)
+            finally:
+                if lock is not None:
+                    lock.release()
 
     # inbound
 
