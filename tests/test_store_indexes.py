@@ -22,7 +22,9 @@ from tests.test_store import (  # noqa: F401 - the fixtures are used by name
 from omnichannel.store import Store
 
 
-async def test_search_and_threads_follow_edits_and_deletions(store: Store) -> None:
+async def test_search_and_threads_follow_edits_and_deletions(
+    store: Store,  # noqa: F811 - the fixture imported above
+) -> None:
     """An edit replaces the words found; a deletion removes the message from both."""
     first = message("120001", "my parcel is late", thread="120001")
     second = message("120002", "parcel tracking please", thread="120001",
