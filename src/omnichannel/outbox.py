@@ -128,6 +128,10 @@ class Outbox:
             [`DEFAULT_MAX_IN_FLIGHT`][omnichannel.outbox.DEFAULT_MAX_IN_FLIGHT]).
             ``1`` sends one action at a time per network. Actions of one
             conversation always go out one after another, in queue order.
+        on_outcome: Called with the updated item after every delivery attempt
+            (sent, failed, or put back as ``pending`` or ``ambiguous`` for a
+            later try); the hub counts its statistics through it. It must not
+            block; an exception it raises is logged and ignored.
 
     Attributes:
         max_in_flight: The limits in force, by network id (change them before
@@ -147,6 +151,7 @@ class Outbox:
         poll_interval: float = 1.0,
         batch_size: int = 20,
         max_in_flight: int | Mapping[str, int] = DEFAULT_MAX_IN_FLIGHT,
+        on_outcome: Callable[[OutboxItem], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
@@ -168,6 +173,7 @@ class Outbox:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.max_in_flight: dict[str, int] = limits
+        self.on_outcome = on_outcome
         self._wake: anyio.Event | None = None
         self._drained: list[anyio.Event] = []
         self._paused_until: dict[str, datetime] = {}
@@ -367,6 +373,15 @@ class Outbox:
         Not for items that were not claimed (``claim_due``): two deliveries of
         one item at the same time could both send.
         """
+        updated = await self._attempt(item)
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(updated)
+            except Exception:
+                logger.exception("outbox %s: the on_outcome hook failed", item.key)
+        return updated
+
+    async def _attempt(self, item: OutboxItem) -> OutboxItem:
         now = self.clock()
         adapter = self.adapters.get(item.network)
         if adapter is None:
