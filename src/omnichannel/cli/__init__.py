@@ -20,10 +20,10 @@ environment variables; see
 
 from __future__ import annotations
 
-from ._bot import Bot as Bot
+from ..bot import Bot as Bot
+from ..settings import adapters_from_settings as adapters_from_settings
+from ..settings import env_name as env_name
+from ..settings import store_from_settings as store_from_settings
 from ._main import main as main
-from ._settings import adapters_from_settings as adapters_from_settings
-from ._settings import env_name as env_name
-from ._settings import store_from_settings as store_from_settings
 
 __all__ = ["Bot", "adapters_from_settings", "env_name", "main", "store_from_settings"]
