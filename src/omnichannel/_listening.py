@@ -9,7 +9,7 @@ full, and restarts with a growing delay after a failure.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -17,9 +17,9 @@ import anyio
 import anyio.abc
 
 from .adapter import Adapter, Batch, Rejected, newest_events
-from .errors import OmnichannelError
+from .errors import ConfigurationError, OmnichannelError
 from .events import Event
-from .store import Store
+from .store import DeadLetter, Store
 
 logger = logging.getLogger("omnichannel.hub")
 
@@ -140,3 +140,33 @@ async def first_run(adapter: Adapter, *, inbound: Inbound) -> str | None:
         )
     await inbound.ingest(network, events, cursor=batch.cursor, rejected=batch.rejected)
     return batch.cursor
+
+
+def listeners(adapters: Mapping[str, Adapter], listen: bool | Collection[str]) -> list[Adapter]:
+    """The adapters to listen to: every one that polls or streams, or those of ``listen``.
+
+    Raises:
+        ConfigurationError: ``listen`` names a network with no adapter.
+    """
+    if listen is False:
+        return []
+    chosen = [
+        adapter for adapter in adapters.values()
+        if adapter.capabilities.inbound & {"poll", "stream"}
+    ]
+    if listen is True:
+        return chosen
+    unknown = set(listen) - set(adapters)
+    if unknown:
+        raise ConfigurationError(f"no adapter for networks {sorted(unknown)} to listen to")
+    return [adapter for adapter in chosen if adapter.network in listen]
+
+
+def rejected_letter(network: str, item: Rejected, *, at: datetime) -> DeadLetter:
+    """Log an inbound item the adapter could not use, and return it as a dead letter."""
+    reason = f"{item.path}: {item.reason}" if item.path else item.reason
+    logger.warning(
+        "%s: skipped an inbound item the adapter could not use (%s); kept as a dead letter",
+        network, reason, extra={"network": network, "path": item.path},
+    )
+    return DeadLetter(at=at, network=network, reason=reason, body=item.body)

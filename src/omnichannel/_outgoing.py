@@ -3,7 +3,7 @@
 Each action is checked once against its network's capabilities, with who
 wrote it stated (a human, which opens the network's human-agent window, or
 automated), then guarded against copy-paste replies and either queued in the
-outbox or held as a draft. ``hub.send``, ``ctx.reply`` (and the other context
+outbox or held as a draft. ``hub.queue_as_agent``, ``ctx.reply`` (and the other context
 methods) and ``hub.drafts.approve`` all come through here.
 """
 

@@ -61,3 +61,14 @@ async def serve_asgi(
             on_exit()  # the server stopped on its own (a signal): stop the hub too
         finally:
             server.should_exit = True
+
+
+def on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (uvicorn runs on nothing else)."""
+    import asyncio  # only asked, never used to run anything
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

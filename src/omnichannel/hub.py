@@ -44,9 +44,10 @@ import anyio.abc
 
 from . import _logging
 from ._dispatch import Dispatcher, handle_event, ordering_key
-from ._listening import run_listener
+from ._lifecycle import close_all, open_all
+from ._listening import listeners, rejected_letter, run_listener
 from ._outgoing import Outgoing
-from ._serving import serve_asgi
+from ._serving import on_asyncio, serve_asgi
 from .actions import Action
 from .adapter import Adapter, Rejected
 from .context import Context, Delivery
@@ -81,17 +82,6 @@ _ONE_MIB = 1024 * 1024
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _on_asyncio() -> bool:
-    """Whether the running event loop is asyncio's (uvicorn runs on nothing else)."""
-    import asyncio  # only asked, never used to run anything
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class Hub:
@@ -241,18 +231,7 @@ class Hub:
                 f"the hub writes to its store: open {self.store!r} without read_only"
             )
         self._outgoing.reset_lock()  # bound to the loop the hub runs in
-        await self.store.open()
-        opened: list[Adapter] = []
-        try:
-            for adapter in self.adapters.values():
-                await adapter.open()
-                opened.append(adapter)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                for adapter in reversed(opened):
-                    await self._close_adapter(adapter)
-                await self.store.aclose()
-            raise
+        await open_all(self.store, self.adapters.values())
         self._open = True
         return self
 
@@ -264,16 +243,7 @@ class Hub:
     ) -> None:
         """Close the adapters and the store."""
         self._open = False
-        with anyio.CancelScope(shield=True):
-            for adapter in reversed(list(self.adapters.values())):
-                await self._close_adapter(adapter)
-            await self.store.aclose()
-
-    async def _close_adapter(self, adapter: Adapter) -> None:
-        try:
-            await adapter.aclose()
-        except Exception:
-            logger.exception("closing the %s adapter failed", adapter.network)
+        await close_all(self.store, self.adapters.values())
 
     async def run(
         self,
@@ -318,7 +288,7 @@ class Hub:
             raise ConfigurationError("enter the hub first: `async with hub: await hub.run()`")
         if self._dispatcher is not None:
             raise ConfigurationError("the hub is already running")
-        if serve_webhooks is not None and not _on_asyncio():
+        if serve_webhooks is not None and not on_asyncio():
             raise ConfigurationError(
                 "serve_webhooks runs uvicorn, which needs the asyncio backend; on trio, "
                 "serve hub.asgi with an ASGI server that runs on trio (hypercorn)"
@@ -336,7 +306,7 @@ class Hub:
                     await tg.start(self.outbox.run)
                 for event in await self.store.unhandled_events():
                     dispatcher.submit(event, await ordering_key(self.store, event))
-                for adapter in self._listeners(listen):
+                for adapter in listeners(self.adapters, listen):
                     await tg.start(
                         partial(run_listener, adapter, inbound=self, backoff=self.listener_backoff),
                         name=f"omnichannel {adapter.network} listener",
@@ -416,20 +386,6 @@ class Hub:
             self.adapters, pending=dispatcher.pending if dispatcher is not None else 0
         )
 
-    def _listeners(self, listen: bool | Collection[str]) -> list[Adapter]:
-        if listen is False:
-            return []
-        chosen = [
-            adapter for adapter in self.adapters.values()
-            if adapter.capabilities.inbound & {"poll", "stream"}
-        ]
-        if listen is True:
-            return chosen
-        unknown = set(listen) - set(self.adapters)
-        if unknown:
-            raise ConfigurationError(f"no adapter for networks {sorted(unknown)} to listen to")
-        return [adapter for adapter in chosen if adapter.network in listen]
-
     # inbound ----------------------------------------------------------------
 
     async def ingest(
@@ -461,7 +417,7 @@ class Hub:
             The events that were new, in batch order.
         """
         for item in rejected:
-            await self._keep_rejected(network, item)
+            await self.add_dead_letter(rejected_letter(network, item, at=self.clock()))
         new = await self.store.record_batch(network, events, cursor=cursor, stream=stream)
         for event in new:
             if isinstance(event, MessageReceived):
@@ -474,16 +430,6 @@ class Hub:
                 dispatcher.submit(event, await ordering_key(self.store, event))
         return new
 
-    async def _keep_rejected(self, network: str, item: Rejected) -> None:
-        reason = f"{item.path}: {item.reason}" if item.path else item.reason
-        logger.warning(
-            "%s: skipped an inbound item the adapter could not use (%s); kept as a dead letter",
-            network, reason, extra={"network": network, "path": item.path},
-        )
-        await self.add_dead_letter(
-            DeadLetter(at=self.clock(), network=network, reason=reason, body=item.body)
-        )
-
     async def add_dead_letter(self, letter: DeadLetter) -> None:
         """Keep an inbound body that could not be used (a dead letter), and count it."""
         await self.store.add_dead_letter(letter)
@@ -491,10 +437,10 @@ class Hub:
 
     # outbound ---------------------------------------------------------------
 
-    async def send(
+    async def queue_as_agent(
         self, action: Action, *, by: str, allow_duplicate: bool = False
     ) -> OutboxItem:
-        """Queue an action an agent (a human) chose, outside any handler.
+        """Queue an action an agent (a human) chose, outside any handler; ``send`` is an alias.
 
         No reply policy applies (the agent decided); the capability check (with
         the human-agent window) and the copy-paste guardrail do.
@@ -515,6 +461,9 @@ class Hub:
             action, origin=by, approved_by=None, allow_duplicate=allow_duplicate,
             human_agent=True,
         )
+
+    send = queue_as_agent
+    """The earlier name of [`queue_as_agent`][omnichannel.hub.Hub.queue_as_agent]."""
 
     async def wait_for_room(self) -> None:
         """Return once the running dispatcher can take more events (at once when not running)."""
