@@ -15,13 +15,8 @@ async def main() -> None:
         await hub.run()
 ```
 
-The hub ties the parts together; each has its own module:
-[`omnichannel.routing`][omnichannel.routing] (handlers and their filters),
-[`omnichannel.context`][omnichannel.context] (what a handler can do),
-[`omnichannel.drafts`][omnichannel.drafts] (held replies),
-[`omnichannel.statistics`][omnichannel.statistics] (the counters), and the
-private dispatcher, listen loop and outgoing path. Their public names are
-importable from here too.
+The hub ties together parts with modules of their own (routing, context,
+drafts, statistics; see the architecture page), whose public names it re-exports.
 
 Every event, whether polled, streamed or posted to a webhook, takes one path:
 de-duplicated by its id, persisted with its message and conversation, the

@@ -29,6 +29,10 @@ puts every claimed item in the lane of its conversation (a post in its network's
 lane of posts, a reaction, hide or delete in the lane of its target), sends the
 items of a lane one after another in queue order, and lets up to
 ``max_in_flight`` lanes of one network have a request out at the same time.
+
+Long because: the worker's outcomes (send, retry, reconcile, fail) and its
+per-conversation lanes are one state machine over the same items; apart, each
+half would reach into the other.
 """
 
 from __future__ import annotations

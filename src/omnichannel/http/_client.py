@@ -1,4 +1,8 @@
-"""The HTTP client adapters use: retries, rate-limit waits, error mapping and logging."""
+"""The HTTP client adapters use: retries, rate-limit waits, error mapping and logging.
+
+Long because: one request's life (auth, retries, rate-limit waits, error mapping,
+redacted logging) is one loop that reads best in one place.
+"""
 
 from __future__ import annotations
 
