@@ -170,3 +170,20 @@ def test_every_long_module_says_why_at_its_top() -> None:
         f"over {MAX_LINES} lines: split each, or write {REASON!r} and the reason in its "
         f"docstring: {', '.join(unexplained)}"
     )
+
+
+def _every_import(module: str) -> set[str]:
+    """Package modules ``module`` imports anywhere: lazily or for typing too."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    return {
+        target
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for target in _targets(module, node)
+        if target in MODULES
+    }
+
+
+def test_the_webhook_app_knows_the_hub_only_through_its_protocol() -> None:
+    assert "omnichannel.hub" not in _every_import("omnichannel.webhooks")
+    assert "omnichannel.webhooks" in import_graph()["omnichannel.hub"]
