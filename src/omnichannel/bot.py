@@ -148,7 +148,7 @@ async def _busy(store: Store) -> bool:
     return False
 
 
-async def wait_until_idle(hub: Hub, activity: _Activity, *, quiet: float) -> None:
+async def _wait_until_idle(hub: Hub, activity: _Activity, *, quiet: float) -> None:
     """Return once nothing was handled for ``quiet`` seconds and the outbox is drained."""
     while True:
         await anyio.sleep(0.05)
@@ -360,7 +360,7 @@ class Bot:
                             await started()
                         activity.touch()
                         if until_idle:
-                            await wait_until_idle(hub, activity, quiet=quiet)
+                            await _wait_until_idle(hub, activity, quiet=quiet)
                             tg.cancel_scope.cancel()
         return stopped_by[0] if stopped_by else None
 

@@ -19,7 +19,7 @@ from .adapter import Adapter
 from .errors import ActionError, CapabilityNotSupported, OmnichannelError
 from .events import Event
 from .model import Message, Ref, Visibility
-from .routing import event_message
+from .routing import _event_message
 from .store import Draft, OutboxItem
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -105,7 +105,7 @@ class Context:
     @property
     def message(self) -> Message | None:
         """The message the event carries (received or edited), if any."""
-        return event_message(self.event)
+        return _event_message(self.event)
 
     @property
     def origin(self) -> str:

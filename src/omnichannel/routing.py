@@ -64,7 +64,7 @@ def _as_set(value: str | Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(value)
 
 
-def event_message(event: Event) -> Message | None:
+def _event_message(event: Event) -> Message | None:
     """Return the message an event carries (received or edited), if any."""
     if isinstance(event, MessageReceived | MessageUpdated):
         return event.message
@@ -114,7 +114,7 @@ class Registration:
         if self.networks is not None and event.network not in self.networks:
             return False
         if self.visibilities is not None:
-            message = event_message(event)
+            message = _event_message(event)
             if message is None or message.visibility not in self.visibilities:
                 return False
         if self.kinds is not None and _event_kind(event) not in self.kinds:
