@@ -10,6 +10,7 @@ once every handler has run.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from .store import HandlerFailure, Store
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .context import Context
+    from .instrumentation import Instrumentation
     from .outbox import Clock
     from .routing import Middleware, Registration
     from .statistics import _Tally
@@ -76,15 +78,20 @@ async def handle_event(
     store: Store,
     clock: Clock,
     tally: _Tally,
+    instrumentation: Instrumentation,
 ) -> None:
     """Run every matching handler on ``event``, then mark it handled."""
     for registration in registrations:
         if not registration.matches(event):
             continue
         ctx = context(event, registration.name)
+        started = time.perf_counter()
         try:
             await _call(registration, middleware, event, ctx)
         except Exception as exc:
+            instrumentation.handler_finished(
+                event, registration.name, duration=time.perf_counter() - started, error=exc
+            )
             tally.add(event.network, "handler_failures")
             logger.exception(
                 "handler %s failed on event %s", registration.name, event.id,
@@ -97,6 +104,10 @@ async def handle_event(
                 await store.add_failure(failure)
             except Exception:
                 logger.exception("could not store the failure of event %s", event.id)
+        else:
+            instrumentation.handler_finished(
+                event, registration.name, duration=time.perf_counter() - started, error=None
+            )
     try:
         await store.mark_handled(event.id)
     except Exception:  # it stays unhandled and is handled again on the next start

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from . import _logging
 from .actions import Action, Post, PrivateReply, Reply
 from .context import Delivery, OutgoingMessage
 from .events import Event
@@ -195,5 +194,5 @@ class Outgoing:
                 return stored
             raise
         self._tally.add(action.network, "drafts_held")
-        _logging.draft_held(logger, draft)
+        self._hub.instrumentation.draft_held(draft)
         return draft

@@ -37,10 +37,10 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from . import _logging
 from ._dispatch import Dispatcher, handle_event, ordering_key
 from ._lifecycle import close_all, open_all
 from ._listening import listeners, rejected_letter, run_listener
+from ._logging import with_log_lines
 from ._outgoing import Outgoing
 from ._serving import on_asyncio, serve_asgi
 from .actions import Action
@@ -48,7 +48,8 @@ from .adapter import Adapter, Rejected
 from .context import Context, Delivery
 from .drafts import Drafts
 from .errors import ConfigurationError
-from .events import Event, MessageReceived
+from .events import Event
+from .instrumentation import Instrumentation
 from .model import ConversationKind, Visibility
 from .outbox import Clock, Outbox
 from .policy import CopyPasteGuard, HoldPublic, ReplyPolicy
@@ -101,6 +102,9 @@ class Hub:
         listener_backoff: First and longest wait, in seconds, before a failed
             listener (network down, adapter error) starts again.
         clock: Returns the current aware time (inject a fake one in tests).
+        instrumentation: Consumers of the pipeline's hooks (see
+            [`Instrumentation`][omnichannel.instrumentation.Instrumentation]);
+            the log lines are always the first.
 
     Raises:
         ConfigurationError: Two adapters serve the same network, or a setting
@@ -120,6 +124,7 @@ class Hub:
         max_body_bytes: int = _ONE_MIB,
         listener_backoff: tuple[float, float] = (1.0, 60.0),
         clock: Clock = _utcnow,
+        instrumentation: Sequence[Instrumentation] = (),
     ) -> None:
         by_network: dict[str, Adapter] = {}
         for adapter in adapters:
@@ -145,7 +150,11 @@ class Hub:
         self.listener_backoff = listener_backoff
         self.clock = clock
         self._tally = _Tally()
-        self.outbox = Outbox(store, by_network, clock=clock, on_outcome=self._tally.delivered)
+        self.instrumentation = with_log_lines(instrumentation)
+        self.outbox = Outbox(
+            store, by_network, clock=clock, on_outcome=self._tally.delivered,
+            instrumentation=self.instrumentation,
+        )
         self.router = Router("hub")
         self._outgoing = Outgoing(self, tally=self._tally)
         self.drafts = Drafts(store=store, outgoing=self._outgoing, clock=clock)
@@ -169,16 +178,10 @@ class Hub:
         kind: ConversationKind | Iterable[ConversationKind] | None = None,
         when: Callable[[_EventT], bool] | None = None,
     ) -> Callable[[Handler[_EventT]], Handler[_EventT]]:
-        """Register an async handler on the hub's router.
+        """Register a handler on the hub's router; see [`Router.on`][omnichannel.routing.Router.on].
 
-        See [`Router.on`][omnichannel.routing.Router.on] for the filters.
-
-        Example:
-            ```python
-            @hub.on(MessageReceived, network="mastodon", kind="direct")
-            async def dm(event: MessageReceived, ctx: Context) -> None:
-                await ctx.reply("Thanks for writing to us!")
-            ```
+        ``@hub.on(MessageReceived, network="mastodon", kind="direct")`` above an
+        ``async def dm(event, ctx)`` registers it for direct messages on Mastodon.
         """
         return self.router.on(
             event_type, network=network, visibility=visibility, kind=kind, when=when
@@ -415,8 +418,7 @@ class Hub:
             await self.add_dead_letter(rejected_letter(network, item, at=self.clock()))
         new = await self.store.record_batch(network, events, cursor=cursor, stream=stream)
         for event in new:
-            if isinstance(event, MessageReceived):
-                _logging.message_received(logger, event)
+            self.instrumentation.event_received(event)
         self._tally.add(network, "events_recorded", len(new))
         self._tally.add(network, "duplicates_dropped", len(events) - len(new))
         dispatcher = self._dispatcher
@@ -469,7 +471,7 @@ class Hub:
         await handle_event(
             event, registrations=self.router.registrations(), middleware=self.middleware,
             context=partial(Context, self), store=self.store, clock=self.clock,
-            tally=self._tally,
+            tally=self._tally, instrumentation=self.instrumentation,
         )
 
     # webhooks ----------------------------------------------------------------

@@ -40,14 +40,14 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import anyio
 import anyio.abc
 
-from . import _logging
+from ._logging import with_log_lines
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from .adapter import Adapter
 from .errors import (
@@ -60,6 +60,7 @@ from .errors import (
     RateLimited,
     TransientError,
 )
+from .instrumentation import Instrumentation
 from .model import Message, Person
 from .store import AuditEntry, OutboxItem, Store
 
@@ -136,6 +137,10 @@ class Outbox:
             (sent, failed, or put back as ``pending`` or ``ambiguous`` for a
             later try); the hub counts its statistics through it. It must not
             block; an exception it raises is logged and ignored.
+        instrumentation: Consumers of the outcome of each attempt (see
+            [`Instrumentation`][omnichannel.instrumentation.Instrumentation]),
+            called after the log lines; or one instrumentation used as it is
+            (the hub passes its own, which writes the log lines).
 
     Attributes:
         max_in_flight: The limits in force, by network id (change them before
@@ -156,6 +161,7 @@ class Outbox:
         batch_size: int = 20,
         max_in_flight: int | Mapping[str, int] = DEFAULT_MAX_IN_FLIGHT,
         on_outcome: Callable[[OutboxItem], None] | None = None,
+        instrumentation: Sequence[Instrumentation] | Instrumentation = (),
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
@@ -178,6 +184,10 @@ class Outbox:
         self.batch_size = batch_size
         self.max_in_flight: dict[str, int] = limits
         self.on_outcome = on_outcome
+        self.instrumentation: Instrumentation = (
+            instrumentation if isinstance(instrumentation, Instrumentation)
+            else with_log_lines(instrumentation)
+        )
         self._wake: anyio.Event | None = None
         self._drained: list[anyio.Event] = []
         self._paused_until: dict[str, datetime] = {}
@@ -456,7 +466,10 @@ class Outbox:
     async def _reschedule(
         self, item: OutboxItem, *, status: _Retry, at: datetime, error: BaseException
     ) -> OutboxItem:
-        _logging.delivery_retried(logger, item, status=status, at=at, error=_describe(error))
+        self.instrumentation.delivery_outcome(
+            item, "ambiguous" if status == "ambiguous" else "retried", error=_describe(error),
+            retry_at=at,
+        )
         return await self.store.update_outbox(
             item.key, status=status, next_attempt_at=at, last_error=_describe(error)
         )
@@ -471,7 +484,7 @@ class Outbox:
         )
 
     async def _fail(self, item: OutboxItem, error: str, *, now: datetime) -> OutboxItem:
-        _logging.delivery_failed(logger, item, error=error)
+        self.instrumentation.delivery_outcome(item, "failed", error=error)
         audit = AuditEntry(
             at=now, network=item.network, action_type=item.action.type,
             idempotency_key=item.key, actor=item.origin,
@@ -510,7 +523,9 @@ class Outbox:
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
                 await self.store.save_messages([message])
-        _logging.action_sent(logger, item, sent, reconciled=reconciled)
+        self.instrumentation.delivery_outcome(
+            item, "reconciled" if reconciled else "sent", sent=sent
+        )
         return updated
 
 
