@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
-from tests.runtime_adapter import FakeNetwork, adapter_for, eventually, running
+from tests.runtime_adapter import FakeNetwork, adapter_for, eventually, received, running
 
-from omnichannel.actions import Sent
+from omnichannel.actions import Reply, Sent
 from omnichannel.events import Event, MessageReceived
 from omnichannel.hub import Context, Hub
 from omnichannel.instrumentation import DeliveryOutcome, Instrumentation
+from omnichannel.model import Ref
 from omnichannel.policy import hold_when
 from omnichannel.store import Draft, MemoryStore, OutboxItem
 
@@ -106,3 +107,36 @@ async def test_every_hook_reports_what_happened_and_a_broken_consumer_stops_noth
     assert kinds.count("message.received") == 2
     assert kinds.count("reply.sent") == 1
     assert "the event_received hook of" in caplog.text
+
+
+class FirstResponses(Instrumentation):
+    def __init__(self) -> None:
+        self.reported: list[tuple[str, str]] = []
+
+    def first_response(self, network: str, conversation: Ref, *, delay: timedelta) -> None:
+        self.reported.append((network, str(conversation)))
+
+
+async def test_only_the_first_reply_of_a_conversation_is_reported_as_its_first_response() -> None:
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    first = FirstResponses()
+    assert first.wants("first_response")
+    assert not Instrumentation().wants("first_response")
+    hub = Hub(adapters=[adapter], store=MemoryStore(), instrumentation=[first])
+    message = received(fake, adapter, "hello", visibility="private")
+    async with running(hub, listen=False):
+        await hub.store.save_messages([message])
+        for text in ("Hello!", "Anything else?"):
+            await hub.queue_as_agent(Reply(network="testnet", to=message, text=text), by="a")
+            await hub.wait_idle()
+        await eventually(lambda: len(fake.posted) == 2)
+        other = received(fake, adapter, "hi there")  # a public thread: another conversation
+        await hub.store.save_messages([other])
+        await hub.queue_as_agent(Reply(network="testnet", to=other, text="Hi!"), by="a")
+        await eventually(lambda: len(fake.posted) == 3)
+        await hub.wait_idle()
+
+    assert first.reported == [
+        ("testnet", str(message.conversation)), ("testnet", str(other.conversation))
+    ]

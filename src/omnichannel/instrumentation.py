@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from .actions import Sent
 from .events import Event
+from .model import Ref
 from .store import Draft, OutboxItem
 
 __all__ = ["DeliveryOutcome", "Instrumentation"]
@@ -80,12 +81,35 @@ class Instrumentation:
             retry_at: When the next attempt is due (``retried``, ``ambiguous``).
         """
 
+    def first_response(self, network: str, conversation: Ref, *, delay: timedelta) -> None:
+        """Our first reply in a conversation was delivered, ``delay`` after the customer wrote.
+
+        ``delay`` runs from the conversation's first stored message from a
+        customer to the delivery. Reported only when some consumer overrides
+        this hook (it costs one store read per reply), and only when the
+        stored conversation is short enough to tell (its last 200 messages).
+        """
+
+    def wants(self, hook: str) -> bool:
+        """Whether ``hook`` does anything here (is overridden), to skip costly reports."""
+        return getattr(type(self), hook) is not getattr(Instrumentation, hook)
+
 
 class _Fanout(Instrumentation):
     """Calls each hook of several consumers; a consumer that raises is logged and skipped."""
 
     def __init__(self, consumers: Sequence[Instrumentation]) -> None:
         self.consumers = tuple(consumers)
+
+    def wants(self, hook: str) -> bool:
+        return any(consumer.wants(hook) for consumer in self.consumers)
+
+    def first_response(self, network: str, conversation: Ref, *, delay: timedelta) -> None:
+        for consumer in self.consumers:
+            try:
+                consumer.first_response(network, conversation, delay=delay)
+            except Exception:
+                logger.exception("the first_response hook of %r failed", consumer)
 
     def event_received(self, event: Event) -> None:
         for consumer in self.consumers:

@@ -71,6 +71,9 @@ Clock = Callable[[], datetime]
 
 logger = logging.getLogger("omnichannel.outbox")
 
+_FIRST_RESPONSE_SCAN = 200
+"""Stored messages of a conversation read to tell whether a reply is our first."""
+
 _MESSAGE_ACTIONS = (Reply, PrivateReply, Post)
 _Retry = Literal["pending", "ambiguous"]
 _Lane = tuple[str, str, str]
@@ -501,6 +504,10 @@ class Outbox:
         reconciled: bool, detail: str | None = None,
     ) -> OutboxItem:
         now = self.clock()
+        if isinstance(item.action, Reply | PrivateReply) and self.instrumentation.wants(
+            "first_response"
+        ):
+            await self._first_response(item.action, now=now)
         notes = []
         if reconciled:
             notes.append("reconciled: found on the network, not sent again")
@@ -527,6 +534,23 @@ class Outbox:
             item, "reconciled" if reconciled else "sent", sent=sent
         )
         return updated
+
+
+    async def _first_response(self, action: Reply | PrivateReply, *, now: datetime) -> None:
+        """Report the delay to our first reply in ``action``'s conversation, if it is the first."""
+        conversation = action.to.conversation
+        try:
+            messages = await self.store.conversation_messages(
+                conversation, limit=_FIRST_RESPONSE_SCAN
+            )
+        except Exception:
+            logger.exception("could not read conversation %s for its first response", conversation)
+            return
+        if len(messages) >= _FIRST_RESPONSE_SCAN or any(m.from_us for m in messages):
+            return  # answered before (or too long to tell)
+        customers = [message for message in messages if not message.from_us]
+        start = customers[0].created_at if customers else action.to.created_at
+        self.instrumentation.first_response(action.network, conversation, delay=now - start)
 
 
 class _Slots:
