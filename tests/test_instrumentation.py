@@ -11,7 +11,7 @@ from tests.runtime_adapter import FakeNetwork, adapter_for, eventually, received
 from omnichannel.actions import Reply, Sent
 from omnichannel.events import Event, MessageReceived
 from omnichannel.hub import Context, Hub
-from omnichannel.instrumentation import DeliveryOutcome, Instrumentation
+from omnichannel.instrumentation import DeliveryOutcome, Instrumentation, _reporting
 from omnichannel.model import Ref
 from omnichannel.policy import hold_when
 from omnichannel.store import Draft, MemoryStore, OutboxItem
@@ -140,3 +140,36 @@ async def test_only_the_first_reply_of_a_conversation_is_reported_as_its_first_r
     assert first.reported == [
         ("testnet", str(message.conversation)), ("testnet", str(other.conversation))
     ]
+
+
+class HttpAttempts(Instrumentation):
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, str, int | None, str]] = []
+
+    def http_attempt(
+        self,
+        network: str,
+        *,
+        method: str,
+        endpoint: str,
+        status: int | None,
+        attempt: int,
+        elapsed: float,
+        outcome: str,
+        error: str | None = None,
+    ) -> None:
+        self.attempts.append((network, method, status, outcome))
+
+
+async def test_the_adapters_http_clients_report_each_attempt_to_the_hub() -> None:
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    http = HttpAttempts()
+    hub = Hub(adapters=[adapter], store=MemoryStore(), instrumentation=[http])
+    message = received(fake, adapter, "hello", visibility="private")
+    async with running(hub, listen=False):
+        await hub.queue_as_agent(Reply(network="testnet", to=message, text="Hi!"), by="a")
+        await eventually(lambda: len(fake.posted) == 1)
+        await hub.wait_idle()
+    assert http.attempts == [("testnet", "GET", 200, "ok"), ("testnet", "POST", 201, "ok")]
+    assert _reporting() is None  # only clients opened by the hub report to it

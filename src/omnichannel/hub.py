@@ -49,7 +49,7 @@ from .context import Context, Delivery
 from .drafts import Drafts
 from .errors import ConfigurationError
 from .events import Event
-from .instrumentation import Instrumentation
+from .instrumentation import Instrumentation, _reporting_to
 from .model import ConversationKind, Visibility
 from .outbox import Clock, Outbox
 from .policy import CopyPasteGuard, HoldPublic, ReplyPolicy
@@ -229,7 +229,8 @@ class Hub:
                 f"the hub writes to its store: open {self.store!r} without read_only"
             )
         self._outgoing.reset_lock()  # bound to the loop the hub runs in
-        await open_all(self.store, self.adapters.values())
+        with _reporting_to(self.instrumentation):  # the adapters' HTTP clients report too
+            await open_all(self.store, self.adapters.values())
         self._open = True
         return self
 

@@ -22,7 +22,9 @@ hook that raises is logged and ignored; it never stops the pipeline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -90,6 +92,32 @@ class Instrumentation:
         stored conversation is short enough to tell (its last 200 messages).
         """
 
+    def http_attempt(
+        self,
+        network: str,
+        *,
+        method: str,
+        endpoint: str,
+        status: int | None,
+        attempt: int,
+        elapsed: float,
+        outcome: str,
+        error: str | None = None,
+    ) -> None:
+        """One HTTP request of an adapter got an answer (``status``) or failed (``error``).
+
+        Args:
+            network: The network the request went to.
+            method: ``GET``, ``POST``...
+            endpoint: The path template (``/api/v1/statuses``), never a full URL.
+            status: The HTTP status, or ``None`` when no answer came.
+            attempt: Which attempt of the request this was (``1`` first).
+            elapsed: Seconds the attempt took.
+            outcome: ``"ok"``, or why it did not succeed (``"retry"``,
+                ``"rate limited"``...), as in the HTTP log line.
+            error: The exception's type name when no answer came.
+        """
+
     def wants(self, hook: str) -> bool:
         """Whether ``hook`` does anything here (is overridden), to skip costly reports."""
         return getattr(type(self), hook) is not getattr(Instrumentation, hook)
@@ -103,6 +131,27 @@ class _Fanout(Instrumentation):
 
     def wants(self, hook: str) -> bool:
         return any(consumer.wants(hook) for consumer in self.consumers)
+
+    def http_attempt(
+        self,
+        network: str,
+        *,
+        method: str,
+        endpoint: str,
+        status: int | None,
+        attempt: int,
+        elapsed: float,
+        outcome: str,
+        error: str | None = None,
+    ) -> None:
+        for consumer in self.consumers:
+            try:
+                consumer.http_attempt(
+                    network, method=method, endpoint=endpoint, status=status,
+                    attempt=attempt, elapsed=elapsed, outcome=outcome, error=error,
+                )
+            except Exception:
+                logger.exception("the http_attempt hook of %r failed", consumer)
 
     def first_response(self, network: str, conversation: Ref, *, delay: timedelta) -> None:
         for consumer in self.consumers:
@@ -151,3 +200,22 @@ class _Fanout(Instrumentation):
             except Exception:
                 logger.exception("the delivery_outcome hook of %r failed", consumer)
 
+
+_current: ContextVar[Instrumentation | None] = ContextVar(
+    "omnichannel_instrumentation", default=None
+)
+
+
+@contextmanager
+def _reporting_to(instrumentation: Instrumentation) -> Iterator[None]:
+    """HTTP clients opened inside (by adapters, as the hub opens them) report to it."""
+    token = _current.set(instrumentation)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def _reporting() -> Instrumentation | None:
+    """The instrumentation HTTP clients opened now report to, if any."""
+    return _current.get()

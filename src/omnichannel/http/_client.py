@@ -31,6 +31,7 @@ from omnichannel.errors import (
     RequestRejected,
     TransientError,
 )
+from omnichannel.instrumentation import _reporting
 
 from ._ratelimit import RateLimitInfo, RateLimitParser, RateLimitState
 from ._redact import install_log_redaction, redact_url
@@ -176,6 +177,7 @@ class ApiClient:
         self._default_bucket = default_bucket
         self._clock: Clock = clock or _utcnow
         self._sleep: Sleep = sleep or anyio.sleep
+        self._instrumentation = _reporting()  # the hub's, when it opens the adapter
 
     def __repr__(self) -> str:
         return f"ApiClient(network={self.network!r}, base_url={redact_url(self._http.base_url)!r})"
@@ -615,6 +617,11 @@ class ApiClient:
                 "outcome": outcome,
             },
         )
+        if self._instrumentation is not None:
+            self._instrumentation.http_attempt(
+                self.network, method=call.method, endpoint=call.endpoint, status=status,
+                attempt=call.attempt, elapsed=elapsed_ms / 1000, outcome=outcome, error=error,
+            )
 
 
 class Reconnects:
