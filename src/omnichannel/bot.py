@@ -1,6 +1,6 @@
 """``Bot``: handlers written once, run from the command line on real accounts or sandboxes.
 
-Also importable as ``omnichannel.cli.Bot``.
+Also importable as ``omnichannel.bot.Bot``.
 """
 
 from __future__ import annotations

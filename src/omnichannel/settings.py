@@ -282,13 +282,13 @@ def store_from_settings(
 
     The path is ``OMNICHANNEL_STORE`` when it is set, else the config file's
     top-level ``store = "..."`` (the file is found as for
-    [`adapters_from_settings`][omnichannel.cli.adapters_from_settings]),
-    else ``default``. It is the store a [`Bot`][omnichannel.cli.Bot] and
+    [`adapters_from_settings`][omnichannel.settings.adapters_from_settings]),
+    else ``default``. It is the store a [`Bot`][omnichannel.bot.Bot] and
     ``omnichannel inbox`` use, so an application built on it shares their
     settings:
 
     ```python
-    from omnichannel.cli import store_from_settings
+    from omnichannel.settings import store_from_settings
 
     store = store_from_settings(default="helpdesk.db", environ={"OMNICHANNEL_STORE": "bot.db"})
     print(store.path)

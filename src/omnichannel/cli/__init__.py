@@ -1,4 +1,4 @@
-"""The ``omnichannel`` command line, and [`Bot`][omnichannel.cli.Bot] for bots that run as programs.
+"""The ``omnichannel`` command line; it re-exports [`Bot`][omnichannel.bot.Bot] and the settings.
 
 ```text
 omnichannel adapters              installed adapters and their capabilities
@@ -15,7 +15,7 @@ reference page's *Logging*).
 
 Adapter settings come from a TOML file and ``OMNICHANNEL_<NETWORK>_<SETTING>``
 environment variables; see
-[`adapters_from_settings`][omnichannel.cli.adapters_from_settings].
+[`adapters_from_settings`][omnichannel.settings.adapters_from_settings].
 """
 
 from __future__ import annotations
