@@ -1,0 +1,315 @@
+"""X API v2 posts and DM events into the core model.
+
+Text: X escapes ``&``, ``<`` and ``>`` as HTML entities in ``text`` and shows
+every link as a ``t.co`` URL. The message text has the entities unescaped
+and each ``t.co`` link replaced by its ``expanded_url``, so the text is what
+the author wrote; entity spans are moved to match. X gives entity offsets in
+code points of the unescaped text, which are Python ``str`` indices.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from omnichannel.errors import PayloadError
+from omnichannel.events import MessageReceived, event_id
+from omnichannel.model import Conversation, Entity, Hashtag, Link, Mention, Message, Person, Ref
+from omnichannel.text import count_code_points
+
+from ._wire import (
+    DmEvent,
+    Entities,
+    HashtagEntity,
+    MentionEntity,
+    Tweet,
+    UrlEntity,
+    User,
+    snowflake_time,
+)
+
+__all__ = [
+    "NETWORK",
+    "Converter",
+    "expand_text",
+    "parse",
+    "person",
+    "raw_tweet",
+    "unescape",
+    "users_by_id",
+]
+
+NETWORK = "x"
+
+_M = TypeVar("_M", bound=BaseModel)
+_ESCAPES = re.compile(r"&(amp|lt|gt);")
+_UNESCAPED = {"amp": "&", "lt": "<", "gt": ">"}
+
+
+def parse(model: type[_M], data: object, *, path: str = "") -> _M:
+    """Validate decoded JSON as one of the wire models.
+
+    Raises:
+        PayloadError: ``data`` does not fit; ``path`` leads to the first bad field.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError.from_validation(exc, network=NETWORK, path=path) from exc
+
+
+def unescape(text: str) -> str:
+    """Undo X's escaping of ``&``, ``<`` and ``>`` (``&amp;`` ``&lt;`` ``&gt;``) only."""
+    if "&" not in text:
+        return text
+    return _ESCAPES.sub(lambda m: _UNESCAPED[m.group(1)], text)
+
+
+def person(user: User) -> Person:
+    """A user as a `Person`."""
+    return Person(
+        ref=Ref(network=NETWORK, id=user.id),
+        handle=user.username,
+        display_name=user.name,
+        profile_url=f"https://x.com/{user.username}",
+        avatar_url=user.profile_image_url,
+        followers=(user.public_metrics or {}).get("followers_count"),
+        verified=user.verified,
+    )
+
+
+def expand_text(
+    text: str, entities: Entities | None, *, path: str = ""
+) -> tuple[str, tuple[Entity, ...]]:
+    """Unescape ``text``, put each link's full URL in place of its t.co form, keep spans right.
+
+    Args:
+        text: ``text`` as X sends it.
+        entities: Its entities (code-point offsets into the unescaped text).
+        path: Where the text sits, for errors.
+
+    Returns:
+        The text and its entities with ``str`` spans into it.
+
+    Raises:
+        PayloadError: An entity's span is outside the text, or spans overlap.
+    """
+    plain = unescape(text)
+    if entities is None:
+        return plain, ()
+    size = count_code_points(plain)
+    spans: list[tuple[int, int, str, MentionEntity | HashtagEntity | UrlEntity]] = []
+    groups: tuple[tuple[str, Sequence[MentionEntity | HashtagEntity | UrlEntity]], ...] = (
+        ("mention", entities.mentions), ("hashtag", entities.hashtags), ("url", entities.urls)
+    )
+    for kind, items in groups:
+        for index, item in enumerate(items):
+            if not item.start <= item.end <= size:
+                raise PayloadError(
+                    f"entity span {item.start}..{item.end} is outside the text "
+                    f"({size} code points)",
+                    network=NETWORK, path=f"{path}.entities.{kind}s.{index}".lstrip("."),
+                )
+            spans.append((item.start, item.end, kind, item))
+    spans.sort(key=lambda s: (s[0], s[1]))
+    out: list[str] = []
+    found: list[Entity] = []
+    pos = 0
+    for start, end, _kind, item in spans:
+        if start < pos:
+            raise PayloadError(
+                "entity spans overlap", network=NETWORK, path=f"{path}.entities".lstrip(".")
+            )
+        out.append(plain[pos:start])
+        at = sum(len(piece) for piece in out)
+        shown = plain[start:end]
+        if isinstance(item, UrlEntity):
+            full = item.expanded_url or item.url
+            # A media link (pic.x.com) stays as shown: its expansion is a photo page.
+            replacement = full if shown.startswith(("https://t.co/", "http://t.co/")) else shown
+            out.append(replacement)
+            found.append(Link(start=at, end=at + len(replacement), url=full))
+        elif isinstance(item, MentionEntity):
+            out.append(shown)
+            found.append(Mention(
+                start=at, end=at + len(shown), handle=item.username,
+                person=Ref(network=NETWORK, id=item.id) if item.id else None,
+            ))
+        elif isinstance(item, HashtagEntity):
+            out.append(shown)
+            found.append(Hashtag(start=at, end=at + len(shown), tag=item.tag))
+        pos = end
+    out.append(plain[pos:])
+    return "".join(out), tuple(found)
+
+
+def _when(value: datetime | None, snowflake: str, *, path: str) -> datetime:
+    if value is not None:
+        return value
+    made = snowflake_time(snowflake)
+    if made is None:
+        raise PayloadError("no created_at and the id is not a snowflake", network=NETWORK,
+                           path=path)
+    return made
+
+
+class Converter:
+    """Turns posts and DM events into messages and events, knowing our account.
+
+    Attributes:
+        our_id: Our user id, once known: what it wrote is ``from_us``.
+    """
+
+    def __init__(self, our_id: str | None = None) -> None:
+        self.our_id = our_id
+
+    def _author(self, user_id: str | None, users: Mapping[str, User], *, path: str) -> Person:
+        if not user_id:
+            raise PayloadError(
+                "no author id (request expansions=author_id or sender_id)",
+                network=NETWORK, path=path,
+            )
+        user = users.get(user_id)
+        if user is None:
+            return Person(ref=Ref(network=NETWORK, id=user_id))
+        return person(user)
+
+    def tweet_message(
+        self, tweet: Tweet, users: Mapping[str, User], *, raw: Mapping[str, Any] | None = None,
+        path: str = "",
+    ) -> Message:
+        """A post as a public `Message` in the thread of its ``conversation_id``.
+
+        Raises:
+            PayloadError: No author id, a bad entity span, or no time.
+        """
+        text, entities = expand_text(tweet.text, tweet.entities, path=path)
+        parent = tweet.referenced("replied_to")
+        root = tweet.conversation_id or parent or tweet.id
+        return Message(
+            ref=Ref(network=NETWORK, id=tweet.id),
+            conversation=Ref(network=NETWORK, id=root),
+            author=self._author(tweet.author_id, users, path=f"{path}.author_id".lstrip(".")),
+            text=text,
+            entities=entities,
+            created_at=_when(tweet.created_at, tweet.id, path=path),
+            visibility="public",
+            in_reply_to=Ref(network=NETWORK, id=parent) if parent else None,
+            from_us=self.our_id is not None and tweet.author_id == self.our_id,
+            raw=dict(raw) if raw is not None else None,
+        )
+
+    def tweet_event(
+        self, tweet: Tweet, users: Mapping[str, User], *, raw: Mapping[str, Any] | None = None,
+        path: str = "",
+    ) -> MessageReceived:
+        """A post as `MessageReceived`.
+
+        Raises:
+            PayloadError: The post cannot make a message.
+        """
+        message = self.tweet_message(tweet, users, raw=raw, path=path)
+        return MessageReceived(
+            id=event_id("message.received", message.ref),
+            network=NETWORK,
+            account=self.our_id,
+            occurred_at=message.created_at,
+            message=message,
+            conversation=Conversation(
+                ref=message.conversation, kind="thread",
+                account=Ref(network=NETWORK, id=self.our_id) if self.our_id else None,
+                participants=() if message.from_us else (message.author,),
+            ),
+        )
+
+    def dm_message(
+        self, event: DmEvent, users: Mapping[str, User], *, raw: Mapping[str, Any] | None = None,
+        path: str = "",
+    ) -> Message:
+        """A ``MessageCreate`` DM event as a private `Message`.
+
+        Raises:
+            PayloadError: Not a message, or no sender or conversation.
+        """
+        if event.event_type != "MessageCreate" or event.text is None:
+            raise PayloadError(
+                f"a {event.event_type} event is not a message", network=NETWORK, path=path
+            )
+        if not event.dm_conversation_id:
+            raise PayloadError("no dm_conversation_id (request dm_event.fields)",
+                               network=NETWORK, path=path)
+        text, entities = expand_text(event.text, event.entities, path=path)
+        return Message(
+            ref=Ref(network=NETWORK, id=event.id),
+            conversation=Ref(network=NETWORK, id=event.dm_conversation_id),
+            author=self._author(event.sender_id, users, path=f"{path}.sender_id".lstrip(".")),
+            text=text,
+            entities=entities,
+            created_at=_when(event.created_at, event.id, path=path),
+            visibility="private",
+            from_us=self.our_id is not None and event.sender_id == self.our_id,
+            raw=dict(raw) if raw is not None else None,
+        )
+
+    def dm_event(
+        self, event: DmEvent, users: Mapping[str, User], *, raw: Mapping[str, Any] | None = None,
+        path: str = "",
+    ) -> MessageReceived:
+        """A DM as `MessageReceived` in its direct conversation.
+
+        Raises:
+            PayloadError: The event cannot make a message.
+        """
+        message = self.dm_message(event, users, raw=raw, path=path)
+        return MessageReceived(
+            id=event_id("message.received", message.ref),
+            network=NETWORK,
+            account=self.our_id,
+            occurred_at=message.created_at,
+            message=message,
+            conversation=Conversation(
+                ref=message.conversation, kind="direct",
+                account=Ref(network=NETWORK, id=self.our_id) if self.our_id else None,
+                participants=() if message.from_us else (message.author,),
+            ),
+        )
+
+
+def users_by_id(users: Sequence[User]) -> dict[str, User]:
+    """Index ``includes.users`` by id."""
+    return {user.id: user for user in users}
+
+
+def raw_tweet(raw: object, includes: object) -> dict[str, Any] | None:
+    """A post as ``GET /2/tweets/:id`` would answer it: its data and the includes it uses.
+
+    Kept as ``Message.raw``, so the post's quoted posts and their authors
+    travel with it (the reply rule reads them).
+    """
+    if not isinstance(raw, dict):
+        return None
+    if not isinstance(includes, dict):
+        return {"data": raw}
+    wanted_tweets = {
+        r.get("id") for r in raw.get("referenced_tweets") or () if isinstance(r, dict)
+    }
+    tweets = [
+        t for t in includes.get("tweets") or ()
+        if isinstance(t, dict) and t.get("id") in wanted_tweets
+    ]
+    wanted_users = {raw.get("author_id"), raw.get("in_reply_to_user_id")}
+    wanted_users |= {t.get("author_id") for t in tweets}
+    users = [
+        u for u in includes.get("users") or ()
+        if isinstance(u, dict) and u.get("id") in wanted_users
+    ]
+    kept: dict[str, Any] = {}
+    if users:
+        kept["users"] = users
+    if tweets:
+        kept["tweets"] = tweets
+    return {"data": raw, "includes": kept} if kept else {"data": raw}
