@@ -63,7 +63,7 @@ def test_adapters_lists_installed_networks_with_capabilities(
     assert "500 graphemes, URLs count 23" in out
     assert "300 graphemes, at most 3000 UTF-8 bytes" in out
     header = next(line for line in out.splitlines() if line.startswith("capability"))
-    assert header.split() == ["capability", "bluesky", "mastodon"]
+    assert header.split() == ["capability", "bluesky", "mastodon", "x"]
 
 
 def test_adapters_json_carries_the_capabilities(capsys: pytest.CaptureFixture[str]) -> None:
