@@ -29,7 +29,8 @@ Served endpoints: ``GET /2/users/me``, ``GET /2/users/:id/mentions``,
 ``GET /2/users/:id/tweets``, ``GET/DELETE /2/tweets/:id``, ``POST /2/tweets``,
 ``PUT /2/tweets/:id/hidden``, ``POST/DELETE /2/users/:id/likes``,
 ``GET /2/dm_events``, ``GET /2/dm_conversations/[with/]:id/dm_events``,
-``POST /2/dm_conversations/[with/]:id/messages`` and ``POST /2/oauth2/token``.
+``POST /2/dm_conversations/[with/]:id/messages`` and ``POST /2/oauth2/token``
+(refresh, and the authorization code of `XSandbox.authorize`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from omnichannel.testing import (
     Account,
@@ -115,6 +118,7 @@ class XSandbox(Sandbox):
         """Issue our refresh token and prepare the t.co table."""
         self.refresh_token = self.tokens.issue(self.our_account.id, kind="refresh")
         self.refreshes = 0
+        self._codes: dict[str, tuple[str, str, str]] = {}
         self._short: dict[str, str] = {}
 
     # ids, text and errors, X's way -------------------------------------------------
@@ -640,17 +644,70 @@ class XSandbox(Sandbox):
             "error": "invalid_request",
             "error_description": "Value passed for the token was invalid.",
         }, status=400)
-        if request.field("grant_type") != "refresh_token" or client_id != self.client_id:
+        grant = request.field("grant_type")
+        if client_id != self.client_id:
             raise SandboxAbort(invalid)
-        state, info = self.tokens.check(request.field("refresh_token"), kind="refresh")
-        if state != "valid" or info is None:
+        if grant == "authorization_code":
+            account_id = self._redeem(request)
+            if account_id is None:
+                raise SandboxAbort(invalid)
+        elif grant == "refresh_token":
+            state, info = self.tokens.check(request.field("refresh_token"), kind="refresh")
+            if state != "valid" or info is None:
+                raise SandboxAbort(invalid)
+            self.tokens.revoke(info.token)
+            account_id = info.account_id
+        else:
             raise SandboxAbort(invalid)
-        self.tokens.revoke(info.token)
         expires = self.clock.peek() + timedelta(seconds=self.access_lifetime)
-        access = self.tokens.issue(info.account_id, expires_at=expires)
-        refresh = self.tokens.issue(info.account_id, kind="refresh")
-        if info.account_id == self.our_account.id:
+        access = self.tokens.issue(account_id, expires_at=expires)
+        refresh = self.tokens.issue(account_id, kind="refresh")
+        if account_id == self.our_account.id:
             self.token, self.refresh_token = access, refresh
             self.refreshes += 1
         return {"token_type": "bearer", "expires_in": int(self.access_lifetime),
                 "access_token": access, "scope": SCOPES, "refresh_token": refresh}
+
+    # the authorize step -------------------------------------------------------------------
+
+    def authorize(self, authorize_url: str, *, approve: bool = True) -> str:
+        """Our account's owner opens the authorize URL and approves (or declines) the app.
+
+        Returns:
+            The URL X redirects the browser to: ``redirect_uri`` with ``code``
+            and ``state`` (or ``error=access_denied``).
+
+        Raises:
+            ValueError: The URL lacks what X requires (S256 challenge, client id...).
+        """
+        query = parse_qs(urlsplit(authorize_url).query)
+
+        def one(name: str) -> str:
+            values = query.get(name)
+            if not values or not values[0]:
+                raise ValueError(f"the authorize URL has no {name}")
+            return values[0]
+
+        if one("response_type") != "code" or one("code_challenge_method") != "S256":
+            raise ValueError("X needs response_type=code and code_challenge_method=S256")
+        if one("client_id") != self.client_id:
+            raise ValueError("unknown client_id")
+        redirect, state = one("redirect_uri"), one("state")
+        if not approve:
+            return f"{redirect}?{urlencode({'error': 'access_denied', 'state': state})}"
+        code = secrets.token_urlsafe(32)
+        self._codes[code] = (one("code_challenge"), redirect, self.our_account.id)
+        return f"{redirect}?{urlencode({'state': state, 'code': code})}"
+
+    def _redeem(self, request: SandboxRequest) -> str | None:
+        """The account a code was issued for, once its verifier and redirect match; one use."""
+        found = self._codes.pop(request.field("code") or "", None)
+        verifier = request.field("code_verifier") or ""
+        if found is None or not verifier:
+            return None
+        challenge, redirect, account_id = found
+        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+        computed = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+        if computed != challenge or request.field("redirect_uri") != redirect:
+            return None
+        return account_id
