@@ -11,9 +11,9 @@ from omnichannel_x import XAdapter, XSettings, capabilities_for
 def test_public_names() -> None:
     """The package exports the adapter, its settings, tokens, tiers and typed errors."""
     assert omnichannel_x.__all__ == [
-        "ClientForbidden", "DirectMessageRefused", "NotAuthorizedForResource", "NotSummoned",
-        "ReauthorizationRequired", "Tier", "UsageCapped", "XAdapter", "XSettings", "XTokens",
-        "capabilities_for",
+        "BudgetExceeded", "ClientForbidden", "CostLedger", "DirectMessageRefused",
+        "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired", "Tier",
+        "UsageCapped", "XAdapter", "XSettings", "XTokens", "capabilities_for",
     ]
     assert issubclass(XSettings, AdapterSettings)
 

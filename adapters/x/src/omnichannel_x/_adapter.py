@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal, Self
 
 import anyio
@@ -41,11 +42,13 @@ from omnichannel.model import Mention, Message, Ref
 from omnichannel.text import TextRule
 
 from ._convert import NETWORK, Converter, parse, person, raw_tweet, unescape, users_by_id
+from ._costs import Charge, CostLedger, Prices, has_url
 from ._errors import NotSummoned, ReauthorizationRequired, error_for, is_not_summoned
 from ._replay import parse_payload
 from ._wire import DmEvent, DmPage, Tweet, TweetPage, User
 
 __all__ = ["Tier", "XAdapter", "XSettings", "XTokens", "capabilities_for"]
+
 
 logger = logging.getLogger("omnichannel.x")
 
@@ -137,6 +140,10 @@ class XSettings(AdapterSettings):
         dm_poll_interval: Seconds between DM polls at the least: X allows 15 DM
             reads per 15 minutes, so the default is 60.
         find_sent_depth: How many of our latest posts `find_sent` reads (5 to 100).
+        prices: X's pay-per-use prices (the 2026 list by default).
+        daily_budget: On ``pay_per_use``, the most to spend in a UTC day (USD);
+            a request that would go over it raises `BudgetExceeded` first.
+        monthly_budget: The same for a calendar month.
         poll_interval: Seconds between polls when nothing new came (default 30).
     """
 
@@ -157,6 +164,9 @@ class XSettings(AdapterSettings):
     read_dms: bool = True
     dm_poll_interval: float = Field(default=60.0, ge=0)
     find_sent_depth: int = Field(default=100, ge=5, le=100)
+    prices: Prices = Prices()
+    daily_budget: Decimal | None = Field(default=None, ge=0)
+    monthly_budget: Decimal | None = Field(default=None, ge=0)
 
     @field_validator("base_url", "token_url")
     @classmethod
@@ -236,6 +246,8 @@ class XAdapter(Adapter):
 
     Attributes:
         tokens: The current OAuth 2.0 tokens (``None`` with OAuth 1.0a).
+        costs: What this adapter spent, per UTC day (``pay_per_use`` only;
+            on the subscription tiers nothing is charged per request).
     """
 
     network = NETWORK
@@ -259,6 +271,8 @@ class XAdapter(Adapter):
         self._client: ApiClient | None = None
         self._converter = Converter()
         self._dm_due = 0.0
+        self.costs = CostLedger(self.settings.prices, daily_budget=self.settings.daily_budget,
+                                monthly_budget=self.settings.monthly_budget)
         self.tokens: XTokens | None = None
         if self.settings.access_token is not None or self.settings.refresh_token is not None:
             self.tokens = XTokens(
@@ -313,6 +327,7 @@ class XAdapter(Adapter):
         self._stack = stack
         self.account = person(me)
         self._converter.our_id = me.id
+        self._charge_reads("user_read", [me.id])
 
     async def aclose(self) -> None:
         """Close the HTTP client. Safe to call twice."""
@@ -424,6 +439,7 @@ class XAdapter(Adapter):
             PayloadError: A page as a whole is not what X sends.
         """
         since, dm_since = _cursor(cursor)
+        self._guard(Decimal(0))
         events: list[Event] = []
         rejected: list[Rejected] = []
         newest = await self._poll_mentions(since, events, rejected)
@@ -457,6 +473,7 @@ class XAdapter(Adapter):
                 "GET", "/2/users/{id}/mentions", path_params={"id": self._our_id}, params=params
             )
             page = parse(TweetPage, body, path="mentions")
+            self._charge_page(page, "owned_read")
             if number == 0:
                 newest = page.meta.newest_id
             self._page_events(page, body, events, rejected, path="mentions")
@@ -502,6 +519,8 @@ class XAdapter(Adapter):
                 params["pagination_token"] = token
             body = await self._json("GET", "/2/dm_events", params=params)
             page = parse(DmPage, body, path="dm_events")
+            self._charge_reads("dm_event_read", _ids(page.data))
+            self._charge_reads("user_read", [u.id for u in page.includes.users])
             users = users_by_id(page.includes.users)
             reached = False
             for index, raw in enumerate(page.data):
@@ -605,6 +624,58 @@ class XAdapter(Adapter):
             and not self.summoned(action.to)
         ):
             raise NotSummoned(action.to.ref.id, reason=f"tier {self.settings.tier}")
+        if isinstance(action, Reply | PrivateReply | Post | Delete):
+            self._guard(self.price_of(action), at=now)
+
+    # costs -------------------------------------------------------------------
+
+    @property
+    def _charging(self) -> bool:
+        return self.settings.tier == "pay_per_use"
+
+    def price_of(self, action: Action) -> Decimal:
+        """What ``action`` costs on pay-per-use (0 on the other tiers), by X's 2026 list.
+
+        A post or reply with a URL costs ``post_create_url`` (0.20 USD, 15 times a
+        plain post), a reply to a post that summoned us ``summoned_reply``, a DM
+        ``dm_create``, a deletion ``interaction_delete``; hiding and reacting
+        have no listed price.
+        """
+        what = self._charge_for(action)
+        if not self._charging or what is None:
+            return Decimal(0)
+        price: Decimal = getattr(self.settings.prices, what)
+        return price
+
+    def _charge_for(self, action: Action) -> Charge | None:
+        match action:
+            case PrivateReply():
+                return "dm_create"
+            case Reply() if self._is_dm(action):
+                return "dm_create"
+            case Reply() | Post() if has_url(action.text):
+                return "post_create_url"
+            case Reply() if self.account is not None and self.summoned(action.to):
+                return "summoned_reply"
+            case Reply() | Post():
+                return "post_create"
+            case Delete():
+                return "interaction_delete"
+            case _:
+                return None
+
+    def _guard(self, price: Decimal, *, at: datetime | None = None) -> None:
+        if self._charging:
+            self.costs.guard(price, at=at or datetime.now(UTC))
+
+    def _charge_reads(self, what: Charge, ids: list[str]) -> None:
+        if self._charging and ids:
+            self.costs.charge_reads(what, ids, at=datetime.now(UTC))
+
+    def _charge_page(self, page: TweetPage, what: Charge) -> None:
+        self._charge_reads(what, _ids(page.data))
+        self._charge_reads("user_read", [u.id for u in page.includes.users])
+        self._charge_reads("post_read", _ids(page.includes.tweets))
 
     def _is_dm(self, action: Reply | PrivateReply | Post) -> bool:
         return isinstance(action, PrivateReply) or (
@@ -629,8 +700,15 @@ class XAdapter(Adapter):
         """
         rule = self.capabilities.rule_for(action)
         rule.check(action.text, network=self.network)
-        if self._is_dm(action):
-            return await self._send_dm(action)
+        price = self.price_of(action)
+        self._guard(price)
+        sent = await (self._send_dm(action) if self._is_dm(action) else self._post(action))
+        what = self._charge_for(action)
+        if what is not None:
+            self._charge_reads(what, [sent.ref.id])
+        return sent
+
+    async def _post(self, action: Reply | PrivateReply | Post) -> Sent:
         payload: dict[str, Any] = {"text": action.text}
         if isinstance(action, Reply):
             payload["reply"] = {"in_reply_to_tweet_id": action.to.ref.id}
@@ -699,6 +777,7 @@ class XAdapter(Adapter):
                     "tweet.fields": TWEET_FIELDS, "exclude": "retweets"},
         )
         page = parse(TweetPage, body, path="tweets")
+        self._charge_page(page, "owned_read")
         unreadable: PayloadError | None = None
         for index, raw in enumerate(page.data):
             try:
@@ -734,6 +813,7 @@ class XAdapter(Adapter):
             "max_results": 50, "event_types": "MessageCreate", "dm_event.fields": DM_FIELDS,
         })
         page = parse(DmPage, body, path="dm_events")
+        self._charge_reads("dm_event_read", _ids(page.data))
         wanted = _comparable(action.text)
         unreadable: PayloadError | None = None
         for index, raw in enumerate(page.data):
@@ -798,7 +878,9 @@ class XAdapter(Adapter):
             NotFound: There is no such post.
             RequestRejected: It is not ours.
         """
+        self._guard(self.price_of(action))
         body = await self._json("DELETE", "/2/tweets/{id}", path_params={"id": action.target.id})
+        self._charge_reads("interaction_delete", [action.target.id])
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or data.get("deleted") is not True:
             raise PayloadError("the answer does not confirm the deletion",
@@ -832,4 +914,9 @@ def _quotes_us(message: Message, our_id: str | None) -> bool:
         isinstance(t, dict) and t.get("id") in quoted and t.get("author_id") == our_id
         for t in tweets
     )
+
+
+def _ids(items: Sequence[object]) -> list[str]:
+    """The ``id`` of each decoded item that has one."""
+    return [i["id"] for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)]
 
