@@ -41,7 +41,16 @@ from omnichannel.http import (
 from omnichannel.model import Mention, Message, Ref
 from omnichannel.text import TextRule
 
-from ._convert import NETWORK, Converter, parse, person, raw_tweet, unescape, users_by_id
+from ._convert import (
+    NETWORK,
+    Converter,
+    RawIncludes,
+    parse,
+    person,
+    raw_tweet,
+    unescape,
+    users_by_id,
+)
 from ._costs import Charge, CostLedger, Prices, has_url
 from ._errors import NotSummoned, ReauthorizationRequired, error_for, is_not_summoned
 from ._replay import parse_payload
@@ -490,12 +499,13 @@ class XAdapter(Adapter):
         rejected: list[Rejected], *, path: str,
     ) -> None:
         users = users_by_id(page.includes.users)
+        includes = RawIncludes(body.get("includes"))
         for index, raw in enumerate(page.data):
             where = f"{path}.data.{index}"
             try:
                 tweet = parse(Tweet, raw, path=where)
                 events.append(self._converter.tweet_event(
-                    tweet, users, raw=raw_tweet(raw, body.get("includes")), path=where))
+                    tweet, users, raw=raw_tweet(raw, includes), path=where))
             except PayloadError as exc:
                 rejected.append(Rejected.from_error(exc, raw))
             except ValueError as exc:  # the core model refused what the wire model took

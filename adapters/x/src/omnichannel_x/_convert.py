@@ -35,6 +35,7 @@ from ._wire import (
 __all__ = [
     "NETWORK",
     "Converter",
+    "RawIncludes",
     "expand_text",
     "parse",
     "person",
@@ -119,13 +120,14 @@ def expand_text(
     out: list[str] = []
     found: list[Entity] = []
     pos = 0
+    at = 0
     for start, end, _kind, item in spans:
         if start < pos:
             raise PayloadError(
                 "entity spans overlap", network=NETWORK, path=f"{path}.entities".lstrip(".")
             )
         out.append(plain[pos:start])
-        at = sum(len(piece) for piece in out)
+        at += start - pos
         shown = plain[start:end]
         if isinstance(item, UrlEntity):
             full = item.expanded_url or item.url
@@ -133,15 +135,18 @@ def expand_text(
             replacement = full if shown.startswith(("https://t.co/", "http://t.co/")) else shown
             out.append(replacement)
             found.append(Link(start=at, end=at + len(replacement), url=full))
+            at += len(replacement)
         elif isinstance(item, MentionEntity):
             out.append(shown)
             found.append(Mention(
                 start=at, end=at + len(shown), handle=item.username,
                 person=Ref(network=NETWORK, id=item.id) if item.id else None,
             ))
+            at += len(shown)
         elif isinstance(item, HashtagEntity):
             out.append(shown)
             found.append(Hashtag(start=at, end=at + len(shown), tag=item.tag))
+            at += len(shown)
         pos = end
     out.append(plain[pos:])
     return "".join(out), tuple(found)
@@ -284,7 +289,22 @@ def users_by_id(users: Sequence[User]) -> dict[str, User]:
     return {user.id: user for user in users}
 
 
-def raw_tweet(raw: object, includes: object) -> dict[str, Any] | None:
+class RawIncludes:
+    """The decoded ``includes`` of a page, indexed by id once for all its posts."""
+
+    __slots__ = ("tweets", "users")
+
+    def __init__(self, includes: object) -> None:
+        self.users: dict[object, dict[str, Any]] = {}
+        self.tweets: dict[object, dict[str, Any]] = {}
+        if isinstance(includes, dict):
+            for name, table in (("users", self.users), ("tweets", self.tweets)):
+                for item in includes.get(name) or ():
+                    if isinstance(item, dict):
+                        table.setdefault(item.get("id"), item)
+
+
+def raw_tweet(raw: object, includes: RawIncludes) -> dict[str, Any] | None:
     """A post as ``GET /2/tweets/:id`` would answer it: its data and the includes it uses.
 
     Kept as ``Message.raw``, so the post's quoted posts and their authors
@@ -292,21 +312,13 @@ def raw_tweet(raw: object, includes: object) -> dict[str, Any] | None:
     """
     if not isinstance(raw, dict):
         return None
-    if not isinstance(includes, dict):
-        return {"data": raw}
-    wanted_tweets = {
-        r.get("id") for r in raw.get("referenced_tweets") or () if isinstance(r, dict)
-    }
     tweets = [
-        t for t in includes.get("tweets") or ()
-        if isinstance(t, dict) and t.get("id") in wanted_tweets
+        includes.tweets[r.get("id")] for r in raw.get("referenced_tweets") or ()
+        if isinstance(r, dict) and r.get("id") in includes.tweets
     ]
-    wanted_users = {raw.get("author_id"), raw.get("in_reply_to_user_id")}
-    wanted_users |= {t.get("author_id") for t in tweets}
-    users = [
-        u for u in includes.get("users") or ()
-        if isinstance(u, dict) and u.get("id") in wanted_users
-    ]
+    authors = (t.get("author_id") for t in tweets)
+    wanted = dict.fromkeys((raw.get("author_id"), raw.get("in_reply_to_user_id"), *authors))
+    users = [includes.users[u] for u in wanted if u in includes.users]
     kept: dict[str, Any] = {}
     if users:
         kept["users"] = users

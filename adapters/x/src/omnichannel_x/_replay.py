@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from omnichannel.errors import PayloadError
 from omnichannel.events import Event
 
-from ._convert import NETWORK, Converter, parse, raw_tweet, users_by_id
+from ._convert import NETWORK, Converter, RawIncludes, parse, raw_tweet, users_by_id
 from ._wire import DmEvent, DmPage, Tweet, TweetPage
 
 __all__ = ["ENDPOINTS", "parse_payload"]
@@ -99,7 +99,7 @@ def parse_payload(
         page = parse(TweetPage, decoded, path="")
     if kind in ("post", "posts"):
         users = users_by_id(page.includes.users)
-        includes = decoded.get("includes") if isinstance(decoded, dict) else None
+        includes = RawIncludes(decoded.get("includes") if isinstance(decoded, dict) else None)
         for index, raw in enumerate(page.data):
             where = "data" if kind == "post" else f"data.{index}"
             try:
