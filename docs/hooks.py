@@ -56,11 +56,16 @@ def cli_markdown() -> str:
     os.environ.setdefault("COLUMNS", "100")
     parser = build_parser()
     parts = ["```text\n" + parser.format_help().rstrip() + "\n```"]
-    for action in parser._actions:  # argparse keeps subparsers here
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                usage = sub.format_help().rstrip()
-                parts.append(f"### `omnichannel {name}`\n\n```text\n{usage}\n```")
+
+    def commands(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:  # argparse keeps subparsers here
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    usage = sub.format_help().rstrip()
+                    parts.append(f"### `{prefix} {name}`\n\n```text\n{usage}\n```")
+                    commands(sub, f"{prefix} {name}")  # e.g. `omnichannel drafts approve`
+
+    commands(parser, "omnichannel")
     return "\n\n".join(parts)
 
 

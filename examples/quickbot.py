@@ -5,6 +5,8 @@ whose settings are in omnichannel.toml or OMNICHANNEL_<NETWORK>_<SETTING> variab
 
     python examples/quickbot.py --sandbox --until-idle
     python examples/quickbot.py
+
+Ctrl+C or SIGTERM stops it cleanly and prints what this run did.
 """
 
 from omnichannel import MessageReceived

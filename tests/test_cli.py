@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -31,6 +32,7 @@ from omnichannel.errors import (
     UnknownNetwork,
 )
 from omnichannel.events import Event, MessageReceived, event_id
+from omnichannel.hub import Hub
 from omnichannel.model import Conversation, Message, Person, Ref
 from omnichannel.store import Draft, OutboxItem, SQLiteStore
 from omnichannel.text import TextRule
@@ -40,6 +42,19 @@ from omnichannel_mastodon.sandbox import MastodonSandbox
 
 REPO = Path(__file__).resolve().parent.parent
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_levels() -> Iterator[None]:
+    """The command sets logger levels; give the next test the levels it had."""
+    import logging
+
+    names = ["", "omnichannel", "omnichannel.http", "httpx", "httpcore", "hpack", "websockets",
+             "uvicorn.access"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def run(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -193,10 +208,13 @@ def test_named_config_file_must_exist(tmp_path: Path) -> None:
         adapters_from_settings(config=tmp_path / "nope.toml", environ={})
 
 
-def test_unknown_network_names_the_package_to_install() -> None:
-    """Asking for a network with no adapter says which distribution to install."""
-    with pytest.raises(UnknownNetwork, match="omnichannel-myspace"):
+def test_unknown_network_lists_the_installed_networks() -> None:
+    """Asking for a network with no adapter lists what is installed and invents no package."""
+    with pytest.raises(UnknownNetwork) as info:
         adapters_from_settings(networks=["myspace"], environ={})
+    assert "(installed: bluesky, mastodon)" in str(info.value)
+    assert "omnichannel-myspace" not in str(info.value)
+    assert info.value.package is None
 
 
 # replay ----------------------------------------------------------------------------
@@ -608,3 +626,394 @@ def test_serve_runs_a_hub_and_its_webhook_app(tmp_path: Path) -> None:
     # The hub is stopped and closed, not killed by the signal uvicorn passes on.
     assert process.returncode == 0, err
     assert "omnichannel: stopped on SIGTERM" in out
+
+
+# the command itself ----------------------------------------------------------------
+
+
+def test_no_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`omnichannel` alone lists the commands instead of an argparse error."""
+    status, out, _ = run([], capsys)
+    assert status == 0
+    assert out.startswith("usage: omnichannel")
+    for command in ("adapters", "demo", "serve", "inbox", "drafts", "replay"):
+        assert command in out
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """`omnichannel --version` names the installed version."""
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"omnichannel {version('omnichannel')}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [(["demo", "-v"], 1), (["-v", "demo"], 1), (["-v", "demo", "-v"], 2), (["demo"], 0),
+     (["inbox", "-vv"], 2)],
+)
+def test_verbose_counts_before_and_after_the_command(argv: list[str], level: int) -> None:
+    """-v works after the command too (`omnichannel demo -v`, as the demo page shows)."""
+    from omnichannel.cli._main import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.verbose + getattr(args, "verbose_after", 0) == level
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["demo", "--network", "twitter"], ["drafts", "list", "--network", "twitter"],
+     ["inbox", "--network", "twitter"]],
+)
+def test_unknown_network_lists_the_installed_ones(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown network is a usage error naming the installed networks, not empty output."""
+    import anyio
+
+    path = tmp_path / "bot.db"
+    anyio.run(_fill, path)
+    extra = [] if argv[0] == "demo" else ["--store", str(path)]
+    status, out, err = run([*argv, *extra], capsys)
+    assert status == 2
+    assert out == ""
+    assert "no adapter for network 'twitter' is installed (installed: bluesky, mastodon)" in err
+    assert "pip install" not in err  # nothing to install: no such adapter ships
+
+
+def test_quickbot_sandbox_on_an_unknown_network_lists_the_installed_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The quick bot does not suggest installing adapters that are installed."""
+    from omnichannel._demo import load_quickbot
+
+    status = load_quickbot().main(["--sandbox", "--network", "twitter"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "(installed: bluesky, mastodon)" in err
+    assert "pip install" not in err
+
+
+def test_serve_advertises_webhook_urls_only_for_webhook_networks() -> None:
+    """A polling or streaming network gets no webhook URL; a webhook network gets one."""
+    from omnichannel.store import MemoryStore
+
+    sandbox = MastodonSandbox(seed=1)
+    mastodon = MastodonAdapter(sandbox.adapter_settings(), transport=sandbox.transport())
+    assert "webhook" not in mastodon.capabilities.inbound
+    polling = commands._webhook_summary(Hub(adapters=[mastodon], store=MemoryStore()),
+                                        "127.0.0.1", 8000)
+    assert polling == "no webhooks for mastodon (polled or streamed)"
+    hook = HookAdapter(HookAdapter.settings_model())
+    both = commands._webhook_summary(Hub(adapters=[mastodon, hook], store=MemoryStore()),
+                                     "127.0.0.1", 8000)
+    assert both == ("webhooks at http://127.0.0.1:8000/hook; "
+                    "no webhooks for mastodon (polled or streamed)")
+
+
+# install hints ---------------------------------------------------------------------
+
+
+def test_no_hint_names_an_unpublished_package() -> None:
+    """Until the distributions are published, every hint installs from a clone."""
+    offenders = []
+    for root in ("src", "docs", "adapters"):
+        for path in (REPO / root).rglob("*"):
+            if path.suffix not in {".py", ".md", ".toml"} or ".venv" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8")
+            if "pip install omnichannel-" in text or "pip install 'omnichannel[" in text:
+                offenders.append(str(path.relative_to(REPO)))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "pip install omnichannel-" not in readme
+    assert offenders == []
+
+
+def test_no_adapters_installed_says_how_to_install_from_a_clone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`omnichannel adapters` with nothing installed points at the repository's folders."""
+    monkeypatch.setenv("OMNICHANNEL_ADAPTERS", "nothing-at-all")
+    status, out, _ = run(["adapters"], capsys)
+    assert status == 0
+    assert "pip install -e ./adapters/mastodon -e ./adapters/bluesky" in out
+    assert "pip install omnichannel-" not in out
+
+
+# the quick bot: stopping and reporting ---------------------------------------------
+
+QUICKBOT = REPO / "examples" / "quickbot.py"
+
+
+def test_sigterm_stops_the_quick_bot_cleanly(tmp_path: Path) -> None:
+    """SIGTERM (systemd, docker stop) cancels the run, closes the store, reports, exits 0."""
+    import signal
+
+    store = tmp_path / "bot.db"
+    process = subprocess.Popen(
+        [sys.executable, str(QUICKBOT), "--sandbox", "--network", "mastodon",
+         "--store", str(store)],
+        cwd=tmp_path, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "running on the mastodon sandbox" in process.stdout.readline()
+        deadline = time.monotonic() + 30
+        while not store.is_file():  # the hub has opened its store
+            assert time.monotonic() < deadline, "the bot never opened its store"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "quickbot: stopped on SIGTERM; this run: " in out
+    # SQLite removes the write-ahead log when the last connection closes cleanly.
+    assert store.is_file()
+    assert not Path(f"{store}-wal").exists()
+
+
+_SLOW_BOT = """
+import sys
+import anyio
+from omnichannel import MessageReceived
+from omnichannel.cli import Bot
+from omnichannel.policy import AutoSend
+
+bot = Bot("slowbot", policy=AutoSend())
+
+@bot.on(MessageReceived, when=lambda event: event.message.author.handle == "alice")
+async def answer(event, ctx):
+    print("handling", flush=True)
+    await anyio.sleep(1.0)  # SIGTERM arrives now
+    await ctx.reply("Thanks Alice, that took a moment.")
+
+raise SystemExit(bot.main())
+"""
+
+
+def test_sigterm_lets_a_running_handler_finish(tmp_path: Path) -> None:
+    """A handler in the middle of its work when SIGTERM comes finishes, and its reply is sent."""
+    import signal
+
+    (tmp_path / "slowbot.py").write_text(_SLOW_BOT, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "slowbot.py", "--sandbox", "--network", "mastodon"],
+        cwd=tmp_path, env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "running on the mastodon sandbox" in process.stdout.readline()
+        assert process.stdout.readline() == "handling\n"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert '-> replied publicly: "Thanks Alice, that took a moment."' in out
+    assert "slowbot: stopped on SIGTERM; this run: 4 events received, 0 already seen, 1 sent" in out
+
+
+def test_a_rerun_on_the_same_store_reports_only_what_it_did(tmp_path: Path) -> None:
+    """The second run on one SQLite store claims none of the first run's replies."""
+    import io
+
+    from omnichannel._demo import load_quickbot
+
+    store = tmp_path / "bot.db"
+    argv = ["--sandbox", "--until-idle", "--network", "mastodon", "--store", str(store)]
+    first, second = io.StringIO(), io.StringIO()
+    assert load_quickbot().main(argv, out=first) == 0
+    assert load_quickbot().main(argv, out=second) == 0
+    assert "-> replied publicly: \"You're welcome, Alice!" in first.getvalue()
+    assert "this run: 4 events received, 0 already seen, 3 sent, 1 held as drafts" in (
+        first.getvalue())
+    # The sandbox is new, the store is not: nothing new arrives, nothing is sent.
+    assert "replied" not in second.getvalue()
+    assert "drafted" not in second.getvalue()
+    assert "(nothing received or answered in this run)" in second.getvalue()
+    assert "this run: 0 events received" in second.getvalue()
+    assert ", 0 sent, 0 held as drafts" in second.getvalue()
+
+
+# logging ---------------------------------------------------------------------------
+
+_LOG_PROBE = """
+import logging, sys
+from omnichannel.cli._logging import configure_logging
+configure_logging(int(sys.argv[1]), config=sys.argv[2] or None)
+logging.getLogger("omnichannel.hub").info("mastodon: reply sent", extra={"network": "mastodon"})
+logging.getLogger("omnichannel.http").debug("mastodon GET /api/v1/notifications -> 200")
+logging.getLogger("omnichannel.outbox").debug("a debug detail")
+logging.getLogger("httpx").info("HTTP Request: GET https://x.example/?access_token=abc")
+"""
+
+
+def _log_probe(verbose: int, config: str = "") -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _LOG_PROBE, str(verbose), config], env=CLEAN_ENV,
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return done.stderr
+
+
+def test_log_levels_follow_verbose() -> None:
+    """INFO event lines by default, -v adds the HTTP lines, httpx's own lines never show."""
+    quiet, verbose, debug = _log_probe(0), _log_probe(1), _log_probe(2)
+    assert "INFO omnichannel.hub: mastodon: reply sent" in quiet
+    assert "omnichannel.http" not in quiet
+    assert "DEBUG omnichannel.http: mastodon GET /api/v1/notifications -> 200" in verbose
+    assert "a debug detail" not in verbose
+    assert "a debug detail" in debug
+    for text in (quiet, verbose, debug):
+        assert "access_token" not in text
+        assert "HTTP Request" not in text
+
+
+def test_a_logging_config_file_plugs_in_a_json_formatter(tmp_path: Path) -> None:
+    """--log-config takes a dictConfig: here a JSON formatter that keeps the extra fields."""
+    (tmp_path / "jsonlog.py").write_text(
+        "import json, logging\n"
+        "class JsonFormatter(logging.Formatter):\n"
+        "    def format(self, record):\n"
+        "        return json.dumps({'logger': record.name, 'message': record.getMessage(),\n"
+        "                           'network': getattr(record, 'network', None)})\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "logging.json"
+    config.write_text(json.dumps({
+        "formatters": {"json": {"()": "jsonlog.JsonFormatter"}},
+        "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "loggers": {"omnichannel": {"level": "INFO"}},
+        "root": {"handlers": ["err"], "level": "WARNING"},
+    }), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", _LOG_PROBE, "0", str(config)],
+        env={**CLEAN_ENV, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True,
+        timeout=60, check=True,
+    )
+    assert [json.loads(line) for line in done.stderr.splitlines()] == [
+        {"logger": "omnichannel.hub", "message": "mastodon: reply sent", "network": "mastodon"},
+    ]
+
+
+def test_a_bad_logging_config_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A logging config that does not parse is named; nothing runs."""
+    config = tmp_path / "logging.json"
+    config.write_text("{not json", encoding="utf-8")
+    status, _, err = run(["adapters", "--log-config", str(config)], capsys)
+    assert status == 2
+    assert f"logging config {config} is not valid JSON" in err
+
+
+def test_verbose_quick_bot_shows_http_lines_and_never_its_token(tmp_path: Path) -> None:
+    """-v on a sandbox run: the event lines, one line per HTTP request, no header or token."""
+    done = subprocess.run(
+        [sys.executable, str(QUICKBOT), "--sandbox", "--until-idle", "--network", "mastodon",
+         "-v"],
+        cwd=tmp_path, env=CLEAN_ENV, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "INFO omnichannel.hub: mastodon: message received from alice" in done.stderr
+    assert "DEBUG omnichannel.http: mastodon POST /api/v1/statuses -> 200" in done.stderr
+    assert "DEBUG omnichannel.hub" not in done.stderr  # -vv would add those
+    printed = done.stderr + done.stdout
+    for secret_sign in ("Bearer", "Authorization", "access_token"):
+        assert secret_sign not in printed
+
+
+# drafts ----------------------------------------------------------------------------
+
+
+async def _bot_session(path: Path, sandbox: MastodonSandbox, *, until: str) -> None:
+    """Run a hold-public hub on ``path`` until it drafted 3 replies or delivered its outbox."""
+    import anyio
+
+    from omnichannel.hub import Context
+
+    adapter = MastodonAdapter(sandbox.adapter_settings(), transport=sandbox.transport())
+    hub = Hub(adapters=[adapter], store=SQLiteStore(path))  # policy: HoldPublic()
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        await ctx.reply("Sorry about that, we are on it.")
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(hub.run)
+        with anyio.fail_after(15):
+            while True:
+                if until == "drafted" and len(await hub.drafts.pending()) == 3:
+                    break
+                if until == "delivered" and not await hub.store.list_outbox(
+                    status="pending", limit=1
+                ) and await hub.store.list_outbox(status="sent", limit=1):
+                    break
+                await anyio.sleep(0.05)
+        hub.stop()
+
+
+def test_drafts_are_listed_approved_edited_and_rejected_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """List, approve with new text, reject; the guardrail still applies; a bot then delivers."""
+    import anyio
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("OMNICHANNEL_")]:
+        monkeypatch.delenv(name)
+    path = tmp_path / "bot.db"
+    sandbox = MastodonSandbox(seed=4)
+    for who in ("alice", "bob", "carol"):
+        sandbox.customer_mention(f"my order is late, {who} here", author=sandbox.customer(who))
+    anyio.run(lambda: _bot_session(path, sandbox, until="drafted"))
+
+    status, out, _ = run(["drafts", "list", "--store", str(path)], capsys)
+    assert status == 0
+    assert "Pending drafts (3, oldest first)" in out
+    ids = {line.split()[3]: line.split()[0] for line in out.splitlines()[3:]}
+    assert set(ids) == {"@alice", "@bob", "@carol"}
+
+    edited = "So sorry, Alice! Your parcel leaves today."
+    status, out, err = run(["drafts", "approve", ids["@alice"][:8], "--text", edited,
+                            "--by", "agent:anna", "--store", str(path)], capsys)
+    assert (status, err) == (0, "")
+    assert f"approved draft {ids['@alice']} (edited): queued for mastodon" in out
+    # The copy-paste guardrail holds for approvals from the command line too.
+    status, _, err = run(["drafts", "approve", ids["@carol"], "--text", edited,
+                          "--store", str(path)], capsys)
+    assert status == 1
+    assert "was already sent to another customer" in err
+    assert "--allow-duplicate approves it anyway" in err
+    status, out, _ = run(["drafts", "reject", ids["@bob"], "--reason", "handled by phone",
+                          "--store", str(path)], capsys)
+    assert status == 0
+    assert f"rejected draft {ids['@bob']}" in out
+    status, _, err = run(["drafts", "reject", ids["@bob"], "--store", str(path)], capsys)
+    assert status == 1
+    assert "draft is already rejected" in err
+    status, out, _ = run(["drafts", "list", "--status", "all", "--store", str(path)], capsys)
+    assert [line.split()[1] for line in out.splitlines()[3:]].count("pending") == 1
+
+    assert sandbox.sent() == []  # approving queues; the running bot sends
+    anyio.run(lambda: _bot_session(path, sandbox, until="delivered"))
+    assert [sent.text for sent in sandbox.sent()] == [f"@alice {edited}"]
+
+    async def audit() -> list[tuple[str | None, str | None]]:
+        async with SQLiteStore(path, read_only=True) as store:
+            return [(e.approved_by, e.detail) for e in await store.audit_log()]
+
+    approved, rejected = anyio.run(audit)
+    assert approved == ("agent:anna", None)
+    assert rejected[0] is None
+    assert re.fullmatch(f"draft {ids['@bob']}[0-9a-f]* rejected: handled by phone",
+                        rejected[1] or "")

@@ -12,6 +12,7 @@ import pytest
 
 from omnichannel import MessageReceived
 from omnichannel._demo import run_demo
+from omnichannel._demo._run import _Progress
 from omnichannel.cli import Bot
 from omnichannel.hub import Context
 from omnichannel.policy import AutoSend
@@ -73,8 +74,65 @@ def test_demo_shows_live_progress(demo_output: tuple[int, str]) -> None:
     assert re.search(r"mastodon\s+<- @alice \(public\): @shop Got my replacement kettle", output)
     assert re.search(r"-> answered @\S+ privately", output)
     assert re.search(r"\.\. drafted for a human \(complaint\)", output)
-    assert re.search(r"!! delivery to @\S+ failed \(attempt 1: TransientError", output)
-    assert re.search(r"-> answered @\S+ publicly \(after 2 attempts\)", output)
+    for network in ("mastodon", "bluesky"):  # each network's outage, and its retry
+        assert re.search(network + r"\s+!! delivery to @\S+ failed \(attempt 1: TransientError",
+                         output), network
+        assert re.search(network + r"\s+-> answered @\S+ publicly \(after 2 attempts\)",
+                         output), network
+
+
+def test_demo_explains_its_markers(demo_output: tuple[int, str]) -> None:
+    """The summary ends with a legend naming every marker the progress lines use."""
+    _, output = demo_output
+    legend = next(line for line in output.splitlines() if line.startswith("Markers: "))
+    for mark, meaning in [("<-", "a customer wrote"), ("->", "the bot answered"),
+                          ("..", "drafted for a human"), ("!!", "a delivery failed"),
+                          ("xx", "the outbox gave up"), ("**", "a scripted step")]:
+        assert f"{mark} {meaning}" in legend
+    docs = (REPO / "docs" / "demo.md").read_text(encoding="utf-8")
+    assert legend in docs
+
+
+async def _sent_on_the_second_attempt() -> str:
+    """An outbox item that failed once and was then sent, both before anyone looked."""
+    from datetime import UTC, datetime
+
+    from omnichannel.actions import Reply
+    from omnichannel.hub import Hub
+    from omnichannel.model import Message, Person, Ref
+    from omnichannel.store import MemoryStore, OutboxItem
+
+    store = MemoryStore()
+    author = Person(ref=Ref(network="mastodon", id="7"), handle="erin")
+    message = Message(ref=Ref(network="mastodon", id="m1"), author=author, text="thanks!",
+                      conversation=Ref(network="mastodon", id="m1"),
+                      created_at=datetime.now(UTC), visibility="public")
+    action = Reply(network="mastodon", to=message, text="You're welcome!")
+    async with store:
+        await store.enqueue(OutboxItem.for_action(action, origin="handler:answer"))
+        await store.claim_due(now=datetime.now(UTC))
+        await store.update_outbox(action.idempotency_key, status="pending",
+                                  last_error="TransientError: HTTP 503")
+        await store.claim_due(now=datetime.now(UTC))
+        await store.update_outbox(action.idempotency_key, status="sent")
+        out = io.StringIO()
+        progress = _Progress(out, 0.0, Hub(store=store))
+        await progress.poll_once()
+        await progress.poll_once()  # a second look prints nothing again
+    return out.getvalue()
+
+
+def test_a_failure_between_two_looks_is_still_printed() -> None:
+    """The !! line shows even when the failed attempt and its retry fell between two polls."""
+    import anyio
+
+    lines = [line.split(None, 1)[1] for line in anyio.run(_sent_on_the_second_attempt)
+             .splitlines()]
+    assert lines == [
+        "mastodon  !! delivery to @erin failed (attempt 1: TransientError: HTTP 503); "
+        "the outbox retried",
+        "mastodon  -> answered @erin publicly (after 2 attempts): You're welcome!",
+    ]
 
 
 def test_demo_fails_when_the_bot_misbehaves() -> None:

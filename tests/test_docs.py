@@ -147,9 +147,22 @@ def test_python_block_runs_and_prints_what_it_shows(block: Block, tmp_path: Path
 # shell -----------------------------------------------------------------------------
 
 
-def _commands(body: str, console: bool) -> Iterator[list[str]]:
+def _lines(body: str) -> Iterator[str]:
+    """The block's lines, with ``\\``-continued lines joined into one."""
+    pending = ""
     for raw in body.splitlines():
         line = raw.strip()
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        yield pending + line
+        pending = ""
+    if pending:
+        yield pending
+
+
+def _commands(body: str, console: bool) -> Iterator[list[str]]:
+    for line in _lines(body):
         if console:
             if not line.startswith("$ "):
                 continue  # output
@@ -192,6 +205,60 @@ def test_shell_block_uses_real_commands_and_options(block: Block) -> None:
             _check_command(argv)
         except SystemExit as exc:
             pytest.fail(f"{block.id}: `{shlex.join(argv)}` is not a valid command ({exc})")
+
+
+def _replay_id(block: Block, argv: list[str]) -> str:
+    return ":".join([block.id, *(Path(arg).name for arg in argv[3:] if "/" in arg)])
+
+
+REPLAY = [
+    pytest.param(argv, id=_replay_id(block, argv))
+    for block in SHELL
+    for argv in _commands(block.body, console=block.language == "console")
+    if argv[:2] == ["omnichannel", "replay"]
+]
+
+# What the pages say each recorded payload shows (checked when the page replays it).
+REPLAY_SHOWS = {
+    "mastodonpy__test_notifications.json": ['text: "@mastodonpy_test hello!"', "from @admin"],
+    "mastodonpy__test_stream_user_direct.json": ["message.updated", "message.deleted", "(us)"],
+    "bskyr__n_notifications.json": ["31 events from 1 payload"],
+    "jetstream__golden_v1.jsonl": ["1 event from 1 payload"],
+}
+
+
+def test_the_how_to_pages_replay_recorded_payloads() -> None:
+    """Both network how-tos show replay commands (the next test runs each one)."""
+    networks = {argv[2] for param in REPLAY for argv in param.values}
+    assert {"mastodon", "bluesky"} <= networks
+
+
+@pytest.mark.parametrize("argv", REPLAY)
+def test_replay_command_runs_as_written(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`omnichannel replay` lines read files of the repository, exit 0 and show what they say."""
+    from omnichannel.cli._main import main
+
+    monkeypatch.chdir(REPO)
+    files = [arg for arg in argv[3:] if not arg.startswith("-") and "/" in arg]
+    assert files, f"`{shlex.join(argv)}` names no payload file"
+    for name in files:
+        path = (REPO / name).resolve()
+        assert path.is_relative_to(REPO), f"{name} is outside the repository"
+        assert path.is_file(), f"{name} is not in the repository"
+    status = main(argv[1:])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert re.search(r"^[1-9]\d* events? from [1-9]\d* payloads?", captured.out + captured.err,
+                     re.MULTILINE), captured.err
+    if "--json" in argv:
+        events = [json.loads(line) for line in captured.out.splitlines()]
+        assert events
+        assert all(event["network"] == argv[2] for event in events)
+    else:
+        for name in files:
+            for shown in REPLAY_SHOWS.get(Path(name).name, []):
+                assert shown in captured.out, f"{name}: {shown!r} not shown"
 
 
 # data ------------------------------------------------------------------------------
@@ -264,7 +331,8 @@ def test_cli_reference_is_generated_from_the_parser() -> None:
     """The CLI page shows the parser's own help for every subcommand."""
     hooks = _hooks()
     built = hooks.on_page_markdown(hooks.CLI, None, None, None)
-    for command in ("adapters", "demo", "serve", "inbox", "replay"):
+    for command in ("adapters", "demo", "serve", "inbox", "replay", "drafts", "drafts list",
+                    "drafts approve", "drafts reject"):
         assert f"### `omnichannel {command}`" in built
     assert "--until-idle" not in built  # that is the bot's option, not the command's
 
@@ -273,6 +341,52 @@ def test_hooks_are_registered_in_mkdocs() -> None:
     """mkdocs.yml runs docs/hooks.py at build time."""
     config = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
     assert re.search(r"^hooks:\s*\n\s*-\s*docs/hooks\.py\s*$", config, re.MULTILINE)
+
+
+def test_the_site_publishes_pages_and_the_stylesheet_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/hooks.py runs at build time but is not published; the extra stylesheet is."""
+    from mkdocs.config import load_config
+    from mkdocs.structure.files import get_files
+
+    monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
+    monkeypatch.chdir(REPO)
+    files = get_files(load_config(str(REPO / "mkdocs.yml")))
+    published = {f.src_uri for f in files if f.inclusion.is_included()}
+    assert "hooks.py" not in published
+    assert {uri for uri in published if not uri.endswith(".md")} == {"stylesheets/extra.css"}
+
+
+def test_code_blocks_wrap_and_keep_clear_of_the_copy_button() -> None:
+    """Long code lines wrap instead of being cut off, with a margin for the copy button."""
+    config = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^extra_css:\s*\n\s*-\s*stylesheets/extra\.css\s*$", config, re.MULTILINE)
+    assert re.search(r"^\s*-\s*toc\.integrate\b", config, re.MULTILINE)  # code gets the width
+    css = (DOCS / "stylesheets" / "extra.css").read_text(encoding="utf-8")
+    rule = re.search(r"\.md-typeset pre > code \{(?P<body>[^}]*)\}", css)
+    assert rule is not None
+    assert "white-space: pre-wrap" in rule["body"]
+    assert "padding-right" in rule["body"]
+
+
+def test_home_page_shows_install_from_a_clone_and_a_first_bot() -> None:
+    """The home page installs from a clone (nothing is published) and includes a tested example."""
+    page = (DOCS / "index.md").read_text(encoding="utf-8")
+    blocks = _blocks(DOCS / "index.md")
+    installs = [b for b in blocks if b.language == "sh" and "pip install -e ." in b.body]
+    assert installs
+    assert "-e ./adapters/mastodon" in installs[0].body
+    assert any(_included(b) == [REPO / "examples" / "quickbot.py"] for b in blocks)
+    assert "pip install omnichannel" not in page
+
+
+def test_readme_leads_with_run_sync_and_stops_without_polling() -> None:
+    """The first example runs the bot with run_sync; the offline one stops on wait_idle."""
+    python = [b for b in PYTHON if b.page == REPO / "README.md"]
+    assert "hub.run_sync()" in python[0].body
+    offline = next(b for b in python if "Sandbox" in b.body)
+    assert "await hub.wait_idle()" in offline.body
+    assert "statistics()" not in offline.body
+    assert "anyio.sleep" not in offline.body
 
 
 def test_demo_transcript_matches_the_demo_of_today() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from omnichannel.errors import ConfigurationError, UnknownNetwork
-from omnichannel.registry import load_adapter
+from omnichannel.registry import install_hint, load_adapter, unknown_network
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_adapter"
 
@@ -81,14 +81,28 @@ def test_env_restricts_loaded_adapters(installed_tiny: Path) -> None:
     assert "tiny" in out
 
 
-def test_unknown_network_names_the_package() -> None:
-    """Asking for a network nobody installed says which package to install."""
+def test_unknown_network_names_no_unpublished_package() -> None:
+    """A network no adapter ships for gets the installed list, not a package name to guess."""
     with pytest.raises(UnknownNetwork) as info:
         load_adapter("myspace")
-    assert "pip install omnichannel-myspace" in str(info.value)
-    assert info.value.package == "omnichannel-myspace"
+    message = str(info.value)
+    assert "no adapter for network 'myspace' is installed (installed: " in message
+    assert "pip install" not in message
+    assert "omnichannel-myspace" not in message
+    assert info.value.package is None
     assert isinstance(info.value, LookupError)
     assert isinstance(info.value, ConfigurationError)
+
+
+def test_a_bundled_adapter_that_is_missing_installs_from_a_clone() -> None:
+    """An adapter that ships in the repository is installed from the clone's folder."""
+    error = unknown_network("mastodon", installed=["bluesky"])
+    assert str(error) == (
+        "no adapter for network 'mastodon' is installed (installed: bluesky); install it "
+        "from a clone of the repository: pip install -e ./adapters/mastodon"
+    )
+    assert error.package == "omnichannel-mastodon"
+    assert install_hint() == "pip install -e ./adapters/mastodon -e ./adapters/bluesky"
 
 
 def test_import_omnichannel_loads_no_adapter() -> None:

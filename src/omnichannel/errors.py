@@ -90,22 +90,29 @@ class UnknownNetwork(ConfigurationError, LookupError):
 
     Attributes:
         requested: The network name that was asked for.
-        package: The distribution that would provide it.
+        installed: The networks whose adapters are installed.
+        package: The distribution that provides it, when one ships with
+            omnichannel (e.g. ``omnichannel-mastodon``), else ``None``.
     """
 
     def __init__(
-        self, requested: str, *, installed: tuple[str, ...] = (), reason: str | None = None
+        self,
+        requested: str,
+        *,
+        installed: tuple[str, ...] = (),
+        reason: str | None = None,
+        package: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.requested = requested
-        self.package = f"omnichannel-{requested}"
+        self.installed = installed
+        self.package = package
         if reason is not None:
             super().__init__(f"the adapter for network {requested!r} failed to load: {reason}")
             return
         have = ", ".join(installed) if installed else "none"
-        super().__init__(
-            f"no adapter for network {requested!r} is installed "
-            f"(installed: {have}); install it with: pip install {self.package}"
-        )
+        message = f"no adapter for network {requested!r} is installed (installed: {have})"
+        super().__init__(f"{message}; {hint}" if hint else message)
 
 
 class StoreError(ConfigurationError):

@@ -1049,10 +1049,30 @@ class Hub:
             self._run_scope.cancel()
 
     async def wait_idle(self) -> None:
-        """Wait until every dispatched event has been handled (returns at once if not running)."""
+        """Wait until the hub has nothing left to do now; return at once if not running.
+
+        Every event dispatched so far has been handled, and every action
+        queued has been tried by the outbox worker: sent, failed, or put back
+        for a later attempt (a retry after a network error is not waited for).
+        Events a listener has not fetched yet are not waited for either.
+
+        Example:
+            ```python
+            async with hub, anyio.create_task_group() as tg:
+                await tg.start(hub.run)
+                await hub.ingest("mastodon", events)
+                await hub.wait_idle()  # handled, and the replies delivered
+                hub.stop()
+            ```
+        """
         dispatcher = self._dispatcher
-        if dispatcher is not None:
+        if dispatcher is None:
+            return
+        while True:
             await dispatcher.wait_idle()
+            await self.outbox.wait_drained()
+            if not dispatcher.pending:
+                return
 
     def statistics(self) -> HubStatistics:
         """Return what the pipeline did so far, per network and in total.
@@ -1379,7 +1399,7 @@ class Hub:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ConfigurationError(
-                "serving webhooks needs uvicorn: pip install 'omnichannel[server]'"
+                "serving webhooks needs uvicorn: pip install uvicorn"
             ) from exc
         config = uvicorn.Config(
             self.asgi, host=host, port=port, lifespan="off", log_level="warning",

@@ -117,6 +117,7 @@ class Outbox:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self._wake: anyio.Event | None = None
+        self._drained: list[anyio.Event] = []
         self._paused_until: dict[str, datetime] = {}
 
     def __repr__(self) -> str:
@@ -217,15 +218,38 @@ class Outbox:
         try:
             while True:
                 self._wake = anyio.Event()
+                waiting, self._drained = self._drained, []
                 try:
                     if await self.run_once():
+                        self._drained[:0] = waiting
                         continue
                 except Exception:
+                    self._drained[:0] = waiting
                     logger.exception("the outbox worker failed; trying again")
+                else:
+                    for drained in waiting:
+                        drained.set()
                 with anyio.move_on_after(self.poll_interval):
                     await self._wake.wait()
         finally:
             self._wake = None
+            waiting, self._drained = self._drained, []
+            for drained in waiting:
+                drained.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until the running worker finds nothing due; return at once if none runs.
+
+        Every item due when this is called has then been tried: sent, failed,
+        or put back for a later attempt. Items waiting for that later attempt
+        (a retry after a network error) are not waited for.
+        """
+        if self._wake is None:
+            return
+        drained = anyio.Event()
+        self._drained.append(drained)
+        self.wake()
+        await drained.wait()
 
     async def run_once(self) -> int:
         """Claim the items due now and try each once; return how many were claimed.

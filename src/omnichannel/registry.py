@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from operator import attrgetter
 
@@ -27,10 +28,23 @@ from .adapter import Adapter
 from .capabilities import Capabilities
 from .errors import UnknownNetwork
 
-__all__ = ["ENTRY_POINT_GROUP", "AdapterInfo", "adapters", "load_adapter"]
+__all__ = [
+    "BUNDLED_ADAPTERS", "ENTRY_POINT_GROUP", "AdapterInfo", "adapters", "check_networks",
+    "install_hint", "load_adapter", "unknown_network",
+]
 
 ENTRY_POINT_GROUP = "omnichannel.adapters"
 """The entry-point group adapters register under; the name is the network id."""
+
+BUNDLED_ADAPTERS: dict[str, str] = {
+    "mastodon": "adapters/mastodon",
+    "bluesky": "adapters/bluesky",
+}
+"""The adapters developed in the omnichannel repository: network id -> folder in a clone.
+
+Their distributions (``omnichannel-<network>``) are not published on a
+package index yet: install them from a clone of the repository.
+"""
 
 _log = logging.getLogger("omnichannel.registry")
 
@@ -100,6 +114,69 @@ def _load(ep: EntryPoint) -> AdapterInfo:
     return AdapterInfo(network=ep.name, distribution=name, version=version, adapter=cls)
 
 
+def install_hint(*networks: str) -> str:
+    """Say how to install the adapters of ``networks`` (all bundled ones when none is given).
+
+    The distributions are not published yet, so the hint installs them from a
+    clone of the repository, run from its root; a network whose adapter does
+    not ship with omnichannel gets no install command (a package name would
+    be a guess that anyone could register).
+
+    Examples:
+        >>> install_hint("mastodon")
+        'pip install -e ./adapters/mastodon'
+    """
+    wanted = networks or tuple(BUNDLED_ADAPTERS)
+    folders = [BUNDLED_ADAPTERS[n] for n in wanted if n in BUNDLED_ADAPTERS]
+    unknown = [n for n in wanted if n not in BUNDLED_ADAPTERS]
+    parts = []
+    if folders:
+        parts.append("pip install " + " ".join(f"-e ./{folder}" for folder in folders))
+    if unknown:
+        names = ", ".join(repr(n) for n in unknown)
+        bundled = ", ".join(BUNDLED_ADAPTERS)
+        parts.append(
+            f"no adapter for {names} ships with omnichannel (it ships adapters for {bundled})"
+        )
+    return "; ".join(parts)
+
+
+def unknown_network(network: str, *, installed: Iterable[str] | None = None) -> UnknownNetwork:
+    """The error for a network name that no installed adapter serves.
+
+    The message lists the installed networks and, for an adapter that ships
+    with omnichannel, how to install it from a clone.
+
+    Args:
+        network: The name asked for.
+        installed: The installed networks (default: those loaded from the
+            entry points).
+    """
+    have = tuple(sorted(installed if installed is not None
+                        else (info.network for info in adapters() if info.ok)))
+    if network in BUNDLED_ADAPTERS:
+        hint = f"install it from a clone of the repository: {install_hint(network)}"
+        package: str | None = f"omnichannel-{network}"
+    else:
+        hint = install_hint(network)
+        package = None
+    return UnknownNetwork(network, installed=have, package=package, hint=hint)
+
+
+def check_networks(names: Iterable[str] | None) -> None:
+    """Raise [`UnknownNetwork`][omnichannel.errors.UnknownNetwork] for the first name not installed.
+
+    Args:
+        names: Network names a user gave (``None``: nothing to check).
+    """
+    if not names:
+        return
+    have = [info.network for info in adapters() if info.ok]
+    for name in names:
+        if name not in have:
+            raise unknown_network(name, installed=have)
+
+
 def adapters() -> list[AdapterInfo]:
     """List installed adapters sorted by network; broken ones carry their error.
 
@@ -118,8 +195,9 @@ def load_adapter(network: str) -> type[Adapter]:
 
     Raises:
         UnknownNetwork: No adapter for that network is installed (the message
-            names the package to install), or it failed to import (the message
-            says why).
+            lists the installed ones and, for an adapter that ships with
+            omnichannel, how to install it), or it failed to import (the
+            message says why).
     """
     eps = _entry_points()
     for ep in eps:
@@ -128,4 +206,4 @@ def load_adapter(network: str) -> type[Adapter]:
             if info.adapter is None:
                 raise UnknownNetwork(network, installed=(), reason=info.error)
             return info.adapter
-    raise UnknownNetwork(network, installed=tuple(sorted({ep.name for ep in eps})))
+    raise unknown_network(network, installed={ep.name for ep in eps})

@@ -14,7 +14,17 @@ from ..hub import HubStatistics
 from ..model import Message, Ref
 from ..store import Draft, OutboxItem, Store
 
-__all__ = ["NetworkFigures", "Outcome", "collect_outcomes", "figures_table", "transcript"]
+__all__ = [
+    "LEGEND", "NetworkFigures", "Outcome", "collect_outcomes", "figures_table", "this_run",
+    "transcript",
+]
+
+LEGEND = (
+    "Markers: <- a customer wrote   -> the bot answered   .. drafted for a human   "
+    "!! a delivery failed, the outbox retries   xx the outbox gave up   "
+    "** a scripted step"
+)
+"""The meaning of the demo's progress markers, printed with its summary."""
 
 
 @dataclass
@@ -64,6 +74,31 @@ async def collect_outcomes(store: Store, *, limit: int = 1000) -> list[Outcome]:
     order.reverse()  # conversations come newest first
     order.sort(key=lambda o: (o.message.network, o.message.created_at))
     return order
+
+
+def this_run(
+    outcomes: Iterable[Outcome], *, since: datetime, received: Iterable[str]
+) -> list[Outcome]:
+    """Keep what happened in one run: a store may hold earlier runs' work too.
+
+    Args:
+        outcomes: Everything the store holds (``collect_outcomes``).
+        since: When the run started (wall clock, like the store's timestamps).
+        received: The refs (``str(message.ref)``) of the messages handed to
+            handlers in this run.
+
+    Returns:
+        The messages received in this run, or answered in it, each with only
+        the deliveries settled and the drafts written since ``since``.
+    """
+    got = set(received)
+    kept: list[Outcome] = []
+    for outcome in outcomes:
+        sent = [item for item in outcome.sent if item.updated_at >= since]
+        drafts = [draft for draft in outcome.drafts if draft.created_at >= since]
+        if str(outcome.message.ref) in got or sent or drafts:
+            kept.append(Outcome(outcome.message, sent, drafts))
+    return kept
 
 
 def _quote(text: str, width: int = 70) -> str:

@@ -25,8 +25,9 @@ from ..errors import ConfigurationError
 from ..events import Event, MessageReceived
 from ..hub import CallNext, Context, Hub
 from ..policy import normalize_text
+from ..registry import install_hint
 from ..store import SQLiteStore
-from ._report import Outcome, collect_outcomes, figures, figures_table
+from ._report import LEGEND, Outcome, collect_outcomes, figures, figures_table
 from ._sandboxes import SandboxNetwork, open_sandbox_networks
 from ._scenario import AFTER_OUTAGE, CUSTOMERS, Written, write
 
@@ -83,6 +84,7 @@ class _Progress:
     width: int = 9
     _seen: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
     _drafts: set[str] = field(default_factory=set)
+    _failed: dict[str, int] = field(default_factory=dict)  # key -> attempt whose failure was shown
 
     def line(self, network: str, mark: str, text: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -111,17 +113,24 @@ class _Progress:
             private = isinstance(action, PrivateReply) or (
                 (action.visibility or action.to.visibility) == "private"
             )
-            if item.status == "sent":
+            if item.status in ("pending", "ambiguous") and item.last_error:
+                if self._failed.get(item.key) != item.attempts:
+                    self._failed[item.key] = item.attempts
+                    self.line(item.network, "!!", f"delivery to {who} failed "
+                              f"(attempt {item.attempts}: {shorten(item.last_error, 48)}); "
+                              "the outbox will retry")
+            elif item.status == "sent":
+                if item.attempts > 1 and item.last_error and item.key not in self._failed:
+                    # The failed attempt and its retry both happened between two
+                    # looks at the outbox: the item kept its last error, say it now.
+                    self._failed[item.key] = item.attempts - 1
+                    self.line(item.network, "!!", f"delivery to {who} failed "
+                              f"(attempt {item.attempts - 1}: {shorten(item.last_error, 48)}); "
+                              "the outbox retried")
                 how = "privately" if private else "publicly"
                 tries = f" (after {item.attempts} attempts)" if item.attempts > 1 else ""
                 self.line(item.network, "->", f"answered {who} {how}{tries}: "
                           f"{shorten(action.text, 56)}")
-            elif item.status in ("pending", "ambiguous") and item.last_error and (
-                before is None or before[2] != item.last_error or before[1] != item.attempts
-            ):
-                self.line(item.network, "!!", f"delivery to {who} failed "
-                          f"(attempt {item.attempts}: {shorten(item.last_error, 48)}); "
-                          "the outbox will retry")
             elif item.status == "failed":
                 self.line(item.network, "xx", f"gave up answering {who}: {item.last_error}")
         for draft in await store.list_drafts(status=None, limit=100_000):
@@ -270,14 +279,14 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
         async with open_sandbox_networks(networks=networks, seed=seed, loopback=not in_process,
                                          poll_interval=0.2) as nets:
             if not nets:
-                print("No installed adapter ships a sandbox: pip install -e ./adapters/mastodon "
-                      "-e ./adapters/bluesky", file=out)
+                print("No installed adapter ships a sandbox; from a clone of the repository: "
+                      f"{install_hint()}", file=out)
                 return 1
             print("omnichannel demo: the quick bot answers scripted customers on "
                   f"{len(nets)} sandboxed network{'s' if len(nets) > 1 else ''}", file=out)
             for net in nets:
                 where = net.url or (
-                    "in-process (pip install 'omnichannel[server]' to serve on 127.0.0.1)"
+                    "in-process (pip install uvicorn to serve on 127.0.0.1)"
                 )
                 print(f"  {net.network:<9} {where}", file=out)
             print(f"  store     {path} (SQLite, removed at the end)", file=out)
@@ -290,16 +299,18 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
             progress = _Progress(out, started, hub, width=max(len(n.network) for n in nets))
             hub.use(progress.inbound)
             checks: list[_Check] = []
-            async with hub, anyio.create_task_group() as tg:
-                await tg.start(lambda task_status: hub.run(task_status=task_status))
-                tg.start_soon(progress.watch)
-                async with anyio.create_task_group() as scripts:
-                    for net in nets:
-                        script = _Script(net, hub, progress, checks)
-                        scripts.start_soon(script.run)
-                await hub.wait_idle()
+            async with hub:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(lambda task_status: hub.run(task_status=task_status))
+                    tg.start_soon(progress.watch)
+                    async with anyio.create_task_group() as scripts:
+                        for net in nets:
+                            script = _Script(net, hub, progress, checks)
+                            scripts.start_soon(script.run)
+                    await hub.wait_idle()
+                    tg.cancel_scope.cancel()
+                # The watcher has stopped, so this last look cannot print a line twice.
                 await progress.poll_once()
-                tg.cancel_scope.cancel()
             statistics = hub.statistics()
             async with SQLiteStore(path, read_only=True) as reader:
                 outcomes = await collect_outcomes(reader)
@@ -317,6 +328,8 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
               + ("" if check.ok else f" ({check.detail})"), file=out)
     print(file=out)
     print(figures_table(rows), file=out)
+    print(file=out)
+    print(LEGEND, file=out)
     failed = [c for c in checks if not c.ok]
     print(file=out)
     verdict = "all expectations met" if not failed else f"{len(failed)} expectation(s) FAILED"

@@ -5,8 +5,13 @@ omnichannel adapters              installed adapters and their capabilities
 omnichannel demo                  the offline demo: sandboxes, scripted customers, the quick bot
 omnichannel serve module:hub      run a hub (listeners, outbox, webhooks) or an ASGI app
 omnichannel inbox                 conversations and pending drafts from the store
+omnichannel drafts list|approve|reject   decide held replies (approve ID --text "...": edited)
 omnichannel replay NETWORK FILE   a recorded payload through an adapter, as normalized events
 ```
+
+``-v`` (before or after the command) adds one log line per HTTP request;
+``--log-config FILE`` takes a logging ``dictConfig`` instead (see the
+reference page's *Logging*).
 
 Adapter settings come from a TOML file and ``OMNICHANNEL_<NETWORK>_<SETTING>``
 environment variables; see

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import timedelta
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import anyio
+import anyio.abc
 
 from ..adapter import Adapter
 from ..errors import AuthenticationError, ConfigurationError, OmnichannelError, TransientError
@@ -27,7 +30,9 @@ from ..events import (
 from ..hub import CallNext, Context, Handler, Hub, Middleware
 from ..model import ConversationKind, Visibility
 from ..policy import ReplyPolicy
+from ..registry import check_networks, install_hint
 from ..store import OutboxStatus, SQLiteStore, Store
+from ._logging import configure_logging
 from ._settings import Config, adapters_from_settings
 
 __all__ = ["Bot"]
@@ -38,22 +43,91 @@ _BUSY: tuple[OutboxStatus, ...] = ("pending", "sending", "ambiguous")
 
 
 class _Activity:
-    """Remembers when a handler last ran, to tell when a bot has gone idle."""
+    """Remembers when a handler last ran (to tell when a bot has gone idle) and what it got."""
 
     def __init__(self) -> None:
         self.last = time.monotonic()
         self.handled = 0
+        self.started_at = datetime.now(UTC)
+        self.received: set[str] = set()  # ids of the messages handed to handlers in this run
 
     def touch(self) -> None:
         self.last = time.monotonic()
 
     async def middleware(self, event: Event, ctx: Context, call_next: CallNext) -> None:
         self.touch()
+        if isinstance(event, MessageReceived):
+            self.received.add(str(event.message.ref))
         try:
             await call_next()
         finally:
             self.handled += 1
             self.touch()
+
+
+_DRAIN_SECONDS = 5.0
+"""How long a signalled bot lets running handlers and sends finish before cancelling them."""
+
+
+async def _drain(hub: Hub) -> None:
+    """Return once no handler is running and no delivery is on its way to a network."""
+    await hub.wait_idle()
+    while True:
+        if not await hub.store.list_outbox(status="sending", limit=1):
+            return
+        await anyio.sleep(0.05)
+
+
+async def _stop_on_signal(
+    signals: Any, hub: Hub, scope: anyio.CancelScope, stopped_by: list[signal.Signals]
+) -> None:
+    """On SIGINT or SIGTERM, drain for a few seconds, then cancel ``scope``.
+
+    Handlers still running and sends in flight get up to ``_DRAIN_SECONDS``
+    to finish; a second signal cuts that short. What is cancelled is not
+    lost: an unhandled event is handled again at the next start, and a send
+    cut mid-way is looked up on the network before any resend.
+    """
+    async for signum in signals:
+        stopped_by.append(signal.Signals(signum))
+        break
+    else:  # pragma: no cover - the receiver never ends on its own
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def second_signal() -> None:
+            async for _ in signals:
+                tg.cancel_scope.cancel()
+                return
+
+        tg.start_soon(second_signal)
+        with anyio.move_on_after(_DRAIN_SECONDS):
+            await _drain(hub)
+        tg.cancel_scope.cancel()
+    scope.cancel()
+
+
+def _signal_receiver(stack: ExitStack) -> Any:
+    """Receive SIGINT and SIGTERM (only the main thread can; elsewhere ``None``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
+
+
+def _run_summary(hub: Hub) -> str:
+    """This run's figures, from the hub's own counters (which start at zero each run)."""
+    total = hub.statistics().total
+    parts = [
+        f"{total.events_recorded} events received",
+        f"{total.duplicates_dropped} already seen",
+        f"{total.actions_sent} sent",
+        f"{total.drafts_held} held as drafts",
+        f"{total.actions_retried} retried",
+        f"{total.actions_failed} failed",
+    ]
+    if total.handler_failures:
+        parts.append(f"{total.handler_failures} handler failures")
+    return "this run: " + ", ".join(parts)
 
 
 def _message(exc: OmnichannelError) -> str:
@@ -196,7 +270,10 @@ class Bot:
         parser.add_argument("--max-seconds", type=float, metavar="S",
                             help="stop after this many seconds at most")
         parser.add_argument("-v", "--verbose", action="count", default=0,
-                            help="log more (-vv for debug)")
+                            help="log more: -v adds one line per HTTP request, -vv debug")
+        parser.add_argument("--log-config", metavar="FILE",
+                            help="a logging dictConfig in JSON or TOML (default: "
+                                 "OMNICHANNEL_LOG_CONFIG) instead of the readable lines")
         return parser
 
     def main(self, argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -206,19 +283,25 @@ class Bot:
             argv: The arguments (default: ``sys.argv[1:]``).
             out: Where to print (default: standard output).
 
+        SIGTERM and SIGINT (Ctrl+C) stop it cleanly: handlers still running and
+        sends in flight get a few seconds to finish (a second signal cuts this
+        short), then they are cancelled (an unhandled event is handled again
+        at the next start; a send cut mid-way is looked up before any resend);
+        the adapters and the store are closed; the run's report is printed.
+
         Returns:
-            ``0`` when it stopped normally, ``1`` when a network refused to
-            start, ``2`` for a settings problem (the message names the setting).
+            ``0`` when it stopped normally or on SIGTERM, ``130`` on SIGINT,
+            ``1`` when a network refused to start, ``2`` for a settings
+            problem (the message names the setting).
         """
         stream = out or sys.stdout
         args = self._parser().parse_args(argv)
-        level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
         try:
+            configure_logging(args.verbose, config=args.log_config)
             if args.sandbox:
-                anyio.run(lambda: self._run_sandbox(args, stream))
+                stopped_by = anyio.run(lambda: self._run_sandbox(args, stream))
             else:
-                anyio.run(lambda: self._run_accounts(args, stream))
+                stopped_by = anyio.run(lambda: self._run_accounts(args, stream))
         except ConfigurationError as exc:
             print(f"{self.name}: error: {_message(exc)}", file=sys.stderr)
             return 2
@@ -227,7 +310,7 @@ class Bot:
             return 1
         except KeyboardInterrupt:
             return 130
-        return 0
+        return 130 if stopped_by == signal.SIGINT else 0
 
     async def _serve(
         self,
@@ -236,22 +319,44 @@ class Bot:
         until_idle: bool,
         max_seconds: float | None,
         quiet: float,
+        activity: _Activity,
         started: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        activity = _Activity()
-        hub.use(activity.middleware)
-        async with hub:
-            with anyio.move_on_after(max_seconds if max_seconds is not None else float("inf")):
-                async with anyio.create_task_group() as tg:
-                    await tg.start(lambda task_status: hub.run(task_status=task_status))
-                    if started is not None:
-                        await started()
-                    activity.touch()
-                    if until_idle:
-                        await wait_until_idle(hub, activity, quiet=quiet)
-                        tg.cancel_scope.cancel()
+    ) -> signal.Signals | None:
+        """Run ``hub`` until it stops, goes idle (``until_idle``), times out or is signalled.
 
-    async def _run_accounts(self, args: argparse.Namespace, out: TextIO) -> None:
+        Returns:
+            The signal that stopped it, or ``None``.
+        """
+        hub.use(activity.middleware)
+        stopped_by: list[signal.Signals] = []
+        with ExitStack() as stack:
+            signals = _signal_receiver(stack)
+            async with hub:
+                with anyio.move_on_after(max_seconds if max_seconds is not None else float("inf")):
+                    async with anyio.create_task_group() as tg:
+
+                        async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+                            try:
+                                await hub.run(task_status=task_status)
+                            finally:
+                                tg.cancel_scope.cancel()
+
+                        if signals is not None:
+                            tg.start_soon(
+                                _stop_on_signal, signals, hub, tg.cancel_scope, stopped_by
+                            )
+                        await tg.start(run)
+                        if started is not None:
+                            await started()
+                        activity.touch()
+                        if until_idle:
+                            await wait_until_idle(hub, activity, quiet=quiet)
+                            tg.cancel_scope.cancel()
+        return stopped_by[0] if stopped_by else None
+
+    async def _run_accounts(
+        self, args: argparse.Namespace, out: TextIO
+    ) -> signal.Signals | None:
         config = Config.load(args.config)
         adapters = adapters_from_settings(config=args.config, networks=args.network)
         store = SQLiteStore(config.store_path(args.store))
@@ -269,27 +374,38 @@ class Bot:
                   + ("" if args.until_idle else " (Ctrl+C to stop)"), file=out, flush=True)
 
         try:
-            await self._serve(hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
-                              quiet=2 * longest + 1, started=started)
+            stopped_by = await self._serve(
+                hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
+                quiet=2 * longest + 1, activity=_Activity(), started=started,
+            )
         except (AuthenticationError, TransientError) as exc:  # a network refused to start
             failed = next((a for a in adapters if a.network == exc.network), None)
             hint = config.hint(type(failed), exc) if failed is not None else None
             if hint is not None:
                 exc.add_note(hint)
             raise
+        self._report_stop(stopped_by, hub, out)
+        return stopped_by
 
-    async def _run_sandbox(self, args: argparse.Namespace, out: TextIO) -> None:
-        from .._demo._report import collect_outcomes, transcript
+    def _report_stop(self, stopped_by: signal.Signals | None, hub: Hub, out: TextIO) -> None:
+        how = f"stopped on {stopped_by.name}" if stopped_by is not None else "stopped"
+        print(f"{self.name}: {how}; {_run_summary(hub)}", file=out, flush=True)
+
+    async def _run_sandbox(
+        self, args: argparse.Namespace, out: TextIO
+    ) -> signal.Signals | None:
+        from .._demo._report import collect_outcomes, this_run, transcript
         from .._demo._sandboxes import open_sandbox_networks
         from .._demo._scenario import write_starter_conversations
 
+        check_networks(args.network)
         with tempfile.TemporaryDirectory(prefix=f"{self.name}-") as folder:
             path = Path(args.store) if args.store else Path(folder) / f"{self.name}.db"
             async with open_sandbox_networks(networks=args.network, loopback=False) as networks:
                 if not networks:
                     raise ConfigurationError(
-                        "no installed adapter ships a sandbox "
-                        "(pip install omnichannel-mastodon omnichannel-bluesky)"
+                        "no installed adapter ships a sandbox; from a clone of the "
+                        f"repository: {install_hint('mastodon', 'bluesky')}"
                     )
                 store = SQLiteStore(path)
                 hub = self.build_hub(adapters=[n.adapter for n in networks], store=store)
@@ -301,8 +417,16 @@ class Bot:
                     for network in networks:
                         write_starter_conversations(network.sandbox)
 
-                await self._serve(hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
-                                  quiet=1.0, started=started)
-                async with SQLiteStore(path) as reader:
-                    outcomes = await collect_outcomes(reader)
-                print(transcript(outcomes), file=out, flush=True)
+                activity = _Activity()
+                stopped_by = await self._serve(
+                    hub, until_idle=args.until_idle, max_seconds=args.max_seconds,
+                    quiet=1.0, activity=activity, started=started,
+                )
+                with anyio.CancelScope(shield=True):
+                    async with SQLiteStore(path) as reader:
+                        outcomes = this_run(await collect_outcomes(reader),
+                                            since=activity.started_at, received=activity.received)
+                print(transcript(outcomes) if outcomes else "(nothing received or answered in "
+                      "this run)", file=out, flush=True)
+                self._report_stop(stopped_by, hub, out)
+                return stopped_by

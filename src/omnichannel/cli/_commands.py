@@ -26,8 +26,9 @@ from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from ..hub import Hub
 from ..model import Message
 from ..registry import adapters as installed_adapters
-from ..registry import load_adapter
+from ..registry import check_networks, install_hint, load_adapter
 from ..store import SQLiteStore
+from ._bot import _stop_on_signal
 from ._capabilities import capability_matrix
 from ._settings import Config
 from ._table import render_table, shorten
@@ -58,8 +59,8 @@ def cmd_adapters(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(data, indent=2, sort_keys=True), file=out)
         return 0 if all(info.ok for info in infos) else 1
     if not infos:
-        print("No adapters are installed. Install one, e.g.: pip install omnichannel-mastodon",
-              file=out)
+        print("No adapters are installed. From a clone of the repository, install those "
+              f"that ship with omnichannel: {install_hint()}", file=out)
         return 0
     rows = [
         [info.network, info.distribution or "?", info.version or "?",
@@ -343,6 +344,7 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> int:
             f"no store at {store_path}: run a bot first, or name one with --store "
             "(or OMNICHANNEL_STORE)"
         )
+    check_networks([args.network] if args.network else None)
     anyio.run(lambda: _inbox(store_path, network=args.network, limit=args.limit, out=out))
     return 0
 
@@ -377,9 +379,29 @@ def _uvicorn() -> Any:
         import uvicorn
     except ImportError:
         raise ConfigurationError(
-            "serving needs uvicorn: pip install 'omnichannel[server]'"
+            "serving needs uvicorn: pip install uvicorn"
         ) from None
     return uvicorn
+
+
+def _webhook_summary(hub: Hub, host: str, port: int) -> str:
+    """Where the hub's networks take webhooks; networks without webhooks are named as such.
+
+    Only an adapter whose capabilities list ``webhook`` among its inbound
+    modes gets a URL: a network that polls or streams has nothing to post.
+    """
+    if not hub.adapters:
+        return "webhooks at (no adapters)"
+    address = hub.webhook_address or (host, port)
+    base = f"http://{address[0]}:{address[1]}"
+    with_hooks = sorted(n for n, a in hub.adapters.items() if "webhook" in a.capabilities.inbound)
+    without = sorted(n for n in hub.adapters if n not in with_hooks)
+    parts = []
+    if with_hooks:
+        parts.append("webhooks at " + ", ".join(f"{base}/{n}" for n in with_hooks))
+    if without:
+        parts.append("no webhooks for " + ", ".join(without) + " (polled or streamed)")
+    return "; ".join(parts)
 
 
 async def _serve_hub(
@@ -387,9 +409,11 @@ async def _serve_hub(
 ) -> signal.Signals | None:
     """Run ``hub`` with its webhook server until it stops or SIGINT/SIGTERM arrives.
 
-    A signal cancels the hub's run, as Ctrl+C in a script would: the webhook
-    server answers what it was answering, the adapters are closed and the
-    store too; nothing is cut half-way by the process dying.
+    A signal stops the hub's run as the quick bot's does: running handlers
+    and sends get a few seconds to finish, then the run is cancelled, as
+    Ctrl+C in a script would: the webhook server answers what it was
+    answering, the adapters are closed and the store too; nothing is cut
+    half-way by the process dying.
 
     Returns:
         The signal that stopped the hub, or ``None`` when it stopped on its own.
@@ -402,14 +426,6 @@ async def _serve_hub(
         ) if threading.current_thread() is threading.main_thread() else None
         async with hub, anyio.create_task_group() as tg:
 
-            async def stop_on_signal() -> None:
-                if signals is None:
-                    return
-                async for signum in signals:
-                    stopped_by.append(signal.Signals(signum))
-                    tg.cancel_scope.cancel()
-                    return
-
             async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
                 try:
                     await hub.run(
@@ -418,13 +434,11 @@ async def _serve_hub(
                 finally:
                     tg.cancel_scope.cancel()
 
-            tg.start_soon(stop_on_signal)
+            if signals is not None:
+                tg.start_soon(_stop_on_signal, signals, hub, tg.cancel_scope, stopped_by)
             await tg.start(run)
-            address = hub.webhook_address or (host, port)
-            base = f"http://{address[0]}:{address[1]}"
-            networks = ", ".join(f"{base}/{n}" for n in sorted(hub.adapters)) or "(no adapters)"
-            print(f"omnichannel: hub running; webhooks at {networks} (Ctrl+C to stop)",
-                  file=out, flush=True)
+            print(f"omnichannel: hub running; {_webhook_summary(hub, host, port)} "
+                  "(Ctrl+C to stop)", file=out, flush=True)
     if stopped_by:
         print(f"omnichannel: stopped on {stopped_by[0].name}", file=out, flush=True)
         return stopped_by[0]

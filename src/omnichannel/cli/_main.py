@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
 from ..errors import ConfigurationError, OmnichannelError
+from ..registry import check_networks
 from ._commands import cmd_adapters, cmd_inbox, cmd_replay, cmd_serve
+from ._drafts import add_drafts_parser
+from ._logging import configure_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -18,26 +20,53 @@ __all__ = ["build_parser", "main"]
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .._demo import run_demo
 
+    check_networks(args.network)
     return run_demo(in_process=args.in_process, seed=args.seed,
                     networks=args.network, verbose=args.verbose, out=out)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("omnichannel")
+    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "unknown"
+
+
+def _logging_options(*, after: bool) -> argparse.ArgumentParser:
+    """``-v`` and ``--log-config``: accepted before the command and after it (then added up)."""
+    common = argparse.ArgumentParser(add_help=False)
+    suffix = "_after" if after else ""
+    common.add_argument("-v", "--verbose", action="count", default=0, dest="verbose" + suffix,
+                        help="log more: -v adds one line per HTTP request, -vv debug")
+    common.add_argument("--log-config", metavar="FILE", default=None, dest="log_config" + suffix,
+                        help="a logging dictConfig in JSON or TOML (default: "
+                             "OMNICHANNEL_LOG_CONFIG) instead of the readable lines")
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of the ``omnichannel`` command."""
+    common = _logging_options(after=True)
     parser = argparse.ArgumentParser(
         prog="omnichannel",
         description="Social customer service from the command line.",
+        parents=[_logging_options(after=False)],
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log more (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"omnichannel {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    adapters = sub.add_parser("adapters", help="list installed adapters and their capabilities",
-                              description="List installed adapters and their capabilities.")
+    def add(name: str, **kwargs: object) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = sub.add_parser(name, parents=[common], **kwargs)  # type: ignore[arg-type]
+        return made
+
+    adapters = add("adapters", help="list installed adapters and their capabilities",
+                   description="List installed adapters and their capabilities.")
     adapters.add_argument("--json", action="store_true", help="print JSON")
     adapters.set_defaults(func=cmd_adapters)
 
-    demo = sub.add_parser(
+    demo = add(
         "demo", help="run the offline demo",
         description="Start the sandbox of every installed adapter, have scripted customers "
                     "write, answer them with the quick bot, and print a summary per network.",
@@ -50,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="seed of the sandboxes")
     demo.set_defaults(func=_cmd_demo)
 
-    serve = sub.add_parser(
+    serve = add(
         "serve", help="run a hub or an ASGI app with uvicorn",
         description="Run APP ('module:attribute'): a Hub runs its listeners, outbox and "
                     "webhook app; any other ASGI application is served as it is.",
@@ -65,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", help="uvicorn's log level")
     serve.set_defaults(func=cmd_serve)
 
-    inbox = sub.add_parser("inbox", help="show conversations and pending drafts",
-                           description="Show conversations, pending drafts and the outbox "
-                                       "from a SQLite store.")
+    inbox = add("inbox", help="show conversations and pending drafts",
+                description="Show conversations, pending drafts and the outbox from a SQLite "
+                            "store.")
     inbox.add_argument("--store", metavar="FILE",
                        help="the store (default: OMNICHANNEL_STORE, the config's, omnichannel.db)")
     inbox.add_argument("--config", metavar="FILE", help="settings file naming the store")
@@ -75,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--limit", type=int, default=20, help="rows per table (default 20)")
     inbox.set_defaults(func=cmd_inbox)
 
-    replay = sub.add_parser(
+    add_drafts_parser(add)
+
+    replay = add(
         "replay", help="print the events an adapter makes of a recorded payload",
         description="Feed a recorded webhook body, API answer or stream capture through an "
                     "adapter and print the normalized events; nothing goes to the network. "
@@ -106,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: OmnichannelError) -> str:
+    """The error's message, with its notes (what to do about it) on the same line."""
+    return "; ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
 def _utf8(stream: TextIO) -> None:
     encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
     reconfigure = getattr(stream, "reconfigure", None)
@@ -126,18 +162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # `omnichannel` alone: what it can do
+        parser.print_help()
+        return 0
+    args.verbose += getattr(args, "verbose_after", 0)
+    args.log_config = getattr(args, "log_config_after", None) or args.log_config
     _utf8(sys.stdout)
     _utf8(sys.stderr)
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     out = sys.stdout
     try:
+        configure_logging(args.verbose, config=args.log_config)
         status: int = args.func(args, out)
     except ConfigurationError as exc:
-        print(f"omnichannel: error: {exc}", file=sys.stderr)
+        print(f"omnichannel: error: {_message(exc)}", file=sys.stderr)
         return 2
     except OmnichannelError as exc:
-        print(f"omnichannel: error: {exc}", file=sys.stderr)
+        print(f"omnichannel: error: {_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

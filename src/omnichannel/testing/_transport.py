@@ -176,7 +176,7 @@ class ThreadedServer:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise RuntimeError(
-                "serving a sandbox needs uvicorn: pip install 'omnichannel[server]'"
+                "serving a sandbox needs uvicorn: pip install uvicorn"
             ) from exc
         config = uvicorn.Config(
             app, host=host, port=port, log_level="critical", access_log=False,

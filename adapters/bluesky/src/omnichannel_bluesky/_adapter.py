@@ -279,6 +279,8 @@ class BlueskyAdapter(Adapter):
         delete=True,
         inbound=frozenset({"poll", "stream"}),
         native_idempotency=True,
+        inbound_edits=True,
+        inbound_deletes=True,
     )
     settings_model = BlueskySettings
     settings: BlueskySettings

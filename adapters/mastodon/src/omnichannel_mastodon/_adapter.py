@@ -187,6 +187,8 @@ class MastodonAdapter(Adapter):
         edit=False,
         inbound=frozenset({"poll", "stream"}),
         native_idempotency=True,
+        inbound_edits=True,
+        inbound_deletes=True,
     )
     settings_model = MastodonSettings
     settings: MastodonSettings
