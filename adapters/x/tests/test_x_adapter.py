@@ -165,7 +165,7 @@ async def test_oauth1_user_context_signs_requests() -> None:
 async def test_burst_bigger_than_a_page_is_delivered_whole() -> None:
     """Twelve mentions after the cursor with pages of five: one poll, three pages, all twelve."""
     sandbox = XSandbox(seed=2)
-    async with _adapter(sandbox, page_size=5) as x:
+    async with _adapter(sandbox, max_results=5) as x:
         _, cursor = await _received(x, None)
         posts = [sandbox.customer_mention(f"order {i}") for i in range(12)]
         before = sandbox.request_count("GET /2/users/*/mentions")
@@ -307,7 +307,7 @@ async def test_quote_without_mention_summons_us() -> None:
     sandbox = XSandbox(seed=9)
     sandbox.thread_replies_summon = False
     ours = sandbox.our_post("Launch day")
-    async with _adapter(sandbox, thread_replies_summon=False, page_size=5) as x:
+    async with _adapter(sandbox, thread_replies_summon=False, max_results=5) as x:
         # A quote without an @mention is not in the mentions timeline: read it as
         # GET /2/tweets/:id answers it, includes (the quoted post's author) and all.
         quote = sandbox.customer_quote(ours, "look at this")

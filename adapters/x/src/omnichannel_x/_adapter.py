@@ -143,7 +143,7 @@ class XSettings(AdapterSettings):
         thread_replies_summon: Whether a reply to one of our posts counts as
             summoning us when its author did not @mention us in the body. X's
             docs do not settle it; the default (``False``) refuses such replies.
-        page_size: Posts per mentions page (5 to 100).
+        max_results: Posts per mentions page (5 to 100).
         max_pages: Pages one poll follows back to the cursor (X keeps 800 mentions).
         read_dms: Whether to poll ``GET /2/dm_events`` as well.
         dm_poll_interval: Seconds between DM polls at the least: X allows 15 DM
@@ -168,7 +168,7 @@ class XSettings(AdapterSettings):
     oauth1_token: str | None = None
     oauth1_token_secret: SecretStr | None = None
     thread_replies_summon: bool = False
-    page_size: int = Field(default=100, ge=5, le=100)
+    max_results: int = Field(default=100, ge=5, le=100)
     max_pages: int = Field(default=8, ge=1, le=50)
     read_dms: bool = True
     dm_poll_interval: float = Field(default=60.0, ge=0)
@@ -466,7 +466,7 @@ class XAdapter(Adapter):
         self, since: str | None, events: list[Event], rejected: list[Rejected]
     ) -> str | None:
         params: dict[str, Any] = {
-            "max_results": self.settings.page_size,
+            "max_results": self.settings.max_results,
             "tweet.fields": TWEET_FIELDS,
             "expansions": EXPANSIONS,
             "user.fields": USER_FIELDS,
