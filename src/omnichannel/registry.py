@@ -39,6 +39,7 @@ ENTRY_POINT_GROUP = "omnichannel.adapters"
 BUNDLED_ADAPTERS: dict[str, str] = {
     "mastodon": "adapters/mastodon",
     "bluesky": "adapters/bluesky",
+    "x": "adapters/x",
 }
 """The adapters developed in the omnichannel repository: network id -> folder in a clone.
 
@@ -206,4 +207,4 @@ def load_adapter(network: str) -> type[Adapter]:
             if info.adapter is None:
                 raise UnknownNetwork(network, installed=(), reason=info.error)
             return info.adapter
-    raise unknown_network(network, installed={ep.name for ep in eps})
+    raise unknown_network(network)  # lists networks, not their aliases

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from omnichannel.actions import Hide, React, Reply
-from omnichannel.errors import PayloadError
 from omnichannel.events import MessageReceived
 from omnichannel.model import Message, Person, Ref
 from omnichannel.text import x_weighted_length
@@ -63,13 +62,45 @@ def test_mentions_page_meta_and_texts(recorded: Vectors) -> None:
     assert body["data"][0]["id"] == "1578516295611748353"
 
 
-def test_recorded_mentions_without_authors_are_refused_item_by_item(recorded: Vectors) -> None:
-    """Without ``author_id`` a post cannot make a message: replay names the field."""
+async def test_recorded_mentions_without_authors_are_rejected_by_poll(recorded: Vectors) -> None:
+    """Without ``author_id`` a post cannot make a message: poll rejects each, the cursor moves."""
+    rec = recorded("test_client_get_users_mentions")
+    me = recorded("test_client_get_me").body("GET", "/2/users/me")
+    page = rec.find("GET", "/2/users/783214/mentions")
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/2/users/me":
+            return httpx.Response(200, json=me)
+        if "pagination_token" in request.url.params:  # the page older than the recorded one
+            return httpx.Response(200, json={"meta": {"result_count": 0}})
+        return httpx.Response(200, json=page["response_body"], headers=_limits(page))
+
+    settings = {"access_token": "recorded", "read_dms": False}
+    async with XAdapter(settings, transport=httpx.MockTransport(answer)) as x:
+        batch = await x.poll("m=1578516107798884352")
+        info = x._api.rate_limits.get("x", "GET /2/users/{id}/mentions")
+    assert batch.events == ()
+    assert len(batch.rejected) == 10
+    assert {r.path for r in batch.rejected} == {f"mentions.data.{i}.author_id" for i in range(10)}
+    assert batch.cursor == "m=1578516295611748353"
+    assert info is not None
+    assert (info.limit, info.remaining) == (450, 448)
+    first = seen[1].url.params
+    assert first["since_id"] == "1578516107798884352"
+    assert first["expansions"].startswith("author_id")
+    assert seen[2].url.params["pagination_token"] == rec.body(
+        "GET", "/2/users/783214/mentions")["meta"]["next_token"]
+
+
+def test_recorded_mentions_replay_with_an_unknown_author(recorded: Vectors) -> None:
+    """Replay shows a post recorded without its author as written by ``unknown``."""
     raw = recorded("test_client_get_users_mentions").raw("GET", "/2/users/783214/mentions")
-    with pytest.raises(PayloadError) as caught:
-        XAdapter.parse_payload(raw, path="/2/users/783214/mentions")
-    assert caught.value.path == "data.0.author_id"
-    assert "author id" in caught.value.reason
+    events = XAdapter.parse_payload(raw, path="/2/users/783214/mentions")
+    assert len(events) == 10
+    assert all(isinstance(e, MessageReceived) and e.message.author.ref.id == "unknown"
+               for e in events)
 
 
 def test_mentions_replay_with_authors(recorded: Vectors) -> None:

@@ -34,6 +34,7 @@ from ._wire import (
 
 __all__ = [
     "NETWORK",
+    "UNKNOWN_AUTHOR",
     "Converter",
     "RawIncludes",
     "expand_text",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 NETWORK = "x"
+
+UNKNOWN_AUTHOR = "unknown"
+"""The author id `parse_payload` gives a recorded post or DM that names no author."""
 
 _M = TypeVar("_M", bound=BaseModel)
 _ESCAPES = re.compile(r"&(amp|lt|gt);")
@@ -167,12 +171,18 @@ class Converter:
 
     Attributes:
         our_id: Our user id, once known: what it wrote is ``from_us``.
+        unknown_author: Give a post or DM without its author id the author
+            `UNKNOWN_AUTHOR` instead of refusing it (replay only: a recorded
+            answer asked for without ``expansions`` has none).
     """
 
-    def __init__(self, our_id: str | None = None) -> None:
+    def __init__(self, our_id: str | None = None, *, unknown_author: bool = False) -> None:
         self.our_id = our_id
+        self.unknown_author = unknown_author
 
     def _author(self, user_id: str | None, users: Mapping[str, User], *, path: str) -> Person:
+        if not user_id and self.unknown_author:
+            return Person(ref=Ref(network=NETWORK, id=UNKNOWN_AUTHOR))
         if not user_id:
             raise PayloadError(
                 "no author id (request expansions=author_id or sender_id)",
@@ -233,7 +243,7 @@ class Converter:
 
     def dm_message(
         self, event: DmEvent, users: Mapping[str, User], *, raw: Mapping[str, Any] | None = None,
-        path: str = "",
+        path: str = "", conversation: str | None = None,
     ) -> Message:
         """A ``MessageCreate`` DM event as a private `Message`.
 
@@ -244,13 +254,14 @@ class Converter:
             raise PayloadError(
                 f"a {event.event_type} event is not a message", network=NETWORK, path=path
             )
-        if not event.dm_conversation_id:
+        conversation = event.dm_conversation_id or conversation
+        if not conversation:
             raise PayloadError("no dm_conversation_id (request dm_event.fields)",
                                network=NETWORK, path=path)
         text, entities = expand_text(event.text, event.entities, path=path)
         return Message(
             ref=Ref(network=NETWORK, id=event.id),
-            conversation=Ref(network=NETWORK, id=event.dm_conversation_id),
+            conversation=Ref(network=NETWORK, id=conversation),
             author=self._author(event.sender_id, users, path=f"{path}.sender_id".lstrip(".")),
             text=text,
             entities=entities,
@@ -262,14 +273,14 @@ class Converter:
 
     def dm_event(
         self, event: DmEvent, users: Mapping[str, User], *, raw: Mapping[str, Any] | None = None,
-        path: str = "",
+        path: str = "", conversation: str | None = None,
     ) -> MessageReceived:
         """A DM as `MessageReceived` in its direct conversation.
 
         Raises:
             PayloadError: The event cannot make a message.
         """
-        message = self.dm_message(event, users, raw=raw, path=path)
+        message = self.dm_message(event, users, raw=raw, path=path, conversation=conversation)
         return MessageReceived(
             id=event_id("message.received", message.ref),
             network=NETWORK,

@@ -11,7 +11,11 @@ This is `XAdapter.parse_payload`: it routes an endpoint to the same
 | ``/2/dm_events``, ``/2/dm_conversations/.../dm_events`` | DM events | each message received |
 
 Without a path, a body whose items carry ``event_type`` is read as DM events,
-anything else as posts.
+anything else as posts. X sends a post's ``author_id`` (a DM's ``sender_id``)
+only when asked for; a recorded answer without it is replayed with the author
+``unknown`` (`poll` asks for it, and refuses a post that lacks it). A DM event
+without ``dm_conversation_id`` takes the conversation named in the path (for
+``with/:participant_id``, made from the two user ids when ``account`` is given).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ ENDPOINTS = (
 _POST_PAGE = re.compile(r"/2/users/[^/]+/(?:mentions|tweets)|/2/tweets(?:/search/[a-z]+)?")
 _ONE_POST = re.compile(r"/2/tweets/\d+")
 _DM_PAGE = re.compile(r"/2/dm_events|/2/dm_conversations/(?:with/)?[^/]+/dm_events")
+_DM_CONVERSATION = re.compile(r"/2/dm_conversations/(?P<id>[^/]+)/dm_events")
+_DM_WITH = re.compile(r"/2/dm_conversations/with/(?P<id>\d+)/dm_events")
 
 
 def _kind(path: str | None, body: Any) -> str:
@@ -90,7 +96,15 @@ def parse_payload(
     except ValueError:
         raise PayloadError("the body is not JSON", network=NETWORK) from None
     kind = _kind(path, decoded)
-    converter = Converter(our_id=account)
+    converter = Converter(our_id=account, unknown_author=True)
+    route = urlsplit(path).path.rstrip("/") if path else ""
+    named = _DM_CONVERSATION.fullmatch(route)
+    conversation = named.group("id") if named and named.group("id") != "with" else None
+    other = _DM_WITH.fullmatch(route)
+    if other is not None and account is not None and account.isdigit():
+        # X names a one-to-one conversation by its two user ids, the lower first.
+        low, high = sorted((int(other.group("id")), int(account)))
+        conversation = f"{low}-{high}"
     events: list[Event] = []
     if kind == "post":
         page = parse(TweetPage, {**decoded, "data": [decoded.get("data")]}
@@ -118,7 +132,8 @@ def parse_payload(
             event = parse(DmEvent, raw, path=where)
             if event.event_type != "MessageCreate":
                 continue
-            events.append(converter.dm_event(event, users, raw=raw, path=where))
+            events.append(converter.dm_event(
+                event, users, raw=raw, path=where, conversation=conversation))
         except ValueError as exc:
             raise _strict(exc, where) from exc
     events.reverse()
