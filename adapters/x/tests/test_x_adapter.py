@@ -188,19 +188,23 @@ async def test_dm_reads_are_paced() -> None:
     assert sandbox.request_count("GET /2/users/*/mentions") == 3
 
 
-async def test_our_own_dm_comes_back_from_us() -> None:
-    """Our DM answer shows up in the next poll as from_us, in the same conversation."""
+async def test_our_own_dm_is_not_delivered_back() -> None:
+    """Our DM answer is in GET /2/dm_events too; poll leaves the echo out (nothing to answer)."""
     sandbox = XSandbox(seed=4)
     async with _adapter(sandbox) as x:
         _, cursor = await _received(x, None)
-        sandbox.customer_dm("refund please")
+        customer = sandbox.customer()
+        sandbox.customer_dm("refund please", author=customer)
         (dm,), cursor = await _received(x, cursor)
         assert not dm.from_us
         await x.send(Reply(network="x", to=dm, text="On it"))
-        (echo,), _ = await _received(x, cursor)
-    assert echo.from_us
-    assert echo.text == "On it"
-    assert echo.conversation == dm.conversation
+        sandbox.customer_dm("thanks!", author=customer)
+        later, _ = await _received(x, cursor)
+    assert [m.text for m in later] == ["thanks!"]
+    assert later[0].conversation == dm.conversation
+    async with sandbox.client() as http:
+        listed = (await http.get("/2/dm_events")).json()["data"]
+    assert [e["text"] for e in listed] == ["thanks!", "On it", "refund please"]
 
 
 async def test_text_is_unescaped_and_links_expanded() -> None:

@@ -241,7 +241,7 @@ class XAdapter(Adapter):
 
     Inbound, mentions (``GET /2/users/:id/mentions``, every page back to the
     cursor) and DMs (``GET /2/dm_events``, paced) become `MessageReceived`;
-    what our own account wrote is ``from_us``. Outbound, replies go out with
+    what our own account wrote is left out (replay shows it ``from_us``). Outbound, replies go out with
     ``reply.in_reply_to_tweet_id``; private replies and replies to DMs as DMs.
     `check` refuses, before any request, a reply X's reply rule forbids.
 
@@ -440,7 +440,8 @@ class XAdapter(Adapter):
         mentions page back to the cursor is read in one poll (X pages from the
         newest down), so a burst bigger than a page is delivered whole. DMs are
         read at most every ``dm_poll_interval`` seconds (X allows 15 reads per
-        15 minutes). A post or DM that cannot make a message is reported in
+        15 minutes). Our own posts and DMs (echoes of what we sent) are left
+        out. A post or DM that cannot make a message is reported in
         ``Batch.rejected``; the cursor still moves past it.
 
         Raises:
@@ -504,8 +505,10 @@ class XAdapter(Adapter):
             where = f"{path}.data.{index}"
             try:
                 tweet = parse(Tweet, raw, path=where)
-                events.append(self._converter.tweet_event(
-                    tweet, users, raw=raw_tweet(raw, includes), path=where))
+                event = self._converter.tweet_event(
+                    tweet, users, raw=raw_tweet(raw, includes), path=where)
+                if not event.message.from_us:  # our own post: nothing to answer
+                    events.append(event)
             except PayloadError as exc:
                 rejected.append(Rejected.from_error(exc, raw))
             except ValueError as exc:  # the core model refused what the wire model took
@@ -541,12 +544,10 @@ class XAdapter(Adapter):
                     continue
                 if isinstance(found, str) and (newest is None or _newer(found, newest)):
                     newest = found
-                if since is None:
-                    continue  # the first poll only finds where "now" is
                 try:
                     event = parse(DmEvent, raw, path=where)
-                    if event.event_type != "MessageCreate":
-                        continue
+                    if event.event_type != "MessageCreate" or event.sender_id == self._our_id:
+                        continue  # not a message, or our own echoed back
                     events.append(self._converter.dm_event(event, users, raw=raw, path=where))
                 except PayloadError as exc:
                     rejected.append(Rejected.from_error(exc, raw))
@@ -555,7 +556,7 @@ class XAdapter(Adapter):
                     rejected.append(Rejected.from_error(error, raw))
             token = page.meta.next_token
             if reached or token is None or since is None:
-                break
+                break  # the first poll reads the newest page, as for mentions
         return newest or since
 
     @classmethod
