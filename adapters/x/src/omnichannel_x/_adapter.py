@@ -241,8 +241,9 @@ class XAdapter(Adapter):
 
     Inbound, mentions (``GET /2/users/:id/mentions``, every page back to the
     cursor) and DMs (``GET /2/dm_events``, paced) become `MessageReceived`;
-    what our own account wrote is left out (replay shows it ``from_us``). Outbound, replies go out with
-    ``reply.in_reply_to_tweet_id``; private replies and replies to DMs as DMs.
+    what our own account wrote is left out (replay shows it ``from_us``).
+    Outbound, replies go out with ``reply.in_reply_to_tweet_id``; private
+    replies and replies to DMs as DMs.
     `check` refuses, before any request, a reply X's reply rule forbids.
 
     Args:
