@@ -188,6 +188,19 @@ async def test_dm_reads_are_paced() -> None:
     assert sandbox.request_count("GET /2/users/*/mentions") == 3
 
 
+async def test_first_poll_reads_the_newest_mentions_and_dms() -> None:
+    """With no cursor, the newest page of mentions and of DMs is delivered, as on Mastodon."""
+    sandbox = XSandbox(seed=16)
+    mention = sandbox.customer_mention("before we started")
+    dm = sandbox.customer_dm("also before")
+    async with _adapter(sandbox) as x:
+        messages, cursor = await _received(x, None)
+        again, _ = await _received(x, cursor)
+    assert [m.ref.id for m in messages] == [mention.id, dm.id]
+    assert cursor == f"m={mention.id};d={dm.id}"
+    assert again == []
+
+
 async def test_our_own_dm_is_not_delivered_back() -> None:
     """Our DM answer is in GET /2/dm_events too; poll leaves the echo out (nothing to answer)."""
     sandbox = XSandbox(seed=4)
