@@ -12,7 +12,9 @@ and t.co links), each given an ``author_id``, entities found in its text and
   per post and ``tweepy.User`` per user), when tweepy is installed;
 - the import time of ``omnichannel_x`` (and of ``tweepy``) in a fresh interpreter.
 
-Run: ``.venv/bin/python bench/bench_x_parse.py [--seconds 2]``.
+Runs are interleaved (the order rotates each repeat), repeated (``--repeats``,
+7 by default) and printed as min and median, with the load average before
+and after. Run: ``.venv/bin/python bench/bench_x_parse.py [--repeats 7]``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -63,15 +66,20 @@ def build_page() -> bytes:
     return json.dumps(page).encode("ascii")
 
 
-def rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of ``fn`` over about ``seconds``."""
-    runs: list[float] = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return 1 / statistics.median(runs)
+def interleaved(runs: dict[str, Callable[[], object]], *, repeats: int,
+                calls: int) -> dict[str, list[float]]:
+    """Seconds per call of each function: ``repeats`` rounds, the order rotating each round."""
+    names = list(runs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = runs[name]
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - start) / calls)
+    return times
 
 
 def import_time(module: str) -> float:
@@ -89,22 +97,23 @@ def import_time(module: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=20, help="pages parsed per measurement")
     args = parser.parse_args()
     page = build_page()
     events = XAdapter.parse_payload(page, path="/2/users/783214/mentions", account="783214")
     assert len(events) == PAGE_SIZE
-    print(f"page: {PAGE_SIZE} posts, {len(page)} bytes")
-    loads = rate(lambda: json.loads(page), args.seconds)
-    ours = rate(lambda: XAdapter.parse_payload(page, path="/2/users/783214/mentions"),
-                args.seconds)
-    print(f"json.loads:                 {loads * PAGE_SIZE:12,.0f} posts/s")
-    print(f"XAdapter.parse_payload:     {ours * PAGE_SIZE:12,.0f} posts/s "
-          f"({loads / ours:.1f}x json.loads)")
+    print(f"load average before: {os.getloadavg()}")
+    print(f"page: {PAGE_SIZE} posts, {len(page)} bytes; {args.repeats} interleaved repeats")
+    runs: dict[str, Callable[[], object]] = {
+        "json.loads": lambda: json.loads(page),
+        "XAdapter.parse_payload": lambda: XAdapter.parse_payload(
+            page, path="/2/users/783214/mentions"),
+    }
     try:
         import tweepy
     except ImportError:
-        print("tweepy:                     not installed")
+        print("tweepy: not installed (pip install tweepy to compare)")
     else:
         def with_tweepy() -> None:
             body = json.loads(page)
@@ -113,15 +122,20 @@ def main() -> None:
             for user in body["includes"]["users"]:
                 tweepy.User(user)
 
-        theirs = rate(with_tweepy, args.seconds)
-        print(f"tweepy Tweet/User models:   {theirs * PAGE_SIZE:12,.0f} posts/s "
-              f"({loads / theirs:.1f}x json.loads)")
-    print(f"import omnichannel:         {import_time('omnichannel') * 1000:8.1f} ms")
+        runs["tweepy Tweet/User models"] = with_tweepy
+    times = interleaved(runs, repeats=args.repeats, calls=args.calls)
+    base = statistics.median(times["json.loads"])
+    for name, seconds in times.items():
+        low, mid = min(seconds), statistics.median(seconds)
+        print(f"{name:<26} min {PAGE_SIZE / low:10,.0f} posts/s, median "
+              f"{PAGE_SIZE / mid:10,.0f} posts/s ({mid / base:.1f}x json.loads)")
+    print(f"import omnichannel:         {import_time('omnichannel') * 1000:8.1f} ms (median of 5)")
     print(f"import omnichannel_x:       {import_time('omnichannel_x') * 1000:8.1f} ms")
     try:
         print(f"import tweepy:              {import_time('tweepy') * 1000:8.1f} ms")
     except subprocess.CalledProcessError:
         print("import tweepy:              not installed")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
