@@ -30,7 +30,6 @@ from omnichannel.text import (
     split_thread,
     utf8_to_index,
     utf16_to_index,
-    x_weighted_length,
 )
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # man, woman, girl, boy joined by three ZWJs
@@ -48,7 +47,8 @@ def test_all_lists_the_public_names() -> None:
     """__all__ names every public function and class of the module, once."""
     public = {
         name for name, value in vars(text_module).items()
-        if not name.startswith("_") and getattr(value, "__module__", None) == text_module.__name__
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith(f"{text_module.__name__}.")
     }
     assert len(text_module.__all__) == len(set(text_module.__all__))
     assert public <= set(text_module.__all__)
@@ -64,9 +64,8 @@ def test_text_rule_is_a_frozen_strict_model() -> None:
         TextRule(unit="graphemes", limit=10, colour="red")  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         TextRule(unit="graphemes", limit=-1)
-    assert TextRule.model_validate({"unit": "weighted", "limit": 280, "url_length": 23}) == (
-        TextRule.x()
-    )
+    with pytest.raises(ValidationError, match=r"omnichannel_x\.XTextRule"):
+        TextRule(unit="weighted", limit=280, url_length=23)  # X's rule counts that unit
 
 
 def test_plain_rules_count_urls_as_written() -> None:
@@ -117,156 +116,6 @@ def test_grapheme_count_matches_segmentation(sample: str) -> None:
     """count_graphemes (with its ASCII shortcut) always equals the number of segments."""
     assert count_graphemes(sample) == len(graphemes(sample))
     assert "".join(graphemes(sample)) == sample
-
-
-# --------------------------------------------------------------------------
-# X: weighted length
-# --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("sample", "weight"),
-    [
-        ("a", 1),
-        ("á", 1),
-        ("ӑ", 1),
-        ("👾", 2),
-        ("🙋🏽", 2),
-        ("👨\u200d🎤", 2),
-        (FAMILY, 2),
-        ("https://example.com", 23),
-        ("https://example.com/very/long/path", 23),
-        ("café", 4),
-        ("cafe\u0301", 4),
-        ("Hello, world! 👋", 16),
-    ],
-)
-def test_x_examples_from_the_docs(sample: str, weight: int) -> None:
-    """The examples of docs.x.com/fundamentals/counting-characters weigh what the page says."""
-    assert x_weighted_length(sample) == weight
-
-
-def test_x_weights_follow_the_config_over_the_docs_table() -> None:
-    """U+1ED2 (Ồ) weighs 2: it is outside config v3's ranges, though the docs table lists it as 1.
-
-    docs.x.com/fundamentals/counting-characters names twitter-text's configuration
-    as the definition of weights; its ranges end at U+10FF before U+2000.
-    """
-    assert x_weighted_length("\u1ed2") == 2
-    assert x_weighted_length("\u10ff") == 1
-    assert x_weighted_length("\u1100") == 2
-
-
-def test_x_280_latin_characters_fit() -> None:
-    """280 Latin characters fit an X post and 281 do not (docs.x.com counting-characters)."""
-    rule = TextRule.x()
-    assert rule.fits("a" * 280)
-    assert not rule.fits("a" * 281)
-
-
-def test_x_140_cjk_characters_fit() -> None:
-    """140 CJK characters fit (2 each) and 141 do not (docs.x.com counting-characters)."""
-    rule = TextRule.x()
-    assert rule.count("漢" * 140) == 280
-    assert rule.fits("漢" * 140)
-    assert not rule.fits("漢" * 141)
-
-
-def test_x_140_emoji_fit_whatever_their_length() -> None:
-    """140 family emoji (1,540 UTF-16 units) fit as 140 x 2 (docs.x.com counting-characters)."""
-    rule = TextRule.x()
-    assert rule.count(FAMILY * 140) == 280
-    assert not rule.fits(FAMILY * 141)
-
-
-def test_x_every_url_counts_23() -> None:
-    """A short and a very long URL both count 23 (docs.x.com/fundamentals/counting-characters)."""
-    assert x_weighted_length("x.co/a") == 23
-    assert x_weighted_length("see https://example.com/" + "p" * 300) == 4 + 23
-
-
-# Cases from twitter-text conformance/validate.yml, WeightedTweetsWithDiscountedEmojiCounterTest
-# and UnicodeDirectionalMarkerCounterTest (the tests of config v3).
-GENERAL_PUNCTUATION = (
-    "This is a tweet with general punctuation characters: "
-    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b"
-    " ‐ ‑ ‒ – — ― ‖  ‗ ‘ ’ ‚ ‛ “ ” „ ‟ ′ ″ ‴ ‵ ‶ ‷"
-)
-KANA = "あいうえおかきくけこ"
-POEM = "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。"  # 32 CJK characters
-
-
-@pytest.mark.parametrize(
-    ("sample", "weight"),
-    [
-        pytest.param("Hi http://test.co", 26, id="url"),
-        pytest.param("285 chars-" + "xxxxxxxxxx-" * 25, 285, id="long-latin"),
-        pytest.param(
-            "285 chars- http://www.twitter.com/jack " + "xxxxxxxxxx-" * 24, 299, id="url-in-middle"
-        ),
-        pytest.param("https://www.twitter.com/aloha " * 10, 240, id="ten-urls"),
-        pytest.param("the" + POEM * 5, 323, id="cjk"),
-        pytest.param("😷" * 160, 320, id="160-emoji"),
-        pytest.param("ÁB", 2, id="nfc"),
-        pytest.param("Aשּׁ", 4, id="nfc-hebrew"),
-        pytest.param(f"H🐱☺{FAMILY}", 7, id="mixed-emoji"),
-        pytest.param("😷👾😡🔥💩", 10, id="five-emoji"),
-        pytest.param("🙋🏽👨\u200d🎤", 4, id="skin-tone-and-zwj"),
-        pytest.param(GENERAL_PUNCTUATION, 110, id="general-punctuation"),
-        pytest.param("randomurl" * 7 + "s.com", 68, id="label-over-63"),
-        pytest.param(
-            KANA * 12 + " http://" + KANA * 5 + "あいう.com", 358, id="punycode-label-over-63"
-        ),
-        pytest.param(KANA * 12 + " http://" + KANA * 5 + "あい.com", 264, id="punycode-label-63"),
-        pytest.param(FAMILY * 140, 280, id="140-families"),
-        pytest.param("Unicode 10.0 emoji: 🤪; 🧕; 🧕🏾; 🏴\U000e0067\U000e0062\U000e0065"
-                     "\U000e006e\U000e0067\U000e007f", 34, id="tag-sequence"),
-        pytest.param("Unicode 9.0 emoji: 🤠; 💃; 💃🏾", 29, id="unicode-9"),
-        pytest.param("ABC\u202a\uffffABC\ufffe", 12, id="invalid-characters"),
-        pytest.param("\u2066\u202ahttp://foobar.پاکستان/\u202c\u2069", 31, id="directional-marks"),
-        pytest.param("Test https://test.com test https://test.com test.com test", 86,
-                     id="bare-domain"),
-    ],
-)
-def test_x_matches_twitter_text_conformance(sample: str, weight: int) -> None:
-    """twitter-text's conformance/validate.yml weighted lengths (config v3) come out the same."""
-    assert x_weighted_length(sample) == weight
-
-
-def test_x_copyright_sign_is_an_emoji_only_with_vs16() -> None:
-    """A bare © weighs 1 and ©️ weighs 2, as twemoji-parser (X's emoji parser) decides."""
-    assert x_weighted_length("©") == 1
-    assert x_weighted_length("©\ufe0f") == 2
-    assert x_weighted_length("❤\ufe0e") == 4  # text presentation: two code points of weight 2
-
-
-@pytest.mark.parametrize(
-    ("sample", "weight"),
-    [
-        ("bit.ly", 6),
-        ("bit.ly/abc", 23),
-        ("t.co", 23),
-        ("www.example.io", 23),
-        ("example.com.", 24),
-        ("file.txt", 8),
-        ("main.py", 7),
-        ("mail me: a.b@example.com", 24),
-        ("https://example.com/a.", 24),
-        ("(https://en.wikipedia.org/wiki/Foo_(bar))", 25),
-    ],
-)
-def test_x_url_boundaries(sample: str, weight: int) -> None:
-    """Bare domains, short country domains and trailing punctuation follow twitter-text."""
-    assert x_weighted_length(sample) == weight
-
-
-def test_x_leading_reply_mentions_can_be_skipped() -> None:
-    """Auto-populated leading @mentions are left out when asked (docs.x.com counting-characters)."""
-    reply = "@alice @bob_smith thanks, fixed!"
-    assert x_weighted_length(reply) == len(reply)
-    assert x_weighted_length(reply, skip_leading_mentions=True) == len("thanks, fixed!")
-    assert TextRule.x().fits("@alice " + "a" * 280, skip_leading_mentions=True)
-    assert not TextRule.x().fits("@alice " + "a" * 280)
 
 
 # --------------------------------------------------------------------------
@@ -586,7 +435,7 @@ def _assert_faithful(original: str, contents: list[str]) -> None:
 
 def test_split_returns_fitting_text_unchanged() -> None:
     """Text within the limit comes back as the only part, unnumbered."""
-    assert split_thread("  short reply  ", TextRule.x()) == ["  short reply  "]
+    assert split_thread("  short reply  ", TextRule.mastodon()) == ["  short reply  "]
 
 
 def test_split_numbers_parts_with_a_suffix() -> None:
@@ -637,10 +486,13 @@ def test_split_without_numbering() -> None:
     assert all(rule.fits(part) and not SUFFIX.search(part) for part in parts)
 
 
+POEM = "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。"  # 32 CJK characters
+
+
 def test_split_cjk_text_without_spaces() -> None:
-    """Chinese text is cut between characters, preferably after 。, within X's weight."""
+    """Chinese text is cut between characters, preferably after 。."""
     poem = POEM * 6
-    rule = TextRule.x()
+    rule = TextRule.code_points(70)
     parts = split_thread(poem, rule)
     assert all(rule.fits(part) for part in parts)
     contents = _contents(parts)
@@ -692,7 +544,6 @@ TEXTS = st.lists(st.tuples(WORDS, SEPARATORS), min_size=1, max_size=60).map(
     lambda pairs: "".join(word + gap for word, gap in pairs)
 )
 RULES = [
-    TextRule(unit="weighted", limit=50, url_length=23),  # X's counting, a smaller limit
     TextRule.mastodon(45),
     TextRule(unit="graphemes", limit=40, max_bytes=90),  # Bluesky's shape, smaller
     TextRule.code_points(40),

@@ -9,11 +9,12 @@ from omnichannel_x import XAdapter, XSettings, capabilities_for
 
 
 def test_public_names() -> None:
-    """The package exports the adapter, its settings, tokens, tiers and typed errors."""
+    """The package exports the adapter, its settings, tokens, tiers, text rule and typed errors."""
     assert omnichannel_x.__all__ == [
         "BudgetExceeded", "ClientForbidden", "CostLedger", "DirectMessageRefused",
         "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired", "Tier",
-        "UsageCapped", "XAdapter", "XSettings", "XTokens", "capabilities_for",
+        "UsageCapped", "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for",
+        "x_weighted_length",
     ]
     assert issubclass(XSettings, AdapterSettings)
 

@@ -19,8 +19,7 @@ import pytest
 from omnichannel.actions import Hide, React, Reply
 from omnichannel.events import MessageReceived
 from omnichannel.model import Message, Person, Ref
-from omnichannel.text import x_weighted_length
-from omnichannel_x import XAdapter
+from omnichannel_x import XAdapter, x_weighted_length
 
 from .conftest import Vectors
 

@@ -29,6 +29,8 @@ from ._errors import NotAuthorizedForResource as NotAuthorizedForResource
 from ._errors import NotSummoned as NotSummoned
 from ._errors import ReauthorizationRequired as ReauthorizationRequired
 from ._errors import UsageCapped as UsageCapped
+from ._text import XTextRule as XTextRule
+from ._text import x_weighted_length as x_weighted_length
 
 __all__ = [
     "BudgetExceeded",
@@ -43,6 +45,8 @@ __all__ = [
     "UsageCapped",
     "XAdapter",
     "XSettings",
+    "XTextRule",
     "XTokens",
     "capabilities_for",
+    "x_weighted_length",
 ]

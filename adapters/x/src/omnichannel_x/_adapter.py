@@ -54,6 +54,7 @@ from ._convert import (
 from ._costs import Charge, CostLedger, Prices, has_url
 from ._errors import NotSummoned, ReauthorizationRequired, error_for, is_not_summoned
 from ._replay import parse_payload
+from ._text import XTextRule
 from ._wire import DmEvent, DmPage, Tweet, TweetPage, User
 
 __all__ = ["Tier", "XAdapter", "XSettings", "XTokens", "capabilities_for"]
@@ -85,7 +86,7 @@ def capabilities_for(tier: Tier) -> Capabilities:
     hide replies to our posts and delete our posts.
     """
     return Capabilities(
-        text=TextRule.x(),
+        text=XTextRule(),
         dm_text=TextRule.code_points(10_000),
         private_reply=True,
         reactions=("like",) if tier == "enterprise" else (),
@@ -217,7 +218,7 @@ def _cursor(cursor: str | None) -> tuple[str | None, str | None]:
 
 def _comparable(text: str) -> str:
     """Text as X stores it, for comparing: NFC, URLs (t.co or not) as one placeholder."""
-    countable = TextRule.x().countable(unicodedata.normalize("NFC", text))
+    countable = XTextRule().countable(unicodedata.normalize("NFC", text))
     return " ".join(countable.split())
 
 

@@ -17,7 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from omnichannel.errors import ActionError
-from omnichannel.text import TextRule
+
+from ._text import XTextRule
 
 __all__ = ["BudgetExceeded", "Charge", "CostLedger", "Prices", "has_url"]
 
@@ -83,7 +84,7 @@ class BudgetExceeded(ActionError):
 def has_url(text: str) -> bool:
     """Whether X finds a URL in ``text`` (bare domains too): such a post costs 15 times more."""
     plain = unicodedata.normalize("NFC", text)
-    return TextRule.x().countable(plain) != plain
+    return XTextRule().countable(plain) != plain
 
 
 class CostLedger:

@@ -56,7 +56,8 @@ from omnichannel.testing import (
     route,
 )
 from omnichannel.testing.sandbox import AuthFailure, DirectMessage, Facet, RecordKind
-from omnichannel.text import x_weighted_length
+
+from ._text import x_weighted_length
 
 __all__ = ["XSandbox"]
 
