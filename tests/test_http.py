@@ -31,8 +31,8 @@ from omnichannel.http import (
     RetryPolicy,
     open_client,
     parse_mastodon_headers,
-    parse_x_headers,
 )
+from omnichannel_x import parse_x_headers  # the X adapter's parser drives these X-shaped tests
 
 X_API = "https://api.x.com"
 START = datetime.fromtimestamp(1635976418 - 12, UTC)  # 12 s before a recorded X reset

@@ -15,7 +15,6 @@ from omnichannel.http import (
     parse_bluesky_headers,
     parse_mastodon_headers,
     parse_meta_headers,
-    parse_x_headers,
 )
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -27,24 +26,6 @@ def recorded_headers(network: str, cassette: str, index: int) -> dict[str, str]:
     data = json.loads((VECTORS / network / "decoded" / f"{cassette}.json").read_text())
     headers: dict[str, Any] = data["interactions"][index]["response_headers"]
     return {name: str(value) for name, value in headers.items()}
-
-
-def test_x_headers_fill_info_from_recorded_post_tweets() -> None:
-    """X's x-rate-limit-* headers of the recorded POST /2/tweets give limit, remaining, reset."""
-    headers = recorded_headers("twitter", "tweepy__test_client_create_and_delete_tweet", 0)
-    info = parse_x_headers(headers, now=NOW)
-    assert info == RateLimitInfo(
-        limit=200, remaining=199, reset_at=datetime.fromtimestamp(1635976418, UTC)
-    )
-
-
-def test_x_headers_from_recorded_mentions_poll() -> None:
-    """The recorded mentions poll reads 450/448 with its epoch-seconds reset."""
-    headers = recorded_headers("twitter", "tweepy__test_client_get_users_mentions", 0)
-    info = parse_x_headers(headers, now=NOW)
-    assert info is not None
-    assert (info.limit, info.remaining) == (450, 448)
-    assert info.reset_at == datetime(2022, 10, 7, 22, 53, 48, tzinfo=UTC)
 
 
 def test_bluesky_headers_fill_info_and_policy_window() -> None:
@@ -146,7 +127,7 @@ def test_meta_time_to_regain_access_means_throttled_even_below_100() -> None:
 
 
 @pytest.mark.parametrize(
-    "parser", [parse_x_headers, parse_bluesky_headers, parse_mastodon_headers, parse_meta_headers]
+    "parser", [parse_bluesky_headers, parse_mastodon_headers, parse_meta_headers]
 )
 def test_parsers_return_none_without_their_headers(parser: Any) -> None:
     """A response without rate-limit headers gives no info, not an empty one."""
@@ -155,7 +136,6 @@ def test_parsers_return_none_without_their_headers(parser: Any) -> None:
 
 def test_malformed_values_are_ignored_not_raised() -> None:
     """Garbage in a rate-limit header drops that value instead of failing the response."""
-    assert parse_x_headers({"x-rate-limit-remaining": "lots"}, now=NOW) is None
     info = parse_mastodon_headers(
         {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "soon"}, now=NOW
     )

@@ -9,12 +9,12 @@ from omnichannel_x import XAdapter, XSettings, capabilities_for
 
 
 def test_public_names() -> None:
-    """The package exports the adapter, its settings, tokens, tiers, text rule and typed errors."""
+    """The package exports the adapter, its settings, tiers, text and rate-limit rules, errors."""
     assert omnichannel_x.__all__ == [
         "BudgetExceeded", "ClientForbidden", "CostLedger", "DirectMessageRefused",
         "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired", "Tier",
         "UsageCapped", "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for",
-        "x_weighted_length",
+        "parse_x_headers", "x_weighted_length",
     ]
     assert issubclass(XSettings, AdapterSettings)
 

@@ -44,7 +44,6 @@ from ._ratelimit import (
     parse_bluesky_headers,
     parse_mastodon_headers,
     parse_meta_headers,
-    parse_x_headers,
 )
 from ._retry import RetryPolicy
 
@@ -63,5 +62,4 @@ __all__ = [
     "parse_bluesky_headers",
     "parse_mastodon_headers",
     "parse_meta_headers",
-    "parse_x_headers",
 ]

@@ -736,7 +736,7 @@ async def open_client(
         transport: An ``httpx`` transport to use instead of the network (a
             sandbox, ``httpx.MockTransport``, an ASGI app).
         rate_limit_parser: Reads the network's rate-limit headers
-            (`parse_x_headers`, `parse_bluesky_headers`, ...).
+            (`parse_mastodon_headers`, `parse_bluesky_headers`, or an adapter's own).
         error_mapper: Turns error responses into our errors; ``None`` answers
             fall back to the default mapping.
         retry: Retry policy (default: `RetryPolicy()`).

@@ -19,7 +19,6 @@ __all__ = [
     "parse_bluesky_headers",
     "parse_mastodon_headers",
     "parse_meta_headers",
-    "parse_x_headers",
 ]
 
 
@@ -193,26 +192,6 @@ def _info(
         return None
     return RateLimitInfo(
         limit=limit, remaining=remaining, reset_at=reset_at, policy_window=policy_window
-    )
-
-
-def parse_x_headers(
-    headers: Mapping[str, str], /, *, now: datetime | None = None
-) -> RateLimitInfo | None:
-    """Read X's ``x-rate-limit-limit/-remaining/-reset`` (reset in epoch seconds).
-
-    Args:
-        headers: Response headers (any case).
-        now: Unused; accepted so every parser has the same signature.
-
-    Returns:
-        The budget, or ``None`` when the response carries none of the headers.
-    """
-    h = httpx.Headers(headers)
-    return _info(
-        _int(h.get("x-rate-limit-limit")),
-        _int(h.get("x-rate-limit-remaining")),
-        _epoch(h.get("x-rate-limit-reset")),
     )
 
 

@@ -29,6 +29,7 @@ from ._errors import NotAuthorizedForResource as NotAuthorizedForResource
 from ._errors import NotSummoned as NotSummoned
 from ._errors import ReauthorizationRequired as ReauthorizationRequired
 from ._errors import UsageCapped as UsageCapped
+from ._ratelimit import parse_x_headers as parse_x_headers
 from ._text import XTextRule as XTextRule
 from ._text import x_weighted_length as x_weighted_length
 
@@ -48,5 +49,6 @@ __all__ = [
     "XTextRule",
     "XTokens",
     "capabilities_for",
+    "parse_x_headers",
     "x_weighted_length",
 ]

@@ -36,7 +36,6 @@ from omnichannel.http import (
     RefreshingBearerAuth,
     RetryPolicy,
     open_client,
-    parse_x_headers,
 )
 from omnichannel.model import Mention, Message, Ref
 from omnichannel.text import TextRule
@@ -53,6 +52,7 @@ from ._convert import (
 )
 from ._costs import Charge, CostLedger, Prices, has_url
 from ._errors import NotSummoned, ReauthorizationRequired, error_for, is_not_summoned
+from ._ratelimit import parse_x_headers
 from ._replay import parse_payload
 from ._text import XTextRule
 from ._wire import DmEvent, DmPage, Tweet, TweetPage, User

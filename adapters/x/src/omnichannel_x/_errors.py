@@ -29,7 +29,8 @@ from omnichannel.errors import (
     TokenExpired,
     TransientError,
 )
-from omnichannel.http import parse_x_headers
+
+from ._ratelimit import parse_x_headers
 
 __all__ = [
     "ClientForbidden",
