@@ -437,7 +437,7 @@ class Store(Protocol):
             audit: An audit line to add with the change (its ``id`` is assigned).
 
         Raises:
-            KeyError: No item has this key (nothing is changed or added).
+            RecordNotFound: No item has this key (nothing is changed or added).
         """
         ...
 
@@ -459,7 +459,7 @@ class Store(Protocol):
         """Store a new draft.
 
         Raises:
-            ValueError: A draft with this id exists.
+            StoreConflict: A draft with this id exists.
         """
         ...
 
@@ -485,8 +485,8 @@ class Store(Protocol):
         """Approve or reject a pending draft, optionally replacing its action.
 
         Raises:
-            KeyError: No draft has this id.
-            ValueError: The draft was already decided, ``status`` is
+            RecordNotFound: No draft has this id.
+            StoreConflict: The draft was already decided, ``status`` is
                 ``"pending"``, or ``action`` is not a reply, private reply or post.
         """
         ...

@@ -18,7 +18,14 @@ import anyio.to_thread
 from pydantic import TypeAdapter
 
 from ..actions import Action, Sent
-from ..errors import ConfigurationError, StoreDamaged, StoreError, StoreLocked
+from ..errors import (
+    ConfigurationError,
+    RecordNotFound,
+    StoreConflict,
+    StoreDamaged,
+    StoreError,
+    StoreLocked,
+)
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
 from ..model import Conversation, Message, Person, Ref
 from ._filelock import FileLock, LockHeld, lock_path
@@ -802,7 +809,7 @@ class SQLiteStore(Store):
         Other arguments left ``None`` keep their value.
 
         Raises:
-            KeyError: No item has this key (nothing is changed or added).
+            RecordNotFound: No item has this key (nothing is changed or added).
         """
         due = None if next_attempt_at is None else _ts(next_attempt_at)
         sent_json = None if sent is None else sent.model_dump_json()
@@ -818,7 +825,7 @@ class SQLiteStore(Store):
                 (status, now, due, last_error, sent_json, key),
             ).rowcount
             if changed != 1:
-                raise KeyError(key)
+                raise RecordNotFound("outbox item", key)
             if audit is not None:
                 _insert_audit(conn, audit)
             return _require_outbox(conn, key)
@@ -860,13 +867,15 @@ class SQLiteStore(Store):
         """Store a new draft.
 
         Raises:
-            ValueError: A draft with this id exists.
+            StoreConflict: A draft with this id exists.
         """
 
         def work(conn: sqlite3.Connection) -> None:
             inserted = conn.execute(_INSERT_DRAFT, _draft_values(draft)).rowcount
             if inserted != 1:
-                raise ValueError(f"draft {draft.id} already exists")
+                raise StoreConflict(
+                    f"draft {draft.id} already exists", record="draft", key=draft.id
+                )
 
         await self._write(work, operation="add_draft")
 
@@ -897,8 +906,8 @@ class SQLiteStore(Store):
         """Approve or reject a pending draft, optionally replacing its action.
 
         Raises:
-            KeyError: No draft has this id.
-            ValueError: The draft was already decided, ``status`` is
+            RecordNotFound: No draft has this id.
+            StoreConflict: The draft was already decided, ``status`` is
                 ``"pending"``, or ``action`` is not a reply, private reply or post.
         """
         at = utcnow()
@@ -906,7 +915,7 @@ class SQLiteStore(Store):
         def work(conn: sqlite3.Connection) -> Draft:
             draft = _get_draft(conn, draft_id)
             if draft is None:
-                raise KeyError(draft_id)
+                raise RecordNotFound("draft", draft_id)
             result = decided(draft, status=status, by=by, reason=reason, action=action, at=at)
             conn.execute(
                 "UPDATE drafts SET status = ?, action = ?, decided_at = ?, decided_by = ?,"
@@ -1000,7 +1009,7 @@ def _get_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem | None:
 def _require_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem:
     item = _get_outbox(conn, key)
     if item is None:
-        raise KeyError(key)
+        raise RecordNotFound("outbox item", key)
     return item
 
 
