@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,72 @@ def _logging_state_restored() -> Iterator[None]:
     for lg, level, disabled, propagate, handlers in saved:
         lg.setLevel(level)
         lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers
+
+
+class PostgresServer:
+    """The PostgreSQL server of a test session: its URL, and a restart when the tests own it."""
+
+    def __init__(self, url: str, restart: Callable[[], None] | None = None) -> None:
+        self.url = url
+        self.restart = restart
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session.
+
+    ``OMNICHANNEL_TEST_POSTGRES_URL`` when set; otherwise a throwaway server from the
+    ``pgserver`` package (in the ``test`` extra), stopped and deleted at the end. As root,
+    pgserver runs the server as a system user of its own (``pgserver``).
+    """
+    url = os.environ.get("OMNICHANNEL_TEST_POSTGRES_URL")
+    if url:
+        yield PostgresServer(url)
+        return
+    try:
+        import psycopg  # noqa: F401 - only checking that it is installed
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+            import pgserver
+            from pgserver._commands import pg_ctl
+    except ImportError as exc:
+        pytest.skip(
+            f"no PostgreSQL for the tests ({exc.name} is not installed): install the test "
+            'extra (pip install -e ".[test]") or set OMNICHANNEL_TEST_POSTGRES_URL'
+        )
+    pgdata = tmp_path_factory.mktemp("pgdata")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode="delete")
+        except Exception as exc:
+            pytest.skip(
+                f"could not start a throwaway PostgreSQL with pgserver ({exc!r}): set "
+                "OMNICHANNEL_TEST_POSTGRES_URL to a server the tests may create schemas in"
+            )
+
+    def restart() -> None:
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=server.system_user)
+
+    try:
+        yield PostgresServer(server.get_uri(), restart)
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+
+
+@pytest.fixture
+def postgres_schema(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty schema on the session's server, dropped after the test."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
