@@ -6,15 +6,27 @@ throwaway ``pgserver``); every test gets a fresh schema of its own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import pytest
+from tests.conftest import PostgresServer
 
+from omnichannel.actions import Reply
+from omnichannel.cli import main
 from omnichannel.errors import ConfigurationError, StoreError, StoreLocked
-from omnichannel.store import PostgresStore, SQLiteStore, Store, is_postgres_url, store_for
+from omnichannel.store import (
+    Draft,
+    PostgresStore,
+    SQLiteStore,
+    Store,
+    is_postgres_url,
+    store_for,
+)
 from omnichannel.testing.store_conformance import (
     NET,
     T0,
@@ -24,7 +36,6 @@ from omnichannel.testing.store_conformance import (
     received,
     reply_item,
 )
-from tests.conftest import PostgresServer
 
 psycopg = pytest.importorskip(
     "psycopg", reason='psycopg is not installed: pip install -e ".[test]" (or ".[postgres]")'
@@ -225,3 +236,52 @@ def test_store_for_picks_the_backend_from_the_target() -> None:
     assert isinstance(reader, PostgresStore)
     assert reader.shared
     assert isinstance(store_for("helpdesk.db"), SQLiteStore)
+
+
+# the command line on PostgreSQL
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh database on the session's server, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    parts = urlsplit(postgres_server.url)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_cli_store_migrate_creates_the_schema_once(
+    postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`omnichannel store migrate --store postgresql://…` migrates, and again is a no-op."""
+    for _ in range(2):
+        assert main(["store", "migrate", "--store", postgres_database]) == 0
+        assert capsys.readouterr().out.endswith("schema version 1\n")
+    with psycopg.connect(postgres_database) as conn:
+        assert conn.execute("SELECT version FROM omnichannel_migrations").fetchall() == [(1,)]
+
+
+def test_cli_inbox_and_drafts_read_a_postgres_store_from_the_environment(
+    postgres_database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OMNICHANNEL_STORE may be a URL: `inbox` and `drafts list` read it beside a worker."""
+    monkeypatch.setenv("OMNICHANNEL_STORE", postgres_database)
+    to = message("130500", "my parcel is late 😡")
+
+    async def fill() -> None:
+        async with PostgresStore(postgres_database) as store:
+            await store.record_batch(NET, [received(to)], cursor="1")
+            await store.add_draft(Draft(action=Reply(network=NET, to=to, text="So sorry!")))
+
+    anyio.run(fill)
+    assert main(["inbox"]) == 0
+    out = capsys.readouterr().out
+    assert "my parcel is late 😡" in out
+    assert "Pending drafts (1, oldest first)" in out
+    assert main(["drafts", "list"]) == 0
+    assert "So sorry!" in capsys.readouterr().out

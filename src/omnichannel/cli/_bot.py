@@ -31,7 +31,7 @@ from ..hub import CallNext, Context, Handler, Hub, Middleware
 from ..model import ConversationKind, Visibility
 from ..policy import ReplyPolicy
 from ..registry import check_networks, install_hint
-from ..store import OutboxStatus, SQLiteStore, Store
+from ..store import OutboxStatus, PostgresStore, SQLiteStore, Store, store_for
 from ._logging import configure_logging
 from ._settings import Config, adapters_from_settings
 
@@ -260,8 +260,9 @@ class Bot:
         )
         parser.add_argument("--config", metavar="FILE",
                             help="settings file (default: ./omnichannel.toml if it exists)")
-        parser.add_argument("--store", metavar="FILE",
-                            help="SQLite store (default: the config's, or omnichannel.db; "
+        parser.add_argument("--store", metavar="FILE|URL",
+                            help="SQLite file or postgresql:// URL (default: the config's, "
+                                 "or omnichannel.db; "
                                  "a temporary one with --sandbox)")
         parser.add_argument("--network", action="append", metavar="NAME",
                             help="run on this network only (repeatable)")
@@ -359,7 +360,7 @@ class Bot:
     ) -> signal.Signals | None:
         config = Config.load(args.config)
         adapters = adapters_from_settings(config=args.config, networks=args.network)
-        store = SQLiteStore(config.store_path(args.store))
+        store = store_for(config.store_path(args.store))
         hub = self.build_hub(adapters=adapters, store=store)
         longest = max((float(getattr(a.settings, "poll_interval", 30.0)) for a in adapters),
                       default=30.0)
@@ -370,7 +371,7 @@ class Bot:
                 else a.network
                 for a in adapters
             )
-            print(f"{self.name}: answering on {names}; store {store.path}"
+            print(f"{self.name}: answering on {names}; store {_where(store)}"
                   + ("" if args.until_idle else " (Ctrl+C to stop)"), file=out, flush=True)
 
         try:
@@ -430,3 +431,8 @@ class Bot:
                       "this run)", file=out, flush=True)
                 self._report_stop(stopped_by, hub, out)
                 return stopped_by
+
+
+def _where(store: SQLiteStore | PostgresStore) -> str:
+    """The store's file, or its URL without the password."""
+    return store.url if isinstance(store, PostgresStore) else store.path

@@ -27,7 +27,7 @@ from ..hub import Hub
 from ..model import Message
 from ..registry import adapters as installed_adapters
 from ..registry import check_networks, install_hint, load_adapter
-from ..store import SQLiteStore
+from ..store import is_postgres_url, store_for
 from ._bot import _stop_on_signal
 from ._capabilities import capability_matrix
 from ._settings import Config
@@ -290,10 +290,10 @@ def _addressee(action: Reply | PrivateReply | Post) -> str:
     return _handle(action.to) if isinstance(action, Reply | PrivateReply) else "(new post)"
 
 
-async def _inbox(store_path: Path, *, network: str | None, limit: int, out: TextIO) -> None:
+async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO) -> None:
     now = datetime.now(UTC)
     # Read-only: no migration, no recovery, no write; safe next to a running bot.
-    async with SQLiteStore(store_path, read_only=True) as store:
+    async with store_for(target, read_only=True) as store:
         conversations = await store.list_conversations(network=network, limit=limit)
         rows: list[list[str]] = []
         for conversation in conversations:
@@ -339,16 +339,11 @@ async def _inbox(store_path: Path, *, network: str | None, limit: int, out: Text
 
 
 def cmd_inbox(args: argparse.Namespace, out: TextIO) -> int:
-    """Show conversations and pending drafts from a SQLite store."""
+    """Show conversations and pending drafts from a store (a SQLite file or PostgreSQL URL)."""
     config = Config.load(args.config)
-    store_path = Path(config.store_path(args.store))
-    if not store_path.is_file():
-        raise ConfigurationError(
-            f"no store at {store_path}: run a bot first, or name one with --store "
-            "(or OMNICHANNEL_STORE)"
-        )
+    target = existing_store(config.store_path(args.store))
     check_networks([args.network] if args.network else None)
-    anyio.run(lambda: _inbox(store_path, network=args.network, limit=args.limit, out=out))
+    anyio.run(lambda: _inbox(target, network=args.network, limit=args.limit, out=out))
     return 0
 
 
@@ -478,3 +473,17 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 def as_error_message(exc: OmnichannelError) -> str:
     """Return the one-line (or few-line) message the CLI prints for ``exc``."""
     return str(exc)
+
+
+def existing_store(target: str) -> str:
+    """Return ``target`` when it names a PostgreSQL database or an existing SQLite file.
+
+    Raises:
+        ConfigurationError: No SQLite file is there (it is not created).
+    """
+    if not is_postgres_url(target) and not Path(target).is_file():
+        raise ConfigurationError(
+            f"no store at {target}: run a bot first, or name one with --store "
+            "(or OMNICHANNEL_STORE)"
+        )
+    return target

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 
-from .base import Store
 from .postgres import PostgresStore, is_postgres_url
 from .sqlite import SQLiteStore
 
 __all__ = ["store_for"]
 
 
-def store_for(target: str | os.PathLike[str], *, read_only: bool = False) -> Store:
+def store_for(
+    target: str | os.PathLike[str], *, read_only: bool = False
+) -> SQLiteStore | PostgresStore:
     """Return the store ``target`` names, not yet opened.
 
     A ``postgresql://`` (or ``postgres://``) URL gives a

@@ -68,7 +68,17 @@ from omnichannel.store import (
     Store,
 )
 
-__all__ = ["StoreConformance", "StoreFactory", "StoreHarness"]
+__all__ = [
+    "StoreConformance",
+    "StoreFactory",
+    "StoreHarness",
+    "deleted",
+    "message",
+    "received",
+    "ref",
+    "reply_item",
+    "updated",
+]
 
 StoreFactory = Callable[[], Store]
 """Builds a new, unopened store object over the test's one database."""
