@@ -48,9 +48,11 @@ class TestPostgresStore(StoreConformance):
     """PostgresStore passes every scenario the other stores pass."""
 
     @pytest.fixture
-    def store_factory(self, postgres_server: PostgresServer, postgres_schema: str) -> StoreFactory:
-        """A new PostgresStore over the test's schema."""
-        return lambda: PostgresStore(postgres_server.url, schema=postgres_schema)
+    def store_factory(
+        self, postgres_server: PostgresServer, postgres_empty_schema: str
+    ) -> StoreFactory:
+        """A new PostgresStore over an emptied schema."""
+        return lambda: PostgresStore(postgres_server.url, schema=postgres_empty_schema)
 
 
 @pytest.fixture
