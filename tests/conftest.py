@@ -88,7 +88,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield PostgresServer(url)
         return
     try:
-        import psycopg  # noqa: F401 - only checking that it is installed
+        import psycopg
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
@@ -112,6 +112,12 @@ def postgres_server() -> Iterator[PostgresServer]:
                 f"could not start a throwaway PostgreSQL with pgserver ({exc!r}): set "
                 "OMNICHANNEL_TEST_POSTGRES_URL to a server the tests may create schemas in"
             )
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        # A throwaway server: no need to outlive a power cut, so commits skip the disk sync.
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("SELECT pg_reload_conf()")
 
     def restart() -> None:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=server.system_user)
@@ -163,18 +169,17 @@ def _postgres_migrated_schema(postgres_server: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture
 def postgres_empty_schema(postgres_server: PostgresServer, _postgres_migrated_schema: str) -> str:
-    """A migrated schema with every table emptied and its identities restarted.
+    """A migrated schema with every table emptied.
 
-    As good as a fresh schema for tests that do not test migrations, and ten times
-    quicker to give (no tables to create).
+    As good as a fresh schema for tests that do not test migrations (identity
+    columns go on counting), and much quicker to give: no tables to create, and
+    DELETE on a few rows costs milliseconds where TRUNCATE costs a file per table.
     """
     import psycopg
 
     from omnichannel.store._postgres_schema import TABLES
 
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(
-            f"TRUNCATE {', '.join(f'{_postgres_migrated_schema}.{t}' for t in TABLES)}"
-            " RESTART IDENTITY"
-        )
+    with psycopg.connect(postgres_server.url) as conn:  # one transaction
+        for table in TABLES:
+            conn.execute(f"DELETE FROM {_postgres_migrated_schema}.{table}")  # noqa: S608 - our own names
     return _postgres_migrated_schema
