@@ -6,9 +6,12 @@ outbox of actions to deliver, drafts waiting for approval, the audit log,
 dead letters (inbound bodies and items we could not parse) and handler failures.
 
 Every record is a frozen pydantic model; every time is a timezone-aware
-datetime, stored in UTC. Two stores ship with omnichannel:
-[`MemoryStore`][omnichannel.store.MemoryStore] for tests and
-[`SQLiteStore`][omnichannel.store.SQLiteStore], the embedded default.
+datetime, stored in UTC. Three stores ship with omnichannel:
+[`MemoryStore`][omnichannel.store.MemoryStore] for tests,
+[`SQLiteStore`][omnichannel.store.SQLiteStore], the embedded default, and
+[`PostgresStore`][omnichannel.store.PostgresStore] (the ``postgres`` extra).
+Every one passes the store conformance suite
+(``omnichannel.testing.store_conformance``).
 """
 
 from __future__ import annotations

@@ -177,13 +177,14 @@ def _batch_lock_keys(events: Iterable[Event], messages: Iterable[Message]) -> li
     for each other instead of deadlocking.
     """
     keys: set[int] = set()
+    touched = list(messages)
     for event in events:
         keys.add(_lock_key("event", event.id))
         if isinstance(event, MessageReceived | MessageUpdated):
-            messages = [*messages, event.message]
+            touched.append(event.message)
         elif isinstance(event, MessageDeleted):
             keys.add(_lock_key("message", event.message.network, event.message.id))
-    for message in messages:
+    for message in touched:
         keys.add(_lock_key("message", message.ref.network, message.ref.id))
         keys.add(_lock_key("conversation", message.conversation.network, message.conversation.id))
     return sorted(keys)
