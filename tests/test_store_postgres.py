@@ -287,3 +287,24 @@ def test_cli_inbox_and_drafts_read_a_postgres_store_from_the_environment(
     assert "Pending drafts (1, oldest first)" in out
     assert main(["drafts", "list"]) == 0
     assert "So sorry!" in capsys.readouterr().out
+
+
+def test_quick_bot_answers_its_sandbox_customers_on_postgres(
+    postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The quick bot runs end to end with `--store postgresql://…`: every reply is sent."""
+    from omnichannel._demo import load_quickbot
+
+    argv = ["--sandbox", "--network", "mastodon", "--until-idle", "--store", postgres_database]
+    assert load_quickbot().main(argv) == 0
+    out = capsys.readouterr().out
+    assert "4 events received, 0 already seen, 3 sent, 1 held as drafts" in out
+
+    async def outcome() -> tuple[list[str], int]:
+        async with PostgresStore(postgres_database, shared=True) as store:
+            statuses = [item.status for item in await store.list_outbox()]
+            return statuses, len(await store.unhandled_events())
+
+    statuses, unhandled = anyio.run(outcome)
+    assert statuses == ["sent"] * 3
+    assert unhandled == 0

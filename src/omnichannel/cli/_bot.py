@@ -401,14 +401,14 @@ class Bot:
 
         check_networks(args.network)
         with tempfile.TemporaryDirectory(prefix=f"{self.name}-") as folder:
-            path = Path(args.store) if args.store else Path(folder) / f"{self.name}.db"
+            path = args.store or str(Path(folder) / f"{self.name}.db")
             async with open_sandbox_networks(networks=args.network, loopback=False) as networks:
                 if not networks:
                     raise ConfigurationError(
                         "no installed adapter ships a sandbox; from a clone of the "
                         f"repository: {install_hint('mastodon', 'bluesky')}"
                     )
-                store = SQLiteStore(path)
+                store = store_for(path)
                 hub = self.build_hub(adapters=[n.adapter for n in networks], store=store)
                 print(f"{self.name}: running on the {', '.join(n.network for n in networks)} "
                       "sandbox" + ("es" if len(networks) > 1 else "") + " with scripted customers",
@@ -424,7 +424,7 @@ class Bot:
                     quiet=1.0, activity=activity, started=started,
                 )
                 with anyio.CancelScope(shield=True):
-                    async with SQLiteStore(path) as reader:
+                    async with store_for(path) as reader:
                         outcomes = this_run(await collect_outcomes(reader),
                                             since=activity.started_at, received=activity.received)
                 print(transcript(outcomes) if outcomes else "(nothing received or answered in "
