@@ -48,7 +48,7 @@ async def _migrate(target: str) -> tuple[str, int]:
 
 def cmd_store_migrate(args: argparse.Namespace, out: TextIO) -> int:
     """Create or migrate the named store's schema and print its version."""
-    from ._settings import Config
+    from ..settings import Config
 
     target = Config.load(args.config).store_path(args.store)
     where, version = anyio.run(_migrate, target)

@@ -12,6 +12,9 @@ datetime, stored in UTC. Three stores ship with omnichannel:
 [`PostgresStore`][omnichannel.store.PostgresStore] (the ``postgres`` extra).
 Every one passes the store conformance suite
 (``omnichannel.testing.store_conformance``).
+
+Long because: it defines every record the store keeps besides the protocol itself; the
+protocol is due to be split into the roles it plays.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ synchronous API in worker threads through anyio, as `SQLiteStore` does with
 ``sqlite3``: every call takes a pooled connection in a thread, runs its
 statements (a write in one transaction) and gives the connection back.
 psycopg is imported when the store opens, so this module imports without it.
+
+Long because: it implements every method of the 27-method `Store` protocol, each with
+its SQL, as `SQLiteStore` does; it shrinks when the protocol is split into roles.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ cursors, messages, conversations and search, the outbox, drafts, the audit
 log, dead letters, handler failures, the typed errors stores raise, and many
 tasks calling one store at once. What only one backend has (SQLite's file
 lock, PostgreSQL's pool) is tested beside the suite, not in it.
+
+Long because: it is the one list of every behaviour a store must have, one scenario per
+behaviour, so that a backend runs them all by subclassing one class.
 """
 
 # ruff: noqa: S101 - this module is a test suite: assert is how it reports
