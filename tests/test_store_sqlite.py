@@ -123,6 +123,79 @@ async def test_version_2_file_gains_draft_origins(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == len(MIGRATIONS)
 
 
+RAW = {"id": "113030", "content": "<p>@shop où est ma commande ?</p>", "tags": [{"name": "x"}]}
+
+
+def raw_status(id_: str = "113030") -> Message:
+    """A status carrying its native payload, as adapters give it."""
+    return status(id_, "où est ma commande ?").model_copy(update={"raw": {**RAW, "id": id_}})
+
+
+def payload_counts(path: Path) -> tuple[int, int]:
+    """How many payloads are stored, and how many row JSON texts still embed one."""
+    with closing(sqlite3.connect(path)) as conn:
+        (payloads,) = conn.execute("SELECT count(*) FROM payloads").fetchone()
+        (embedded,) = conn.execute(
+            "SELECT (SELECT count(*) FROM events WHERE instr(json, '\"raw\":{') > 0)"
+            " + (SELECT count(*) FROM messages WHERE instr(json, '\"raw\":{') > 0)"
+            " + (SELECT count(*) FROM outbox WHERE instr(action, '\"raw\":{') > 0)"
+        ).fetchone()
+    return int(payloads), int(embedded)
+
+
+async def test_native_payload_is_stored_once_and_read_back_whole(tmp_path: Path) -> None:
+    """The event, the message and the reply that carry one payload store it once between them."""
+    path = tmp_path / "helpdesk.db"
+    message = raw_status()
+    event = received(message)
+    item = OutboxItem.for_action(
+        Reply(network="mastodon", to=message, text="On it!"), origin="handler:triage", now=T0
+    )
+    async with SQLiteStore(path) as store:
+        assert await store.record_batch("mastodon", [event], cursor=None) == [event]
+        assert await store.enqueue(item) == item
+        assert await store.unhandled_events() == [event]
+        assert await store.get_message(message.ref) == message
+        assert (await store.get_message(message.ref)).raw == message.raw  # type: ignore[union-attr]
+        assert await store.search("commande") == [message]
+        assert await store.conversation_messages(message.conversation) == [message]
+        assert await store.get_outbox(item.key) == item
+        assert (await store.list_outbox())[0].action == item.action
+    assert payload_counts(path) == (1, 0)
+
+
+async def test_version_3_file_moves_its_payloads_out_without_loss(tmp_path: Path) -> None:
+    """A version 3 file (payload inside each row's JSON) migrates; every row reads back the same."""
+    path = tmp_path / "v3.db"
+    message = raw_status("113040")
+    event = received(message)
+    plain = received(status("113041", "no payload here"))
+    item = OutboxItem.for_action(
+        Reply(network="mastodon", to=message, text="On it!"), origin="handler:triage", now=T0
+    )
+    async with SQLiteStore(path) as store:  # today's code writes the rows ...
+        await store.record_batch("mastodon", [event, plain], cursor="c1")
+        await store.enqueue(item)
+    with closing(sqlite3.connect(path)) as conn, conn:  # ... rewritten as version 3 had them
+        conn.execute("UPDATE events SET json = ?, raw = NULL WHERE id = ?",
+                     (event.model_dump_json(), event.id))
+        conn.execute("UPDATE messages SET json = ?, raw = NULL WHERE id = ?",
+                     (message.model_dump_json(), message.ref.id))
+        conn.execute("UPDATE outbox SET action = ?, raw = NULL", (item.action.model_dump_json(),))
+        conn.executescript(
+            "DELETE FROM payloads; DROP TABLE payloads; ALTER TABLE events DROP COLUMN raw;"
+            " ALTER TABLE messages DROP COLUMN raw; ALTER TABLE outbox DROP COLUMN raw;"
+        )
+        conn.execute("PRAGMA user_version = 3")
+    async with SQLiteStore(path) as store:
+        assert await store.unhandled_events() == [event, plain]
+        assert await store.get_message(message.ref) == message
+        assert await store.get_outbox(item.key) == item
+        assert await store.get_cursor("mastodon") == "c1"
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+    assert payload_counts(path) == (1, 0)
+
+
 async def test_failed_audit_write_keeps_the_status_unchanged(tmp_path: Path) -> None:
     """When the audit line given to update_outbox cannot be written, the item is not marked."""
     path = tmp_path / "helpdesk.db"
