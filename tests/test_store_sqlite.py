@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 import sqlite3
+import zlib
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,12 +136,12 @@ def payload_counts(path: Path) -> tuple[int, int]:
     """How many payloads are stored, and how many row JSON texts still embed one."""
     with closing(sqlite3.connect(path)) as conn:
         (payloads,) = conn.execute("SELECT count(*) FROM payloads").fetchone()
-        (embedded,) = conn.execute(
-            "SELECT (SELECT count(*) FROM events WHERE instr(json, '\"raw\":{') > 0)"
-            " + (SELECT count(*) FROM messages WHERE instr(json, '\"raw\":{') > 0)"
-            " + (SELECT count(*) FROM outbox WHERE instr(action, '\"raw\":{') > 0)"
-        ).fetchone()
-    return int(payloads), int(embedded)
+        texts = conn.execute(
+            "SELECT json FROM events UNION ALL SELECT json FROM messages"
+            " UNION ALL SELECT action FROM outbox"
+        ).fetchall()
+    unpacked = [zlib.decompress(t) if isinstance(t, bytes) else str(t).encode() for (t,) in texts]
+    return int(payloads), sum(b'"raw":{' in text for text in unpacked)
 
 
 async def test_native_payload_is_stored_once_and_read_back_whole(tmp_path: Path) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import zlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DATA_MIGRATIONS", "MIGRATIONS", "payload_text"]
+__all__ = ["DATA_MIGRATIONS", "MIGRATIONS", "payload_json", "store_payload"]
 
 _V1_CORE = """
 CREATE TABLE events (
@@ -160,14 +161,15 @@ ALTER TABLE drafts ADD COLUMN origin TEXT;
 """
 
 # A message's native payload (``Message.raw``) is stored once, in ``payloads``,
-# keyed by a digest of its JSON text; the event, the message and the outbox
+# as its JSON text compressed with zlib (native JSON repeats its keys and
+# shrinks 2-4x), keyed by a digest of that text; the event, the message and the outbox
 # action that carry it hold the digest in their ``raw`` column and their JSON
 # leaves ``raw`` out. Rows written before keep ``raw`` inside their JSON until
 # the data step below moves it out.
 _V4_PAYLOADS = """
 CREATE TABLE payloads (
     digest BLOB PRIMARY KEY,
-    raw TEXT NOT NULL
+    raw BLOB NOT NULL
 );
 ALTER TABLE events ADD COLUMN raw BLOB;
 ALTER TABLE messages ADD COLUMN raw BLOB;
@@ -184,10 +186,25 @@ def _json_text(value: object) -> tuple[str, bytes]:
         return text, text.encode()
 
 
-def payload_text(raw: dict[str, Any]) -> tuple[bytes, str]:
-    """Return the digest and JSON text under which a native payload is stored."""
-    text, data = _json_text(raw)
-    return hashlib.blake2b(data, digest_size=16).digest(), text
+def payload_digest(raw: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Return the digest under which a native payload is stored, and its JSON text (UTF-8)."""
+    data = _json_text(raw)[1]
+    return hashlib.blake2b(data, digest_size=16).digest(), data
+
+
+def store_payload(conn: sqlite3.Connection, raw: dict[str, Any]) -> bytes:
+    """Store a native payload unless stored already; return its digest."""
+    digest, data = payload_digest(raw)
+    if conn.execute("SELECT 1 FROM payloads WHERE digest = ?", (digest,)).fetchone() is None:
+        conn.execute(
+            "INSERT INTO payloads (digest, raw) VALUES (?, ?)", (digest, zlib.compress(data))
+        )
+    return digest
+
+
+def payload_json(stored: bytes) -> str:
+    """The JSON text of a stored native payload."""
+    return zlib.decompress(stored).decode()
 
 
 def _move_payloads(conn: sqlite3.Connection) -> None:
@@ -218,11 +235,7 @@ def _move_payloads(conn: sqlite3.Connection) -> None:
                 holder = holder.get(step) if isinstance(holder, dict) else None
             if not isinstance(holder, dict) or not isinstance(holder.get("raw"), dict):
                 continue
-            digest, raw_text = payload_text(holder.pop("raw"))
-            conn.execute(
-                "INSERT INTO payloads (digest, raw) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
-                (digest, raw_text),
-            )
+            digest = store_payload(conn, holder.pop("raw"))
             conn.execute(update, (_json_text(document)[0], digest, row_key))
 
 
