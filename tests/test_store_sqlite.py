@@ -11,6 +11,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from omnichannel.actions import Reply
@@ -320,3 +321,32 @@ def test_unknown_synchronous_mode_is_refused() -> None:
     """Only the two documented durability modes are accepted."""
     with pytest.raises(ConfigurationError, match="synchronous"):
         SQLiteStore("x.db", synchronous="off")  # type: ignore[arg-type]
+
+
+async def test_concurrent_writes_share_commits_and_fail_alone(tmp_path: Path) -> None:
+    """Writes that arrive together are committed together; one that fails is undone alone."""
+    drafts = [
+        Draft(action=Reply(network="mastodon", to=status(f"1131{n:02}", "help"), text="Hi!"))
+        for n in range(16)
+    ]
+    statements: list[str] = []
+    failures: list[Exception] = []
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        await store.add_draft(drafts[3])
+        store._conn.set_trace_callback(statements.append)  # type: ignore[union-attr]
+
+        async def add(draft: Draft) -> None:
+            try:
+                await store.add_draft(draft)
+            except ValueError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for draft in drafts:
+                tg.start_soon(add, draft)
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+        assert [str(exc) for exc in failures] == [f"draft {drafts[3].id} already exists"]
+        stored = await store.list_drafts(limit=100)
+    assert sorted(d.id for d in stored) == sorted(d.id for d in drafts)
+    commits = statements.count("COMMIT")
+    assert commits <= len(drafts) // 4, statements  # one per write would be 15

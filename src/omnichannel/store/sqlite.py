@@ -268,6 +268,52 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return result
 
 
+class _Job:
+    """One write waiting for, or done in, a group commit."""
+
+    __slots__ = ("error", "result", "taken", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        self.work = work
+        self.taken = False
+        self.result: object = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> object:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return self.result
+
+
+def _commit_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Run ``jobs`` in one transaction, each in a savepoint; commit once.
+
+    A job that raises is rolled back to its savepoint and keeps its error;
+    the others go on. When the commit itself fails, every job gets its error.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for job in jobs:
+            conn.execute("SAVEPOINT job")
+            try:
+                job.result = job.work(conn)
+            except Exception as exc:  # the caller gets it; the others go on
+                conn.execute("ROLLBACK TO job")
+                job.error = exc
+            conn.execute("RELEASE job")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        for job in jobs:
+            if job.error is None:
+                job.error = exc
+                job.result = None
+        if not isinstance(exc, Exception):
+            raise
+
+
 _APPLICATION_ID = 0x4F4D4E49
 """``PRAGMA application_id`` of an omnichannel store ("OMNI"): how a file says it is one."""
 
@@ -498,6 +544,7 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._file_lock: FileLock | None = None
         self._lock = anyio.Lock()
+        self._pending: list[_Job] = []
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
@@ -519,11 +566,38 @@ class SQLiteStore(Store):
                 raise
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T], *, operation: str) -> _T:
+        """Run ``work`` in a write transaction; return once it is committed.
+
+        Writes that arrive while another is under way share one transaction
+        (a group commit: one sync to disk for all of them). Each runs in its
+        own savepoint, so one that raises is undone alone and raises to its
+        caller; none returns before the transaction holding it is committed.
+        """
         if self.read_only:
             raise RuntimeError(
                 f"the store at {self.path!r} is open read-only: {operation}() would write"
             )
-        return await self._call(lambda conn: _in_transaction(conn, work))
+        job = _Job(work)
+        self._pending.append(job)
+        try:
+            async with self._lock:
+                if not job.taken:
+                    conn = self._conn
+                    if conn is None:
+                        raise RuntimeError("the store is not open")
+                    batch, self._pending = self._pending, []
+                    for queued in batch:
+                        queued.taken = True
+                    await anyio.to_thread.run_sync(_commit_group, conn, batch)
+        finally:
+            if not job.taken:  # cancelled (or not open) before anyone ran it: it never happens
+                self._pending.remove(job)
+        try:
+            return job.outcome()  # type: ignore[no-any-return]
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):  # damaged while in use: say so, naming the file
+                raise _store_error(exc, self.path, "use") from exc
+            raise
 
     # lifecycle
 
