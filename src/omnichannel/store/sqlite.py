@@ -12,7 +12,7 @@ from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from textwrap import shorten
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -593,7 +593,7 @@ class SQLiteStore(Store):
             if not job.taken:  # cancelled (or not open) before anyone ran it: it never happens
                 self._pending.remove(job)
         try:
-            return job.outcome()  # type: ignore[no-any-return]
+            return cast("_T", job.outcome())
         except sqlite3.DatabaseError as exc:
             if _is_damage(exc):  # damaged while in use: say so, naming the file
                 raise _store_error(exc, self.path, "use") from exc
