@@ -65,7 +65,7 @@ class AdapterSettings(BaseModel):
         poll_interval: Seconds between polls when no new events came.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     poll_interval: float = Field(default=30.0, gt=0)
 
@@ -86,7 +86,7 @@ class Rejected(BaseModel):
         body: The item itself, as raw bytes (JSON), to inspect or replay.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     reason: str
     path: str = ""
@@ -241,7 +241,7 @@ class Batch(BaseModel):
             moves past them and the hub keeps them as dead letters.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     events: tuple[Event, ...] = ()
     cursor: str | None = None
@@ -264,7 +264,7 @@ class WebhookRequest(BaseModel):
         body: The body, exactly as received.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     method: str
     path: str = "/"
@@ -291,7 +291,7 @@ class WebhookResponse(BaseModel):
         content_type: The ``Content-Type`` header.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     status: int = 200
     body: bytes = b""

@@ -16,7 +16,7 @@ from typing import Literal, TypeVar, cast
 
 import anyio
 import anyio.to_thread
-from pydantic import JsonValue, TypeAdapter
+from pydantic import ConfigDict, JsonValue, TypeAdapter
 
 from ..actions import Action, PrivateReply, Reply, Sent
 from ..errors import ConfigurationError, StoreDamaged, StoreError, StoreLocked
@@ -40,8 +40,10 @@ from .base import (
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
-_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
-_DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction)
+_DEFERRED = ConfigDict(defer_build=True)
+"""Adapters build their validators on first use, not at import."""
+_ACTION: TypeAdapter[Action] = TypeAdapter(Action, config=_DEFERRED)
+_DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction, config=_DEFERRED)
 
 # Every data statement is a literal (no SQL is assembled from values at run time)
 # and sticks to standard SQL (INSERT ... ON CONFLICT, COALESCE, CASE) that
