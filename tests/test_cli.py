@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -78,7 +78,7 @@ def test_adapters_lists_installed_networks_with_capabilities(
     assert "500 graphemes, URLs count 23" in out
     assert "300 graphemes, at most 3000 UTF-8 bytes" in out
     header = next(line for line in out.splitlines() if line.startswith("capability"))
-    assert header.split() == ["capability", "bluesky", "mastodon"]
+    assert header.split() == ["capability", "bluesky", "mastodon", "x"]
 
 
 def test_adapters_json_carries_the_capabilities(capsys: pytest.CaptureFixture[str]) -> None:
@@ -212,7 +212,7 @@ def test_unknown_network_lists_the_installed_networks() -> None:
     """Asking for a network with no adapter lists what is installed and invents no package."""
     with pytest.raises(UnknownNetwork) as info:
         adapters_from_settings(networks=["myspace"], environ={})
-    assert "(installed: bluesky, mastodon)" in str(info.value)
+    assert "(installed: bluesky, mastodon, x)" in str(info.value)
     assert "omnichannel-myspace" not in str(info.value)
     assert info.value.package is None
 
@@ -665,8 +665,8 @@ def test_verbose_counts_before_and_after_the_command(argv: list[str], level: int
 
 @pytest.mark.parametrize(
     "argv",
-    [["demo", "--network", "twitter"], ["drafts", "list", "--network", "twitter"],
-     ["inbox", "--network", "twitter"]],
+    [["demo", "--network", "myspace"], ["drafts", "list", "--network", "myspace"],
+     ["inbox", "--network", "myspace"]],
 )
 def test_unknown_network_lists_the_installed_ones(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -680,7 +680,7 @@ def test_unknown_network_lists_the_installed_ones(
     status, out, err = run([*argv, *extra], capsys)
     assert status == 2
     assert out == ""
-    assert "no adapter for network 'twitter' is installed (installed: bluesky, mastodon)" in err
+    assert "no adapter for network 'myspace' is installed (installed: bluesky, mastodon, x)" in err
     assert "pip install" not in err  # nothing to install: no such adapter ships
 
 
@@ -690,10 +690,10 @@ def test_quickbot_sandbox_on_an_unknown_network_lists_the_installed_ones(
     """The quick bot does not suggest installing adapters that are installed."""
     from omnichannel._demo import load_quickbot
 
-    status = load_quickbot().main(["--sandbox", "--network", "twitter"])
+    status = load_quickbot().main(["--sandbox", "--network", "myspace"])
     err = capsys.readouterr().err
     assert status == 2
-    assert "(installed: bluesky, mastodon)" in err
+    assert "(installed: bluesky, mastodon, x)" in err
     assert "pip install" not in err
 
 
@@ -836,12 +836,14 @@ def test_a_rerun_on_the_same_store_reports_only_what_it_did(tmp_path: Path) -> N
     assert "-> replied publicly: \"You're welcome, Alice!" in first.getvalue()
     assert "this run: 4 events received, 0 already seen, 3 sent, 1 held as drafts" in (
         first.getvalue())
-    # The sandbox is new, the store is not: nothing new arrives, nothing is sent.
+    # The sandbox is new, the store is not. Its customers write once the bot listens;
+    # the new sandbox numbers its notifications from 1 again, so whether they come
+    # depends on whether the stream was connected (polling resumes after the stored
+    # id). Either way the report claims none of the first run's replies, and what did
+    # come is held by the guardrail (the same answers went to other people).
     assert "replied" not in second.getvalue()
-    assert "drafted" not in second.getvalue()
-    assert "(nothing received or answered in this run)" in second.getvalue()
-    assert "this run: 0 events received" in second.getvalue()
-    assert ", 0 sent, 0 held as drafts" in second.getvalue()
+    assert re.search(r"this run: (0|4) events received, 0 already seen, 0 sent, \1 held as "
+                     r"drafts", second.getvalue())
 
 
 # logging ---------------------------------------------------------------------------
@@ -935,8 +937,13 @@ def test_verbose_quick_bot_shows_http_lines_and_never_its_token(tmp_path: Path) 
 # drafts ----------------------------------------------------------------------------
 
 
-async def _bot_session(path: Path, sandbox: MastodonSandbox, *, until: str) -> None:
-    """Run a hold-public hub on ``path`` until it drafted 3 replies or delivered its outbox."""
+async def _bot_session(
+    path: Path, sandbox: MastodonSandbox, *, until: str, write: Callable[[], object] = list
+) -> None:
+    """Run a hold-public hub on ``path`` until it drafted 3 replies or delivered its outbox.
+
+    ``write`` has the customers write once the hub listens (what came before is history).
+    """
     import anyio
 
     from omnichannel.hub import Context
@@ -950,6 +957,7 @@ async def _bot_session(path: Path, sandbox: MastodonSandbox, *, until: str) -> N
 
     async with hub, anyio.create_task_group() as tg:
         await tg.start(hub.run)
+        write()
         with anyio.fail_after(15):
             while True:
                 if until == "drafted" and len(await hub.drafts.pending()) == 3:
@@ -973,9 +981,13 @@ def test_drafts_are_listed_approved_edited_and_rejected_from_the_command_line(
         monkeypatch.delenv(name)
     path = tmp_path / "bot.db"
     sandbox = MastodonSandbox(seed=4)
-    for who in ("alice", "bob", "carol"):
-        sandbox.customer_mention(f"my order is late, {who} here", author=sandbox.customer(who))
-    anyio.run(lambda: _bot_session(path, sandbox, until="drafted"))
+
+    def customers_write() -> None:
+        for who in ("alice", "bob", "carol"):
+            sandbox.customer_mention(f"my order is late, {who} here",
+                                     author=sandbox.customer(who))
+
+    anyio.run(lambda: _bot_session(path, sandbox, until="drafted", write=customers_write))
 
     status, out, _ = run(["drafts", "list", "--store", str(path)], capsys)
     assert status == 0

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from omnichannel.registry import load_adapter
+
 REPO = Path(__file__).resolve().parent.parent
 DISTRIBUTIONS = [REPO, *sorted(p for p in (REPO / "adapters").iterdir() if p.is_dir())]
 
@@ -34,8 +36,17 @@ def test_distribution_ships_the_licence_and_py_typed(root: Path) -> None:
 
 @pytest.mark.parametrize("root", DISTRIBUTIONS[1:], ids=lambda p: p.name)
 def test_adapter_distribution_registers_its_network(root: Path) -> None:
-    """Each adapter distribution registers one entry point named after its folder."""
+    """Each adapter distribution registers an entry point named after its folder.
+
+    Further entry points are old names of the network the adapter declares in
+    ``network_aliases`` (the X adapter is also found as ``twitter``).
+    """
     data = _project(root)
     entry_points = data["project"]["entry-points"]["omnichannel.adapters"]
-    assert list(entry_points) == [root.name]
+    first, *aliases = list(entry_points)
+    assert first == root.name
     assert data["project"]["name"] == f"omnichannel-{root.name}"
+    if aliases:
+        adapter = load_adapter(root.name)
+        assert set(aliases) <= set(getattr(adapter, "network_aliases", ()))
+        assert {entry_points[name] for name in aliases} == {entry_points[first]}

@@ -224,6 +224,10 @@ REPLAY_SHOWS = {
     "mastodonpy__test_stream_user_direct.json": ["message.updated", "message.deleted", "(us)"],
     "bskyr__n_notifications.json": ["31 events from 1 payload"],
     "jetstream__golden_v1.jsonl": ["1 event from 1 payload"],
+    "tweepy__test_client_get_users_mentions.json": [
+        "10 events from 1 payload", 'text: "@Twitter make 🤨 an available reaction emoji in dms"'],
+    "tweepy__test_manage_and_lookup_direct_messages.json": [
+        'text: "Testing 1"', "conversation x:750362064426721281-1072250532645998596"],
 }
 
 

@@ -102,7 +102,9 @@ def test_a_bundled_adapter_that_is_missing_installs_from_a_clone() -> None:
         "from a clone of the repository: pip install -e ./adapters/mastodon"
     )
     assert error.package == "omnichannel-mastodon"
-    assert install_hint() == "pip install -e ./adapters/mastodon -e ./adapters/bluesky"
+    assert install_hint() == (
+        "pip install -e ./adapters/mastodon -e ./adapters/bluesky -e ./adapters/x"
+    )
 
 
 def test_import_omnichannel_loads_no_adapter() -> None:
