@@ -32,10 +32,15 @@ def test_distribution_ships_the_licence_and_py_typed(root: Path) -> None:
         assert (root / package / "py.typed").is_file(), f"{package} has no py.typed"
 
 
+_NETWORKS = {"meta": ["facebook", "instagram"]}
+"""Distributions that register more than one network, and which."""
+
+
 @pytest.mark.parametrize("root", DISTRIBUTIONS[1:], ids=lambda p: p.name)
 def test_adapter_distribution_registers_its_network(root: Path) -> None:
-    """Each adapter distribution registers one entry point named after its folder."""
+    """Each adapter distribution registers its networks: one named after its folder,
+    or (Meta) the networks it bundles."""
     data = _project(root)
     entry_points = data["project"]["entry-points"]["omnichannel.adapters"]
-    assert list(entry_points) == [root.name]
+    assert list(entry_points) == _NETWORKS.get(root.name, [root.name])
     assert data["project"]["name"] == f"omnichannel-{root.name}"
