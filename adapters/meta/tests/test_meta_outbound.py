@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply
+from omnichannel.adapter import WebhookRequest
 from omnichannel.errors import (
     ActionError,
     AuthenticationError,
@@ -46,8 +47,6 @@ class Clock:
 def received(adapter: FacebookAdapter | InstagramAdapter, kit: Any, name: str) -> Message:
     """The message of a recorded delivery, as the adapter parses it."""
     body = kit.vector(name)
-    from omnichannel.adapter import WebhookRequest
-
     (event,) = adapter.parse(WebhookRequest(method="POST", body=body)).events
     assert isinstance(event, MessageReceived)
     return event.message

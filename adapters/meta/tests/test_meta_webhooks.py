@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from omnichannel.adapter import WebhookRequest
@@ -307,8 +308,6 @@ def test_an_unreadable_body_is_a_payload_error(kit: Any) -> None:
 
 async def test_through_the_webhook_app_a_bad_item_is_a_dead_letter(kit: Any, graph: Any) -> None:
     """hub.asgi: 200, the good comment stored, the bad one kept as a dead letter."""
-    import httpx
-
     good = json.loads(kit.vector("facebook/restfb__webhooks__feed-comment-add-211.json"))
     change = good["entry"][0]["changes"][0]
     good["entry"].append({"id": "1234567890321", "time": 1, "changes": [{"field": "feed",
