@@ -28,8 +28,15 @@ def iso(moment: datetime) -> str:
 def fb_graph(graph: Any, kit: Any) -> None:
     """A Page with one recent post (two comments) and one conversation (two messages)."""
     post = "1234567890321_901097836652708"
-    graph.on(f"GET {V}/{kit.page_id}/posts", {"data": [
-        {"id": post, "updated_time": iso(NOW - timedelta(minutes=5))}]})
+    graph.on(f"GET {V}/{kit.page_id}/feed", {"data": [
+        {"id": post, "updated_time": iso(NOW - timedelta(minutes=5)),
+         "from": {"id": kit.page_id, "name": "Test Page"}}]})
+    graph.on(f"GET {V}/{kit.page_id}/tagged", {"data": [
+        {"id": "555_777", "message": "@Test Page my parcel?", "from": {"id": "555"},
+         "created_time": iso(NOW - timedelta(minutes=3)),
+         "message_tags": [{"id": kit.page_id, "name": "Test Page", "type": "page",
+                           "offset": 0, "length": 10}]}]})
+    graph.on(f"GET {V}/555_777/comments", {"data": []})
     graph.on(f"GET {V}/{post}/comments", {"data": [
         {"id": "901097836652708_903438993085259", "message": "and the next one",
          "created_time": iso(NOW - timedelta(minutes=10)), "from": {"id": "555", "name": "C"}},
@@ -64,7 +71,8 @@ async def test_poll_reads_recent_comments_and_conversations(kit: Any, graph: Any
         since = NOW - timedelta(hours=1)
         batch = await page.poll(str(int(since.timestamp())))
     texts = [e.message.text for e in batch.events if isinstance(e, MessageReceived)]
-    assert texts == ["and the next one", "a reply", "hello, world!", "we answered"]
+    assert texts == [
+        "and the next one", "a reply", "@Test Page my parcel?", "hello, world!", "we answered"]
     by_text = {e.message.text: e for e in batch.events if isinstance(e, MessageReceived)}
     reply = by_text["a reply"].message
     assert reply.in_reply_to is not None
@@ -74,11 +82,28 @@ async def test_poll_reads_recent_comments_and_conversations(kit: Any, graph: Any
     assert (dm.conversation.id, dm.visibility, dm.from_us) == ("987654321432", "private", False)
     assert by_text["we answered"].message.from_us is True
     assert by_text["we answered"].message.conversation.id == "987654321432"
+    tagged = by_text["@Test Page my parcel?"].message
+    assert (tagged.ref, tagged.conversation, tagged.in_reply_to) == (
+        tagged.conversation, tagged.conversation, None)
+    (mention,) = tagged.entities
+    assert mention.text_in(tagged.text) == "@Test Page"
     (rejected,) = batch.rejected
-    assert rejected.path == "posts.0.comments.2.id"
-    assert batch.cursor == str(int(NOW.timestamp()) - 120)
-    params = graph.sent(f"GET {V}/{kit.page_id}/posts")[0].url.params
+    assert rejected.path == "feed.0.comments.2.id"
+    newest = int((NOW - timedelta(minutes=1)).timestamp())
+    assert batch.cursor == f"{newest}|facebook:message.received:m_ours"
+    params = graph.sent(f"GET {V}/{kit.page_id}/feed")[0].url.params
     assert params["limit"] == "10"
+
+
+async def test_polling_again_from_the_cursor_repeats_nothing(kit: Any, graph: Any) -> None:
+    """The cursor names the newest second and the ids seen in it: nothing comes twice."""
+    fb_graph(graph, kit)
+    async with adapter(kit, graph) as page:
+        first = await page.poll(str(int((NOW - timedelta(hours=1)).timestamp())))
+        again = await page.poll(first.cursor)
+    assert len(first.events) == 5
+    assert again.events == ()
+    assert again.cursor == first.cursor
 
 
 async def test_first_poll_looks_back_a_day(kit: Any, graph: Any) -> None:
@@ -141,7 +166,7 @@ async def test_instagram_poll_reads_media_comments(kit: Any, graph: Any) -> None
 
 async def test_a_throttled_listing_is_rate_limited_not_lost(kit: Any, graph: Any) -> None:
     """Code 32 (Page limit) on the poll: RateLimited, and the cursor is not moved."""
-    graph.on(f"GET {V}/{kit.page_id}/posts", lambda r: httpx.Response(400, json={"error": {
+    graph.on(f"GET {V}/{kit.page_id}/feed", lambda r: httpx.Response(400, json={"error": {
         "message": "(#32) Page request limit reached", "code": 32}}))
     async with adapter(kit, graph) as page:
         with pytest.raises(RateLimited):

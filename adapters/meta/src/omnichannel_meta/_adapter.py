@@ -67,7 +67,6 @@ HUMAN_AGENT_WINDOW = timedelta(days=7)
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
 """How long after a comment its one private reply may be sent."""
 
-_OVERLAP = 120  # seconds each reconciliation poll reaches back before the previous one
 
 
 class MetaSettings(AdapterSettings):
@@ -379,27 +378,49 @@ class MetaAdapter(Adapter):
     async def poll(self, cursor: str | None) -> Batch:
         """Read recent comments and conversations: what a webhook outage may have dropped.
 
-        ``cursor`` is a Unix time: comments and messages since then are read
-        (``None``: since ``reconcile_lookback`` ago). Event ids are those of
-        webhook deliveries, so the hub drops what it already has. The next
-        cursor reaches two minutes before this poll began.
+        The cursor is ``"<unix time>"`` or ``"<unix time>|<id>,<id>"``: items
+        created at or after that second are read, except the ids listed (those
+        of that very second already returned), so a poll from a stored cursor
+        repeats nothing. ``None`` reads from ``reconcile_lookback`` ago. The
+        comments of the `reconcile_posts` most recent posts (Facebook: the
+        Page's feed and the posts it is tagged in; Instagram: its media) and
+        the messages of the `reconcile_conversations` most recently updated
+        conversations are read. Event ids are those of webhook deliveries, so
+        the hub drops what a webhook already brought.
 
         Raises:
             AuthenticationError: The token expired or was revoked.
+            RateLimited: Meta throttles us (the cursor is not moved).
             PayloadError: A listing as a whole cannot be read.
         """
-        started = self._clock()
-        if cursor is not None and cursor.isdigit():
-            since = datetime.fromtimestamp(int(cursor), UTC)
-        else:
-            since = started - self.settings.reconcile_lookback
-        events: list[Event] = []
+        since, seen = self._read_cursor(cursor)
+        found: list[Event] = []
         rejected: list[Rejected] = []
-        await self._poll_comments(since, events, rejected)
-        await self._poll_conversations(since, events, rejected)
-        events.sort(key=lambda e: e.occurred_at)
-        next_cursor = str(int(started.timestamp()) - _OVERLAP)
-        return Batch(events=tuple(events), cursor=next_cursor, rejected=tuple(rejected))
+        await self._poll_comments(since, found, rejected)
+        await self._poll_conversations(since, found, rejected)
+        events: dict[str, Event] = {}
+        for event in found:
+            if event.id not in seen:
+                events.setdefault(event.id, event)
+        ordered = sorted(events.values(), key=lambda e: e.occurred_at)
+        newest = int(since.timestamp())
+        if ordered:
+            newest = max(newest, int(ordered[-1].occurred_at.timestamp()))
+        at_newest = sorted(
+            {*(i for i in seen if int(since.timestamp()) == newest),
+             *(e.id for e in ordered if int(e.occurred_at.timestamp()) == newest)}
+        )
+        next_cursor = f"{newest}|{','.join(at_newest)}" if at_newest else str(newest)
+        return Batch(events=tuple(ordered), cursor=next_cursor, rejected=tuple(rejected))
+
+    def _read_cursor(self, cursor: str | None) -> tuple[datetime, frozenset[str]]:
+        if cursor:
+            stamp, _, ids = cursor.partition("|")
+            if stamp.isdigit():
+                seen = frozenset(i for i in ids.split(",") if i)
+                return datetime.fromtimestamp(int(stamp), UTC), seen
+        start = self._clock() - self.settings.reconcile_lookback
+        return datetime.fromtimestamp(int(start.timestamp()), UTC), frozenset()
 
     async def _poll_comments(
         self, since: datetime, events: list[Event], rejected: list[Rejected]
@@ -467,10 +488,7 @@ class MetaAdapter(Adapter):
         return self._clock()
 
     def _reply_target(self, to: Message) -> str:
-        """Where a public reply goes: a reply to a reply goes under its top-level comment."""
-        parent = to.in_reply_to
-        if parent is not None and parent != to.conversation and not to.from_us:
-            return parent.id
+        """Where a public reply goes: under the comment (or post) answered."""
         return to.ref.id
 
     async def send(self, action: Reply | PrivateReply | Post) -> Sent:
@@ -740,29 +758,40 @@ class FacebookAdapter(MetaAdapter):
     async def _poll_comments(
         self, since: datetime, events: list[Event], rejected: list[Rejected]
     ) -> None:
-        posts = await self._json(
-            "GET", "/{id}/posts", path_params={"id": self.account_id},
-            params={"fields": "id,updated_time", "limit": self.settings.reconcile_posts},
-        )
-        for index, post in enumerate(page_items(posts, network=self.network, path="posts")):
-            if not isinstance(post, Mapping) or not isinstance(post.get("id"), str):
-                rejected.append(Rejected.from_error(PayloadError(
-                    "expected a post with an id", network=self.network, path=f"posts.{index}"),
-                    post))
-                continue
-            post_id = post["id"]
-            page = await self._json(
-                "GET", "/{id}/comments", path_params={"id": post_id},
-                params={"fields": "id,message,from,created_time,parent{id}",
-                        "filter": "stream", "order": "reverse_chronological", "limit": 100},
+        for edge in ("feed", "tagged"):
+            posts = await self._json(
+                "GET", "/{id}/" + edge, path_params={"id": self.account_id},
+                params={"fields": "id,message,from,created_time,updated_time,message_tags",
+                        "limit": self.settings.reconcile_posts},
             )
-            for c_index, raw in enumerate(page_items(page, network=self.network,
-                                                     path=f"posts.{index}.comments")):
-                self._collect(
-                    partial(self._converter.fb_comment, raw, post=post_id,
-                            account=self.account_id, path=f"posts.{index}.comments.{c_index}"),
-                    raw, since, events, rejected,
+            for index, post in enumerate(page_items(posts, network=self.network, path=edge)):
+                path = f"{edge}.{index}"
+                if not isinstance(post, Mapping) or not isinstance(post.get("id"), str):
+                    rejected.append(Rejected.from_error(PayloadError(
+                        "expected a post with an id", network=self.network, path=path), post))
+                    continue
+                post_id = post["id"]
+                author = post.get("from")
+                if isinstance(author, Mapping) and str(author.get("id")) != self.account_id:
+                    # A visitor's post, or a post that tags the Page: a message itself.
+                    self._collect(
+                        partial(self._converter.fb_comment, post, post=post_id,
+                                account=self.account_id, path=path),
+                        post, since, events, rejected,
+                    )
+                page = await self._json(
+                    "GET", "/{id}/comments", path_params={"id": post_id},
+                    params={"fields": "id,message,from,created_time,parent{id},message_tags",
+                            "filter": "stream", "order": "reverse_chronological",
+                            "limit": 100},
                 )
+                for c_index, raw in enumerate(page_items(page, network=self.network,
+                                                         path=f"{path}.comments")):
+                    self._collect(
+                        partial(self._converter.fb_comment, raw, post=post_id,
+                                account=self.account_id, path=f"{path}.comments.{c_index}"),
+                        raw, since, events, rejected,
+                    )
 
     async def react(self, action: React) -> Sent:
         """Like a comment or post as the Page (``POST /{id}/likes``).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,19 @@ from omnichannel.events import (
     ReactionRemoved,
     event_id,
 )
-from omnichannel.model import Attachment, AttachmentKind, Conversation, Message, Person, Ref
+from omnichannel.model import (
+    Attachment,
+    AttachmentKind,
+    Conversation,
+    Entity,
+    Hashtag,
+    Link,
+    Mention,
+    Message,
+    Person,
+    Ref,
+)
+from omnichannel.text import OffsetMap
 
 __all__ = [
     "UNKNOWN_AUTHOR",
@@ -48,6 +61,11 @@ _KINDS: dict[str, AttachmentKind] = {
     "sticker": "sticker", "animated_image": "gif", "ig_reel": "video", "reel": "video",
     "share": "link_card", "story_mention": "image",
 }
+
+_LINK = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}"
+_HASHTAG = re.compile(r"(?<![\w&#])#(\w+)")
+_AT = re.compile(r"(?<![\w@])@([A-Za-z0-9_](?:[A-Za-z0-9_.]*[A-Za-z0-9_])?)")
 
 # Feed items that are posts on the Page.
 _POST_ITEMS = frozenset({"status", "post", "photo", "video", "share", "link"})
@@ -145,6 +163,54 @@ class Converter:
 
     def _ours(self, owner: str) -> Person:
         return Person(ref=self.ref(owner), handle=self.handle)
+
+    def entities(self, text: str, tags: object, *, path: str) -> tuple[Entity, ...]:
+        """Mentions, links and hashtags of a text, with ``str`` spans.
+
+        Facebook names mentions in ``message_tags`` (``offset``/``length`` in
+        UTF-16 units); Instagram writes ``@username`` in the text. Links
+        (``http(s)://``) and ``#hashtags`` are found in the text.
+        """
+        found: list[Entity] = []
+        links: list[tuple[int, int]] = []
+        for match in _LINK.finditer(text):
+            url = match.group(0).rstrip(_TRAILING)
+            links.append((match.start(), match.start() + len(url)))
+            found.append(Link(start=match.start(), end=match.start() + len(url), url=url))
+
+        def in_link(start: int) -> bool:
+            return any(a <= start < b for a, b in links)
+
+        if isinstance(tags, list):
+            offsets = OffsetMap(text)
+            for index, tag in enumerate(tags):
+                where = f"{path}.{index}"
+                data = _obj(tag, network=self.network, path=where)
+                offset, length = data.get("offset"), data.get("length")
+                if not isinstance(offset, int) or not isinstance(length, int):
+                    raise PayloadError("expected offset and length", network=self.network,
+                                       path=where)
+                start = offsets.utf16_to_index(offset, network=self.network, path=where)
+                end = offsets.utf16_to_index(offset + length, network=self.network, path=where)
+                covered = text[start:end]
+                name = data.get("name")
+                handle = covered[1:] if covered.startswith("@") else (
+                    name if isinstance(name, str) and name else covered)
+                tagged = data.get("id")
+                found.append(Mention(
+                    start=start, end=end, handle=handle,
+                    person=self.ref(_id(tagged, network=self.network, path=f"{where}.id"))
+                    if tagged is not None else None,
+                ))
+        elif self.network == "instagram":
+            for match in _AT.finditer(text):
+                if not in_link(match.start()):
+                    found.append(Mention(start=match.start(), end=match.end(),
+                                         handle=match.group(1)))
+        for match in _HASHTAG.finditer(text):
+            if not in_link(match.start()):
+                found.append(Hashtag(start=match.start(), end=match.end(), tag=match.group(1)))
+        return tuple(sorted(found, key=lambda e: e.start))
 
     # webhook deliveries ------------------------------------------------------
 
@@ -302,9 +368,10 @@ class Converter:
         photo = value.get("photo")
         if isinstance(photo, str) and photo:
             attachments = (Attachment(kind="image", url=photo),)
+        text = _text(value.get("message"), network=self.network, path=f"{path}.message")
         return Message(
-            ref=ref, conversation=thread, author=author,
-            text=_text(value.get("message"), network=self.network, path=f"{path}.message"),
+            ref=ref, conversation=thread, author=author, text=text,
+            entities=self.entities(text, value.get("message_tags"), path=f"{path}.message_tags"),
             attachments=attachments,
             created_at=self._when(value.get("created_time"), time, path=path),
             in_reply_to=in_reply_to, from_us=author.ref.id == account,
@@ -365,9 +432,10 @@ class Converter:
             if parent is not None else (thread if media is not None else None)
         )
         created = value.get("timestamp") if value.get("timestamp") is not None else time
+        text = _text(value.get("text"), network=self.network, path=f"{path}.text")
         return Message(
-            ref=self.ref(native), conversation=thread, author=author,
-            text=_text(value.get("text"), network=self.network, path=f"{path}.text"),
+            ref=self.ref(native), conversation=thread, author=author, text=text,
+            entities=self.entities(text, None, path=f"{path}.text"),
             created_at=parse_time(created, network=self.network, path=f"{path}.timestamp"),
             in_reply_to=in_reply_to, from_us=author.ref.id == account,
             raw=dict(value),
@@ -496,14 +564,14 @@ class Converter:
     def fb_comment(
         self, raw: object, *, post: str, account: str, path: str
     ) -> MessageReceived:
-        """A Facebook comment read from ``GET /{post-id}/comments``."""
+        """A Facebook comment read from ``GET /{post-id}/comments`` (or a post, its own thread)."""
         data = _obj(raw, network=self.network, path=path)
         native = _id(data.get("id"), network=self.network, path=f"{path}.id")
         parent = data.get("parent")
         parent_id = parent.get("id") if isinstance(parent, Mapping) else None
         value = {
             "from": data.get("from"), "message": data.get("message"),
-            "created_time": data.get("created_time"),
+            "created_time": data.get("created_time"), "message_tags": data.get("message_tags"),
             "parent_id": parent_id if parent_id is not None else post,
         }
         message = self._feed_message(value, ref=self.ref(native), thread=self.ref(post),
