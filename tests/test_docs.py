@@ -321,7 +321,7 @@ def test_capability_table_is_generated_not_written() -> None:
     assert hooks.CAPABILITIES in page
     assert "| capability |" not in page
     built = hooks.on_page_markdown(page, None, None, None)
-    assert "| capability | bluesky | mastodon |" in built
+    assert "| capability | bluesky | facebook | instagram | mastodon |" in built
     assert "| public text | 300 graphemes, at most 3000 UTF-8 bytes |" in built
     mastodon = load_adapter("mastodon")
     assert f"`{mastodon.__module__}.MastodonAdapter.capabilities`" in built

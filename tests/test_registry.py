@@ -102,7 +102,11 @@ def test_a_bundled_adapter_that_is_missing_installs_from_a_clone() -> None:
         "from a clone of the repository: pip install -e ./adapters/mastodon"
     )
     assert error.package == "omnichannel-mastodon"
-    assert install_hint() == "pip install -e ./adapters/mastodon -e ./adapters/bluesky"
+    assert install_hint() == (
+        "pip install -e ./adapters/mastodon -e ./adapters/bluesky -e ./adapters/meta"
+    )
+    assert install_hint("facebook", "instagram") == "pip install -e ./adapters/meta"
+    assert unknown_network("instagram", installed=[]).package == "omnichannel-meta"
 
 
 def test_import_omnichannel_loads_no_adapter() -> None:
