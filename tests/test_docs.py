@@ -224,13 +224,17 @@ REPLAY_SHOWS = {
     "mastodonpy__test_stream_user_direct.json": ["message.updated", "message.deleted", "(us)"],
     "bskyr__n_notifications.json": ["31 events from 1 payload"],
     "jetstream__golden_v1.jsonl": ["1 event from 1 payload"],
+    "restfb__webhooks__feed-comment-add-211.json": ['text: "and the next one"'],
+    "restfb__webhooks__messaging-message-basic.json": ['text: "hello, world!"', "private"],
+    "restfb__wh-comments-2021.json": ["from @testuser", "conversation instagram:76543987"],
+    "restfb__wh-comments.json": ["from @unknown", 'text: "This is an example."'],
 }
 
 
 def test_the_how_to_pages_replay_recorded_payloads() -> None:
     """Both network how-tos show replay commands (the next test runs each one)."""
     networks = {argv[2] for param in REPLAY for argv in param.values}
-    assert {"mastodon", "bluesky"} <= networks
+    assert {"mastodon", "bluesky", "facebook", "instagram"} <= networks
 
 
 @pytest.mark.parametrize("argv", REPLAY)
