@@ -864,6 +864,8 @@ class Hub:
 
         Handlers run in registration order for each event. Filters that an
         event cannot satisfy (``visibility`` on a deletion, say) exclude it.
+        Our own messages (``MessageReceived`` with ``message.from_us``, such as
+        Messenger echoes) are stored for the history but reach no handler.
 
         Args:
             event_type: The event class (``MessageReceived``...).
@@ -1221,7 +1223,10 @@ class Hub:
                 return event.id
 
     async def _handle_event(self, event: Event) -> None:
-        for registration in self._handlers:
+        # Our own message (a Messenger echo, a reply sent from another tool) is
+        # stored for the history but never handed to handlers: nothing answers it.
+        own = isinstance(event, MessageReceived) and event.message.from_us
+        for registration in () if own else self._handlers:
             if not registration.matches(event):
                 continue
             ctx = Context(self, event, registration.name)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -326,3 +328,36 @@ async def test_through_the_webhook_app_a_bad_item_is_a_dead_letter(kit: Any, gra
     (letter,) = letters
     assert letter.reason.startswith("entry.1.changes.0.value")
     assert json.loads(letter.body) == {"field": "feed", "value": "oops"}
+
+
+async def test_an_echo_is_stored_but_never_answered(kit: Any, graph: Any) -> None:
+    """is_echo arrives from_us: the hub keeps it in the conversation, no handler runs."""
+    echo = json.loads(kit.vector("facebook/restfb__webhooks__messaging-message-basic-echo.json"))
+    echo["entry"][0]["id"] = kit.page_id
+    echo["entry"][0]["messaging"][0]["recipient"]["id"] = kit.page_id
+    body = json.dumps(echo).encode()
+    hub = Hub(adapters=[FacebookAdapter(kit.fb_settings(), transport=graph.transport())],
+              store=MemoryStore())
+    answered: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Any) -> None:
+        answered.append(event.message.text)
+        await ctx.reply("auto-answer")
+
+    transport = httpx.ASGITransport(app=hub.asgi)
+    async with hub, anyio.create_task_group() as tg, httpx.AsyncClient(
+        transport=transport, base_url="http://hub.test"
+    ) as c:
+        await tg.start(partial(hub.run, listen=False))
+        response = await c.post("/facebook", content=body, headers=kit.signed(body))
+        await hub.wait_idle()
+        history = await hub.store.conversation_messages(Ref(network=FB, id="987654321432"))
+        unhandled = await hub.store.unhandled_events()
+        queued = await hub.store.list_outbox()
+        tg.cancel_scope.cancel()
+    assert response.status_code == 200
+    assert [(m.text, m.from_us) for m in history] == [("hello, world!", True)]
+    assert unhandled == []
+    assert answered == []
+    assert queued == []
