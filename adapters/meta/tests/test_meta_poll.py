@@ -171,3 +171,26 @@ async def test_a_throttled_listing_is_rate_limited_not_lost(kit: Any, graph: Any
     async with adapter(kit, graph) as page:
         with pytest.raises(RateLimited):
             await page.poll("1")
+
+
+async def test_instagram_poll_reads_nested_replies(kit: Any, graph: Any) -> None:
+    """Replies come nested under their top-level comment (recorded reply shape)."""
+    replies = json.loads(kit.vector("instagram/pyfacebook__comments__replies.json"))
+    graph.on(f"GET {V}/{kit.ig_id}/media", {"data": [{"id": "17846368219941692"}]})
+    graph.on(f"GET {V}/17846368219941692/comments", {"data": [
+        {"id": "17858154961981086", "text": "Beautiful!", "timestamp": "2020-08-07T03:00:00+0000",
+         "from": {"id": "42", "username": "lixiangguodu123"}, "replies": replies}]})
+    graph.on(f"GET {V}/{kit.ig_id}/conversations", {"data": []})
+    clock_now = datetime(2020, 8, 7, 12, 0, tzinfo=UTC)
+    account = InstagramAdapter(kit.ig_settings(), transport=graph.transport(),
+                               clock=lambda: clock_now, retry=RetryPolicy(attempts=1))
+    async with account:
+        batch = await account.poll(None)
+    comment, reply = batch.events
+    assert isinstance(reply, MessageReceived)
+    assert reply.message.text == "@lixiangguodu123 nihao"
+    assert reply.message.in_reply_to is not None
+    assert reply.message.in_reply_to.id == comment.message.ref.id  # type: ignore[union-attr]
+    assert reply.message.conversation.id == "17846368219941692"
+    fields = graph.sent(f"GET {V}/17846368219941692/comments")[0].url.params["fields"]
+    assert "replies{" in fields

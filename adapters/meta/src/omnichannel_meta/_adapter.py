@@ -60,6 +60,8 @@ GRAPH_VERSION = "v25.0"
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 
+_IG_COMMENT = "id,text,timestamp,from,username,parent_id"
+
 STANDARD_WINDOW = timedelta(hours=24)
 """How long after the customer's last message anything may be sent (``RESPONSE``)."""
 HUMAN_AGENT_WINDOW = timedelta(days=7)
@@ -872,12 +874,31 @@ class InstagramAdapter(MetaAdapter):
             media_id = item["id"]
             page = await self._json(
                 "GET", "/{id}/comments", path_params={"id": media_id},
-                params={"fields": "id,text,timestamp,from,username,parent_id", "limit": 50},
+                params={"fields": f"{_IG_COMMENT},replies{{{_IG_COMMENT}}}", "limit": 50},
             )
             for c_index, raw in enumerate(page_items(page, network=self.network,
                                                      path=f"media.{index}.comments")):
+                path = f"media.{index}.comments.{c_index}"
                 self._collect(
                     partial(self._graph_comment, self._converter, raw, anchor=media_id,
-                            account=self.account_id, path=f"media.{index}.comments.{c_index}"),
+                            account=self.account_id, path=path),
                     raw, since, events, rejected,
                 )
+                # The comments edge lists top-level comments; their replies come nested.
+                replies = raw.get("replies") if isinstance(raw, Mapping) else None
+                if replies is None:
+                    continue
+                try:
+                    nested = page_items(replies, network=self.network, path=f"{path}.replies")
+                except PayloadError as exc:
+                    rejected.append(Rejected.from_error(exc, replies))
+                    continue
+                parent = raw.get("id") if isinstance(raw, Mapping) else None
+                for r_index, reply in enumerate(nested):
+                    if isinstance(reply, Mapping) and "parent_id" not in reply:
+                        reply = {**reply, "parent_id": parent}
+                    self._collect(
+                        partial(self._graph_comment, self._converter, reply, anchor=media_id,
+                                account=self.account_id, path=f"{path}.replies.{r_index}"),
+                        reply, since, events, rejected,
+                    )
