@@ -16,6 +16,7 @@ from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply
 from omnichannel.adapter import WebhookRequest
 from omnichannel.errors import (
     ActionError,
+    AmbiguousDelivery,
     AuthenticationError,
     CapabilityNotSupported,
     PayloadError,
@@ -365,3 +366,19 @@ async def test_find_sent_reads_the_conversation_for_a_dm(kit: Any, graph: Any) -
     assert missing is None
     request = graph.sent(f"GET {V}/{kit.page_id}/conversations")[0]
     assert request.url.params["user_id"] == PSID
+
+
+async def test_a_mention_is_answered_through_our_mentions_edge(kit: Any, graph: Any) -> None:
+    """An IG mention (someone else's media): POST /{account}/mentions with media and comment."""
+    graph.on(f"POST {V}/{kit.ig_id}/mentions", {"id": "17900000000000001"})
+    ig = InstagramAdapter(kit.ig_settings())
+    mention = received(ig, kit, "instagram/restfb__wh-mentions.json")
+    async with opened(InstagramAdapter, kit.ig_settings(), graph, at(mention, hours=1)) as acct:
+        action = Reply(network="instagram", to=mention, text="Thanks for the shout-out!")
+        sent = await acct.send(action)
+        with pytest.raises(AmbiguousDelivery):
+            await acct.find_sent(action)
+    (request,) = graph.sent(f"POST {V}/{kit.ig_id}/mentions")
+    assert form(request) == {"media_id": "17887498072083520", "comment_id": "17887498072083520",
+                             "message": "Thanks for the shout-out!"}
+    assert sent.ref.id == "17900000000000001"

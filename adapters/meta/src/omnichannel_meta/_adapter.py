@@ -521,11 +521,8 @@ class MetaAdapter(Adapter):
         private = isinstance(action, PrivateReply) or action.visibility == "private"
         if private:
             return await self._send_private_reply(action, to)
-        target = self._reply_target(to)
-        body = await self._json(
-            "POST", "/{id}/" + self._comment_replies_edge, path_params={"id": target},
-            data={"message": action.text},
-        )
+        path, params, form = self._public_reply(to, action.text)
+        body = await self._json("POST", path, path_params=params, data=form)
         native = body.get("id") if isinstance(body, Mapping) else None
         if not isinstance(native, str) or not native:
             raise PayloadError("expected the new comment's id", network=self.network,
@@ -534,6 +531,11 @@ class MetaAdapter(Adapter):
             idempotency_key=action.idempotency_key, ref=Ref(network=self.network, id=native),
             conversation=to.conversation, sent_at=self._now(), raw=dict(body),
         )
+
+    def _public_reply(self, to: Message, text: str) -> tuple[str, dict[str, str], dict[str, str]]:
+        """The request of a public reply to ``to``: path, path parameters, form."""
+        return ("/{id}/" + self._comment_replies_edge, {"id": self._reply_target(to)},
+                {"message": text})
 
     def _dm_messaging(self, to: Message) -> dict[str, str]:
         """``messaging_type`` (and ``tag``) for a DM answering ``to``, or ``WindowClosed``."""
@@ -630,6 +632,10 @@ class MetaAdapter(Adapter):
         return found
 
     async def _find_public(self, action: Reply | PrivateReply, to: Message) -> Sent | None:
+        if self._public_reply(to, action.text)[0] != "/{id}/" + self._comment_replies_edge:
+            raise AmbiguousDelivery(
+                "cannot tell whether the reply to a mention landed", network=self.network
+            )
         target = self._reply_target(to)
         page = await self._json(
             "GET", "/{id}/" + self._comment_replies_edge, path_params={"id": target},
@@ -847,6 +853,16 @@ class InstagramAdapter(MetaAdapter):
 
     def _hide_request(self, hidden: bool) -> dict[str, Any]:
         return {"params": {"hide": "true" if hidden else "false"}}
+
+    def _public_reply(self, to: Message, text: str) -> tuple[str, dict[str, str], dict[str, str]]:
+        # A comment that mentions us sits on someone else's media: it is
+        # answered through our mentions edge, naming the media and the comment.
+        raw = to.raw or {}
+        media, comment = raw.get("media_id"), raw.get("comment_id")
+        if isinstance(media, str) and isinstance(comment, str):
+            return ("/{id}/mentions", {"id": self.account_id},
+                    {"media_id": media, "comment_id": comment, "message": text})
+        return super()._public_reply(to, text)
 
     @classmethod
     def _graph_comment(
