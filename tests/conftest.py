@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,16 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         pytest.fail(f"recorded vectors not found at {VECTORS}")
     return VECTORS
+
+
+@pytest.fixture(autouse=True)
+def _logging_state_restored() -> Iterator[None]:
+    """Put every logger back as it was: tests that run commands or docs configure logging."""
+    loggers = [logging.getLogger(), *(
+        value for value in logging.Logger.manager.loggerDict.values()
+        if isinstance(value, logging.Logger))]
+    saved = [(lg, lg.level, lg.disabled, lg.propagate, list(lg.handlers)) for lg in loggers]
+    yield
+    for lg, level, disabled, propagate, handlers in saved:
+        lg.setLevel(level)
+        lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers

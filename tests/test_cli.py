@@ -1020,3 +1020,21 @@ def test_drafts_are_listed_approved_edited_and_rejected_from_the_command_line(
     assert rejected[0] is None
     assert re.fullmatch(f"draft {ids['@bob']}[0-9a-f]* rejected: handled by phone",
                         rejected[1] or "")
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"interactions": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"interactions": [{"method": "GET", "uri": "https://m.example/api/v1/notifications",'
+    b' "status": 200, "response_body": "[\\"\\ud800\\"]"}]}',
+])
+def test_replay_of_deep_nesting_or_lone_surrogates_is_not_parsed_not_a_crash(
+    body: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nesting too deep for Python, or a lone surrogate, is reported as not parsed, exit 1."""
+    path = tmp_path / "page.json"
+    path.write_bytes(body)
+    status, out, _ = run(["replay", "mastodon", str(path), "--path", "/api/v1/notifications"],
+                         capsys)
+    assert status == 1
+    assert "not parsed: mastodon: bad payload" in out

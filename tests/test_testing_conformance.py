@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -15,10 +16,11 @@ if str(TUTORIAL) not in sys.path:
 
 from omnichannel.actions import Post, PrivateReply, React, Reply, Sent  # noqa: E402
 from omnichannel.adapter import Adapter, Batch  # noqa: E402
-from omnichannel.errors import OmnichannelError  # noqa: E402
+from omnichannel.errors import NetworkError, OmnichannelError, TokenExpired  # noqa: E402
 from omnichannel.model import Message  # noqa: E402
 from omnichannel.testing.conformance import AdapterConformance  # noqa: E402
-from omnichannel_chirp import ChirpAdapter  # noqa: E402
+from omnichannel.text import TextRule  # noqa: E402
+from omnichannel_chirp import ChirpAdapter, _wire  # noqa: E402
 from omnichannel_chirp.sandbox import ChirpSandbox  # noqa: E402
 
 pytest_plugins = ["pytester"]
@@ -188,3 +190,201 @@ async def test_scenarios_close_the_streams_they_read() -> None:
         after_probe = list(adapter.stream_log)
     assert after_scenario == ["opened", "closed"]
     assert after_probe == ["opened", "closed", "opened", "closed"]
+
+
+# Planted mistakes for the scenarios that guard the outbox, credentials and the inbox.
+
+
+class FindsNewest(ChirpAdapter):
+    """find_sent answers our newest message, whatever it is."""
+
+    async def find_sent(self, action: Reply | PrivateReply | Post) -> Sent | None:
+        feed = "/me/dms" if self._private(action) else "/me/posts"
+        page = await self.page(feed)
+        if not page.data:
+            return None
+        if self._private(action):
+            return self._sent(action, _wire.ChirpDM.model_validate(page.data[0]))
+        return self._sent(action, _wire.ChirpPost.model_validate(page.data[0]))
+
+
+class RetriesItself(ChirpAdapter):
+    """Sends again, after a pause, when the first try failed."""
+
+    async def send(self, action: Reply | PrivateReply | Post) -> Sent:
+        try:
+            return await super().send(action)
+        except NetworkError:
+            await anyio.sleep(0.001)
+            return await super().send(action)
+
+
+class SleepsItself(ChirpAdapter):
+    """Paces its own sends with a sleep."""
+
+    async def send(self, action: Reply | PrivateReply | Post) -> Sent:
+        await anyio.sleep(0.001)
+        return await super().send(action)
+
+
+class CountsGraphemes(ChirpAdapter):
+    """Counts graphemes where Chirp counts code points (lets too-long texts through)."""
+
+    capabilities = ChirpAdapter.capabilities.model_copy(update={
+        "text": TextRule.graphemes(280), "dm_text": TextRule.graphemes(1000)})
+
+
+class CountsBytes(ChirpAdapter):
+    """Counts UTF-8 bytes where Chirp counts code points (refuses texts Chirp takes)."""
+
+    capabilities = ChirpAdapter.capabilities.model_copy(update={
+        "text": TextRule(unit="utf8_bytes", limit=280),
+        "dm_text": TextRule(unit="utf8_bytes", limit=1000)})
+
+
+class SwallowsErrors(ChirpAdapter):
+    """A listener that turns every failure into an empty page."""
+
+    async def poll(self, cursor: str | None) -> Batch:
+        try:
+            return await super().poll(cursor)
+        except OmnichannelError:
+            return Batch(cursor=cursor)
+
+
+class HidesExpiry(ChirpAdapter):
+    """Answers an empty page while its token is expired."""
+
+    async def poll(self, cursor: str | None) -> Batch:
+        try:
+            return await super().poll(cursor)
+        except TokenExpired:
+            return Batch(cursor=cursor)
+
+
+class NotFromUs(ChirpAdapter):
+    """Never marks our own direct messages as ours."""
+
+    def message_from_dm(self, dm: _wire.ChirpDM) -> Message:
+        return super().message_from_dm(dm).model_copy(update={"from_us": False})
+
+
+class NewestFirst(ChirpAdapter):
+    """Delivers each page newest first."""
+
+    async def poll(self, cursor: str | None) -> Batch:
+        batch = await super().poll(cursor)
+        return batch.model_copy(update={"events": tuple(reversed(batch.events))})
+
+
+class ReceiptTime(ChirpAdapter):
+    """Stamps messages with the time they were read, not the network's."""
+
+    def message_from_post(self, post: _wire.ChirpPost) -> Message:
+        message = super().message_from_post(post)
+        return message.model_copy(update={"created_at": datetime.now(UTC)})
+
+
+class CatchesUpToNow(ChirpAdapter):
+    """When more than a page waits, jumps to the newest page (the rest is lost)."""
+
+    async def poll(self, cursor: str | None) -> Batch:
+        batch = await super().poll(cursor)
+        if not batch.more:
+            return batch
+        newest = await super().poll(None)
+        return Batch(events=batch.events + newest.events, cursor=newest.cursor,
+                     rejected=batch.rejected)
+
+
+class ForgetsRejected(ChirpAdapter):
+    """Skips malformed items without reporting them."""
+
+    async def poll(self, cursor: str | None) -> Batch:
+        return (await super().poll(cursor)).model_copy(update={"rejected": ()})
+
+
+class StallsOnBadItem(ChirpAdapter):
+    """Converts items directly instead of through `convert_item`: one bad item fails the page."""
+
+    async def poll(self, cursor: str | None) -> Batch:
+        mention_since, dm_since = (cursor or ":").partition(":")[::2]
+        mentions = await self.page("/mentions", since=mention_since)
+        dms = await self.page("/dms", since=dm_since)
+        events = [self.event_from(feed, item)
+                  for feed, page in (("mentions", mentions), ("dms", dms)) for item in page.data]
+        return Batch(events=tuple(events),
+                     cursor=f"{mentions.next_since or mention_since}:{dms.next_since or dm_since}",
+                     more=mentions.has_more or dms.has_more)
+
+
+class ClaimsEdits(ChirpAdapter):
+    """Declares inbound edits and deletions that Chirp's feeds never deliver."""
+
+    capabilities = ChirpAdapter.capabilities.model_copy(
+        update={"inbound_edits": True, "inbound_deletes": True})
+
+
+PLANTED = [
+    pytest.param(DoublePosting, "test_find_sent_finds_a_public_reply_among_decoys",
+                 "find_sent answered None", id="find-sent-none"),
+    pytest.param(DoublePosting, "test_find_sent_finds_a_direct_reply_among_decoys",
+                 "find_sent answered None", id="find-sent-none-direct"),
+    pytest.param(FindsNewest, "test_find_sent_finds_a_public_reply_among_decoys",
+                 "another of our messages", id="find-sent-newest"),
+    pytest.param(FindsNewest, "test_find_sent_finds_a_direct_reply_among_decoys",
+                 "another of our messages", id="find-sent-newest-direct"),
+    pytest.param(RetriesItself, "test_failed_create_is_not_retried_by_the_adapter",
+                 "retries by itself", id="retries-itself"),
+    pytest.param(SleepsItself, "test_failed_create_is_not_retried_by_the_adapter",
+                 "never sleep in an adapter", id="sleeps-itself"),
+    pytest.param(CountsGraphemes, "test_text_limit_counts_the_networks_unit",
+                 "over the network's limit", id="counts-graphemes"),
+    pytest.param(CountsBytes, "test_text_limit_counts_the_networks_unit",
+                 "exactly the network's limit", id="counts-bytes"),
+    pytest.param(SwallowsErrors, "test_revoked_credentials_after_open_raise",
+                 "swallows errors", id="swallows-revoked"),
+    pytest.param(SwallowsErrors, "test_failing_poll_raises_instead_of_an_empty_page",
+                 "swallows errors", id="swallows-failures"),
+    pytest.param(HidesExpiry, "test_expired_token_is_refreshed_once_or_raises",
+                 "without refreshing it", id="hides-expiry"),
+    pytest.param(NotFromUs, "test_own_messages_are_marked_from_us",
+                 "the bot would answer itself", id="not-from-us"),
+    pytest.param(NewestFirst, "test_conversation_events_keep_order_and_network_times",
+                 "oldest first", id="newest-first"),
+    pytest.param(ReceiptTime, "test_conversation_events_keep_order_and_network_times",
+                 "use the network's time", id="receipt-time"),
+    pytest.param(CatchesUpToNow, "test_burst_larger_than_a_page_is_delivered_whole",
+                 "never delivered", id="drops-burst"),
+    pytest.param(ForgetsRejected, "test_malformed_item_is_rejected_and_the_rest_delivered",
+                 "not reported in Batch.rejected", id="forgets-rejected"),
+    pytest.param(StallsOnBadItem, "test_malformed_item_is_rejected_and_the_rest_delivered",
+                 "one malformed item made poll raise", id="stalls-on-bad-item"),
+    pytest.param(ClaimsEdits, "test_inbound_edits_and_deletes",
+                 "inbound_edits is declared but nothing arrived", id="claims-edits"),
+]
+
+
+@pytest.mark.parametrize(("broken", "scenario", "says"), PLANTED)
+async def test_planted_mistake_fails_its_named_scenario(
+    broken: type[ChirpAdapter], scenario: str, says: str
+) -> None:
+    """Each mistake planted alone into the tutorial adapter fails its named scenario."""
+    bad = suite_for(broken)
+    async with bad.open_conformance("inprocess") as env:
+        with pytest.raises(AssertionError) as info:
+            await getattr(bad, scenario)(env)
+    assert says in str(info.value)
+
+
+def test_every_new_scenario_has_a_planted_mistake() -> None:
+    """Each scenario the planted mistakes target is one the suite runs (no typo hides one)."""
+    scenarios = {p.values[1] for p in PLANTED}
+    assert scenarios <= {n for n in dir(AdapterConformance) if n.startswith("test_")}
+
+
+def test_reference_lists_every_scenario() -> None:
+    """docs/reference/testing.md has a row for every scenario the suite runs."""
+    page = (TUTORIAL.parent.parent / "docs" / "reference" / "testing.md").read_text("utf-8")
+    scenarios = [n for n in dir(AdapterConformance) if n.startswith("test_")]
+    assert [n for n in scenarios if f"`{n}`" not in page] == []

@@ -325,3 +325,55 @@ async def test_sandbox_tokens_stay_out_of_reprs(sandbox: NoteSandbox) -> None:
     assert info is not None
     for text in (repr(info), repr(request), repr(sandbox)):
         assert sandbox.token not in text
+
+
+class FeedSandbox(NoteSandbox):
+    """Notes with a feed that lists them (to corrupt one)."""
+
+    @route("GET", "/feed")
+    def feed(self, request: SandboxRequest) -> HandlerResult:
+        posts = sorted(self.world.posts.values(), key=lambda p: p.seq)
+        return {"items": [{"id": p.id, "text": p.text, "meta": {"by": p.author_id}}
+                          for p in posts], "count": len(posts)}
+
+
+async def test_corrupt_item_replaces_the_listed_record_only() -> None:
+    """corrupt_item swaps the list element carrying the record; the others stay as they were."""
+    sandbox = FeedSandbox(seed=1)
+    customer = sandbox.customer("alice")
+    good = sandbox.world.add_post(customer, "good")
+    bad = sandbox.world.add_post(customer, "bad")
+    sandbox.corrupt_item(bad)
+    async with sandbox.client() as http:
+        first = (await http.get("/feed")).json()
+        single = (await http.get(f"/notes/{bad.id}")).json()
+    assert first["items"] == [
+        {"id": good.id, "text": "good", "meta": {"by": customer.id}},
+        f"corrupted item {bad.id}",
+    ]
+    assert first["count"] == 2
+    assert single == {"id": bad.id, "text": "bad"}, "a record outside a list is left alone"
+
+
+async def test_status_fault_can_say_retry_after() -> None:
+    """faults.fail(..., retry_after=0) answers with Retry-After: 0; without it, no header."""
+    sandbox = NoteSandbox(seed=1)
+    sandbox.faults.fail("GET /me", 500, times=1, retry_after=0)
+    sandbox.faults.fail("GET /me", 502, times=1)
+    async with sandbox.client() as http:
+        first = await http.get("/me")
+        second = await http.get("/me")
+    assert (first.status_code, first.headers.get("retry-after")) == (500, "0")
+    assert (second.status_code, second.headers.get("retry-after")) == (502, None)
+
+
+def test_tokens_issued_counts_refreshes_per_account() -> None:
+    """tokens.issued counts every token ever issued to an account, by kind."""
+    sandbox = NoteSandbox(seed=1)
+    us = sandbox.our_account.id
+    assert sandbox.tokens.issued(us) == 1
+    sandbox.tokens.issue(us)
+    sandbox.tokens.issue(us, kind="refresh")
+    sandbox.tokens.issue(sandbox.customer("bob").id)
+    assert sandbox.tokens.issued(us) == 2
+    assert sandbox.tokens.issued(us, kind="refresh") == 1

@@ -56,7 +56,7 @@ async def lost_answer() -> None:
     # --8<-- [start:faults]
     sandbox = ChirpSandbox(seed=7)
     sandbox.faults.lose_response("POST /posts", times=1)  # posted, but the answer is lost
-    sandbox.faults.fail("GET /mentions", 503, times=1)    # a failed read, retried
+    sandbox.faults.fail("GET /mentions", 503, times=1, retry_after=0)  # a failed read, retried
     sandbox.faults.latency("*", 0.01)                     # every answer 10 ms late
     # --8<-- [end:faults]
     sandbox.customer_mention("is my order on its way?")

@@ -22,15 +22,16 @@ class MyAdapter(Adapter):
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from .capabilities import Capabilities
@@ -45,7 +46,14 @@ __all__ = [
     "Rejected",
     "WebhookRequest",
     "WebhookResponse",
+    "convert_item",
+    "decode_json",
 ]
+
+logger = logging.getLogger("omnichannel.adapter")
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class AdapterSettings(BaseModel):
@@ -92,13 +100,132 @@ class Rejected(BaseModel):
             error: Why the item cannot be used.
             item: The item as received: raw bytes or text, or decoded JSON.
         """
-        if isinstance(item, bytes):
-            body = item
-        elif isinstance(item, str):
-            body = item.encode("utf-8")
-        else:
-            body = json.dumps(item, ensure_ascii=False, default=str).encode("utf-8")
-        return cls(reason=error.reason, path=error.path, body=body)
+        return cls(reason=error.reason, path=error.path, body=_raw_bytes(item))
+
+    def error(self, *, network: str | None = None) -> PayloadError:
+        """The `PayloadError` this rejection stands for, to raise where one item is all.
+
+        A webhook ``parse`` or a ``parse_payload`` has no ``Batch.rejected``
+        to report in: it raises this instead.
+        """
+        return PayloadError(self.reason, network=network, path=self.path)
+
+
+def _raw_bytes(item: object) -> bytes:
+    """An inbound item as bytes to keep, whatever it holds.
+
+    JSON where it can be (escaping lone surrogates, which UTF-8 cannot hold),
+    else the item's ``repr``, so keeping a dead letter never fails.
+    """
+    if isinstance(item, bytes | bytearray):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8", "backslashreplace")
+    for ascii_only in (False, True):
+        try:
+            return json.dumps(item, ensure_ascii=ascii_only, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        except (ValueError, TypeError, RecursionError):
+            break
+    try:
+        return repr(item).encode("utf-8", "backslashreplace")
+    except (ValueError, RecursionError):
+        return f"<unreadable {type(item).__name__}>".encode()
+
+
+def decode_json(body: bytes | str, *, network: str | None = None, path: str = "") -> Any:
+    """Decode a JSON body, raising only `PayloadError` whatever the body holds.
+
+    Not UTF-8, not JSON, or nested deeper than Python can decode
+    (``b"[" * 100_000``): each is a `PayloadError` at ``path``, never a
+    ``UnicodeDecodeError`` or a ``RecursionError`` that would escape an
+    adapter's error handling.
+
+    ```python
+    from omnichannel.adapter import decode_json
+    from omnichannel.errors import PayloadError
+
+    assert decode_json(b'{"id": "1"}', network="chirp") == {"id": "1"}
+    try:
+        decode_json(b"[" * 100_000, network="chirp", path="posts")
+    except PayloadError as exc:
+        print(exc)
+    #> chirp: bad payload at posts: the body is not JSON
+    ```
+
+    Args:
+        body: The raw body.
+        network: The network it came from, for the error.
+        path: What it is (an endpoint, ``"lines.3"``), for the error.
+
+    Raises:
+        PayloadError: The body is not JSON text.
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise PayloadError("the body is not JSON", network=network, path=path) from None
+
+
+def convert_item(
+    convert: Callable[[_T], _R], item: _T, *, network: str | None = None, path: str = ""
+) -> _R | Rejected:
+    """Convert one inbound item, turning anything that goes wrong into a `Rejected`.
+
+    Items are written by customers and their clients and relayed unchanged, so
+    any shape can arrive: a conversion that trips over one (a ``TypeError``
+    on a number where a list belongs, a ``ValueError`` from a date out of
+    range, a pydantic ``ValidationError``, a ``RecursionError``) must cost that
+    item only. ``poll``, ``stream`` and webhook ``parse`` call this per item
+    and report what comes back as a `Rejected` in ``Batch.rejected``; the
+    cursor moves on and the hub keeps the item as a dead letter.
+
+    ```python
+    from omnichannel.adapter import Rejected, convert_item
+
+    def text_of(item: object) -> str:
+        return item["text"].strip()  # type: ignore[index]  # trusts the shape
+
+    items = [{"text": " hello "}, {"text": 42}, "oops"]
+    results = [convert_item(text_of, item, network="chirp", path=f"posts.{index}")
+               for index, item in enumerate(items)]
+    for result in results:
+        print(result if isinstance(result, str) else f"{result.path}: {result.reason}")
+    #> hello
+    #> posts.1: unreadable item (AttributeError)
+    #> posts.2: unreadable item (TypeError)
+    assert isinstance(results[1], Rejected) and results[1].body == b'{"text": 42}'
+    ```
+
+    Args:
+        convert: Turns the item into what the adapter needs (an event, a list
+            of events, a wire model...).
+        item: The item as received: raw bytes or text, or decoded JSON.
+            A rejection keeps it as its ``body``.
+        network: The network, for the error and the log.
+        path: Where the item sits (``"notifications.3"``); a `PayloadError`'s
+            own path is put after it.
+
+    Returns:
+        What ``convert`` returned, or the item's `Rejected`.
+    """
+    try:
+        return convert(item)
+    except PayloadError as exc:
+        where = ".".join(part for part in (path, exc.path) if part)
+        error = PayloadError(exc.reason, network=exc.network or network, path=where)
+    except ValidationError as exc:
+        error = PayloadError.from_validation(exc, network=network, path=path)
+    except Exception as exc:  # one item never stops the rest
+        logger.debug(
+            "%s: converting an inbound item at %s raised %s; it is rejected",
+            network or "adapter", path or "(top)", type(exc).__name__,
+            exc_info=True, extra={"network": network, "path": path},
+        )
+        error = PayloadError(f"unreadable item ({type(exc).__name__})",
+                             network=network, path=path)
+    return Rejected.from_error(error, item)
 
 
 class Batch(BaseModel):

@@ -45,6 +45,11 @@ class Capabilities(BaseModel):
         inbound: How events reach us.
         native_idempotency: Whether the network itself refuses a repeated
             write with the same key (Mastodon, Bluesky record keys).
+        inbound_edits: Whether the adapter's listening mode (its stream where
+            it declares one, else ``poll``) delivers ``MessageUpdated`` when a
+            customer edits a message it delivered.
+        inbound_deletes: The same for ``MessageDeleted`` when a customer
+            deletes one.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -63,6 +68,8 @@ class Capabilities(BaseModel):
     media: frozenset[AttachmentKind] = frozenset()
     inbound: frozenset[InboundMode] = frozenset({"poll"})
     native_idempotency: bool = False
+    inbound_edits: bool = False
+    inbound_deletes: bool = False
 
     def rule_for(self, action: Reply | PrivateReply | Post) -> TextRule:
         """Return the text rule that governs ``action``."""

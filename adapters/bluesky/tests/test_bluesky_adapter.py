@@ -16,7 +16,7 @@ from omnichannel.errors import (
     CapabilityNotSupported,
     TextTooLong,
 )
-from omnichannel.events import MessageReceived, ReactionAdded
+from omnichannel.events import Event, MessageReceived, ReactionAdded
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Message
 from omnichannel_bluesky import BlueskyAdapter, BlueskySettings, record_key
@@ -474,3 +474,105 @@ def test_record_keys_are_stable_past_tids() -> None:
         when = tid_datetime(key)
         assert when is not None
         assert datetime(2023, 11, 1, tzinfo=UTC) < when < datetime(2026, 3, 1, tzinfo=UTC)
+
+
+# --- a backlog of many pages between two polls -----------------------------------------
+
+
+async def _drain(adapter: BlueskyAdapter, cursor: str | None, *, stop_after: int | None = None
+                 ) -> tuple[list[Event], str | None, int]:
+    """Poll as the hub does (cursor stored after each batch); stop early to simulate a crash."""
+    events: list[Event] = []
+    batches = 0
+    while True:
+        batch = await adapter.poll(cursor)
+        events.extend(batch.events)
+        cursor = batch.cursor or cursor
+        batches += 1
+        if not batch.more or batches == stop_after:
+            return events, cursor, batches
+
+
+async def test_seven_hundred_mentions_while_down_all_arrive_once_oldest_first() -> None:
+    """700 mentions between two polls (14 pages): every one, once, oldest first."""
+    sandbox = BlueskySandbox(seed=70)
+    async with opened(sandbox) as adapter:
+        _, cursor, _ = await _drain(adapter, None)
+        posted = [sandbox.customer_mention(f"m{n}").id for n in range(700)]
+        events, cursor, batches = await _drain(adapter, cursor)
+        again, _, _ = await _drain(adapter, cursor)
+    assert [e.message.ref.id for e in events if isinstance(e, MessageReceived)] == posted
+    assert batches >= 14  # one page per batch: the hub stores progress after each
+    assert again == []
+
+
+async def test_three_mentions_then_six_hundred_likes_lose_nothing() -> None:
+    """3 mentions, then 600 likes of our post: the mentions and every like arrive once."""
+    sandbox = BlueskySandbox(seed=71)
+    ours = sandbox.our_post("We are open")
+    async with opened(sandbox) as adapter:
+        _, cursor, _ = await _drain(adapter, None)
+        mentions = [sandbox.customer_mention(f"help {n}").id for n in range(3)]
+        for _ in range(600):
+            sandbox.customer_like(ours, author=sandbox.customer())
+        events, cursor, _ = await _drain(adapter, cursor)
+        again, _, _ = await _drain(adapter, cursor)
+    assert [e.message.ref.id for e in events if isinstance(e, MessageReceived)] == mentions
+    likes = [e for e in events if isinstance(e, ReactionAdded)]
+    assert len(likes) == 600
+    assert len({e.id for e in likes}) == 600
+    assert events[:3] == [e for e in events if isinstance(e, MessageReceived)]  # oldest first
+    assert again == []
+
+
+@pytest.mark.parametrize("crash_after", [1, 5, 13])
+async def test_crash_while_delivering_a_backlog_resumes_without_loss(crash_after: int) -> None:
+    """A restart at the cursor stored after any page goes on: no loss, no repeat."""
+    sandbox = BlueskySandbox(seed=72)
+    async with opened(sandbox) as adapter:
+        _, cursor, _ = await _drain(adapter, None)
+    posted = [sandbox.customer_mention(f"m{n}").id for n in range(700)]
+    async with opened(sandbox) as adapter:
+        before, cursor, _ = await _drain(adapter, cursor, stop_after=crash_after)
+    sandbox.customer_mention("while restarting")
+    async with opened(sandbox) as restarted:
+        after, cursor, _ = await _drain(restarted, cursor)
+    ids = [e.message.ref.id for e in [*before, *after] if isinstance(e, MessageReceived)]
+    assert ids[:700] == posted
+    assert len(ids) == 701
+    assert len(before) <= 50 * crash_after  # progress is stored page by page, not at the end
+
+
+async def test_lost_chat_answer_is_found_among_decoys_when_the_customer_wrote_twice() -> None:
+    """Our lost answer is found by sender, text and time, not by being our newest message.
+
+    The customer wrote twice; the answer to the first was lost, the answer to the second
+    landed after it, and an earlier answer of ours has the same text: a fresh adapter (as
+    after a restart) finds exactly the lost message, and ``None`` for an answer never sent.
+    """
+    sandbox = BlueskySandbox(seed=15)
+    alice = sandbox.customer("alice")
+    sandbox.customer_dm("hello?", author=alice)
+    async with opened(sandbox) as adapter:
+        events, cursor = await poll_all(adapter)
+        await adapter.send(Reply(network="bluesky", to=events[0].message, text="one moment"))
+        sandbox.customer_dm("my order is late", author=alice)
+        sandbox.customer_dm("it is order 42", author=alice)
+        events, cursor = await poll_all(adapter, cursor)
+        first, second = (e.message for e in events)
+        lost = Reply(network="bluesky", to=first, text="one moment")
+        sandbox.faults.lose_response(SEND_DM, times=1)
+        with pytest.raises(AmbiguousDelivery):
+            await adapter.send(lost)
+        await adapter.send(Reply(network="bluesky", to=second, text="checking order 42"))
+    landed = sandbox.sent()[1]
+    assert landed.text == "one moment"
+    async with opened(sandbox) as restarted:
+        found = await restarted.find_sent(lost)
+        never = await restarted.find_sent(Reply(network="bluesky", to=second, text="all done"))
+        again = await restarted.send(lost) if found is None else found
+    assert found is not None
+    assert found.ref.id == landed.id
+    assert never is None
+    assert again.ref.id == landed.id
+    assert [r.text for r in sandbox.sent()] == ["one moment", "one moment", "checking order 42"]

@@ -283,4 +283,4 @@ async def test_answer_that_is_not_a_page_is_payload_error(logged_in: respx.MockR
             await adapter.poll(None)
     assert (first.value.network, first.value.path) == ("bluesky", "notifications")
     assert second.value.path == "app.bsky.notification.listNotifications"
-    assert second.value.reason == "the answer is not JSON"
+    assert second.value.reason == "the body is not JSON"

@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from functools import partial
 
 import httpx
 from pydantic import Field, SecretStr, ValidationError
@@ -19,6 +20,7 @@ from omnichannel.adapter import (
     Rejected,
     WebhookRequest,
     WebhookResponse,
+    convert_item,
 )
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
@@ -26,7 +28,6 @@ from omnichannel.errors import (
     ConfigurationError,
     NotFound,
     OmnichannelError,
-    PayloadError,
     RequestRejected,
     TokenExpired,
     WebhookSignatureError,
@@ -221,10 +222,14 @@ class ChirpAdapter(Adapter):
         rejected: list[Rejected] = []
         for feed, page in (("mentions", mentions), ("dms", dms)):
             for index, item in enumerate(page.data):
-                try:
-                    events.append(self.event_from(feed, item, path=f"{feed}.{index}"))
-                except PayloadError as exc:  # one bad item never holds up the rest
-                    rejected.append(Rejected.from_error(exc, item))
+                # One bad item never holds up the rest: whatever converting it
+                # raises comes back as a Rejected, with the item's raw body.
+                found = convert_item(partial(self.event_from, feed), item,
+                                     network=NETWORK, path=f"{feed}.{index}")
+                if isinstance(found, Rejected):
+                    rejected.append(found)
+                else:
+                    events.append(found)
         next_cursor = f"{mentions.next_since or mention_since}:{dms.next_since or dm_since}"
         return Batch(events=tuple(events), cursor=next_cursor,
                      more=mentions.has_more or dms.has_more, rejected=tuple(rejected))
@@ -243,24 +248,21 @@ class ChirpAdapter(Adapter):
     # --8<-- [end:inbound]
 
     # --8<-- [start:item]
-    def event_from(self, feed: str, item: object, *, path: str) -> MessageReceived:
+    def event_from(self, feed: str, item: object) -> MessageReceived:
         """One item of the mentions or DMs feed as its event.
 
+        Call it through `convert_item`: what it raises on a bad item (a
+        `PayloadError` with the path in the item, ``author``; the core model's
+        ``ValidationError``; anything else) becomes that item's `Rejected`.
+
         Raises:
-            PayloadError: The item is not what Chirp sends; the error's path
-                starts with ``path`` (``mentions.3.author``).
+            PayloadError: The item is not what Chirp sends.
         """
-        try:
-            if feed == "dms":
-                dm = _convert.parse(_wire.ChirpDM, item)
-                return self.received(self.message_from_dm(dm), direct=True)
-            post = _convert.parse(_wire.ChirpPost, item)
-            return self.received(self.message_from_post(post), direct=False)
-        except ValidationError as exc:  # the core model refused a converted value
-            raise PayloadError.from_validation(exc, network=NETWORK, path=path) from exc
-        except PayloadError as exc:  # the wire model, or an entity offset: say where
-            where = f"{path}.{exc.path}" if exc.path else path
-            raise PayloadError(exc.reason, network=NETWORK, path=where) from exc
+        if feed == "dms":
+            dm = _convert.parse(_wire.ChirpDM, item)
+            return self.received(self.message_from_dm(dm), direct=True)
+        post = _convert.parse(_wire.ChirpPost, item)
+        return self.received(self.message_from_post(post), direct=False)
     # --8<-- [end:item]
 
     # --8<-- [start:webhook]
@@ -294,7 +296,11 @@ class ChirpAdapter(Adapter):
         """
         body = _convert.parse(_wire.WebhookBody, request.body)
         feed = "dms" if body.type == "dm" else "mentions"
-        return [self.event_from(feed, body.data, path="data")]
+        found = convert_item(partial(self.event_from, feed), body.data,
+                             network=NETWORK, path="data")
+        if isinstance(found, Rejected):
+            raise found.error(network=NETWORK)
+        return [found]
     # --8<-- [end:webhook]
 
     # outbound ----------------------------------------------------------------

@@ -6,7 +6,7 @@ Chirp is a tiny JSON API, small enough to read in one sitting:
 |---|---|
 | ``GET /me`` | our account: ``{"id", "handle", "name"}`` |
 | ``GET /mentions?since=&limit=`` | posts that mention us or answer our posts, oldest first |
-| ``GET /dms?since=&limit=`` | direct messages to us, oldest first |
+| ``GET /dms?since=&limit=`` | messages of our direct conversations (both ways), oldest first |
 | ``POST /posts`` | ``{"text", "reply_to"?, "entities"?, "client_ref"?}`` -> 201 post |
 | ``GET /posts/{id}``, ``DELETE /posts/{id}`` | read or delete a post |
 | ``POST /posts/{id}/like``, ``DELETE /posts/{id}/like`` | like, unlike |
@@ -23,9 +23,11 @@ t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import ClassVar
 
 from omnichannel.errors import PayloadError
@@ -48,6 +50,9 @@ from omnichannel.text import OffsetMap
 __all__ = ["ChirpSandbox", "sign"]
 
 _PAGE_MAX = 50
+
+Feed = Callable[[], dict[str, object]]
+"""Renders one item of a feed when its page is served."""
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -264,33 +269,39 @@ class ChirpSandbox(Sandbox):
     # feeds ----------------------------------------------------------------
 
     # --8<-- [start:sandbox-feed]
-    def _page(self, request: SandboxRequest, kinds: set[str]) -> HandlerResult:
-        us = self.our_account
+    def _page(self, request: SandboxRequest, items: list[tuple[int, Feed]]) -> HandlerResult:
+        """One page of ``(seq, render)`` items after ``since``, oldest first."""
         since_raw = request.query.get("since")
         try:
             limit = min(_PAGE_MAX, max(1, int(request.query.get("limit", "20"))))
             since = int(since_raw) if since_raw is not None else None
         except ValueError:
             raise SandboxAbort(self.bad_request(request, "since and limit are numbers")) from None
-        items = [
-            n for n in self.world.notifications_for(us, after_seq=since or 0)
-            if n.kind in kinds and self._visible(n)
-        ]
+        items = [(seq, render) for seq, render in items if seq > (since or 0)]
         page = items[:limit] if since is not None else items[-limit:]
         more = since is not None and len(items) > limit
-        next_since = page[-1].seq if page else (since or 0)
-        data = [
-            self.render_dm(self.world.message(n.subject_id)) if n.kind == "dm"
-            else self.render_post(self.world.post(n.subject_id))
-            for n in page
-        ]
+        next_since = page[-1][0] if page else (since or 0)
+        data = [render() for _, render in page]
         return {"data": data, "next_since": str(next_since), "has_more": more}
     # --8<-- [end:sandbox-feed]
 
-    def _visible(self, notification: Notification) -> bool:
-        if notification.kind == "dm":
-            return not self.world.message(notification.subject_id).deleted
-        return not self.world.post(notification.subject_id).deleted
+    def _mention_items(self) -> list[tuple[int, Feed]]:
+        """Posts that mention us or answer our posts (our notifications), oldest first."""
+        return [
+            (n.seq, functools.partial(self.render_post, self.world.post(n.subject_id)))
+            for n in self.world.notifications_for(self.our_account, kinds=("mention", "reply"))
+            if not self.world.post(n.subject_id).deleted
+        ]
+
+    def _dm_items(self) -> list[tuple[int, Feed]]:
+        """Messages of our conversations, both ways, oldest first."""
+        us = self.our_account.id
+        found = [
+            m for c in self.world.conversations.values() if us in c.members
+            for m in c.messages if not m.deleted
+        ]
+        return [(m.seq, functools.partial(self.render_dm, m))
+                for m in sorted(found, key=lambda m: m.seq)]
 
     @route("GET", "/me")
     def me(self, request: SandboxRequest) -> HandlerResult:
@@ -300,12 +311,12 @@ class ChirpSandbox(Sandbox):
     @route("GET", "/mentions")
     def mentions(self, request: SandboxRequest) -> HandlerResult:
         """Posts that mention us or answer our posts."""
-        return self._page(request, {"mention", "reply"})
+        return self._page(request, self._mention_items())
 
     @route("GET", "/dms")
     def dms(self, request: SandboxRequest) -> HandlerResult:
-        """Direct messages to us."""
-        return self._page(request, {"dm"})
+        """The messages of our direct conversations: theirs, and ours (from any client)."""
+        return self._page(request, self._dm_items())
 
     # posts ----------------------------------------------------------------
 

@@ -138,7 +138,7 @@ def _payloads(path: Path, data: bytes, *, only: int | None) -> list[_Payload]:
     """
     try:
         decoded = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: one raw payload
         decoded = None
     if not (isinstance(decoded, dict) and isinstance(decoded.get("interactions"), list)):
         return [_Payload(str(path), None, data)]
@@ -149,7 +149,10 @@ def _payloads(path: Path, data: bytes, *, only: int | None) -> list[_Payload]:
         if not isinstance(interaction, dict) or "response_body" not in interaction:
             continue
         body = interaction["response_body"]
-        raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode()
+        # A JSON string may hold lone surrogates ("\ud800"): kept as they are, the
+        # adapter refuses them as a PayloadError like any other bad byte.
+        raw = (body.encode("utf-8", "surrogatepass") if isinstance(body, str)
+               else json.dumps(body).encode())
         uri = str(interaction.get("uri", ""))
         method = str(interaction.get("method", "GET")).upper()
         status = interaction.get("status")

@@ -210,6 +210,12 @@ class Tokens:
             return "invalid", None
         return info.state(self.clock.peek()), info
 
+    def issued(self, account_id: str, *, kind: str = "access") -> int:
+        """Count the tokens of ``kind`` ever issued to an account (refreshes included)."""
+        with self._lock:
+            return sum(1 for info in self._tokens.values()
+                       if info.account_id == account_id and info.kind == kind)
+
     def expire(self, token: str) -> None:
         """Make a token expired from now on.
 

@@ -30,10 +30,14 @@ settings the adapter accepts.
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
+from unittest import mock
 
 import anyio
 import httpx
@@ -46,19 +50,23 @@ from omnichannel.errors import (
     AmbiguousDelivery,
     AuthenticationError,
     CapabilityNotSupported,
+    NetworkError,
+    OmnichannelError,
     RateLimited,
     TextTooLong,
     WebhookSignatureError,
 )
-from omnichannel.events import Event, MessageReceived
+from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.model import Link, Mention, Message
 
 from ._transport import Receive, Scope, Send, answer_lifespan, serve_async, serve_in_thread
+from .faults import route_matcher
 from .pytest_plugin import _seed
 from .sandbox import DirectMessage, Post, Sandbox, SentRecord
 
 __all__ = [
     "ENTITY_TEXT",
+    "LIMIT_FILLERS",
     "OPTIONAL_CAPABILITIES",
     "REPLY_ENTITY_TEXT",
     "AdapterConformance",
@@ -80,6 +88,17 @@ ENTITY_TEXT = "🎉🇫🇷 hey {us} 👩‍👩‍👧 my order is late: https:
 
 REPLY_ENTITY_TEXT = "Thanks {them} 🙏🏽 track it at https://example.com/t/42 #help"
 """The outbound text of the entity scenario."""
+
+LIMIT_FILLERS: dict[str, str] = {
+    "astral emoji": "😀",
+    "skin-tone sequence": "👍🏽",
+    "combining mark": "e\u0301",
+}
+"""What the limit scenario fills replies with: each counts differently in
+code points, UTF-16 units, bytes and graphemes."""
+
+_PAGE = 2
+"""The page size the burst scenario gives adapters whose settings have ``page_size``."""
 
 
 class _Relay:
@@ -246,6 +265,8 @@ class AdapterConformance:
         seed: Fault seed of the sandboxes (``None``: the ``--fault-seed`` option).
         rate_limit_reset: Seconds the rate-limit scenario keeps the limit
             exhausted (real time: keep it short).
+        burst_size: Mentions the burst scenario writes between two polls when
+            the adapter's settings have no ``page_size`` (more than one page).
     """
 
     adapter_class: ClassVar[type[Adapter]]
@@ -253,6 +274,7 @@ class AdapterConformance:
     transport_mode: ClassVar[TransportMode | tuple[TransportMode, ...]] = "inprocess"
     seed: ClassVar[int | None] = None
     rate_limit_reset: ClassVar[float] = 0.3
+    burst_size: ClassVar[int] = 120
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [
         pytest.mark.conformance, pytest.mark.anyio,
@@ -768,6 +790,489 @@ class AdapterConformance:
             return
         assert post.id in await first_batch_ids()
 
+    # outbound, in depth -----------------------------------------------------
+
+    async def _find_sent_among_decoys(self, conformance: Conformance, *, private: bool) -> None:
+        sandbox = conformance.sandbox
+        customer, other = sandbox.customer(), sandbox.customer()
+
+        async def incoming(text: str, author: Any) -> MessageReceived:
+            record = (sandbox.customer_dm(text, author=author) if private
+                      else sandbox.customer_mention(text, author=author))
+            return await conformance.receive(record, what=f"the message {text!r}")
+
+        first = await incoming("my parcel never came", customer)
+        second = await incoming("order 1234, please hurry", customer)
+        elsewhere = await incoming("hello? 👋", other)
+
+        def reply(to: MessageReceived, text: str) -> Reply:
+            return conformance.reply_action(to.message, text)
+
+        before = [reply(first, "Decoy one 🧾"), reply(second, "Decoy two"),
+                  reply(elsewhere, "Decoy three")]
+        lost = reply(first, "This answer was lost on the way back 📦")
+        after = [reply(first, "Decoy four"), reply(second, "Decoy five 🚚"),
+                 reply(elsewhere, "Decoy six")]
+        never = reply(first, "A reply that was never sent")
+        ids: dict[str, str] = {}
+        for action in before:
+            ids[action.idempotency_key] = (await conformance.act(action)).ref.id
+        # Its answer is "lost" by never showing it to find_sent: the lookup
+        # runs on a fresh adapter, with only what the network shows.
+        await conformance.act(lost)
+        for action in after:
+            ids[action.idempotency_key] = (await conformance.act(action)).ref.id
+        expected = self.expected_text(conformance, lost)
+        copies = [r for r in sandbox.sent() if r.text == expected]
+        assert len(copies) == 1, f"the lost reply was posted {len(copies)} times"
+        ids[lost.idempotency_key] = copies[0].id
+        kind = "direct" if private else "public"
+        fresh = conformance.reopen()  # what the network shows, not what the adapter remembers
+        with anyio.fail_after(_TIMEOUT):
+            await fresh.open()
+        try:
+            found = await fresh.find_sent(lost)
+            assert found is not None, (
+                f"find_sent answered None for a {kind} reply that was posted (its answer was "
+                f"lost), with {len(before) + len(after)} other replies of ours around it: "
+                "the outbox would post it twice"
+            )
+            assert found.ref.id == copies[0].id, (
+                f"find_sent returned {found.ref.id!r}, another of our messages, for the lost "
+                f"{kind} reply {copies[0].id!r}: find it by what identifies it, not by position"
+            )
+            assert found.idempotency_key == lost.idempotency_key
+            for action in (*before, *after):
+                again = await fresh.find_sent(action)
+                got = again.ref.id if again is not None else None
+                assert got == ids[action.idempotency_key], (
+                    f"find_sent for our {kind} reply {action.text!r} returned {got!r}, "
+                    f"not {ids[action.idempotency_key]!r}"
+                )
+            assert await fresh.find_sent(never) is None, (
+                f"find_sent found something for a {kind} reply that was never sent: "
+                "the outbox would drop it"
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await fresh.aclose()
+
+    async def test_find_sent_finds_a_public_reply_among_decoys(
+        self, conformance: Conformance
+    ) -> None:
+        """find_sent finds the lost public reply among our others; None for one never sent."""
+        await self._find_sent_among_decoys(conformance, private=False)
+
+    async def test_find_sent_finds_a_direct_reply_among_decoys(
+        self, conformance: Conformance
+    ) -> None:
+        """find_sent finds the lost direct reply among our others; None for one never sent."""
+        await self._find_sent_among_decoys(conformance, private=True)
+
+    async def test_failed_create_is_not_retried_by_the_adapter(
+        self, conformance: Conformance
+    ) -> None:
+        """One 500 on a create route: the adapter asks the HTTP layer once, never retries or sleeps.
+
+        Retrying is the HTTP layer's job (``omnichannel.http``), which knows
+        which requests are safe to send again; an answer that leaves the
+        outcome open goes back to the outbox as ``AmbiguousDelivery``.
+        """
+        sandbox = conformance.sandbox
+        routes = [route_matcher(p) for p in type(sandbox).create_routes]
+        event = await conformance.receive(sandbox.customer_mention("anyone there?"),
+                                          what="the mention")
+        for pattern in type(sandbox).create_routes:
+            sandbox.faults.fail(pattern, 500, times=1, retry_after=0)
+        before = _count(sandbox, routes)
+        action = conformance.reply_action(event.message, "Yes, we are here 🙋")
+        with _HttpAttempts() as attempts, _Sleeps() as sleeps, contextlib.suppress(NetworkError):
+            await conformance.act(action)
+        made = _count(sandbox, routes) - before
+        first_tries = attempts.count(routes, first_only=True)
+        assert made >= 1, "the create request never reached a route in create_routes"
+        assert first_tries <= 1, (
+            f"after one 500 the adapter asked the HTTP client {first_tries} times to create "
+            "the same message: it retries by itself; leave retries to omnichannel.http"
+        )
+        assert made == attempts.count(routes), (
+            f"{made} requests reached create routes but the HTTP client sent "
+            f"{attempts.count(routes)}: send through omnichannel.http, which retries safely"
+        )
+        assert not sleeps.calls, (
+            f"the adapter slept ({sleeps.calls}) while sending: never sleep in an adapter"
+        )
+        copies = [r for r in sandbox.sent() if r.text == self.expected_text(conformance, action)]
+        assert len(copies) <= 1, f"the reply was posted {len(copies)} times"
+
+    async def test_text_limit_counts_the_networks_unit(self, conformance: Conformance) -> None:
+        """Replies filled to the network's limit with emoji are accepted; one more is refused.
+
+        The sandbox's own count (``Sandbox.count_text``) is the judge: a
+        text exactly at its limit must pass ``check`` and be stored as is;
+        one unit more must raise ``TextTooLong`` before any request.
+        """
+        sandbox = conformance.sandbox
+        mention = await conformance.receive(sandbox.customer_mention("how long?"),
+                                            what="the mention")
+        dm = await conformance.receive(sandbox.customer_dm("how long, privately?"),
+                                       what="the direct message")
+        checked = 0
+        for to, private in ((mention, False), (dm, True)):
+            limit = (sandbox.dm_text_limit or sandbox.text_limit) if private else sandbox.text_limit
+            if limit is None:
+                continue
+            for name, unit in LIMIT_FILLERS.items():
+                at_limit = self._filled(conformance, to.message, unit, limit, private=private)
+                stored = self.expected_text(conformance, at_limit)
+                try:
+                    record = conformance.record(await conformance.act(at_limit))
+                except TextTooLong as exc:
+                    raise AssertionError(
+                        f"a {'direct' if private else 'public'} reply filled with {name}s to "
+                        f"exactly the network's limit ({limit}, counted by the sandbox) was "
+                        f"refused: the adapter counts the wrong unit ({exc})"
+                    ) from exc
+                assert record.text == stored, "a text at the limit must be stored as is"
+                over = conformance.reply_action(to.message, at_limit.text + unit)
+                before = _count(sandbox, [route_matcher(p) for p in type(sandbox).create_routes])
+                where = "direct" if private else "public"
+                try:
+                    await conformance.act(over)
+                except TextTooLong:
+                    pass
+                except Exception as exc:
+                    raise AssertionError(
+                        f"a {where} reply one {name} over the network's limit raised "
+                        f"{type(exc).__name__} instead of TextTooLong: the adapter counts "
+                        f"the wrong unit ({exc})"
+                    ) from exc
+                else:
+                    raise AssertionError(
+                        f"a {where} reply one {name} over the network's limit was sent: "
+                        "the adapter counts the wrong unit"
+                    )
+                after = _count(sandbox, [route_matcher(p) for p in type(sandbox).create_routes])
+                assert after == before, "a request was made for a too-long text"
+                checked += 1
+        if not checked:
+            pytest.skip(f"{type(sandbox).__name__} enforces no text limit")
+
+    def _filled(
+        self, conformance: Conformance, to: Message, unit: str, limit: int, *, private: bool
+    ) -> Reply:
+        """A reply to ``to`` whose sent text is exactly ``limit`` by the sandbox's count."""
+        sandbox = conformance.sandbox
+
+        def length(text: str) -> int:
+            action = conformance.reply_action(to, text)
+            return sandbox.count_text(self.expected_text(conformance, action), private=private)
+
+        base = length("")
+        step = max(1, length(unit * 4) - base) / 4
+        n = max(0, int((limit - base) / step) - 1)
+        while n > 0 and length(unit * n) > limit:
+            n -= 1
+        while length(unit * (n + 1)) <= limit:
+            n += 1
+        pad = ""
+        while length(pad + "a" + unit * n) <= limit:
+            pad += "a"
+        text = pad + unit * n
+        assert length(text) == limit, f"cannot fill a reply to exactly {limit}"
+        return conformance.reply_action(to, text)
+
+    # credentials and failures ----------------------------------------------
+
+    async def test_revoked_credentials_after_open_raise(self, conformance: Conformance) -> None:
+        """Credentials revoked after open(): poll and send raise AuthenticationError."""
+        sandbox = conformance.sandbox
+        event = await conformance.receive(sandbox.customer_mention("still there?"),
+                                          what="the mention")
+        sandbox.customer_mention("one more question")
+        sandbox.revoke_credentials()
+        await _expect_auth_error(lambda: conformance.adapter.poll(conformance.cursor), "poll")
+        action = conformance.reply_action(event.message, "Sorry for the wait")
+        await _expect_auth_error(lambda: conformance.act(action), "send")
+
+    async def test_expired_token_is_refreshed_once_or_raises(
+        self, conformance: Conformance
+    ) -> None:
+        """A token expired after open(): refreshed once and the request repeated, or TokenExpired.
+
+        An adapter with a refreshable session gets a new token (one, as the
+        sandbox counts them) and delivers what was waiting; one without
+        raises ``AuthenticationError``/``TokenExpired``. Never a transient
+        error, never an empty page.
+        """
+        sandbox = conformance.sandbox
+        us = sandbox.our_account.id
+        event = await conformance.receive(sandbox.customer_mention("hello"), what="the mention")
+        waiting = sandbox.customer_mention("are you still there?")
+        for step in ("poll", "send"):
+            issued = sandbox.tokens.issued(us)
+            sandbox.expire_token()
+            try:
+                if step == "poll":
+                    events = await conformance.drain()
+                else:
+                    sent = await conformance.act(
+                        conformance.reply_action(event.message, "Still here 🙂"))
+            except AuthenticationError:
+                assert sandbox.tokens.issued(us) == issued, (
+                    f"{step} raised AuthenticationError after getting a new token"
+                )
+                continue
+            except Exception as exc:
+                raise AssertionError(
+                    f"{step} with an expired token raised {type(exc).__name__} ({exc}): "
+                    "refresh it, or raise AuthenticationError/TokenExpired"
+                ) from exc
+            refreshed = sandbox.tokens.issued(us) - issued
+            assert refreshed, (
+                f"{step} with an expired token returned without refreshing it: an adapter that "
+                "swallows errors hides a dead session; refresh it, or raise TokenExpired"
+            )
+            assert refreshed == 1, (
+                f"{step} with an expired token succeeded after {refreshed} token refreshes: "
+                "refresh once, or raise TokenExpired"
+            )
+            if step == "poll":
+                ids = [e.message.ref.id for e in events if isinstance(e, MessageReceived)]
+                assert waiting.id in ids, (
+                    "poll with an expired token returned without the waiting mention: "
+                    "refresh and repeat the request, or raise TokenExpired"
+                )
+            else:
+                assert conformance.record(sent).text == self.expected_text(
+                    conformance, conformance.reply_action(event.message, "Still here 🙂"))
+
+    async def test_failing_poll_raises_instead_of_an_empty_page(
+        self, conformance: Conformance
+    ) -> None:
+        """When every read fails, poll raises a typed error; it never answers an empty page."""
+        sandbox = conformance.sandbox
+        sandbox.customer_mention("can you hear me?")
+        sandbox.faults.fail("GET *", 503, retry_after=0)
+        try:
+            with anyio.fail_after(_TIMEOUT):
+                batch = await conformance.adapter.poll(conformance.cursor)
+        except OmnichannelError:
+            return
+        except Exception as exc:
+            raise AssertionError(
+                f"poll raised {type(exc).__name__} ({exc}), not an omnichannel error"
+            ) from exc
+        finally:
+            sandbox.faults.clear()
+        raise AssertionError(
+            f"every read failed with 503 but poll returned a page ({len(batch.events)} events): "
+            "an adapter that swallows errors hides an outage; let them raise"
+        )
+
+    # inbound, in depth --------------------------------------------------------
+
+    async def test_own_messages_are_marked_from_us(self, conformance: Conformance) -> None:
+        """Every message our account wrote arrives with from_us, also from another client."""
+        sandbox = conformance.sandbox
+        world, us = sandbox.world, sandbox.our_account
+        customer = sandbox.customer()
+        mention = await conformance.receive(
+            sandbox.customer_mention("hi there", author=customer), what="the mention")
+        raw_dm = sandbox.customer_dm("a private question", author=customer)
+        dm = await conformance.receive(raw_dm, what="the direct message")
+        await conformance.act(conformance.reply_action(mention.message, "Hello from the shop"))
+        await conformance.act(conformance.reply_action(dm.message, "Answering privately"))
+        # Echoes: our account writing through another client (the network's own app).
+        world.add_post(us, f"{sandbox.mention_of(customer)} typed in the app 📱",
+                       in_reply_to=mention.message.ref.id)
+        if isinstance(raw_dm, DirectMessage):
+            world.add_message(us, raw_dm.conversation_id, "typed in the app, privately")
+        else:
+            world.add_post(us, f"{sandbox.mention_of(customer)} typed in the app, privately",
+                           in_reply_to=raw_dm.id, visibility="direct")
+        sandbox.customer_mention("and one more thing", author=customer)
+        await conformance.drain()
+        wrong = [
+            (e.message.ref.id, e.message.author.ref.id, e.message.from_us)
+            for e in conformance.inbox if isinstance(e, MessageReceived | MessageUpdated)
+            and (e.message.author.ref.id == us.id) != e.message.from_us
+        ]
+        assert not wrong, (
+            f"from_us does not say whether our account wrote these (id, author, from_us): "
+            f"{wrong}; the bot would answer itself"
+        )
+
+    async def test_conversation_events_keep_order_and_network_times(
+        self, conformance: Conformance
+    ) -> None:
+        """Messages of one conversation arrive oldest first, stamped with the network's times."""
+        sandbox = conformance.sandbox
+        customer = sandbox.customer()
+        us = sandbox.mention_of(sandbox.our_account)
+        records: list[Post | DirectMessage] = []
+        parent = sandbox.customer_mention("first 1️⃣", author=customer)
+        records.append(parent)
+        for n, word in enumerate(("second 2️⃣", "third 3️⃣", "fourth 4️⃣")):
+            sandbox.clock.advance(timedelta(seconds=61 + n))
+            records.append(sandbox.customer_dm(f"dm {word}", author=customer))
+            sandbox.clock.advance(timedelta(seconds=67 + n))
+            parent = sandbox.customer_reply(parent, f"{us} {word}", author=customer)
+            records.append(parent)
+        delivered: list[MessageReceived] = []
+        for _ in range(3):
+            delivered += [e for e in await conformance.drain() if isinstance(e, MessageReceived)]
+            if {r.id for r in records} <= {e.message.ref.id for e in delivered}:
+                break
+        position = {e.message.ref.id: i for i, e in reversed(list(enumerate(delivered)))}
+        missing = [r.id for r in records if r.id not in position]
+        assert not missing, f"not delivered: {missing}"
+        for record in records:
+            message = delivered[position[record.id]].message
+            assert abs(message.created_at - record.created_at) <= timedelta(seconds=1), (
+                f"message {record.id!r} is stamped {message.created_at.isoformat()}, the "
+                f"network says {record.created_at.isoformat()}: use the network's time"
+            )
+        for kind in (Post, DirectMessage):
+            ours = [r.id for r in records if isinstance(r, kind)]
+            order = sorted(ours, key=lambda i: position[i])
+            assert order == ours, (
+                f"the messages of one conversation arrived as {order}, written as {ours}: "
+                "deliver each conversation oldest first"
+            )
+
+    async def test_burst_larger_than_a_page_is_delivered_whole(
+        self, conformance: Conformance
+    ) -> None:
+        """Many pages of mentions between two polls: every one is delivered, none dropped.
+
+        An adapter whose settings have ``page_size`` is reopened with a page
+        of 2 and gets 12 pages; any other gets ``burst_size`` mentions.
+        """
+        sandbox = conformance.sandbox
+        adapter = conformance.adapter
+        model = type(adapter.settings)
+        if "page_size" in model.model_fields:
+            data = {**adapter.settings.model_dump(), "page_size": _PAGE}
+            burst = _PAGE * 11 + 2
+            fresh = type(adapter)(model.model_validate(data), transport=adapter.transport)
+        else:
+            burst = self.burst_size
+            fresh = conformance.reopen()
+        with anyio.fail_after(_TIMEOUT):
+            await fresh.open()
+        try:
+            cursor = await _drain(fresh, conformance.cursor, [])
+            expected = [sandbox.customer_mention(f"burst {i} 📣").id for i in range(burst)]
+            seen: list[Event] = []
+            for _ in range(3):
+                cursor = await _drain(fresh, cursor, seen, rounds=burst + 5)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await fresh.aclose()
+        got = {e.message.ref.id for e in seen if isinstance(e, MessageReceived)}
+        dropped = [i for i in expected if i not in got]
+        assert not dropped, (
+            f"{len(dropped)} of {burst} mentions written between two polls were never "
+            f"delivered (first: {dropped[:3]}): follow the pages back to the cursor"
+        )
+
+    async def test_malformed_item_is_rejected_and_the_rest_delivered(
+        self, conformance: Conformance
+    ) -> None:
+        """A malformed item inside a page comes back in Batch.rejected; the rest is delivered."""
+        sandbox = conformance.sandbox
+        good: list[Post | DirectMessage] = [sandbox.customer_mention("before the bad one")]
+        bad = sandbox.customer_mention("I will arrive malformed")
+        good.append(sandbox.customer_mention("after the bad one"))
+        good.append(sandbox.customer_dm("and a direct message"))
+        sandbox.corrupt_item(bad)
+        rejected: list[bytes] = []
+        delivered: list[Event] = []
+        adapter, cursor = conformance.adapter, conformance.cursor
+        for _ in range(_POLL_ROUNDS):
+            try:
+                batch = await adapter.poll(cursor)
+            except Exception as exc:
+                raise AssertionError(
+                    f"one malformed item made poll raise {type(exc).__name__} ({exc}): report "
+                    "it in Batch.rejected and deliver the rest, or the inbox stalls"
+                ) from exc
+            cursor = batch.cursor if batch.cursor is not None else cursor
+            delivered += batch.events
+            rejected += [r.body for r in batch.rejected]
+            if not batch.more:
+                break
+        ids = {e.message.ref.id for e in delivered if isinstance(e, MessageReceived)}
+        assert not [g.id for g in good if g.id not in ids], (
+            f"the good items next to a malformed one were not delivered: "
+            f"{[g.id for g in good if g.id not in ids]}"
+        )
+        assert bad.id not in ids
+        assert any(bad.id.encode() in body for body in rejected), (
+            "the malformed item was not reported in Batch.rejected (the hub keeps it as a "
+            f"dead letter); rejected: {rejected}"
+        )
+        again = await adapter.poll(cursor)
+        assert not any(bad.id.encode() in r.body for r in again.rejected), (
+            "the cursor did not move past the malformed item: it is reported again"
+        )
+
+
+    # Leaving a live stream mid-response: httpx's line, text, byte and stream
+    # iterators nest async generators and close only the outermost; trio warns
+    # when it collects the inner ones. The connection itself is closed.
+    @pytest.mark.filterwarnings("ignore:Async generator 'httpx.:ResourceWarning")
+    @pytest.mark.filterwarnings("ignore:Async generator 'httpcore.:ResourceWarning")
+    async def test_inbound_edits_and_deletes(self, conformance: Conformance) -> None:
+        """A customer's edit and deletion arrive (MessageUpdated, MessageDeleted) where declared.
+
+        Read the way the hub listens: from the stream where one is declared,
+        else by polling. Declared and missing fails; delivered but not
+        declared fails too; neither declared nor delivered skips.
+        """
+        sandbox = conformance.sandbox
+        customer = sandbox.customer()
+        us = sandbox.mention_of(sandbox.our_account)
+        post = sandbox.customer_mention("my order is 1234", author=customer)
+        await conformance.receive(post, what="the mention")
+        edited = f"{us} sorry, my order is 1243 ✏️"
+        seen: list[Event] = []
+
+        def edit() -> None:
+            sandbox.clock.advance(timedelta(seconds=30))
+            sandbox.customer_edit(post, edited)
+
+        def delete() -> None:
+            sandbox.clock.advance(timedelta(seconds=30))
+            sandbox.customer_delete(post)
+
+        if "stream" in conformance.capabilities.inbound:
+            await _stream_around(conformance, [edit, delete], seen)
+        else:
+            for step in (edit, delete):
+                step()
+                conformance.cursor = await _drain(conformance.adapter, conformance.cursor, seen)
+        updates = [e for e in seen if isinstance(e, MessageUpdated)
+                   and e.message.ref.id == post.id]
+        deletions = [e for e in seen if isinstance(e, MessageDeleted)
+                     and e.message.id == post.id]
+        caps = conformance.capabilities
+        problems: list[str] = []
+        for name, declared, found in (("inbound_edits", caps.inbound_edits, updates),
+                                      ("inbound_deletes", caps.inbound_deletes, deletions)):
+            if declared and not found:
+                problems.append(f"{name} is declared but nothing arrived for {post.id!r}")
+            if found and not declared:
+                problems.append(f"{name} works but is not declared in capabilities: declare it")
+        assert not problems, "; ".join(problems)
+        for update in updates:
+            assert update.message.text == edited, (
+                f"MessageUpdated carries {update.message.text!r}, not the edited text"
+            )
+        if not (caps.inbound_edits or caps.inbound_deletes):
+            pytest.skip("the adapter declares neither inbound_edits nor inbound_deletes")
+
     # the capability table -------------------------------------------------
 
     async def test_capabilities_match_behaviour(self, conformance: Conformance) -> None:
@@ -784,6 +1289,122 @@ class AdapterConformance:
                 mismatches.append(f"{name}: not declared and raised {outcome} "
                                   "instead of CapabilityNotSupported")
         assert not mismatches, "; ".join(mismatches)
+
+
+def _count(sandbox: Sandbox, routes: Sequence[Any]) -> int:
+    """Requests the sandbox received on routes matching one of ``routes`` (compiled)."""
+    return sum(1 for r in list(sandbox.requests)
+               if any(rx.match(f"{r.method} {r.path}") for rx in routes))
+
+
+async def _drain(
+    adapter: Adapter, cursor: str | None, into: list[Event], *, rounds: int = _POLL_ROUNDS
+) -> str | None:
+    """Poll ``adapter`` from ``cursor`` until no page is ready; return the cursor."""
+    for _ in range(rounds):
+        batch = await adapter.poll(cursor)
+        cursor = batch.cursor if batch.cursor is not None else cursor
+        into.extend(batch.events)
+        if not batch.more:
+            break
+    return cursor
+
+
+async def _stream_around(
+    conformance: Conformance, steps: Sequence[Callable[[], None]], into: list[Event]
+) -> None:
+    """Read the adapter's stream while each of ``steps`` happens in turn.
+
+    A first mention shows the stream is reading. Each step is followed by a
+    mention, and the next step waits for it to arrive: by then whatever the
+    step produced has arrived too (streams keep the network's order).
+    """
+    sandbox = conformance.sandbox
+    waiting = sandbox.customer_mention("are you listening? 👂")
+    todo = list(steps)
+    with anyio.fail_after(_TIMEOUT):
+        async with _closing(conformance.adapter.stream(conformance.cursor)) as stream:
+            async for batch in stream:
+                into.extend(batch.events)
+                ids = {e.message.ref.id for e in batch.events if isinstance(e, MessageReceived)}
+                if waiting.id not in ids:
+                    continue
+                if not todo:
+                    break
+                todo.pop(0)()
+                waiting = sandbox.customer_mention(f"still there? ({len(todo)})")
+
+
+async def _expect_auth_error(call: Callable[[], Awaitable[object]], what: str) -> None:
+    try:
+        with anyio.fail_after(_TIMEOUT):
+            result = await call()
+    except AuthenticationError:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"{what} with revoked credentials raised {type(exc).__name__} ({exc}), not "
+            "AuthenticationError: the hub would retry forever instead of saying so"
+        ) from exc
+    raise AssertionError(
+        f"{what} with revoked credentials returned {type(result).__name__} instead of raising "
+        "AuthenticationError: an adapter that swallows errors hides a dead account"
+    )
+
+
+class _HttpAttempts(logging.Handler):
+    """Collects the attempts ``omnichannel.http`` logs (one record per request it sends)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[tuple[str, str, int]] = []
+        self._logger = logging.getLogger("omnichannel.http")
+        self._level = self._logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        method, endpoint = getattr(record, "method", None), getattr(record, "endpoint", None)
+        attempt = getattr(record, "attempt", None)
+        if isinstance(method, str) and isinstance(endpoint, str) and isinstance(attempt, int):
+            self.seen.append((method, endpoint, attempt))
+
+    def __enter__(self) -> _HttpAttempts:
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+    def count(self, routes: Sequence[Any], *, first_only: bool = False) -> int:
+        """Attempts on routes matching ``routes``; with ``first_only``, calls of ``request``."""
+        return sum(1 for method, endpoint, attempt in self.seen
+                   if any(rx.match(f"{method} {endpoint}") for rx in routes)
+                   and (attempt == 1 or not first_only))
+
+
+class _Sleeps:
+    """Records ``anyio.sleep`` calls made from this thread (the HTTP layer holds its own)."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+        self._thread = threading.get_ident()
+        self._patch: Any = None
+
+    def __enter__(self) -> _Sleeps:
+        original = anyio.sleep
+
+        async def sleep(delay: float) -> None:
+            if threading.get_ident() == self._thread and delay > 0:
+                self.calls.append(delay)
+            await original(delay)
+
+        self._patch = mock.patch.object(anyio, "sleep", sleep)
+        self._patch.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._patch.stop()
 
 
 def _declared(capabilities: Capabilities, name: str) -> bool:

@@ -85,11 +85,15 @@ class Fault:
         kind: What goes wrong.
         status: The HTTP status for ``status`` faults (a 5xx).
         seconds: Added delay for ``latency``; the ``Retry-After`` for ``rate_limit``.
+        retry_after: For ``status`` faults, a ``Retry-After`` header (seconds) to
+            send with the error, ``None`` for none. ``0`` lets a client retry at
+            once instead of backing off in real time.
     """
 
     kind: FaultKind
     status: int = 503
     seconds: float = 0.0
+    retry_after: float | None = None
 
 
 @dataclass
@@ -186,6 +190,7 @@ class Faults:
     def add(
         self, route: str, kind: FaultKind, *, times: int | None = None,
         rate: float | None = None, status: int = 503, seconds: float = 0.0,
+        retry_after: float | None = None,
     ) -> FaultRule:
         """Add a rule; return it (its ``fired`` count can be read later).
 
@@ -199,6 +204,8 @@ class Faults:
             status: The status of a ``status`` fault (500-599).
             seconds: Delay of a ``latency`` fault; ``Retry-After`` of a
                 ``rate_limit`` fault (default 1 s).
+            retry_after: ``Retry-After`` seconds sent with a ``status`` fault
+                (``None``: no header).
 
         Raises:
             ValueError: An unknown kind, a rate outside [0, 1], a negative
@@ -210,13 +217,15 @@ class Faults:
             raise ValueError("rate must be between 0 and 1")
         if times is not None and times < 0:
             raise ValueError("times must not be negative")
-        if seconds < 0:
+        if seconds < 0 or (retry_after is not None and retry_after < 0):
             raise ValueError("seconds must not be negative")
         if kind == "status" and not 500 <= status <= 599:
             raise ValueError("a status fault is a 5xx; use rate_limit for 429")
         if kind == "rate_limit" and seconds == 0.0:
             seconds = 1.0
-        rule = FaultRule(route, Fault(kind, status=status, seconds=seconds), times, rate)
+        fault = Fault(kind, status=status, seconds=seconds,
+                      retry_after=retry_after if kind == "status" else None)
+        rule = FaultRule(route, fault, times, rate)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -229,10 +238,14 @@ class Faults:
 
     def fail(
         self, route: str, status: int = 503, *, times: int | None = None,
-        rate: float | None = None,
+        rate: float | None = None, retry_after: float | None = None,
     ) -> FaultRule:
-        """Answer matching requests with a 5xx (nothing is applied)."""
-        return self.add(route, "status", times=times, rate=rate, status=status)
+        """Answer matching requests with a 5xx (nothing is applied).
+
+        ``retry_after`` adds a ``Retry-After`` header (``0``: retry at once).
+        """
+        return self.add(route, "status", times=times, rate=rate, status=status,
+                        retry_after=retry_after)
 
     def rate_limit(
         self, route: str, *, retry_after: float = 1.0, times: int | None = None,

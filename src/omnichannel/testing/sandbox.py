@@ -27,6 +27,7 @@ async with httpx.AsyncClient(transport=sandbox.transport(), base_url=sandbox.bas
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
@@ -197,6 +198,46 @@ class WebhookDelivery:
     query: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Corruption:
+    """Replace list elements that carry ``record_id`` (at any depth) with ``replacement``."""
+
+    record_id: str
+    replacement: object
+
+    def _carries(self, value: object) -> bool:
+        if isinstance(value, str):
+            return value == self.record_id
+        if isinstance(value, dict):
+            return any(self._carries(v) for v in value.values())
+        if isinstance(value, list):
+            return any(self._carries(v) for v in value)
+        return False
+
+    def apply(self, value: object) -> tuple[object, bool]:
+        """Return ``value`` with the outermost list elements carrying the record replaced."""
+        if isinstance(value, list):
+            out: list[object] = []
+            hit = False
+            for item in value:
+                if isinstance(item, dict) and self._carries(item):
+                    out.append(self.replacement)
+                    hit = True
+                else:
+                    item, inner = self.apply(item)
+                    out.append(item)
+                    hit = hit or inner
+            return out, hit
+        if isinstance(value, dict):
+            hit = False
+            copy: dict[str, object] = {}
+            for key, item in value.items():
+                copy[key], inner = self.apply(item)
+                hit = hit or inner
+            return copy, hit
+        return value, False
+
+
 class Sandbox:
     """Base of every network sandbox: world, routing, limits, faults and exposure.
 
@@ -255,6 +296,7 @@ class Sandbox:
         self._seq = 0
         self._id_seq = 100
         self._customers = 0
+        self._corruptions: dict[str, _Corruption] = {}
         for spec, handler in declared_routes(self):
             self.router.add(spec.method, spec.template, handler, auth=spec.auth,
                             rate_limit=spec.rate_limit, name=spec.name)
@@ -433,6 +475,10 @@ class Sandbox:
             response, matched, applied = self._respond(request, fault.kind if fault else None,
                                                        fault.status if fault else 0,
                                                        fault.seconds if fault else 0.0)
+        if fault is not None and fault.kind == "status" and fault.retry_after is not None:
+            response.headers.setdefault("Retry-After", f"{fault.retry_after:g}")
+        if self._corruptions and response.stream is None and response.status < 400:
+            response = self._corrupt(response)
         lost = fault is not None and fault.kind == "lost_response"
         self._record(RecordedRequest(
             request.seq, request.method, request.path, matched.route if matched else "",
@@ -440,6 +486,45 @@ class Sandbox:
             matched.account.id if matched and matched.account else None, key,
         ))
         return Outcome(response, drop="lost_response" if lost else None)
+
+    def corrupt_item(
+        self, record: Post | DirectMessage | str, *, replacement: object = None,
+    ) -> None:
+        """Corrupt one record wherever a list in a JSON answer carries it.
+
+        From now on, every successful JSON answer (a poll page, a thread, a
+        listing) that has the record inside an element of a list gets that
+        whole element replaced by ``replacement``: what a network sends when
+        one item of a page is malformed. The default replacement is a string
+        naming the record (no network sends a string for an item), so an
+        adapter must report it in ``Batch.rejected`` and deliver the rest.
+        Webhook deliveries and streams are not changed.
+
+        Args:
+            record: The record (or its id) to corrupt.
+            replacement: The JSON value put in its place.
+        """
+        record_id = record if isinstance(record, str) else record.id
+        value = f"corrupted item {record_id}" if replacement is None else replacement
+        with self._lock:
+            self._corruptions[record_id] = _Corruption(record_id, value)
+
+    def _corrupt(self, response: SandboxResponse) -> SandboxResponse:
+        if "json" not in response.headers.get("content-type", "").lower():
+            return response
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            return response
+        changed = False
+        for corruption in list(self._corruptions.values()):
+            data, hit = corruption.apply(data)
+            changed = changed or hit
+        if not changed:
+            return response
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        return SandboxResponse(response.status, body, headers)
 
     def _record(self, entry: RecordedRequest) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, convert_item, decode_json
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AmbiguousDelivery,
@@ -30,7 +30,7 @@ from omnichannel.errors import (
     TokenExpired,
     TransientError,
 )
-from omnichannel.events import Event, MessageReceived, MessageUpdated
+from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.http import (
     ApiClient,
     RefreshingBearerAuth,
@@ -43,6 +43,7 @@ from omnichannel.text import TextRule
 
 from ._convert import (
     NETWORK,
+    PageItem,
     chat_event,
     chat_message,
     chat_page_events,
@@ -50,11 +51,11 @@ from ._convert import (
     jetstream_event,
     jetstream_updated,
     load,
-    located,
     log_entry,
     notification_page,
     post_ref,
     thread_messages,
+    usable_cursor,
 )
 from ._errors import DUPLICATE_RECORD_ERRORS, is_expired_token, map_error
 from ._facets import detect, facets_for
@@ -65,11 +66,11 @@ from ._wire import (
     POST,
     REASONS,
     ConvoOutput,
+    ConvoView,
     CreateRecordOutput,
     GetLogOutput,
     GetMessagesOutput,
     GetRecordOutput,
-    ListConvosOutput,
     LogEntry,
     MessageView,
     PostThreadOutput,
@@ -89,8 +90,8 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 # never in the future, and the same key always gives the same record key.
 _TID_EPOCH_US = 1_700_000_000_000_000
 _TID_SPAN_BITS = 46
-_MAX_PAGES = 10
 _REMEMBERED = 1000
+_CLOCK_SKEW = timedelta(minutes=10)
 _EPOCH = "1970-01-01T00:00:00Z"
 _EPOCH_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _NOTIFICATIONS = "app.bsky.notification.listNotifications"
@@ -174,15 +175,19 @@ class _Cursor:
     """Where inbound reading stands, shared by ``poll`` and ``stream``.
 
     ``n`` is the newest notification time seen and ``u`` the URIs seen at that
-    time; ``c`` is the chat log cursor; ``t`` the last Jetstream ``time_us``.
-    Serialized as compact JSON, so a cursor stored from either path resumes
-    the other. A bare integer is read as a ``time_us``.
+    time; ``b`` the ``listNotifications`` cursors of the pages still to
+    deliver, oldest first, while a backlog of more than one page is read
+    back (see `BlueskyAdapter.poll`); ``c`` is the chat log cursor; ``t`` the
+    last Jetstream ``time_us``. Serialized as compact JSON, so a cursor
+    stored from either path resumes the other. A bare integer is read as a
+    ``time_us``.
     """
 
     seen_at: str | None = None
     uris: tuple[str, ...] = ()
     chat: str | None = None
     time_us: int | None = None
+    back: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, raw: str | None) -> _Cursor:
@@ -197,12 +202,14 @@ class _Cursor:
         if not isinstance(data, dict):
             raise ConfigurationError("not a Bluesky cursor", network=NETWORK)
         uris = data.get("u") or []
+        back = data.get("b") or []
         time_us = data.get("t")
         return cls(
             seen_at=data.get("n") if isinstance(data.get("n"), str) else None,
             uris=tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else (),
             chat=data.get("c") if isinstance(data.get("c"), str) else None,
             time_us=time_us if isinstance(time_us, int) and time_us >= 0 else None,
+            back=tuple(b for b in back if isinstance(b, str)) if isinstance(back, list) else (),
         )
 
     def stream_start(self) -> int | None:
@@ -220,6 +227,8 @@ class _Cursor:
         if self.seen_at:
             data["n"] = self.seen_at
             data["u"] = list(self.uris)
+        if self.back:
+            data["b"] = list(self.back)
         if self.chat:
             data["c"] = self.chat
         if self.time_us is not None:
@@ -236,6 +245,18 @@ def _iso(raw: str) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _message_view(item: object) -> MessageView:
+    return load(MessageView, item)
+
+
+def _convo_view(item: object) -> ConvoView:
+    return load(ConvoView, item)
+
+
+def _messages_page(body: bytes) -> GetMessagesOutput:
+    return load(GetMessagesOutput, body)
 
 
 def _now_iso() -> str:
@@ -279,6 +300,8 @@ class BlueskyAdapter(Adapter):
         delete=True,
         inbound=frozenset({"poll", "stream"}),
         native_idempotency=True,
+        inbound_edits=True,
+        inbound_deletes=True,
     )
     settings_model = BlueskySettings
     settings: BlueskySettings
@@ -435,6 +458,13 @@ class BlueskyAdapter(Adapter):
         sends is skipped and reported in ``Batch.rejected``; the cursor still
         moves past it.
 
+        Nothing is dropped however many notifications came since ``cursor``:
+        when they fill more than one page, the poll follows the pages back to
+        the cursor and delivers the oldest page; its cursor names the pages
+        still to deliver (``more`` is set), and each following poll delivers
+        the next newer one. The hub stores the cursor after every page, so
+        memory stays at one page and a restart resumes where it stopped.
+
         Raises:
             PayloadError: An answer as a whole is not what Bluesky sends (not
                 JSON, no list of notifications or log entries).
@@ -442,14 +472,14 @@ class BlueskyAdapter(Adapter):
         """
         state = _Cursor.parse(cursor)
         rejected: list[Rejected] = []
-        events, seen_at, uris = await self._poll_notifications(state, rejected)
+        events, read, more = await self._poll_notifications(state, rejected)
         chat = state.chat or self._chat_start
-        more = False
         if self.settings.direct_messages and self._chat_ok:
             try:
                 if state.chat is None:
                     events.extend(await self._unread_messages(rejected))
-                chat_events, chat, more = await self._poll_chat(chat, rejected)
+                chat_events, chat, chat_more = await self._poll_chat(chat, rejected)
+                more = more or chat_more
             except AuthenticationError as exc:
                 if not self._chat_unavailable(exc):
                     raise
@@ -460,15 +490,12 @@ class BlueskyAdapter(Adapter):
         for event in unique:
             if isinstance(event, MessageReceived) and not event.message.is_private:
                 self._known.add(event.message.ref.id, event.message.conversation)
-        next_cursor = replace(state, seen_at=seen_at, uris=uris, chat=chat).dump()
+        next_cursor = replace(read, chat=chat).dump()
         return Batch(events=tuple(unique), cursor=next_cursor, more=more,
                      rejected=tuple(rejected))
 
     def _decode(self, response: httpx.Response, nsid: str) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise PayloadError("the answer is not JSON", network=NETWORK, path=nsid) from None
+        return decode_json(response.content, network=NETWORK, path=nsid)
 
     def _chat_unavailable(self, exc: AuthenticationError) -> bool:
         """Whether a chat refusal means "no DM access" (the session itself is fine)."""
@@ -480,54 +507,91 @@ class BlueskyAdapter(Adapter):
                        exc)
         return True
 
+    async def _notification_page(self, token: str | None) -> tuple[list[PageItem], str | None]:
+        """One page of notifications (newest first) before ``token``, and the next token."""
+        params: dict[str, Any] = {
+            "limit": self.settings.page_size, "reasons": list(self.settings.reasons),
+        }
+        if token:
+            params["cursor"] = token
+        response = await self._xrpc("GET", _NOTIFICATIONS, params=params)
+        return notification_page(
+            self._decode(response, _NOTIFICATIONS), our_did=self._did, strict=False)
+
     async def _poll_notifications(
         self, state: _Cursor, rejected: list[Rejected]
-    ) -> tuple[list[Event], str | None, tuple[str, ...]]:
+    ) -> tuple[list[Event], _Cursor, bool]:
+        """The notifications of one page after ``state``, oldest first, where to go on, more.
+
+        Pages come newest first and only go back in time, so a backlog of
+        several pages is read back to the cursor first (keeping only each
+        page's token), then delivered one page per poll, oldest first: each
+        poll's cursor names the pages left (``back``) and the newest time
+        delivered, so a restart at any stored cursor loses and repeats nothing.
+        """
         since = _iso(state.seen_at) if state.seen_at else None
         # A malformed notification with no time of its own, on a page with none
         # either, is placed at the cursor: reported once, then seen.
         fallback = since or _EPOCH_TIME
         known = set(state.uris)
-        collected: list[tuple[datetime, str, Event | None, Rejected | None]] = []
-        page_cursor: str | None = None
-        for _ in range(_MAX_PAGES):
-            params: dict[str, Any] = {
-                "limit": self.settings.page_size, "reasons": list(self.settings.reasons),
-            }
-            if page_cursor:
-                params["cursor"] = page_cursor
-            response = await self._xrpc("GET", _NOTIFICATIONS, params=params)
-            items, next_page = notification_page(
-                self._decode(response, _NOTIFICATIONS), our_did=self._did, strict=False)
-            reached = False
+
+        def fresh(items: list[PageItem]) -> tuple[list[tuple[datetime, PageItem]], bool]:
+            found, reached = [], False
             for item in items:
                 when = item.indexed_at or fallback
                 if since is not None and (when < since or (when == since and item.uri in known)):
                     reached = True
                     continue
-                collected.append((when, item.uri, item.event, item.rejected))
-            if reached or since is None or not next_page:
-                break
-            page_cursor = next_page
+                found.append((when, item))
+            return found, reached
+
+        back = state.back
+        if back:  # delivering a backlog: the oldest page not delivered yet
+            items, _ = await self._notification_page(back[0])
+            collected, _ = fresh(items)
+            back, more = back[1:], True
         else:
-            logger.warning("bluesky: more than %d pages of notifications since the cursor; "
-                           "older ones were skipped", _MAX_PAGES)
+            tokens: list[str | None] = []  # the pages read past, newest first
+            token: str | None = None
+            newer: list[tuple[datetime, PageItem]] = []
+            while True:
+                items, next_page = await self._notification_page(token)
+                collected, reached = fresh(items)
+                if reached or since is None or not next_page or next_page in tokens or (
+                    next_page == token  # a server naming a page twice: it ends there
+                ):
+                    break
+                tokens.append(token)
+                token, newer = next_page, collected
+            if not collected and tokens:
+                # The cursor sat at this page's top: the page before is the oldest.
+                tokens.pop()
+                collected = newer
+            # This poll delivers the oldest page; the pages between it and the
+            # newest one follow, oldest first. The newest page is read again by
+            # the poll after them, with whatever came in the meantime.
+            back = tuple(t for t in reversed(tokens) if t is not None)
+            more = bool(tokens)
+            if tokens:
+                logger.info("bluesky: %d pages of notifications since the cursor; delivering "
+                            "them oldest first, one page per poll", len(tokens) + 1)
         if not collected:
-            # Nothing yet: from now on every notification is new (and paged back to).
-            return [], state.seen_at or _EPOCH, state.uris
-        newest = max(when for when, _, _, _ in collected)
-        newest_uris = {uri for when, uri, _, _ in collected if when == newest}
+            # Nothing new: from now on every notification is new (and paged back to).
+            return [], replace(state, seen_at=state.seen_at or _EPOCH, back=back), more
+        newest = max(when for when, _ in collected)
+        newest_uris = {item.uri for when, item in collected if when == newest}
         if since is not None and newest == since:
             newest_uris |= known
         mark = newest.isoformat().replace("+00:00", "Z")
         # Pages come newest first; events go out oldest first.
         events: list[Event] = []
-        for _, _, event, refused in reversed(collected):
-            if event is not None:
-                events.append(event)
-            if refused is not None:
-                rejected.append(refused)
-        return events, mark, tuple(sorted(newest_uris))
+        for _, item in reversed(collected):
+            if item.event is not None:
+                events.append(item.event)
+            if item.rejected is not None:
+                rejected.append(item.rejected)
+        read = replace(state, seen_at=mark, uris=tuple(sorted(newest_uris)), back=back)
+        return events, read, more
 
     async def _chat_cursor_now(self) -> str | None:
         try:
@@ -547,24 +611,25 @@ class BlueskyAdapter(Adapter):
         events: list[Event] = []
         for index, raw in enumerate(page.logs):
             path = f"logs.{index}"
-            try:
-                with located(path):
-                    entry = log_entry(raw)
-            except PayloadError as exc:
-                rejected.append(Rejected.from_error(exc, raw))
+            entry = convert_item(log_entry, raw, network=NETWORK, path=path)
+            if isinstance(entry, Rejected):
+                rejected.append(entry)
                 continue
             profile = await self._sender_profile(entry)
             if profile is not None:
                 entry = entry.model_copy(update={"related_profiles": (profile,)})
-            try:
-                with located(path):
-                    event = chat_event(entry, our_did=self._did, raw=raw)
-            except PayloadError as exc:
-                rejected.append(Rejected.from_error(exc, raw))
-                continue
-            if event is not None:
+
+            def convert(raw: dict[str, Any], entry: LogEntry = entry) -> MessageReceived | None:
+                return chat_event(entry, our_did=self._did, raw=raw)
+
+            event = convert_item(convert, raw, network=NETWORK, path=path)
+            if isinstance(event, Rejected):
+                rejected.append(event)
+            elif event is not None:
                 events.append(event)
-        return events, page.cursor or cursor, bool(page.logs)
+        if not usable_cursor(page.cursor):  # stay, and wait for the next poll
+            return events, cursor, False
+        return events, page.cursor, bool(page.logs)
 
     async def _sender_profile(self, entry: LogEntry) -> ProfileView | None:
         """The profile of a new message's sender, when the entry does not carry it."""
@@ -590,7 +655,17 @@ class BlueskyAdapter(Adapter):
         response = await self._xrpc("GET", "chat.bsky.convo.listConvos",
                                     params={"limit": 100}, chat=True)
         events: list[Event] = []
-        for convo in load(ListConvosOutput, response.content).convos:
+        data = self._decode(response, "chat.bsky.convo.listConvos")
+        convos = data.get("convos") if isinstance(data, dict) else None
+        if not isinstance(convos, list):
+            raise PayloadError("no convos list", network=NETWORK, path="convos")
+        for index, raw in enumerate(convos):
+            # One unreadable conversation must not block the first poll (and so
+            # every poll after it): it is rejected, the others are caught up on.
+            convo = convert_item(_convo_view, raw, network=NETWORK, path=f"convos.{index}")
+            if isinstance(convo, Rejected):
+                rejected.append(convo)
+                continue
             for member in convo.members:
                 self._profiles[member.did] = member
             if convo.unread_count <= 0:
@@ -599,8 +674,13 @@ class BlueskyAdapter(Adapter):
                 "GET", "chat.bsky.convo.getMessages",
                 params={"convoId": convo.id, "limit": min(convo.unread_count, 100)}, chat=True,
             )
+            messages = convert_item(_messages_page, page.content, network=NETWORK,
+                                    path=f"convos.{index}.messages")
+            if isinstance(messages, Rejected):
+                rejected.append(messages)
+                continue
             events.extend(chat_page_events(
-                load(GetMessagesOutput, page.content), convo_id=convo.id, our_did=self._did,
+                messages, convo_id=convo.id, our_did=self._did,
                 profiles=self._profiles, rejected=rejected,
             ))
         return events
@@ -667,23 +747,32 @@ class BlueskyAdapter(Adapter):
             return Batch()
         if isinstance(item, Rejected):
             return Batch(rejected=(item,))
-        try:
-            with located(""):
-                if isinstance(item, Deleted):
-                    conversation = self._known.forget(item.uri)
-                    return Batch(events=(jetstream_deleted(
-                        item.uri, time_us=item.time_us, our_did=self._did,
-                        conversation=conversation),))
-                raw = json.loads(item.line)
-                if item.operation == "update":
-                    event: MessageReceived | MessageUpdated = jetstream_updated(
-                        item.event, our_did=self._did, raw=raw)
-                else:
-                    event = jetstream_event(item.event, our_did=self._did, raw=raw)
-        except PayloadError as exc:
-            return Batch(rejected=(Rejected.from_error(exc, item.line),))
-        self._known.add(event.message.ref.id, event.message.conversation)
-        return Batch(events=(event,))
+        if isinstance(item, Deleted):
+            deleted = item
+
+            def gone(line: str) -> MessageDeleted:
+                return jetstream_deleted(
+                    deleted.uri, time_us=deleted.time_us, our_did=self._did,
+                    conversation=self._known.conversation(deleted.uri))
+
+            found: Event | Rejected = convert_item(gone, item.line, network=NETWORK)
+            if not isinstance(found, Rejected):
+                self._known.forget(item.uri)
+        else:
+            matched = item
+
+            def convert(line: str) -> MessageReceived | MessageUpdated:
+                raw = decode_json(line, network=NETWORK)
+                if matched.operation == "update":
+                    return jetstream_updated(matched.event, our_did=self._did, raw=raw)
+                return jetstream_event(matched.event, our_did=self._did, raw=raw)
+
+            found = convert_item(convert, item.line, network=NETWORK)
+            if isinstance(found, MessageReceived | MessageUpdated):
+                self._known.add(found.message.ref.id, found.message.conversation)
+        if isinstance(found, Rejected):
+            return Batch(rejected=(found,))
+        return Batch(events=(found,))
 
     async def listen(
         self, cursor: str | None, *, use_stream: bool | None = None
@@ -956,19 +1045,59 @@ class BlueskyAdapter(Adapter):
         return sent
 
     async def _find_chat(self, action: Reply | PrivateReply, convo_id: str) -> Sent | None:
-        """Our newest message in the conversation, when its text is the action's."""
-        response = await self._xrpc("GET", "chat.bsky.convo.getMessages",
-                                    params={"convoId": convo_id, "limit": 20}, chat=True)
-        for item in load(GetMessagesOutput, response.content).messages:
-            if not str(item.get("$type", "#messageView")).endswith("#messageView"):
-                continue
-            view = load(MessageView, item, path="messages")
-            if view.sender.did != self.did:
-                continue
-            if view.text == action.text:
-                return self._remember(self._chat_sent(action, view, convo_id))
-            return None  # our newest message is another one
-        return None
+        """The message ``action`` sent in the conversation, if it landed.
+
+        Chat messages have no key of ours, so the message is found by what
+        identifies it: sent by us, with the action's exact text, after the
+        message it answers, and not already known as another action's. The
+        conversation is read back, newest first, to the answered message
+        (a chat message: by its id; a post answered privately: by its time,
+        less ``_CLOCK_SKEW`` as ``createdAt`` is the author's clock), so
+        messages of ours sent since, by this or another action, never hide
+        it. Of several matches the oldest wins: it came first.
+        """
+        bound = action.to.created_at
+        answered: str | None = None
+        if action.to.is_private and action.to.conversation.id == convo_id:
+            answered = action.to.ref.id  # in this conversation: stop at it, times may tie
+        else:
+            bound -= _CLOCK_SKEW
+        claimed = {sent.ref.id for key, sent in self._sent_chat.items()
+                   if key != action.idempotency_key}
+        found: MessageView | None = None
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"convoId": convo_id, "limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            response = await self._xrpc("GET", "chat.bsky.convo.getMessages",
+                                        params=params, chat=True)
+            page = load(GetMessagesOutput, response.content)
+            reached = False
+            for item in page.messages:  # newest first
+                if answered is not None and item.get("id") == answered:
+                    reached = True  # the message answered: ours came after it
+                    break
+                if not str(item.get("$type", "#messageView")).endswith("#messageView"):
+                    continue
+                view = convert_item(_message_view, item, network=NETWORK, path="messages")
+                if isinstance(view, Rejected):
+                    continue
+                sent_at = _iso(view.sent_at)
+                if sent_at is None:
+                    continue
+                if sent_at < bound:
+                    reached = True
+                    break
+                if (view.sender.did == self.did and view.text == action.text
+                        and view.id not in claimed):
+                    found = view
+            if reached or not page.cursor or not page.messages:
+                break
+            cursor = page.cursor
+        if found is None:
+            return None
+        return self._remember(self._chat_sent(action, found, convo_id))
 
     def _chat_sent(
         self, action: Reply | PrivateReply | Post, view: MessageView, convo_id: str
@@ -986,8 +1115,9 @@ class BlueskyAdapter(Adapter):
         """Look for what ``action`` may already have created.
 
         A post or public reply is looked up by its record key, which is exact.
-        A chat message has no key: the newest message of ours in the
-        conversation counts when its text is the action's text.
+        A chat message has no key: it is the message of ours with the
+        action's text sent after the message answered (see `_find_chat`),
+        wherever it sits among later messages.
         """
         if action.idempotency_key in self._sent_chat:
             return self._sent_chat[action.idempotency_key]

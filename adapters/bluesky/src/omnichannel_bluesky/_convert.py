@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from omnichannel.adapter import Rejected
+from omnichannel.adapter import Rejected, convert_item
 from omnichannel.errors import PayloadError
 from omnichannel.events import (
     MessageDeleted,
@@ -88,11 +88,13 @@ __all__ = [
     "received",
     "thread_messages",
     "tid_datetime",
+    "usable_cursor",
 ]
 
 NETWORK = "bluesky"
 _CDN = "https://cdn.bsky.app/img"
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+_MAX_CURSOR = 2048
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -269,7 +271,8 @@ def _attachments(embed: Mapping[str, Any] | None, did: str) -> tuple[Attachment,
     kind = embed.get("$type")
     out: list[Attachment] = []
     if kind == "app.bsky.embed.images":
-        for item in embed.get("images") or ():
+        images = embed.get("images")
+        for item in images if isinstance(images, list) else ():
             if not isinstance(item, Mapping):
                 continue
             blob = item.get("image")
@@ -470,8 +473,11 @@ def _placement(raw: object) -> tuple[datetime | None, str | None]:
 
 
 def _digest(raw: object) -> str:
-    body = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
-    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
+    try:
+        body = json.dumps(raw, sort_keys=True, default=str).encode("ascii")
+    except (ValueError, TypeError, RecursionError):  # nested too deep, or keys of mixed types
+        body = Rejected.from_error(PayloadError("unreadable"), raw).body
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:32]
 
 
 def _neighbour_time(times: Sequence[datetime | None], index: int) -> datetime | None:
@@ -512,16 +518,36 @@ def notification_page(
     items: list[PageItem] = []
     for index, raw in enumerate(raws):
         when, uri = placed[index]
-        try:
-            with located(f"notifications.{index}"):
-                item = _notification_item(raw, when, uri, our_did=our_did, keep_raw=keep_raw)
-        except PayloadError as exc:
+
+        def convert(raw: object, when: datetime | None = when, uri: str | None = uri) -> PageItem:
+            return _notification_item(raw, when, uri, our_did=our_did, keep_raw=keep_raw)
+
+        found = convert_item(convert, raw, network=NETWORK, path=f"notifications.{index}")
+        if isinstance(found, Rejected):
             if strict:
-                raise
-            item = PageItem(when or _neighbour_time(times, index), uri or _digest(raw), None,
-                            Rejected.from_error(exc, raw))
-        items.append(item)
-    return items, cursor if isinstance(cursor, str) and cursor else None
+                raise found.error(network=NETWORK)
+            found = PageItem(when or _neighbour_time(times, index), uri or _digest(raw), None,
+                             found)
+        items.append(found)
+    return items, cursor if usable_cursor(cursor) else None
+
+
+def usable_cursor(cursor: object) -> bool:
+    """Whether a page's ``cursor`` can be sent back in a query (short printable text).
+
+    A server's cursor goes into the next request's URL: one that no URL can
+    carry (a control character, a lone surrogate, 100,000 characters) would
+    fail every poll after it, so it is treated as no cursor at all.
+    """
+    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_CURSOR:
+        return False
+    if not cursor.isprintable():
+        return False  # a control character: no URL can carry it
+    try:
+        cursor.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no request can carry it either
+        return False
+    return True
 
 
 def _notification_item(
@@ -537,7 +563,8 @@ def _notification_item(
     if uri is None or when is None:
         raise PayloadError("no uri or indexedAt", network=NETWORK)
     event = None
-    if raw.get("reason") in REASONS:
+    reason = raw.get("reason")
+    if isinstance(reason, str) and reason in REASONS:
         notification = load(Notification, raw)
         event = notification_event(notification, our_did=our_did, raw=raw if keep_raw else None)
     return PageItem(when, uri, event)
@@ -558,7 +585,15 @@ def _jetstream_message(
 
 
 def _time_us(time_us: int) -> datetime:
-    return datetime.fromtimestamp(time_us / 1_000_000, UTC)
+    """A Jetstream ``time_us`` as a time.
+
+    Raises:
+        PayloadError: It is out of the range of dates (``10**20``).
+    """
+    try:
+        return datetime.fromtimestamp(time_us / 1_000_000, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise PayloadError("time_us is out of range", network=NETWORK, path="time_us") from None
 
 
 def jetstream_event(
@@ -726,18 +761,21 @@ def chat_page_events(
         item = page.messages[index]
         if not str(item.get("$type", "#messageView")).endswith("#messageView"):
             continue
-        try:
-            with located(f"messages.{index}"):
-                view = load(MessageView, item)
-                if view.sender.did == our_did:
-                    continue
-                message = chat_message(view, convo_id=convo_id, our_did=our_did,
-                                       profiles=profiles, raw=item)
-                events.append(received(message, kind="direct", our_did=our_did))
-        except PayloadError as exc:
+        def convert(item: dict[str, Any]) -> MessageReceived | None:
+            view = load(MessageView, item)
+            if view.sender.did == our_did:
+                return None
+            message = chat_message(view, convo_id=convo_id, our_did=our_did,
+                                   profiles=profiles, raw=item)
+            return received(message, kind="direct", our_did=our_did)
+
+        found = convert_item(convert, item, network=NETWORK, path=f"messages.{index}")
+        if isinstance(found, Rejected):
             if rejected is None:
-                raise
-            rejected.append(Rejected.from_error(exc, item))
+                raise found.error(network=NETWORK)
+            rejected.append(found)
+        elif found is not None:
+            events.append(found)
     return events
 
 

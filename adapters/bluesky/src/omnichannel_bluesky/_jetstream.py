@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Ping, TextMessage
 
-from omnichannel.adapter import Rejected
+from omnichannel.adapter import Rejected, convert_item
 from omnichannel.errors import PayloadError, TransientError
 from omnichannel.http import ApiClient
 from omnichannel.model import Ref
@@ -531,11 +531,7 @@ async def read_jetstream(
                         if not started:
                             started = True
                             yield None, last
-                    found: JetstreamItem
-                    try:
-                        found = keep.match_line(line)
-                    except PayloadError as exc:
-                        found = Rejected.from_error(exc, line)
+                    found: JetstreamItem = convert_item(keep.match_line, line, network=NETWORK)
                     if found is not None:
                         skipped = 0
                         yielded = anyio.current_time()
@@ -564,4 +560,5 @@ def _time_us(line: str) -> int | None:
     while end < len(line) and (line[end].isdigit() or line[end] == " "):
         end += 1
     digits = line[start:end].strip()
-    return int(digits) if digits.isdigit() else None
+    # A time_us is microseconds since 1970: 16 digits today, never more than 19.
+    return int(digits) if digits.isdigit() and len(digits) <= 19 else None

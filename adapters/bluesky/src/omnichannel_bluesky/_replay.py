@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
+from omnichannel.adapter import Rejected, convert_item, decode_json
 from omnichannel.errors import PayloadError
 from omnichannel.events import Event
 
@@ -71,10 +72,7 @@ def _converted(where: str) -> Iterator[None]:
 
 
 def _json(body: bytes, where: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise PayloadError("the body is not JSON", network=NETWORK, path=where) from None
+    return decode_json(body, network=NETWORK, path=where)
 
 
 def _notifications(data: Any, *, our_did: str | None, query: dict[str, str]) -> list[Event]:
@@ -152,7 +150,7 @@ def _jetstream(body: bytes, *, our_did: str | None) -> list[Event]:
                 events.append(jetstream_deleted(uri, time_us=time_us, our_did=our_did))
             continue
         with _converted(where):
-            raw = json.loads(line)
+            raw = decode_json(line, network=NETWORK, path=where)
             if event.commit.operation == "update":
                 events.append(jetstream_updated(event, our_did=our_did, raw=raw))
             else:
@@ -172,6 +170,8 @@ def _sniffed(body: bytes, *, our_did: str | None) -> list[Event]:
     """A body without its endpoint: an XRPC answer by its key, else Jetstream lines."""
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise PayloadError("the body is not JSON", network=NETWORK, path="") from None
     except ValueError:
         return _jetstream(body, our_did=our_did)
     if isinstance(data, dict):
@@ -198,7 +198,20 @@ def parse_payload(body: bytes, *, path: str | None, account: str | None) -> list
 
     Raises:
         PayloadError: The body is malformed, or the endpoint is not one of `ENDPOINTS`.
+            Whatever else reading it raises (a body no conversion foresaw)
+            is a `PayloadError` too.
     """
+
+    def read(body: bytes) -> list[Event]:
+        return _parse(body, path=path, account=account)
+
+    found = convert_item(read, body, network=NETWORK)
+    if isinstance(found, Rejected):
+        raise found.error(network=NETWORK)
+    return found
+
+
+def _parse(body: bytes, *, path: str | None, account: str | None) -> list[Event]:
     if path is None:
         return _sniffed(body, our_did=account)
     name, query = _endpoint(path)

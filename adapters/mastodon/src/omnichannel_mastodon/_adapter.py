@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 import anyio
@@ -15,7 +15,7 @@ import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, convert_item, decode_json
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     CapabilityNotSupported,
@@ -26,7 +26,7 @@ from omnichannel.errors import (
     TextTooLong,
     TransientError,
 )
-from omnichannel.events import Event
+from omnichannel.events import Event, MessageDeleted
 from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client, parse_mastodon_headers
 from omnichannel.model import Mention, Message, Ref, Visibility
 from omnichannel.text import TextRule
@@ -35,11 +35,11 @@ from ._convert import (
     NETWORK,
     Converter,
     ThreadRoots,
-    content_to_text,
     parse,
     parse_notification,
     parse_status,
     person,
+    status_text,
     to_mastodon_visibility,
 )
 from ._errors import MastodonErrors, is_too_long
@@ -126,6 +126,8 @@ def _http_base(value: str) -> str:
     return str(url).rstrip("/")
 
 
+_MAX_ID = 256
+
 def _comparable(text: str) -> str:
     """Text with mentions dropped and whitespace folded, to compare what we sent."""
     return " ".join(_ANY_MENTION.sub(" ", text).split())
@@ -137,10 +139,16 @@ def _mentions(text: str, handle: str) -> bool:
 
 
 def _raw_id(item: object) -> str | None:
-    """The ``id`` of a decoded notification, when it has a usable one."""
+    """The ``id`` of a decoded notification, when it can be a cursor.
+
+    It goes into the next request's URL (``min_id``): an id no URL can carry
+    (a control character, a lone surrogate, thousands of characters) would
+    fail every poll after it.
+    """
     if isinstance(item, Mapping):
         found = item.get("id")
-        if isinstance(found, str) and found:
+        if (isinstance(found, str) and found and len(found) <= _MAX_ID
+                and found.isprintable() and found.isascii()):
             return found
     return None
 
@@ -187,6 +195,8 @@ class MastodonAdapter(Adapter):
         edit=False,
         inbound=frozenset({"poll", "stream"}),
         native_idempotency=True,
+        inbound_edits=True,
+        inbound_deletes=True,
     )
     settings_model = MastodonSettings
     settings: MastodonSettings
@@ -287,12 +297,7 @@ class MastodonAdapter(Adapter):
         return self._decode(response, path)
 
     def _decode(self, response: httpx.Response, path: str) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise PayloadError(
-                "the answer is not JSON", network=self.network, path=path
-            ) from None
+        return decode_json(response.content, network=self.network, path=path)
 
     # inbound -----------------------------------------------------------------
 
@@ -324,11 +329,11 @@ class MastodonAdapter(Adapter):
         # Mastodon lists the newest first; events go out oldest first. A bad
         # notification is reported and skipped: the rest of the page goes on.
         for index in reversed(range(len(page))):
-            raw = page[index]
-            try:
-                events.extend(await self._notification_events(raw, path=f"notifications.{index}"))
-            except PayloadError as exc:
-                rejected.append(Rejected.from_error(exc, raw))
+            found = await self._notification_events(page[index], path=f"notifications.{index}")
+            if isinstance(found, Rejected):
+                rejected.append(found)
+            else:
+                events.extend(found)
         newest = next((found for found in map(_raw_id, page) if found is not None), None)
         next_cursor = _min_id(response) or newest
         if next_cursor is None and cursor is None:
@@ -340,23 +345,26 @@ class MastodonAdapter(Adapter):
             more=cursor is not None and len(page) >= size, rejected=tuple(rejected),
         )
 
-    async def _notification_events(self, raw: object, *, path: str) -> list[Event]:
-        """The events of one notification, as decoded JSON.
+    async def _notification_events(self, raw: object, *, path: str) -> list[Event] | Rejected:
+        """The events of one notification, as decoded JSON, or its `Rejected`.
 
-        Raises:
-            PayloadError: It is not a notification, or its status cannot make a message.
+        Whatever reading it raises (it is not a notification, its status
+        cannot make a message, or anything unforeseen) rejects it alone; a
+        failed request while resolving its thread is raised.
         """
-        try:
-            notification = parse_notification(raw, path=path)
-            if notification.type not in self.settings.notification_types:
-                return []
-            if notification.status is not None and notification.type != "favourite":
-                await self._resolve_root(notification.status)
+        notification = convert_item(parse_notification, raw, network=self.network, path=path)
+        if isinstance(notification, Rejected):
+            return notification
+        if notification.type not in self.settings.notification_types:
+            return []
+        if notification.status is not None and notification.type != "favourite":
+            await self._resolve_root(notification.status)
+
+        def convert(raw: object) -> list[Event]:
             return self._converter.notification_events(
-                notification, raw=raw if isinstance(raw, Mapping) else None
-            )
-        except ValidationError as exc:  # the wire model's, or the core model's
-            raise PayloadError.from_validation(exc, network=self.network, path=path) from exc
+                notification, raw=raw if isinstance(raw, Mapping) else None)
+
+        return convert_item(convert, raw, network=self.network, path=path)
 
     async def _resolve_root(self, status: Status) -> None:
         """Learn the thread root of a reply whose root we do not know yet."""
@@ -372,12 +380,12 @@ class MastodonAdapter(Adapter):
             )
         except NotFound:  # gone, or hidden from us: file it under its parent
             return
-        try:
-            context = parse(Context, body, path="context")
-        except PayloadError as exc:  # the root is a nicety: file it under its parent
+        context = convert_item(partial(parse, Context), body, network=self.network,
+                               path="context")
+        if isinstance(context, Rejected):  # the root is a nicety: file it under its parent
             logger.warning(
                 "mastodon: the context of a status is unreadable (%s); filed under its parent",
-                exc.path, extra={"network": self.network},
+                context.path, extra={"network": self.network},
             )
             return
         if context.ancestors:
@@ -443,35 +451,47 @@ class MastodonAdapter(Adapter):
         """
         if sse.event not in ("notification", "status.update", "delete"):
             return None
-        raw: object = None
-        try:
-            if sse.event == "delete":
-                status_id = sse.data.strip()
-                if not status_id:
-                    return None
-                now = datetime.now(UTC)
-                return Batch(events=(self._converter.deleted(status_id, occurred_at=now),))
-            raw = self._decode_event(sse)
-            if sse.event == "notification":
-                events = await self._notification_events(raw, path="notification")
-                return Batch(events=tuple(events), cursor=_raw_id(raw))
-            status = parse_status(raw, path="status.update")
-            if not self._converter.involves_us(status):
+        if sse.event == "delete":
+            status_id = sse.data.strip()
+            if not status_id:
                 return None
-            await self._resolve_root(status)
-            return Batch(events=(self._converter.updated(status, raw=raw),))
-        except ValidationError as exc:  # the core model refused what the wire model took
-            error = PayloadError.from_validation(exc, network=self.network, path=sse.event)
-            return Batch(rejected=(Rejected.from_error(error, sse.data),), cursor=_raw_id(raw))
+
+            def gone(status_id: str) -> MessageDeleted:
+                return self._converter.deleted(status_id, occurred_at=datetime.now(UTC))
+
+            deleted = convert_item(gone, status_id, network=self.network, path=sse.event)
+            if isinstance(deleted, Rejected):
+                return Batch(rejected=(deleted,))
+            return Batch(events=(deleted,))
+        try:
+            raw = self._decode_event(sse)
         except PayloadError as exc:
-            return Batch(rejected=(Rejected.from_error(exc, sse.data),), cursor=_raw_id(raw))
+            return Batch(rejected=(Rejected.from_error(exc, sse.data),))
+        cursor = _raw_id(raw) if sse.event == "notification" else None  # notification ids only
+        if sse.event == "notification":
+            found = await self._notification_events(raw, path="notification")
+        else:
+            status = convert_item(partial(parse_status, path=""), raw, network=self.network,
+                                  path="status.update")
+            if isinstance(status, Rejected):
+                found = status
+            elif not self._converter.involves_us(status):
+                return None
+            else:
+                await self._resolve_root(status)
+                updated = status
+
+                def convert(raw: Mapping[str, Any]) -> list[Event]:
+                    return [self._converter.updated(updated, raw=raw)]
+
+                found = convert_item(convert, raw, network=self.network, path="status.update")
+        if isinstance(found, Rejected):
+            body = found.model_copy(update={"body": sse.data.encode("utf-8", "backslashreplace")})
+            return Batch(rejected=(body,), cursor=cursor)
+        return Batch(events=tuple(found), cursor=cursor)
 
     def _decode_event(self, sse: ServerEvent) -> Mapping[str, Any]:
-        try:
-            raw = json.loads(sse.data)
-        except ValueError:
-            raise PayloadError("the event is not JSON", network=self.network,
-                               path=sse.event) from None
+        raw = decode_json(sse.data, network=self.network, path=sse.event)
         if not isinstance(raw, Mapping):
             raise PayloadError("expected an object", network=self.network, path=sse.event)
         return raw
@@ -688,12 +708,12 @@ class MastodonAdapter(Adapter):
         for index, raw in enumerate(body):
             try:
                 status = parse_status(raw, path=f"statuses.{index}")
+                if status.in_reply_to_id != parent or status.visibility != visibility:
+                    continue
+                shown, _ = status_text(status)
             except PayloadError as exc:
                 unreadable = unreadable or exc
                 continue
-            if status.in_reply_to_id != parent or status.visibility != visibility:
-                continue
-            shown, _ = content_to_text(status.content, status.mentions)
             if _comparable(shown) == wanted:
                 return self._sent(action, status, raw)
         if unreadable is not None:  # "absent" would invite a second post

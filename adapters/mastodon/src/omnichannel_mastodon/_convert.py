@@ -24,6 +24,7 @@ status, found through known roots (or, in the adapter, the status context).
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -75,6 +76,8 @@ __all__ = [
     "parse_notification",
     "parse_status",
     "person",
+    "source_to_text",
+    "status_text",
     "to_mastodon_visibility",
 ]
 
@@ -282,6 +285,70 @@ def content_to_text(
     return parser.text, tuple(parser.entities)
 
 
+_SOURCE_MENTION = re.compile(r"(?<![\w@/])@(\w[\w.-]*\w(?:@[\w-]+(?:\.[\w-]+)+)?|\w)")
+_SOURCE_LINK = re.compile(r"https?://[^\s<>\"]+")
+_SOURCE_TAG = re.compile(r"(?<![\w#&/])#(\w+)")
+
+
+def source_to_text(
+    text: str, mentions: Sequence[StatusMention] = ()
+) -> tuple[str, tuple[Entity, ...]]:
+    """Turn a status's plain source ``text`` into text and entities.
+
+    Mastodon answers a ``DELETE`` (and ``/source``) with the status's source
+    ``text`` instead of its HTML ``content``. Mentions are found as
+    ``@user`` or ``@user@host`` and resolved against ``mentions[]``; links
+    and hashtags as the web client writes them.
+
+    Args:
+        text: The ``text`` field, as the author typed it.
+        mentions: The status's ``mentions[]``, to resolve ``@user``.
+
+    Returns:
+        The text and its entities, spans in ``str`` indices.
+    """
+    found: list[Entity] = []
+    taken: list[tuple[int, int]] = []
+    for match in _SOURCE_LINK.finditer(text):
+        url = match.group(0).rstrip(".,;:!?)]}'\"")
+        end = match.start() + len(url)
+        found.append(Link(start=match.start(), end=end, url=url))
+        taken.append((match.start(), end))
+
+    def free(start: int) -> bool:
+        return not any(a <= start < b for a, b in taken)
+
+    for match in _SOURCE_MENTION.finditer(text):
+        if not free(match.start()):
+            continue
+        written = match.group(1).casefold()
+        known = next((m for m in mentions if m.acct.casefold() == written), None) or next(
+            (m for m in mentions if m.username.casefold() == written.split("@", 1)[0]), None)
+        if known is None:
+            found.append(Mention(start=match.start(), end=match.end(), handle=match.group(1)))
+        else:
+            found.append(Mention(start=match.start(), end=match.end(), handle=known.acct,
+                                 person=Ref(network=NETWORK, id=known.id)))
+    for match in _SOURCE_TAG.finditer(text):
+        if free(match.start()):
+            found.append(Hashtag(start=match.start(), end=match.end(), tag=match.group(1)))
+    found.sort(key=lambda entity: entity.start)
+    return text, tuple(found)
+
+
+def status_text(status: Status) -> tuple[str, tuple[Entity, ...]]:
+    """The plain text and entities of a status: its HTML ``content``, else its source ``text``.
+
+    Raises:
+        PayloadError: The status has neither (path ``content``): never an empty message.
+    """
+    if status.content is not None:
+        return content_to_text(status.content, status.mentions)
+    if status.text is not None:
+        return source_to_text(status.text, status.mentions)
+    raise PayloadError("a status without content or text", network=NETWORK, path="content")
+
+
 def person(account: Account | StatusMention) -> Person:
     """Build a ``Person`` from an account (or the thinner entry of ``mentions[]``)."""
     if isinstance(account, StatusMention):
@@ -423,7 +490,7 @@ class Converter:
             status: The parsed status.
             raw: The status as decoded JSON, kept in ``Message.raw``.
         """
-        text, entities = content_to_text(status.content, status.mentions)
+        text, entities = status_text(status)
         raw_value: dict[str, JsonValue] | None = (
             dict(raw) if raw is not None and self.keep_raw else None
         )

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from omnichannel.adapter import Rejected, convert_item, decode_json
 from omnichannel.errors import PayloadError
 from omnichannel.events import Event
 
@@ -65,10 +66,7 @@ def _endpoint(path: str) -> str:
 
 
 def _json(body: bytes, where: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise PayloadError("the body is not JSON", network=NETWORK, path=where) from None
+    return decode_json(body, network=NETWORK, path=where)
 
 
 def _object(data: Any, where: str) -> Mapping[str, Any]:
@@ -222,6 +220,8 @@ def _sniffed(body: bytes, converter: Converter) -> list[Event]:
     """A body without its endpoint: a notification page, or stream frames."""
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise PayloadError("the body is not JSON", network=NETWORK, path="") from None
     except ValueError:
         if body.lstrip()[:1] in (b"[", b"{"):
             raise PayloadError("the body is not JSON", network=NETWORK, path="") from None
@@ -245,7 +245,20 @@ def parse_payload(body: bytes, *, path: str | None, account: str | None) -> list
 
     Raises:
         PayloadError: The body is malformed, or the endpoint is not one of `ENDPOINTS`.
+            Whatever else reading it raises (a body no conversion foresaw)
+            is a `PayloadError` too.
     """
+
+    def read(body: bytes) -> list[Event]:
+        return _parse(body, path=path, account=account)
+
+    found = convert_item(read, body, network=NETWORK)
+    if isinstance(found, Rejected):
+        raise found.error(network=NETWORK)
+    return found
+
+
+def _parse(body: bytes, *, path: str | None, account: str | None) -> list[Event]:
     converter = Converter(our_id=account)
     if path is None:
         return _sniffed(body, converter)

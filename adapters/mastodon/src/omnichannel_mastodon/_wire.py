@@ -109,7 +109,8 @@ class Status(_Wire):
     in_reply_to_id: str | None = None
     in_reply_to_account_id: str | None = None
     visibility: str
-    content: str = ""
+    content: str | None = None
+    text: str | None = None
     spoiler_text: str = ""
     language: str | None = None
     uri: str | None = None
