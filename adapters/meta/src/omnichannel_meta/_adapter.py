@@ -90,6 +90,7 @@ class MetaSettings(AdapterSettings):
             poll reads comments of.
         reconcile_conversations: How many recent conversations it reads.
         reconcile_lookback: How far back the first reconciliation poll looks.
+        reconcile_max_pages: Most pages read from one listing in one poll.
         poll_interval: Seconds between reconciliation polls (default 300:
             webhooks are the primary inbound path).
     """
@@ -103,6 +104,7 @@ class MetaSettings(AdapterSettings):
     reconcile_posts: int = Field(default=10, ge=1, le=100)
     reconcile_conversations: int = Field(default=10, ge=1, le=100)
     reconcile_lookback: timedelta = timedelta(hours=24)
+    reconcile_max_pages: int = Field(default=50, ge=1)
     poll_interval: float = Field(default=300.0, gt=0)
 
 
@@ -129,6 +131,14 @@ class InstagramSettings(MetaSettings):
 
     account_id: str = Field(min_length=1)
     login: Literal["facebook", "instagram"] = "facebook"
+
+
+_REMEMBERED = 50  # unusable items the poll cursor remembers
+
+
+def _digest(body: bytes) -> str:
+    """A short digest naming an unusable item in the poll cursor."""
+    return hashlib.sha256(body).hexdigest()[:16]
 
 
 def _sign(secret: str, body: bytes) -> str:
@@ -380,22 +390,25 @@ class MetaAdapter(Adapter):
     async def poll(self, cursor: str | None) -> Batch:
         """Read recent comments and conversations: what a webhook outage may have dropped.
 
-        The cursor is ``"<unix time>"`` or ``"<unix time>|<id>,<id>"``: items
-        created at or after that second are read, except the ids listed (those
-        of that very second already returned), so a poll from a stored cursor
-        repeats nothing. ``None`` reads from ``reconcile_lookback`` ago. The
-        comments of the `reconcile_posts` most recent posts (Facebook: the
-        Page's feed and the posts it is tagged in; Instagram: its media) and
-        the messages of the `reconcile_conversations` most recently updated
-        conversations are read. Event ids are those of webhook deliveries, so
-        the hub drops what a webhook already brought.
+        The cursor is ``"<unix time>|<ids>|<digests>"``: items created at or
+        after that second are read, except the event ids listed (those of that
+        very second already returned) and the unusable items already reported
+        (the latest 50, by a digest of their body), so a poll from a stored
+        cursor repeats nothing. ``None`` reads from ``reconcile_lookback`` ago. Listings are
+        followed page by page (``paging.cursors.after``) back to the cursor,
+        at most ``reconcile_max_pages`` pages each: the Page's feed and the
+        posts it is tagged in (Instagram: its media), the comments of those
+        among the `reconcile_posts` most recent that changed since the cursor
+        (or are newer), and the messages of the conversations updated since.
+        Event ids are those of webhook deliveries, so the hub drops what a
+        webhook already brought.
 
         Raises:
             AuthenticationError: The token expired or was revoked.
             RateLimited: Meta throttles us (the cursor is not moved).
             PayloadError: A listing as a whole cannot be read.
         """
-        since, seen = self._read_cursor(cursor)
+        since, seen, reported = self._read_cursor(cursor)
         found: list[Event] = []
         rejected: list[Rejected] = []
         await self._poll_comments(since, found, rejected)
@@ -412,17 +425,77 @@ class MetaAdapter(Adapter):
             {*(i for i in seen if int(since.timestamp()) == newest),
              *(e.id for e in ordered if int(e.occurred_at.timestamp()) == newest)}
         )
-        next_cursor = f"{newest}|{','.join(at_newest)}" if at_newest else str(newest)
-        return Batch(events=tuple(ordered), cursor=next_cursor, rejected=tuple(rejected))
+        # An unusable item has no time to compare: the cursor remembers the
+        # latest ones reported (by digest), so none is reported twice.
+        digests = {_digest(item.body): item for item in rejected}
+        fresh = [item for digest, item in digests.items() if digest not in reported]
+        remembered = list(dict.fromkeys([*digests, *reported]))[:_REMEMBERED]
+        next_cursor = f"{newest}|{','.join(at_newest)}|{','.join(remembered)}"
+        return Batch(events=tuple(ordered), cursor=next_cursor, rejected=tuple(fresh))
 
-    def _read_cursor(self, cursor: str | None) -> tuple[datetime, frozenset[str]]:
+    def _read_cursor(
+        self, cursor: str | None
+    ) -> tuple[datetime, frozenset[str], tuple[str, ...]]:
         if cursor:
-            stamp, _, ids = cursor.partition("|")
+            stamp, _, rest = cursor.partition("|")
+            ids, _, digests = rest.partition("|")
             if stamp.isdigit():
-                seen = frozenset(i for i in ids.split(",") if i)
-                return datetime.fromtimestamp(int(stamp), UTC), seen
+                return (
+                    datetime.fromtimestamp(int(stamp), UTC),
+                    frozenset(i for i in ids.split(",") if i),
+                    tuple(d for d in digests.split(",") if d),
+                )
         start = self._clock() - self.settings.reconcile_lookback
-        return datetime.fromtimestamp(int(start.timestamp()), UTC), frozenset()
+        return datetime.fromtimestamp(int(start.timestamp()), UTC), frozenset(), ()
+
+    async def _pages(
+        self, path: str, *, path_params: Mapping[str, str], params: Mapping[str, Any],
+        since: datetime, where: str, minimum: int = 0,
+    ) -> list[tuple[str, object]]:
+        """The items of a newest-first listing, page after page, back to ``since``.
+
+        Stops when a page ends with an item older than ``since`` (and
+        ``minimum`` items were read), when there is no next page, or after
+        ``reconcile_max_pages`` pages. Each item comes with its path.
+        """
+        items: list[tuple[str, object]] = []
+        after: str | None = None
+        for _ in range(self.settings.reconcile_max_pages):
+            query = dict(params)
+            if after is not None:
+                query["after"] = after
+            body = await self._json("GET", path, path_params=path_params, params=query)
+            data = page_items(body, network=self.network, path=where)
+            base = len(items)
+            items.extend((f"{where}.{base + i}", item) for i, item in enumerate(data))
+            paging = body.get("paging") if isinstance(body, Mapping) else None
+            cursors = paging.get("cursors") if isinstance(paging, Mapping) else None
+            after = None
+            if isinstance(paging, Mapping) and paging.get("next") and isinstance(cursors, Mapping):
+                found = cursors.get("after")
+                after = found if isinstance(found, str) and found else None
+            if not data or after is None:
+                break
+            if len(items) >= minimum and self._older(data[-1], since):
+                break
+        return items
+
+    def _older(self, item: object, since: datetime) -> bool:
+        """Whether a listed item is older than ``since`` (an unreadable one is not)."""
+        if not isinstance(item, Mapping):
+            return False
+        for key in ("updated_time", "created_time", "timestamp"):
+            value = item.get(key)
+            if value is not None:
+                try:
+                    return parse_time(value, network=self.network, path=key) < since
+                except PayloadError:
+                    return False
+        return False
+
+    def _changed(self, item: Mapping[str, Any], since: datetime) -> bool:
+        """Whether a post or conversation may hold something new since ``since``."""
+        return not self._older(item, since)
 
     async def _poll_comments(
         self, since: datetime, events: list[Event], rejected: list[Rejected]
@@ -437,34 +510,25 @@ class MetaAdapter(Adapter):
         }
         if self.network == "instagram":
             params["platform"] = "instagram"
-        listing = await self._json("GET", "/{id}/conversations",
-                                   path_params={"id": self.messaging_id}, params=params)
-        for index, conversation in enumerate(
-            page_items(listing, network=self.network, path="conversations")
-        ):
-            path = f"conversations.{index}"
+        listing = await self._pages("/{id}/conversations", path_params={"id": self.messaging_id},
+                                    params=params, since=since, where="conversations")
+        for path, conversation in listing:
             if not isinstance(conversation, Mapping) or conversation.get("id") is None:
                 rejected.append(Rejected.from_error(
                     PayloadError("expected a conversation with an id", network=self.network,
                                  path=path), conversation))
                 continue
-            updated = conversation.get("updated_time")
-            try:
-                if updated is not None and parse_time(
-                    updated, network=self.network, path=path
-                ) < since:
-                    continue
-            except PayloadError as exc:
-                rejected.append(Rejected.from_error(exc, conversation))
+            if not self._changed(conversation, since):
                 continue
-            page = await self._json(
-                "GET", "/{id}/messages", path_params={"id": str(conversation["id"])},
+            messages = await self._pages(
+                "/{id}/messages", path_params={"id": str(conversation["id"])},
                 params={"fields": "id,message,from,to,created_time", "limit": 25},
+                since=since, where=f"{path}.messages",
             )
-            for m_index, raw in enumerate(page_items(page, network=self.network, path=path)):
+            for m_path, raw in messages:
                 self._collect(
                     partial(self._converter.graph_message, raw, account=self.account_id,
-                            path=f"{path}.messages.{m_index}"),
+                            path=m_path),
                     raw, since, events, rejected,
                 )
 
@@ -767,13 +831,13 @@ class FacebookAdapter(MetaAdapter):
         self, since: datetime, events: list[Event], rejected: list[Rejected]
     ) -> None:
         for edge in ("feed", "tagged"):
-            posts = await self._json(
-                "GET", "/{id}/" + edge, path_params={"id": self.account_id},
+            posts = await self._pages(
+                "/{id}/" + edge, path_params={"id": self.account_id},
                 params={"fields": "id,message,from,created_time,updated_time,message_tags",
                         "limit": self.settings.reconcile_posts},
+                since=since, where=edge, minimum=self.settings.reconcile_posts,
             )
-            for index, post in enumerate(page_items(posts, network=self.network, path=edge)):
-                path = f"{edge}.{index}"
+            for path, post in posts:
                 if not isinstance(post, Mapping) or not isinstance(post.get("id"), str):
                     rejected.append(Rejected.from_error(PayloadError(
                         "expected a post with an id", network=self.network, path=path), post))
@@ -787,17 +851,19 @@ class FacebookAdapter(MetaAdapter):
                                 account=self.account_id, path=path),
                         post, since, events, rejected,
                     )
-                page = await self._json(
-                    "GET", "/{id}/comments", path_params={"id": post_id},
+                if not self._changed(post, since):
+                    continue  # no comment since the cursor (updated_time follows comments)
+                comments = await self._pages(
+                    "/{id}/comments", path_params={"id": post_id},
                     params={"fields": "id,message,from,created_time,parent{id},message_tags",
                             "filter": "stream", "order": "reverse_chronological",
                             "limit": 100},
+                    since=since, where=f"{path}.comments",
                 )
-                for c_index, raw in enumerate(page_items(page, network=self.network,
-                                                         path=f"{path}.comments")):
+                for c_path, raw in comments:
                     self._collect(
                         partial(self._converter.fb_comment, raw, post=post_id,
-                                account=self.account_id, path=f"{path}.comments.{c_index}"),
+                                account=self.account_id, path=c_path),
                         raw, since, events, rejected,
                     )
 
@@ -877,24 +943,23 @@ class InstagramAdapter(MetaAdapter):
     async def _poll_comments(
         self, since: datetime, events: list[Event], rejected: list[Rejected]
     ) -> None:
-        media = await self._json(
-            "GET", "/{id}/media", path_params={"id": self.account_id},
+        media = await self._pages(
+            "/{id}/media", path_params={"id": self.account_id},
             params={"fields": "id,timestamp", "limit": self.settings.reconcile_posts},
+            since=since, where="media", minimum=self.settings.reconcile_posts,
         )
-        for index, item in enumerate(page_items(media, network=self.network, path="media")):
+        for m_path, item in media:
             if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
                 rejected.append(Rejected.from_error(PayloadError(
-                    "expected media with an id", network=self.network, path=f"media.{index}"),
-                    item))
+                    "expected media with an id", network=self.network, path=m_path), item))
                 continue
             media_id = item["id"]
-            page = await self._json(
-                "GET", "/{id}/comments", path_params={"id": media_id},
+            comments = await self._pages(
+                "/{id}/comments", path_params={"id": media_id},
                 params={"fields": f"{_IG_COMMENT},replies{{{_IG_COMMENT}}}", "limit": 50},
+                since=since, where=f"{m_path}.comments",
             )
-            for c_index, raw in enumerate(page_items(page, network=self.network,
-                                                     path=f"media.{index}.comments")):
-                path = f"media.{index}.comments.{c_index}"
+            for path, raw in comments:
                 self._collect(
                     partial(self._graph_comment, self._converter, raw, anchor=media_id,
                             account=self.account_id, path=path),
@@ -918,3 +983,4 @@ class InstagramAdapter(MetaAdapter):
                                 account=self.account_id, path=f"{path}.replies.{r_index}"),
                         reply, since, events, rejected,
                     )
+

@@ -333,6 +333,21 @@ class FacebookSandbox(Sandbox):
         raw = request.query.get("limit")
         return int(raw) if raw and raw.isdigit() else default
 
+    def _paged(
+        self, request: SandboxRequest, items: list[Any], default: int = 25
+    ) -> dict[str, Any]:
+        """One page of ``items`` (``limit``, ``after``) with Graph's ``paging`` object."""
+        after = request.query.get("after")
+        start = int(after) if after and after.isdigit() else 0
+        end = start + self._limit(request, default)
+        page: dict[str, Any] = {"data": items[start:end]}
+        if items[start:end]:
+            paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(end)}}
+            if end < len(items):
+                paging["next"] = f"{self.base_url}{request.path}?after={end}"
+            page["paging"] = paging
+        return page
+
     def _refuse(self, message: str, code: int, subcode: int | None = None) -> SandboxAbort:
         return SandboxAbort(SandboxResponse.json(_error(message, code, subcode=subcode),
                                                  status=400))
@@ -354,7 +369,7 @@ class FacebookSandbox(Sandbox):
         self._page(request)
         posts = [p for p in self.world.posts_by(self.our_account) if p.in_reply_to is None]
         posts.sort(key=lambda p: p.seq, reverse=True)
-        return {"data": [self.render_post(p) for p in posts[: self._limit(request)]]}
+        return self._paged(request, [self.render_post(p) for p in posts])
 
     @route("GET", _V + "/{id}/tagged")
     def tagged(self, request: SandboxRequest) -> HandlerResult:
@@ -367,7 +382,7 @@ class FacebookSandbox(Sandbox):
             and us in p.mentions and p.visibility != "direct"
         ]
         posts.sort(key=lambda p: p.seq, reverse=True)
-        return {"data": [self.render_post(p) for p in posts[: self._limit(request)]]}
+        return self._paged(request, [self.render_post(p) for p in posts])
 
     @route("GET", _V + "/{id}/comments")
     def comments(self, request: SandboxRequest) -> HandlerResult:
@@ -382,7 +397,7 @@ class FacebookSandbox(Sandbox):
         found = [p for p in found if not p.deleted]
         found.sort(key=lambda p: p.seq, reverse=request.query.get("order")
                    == "reverse_chronological")
-        return {"data": [self.render_post(p) for p in found[: self._limit(request, 100)]]}
+        return self._paged(request, [self.render_post(p) for p in found], 100)
 
     @route("POST", _V + "/{id}/comments")
     def comment(self, request: SandboxRequest) -> HandlerResult:
@@ -438,7 +453,7 @@ class FacebookSandbox(Sandbox):
         found.sort(key=lambda c: c.messages[-1].seq, reverse=True)
         inline = "messages" in request.query.get("fields", "")
         data = []
-        for convo in found[: self._limit(request)]:
+        for convo in found:
             item: dict[str, Any] = {
                 "id": convo.id, "updated_time": _iso(convo.messages[-1].created_at),
                 "message_count": len(convo.messages),
@@ -446,11 +461,15 @@ class FacebookSandbox(Sandbox):
             if inline:
                 item["messages"] = self._messages(convo, 25)
             data.append(item)
-        return {"data": data}
+        return self._paged(request, data)
 
     def _messages(self, convo: DirectConversation, limit: int) -> dict[str, Any]:
         shown = [m for m in reversed(convo.messages) if not m.deleted][:limit]
         return {"data": [self.render_message(m, convo) for m in shown]}
+
+    def _all_messages(self, convo: DirectConversation) -> list[dict[str, Any]]:
+        return [self.render_message(m, convo) for m in reversed(convo.messages)
+                if not m.deleted]
 
     @route("GET", _V + "/{id}/messages")
     def messages(self, request: SandboxRequest) -> HandlerResult:
@@ -458,7 +477,7 @@ class FacebookSandbox(Sandbox):
         convo = self.world.conversations.get(request.params["id"])
         if convo is None or self.our_account.id not in convo.members:
             raise SandboxAbort(self.not_found(request))
-        return self._messages(convo, self._limit(request))
+        return self._paged(request, self._all_messages(convo))
 
     @route("POST", _V + "/{id}/messages")
     def send(self, request: SandboxRequest) -> HandlerResult:
