@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -24,6 +23,7 @@ from omnichannel.adapter import (
     Rejected,
     WebhookRequest,
     WebhookResponse,
+    decode_json,
 )
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
@@ -261,11 +261,9 @@ class MetaAdapter(Adapter):
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._api.request(method, path, **kwargs)
-        try:
-            return json.loads(response.content) if response.content else None
-        except ValueError:
-            raise PayloadError("the answer is not JSON", network=self.network,
-                               path=path) from None
+        if not response.content:
+            return None
+        return decode_json(response.content, network=self.network, path=path)
 
     # webhooks ----------------------------------------------------------------
 
@@ -342,10 +340,7 @@ class MetaAdapter(Adapter):
         """
         converter = Converter(network=cls.network, account=account)
         owner = account or "0"
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise PayloadError("the body is not JSON", network=cls.network) from None
+        data = decode_json(body, network=cls.network)
         if isinstance(data, Mapping) and "entry" in data:
             batch = converter.delivery(body)
             if batch.rejected:
@@ -374,8 +369,13 @@ class MetaAdapter(Adapter):
                     return [converter.graph_message(data, account=owner, path="")]
                 return [cls._graph_comment(converter, data, anchor=None, account=owner,
                                            path="")]
+        except PayloadError:
+            raise
         except ValidationError as exc:
             raise PayloadError.from_validation(exc, network=cls.network) from exc
+        except Exception as exc:  # a shape no Graph answer has: refused, never a crash
+            raise PayloadError(f"unreadable payload ({type(exc).__name__})",
+                               network=cls.network, path=path or "") from exc
         raise PayloadError(f"cannot replay the {edge!r} edge", network=cls.network,
                            path=path or "")
 
@@ -538,12 +538,8 @@ class MetaAdapter(Adapter):
     ) -> None:
         try:
             event = make()
-        except ValidationError as exc:
-            rejected.append(Rejected.from_error(
-                PayloadError.from_validation(exc, network=self.network), raw))
-            return
-        except PayloadError as exc:
-            rejected.append(Rejected.from_error(exc, raw))
+        except Exception as exc:  # one item never stops the rest
+            rejected.append(self._converter.rejection(exc, raw, path=""))
             return
         if event.occurred_at >= since:
             events.append(event)

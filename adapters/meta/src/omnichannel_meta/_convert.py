@@ -8,7 +8,6 @@ webhook and the poll is handled once.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from omnichannel.adapter import Batch, Rejected
+from omnichannel.adapter import Batch, Rejected, decode_json
 from omnichannel.errors import PayloadError
 from omnichannel.events import (
     Event,
@@ -85,7 +84,10 @@ def parse_time(value: object, *, network: str, path: str) -> datetime:
         raise PayloadError("expected a timestamp", network=network, path=path)
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise PayloadError("timestamp out of range", network=network, path=path) from None
     if isinstance(value, str) and value:
         if value.isdigit():
             return parse_time(int(value), network=network, path=path)
@@ -220,10 +222,7 @@ class Converter:
         Raises:
             PayloadError: The body is not JSON, or not an object with an ``entry`` list.
         """
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise PayloadError("the body is not JSON", network=self.network) from None
+        data = decode_json(body, network=self.network)
         if not isinstance(data, Mapping) or not isinstance(data.get("entry"), list):
             raise PayloadError(
                 "expected an object with an entry list", network=self.network, path="entry"
@@ -236,8 +235,8 @@ class Converter:
                 entry_obj = _obj(entry, network=self.network, path=path)
                 owner = _id(entry_obj.get("id"), network=self.network, path=f"{path}.id")
                 when = entry_obj.get("time")
-            except PayloadError as exc:
-                rejected.append(Rejected.from_error(exc, entry))
+            except Exception as exc:
+                rejected.append(self.rejection(exc, entry, path=path))
                 continue
             items: list[tuple[str, str, object]] = []
             for key in ("changes", "messaging", "standby"):
@@ -258,13 +257,22 @@ class Converter:
                         events.extend(self.messaging(item, owner=owner, path=item_path))
                     else:  # another app holds the thread (handover): not ours to answer
                         logger.debug("%s: skipped a standby item at %s", self.network, item_path)
-                except ValidationError as exc:
-                    error = PayloadError.from_validation(exc, network=self.network,
-                                                         path=item_path)
-                    rejected.append(Rejected.from_error(error, item))
-                except PayloadError as exc:
-                    rejected.append(Rejected.from_error(exc, item))
+                except Exception as exc:  # one item never stops the rest
+                    rejected.append(self.rejection(exc, item, path=item_path))
         return Batch(events=tuple(events), rejected=tuple(rejected))
+
+    def rejection(self, exc: Exception, item: object, *, path: str) -> Rejected:
+        """The `Rejected` of an item whose conversion raised ``exc``."""
+        if isinstance(exc, PayloadError):
+            return Rejected.from_error(exc, item)
+        if isinstance(exc, ValidationError):
+            error = PayloadError.from_validation(exc, network=self.network, path=path)
+        else:
+            logger.debug("%s: converting the item at %s raised %s; it is rejected",
+                         self.network, path, type(exc).__name__, exc_info=True)
+            error = PayloadError(f"unreadable item ({type(exc).__name__})",
+                                 network=self.network, path=path)
+        return Rejected.from_error(error, item)
 
     def change(self, raw: object, *, owner: str, time: object, path: str) -> list[Event]:
         """The events of one ``changes`` item (Page feed, mention, Instagram comment)."""
