@@ -35,7 +35,7 @@ from omnichannel.errors import (
     WebhookSignatureError,
     WindowClosed,
 )
-from omnichannel.events import Event
+from omnichannel.events import Event, MessageReceived
 from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client, parse_meta_headers
 from omnichannel.model import Message, Person, Ref
 from omnichannel.text import TextRule
@@ -400,6 +400,7 @@ class MetaAdapter(Adapter):
         posts it is tagged in (Instagram: its media), the comments of those
         among the `reconcile_posts` most recent that changed since the cursor
         (or are newer), and the messages of the conversations updated since.
+        Our own comments and messages are left out (the outbox recorded them).
         Event ids are those of webhook deliveries, so the hub drops what a
         webhook already brought.
 
@@ -541,7 +542,10 @@ class MetaAdapter(Adapter):
         except Exception as exc:  # one item never stops the rest
             rejected.append(self._converter.rejection(exc, raw, path=""))
             return
-        if event.occurred_at >= since:
+        # Our own comments and messages are not read back: the outbox recorded
+        # what we sent (webhook echoes bring what was sent from elsewhere).
+        ours = isinstance(event, MessageReceived) and event.message.from_us
+        if event.occurred_at >= since and not ours:
             events.append(event)
 
     # outbound ----------------------------------------------------------------
