@@ -680,11 +680,13 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
-def adapter_for(fake: FakeNetwork, cls: type[RuntimeAdapter] = RuntimeAdapter) -> RuntimeAdapter:
-    """A testnet adapter wired to ``fake`` in process."""
+def adapter_for(
+    fake: FakeNetwork, cls: type[RuntimeAdapter] = RuntimeAdapter, **settings: Any
+) -> RuntimeAdapter:
+    """A testnet adapter wired to ``fake`` in process (``settings`` override the defaults)."""
     return cls(
         RuntimeSettings(webhook_secret=SecretStr(fake.secret),
-                        verify_token=SecretStr(fake.verify_token)),
+                        verify_token=SecretStr(fake.verify_token), **settings),
         transport=fake.transport(),
     )
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, WebhookRequest
+from omnichannel.adapter import MAX_BACKFILL, Adapter, AdapterSettings, Batch, WebhookRequest
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import CapabilityNotSupported, ConfigurationError
 from omnichannel.events import MessageDeleted, event_id
@@ -133,3 +133,31 @@ def test_webhook_request_repr_hides_tokens_signatures_and_body() -> None:
     assert "/facebook" in shown
     for secret in ("vt-5be1a9", "9f2c41", "secret"):
         assert secret not in shown
+
+
+async def test_backlog_reads_to_the_current_position_and_keeps_the_newest_events() -> None:
+    """The default backlog polls from None while pages say more; its cursor is the newest."""
+    adapter = EchoAdapter({"token": "t"})
+    async with adapter:
+        position = await adapter.backlog()
+        backfill = await adapter.backlog(limit=1)
+    assert adapter.cursors == [None, "1", None, "1"]  # page 0 says more, page 1 does not
+    assert position.cursor == "2"
+    assert position.events == ()
+    assert backfill.cursor == "2"
+    assert [e.id for e in backfill.events] == ["echo:message.deleted:1"]
+
+
+def test_backfill_settings_give_a_count_and_an_oldest_time() -> None:
+    """backfill alone counts, backfill_age alone reads up to MAX_BACKFILL, both combine."""
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    day = timedelta(days=1)
+    assert EchoSettings(token=SecretStr("t")).backfill_plan(now) == (0, None)
+    assert EchoSettings(token=SecretStr("t"), backfill=20).backfill_plan(now) == (20, None)
+    assert EchoSettings(token=SecretStr("t"), backfill_age=day).backfill_plan(now) == (
+        MAX_BACKFILL, now - day)
+    assert EchoSettings.model_validate(
+        {"token": "t", "backfill": 5, "backfill_age": "P1D"}
+    ).backfill_plan(now) == (5, now - day)
+    with pytest.raises(ValidationError):
+        EchoSettings(token=SecretStr("t"), backfill=MAX_BACKFILL + 1)

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -839,12 +839,14 @@ def test_a_rerun_on_the_same_store_reports_only_what_it_did(tmp_path: Path) -> N
     assert "-> replied publicly: \"You're welcome, Alice!" in first.getvalue()
     assert "this run: 4 events received, 0 already seen, 3 sent, 1 held as drafts" in (
         first.getvalue())
-    # The sandbox is new, the store is not: nothing new arrives, nothing is sent.
+    # The sandbox is new, the store is not. Its customers write once the bot listens;
+    # the new sandbox numbers its notifications from 1 again, so whether they come
+    # depends on whether the stream was connected (polling resumes after the stored
+    # id). Either way the report claims none of the first run's replies, and what did
+    # come is held by the guardrail (the same answers went to other people).
     assert "replied" not in second.getvalue()
-    assert "drafted" not in second.getvalue()
-    assert "(nothing received or answered in this run)" in second.getvalue()
-    assert "this run: 0 events received" in second.getvalue()
-    assert ", 0 sent, 0 held as drafts" in second.getvalue()
+    assert re.search(r"this run: (0|4) events received, 0 already seen, 0 sent, \1 held as "
+                     r"drafts", second.getvalue())
 
 
 # logging ---------------------------------------------------------------------------
@@ -938,8 +940,13 @@ def test_verbose_quick_bot_shows_http_lines_and_never_its_token(tmp_path: Path) 
 # drafts ----------------------------------------------------------------------------
 
 
-async def _bot_session(path: Path, sandbox: MastodonSandbox, *, until: str) -> None:
-    """Run a hold-public hub on ``path`` until it drafted 3 replies or delivered its outbox."""
+async def _bot_session(
+    path: Path, sandbox: MastodonSandbox, *, until: str, write: Callable[[], object] = list
+) -> None:
+    """Run a hold-public hub on ``path`` until it drafted 3 replies or delivered its outbox.
+
+    ``write`` has the customers write once the hub listens (what came before is history).
+    """
     import anyio
 
     from omnichannel.hub import Context
@@ -953,6 +960,7 @@ async def _bot_session(path: Path, sandbox: MastodonSandbox, *, until: str) -> N
 
     async with hub, anyio.create_task_group() as tg:
         await tg.start(hub.run)
+        write()
         with anyio.fail_after(15):
             while True:
                 if until == "drafted" and len(await hub.drafts.pending()) == 3:
@@ -976,9 +984,13 @@ def test_drafts_are_listed_approved_edited_and_rejected_from_the_command_line(
         monkeypatch.delenv(name)
     path = tmp_path / "bot.db"
     sandbox = MastodonSandbox(seed=4)
-    for who in ("alice", "bob", "carol"):
-        sandbox.customer_mention(f"my order is late, {who} here", author=sandbox.customer(who))
-    anyio.run(lambda: _bot_session(path, sandbox, until="drafted"))
+
+    def customers_write() -> None:
+        for who in ("alice", "bob", "carol"):
+            sandbox.customer_mention(f"my order is late, {who} here",
+                                     author=sandbox.customer(who))
+
+    anyio.run(lambda: _bot_session(path, sandbox, until="drafted", write=customers_write))
 
     status, out, _ = run(["drafts", "list", "--store", str(path)], capsys)
     assert status == 0

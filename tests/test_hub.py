@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -13,6 +13,7 @@ import anyio.lowlevel
 import httpx
 import pytest
 from tests.runtime_adapter import (
+    FakeClock,
     FakeNetwork,
     RuntimeAdapter,
     adapter_for,
@@ -64,10 +65,10 @@ async def test_handlers_receive_only_the_events_their_filters_match() -> None:
     async def likes(event: ReactionAdded, ctx: Context) -> None:
         seen["like"].append(event.target.id)
 
-    first = fake.customer_says("hello in public")
-    fake.customer_says("a private refund question", visibility="private")
-    fake.customer_reacts(first["id"])
     async with running(hub):
+        first = fake.customer_says("hello in public")
+        fake.customer_says("a private refund question", visibility="private")
+        fake.customer_reacts(first["id"])
         await eventually(lambda: len(seen["like"]) == 1 and len(seen["all"]) == 2)
         await hub.wait_idle()
 
@@ -121,9 +122,9 @@ async def test_listener_resumes_from_the_stored_cursor_after_a_restart(tmp_path:
 
         return hub
 
-    for text in ("one", "two", "three"):
-        fake.customer_says(text)
     async with running(build()) as hub:
+        for text in ("one", "two", "three"):
+            fake.customer_says(text)
         await eventually(lambda: len(seen) == 3)
         await hub.wait_idle()
     for text in ("four", "five"):
@@ -145,11 +146,11 @@ async def test_messages_from_polling_and_webhooks_are_searchable(tmp_path: Path)
     """Messages that came in through the pipeline are found by full-text search in SQLite."""
     fake = FakeNetwork()
     hub = Hub(adapters=[adapter_for(fake)], store=SQLiteStore(tmp_path / "hub.db"))
-    fake.customer_says("Where is my refund? 😤 #late", author="alice")
-    fake.customer_says("Love the new shoes!", author="bob")
     pushed = fake.message_item("Refunding takes too long", author="carol")
     body = fake.webhook_body([pushed])
     async with running(hub):
+        fake.customer_says("Where is my refund? 😤 #late", author="alice")
+        fake.customer_says("Love the new shoes!", author="bob")
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=hub.asgi), base_url="http://hub"
         ) as c:
@@ -194,10 +195,10 @@ async def test_events_of_one_conversation_are_handled_in_order_others_concurrent
         order[conversation].append(event.message.text)
         active[conversation] -= 1
 
-    for i in range(5):
-        fake.customer_says(f"a{i}", conversation="A")
-        fake.customer_says(f"b{i}", conversation="B")
     async with running(hub):
+        for i in range(5):
+            fake.customer_says(f"a{i}", conversation="A")
+            fake.customer_says(f"b{i}", conversation="B")
         await eventually(lambda: sum(len(v) for v in order.values()) == 10)
 
     assert order["A"] == [f"a{i}" for i in range(5)]
@@ -222,8 +223,8 @@ async def test_a_failing_handler_is_recorded_and_stops_nothing() -> None:
         handled.append(event.message.text)
         ids.append(event.id)
 
-    fake.customer_says("first")
     async with running(hub):
+        fake.customer_says("first")
         await eventually(lambda: handled == ["first"])
         fake.customer_says("second")
         await eventually(lambda: handled == ["first", "second"])
@@ -265,8 +266,8 @@ async def test_middleware_wraps_every_handler_call_in_order() -> None:
     async def skipped(event: MessageReceived, ctx: Context) -> None:
         trail.append("never")
 
-    fake.customer_says("hi")
     async with running(hub):
+        fake.customer_says("hi")
         await eventually(lambda: len(trail) == 6)
 
     assert trail == ["outer in", "handler", "outer out", "outer in", "gate skips", "outer out"]
@@ -283,9 +284,9 @@ async def test_reply_outcome_follows_the_policy() -> None:
         delivery = await ctx.reply(f"Thanks for your message about {event.message.text}!")
         outcomes[event.message.text] = delivery.status
 
-    fake.customer_says("shoes")
-    fake.customer_says("socks", visibility="private", author="bob")
     async with running(hub):
+        fake.customer_says("shoes")
+        fake.customer_says("socks", visibility="private", author="bob")
         await eventually(lambda: len(fake.posted) == 1)
         pending = await hub.drafts.pending()
 
@@ -307,8 +308,8 @@ async def test_auto_send_policy_and_per_call_override() -> None:
         held = await ctx.reply("Here is a refund voucher code.", hold=True)
         outcomes.extend([sent.status, held.status])
 
-    fake.customer_says("where is my parcel?")
     async with running(hub):
+        fake.customer_says("where is my parcel?")
         await eventually(lambda: len(fake.posted) == 1)
 
     assert outcomes == ["queued", "held"]
@@ -339,9 +340,9 @@ async def test_reply_is_checked_against_capabilities_before_anything_is_stored()
         except ActionError as exc:
             errors.append(type(exc))
 
-    first = fake.customer_says("hi")
-    fake.customer_reacts(first["id"])
     async with running(hub):
+        first = fake.customer_says("hi")
+        fake.customer_reacts(first["id"])
         await eventually(lambda: len(errors) == 3)
         assert await hub.store.list_outbox() == []
         assert await hub.drafts.pending() == []
@@ -360,9 +361,9 @@ async def test_react_and_hide_are_delivered_at_once() -> None:
         if "spam" in event.message.text:
             await ctx.hide()
 
-    liked = fake.customer_says("nice shop")
-    spam = fake.customer_says("buy spam now", author="spammer")
     async with running(hub):
+        liked = fake.customer_says("nice shop")
+        spam = fake.customer_says("buy spam now", author="spammer")
         await eventually(lambda: len(fake.reactions) == 2 and spam["id"] in fake.hidden)
 
     assert fake.reactions[(liked["id"], "like")] == 1
@@ -413,8 +414,8 @@ async def test_a_handler_run_again_after_a_crash_queues_nothing_twice() -> None:
 
         return hub
 
-    fake.customer_says("help")
     async with running(build(), deliver=False) as hub:
+        fake.customer_says("help")
         await eventually(lambda: len(runs) == 1)
         await eventually(lambda: _outbox_size(hub, 1))
         assert len(await hub.store.unhandled_events()) == 1
@@ -441,12 +442,18 @@ async def test_listener_survives_network_failures() -> None:
     async def record(event: MessageReceived, ctx: Context) -> None:
         seen.append(event.message.text)
 
-    fake.customer_says("before the outage")
-    fake.fail_polls = 3  # with two tries per call: the first poll and half of the next fail
-    async with running(hub):
-        await eventually(lambda: seen == ["before the outage"])
+    fake.fail_polls = 3  # with two tries per call: the first-run read and half the next fail
+    async with running(hub):  # the hub runs although its listener could not start yet
+        await eventually(lambda: _cursor_is(hub, "0"))
+        assert fake.fail_polls == 0
+        fake.customer_says("after a failed start")
+        await eventually(lambda: seen == ["after a failed start"])
+        fake.fail_polls = 3  # an outage while running
+        fake.customer_says("during the outage")
+        await eventually(lambda: seen == ["after a failed start", "during the outage"])
         fake.customer_says("after the outage")
-        await eventually(lambda: seen == ["before the outage", "after the outage"])
+        await eventually(lambda: seen[-1] == "after the outage")
+    assert seen == ["after a failed start", "during the outage", "after the outage"]
     assert fake.fail_polls == 0
 
 
@@ -460,11 +467,11 @@ async def test_a_malformed_item_is_dead_lettered_and_the_rest_of_its_page_handle
     async def record(event: MessageReceived, ctx: Context) -> None:
         seen.append(event.message.text)
 
-    fake.customer_says("before")
-    bad = fake.customer_says("broken")
-    del bad["author"]
-    fake.customer_says("after")
     async with running(hub):
+        fake.customer_says("before")
+        bad = fake.customer_says("broken")
+        del bad["author"]
+        fake.customer_says("after")
         await eventually(lambda: sorted(seen) == ["after", "before"])
         polls = fake.polls
         await eventually(lambda: fake.polls >= polls + 3)  # later polls start past it
@@ -524,7 +531,9 @@ async def test_adapters_are_opened_and_closed_with_the_hub() -> None:
 def test_run_sync_runs_until_stopped() -> None:
     """run_sync enters and runs the hub from synchronous code until stop() is called."""
     fake = FakeNetwork()
-    hub = make_hub(fake)
+    # Written before the first run: handled because the adapter asks for a backfill.
+    fake.customer_says("hello from a script")
+    hub = Hub(adapters=[adapter_for(fake, backfill=1)], store=MemoryStore())
     seen: list[str] = []
 
     @hub.on(MessageReceived)
@@ -532,7 +541,6 @@ def test_run_sync_runs_until_stopped() -> None:
         seen.append(event.message.text)
         hub.stop()
 
-    fake.customer_says("hello from a script")
     hub.run_sync()
     assert seen == ["hello from a script"]
     assert not hub.is_open
@@ -548,8 +556,8 @@ async def test_the_hub_runs_on_trio() -> None:
     async def answer(event: MessageReceived, ctx: Context) -> None:
         await ctx.reply("Answered on trio.")
 
-    fake.customer_says("are you there?")
     async with running(hub):
+        fake.customer_says("are you there?")
         await eventually(lambda: len(fake.posted) == 1)
     assert fake.posted[0]["text"] == "Answered on trio."
 
@@ -570,6 +578,68 @@ def test_runtime_adapter_is_a_real_adapter() -> None:
     """The test adapter declares the contract's class attributes."""
     assert RuntimeAdapter.network == "testnet"
     assert "webhook" in RuntimeAdapter.capabilities.inbound
+
+
+@pytest.mark.parametrize(
+    ("backfill", "age_days", "expected"),
+    [
+        (2, None, ["2 days ago", "1 day ago"]),
+        (0, 4, ["3 days ago", "2 days ago", "1 day ago"]),
+        (2, 4, ["2 days ago", "1 day ago"]),
+        (5, 2.5, ["2 days ago", "1 day ago"]),
+    ],
+    ids=["count", "age", "count-and-age", "age-narrower"],
+)
+async def test_a_first_run_backfills_what_the_settings_ask_marked_and_held(
+    backfill: int, age_days: float | None, expected: list[str]
+) -> None:
+    """A backfill hands the newest young history, marked; AutoSend only drafts replies to it."""
+    clock = FakeClock()
+    fake = FakeNetwork()
+    for days, text in ((9, "9 days ago"), (3, "3 days ago"), (2, "2 days ago"), (1, "1 day ago")):
+        fake.customer_says(text, author=f"customer{days}",
+                           created_at=clock.now - timedelta(days=days))
+    age = timedelta(days=age_days) if age_days is not None else None
+    hub = Hub(adapters=[adapter_for(fake, backfill=backfill, backfill_age=age)],
+              store=MemoryStore(), policy=AutoSend(), clock=clock)
+    seen: list[tuple[str, bool]] = []
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        seen.append((event.message.text, event.backfilled))
+        await ctx.reply(f"About {event.message.text}: thanks for waiting!")
+
+    async with running(hub):
+        await eventually(lambda: len(seen) == len(expected))
+        fake.customer_says("written now", author="live")
+        await eventually(lambda: len(fake.posted) == 1)
+        await hub.wait_idle()
+        drafts = await hub.drafts.pending()
+
+    assert sorted(seen) == sorted([(text, True) for text in expected] + [("written now", False)])
+    assert sorted(d.action.to.text for d in drafts) == sorted(expected)
+    assert all("backfilled" in (d.note or "") for d in drafts)
+    assert [post["text"] for post in fake.posted] == ["About written now: thanks for waiting!"]
+
+
+async def test_a_first_run_without_backfill_stores_the_position_and_nothing_older() -> None:
+    """Old events are neither handled nor stored; the network's position is the cursor."""
+    fake = FakeNetwork()
+    for text in ("old one", "old two", "old three"):
+        fake.customer_says(text)
+    hub = make_hub(fake)
+    seen: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        seen.append(event.message.text)
+
+    async with running(hub):
+        assert await hub.store.get_cursor("testnet") == "3"  # set before run() reports started
+        assert await hub.store.search("old") == []
+        fake.customer_says("new one")
+        await eventually(lambda: seen == ["new one"])
+    assert hub.statistics().total.events_recorded == 1
 
 
 async def test_our_own_messages_are_stored_but_never_handled() -> None:

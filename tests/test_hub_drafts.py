@@ -15,7 +15,8 @@ from tests.runtime_adapter import (
     running,
 )
 
-from omnichannel.actions import Reply
+from omnichannel.actions import PrivateReply, Reply
+from omnichannel.adapter import WebhookRequest
 from omnichannel.errors import DraftNotPending, DuplicateReply, TextTooLong
 from omnichannel.events import MessageReceived
 from omnichannel.hub import Context, Delivery, Hub
@@ -45,8 +46,8 @@ async def test_approved_draft_is_sent_with_the_edit_and_audited() -> None:
     fake = FakeNetwork()
     hub = make_hub(fake)
     outcomes = collect_drafts(hub)
-    fake.customer_says("the broken zip", author="carol")
     async with running(hub):
+        fake.customer_says("the broken zip", author="carol")
         await eventually(lambda: len(outcomes) == 1)
         [draft] = await hub.drafts.pending()
         assert outcomes[0].held
@@ -88,8 +89,8 @@ async def test_reply_held_by_policy_is_audited_as_its_handler() -> None:
     async def answer(event: MessageReceived, ctx: Context) -> None:
         await ctx.reply("Sorry about that, we are on it.")
 
-    fake.customer_says("my parcel is late", author="dave")
     async with running(hub):
+        fake.customer_says("my parcel is late", author="dave")
         await eventually(lambda: _pending_count(hub, 1))
         [draft] = await hub.drafts.pending()
         await hub.drafts.approve(draft.id, by="agent:ben")
@@ -120,8 +121,8 @@ async def test_rejected_draft_is_never_sent_and_cannot_be_approved() -> None:
     fake = FakeNetwork()
     hub = make_hub(fake)
     outcomes = collect_drafts(hub)
-    fake.customer_says("a rude remark")
     async with running(hub):
+        fake.customer_says("a rude remark")
         await eventually(lambda: len(outcomes) == 1)
         [draft] = await hub.drafts.pending()
         rejected = await hub.drafts.reject(draft.id, by="agent:ben", reason="tone")
@@ -149,8 +150,8 @@ async def test_approval_checks_the_edited_text_again() -> None:
     fake = FakeNetwork()
     hub = make_hub(fake)
     outcomes = collect_drafts(hub)
-    fake.customer_says("a long story")
     async with running(hub):
+        fake.customer_says("a long story")
         await eventually(lambda: len(outcomes) == 1)
         [draft] = await hub.drafts.pending()
         with pytest.raises(TextTooLong):
@@ -175,8 +176,8 @@ async def test_same_text_to_two_customers_is_refused_unless_allowed() -> None:
         except DuplicateReply as exc:
             results.append((author, f"refused (already sent to {exc.previous_recipient})"))
 
-    fake.customer_says("my order", author="alice")
     async with running(hub):
+        fake.customer_says("my order", author="alice")
         await eventually(lambda: len(results) == 1)
         fake.customer_says("still waiting", author="alice")
         await eventually(lambda: len(results) == 2)
@@ -226,9 +227,9 @@ async def test_approving_a_copy_pasted_draft_is_refused() -> None:
     async def propose(event: MessageReceived, ctx: Context) -> None:
         await ctx.draft("We are sorry, please send us your order number.")
 
-    fake.customer_says("help", author="alice")
-    fake.customer_says("help!", author="bob")
     async with running(hub):
+        fake.customer_says("help", author="alice")
+        fake.customer_says("help!", author="bob")
         await eventually(lambda: _pending_count(hub, 2))
         first, second = await hub.drafts.pending()
         await hub.drafts.approve(first.id, by="agent:anna")
@@ -294,10 +295,30 @@ async def test_guardrail_holds_when_customers_write_at_the_same_moment() -> None
         except DuplicateReply:
             results.append("refused")
 
-    for author in ("alice", "bob", "carol", "dave"):
-        fake.customer_says(f"help, it's {author}", author=author)
     async with running(hub):
+        for author in ("alice", "bob", "carol", "dave"):
+            fake.customer_says(f"help, it's {author}", author=author)
         await eventually(lambda: len(results) == 4)
         await eventually(lambda: len(fake.posted) == 1)
     assert sorted(results) == ["queued", "refused", "refused", "refused"]
     assert len(fake.posted) == 1
+
+
+def test_default_policies_hold_every_reply_to_a_backfilled_event() -> None:
+    """HoldPublic, AutoSend and hold_when draft replies to history, private ones included."""
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    item = fake.customer_says("an old DM", visibility="private")
+    [live] = adapter.parse(WebhookRequest(method="POST", body=fake.webhook_body([item])))
+    old = live.model_copy(update={"backfilled": True})
+    assert isinstance(live, MessageReceived)
+    private = PrivateReply(network="testnet", to=live.message, text="Thanks for writing")
+    public = Reply(network="testnet", to=live.message, text="Thanks", visibility="public")
+    never = hold_when(lambda event, action: False)
+    for policy in (HoldPublic(), AutoSend(), never):
+        assert policy.decide(old, private).held, policy
+        assert policy.decide(old, public).held, policy
+        assert "backfilled" in policy.decide(old, private).reason
+    assert not HoldPublic().decide(live, private).held
+    assert not AutoSend().decide(live, public).held
+    assert not never.decide(live, public).held

@@ -107,7 +107,9 @@ async def test_a_handler_reply_after_the_bot_window_is_refused() -> None:
         except WindowClosed as exc:
             refused.append(exc)
 
+    late = fake.inbox.pop()  # the old DM reaches the running hub late, not as history
     async with running(hub):
+        fake.publish(late)
         await eventually(lambda: len(refused) == 1)
     assert fake.posted == []
     assert hub.statistics().total.actions_queued == 0
@@ -123,7 +125,9 @@ async def test_a_handler_reply_held_for_a_human_gets_the_human_agent_window() ->
     async def answer(event: MessageReceived, ctx: Context) -> None:
         outcomes.append(await ctx.reply("Sorry for the wait, Anna here."))
 
+    late = fake.inbox.pop()  # the old DM reaches the running hub late, not as history
     async with running(hub):
+        fake.publish(late)
         await eventually(lambda: len(outcomes) == 1)
         [delivery] = outcomes
         assert delivery.held

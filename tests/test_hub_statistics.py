@@ -55,18 +55,17 @@ async def test_figures_follow_what_the_pipeline_did_on_each_network() -> None:
         else:
             await ctx.reply(f"Thanks for writing on {ctx.network}.")
 
-    one.customer_says("hello")
-    one.customer_says("I want a refund")
-    one.customer_says("boom")
-    broken = one.customer_says("no author")
-    del broken["author"]
-    two.customer_says("hi from the other network")
-
     before = hub.statistics()
     assert set(before.networks) == {"testnet", "othernet"}
     assert _counts(before.total) == {}
 
     async with running(hub) as hub:
+        one.customer_says("hello")
+        one.customer_says("I want a refund")
+        one.customer_says("boom")
+        broken = one.customer_says("no author")
+        del broken["author"]
+        two.customer_says("hi from the other network")
         await eventually(lambda: hub.statistics().total.actions_sent == 2
                          and hub.statistics().total.events_handled == 4)
         await hub.wait_idle()

@@ -112,7 +112,10 @@ def events(draw: st.DrawFn) -> Event:
     message = draw(messages())
     when = draw(TIMES)
     kind = draw(st.integers(min_value=0, max_value=4))
-    common = {"network": message.network, "occurred_at": when, "received_at": when}
+    common = {
+        "network": message.network, "occurred_at": when, "received_at": when,
+        "backfilled": draw(st.booleans()),
+    }
     if kind == 0:
         conversation = Conversation(
             ref=message.conversation, kind="thread", participants=(message.author,)

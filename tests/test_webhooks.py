@@ -235,7 +235,6 @@ async def test_lifespan_runs_the_hub_for_a_standalone_server() -> None:
     async def record(event: MessageReceived, ctx: Context) -> None:
         seen.append(event.message.text)
 
-    fake.customer_says("polled while served")
     inbound = anyio.create_memory_object_stream[dict[str, Any]](4)
     send_in, receive_in = inbound
     outbound: list[dict[str, Any]] = []
@@ -246,6 +245,8 @@ async def test_lifespan_runs_the_hub_for_a_standalone_server() -> None:
     async with send_in, receive_in, anyio.create_task_group() as tg:
         tg.start_soon(hub.asgi, {"type": "lifespan"}, receive_in.receive, send)
         await send_in.send({"type": "lifespan.startup"})
+        await eventually(lambda: len(outbound) == 1)  # started: the listener knows "now"
+        fake.customer_says("polled while served")
         await eventually(lambda: seen == ["polled while served"])
         assert hub.is_running
         await send_in.send({"type": "lifespan.shutdown"})

@@ -25,7 +25,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -40,6 +40,7 @@ from .events import Event
 from .model import Message, Person, Ref
 
 __all__ = [
+    "MAX_BACKFILL",
     "Adapter",
     "AdapterSettings",
     "Batch",
@@ -48,10 +49,16 @@ __all__ = [
     "WebhookResponse",
     "convert_item",
     "decode_json",
+    "newest_events",
 ]
 
 logger = logging.getLogger("omnichannel.adapter")
 
+
+MAX_BACKFILL = 1000
+"""The most events a first run reads from before it started (``backfill_age`` alone)."""
+
+_MAX_BACKLOG_PAGES = 1000
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -61,13 +68,37 @@ class AdapterSettings(BaseModel):
 
     Credentials are ``pydantic.SecretStr`` so they never show in a repr or log.
 
+    A listener's first run (no cursor stored for the network) starts from
+    now: it reads the network's current position and hands nothing older to
+    the handlers. ``backfill`` and ``backfill_age`` ask for some of that
+    history too; it comes as events with ``backfilled=True``, and the default
+    reply policies hold every reply to them as a draft. Once a cursor is
+    stored, neither setting does anything.
+
     Attributes:
         poll_interval: Seconds between polls when no new events came.
+        backfill: On a first run, hand the handlers up to this many of the
+            newest events from before it (``0``: none). Each adapter documents
+            what reading them costs in requests.
+        backfill_age: On a first run, hand the handlers only events younger
+            than this. Alone (``backfill`` 0) it reads every event that young,
+            up to `MAX_BACKFILL`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     poll_interval: float = Field(default=30.0, gt=0)
+    backfill: int = Field(default=0, ge=0, le=MAX_BACKFILL)
+    backfill_age: timedelta | None = Field(default=None, gt=timedelta(0))
+
+    def backfill_plan(self, now: datetime) -> tuple[int, datetime | None]:
+        """Return how many events a first run reads from before ``now``, and since when.
+
+        ``(0, None)`` unless a backfill is asked for.
+        """
+        if self.backfill_age is None:
+            return self.backfill, None
+        return self.backfill or MAX_BACKFILL, now - self.backfill_age
 
 
 class Rejected(BaseModel):
@@ -249,6 +280,21 @@ class Batch(BaseModel):
     rejected: tuple[Rejected, ...] = ()
 
 
+def newest_events(
+    events: Sequence[Event], *, limit: int, since: datetime | None = None
+) -> tuple[Event, ...]:
+    """Return up to ``limit`` of the newest ``events`` not older than ``since``, oldest first.
+
+    A helper for `Adapter.backlog`; the hub applies it again to what
+    ``backlog`` returns, so an adapter may read a little more than asked.
+    """
+    if limit <= 0:
+        return ()
+    kept = [event for event in events if since is None or event.occurred_at >= since]
+    kept.sort(key=lambda event: event.occurred_at)
+    return tuple(kept[-limit:])
+
+
 class WebhookRequest(BaseModel):
     """A webhook request as the webhook app received it, body unparsed.
 
@@ -390,6 +436,48 @@ class Adapter(ABC):
         Raises:
             PayloadError: The page as a whole cannot be read.
         """
+
+    async def backlog(self, *, limit: int = 0, since: datetime | None = None) -> Batch:
+        """Read where the network stands now, and the newest events before it.
+
+        The hub calls this once per network, on a first run (no stored
+        cursor): ``Batch.cursor`` must be the network's current position, so
+        that polling (or streaming) from it yields only what happens after
+        this call. ``Batch.events`` holds up to ``limit`` of the newest events
+        before that position, none older than ``since``, oldest first; they
+        are the backfill (``limit`` is ``0`` when none is asked for, and
+        then nothing needs converting).
+
+        The default polls from ``None`` and then while ``Batch.more`` says
+        another page is ready, so it suits a ``poll`` whose first page is the
+        newest one (one request) as well as one that starts at the oldest (a
+        request per page of history). An adapter overrides it when its
+        network can say where it stands more cheaply, or when a backfill
+        needs older pages than ``poll(None)`` reads.
+
+        Args:
+            limit: The most events to return (``0``: only the position).
+            since: Return no event that occurred before this.
+
+        Raises:
+            PayloadError: A page as a whole cannot be read.
+        """
+        batch = await self.poll(None)
+        cursor, events, rejected = batch.cursor, list(batch.events), list(batch.rejected)
+        pages = 1
+        while batch.more and pages < _MAX_BACKLOG_PAGES:
+            batch = await self.poll(cursor)
+            pages += 1
+            cursor = batch.cursor if batch.cursor is not None else cursor
+            events.extend(batch.events)
+            rejected.extend(batch.rejected)
+        if batch.more:
+            logger.warning(
+                "%s: history has more than %d pages; the listener starts before now",
+                self.network, _MAX_BACKLOG_PAGES,
+            )
+        kept = newest_events(events, limit=limit, since=since)
+        return Batch(events=kept, cursor=cursor, rejected=tuple(rejected) if kept else ())
 
     def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
         """Yield batches from the network's push stream, resuming after ``cursor``.

@@ -13,6 +13,7 @@ Besides its own fields, every event has:
 | ``account`` | our own account's native id on that network, when known |
 | ``occurred_at`` | when it happened on the network |
 | ``received_at`` | when we received it |
+| ``backfilled`` | ``True`` when it happened before the first run and was read as a backfill |
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class _Event(BaseModel):
     """Our own account's native id on that network, when known."""
     occurred_at: AwareDatetime
     received_at: AwareDatetime = Field(default_factory=_now)
+    backfilled: bool = False
+    """Read from before the listener's first run, because a backfill was asked for.
+
+    Such events are history, not live: the default reply policies hold every
+    reply to them as a draft (see ``AdapterSettings.backfill``)."""
 
 
 class MessageReceived(_Event):

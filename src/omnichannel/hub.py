@@ -27,7 +27,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from types import TracebackType
@@ -39,7 +47,7 @@ from pydantic import BaseModel, ConfigDict
 
 from . import _logging
 from .actions import Action, Hide, Post, PrivateReply, React, Reply
-from .adapter import Adapter, Rejected
+from .adapter import Adapter, Batch, Rejected, newest_events
 from .errors import (
     ActionError,
     CapabilityNotSupported,
@@ -975,7 +983,12 @@ class Hub:
         Everything runs in one task group. On start, events stored but not yet
         handled (from a previous run, or from webhooks received while the hub
         was not running) are dispatched first; then each listener resumes from
-        its stored cursor. Cancelling ``run`` stops everything; an event whose
+        its stored cursor. A listener with no stored cursor (a first run)
+        starts from the network's current position: older events are not
+        handled, unless the adapter's settings ask for a backfill
+        (``backfill``, ``backfill_age``), whose events come marked
+        ``backfilled``. Webhook deliveries are always live. Cancelling
+        ``run`` stops everything; an event whose
         handlers did not finish stays unhandled and is handled again on the
         next start (its replies keep their idempotency keys, so none is sent
         twice).
@@ -987,7 +1000,10 @@ class Hub:
             serve_webhooks: ``(host, port)`` to serve ``hub.asgi`` on with
                 uvicorn (asyncio only; port ``0`` picks a free one, see
                 ``webhook_address``).
-            task_status: For ``TaskGroup.start``: started once everything runs.
+            task_status: For ``TaskGroup.start``: started once everything runs
+                and every listener knows where it starts (or failed to find
+                out and retries), so anything written on a network after
+                ``await tg.start(hub.run)`` is new to the hub.
 
         Raises:
             ConfigurationError: The hub is not entered, or already running, or
@@ -1016,7 +1032,7 @@ class Hub:
                 for event in await self.store.unhandled_events():
                     dispatcher.submit(event, await self._ordering_key(event))
                 for adapter in self._listeners(listen):
-                    tg.start_soon(
+                    await tg.start(
                         self._listen, adapter, name=f"omnichannel {adapter.network} listener"
                     )
                 if serve_webhooks is not None:
@@ -1167,13 +1183,25 @@ class Hub:
         await self.store.add_dead_letter(letter)
         self._tally.add(letter.network, "dead_letters")
 
-    async def _listen(self, adapter: Adapter) -> None:
+    async def _listen(
+        self,
+        adapter: Adapter,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         initial, longest = self.listener_backoff
         delay = initial
+        starting = True
         while True:
-            cursor = await self.store.get_cursor(adapter.network)
-            batches = adapter.listen(cursor)
+            batches: AsyncIterator[Batch] | None = None
             try:
+                cursor = await self.store.get_cursor(adapter.network)
+                if cursor is None:
+                    cursor = await self._first_run(adapter)
+                if starting:
+                    starting = False
+                    task_status.started()
+                batches = adapter.listen(cursor)
                 async for batch in batches:
                     await self.ingest(
                         adapter.network, batch.events, cursor=batch.cursor,
@@ -1195,8 +1223,45 @@ class Hub:
                 if closer is not None:
                     with anyio.CancelScope(shield=True):
                         await closer()
+            if starting:  # the network is down: the hub runs, this listener retries
+                starting = False
+                task_status.started()
             await anyio.sleep(delay)
             delay = min(longest, delay * 2)
+
+    async def _first_run(self, adapter: Adapter) -> str | None:
+        """Start listening to a network with no stored cursor: from now, or with a backfill.
+
+        Reads the network's current position and stores it as the cursor.
+        Older events are not handled (and not stored) unless the adapter's
+        settings ask for a backfill; backfilled events are marked so.
+        """
+        network = adapter.network
+        limit, since = adapter.settings.backfill_plan(self.clock())
+        batch = await adapter.backlog(limit=limit, since=since)
+        events = [
+            event.model_copy(update={"backfilled": True})
+            for event in newest_events(batch.events, limit=limit, since=since)
+        ]
+        if batch.cursor is None:
+            logger.warning(
+                "%s: the adapter gave no current position; listening from its own start",
+                network, extra={"network": network},
+            )
+        if limit:
+            logger.info(
+                "%s: first run: backfilling %d events from before now (replies to them are "
+                "held as drafts by the default policies)", network, len(events),
+                extra={"network": network, "backfilled": len(events)},
+            )
+        else:
+            logger.info(
+                "%s: first run: listening from now; older events are not handled "
+                "(set backfill in the adapter's settings to handle some)", network,
+                extra={"network": network},
+            )
+        await self.ingest(network, events, cursor=batch.cursor, rejected=batch.rejected)
+        return batch.cursor
 
     async def _conversation_of(self, event: Event) -> Ref | None:
         match event:

@@ -23,11 +23,19 @@ Every action takes the same path:
 
 The result: an accepted action is delivered exactly once wherever the network
 lets us find what we sent (see the delivery guarantees page in the docs).
+
+Delivery is concurrent across conversations and ordered within one: the worker
+puts every claimed item in the lane of its conversation (a post in its network's
+lane of posts, a reaction, hide or delete in the lane of its target), sends the
+items of a lane one after another in queue order, and lets up to
+``max_in_flight`` lanes of one network have a request out at the same time.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -36,7 +44,7 @@ import anyio
 import anyio.abc
 
 from . import _logging
-from .actions import Action, Post, PrivateReply, Reply, Sent
+from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from .adapter import Adapter
 from .errors import (
     AmbiguousDelivery,
@@ -51,7 +59,7 @@ from .errors import (
 from .model import Message, Person
 from .store import AuditEntry, OutboxItem, Store
 
-__all__ = ["Clock", "Outbox"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "Clock", "Outbox"]
 
 Clock = Callable[[], datetime]
 """A callable returning the current time as a timezone-aware datetime."""
@@ -60,6 +68,30 @@ logger = logging.getLogger("omnichannel.outbox")
 
 _MESSAGE_ACTIONS = (Reply, PrivateReply, Post)
 _Retry = Literal["pending", "ambiguous"]
+_Lane = tuple[str, str, str]
+
+_AMBIGUOUS_LEASE = timedelta(seconds=60)
+"""How far ahead a claimed ``ambiguous`` item is moved while the worker has it."""
+
+DEFAULT_MAX_IN_FLIGHT = 16
+"""Requests the outbox has out at once per network unless told otherwise.
+
+Neither Mastodon nor Bluesky documents a limit on concurrent requests; both
+count requests against a budget per account (Mastodon 300 per 5 minutes,
+Bluesky writes 5,000 points per hour), which the HTTP client obeys whatever the
+concurrency: it never starts a request the known budget cannot cover, counting
+the requests still in flight. 16 keeps a round trip of 100 ms from capping
+delivery below 160 actions a second while staying polite to small instances.
+"""
+
+
+def _lane(action: Action) -> _Lane:
+    """The lane an action is delivered in: actions of one lane go out in order."""
+    if isinstance(action, Reply | PrivateReply):
+        return (action.network, "conversation", action.to.conversation.id)
+    if isinstance(action, React | Hide | Delete):
+        return (action.network, "target", action.target.id)
+    return (action.network, "posts", "")
 
 
 def _utcnow() -> datetime:
@@ -90,6 +122,16 @@ class Outbox:
         poll_interval: Seconds the worker sleeps when nothing is due (it wakes
             at once when something is queued).
         batch_size: Items claimed per round.
+        max_in_flight: Actions of one network delivered at the same time, each
+            in a different conversation: one number for every network, or a
+            mapping from network id to number (networks it leaves out get
+            [`DEFAULT_MAX_IN_FLIGHT`][omnichannel.outbox.DEFAULT_MAX_IN_FLIGHT]).
+            ``1`` sends one action at a time per network. Actions of one
+            conversation always go out one after another, in queue order.
+
+    Attributes:
+        max_in_flight: The limits in force, by network id (change them before
+            the worker starts, e.g. ``hub.outbox.max_in_flight["mastodon"] = 4``).
     """
 
     def __init__(
@@ -104,9 +146,18 @@ class Outbox:
         ambiguous_delay: timedelta = timedelta(seconds=1),
         poll_interval: float = 1.0,
         batch_size: int = 20,
+        max_in_flight: int | Mapping[str, int] = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        if isinstance(max_in_flight, int):
+            limits = dict.fromkeys(adapters, max_in_flight)
+        else:
+            limits = {network: max_in_flight.get(network, DEFAULT_MAX_IN_FLIGHT)
+                      for network in adapters}
+            limits.update(max_in_flight)
+        if any(limit < 1 for limit in limits.values()):
+            raise ConfigurationError("max_in_flight must be at least 1")
         self.store = store
         self.adapters = dict(adapters)
         self.clock = clock
@@ -116,6 +167,7 @@ class Outbox:
         self.ambiguous_delay = ambiguous_delay
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        self.max_in_flight: dict[str, int] = limits
         self._wake: anyio.Event | None = None
         self._drained: list[anyio.Event] = []
         self._paused_until: dict[str, datetime] = {}
@@ -208,29 +260,46 @@ class Outbox:
     ) -> None:
         """Deliver due items forever (until cancelled).
 
+        Items are claimed as delivery slots free up, so a slow conversation
+        does not hold back the others (see `run_once` for the order kept).
         Cancelling it mid-send is safe: the store turns the item back into
         ``ambiguous`` when it next opens, and it is reconciled before any retry.
         A failing store is logged and tried again after ``poll_interval``; it
         does not end the worker.
         """
         self._wake = anyio.Event()
-        task_status.started()
         try:
-            while True:
-                self._wake = anyio.Event()
-                waiting, self._drained = self._drained, []
-                try:
-                    if await self.run_once():
-                        self._drained[:0] = waiting
-                        continue
-                except Exception:
-                    self._drained[:0] = waiting
-                    logger.exception("the outbox worker failed; trying again")
-                else:
-                    for drained in waiting:
-                        drained.set()
-                with anyio.move_on_after(self.poll_interval):
-                    await self._wake.wait()
+            async with anyio.create_task_group() as tg:
+                lanes = _Lanes(self, tg, reraise=False)
+                task_status.started()
+                while True:
+                    self._wake = anyio.Event()
+                    room = self._window() - lanes.outstanding
+                    lanes.starved = room <= 0
+                    if room > 0:
+                        # Who waits for the drain from before this claim: released
+                        # once it finds nothing due and nothing is being sent.
+                        waiting, self._drained = self._drained, []
+                        failed = False
+                        try:
+                            items = await self.store.claim_due(
+                                now=self.clock(), limit=min(room, self.batch_size)
+                            )
+                        except Exception:
+                            logger.exception("the outbox worker failed; trying again")
+                            items, failed = [], True
+                        fresh = await self._hold(lanes, items)
+                        if fresh:
+                            lanes.add(fresh)
+                            self._drained[:0] = waiting
+                            continue
+                        if failed or lanes.outstanding:
+                            self._drained[:0] = waiting
+                        else:
+                            for drained in waiting:
+                                drained.set()
+                    with anyio.move_on_after(self.poll_interval):
+                        await self._wake.wait()
         finally:
             self._wake = None
             waiting, self._drained = self._drained, []
@@ -251,29 +320,46 @@ class Outbox:
         self.wake()
         await drained.wait()
 
+    async def _hold(self, lanes: _Lanes, items: list[OutboxItem]) -> list[OutboxItem]:
+        """The claimed items not already in a lane; ambiguous ones leased out of reach.
+
+        A claimed ``ambiguous`` item stays ``ambiguous`` (and due) in the store,
+        so the next claim, made while it is still being reconciled, would
+        return it again: it is moved ``_AMBIGUOUS_LEASE`` ahead, and a claim
+        that returns it anyway is not delivered a second time.
+        """
+        fresh = [item for item in items if not lanes.holds(item.key)]
+        now = self.clock()
+        for item in fresh:
+            if item.status == "ambiguous":
+                try:
+                    await self.store.update_outbox(
+                        item.key, status="ambiguous", next_attempt_at=now + _AMBIGUOUS_LEASE
+                    )
+                except Exception:  # only saves claims: the lanes keep it from going twice
+                    logger.exception("the outbox worker failed; trying again")
+        return fresh
+
+    def _window(self) -> int:
+        """Most items claimed and not yet done at once: enough to keep every slot busy."""
+        return max(self.batch_size, 2 * sum(self.max_in_flight.values()))
+
     async def run_once(self) -> int:
         """Claim the items due now and try each once; return how many were claimed.
 
-        Items of one network go out one after another, in queue order; networks
-        are served concurrently.
+        Items of one conversation go out one after another, in queue order;
+        conversations are served concurrently, up to ``max_in_flight`` of one
+        network at a time, and networks independently.
         """
         items = await self.store.claim_due(now=self.clock(), limit=self.batch_size)
         if not items:
             return 0
-        by_network: dict[str, list[OutboxItem]] = {}
-        for item in items:
-            by_network.setdefault(item.network, []).append(item)
-        if len(by_network) == 1:
-            await self._deliver_all(items)
-        else:
-            async with anyio.create_task_group() as tg:
-                for group in by_network.values():
-                    tg.start_soon(self._deliver_all, group)
+        async with anyio.create_task_group() as tg:
+            lanes = _Lanes(self, tg, reraise=True)
+            lanes.add(items)
+        if lanes.errors:
+            raise lanes.errors[0]
         return len(items)
-
-    async def _deliver_all(self, items: list[OutboxItem]) -> None:
-        for item in items:
-            await self.deliver(item)
 
     async def deliver(self, item: OutboxItem) -> OutboxItem:
         """Try one claimed item once and record the outcome; return the updated item.
@@ -407,6 +493,122 @@ class Outbox:
                 await self.store.save_messages([message])
         _logging.action_sent(logger, item, sent, reconciled=reconciled)
         return updated
+
+
+class _Slots:
+    """One network's delivery slots, granted to ready items in claim order."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.busy = 0
+        self._ready: list[tuple[int, anyio.Event]] = []
+
+    def ready(self, seq: int) -> anyio.Event:
+        """Queue item ``seq`` (its lane's head) for a slot; the event is set when it has one."""
+        granted = anyio.Event()
+        heapq.heappush(self._ready, (seq, granted))
+        self._grant()
+        return granted
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.busy -= 1
+        self._grant()
+
+    def _grant(self) -> None:
+        while self.busy < self.limit and self._ready:
+            _, granted = heapq.heappop(self._ready)
+            self.busy += 1
+            granted.set()
+
+
+class _Lanes:
+    """Claimed items in their lanes, and the tasks delivering them.
+
+    An item is ready when it heads its lane; ready items get their network's
+    slots in claim order, so a limit of one delivers in queue order.
+    """
+
+    def __init__(self, outbox: Outbox, tg: anyio.abc.TaskGroup, *, reraise: bool) -> None:
+        self._outbox = outbox
+        self._tg = tg
+        self._reraise = reraise
+        self._queues: dict[_Lane, deque[tuple[int, OutboxItem]]] = {}
+        self._slots: dict[str, _Slots] = {}
+        self._seq = 0
+        self._keys: set[str] = set()
+        self.outstanding = 0
+        self.starved = False  # the worker waits for an item to finish
+        self.errors: list[Exception] = []
+
+    def holds(self, key: str) -> bool:
+        """Whether the item with this key is in a lane (waiting or being delivered)."""
+        return key in self._keys
+
+    def add(self, items: list[OutboxItem]) -> None:
+        """Queue claimed items (in claim order) behind their lanes' earlier items."""
+        for item in items:
+            self._seq += 1
+            self.outstanding += 1
+            self._keys.add(item.key)
+            lane = _lane(item.action)
+            queue = self._queues.get(lane)
+            if queue is not None:
+                queue.append((self._seq, item))
+            else:
+                self._queues[lane] = deque(((self._seq, item),))
+                granted = self._network(item.network).ready(self._seq)
+                self._tg.start_soon(self._drain, lane, granted)
+
+    def _network(self, network: str) -> _Slots:
+        slots = self._slots.get(network)
+        if slots is None:
+            limit = self._outbox.max_in_flight.get(network, DEFAULT_MAX_IN_FLIGHT)
+            slots = self._slots[network] = _Slots(limit)
+        return slots
+
+    async def _drain(self, lane: _Lane, granted: anyio.Event) -> None:
+        queue = self._queues[lane]
+        try:
+            while queue:
+                _, item = queue[0]
+                slots = self._network(item.network)
+                failure: Exception | None = None
+                try:
+                    await granted.wait()
+                except BaseException:  # cancelled before its turn
+                    if granted.is_set():
+                        slots.release()
+                    raise
+                try:
+                    await self._outbox.deliver(item)
+                except Exception as exc:
+                    failure = exc
+                finally:
+                    queue.popleft()
+                    self.outstanding -= 1
+                    self._keys.discard(item.key)
+                    if failure is not None and self._reraise:
+                        # Like a sequential run: what was after the failure stays
+                        # claimed, and is reconciled once the store reopens.
+                        self.errors.append(failure)
+                        self.outstanding -= len(queue)
+                        self._keys.difference_update(i.key for _, i in queue)
+                        queue.clear()
+                    if queue:
+                        # The lane's next item is ready before the slot is given
+                        # back: with one slot, it goes before later-claimed items.
+                        next_seq, next_item = queue[0]
+                        granted = self._network(next_item.network).ready(next_seq)
+                    slots.release()
+                if failure is not None and not self._reraise:
+                    logger.error("the outbox worker failed; trying again", exc_info=failure)
+                if self.starved or self.outstanding == 0:
+                    # The worker waits for room, or for the last send (to report a drain).
+                    self.starved = False
+                    self._outbox.wake()
+        finally:
+            del self._queues[lane]
 
 
 def _sent_message(action: Action, sent: Sent | None, account: Person | None) -> Message | None:

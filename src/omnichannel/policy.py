@@ -7,6 +7,11 @@ default, [`HoldPublic`][omnichannel.policy.HoldPublic], holds everything that
 would be public and sends private answers at once: a public reply is a
 permanent record, a private one reaches one customer.
 
+Replies to a [backfilled][omnichannel.events]
+event (read from before the listener's first run, when a backfill was asked
+for) are held as drafts by every policy here, ``AutoSend`` included: an
+answer days late is for a human to send or drop.
+
 The [`CopyPasteGuard`][omnichannel.policy.CopyPasteGuard] refuses to send the
 same text to a different customer within a time window: identical canned
 answers to many people are the classic sign of a bot gone wrong. Texts are
@@ -99,6 +104,13 @@ class ReplyPolicy(Protocol):
         ...  # pragma: no cover - protocol
 
 
+def _backfilled(event: Event | None) -> bool:
+    return event is not None and event.backfilled
+
+
+_BACKFILL_HOLD = "a backfilled event: replies to history wait for approval"
+
+
 def _is_public(action: OutgoingMessage) -> bool:
     if isinstance(action, PrivateReply):
         return False
@@ -109,10 +121,15 @@ def _is_public(action: OutgoingMessage) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class HoldPublic:
-    """The default policy: hold replies that would be public, send private ones."""
+    """The default policy: hold replies that would be public, send private ones.
+
+    Every reply to a backfilled event is held, private ones included.
+    """
 
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
         """Hold a public reply or post as a draft; send a private one at once."""
+        if _backfilled(event):
+            return Decision.hold(_BACKFILL_HOLD)
         if _is_public(action):
             return Decision.hold("public replies wait for approval")
         return Decision.send("private reply")
@@ -120,10 +137,15 @@ class HoldPublic:
 
 @dataclass(frozen=True, slots=True)
 class AutoSend:
-    """Send every reply at once (bots and trusted automations)."""
+    """Send every reply at once (bots and trusted automations).
+
+    Except replies to a backfilled event: those are held as drafts.
+    """
 
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
-        """Always send."""
+        """Send, unless the event is backfilled (then hold)."""
+        if _backfilled(event):
+            return Decision.hold(_BACKFILL_HOLD)
         return Decision.send("auto-send")
 
 
@@ -136,6 +158,8 @@ class _HoldWhen:
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
         if self.predicate(event, action):
             return Decision.hold(self.reason)
+        if _backfilled(event):
+            return Decision.hold(_BACKFILL_HOLD)
         return self.otherwise.decide(event, action)
 
 
@@ -146,6 +170,8 @@ def hold_when(
     otherwise: ReplyPolicy | None = None,
 ) -> ReplyPolicy:
     """Build a policy that holds a reply when ``predicate(event, action)`` is true.
+
+    A reply to a backfilled event is held too, whatever ``otherwise`` says.
 
     Args:
         predicate: Called with the event being answered (``None`` outside a

@@ -356,3 +356,26 @@ async def test_jetstream_never_sees_our_token() -> None:
     for headers in sandbox.jetstream.handshakes:
         assert headers["upgrade"].lower() == "websocket"
         assert "authorization" not in headers
+
+
+
+async def test_a_first_run_position_starts_jetstream_live() -> None:
+    """A first run's position asks Jetstream for the live tail, not the newest mention's time.
+
+    (Real Jetstream starts at the live tail without a cursor; the sandbox's
+    replays its whole feed, so this checks the cursor the adapter resumes with.)
+    """
+    sandbox = BlueskySandbox(seed=30)
+    sandbox.customer_mention("an old mention")
+    async with opened(sandbox, listening=True) as adapter:
+        position = await adapter.backlog()
+        sandbox.customer_mention("a new mention")
+        polled = await adapter.poll(position.cursor)
+    start = json.loads(position.cursor or "{}")
+    assert position.events == ()
+    assert start["l"] is True
+    assert "t" not in start
+    assert start["n"]  # polling resumes after the newest notification
+    assert [e.message.text for e in polled.events if isinstance(e, MessageReceived)] == [
+        "@shop.bsky.social a new mention"]
+    assert json.loads(polled.cursor or "{}")["l"] is True  # until Jetstream gives a time_us

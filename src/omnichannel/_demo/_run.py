@@ -29,7 +29,7 @@ from ..registry import install_hint
 from ..store import SQLiteStore
 from ._report import LEGEND, Outcome, collect_outcomes, figures, figures_table
 from ._sandboxes import SandboxNetwork, open_sandbox_networks
-from ._scenario import AFTER_OUTAGE, CUSTOMERS, Written, write
+from ._scenario import AFTER_OUTAGE, CUSTOMERS, Written, write, write_history
 
 __all__ = ["load_quickbot", "run_demo"]
 
@@ -175,7 +175,8 @@ class _Script:
     """One network's scripted conversations and the checks on what the bot did."""
 
     def __init__(self, net: SandboxNetwork, hub: Hub, progress: _Progress,
-                 checks: list[_Check]) -> None:
+                 checks: list[_Check], history: Sequence[Written] = ()) -> None:
+        self.history = list(history)
         self.net = net
         self.hub = hub
         self.progress = progress
@@ -187,6 +188,11 @@ class _Script:
     async def run(self) -> None:
         network = self.net.network
         sandbox = self.net.sandbox
+        if self.history:
+            self.progress.line(network, "**", f"{len(self.history)} messages from days before "
+                               "the bot's first start (" + ", ".join(
+                                   w.line.about for w in self.history) + "): history, left alone")
+        page_start = await self.hub.store.get_cursor(network)
         written = [write(sandbox, line) for line in CUSTOMERS]
         self.progress.line(network, "**", f"{len(written)} customers write: "
                            + ", ".join(w.line.about for w in written))
@@ -199,7 +205,7 @@ class _Script:
         # A second worker polls the same page and hands it to the hub again.
         before = self._duplicates()
         async with self.net.new_adapter() as second:
-            batch = await second.poll(None)
+            batch = await second.poll(page_start)
         new = await self.hub.ingest(network, batch.events)
         dropped = self._duplicates() - before
         self.progress.line(network, "**", f"a second worker delivers {len(batch.events)} events "
@@ -230,6 +236,19 @@ class _Script:
                    f"{len(sandbox.faults.hits)} faults injected")
         sandbox.faults.clear()
         self._check_no_copy_paste()
+        await self._check_history_left_alone()
+
+    async def _check_history_left_alone(self) -> None:
+        if not self.history:
+            return
+        sandbox = self.net.sandbox
+        old = {w.record.id for w in self.history}
+        people = {w.customer.id for w in self.history}
+        answered = [r for r in sandbox.sent() if r.in_reply_to in old or r.recipient in people]
+        known = [o for o in await collect_outcomes(self.hub.store) if o.message.ref.id in old]
+        self.check(f"{len(old)} messages from before the first start are not answered",
+                   not answered and not known,
+                   f"{len(answered)} answers on the network, {len(known)} handled by the bot")
 
     def _duplicates(self) -> int:
         return self.hub.statistics().networks[self.net.network].duplicates_dropped
@@ -299,13 +318,15 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
             progress = _Progress(out, started, hub, width=max(len(n.network) for n in nets))
             hub.use(progress.inbound)
             checks: list[_Check] = []
+            # The accounts have history: the bot's first start must not answer it.
+            history = {net.network: write_history(net.sandbox) for net in nets}
             async with hub:
                 async with anyio.create_task_group() as tg:
                     await tg.start(lambda task_status: hub.run(task_status=task_status))
                     tg.start_soon(progress.watch)
                     async with anyio.create_task_group() as scripts:
                         for net in nets:
-                            script = _Script(net, hub, progress, checks)
+                            script = _Script(net, hub, progress, checks, history[net.network])
                             scripts.start_soon(script.run)
                     await hub.wait_idle()
                     tg.cancel_scope.cancel()

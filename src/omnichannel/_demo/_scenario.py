@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from ..testing import Account, DirectMessage, Post, Sandbox
 
-__all__ = ["CUSTOMERS", "Line", "Written", "write", "write_starter_conversations"]
+__all__ = [
+    "CUSTOMERS",
+    "HISTORY",
+    "Line",
+    "Written",
+    "write",
+    "write_history",
+    "write_starter_conversations",
+]
 
 Expect = Literal["public", "private", "draft"]
 
@@ -51,6 +59,16 @@ AFTER_OUTAGE = Line("erin", "Erin", "The mug arrived in one piece, thanks for th
 CUSTOMERS: tuple[Line, ...] = (THANKS, SARCASM, QUESTION, DM)
 """The first burst of conversations, on every network."""
 
+HISTORY: tuple[Line, ...] = (
+    Line("frank", "Frank", "Is the winter sale still on? Asking for a friend", "mention",
+         "public", "an old question"),
+    Line("grace", "Grace", "Thanks for the quick refund last month!", "mention",
+         "public", "an old thank-you"),
+    Line("heidi", "Heidi", "Do you have the blue kettle in stock?", "dm",
+         "private", "an old direct message"),
+)
+"""Written days before the bot first starts: history it must leave alone (no backfill)."""
+
 
 @dataclass(frozen=True)
 class Written:
@@ -75,6 +93,22 @@ def write(sandbox: Sandbox, line: Line) -> Written:
     else:
         record = sandbox.customer_mention(line.text, author=customer)
     return Written(line, sandbox.network, customer, record, now)
+
+
+def write_history(sandbox: Sandbox, *, days_ago: float = 3) -> list[Written]:
+    """Write `HISTORY` as it was ``days_ago`` days ago, before the bot first starts."""
+    then = datetime.now(UTC) - timedelta(days=days_ago)
+    if then > sandbox.clock.peek():
+        sandbox.clock.set(then)
+    written: list[Written] = []
+    for line in HISTORY:
+        customer = sandbox.customer(line.who, display_name=line.display_name)
+        record: Post | DirectMessage = (
+            sandbox.customer_dm(line.text, author=customer) if line.channel == "dm"
+            else sandbox.customer_mention(line.text, author=customer)
+        )
+        written.append(Written(line, sandbox.network, customer, record, then))
+    return written
 
 
 def write_starter_conversations(sandbox: Sandbox) -> list[Written]:

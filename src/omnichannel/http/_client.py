@@ -62,6 +62,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+"""Keep every connection the outbox's concurrent sends open (httpx keeps 20)."""
+
+
 def _default_user_agent() -> str:
     try:
         return f"omnichannel/{version('omnichannel')}"
@@ -418,14 +422,18 @@ class ApiClient:
         )
         auth = httpx.USE_CLIENT_DEFAULT if call.authenticated else None
         started = time.perf_counter()
+        self.rate_limits.started(self.network, call.bucket)
         try:
-            response = await self._http.send(request, auth=auth)
-        except httpx.RequestError as exc:
-            failure = self._transport_failure(call, exc)
-            self._log(call, started=started, status=None, error=type(exc).__name__,
-                      outcome=self._outcome(call, failure))
-            raise failure from None
-        info, now = self._observe(call, response)
+            try:
+                response = await self._http.send(request, auth=auth)
+            except httpx.RequestError as exc:
+                failure = self._transport_failure(call, exc)
+                self._log(call, started=started, status=None, error=type(exc).__name__,
+                          outcome=self._outcome(call, failure))
+                raise failure from None
+            info, now = self._observe(call, response)
+        finally:
+            self.rate_limits.ended(self.network, call.bucket)
         if response.status_code < 400:
             self._log(call, started=started, status=response.status_code, outcome="ok")
             return response
@@ -479,6 +487,10 @@ class ApiClient:
         )
 
     async def _wait_for_budget(self, call: _Call) -> None:
+        # Concurrent requests: while those in flight could use up what is left,
+        # wait for their answers (and the budget they report) before sending.
+        while self.rate_limits.would_overrun(self.network, call.bucket, now=self._clock()):
+            await self.rate_limits.wait_for_answer()
         now = self._clock()
         delay = self.rate_limits.wait_time(self.network, call.bucket, now=now)
         if delay <= 0:
@@ -738,6 +750,7 @@ async def open_client(
         transport=transport,
         timeout=timeout,
         headers=merged,
+        limits=_POOL_LIMITS,
     ) as http:
         yield ApiClient(
             http,

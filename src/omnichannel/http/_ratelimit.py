@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import anyio
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, NonNegativeInt
 
@@ -66,11 +67,16 @@ class RateLimitState:
     (``"POST /2/tweets"``), the whole account on Mastodon and Bluesky, the app or
     the Page on Meta. The HTTP client fills the state from each response and waits
     before a request whose bucket is exhausted, instead of running into a 429.
-    One state may be shared by several clients.
+    It also counts the requests in flight on each bucket: while they could use
+    up what is left of the budget, a new request waits for one of them to end
+    (see `would_overrun`), so concurrent requests never overrun a known budget.
+    One state may be shared by several clients (of one event loop).
     """
 
     def __init__(self) -> None:
         self._buckets: dict[tuple[str, str], RateLimitInfo] = {}
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self._ended: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"RateLimitState(buckets={len(self._buckets)})"
@@ -98,6 +104,50 @@ class RateLimitState:
         if info is None or not info.exhausted or info.reset_at is None:
             return 0.0
         return max(0.0, (info.reset_at - now).total_seconds())
+
+    def in_flight(self, network: str, bucket: str) -> int:
+        """Requests on ``bucket`` sent and not yet answered."""
+        return self._in_flight.get((network, bucket), 0)
+
+    def would_overrun(self, network: str, bucket: str, *, now: datetime) -> bool:
+        """Whether the requests in flight could use up the rest of the budget.
+
+        True when the last known ``remaining`` (before a reset that is still
+        ahead) is no more than the requests on ``bucket`` that have not been
+        answered yet: one more request now could be the one answered 429.
+        """
+        count = self._in_flight.get((network, bucket), 0)
+        if count == 0:
+            return False
+        info = self._buckets.get((network, bucket))
+        if info is None or info.remaining is None:
+            return False
+        if info.reset_at is not None and info.reset_at <= now:
+            return False
+        return info.remaining <= count
+
+    def started(self, network: str, bucket: str) -> None:
+        """Count a request on ``bucket`` as sent."""
+        key = (network, bucket)
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+
+    def ended(self, network: str, bucket: str) -> None:
+        """Count a request on ``bucket`` as answered (or failed), after its budget is recorded."""
+        key = (network, bucket)
+        left = self._in_flight.get(key, 0) - 1
+        if left > 0:
+            self._in_flight[key] = left
+        else:
+            self._in_flight.pop(key, None)
+        if self._ended is not None:
+            self._ended.set()
+            self._ended = None
+
+    async def wait_for_answer(self) -> None:
+        """Return once a request in flight (on any bucket) has ended."""
+        if self._ended is None:
+            self._ended = anyio.Event()
+        await self._ended.wait()
 
 
 def _int(value: str | None) -> int | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -95,6 +96,14 @@ class MemoryStore(Store):
         """Create an empty store (open it before use)."""
         self._open = False
         self._events: dict[str, _EventRow] = {}
+        # Indexes, so what one event costs does not grow with what is stored:
+        self._unhandled: dict[str, None] = {}  # event ids, in record order
+        self._in_conversation: dict[_Key, set[_Key]] = {}  # live messages by conversation
+        self._words: dict[str, set[_Key]] = {}  # live messages by search word
+        self._vocabulary: list[str] | None = []  # sorted words (None: to sort again)
+        self._position: dict[_Key, int] = {}  # first-stored order of messages
+        self._claimable: dict[str, None] = {}  # outbox keys pending or ambiguous
+        self._by_digest: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
         self._cursors: dict[tuple[str, str], str] = {}
         self._people: dict[_Key, Person] = {}
         self._conversations: dict[_Key, _ConversationRow] = {}
@@ -127,6 +136,7 @@ class MemoryStore(Store):
                 self._outbox[key] = item.model_copy(
                     update={"status": "ambiguous", "updated_at": now}
                 )
+                self._claimable[key] = None
         self._open = True
 
     async def aclose(self) -> None:
@@ -154,6 +164,7 @@ class MemoryStore(Store):
             if event.id in self._events:
                 continue
             self._events[event.id] = _EventRow(event)
+            self._unhandled[event.id] = None
             new.append(event)
             self._apply(event)
         if cursor is not None:
@@ -167,7 +178,12 @@ class MemoryStore(Store):
         elif isinstance(event, MessageUpdated):
             self._upsert_message(event.message, None)
         elif isinstance(event, MessageDeleted):
-            self._messages[_key(event.message)] = _MessageRow(None, deleted=True)
+            key = _key(event.message)
+            row = self._messages.get(key)
+            if row is not None and row.message is not None:
+                self._unindex(key, row.message)
+            self._position.setdefault(key, len(self._position))
+            self._messages[key] = _MessageRow(None, deleted=True)
 
     def _remember_people(self, people: Sequence[Person]) -> None:
         for person in people:
@@ -181,7 +197,11 @@ class MemoryStore(Store):
                 return
             if row.message is not None and version_at(row.message) > version_at(message):
                 return
+            if row.message is not None:
+                self._unindex(key, row.message)
+        self._position.setdefault(key, len(self._position))
         self._messages[key] = _MessageRow(message)
+        self._index(key, message)
         self._remember_people((message.author,))
         conv_key = _key(message.conversation)
         existing = self._conversations.get(conv_key)
@@ -192,6 +212,36 @@ class MemoryStore(Store):
         if existing is not None and existing.last_activity > last:
             last = existing.last_activity
         self._conversations[conv_key] = _ConversationRow(merged, last)
+
+    def _index(self, key: _Key, message: Message) -> None:
+        self._in_conversation.setdefault(_key(message.conversation), set()).add(key)
+        for word in set(tokens(message.text)):
+            holders = self._words.get(word)
+            if holders is None:
+                holders = self._words[word] = set()
+                self._vocabulary = None
+            holders.add(key)
+
+    def _unindex(self, key: _Key, message: Message) -> None:
+        members = self._in_conversation.get(_key(message.conversation))
+        if members is not None:
+            members.discard(key)
+        for word in set(tokens(message.text)):
+            holders = self._words.get(word)
+            if holders is not None:
+                holders.discard(key)
+
+    def _with_prefix(self, prefix: str) -> set[_Key]:
+        """Messages holding a word that starts with ``prefix``."""
+        if self._vocabulary is None:
+            self._vocabulary = sorted(self._words)
+        words = self._vocabulary
+        found: set[_Key] = set()
+        at = bisect.bisect_left(words, prefix)
+        while at < len(words) and words[at].startswith(prefix):
+            found |= self._words[words[at]]
+            at += 1
+        return found
 
     async def get_cursor(self, network: str, stream: str = "default") -> str | None:
         """Return the cursor saved by the last batch of ``network``/``stream``."""
@@ -204,15 +254,13 @@ class MemoryStore(Store):
         row = self._events.get(event_id)
         if row is not None:
             row.handled = True
+            self._unhandled.pop(event_id, None)
 
     async def unhandled_events(self, network: str | None = None) -> list[Event]:
         """Return the events not yet handled, in the order they were recorded."""
         await self._ready()
-        return [
-            row.event
-            for row in self._events.values()
-            if not row.handled and (network is None or row.event.network == network)
-        ]
+        events = (self._events[event_id].event for event_id in self._unhandled)
+        return [event for event in events if network is None or event.network == network]
 
     async def seen(self, event_id: str) -> bool:
         """Return whether an event with this id was recorded."""
@@ -237,9 +285,9 @@ class MemoryStore(Store):
         """Return the latest ``limit`` messages of a conversation, oldest first."""
         await self._ready()
         found = [
-            row.message
-            for row in self._messages.values()
-            if row.message is not None and _key(row.message.conversation) == _key(ref)
+            message
+            for key in self._in_conversation.get(_key(ref), ())
+            if (message := self._messages[key].message) is not None
         ]
         found.sort(key=lambda message: (message.created_at, message.ref.id))
         return found[-limit:] if limit > 0 else []
@@ -266,8 +314,8 @@ class MemoryStore(Store):
         if not terms:
             return []
         scored: list[tuple[int, Message]] = []
-        for row in self._messages.values():
-            message = row.message
+        for key in sorted(self._candidates(terms), key=self._position.__getitem__):
+            message = self._messages[key].message
             if message is None or (network is not None and message.network != network):
                 continue
             words = tokens(message.text)
@@ -276,6 +324,23 @@ class MemoryStore(Store):
                 scored.append((sum(counts), message))
         scored.sort(key=lambda pair: (pair[0], pair[1].created_at), reverse=True)
         return [message for _, message in scored[: max(limit, 0)]]
+
+    def _candidates(self, terms: Iterable[Phrase]) -> set[_Key]:
+        """Messages holding every word of every term (a superset of the matches)."""
+        found: set[_Key] | None = None
+        for term in terms:
+            whole = term.words[:-1] if term.prefix else term.words
+            for word in whole:
+                holders = self._words.get(word, set())
+                found = set(holders) if found is None else found & holders
+                if not found:
+                    return set()
+            if term.prefix:
+                holders = self._with_prefix(term.words[-1])
+                found = holders if found is None else found & holders
+                if not found:
+                    return set()
+        return found or set()
 
     async def save_messages(self, messages: Sequence[Message]) -> None:
         """Upsert messages (our own sent replies, fetched history)."""
@@ -288,7 +353,24 @@ class MemoryStore(Store):
     async def enqueue(self, item: OutboxItem) -> OutboxItem:
         """Add an item; when its key is already queued, return the stored one."""
         await self._ready()
-        return self._outbox.setdefault(item.key, item)
+        stored = self._outbox.get(item.key)
+        if stored is not None:
+            return stored
+        self._outbox[item.key] = item
+        self._track(item)
+        if item.recipient is not None and item.text_digest is not None:
+            bisect.insort(
+                self._by_digest.setdefault((item.network, item.text_digest), []),
+                (item.created_at, item.key),
+            )
+        return item
+
+    def _track(self, item: OutboxItem) -> None:
+        """Keep the claimable index in step with the item's status."""
+        if item.status in ("pending", "ambiguous"):
+            self._claimable[item.key] = None
+        else:
+            self._claimable.pop(item.key, None)
 
     async def get_outbox(self, key: str) -> OutboxItem | None:
         """Return the item with this key, or ``None``."""
@@ -301,8 +383,8 @@ class MemoryStore(Store):
         now = as_utc(now, "now")
         due = [
             item
-            for item in self._outbox.values()
-            if item.status in ("pending", "ambiguous") and item.next_attempt_at <= now
+            for key in self._claimable
+            if (item := self._outbox[key]).next_attempt_at <= now
         ]
         due.sort(key=lambda item: (item.created_at, item.key))
         claimed: list[OutboxItem] = []
@@ -312,6 +394,7 @@ class MemoryStore(Store):
                 update={"status": status, "attempts": item.attempts + 1, "updated_at": now}
             )
             self._outbox[item.key] = updated
+            self._track(updated)
             claimed.append(updated)
         return claimed
 
@@ -346,6 +429,7 @@ class MemoryStore(Store):
             update["sent"] = sent
         updated = item.model_copy(update=update)
         self._outbox[key] = updated
+        self._track(updated)
         if audit is not None:
             self._append_audit(audit)
         return updated
@@ -365,16 +449,11 @@ class MemoryStore(Store):
         """Return who was sent this text since ``since`` (not failed or cancelled)."""
         await self._ready()
         since = as_utc(since, "since")
-        items = sorted(self._outbox.values(), key=lambda item: (item.created_at, item.key))
+        entries = self._by_digest.get((network, text_digest), [])
         found: dict[str, None] = {}
-        for item in items:
-            if (
-                item.network == network
-                and item.text_digest == text_digest
-                and item.recipient is not None
-                and item.created_at >= since
-                and item.status not in ("failed", "cancelled")
-            ):
+        for _, key in entries[bisect.bisect_left(entries, (since, "")) :]:
+            item = self._outbox[key]
+            if item.recipient is not None and item.status not in ("failed", "cancelled"):
                 found[item.recipient] = None
         return list(found)
 

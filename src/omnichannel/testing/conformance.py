@@ -57,7 +57,10 @@ from omnichannel.errors import (
     WebhookSignatureError,
 )
 from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
+from omnichannel.hub import Context, Hub
 from omnichannel.model import Link, Mention, Message
+from omnichannel.policy import AutoSend
+from omnichannel.store import MemoryStore, Store
 
 from ._transport import Receive, Scope, Send, answer_lifespan, serve_async, serve_in_thread
 from .faults import route_matcher
@@ -82,6 +85,7 @@ OPTIONAL_CAPABILITIES = ("react", "hide", "delete", "private_reply", "webhook", 
 
 _TIMEOUT = 10.0
 _POLL_ROUNDS = 25
+_HISTORY = 20
 
 ENTITY_TEXT = "🎉🇫🇷 hey {us} 👩‍👩‍👧 my order is late: https://example.com/orders/42?ref=a1 #help"
 """The inbound text of the entity scenario: emoji (flags, ZWJ) before each entity."""
@@ -789,6 +793,116 @@ class AdapterConformance:
             await _expect_unsupported(first_batch_ids, "stream")
             return
         assert post.id in await first_batch_ids()
+
+    # first run --------------------------------------------------------------
+
+    def _listening_hub(
+        self, conformance: Conformance, store: Store, answered: list[MessageReceived],
+        **settings: object,
+    ) -> Hub:
+        """A hub over a new adapter (polling often) whose handler answers every message."""
+        adapter = conformance.reopen()
+        adapter.settings = adapter.settings.model_copy(update={"poll_interval": 0.02, **settings})
+        hub = Hub(adapters=[adapter], store=store, policy=AutoSend(), copy_paste_window=None)
+
+        @hub.on(MessageReceived)
+        async def answer(event: MessageReceived, ctx: Context) -> None:
+            answered.append(event)
+            await ctx.reply(f"Thanks for writing, message {len(answered)}!")
+
+        return hub
+
+    def _write_history(self, conformance: Conformance) -> list[str]:
+        """Write `_HISTORY` mentions from different customers, two days before now."""
+        sandbox = conformance.sandbox
+        old = [
+            sandbox.customer_mention(f"old question {n}", author=sandbox.customer(f"old{n}")).id
+            for n in range(_HISTORY)
+        ]
+        sandbox.clock.advance(timedelta(days=2))
+        return old
+
+    async def _run_until(self, hub: Hub, write: Callable[[], object],
+                         done: Callable[[], bool]) -> None:
+        async with hub, anyio.create_task_group() as tg:
+            await tg.start(hub.run)
+            write()
+            with anyio.fail_after(_TIMEOUT):
+                while True:  # the hub reports nothing to wait on: look again shortly
+                    if done():
+                        break
+                    await anyio.sleep(0.01)
+            await hub.wait_idle()
+            tg.cancel_scope.cancel()
+
+    async def test_first_run_answers_nothing_old(self, conformance: Conformance) -> None:
+        """A first run on an account with 20 old mentions answers none; a restart continues."""
+        if not conformance.capabilities.inbound & {"poll", "stream"}:
+            pytest.skip("the adapter neither polls nor streams")
+        sandbox = conformance.sandbox
+        old = self._write_history(conformance)
+        store = MemoryStore()
+        answered: list[MessageReceived] = []
+        fresh: list[str] = []
+
+        def sent_to() -> list[str | None]:
+            return [record.in_reply_to for record in sandbox.sent()]
+
+        def write_one(text: str) -> Callable[[], None]:
+            return lambda: fresh.append(sandbox.customer_mention(text).id)
+
+        hub = self._listening_hub(conformance, store, answered)
+        await self._run_until(hub, write_one("a new question"), lambda: len(sandbox.sent()) >= 1)
+        assert [e.message.ref.id for e in answered] == fresh, (
+            f"a first run handled messages written before it: {len(answered)} handled, "
+            f"{len(set(old) & {e.message.ref.id for e in answered})} of them old"
+        )
+        assert sent_to() == fresh, "a first run answered messages written before it"
+        assert not any(e.backfilled for e in answered), "a live event was marked backfilled"
+
+        # Restarted with the stored cursor: what came while away is new, and answered.
+        hub = self._listening_hub(conformance, store, answered)
+        await self._run_until(hub, write_one("written after the restart"),
+                              lambda: len(sandbox.sent()) >= 2)
+        assert [e.message.ref.id for e in answered] == fresh
+        assert sent_to() == fresh
+        assert not set(old) & set(sent_to())
+
+    async def test_backfill_drafts_old_mentions_and_sends_none(
+        self, conformance: Conformance
+    ) -> None:
+        """With a backfill the 20 old mentions are handled as drafts, even under AutoSend."""
+        if not conformance.capabilities.inbound & {"poll", "stream"}:
+            pytest.skip("the adapter neither polls nor streams")
+        sandbox = conformance.sandbox
+        old = self._write_history(conformance)
+        answered: list[MessageReceived] = []
+        fresh: list[str] = []
+        hub = self._listening_hub(conformance, MemoryStore(), answered, backfill=_HISTORY)
+
+        def held() -> int:
+            return hub.statistics().total.drafts_held
+
+        await self._run_until(
+            hub, lambda: None, lambda: held() >= _HISTORY,
+        )
+        assert sorted(e.message.ref.id for e in answered) == sorted(old)
+        assert all(e.backfilled for e in answered), "backfilled events must say so"
+        assert sandbox.sent() == [], "a reply to a backfilled event was sent under AutoSend"
+        async with hub.store as store:
+            drafts = await store.list_drafts(status="pending", limit=100)
+        assert sorted(d.action.to.ref.id for d in drafts if isinstance(d.action, Reply)) == (
+            sorted(old)
+        ), "every backfilled mention's reply must wait as a draft"
+
+        # The backfill happens once: restarted, the hub answers only what is new.
+        answered.clear()
+        hub = self._listening_hub(conformance, hub.store, answered, backfill=_HISTORY)
+        await self._run_until(hub, lambda: fresh.append(sandbox.customer_mention("new").id),
+                              lambda: len(sandbox.sent()) >= 1)
+        assert [e.message.ref.id for e in answered] == fresh
+        assert not answered[0].backfilled
+        assert [record.in_reply_to for record in sandbox.sent()] == fresh
 
     # outbound, in depth -----------------------------------------------------
 

@@ -16,7 +16,15 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, convert_item, decode_json
+from omnichannel.adapter import (
+    Adapter,
+    AdapterSettings,
+    Batch,
+    Rejected,
+    convert_item,
+    decode_json,
+    newest_events,
+)
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AmbiguousDelivery,
@@ -178,8 +186,10 @@ class _Cursor:
     time; ``b`` the ``listNotifications`` cursors of the pages still to
     deliver, oldest first, while a backlog of more than one page is read
     back (see `BlueskyAdapter.poll`); ``c`` is the chat log cursor; ``t`` the
-    last Jetstream ``time_us``. Serialized as compact JSON, so a cursor
-    stored from either path resumes the other. A bare integer is read as a
+    last Jetstream ``time_us``; ``l`` says Jetstream starts live until it has
+    a ``t`` (a first run's position: the time of the newest notification
+    would replay posts). Serialized as compact JSON, so a cursor stored
+    from either path resumes the other. A bare integer is read as a
     ``time_us``.
     """
 
@@ -187,6 +197,7 @@ class _Cursor:
     uris: tuple[str, ...] = ()
     chat: str | None = None
     time_us: int | None = None
+    live: bool = False
     back: tuple[str, ...] = ()
 
     @classmethod
@@ -209,6 +220,7 @@ class _Cursor:
             uris=tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else (),
             chat=data.get("c") if isinstance(data.get("c"), str) else None,
             time_us=time_us if isinstance(time_us, int) and time_us >= 0 else None,
+            live=data.get("l") is True,
             back=tuple(b for b in back if isinstance(b, str)) if isinstance(back, list) else (),
         )
 
@@ -216,6 +228,8 @@ class _Cursor:
         """The ``time_us`` to resume Jetstream at: the last one, else the newest notification."""
         if self.time_us is not None:
             return self.time_us
+        if self.live:
+            return None
         if self.seen_at and self.seen_at != _EPOCH:
             seen = _iso(self.seen_at)
             if seen is not None:
@@ -233,6 +247,8 @@ class _Cursor:
             data["c"] = self.chat
         if self.time_us is not None:
             data["t"] = self.time_us
+        elif self.live:
+            data["l"] = True
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -493,6 +509,28 @@ class BlueskyAdapter(Adapter):
         next_cursor = replace(read, chat=chat).dump()
         return Batch(events=tuple(unique), cursor=next_cursor, more=more,
                      rejected=tuple(rejected))
+
+    async def backlog(self, *, limit: int = 0, since: datetime | None = None) -> Batch:
+        """Read the newest notification (the position), and for a backfill what ``poll(None)`` does.
+
+        Without a backfill this is one ``listNotifications`` request; the chat
+        log's position was read by ``open``, and Jetstream (listening mode)
+        starts live. A backfill reads the newest page of notifications
+        (``page_size``, so at most that many) and every conversation's unread
+        messages, as the first ``poll`` does.
+
+        Raises:
+            PayloadError: The answer is not a list of notifications at all.
+            NetworkError: The network refused or failed a request.
+        """
+        if limit > 0:
+            batch = await self.poll(None)
+            position = replace(_Cursor.parse(batch.cursor), live=True)
+            return Batch(events=newest_events(batch.events, limit=limit, since=since),
+                         cursor=position.dump(), rejected=batch.rejected)
+        _, read, _ = await self._poll_notifications(_Cursor(), [])
+        position = _Cursor(seen_at=read.seen_at, uris=read.uris, chat=self._chat_start, live=True)
+        return Batch(cursor=position.dump())
 
     def _decode(self, response: httpx.Response, nsid: str) -> Any:
         return decode_json(response.content, network=NETWORK, path=nsid)

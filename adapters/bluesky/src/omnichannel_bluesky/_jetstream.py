@@ -30,14 +30,11 @@ import re
 import secrets
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import httpcore
 import httpx
 from pydantic import ValidationError
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import CloseConnection, Ping, TextMessage
 
 from omnichannel.adapter import Rejected, convert_item
 from omnichannel.errors import PayloadError, TransientError
@@ -45,6 +42,11 @@ from omnichannel.http import ApiClient
 from omnichannel.model import Ref
 
 from ._wire import MENTION, POST, JetstreamEvent, JetstreamPostEvent
+
+if TYPE_CHECKING:
+    # httpcore (with its sync and trio pieces) and wsproto are imported once
+    # listening, not with the adapter: httpx loads httpcore only when it sends.
+    import httpcore
 
 __all__ = [
     "Deleted",
@@ -392,6 +394,9 @@ class _WebSocket:
     """
 
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        # wsproto is needed only once listening: imported here, not with the adapter.
+        from wsproto.connection import Connection, ConnectionType
+
         self._stream = stream
         self._conn = Connection(ConnectionType.CLIENT)
         self._parts: list[str] = []
@@ -409,6 +414,10 @@ class _WebSocket:
                 the server closed it with an error code (1011, ...).
             TimeoutError: No data came within ``wait`` seconds.
         """
+        import httpcore
+        from wsproto.connection import ConnectionState
+        from wsproto.events import CloseConnection, Ping, TextMessage
+
         while True:
             for event in self._conn.events():
                 if isinstance(event, TextMessage):
@@ -439,6 +448,8 @@ class _WebSocket:
             self._conn.receive_data(data)
 
     async def _send(self, data: bytes) -> None:
+        import httpcore
+
         try:
             await self._stream.write(data)
         except httpcore.WriteError:
@@ -446,6 +457,9 @@ class _WebSocket:
 
     async def close(self) -> None:
         """Say goodbye (a close frame) unless the connection is already closed."""
+        from wsproto.connection import ConnectionState
+        from wsproto.events import CloseConnection
+
         if not self._closed and self._conn.state is ConnectionState.OPEN:
             self._closed = True
             await self._send(self._conn.send(CloseConnection(code=1000)))

@@ -448,6 +448,8 @@ class BlueskySandbox(Sandbox):
             "app_password": self.app_password,
             "service": service,
             "jetstream_url": str(url.copy_with(scheme=scheme, path="/subscribe")),
+            # Offline and free to ask: poll often, so what a test writes comes at once.
+            "poll_interval": 0.1,
         }
 
     # sessions and auth ------------------------------------------------------------

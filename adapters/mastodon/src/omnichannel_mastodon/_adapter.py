@@ -345,6 +345,28 @@ class MastodonAdapter(Adapter):
             more=cursor is not None and len(page) >= size, rejected=tuple(rejected),
         )
 
+    async def backlog(self, *, limit: int = 0, since: datetime | None = None) -> Batch:
+        """Read the newest notification's id (the position) and, for a backfill, the newest page.
+
+        Without a backfill this is one request for one notification (nothing
+        is converted, no thread is looked up). A backfill reads the newest
+        page (``page_size`` notifications, so at most that many events) the
+        way ``poll(None)`` does, thread lookups included.
+
+        Raises:
+            AuthenticationError: The token was revoked.
+            PayloadError: The answer is not a list of notifications at all.
+        """
+        if limit > 0:
+            return await super().backlog(limit=limit, since=since)
+        params: dict[str, Any] = {"types[]": list(self.settings.notification_types), "limit": 1}
+        response = await self._api.request("GET", "/api/v1/notifications", params=params)
+        page = self._decode(response, "notifications")
+        if not isinstance(page, list):
+            raise PayloadError("expected a list", network=self.network, path="notifications")
+        newest = next((found for found in map(_raw_id, page) if found is not None), None)
+        return Batch(cursor=_min_id(response) or newest or _BEGINNING)
+
     async def _notification_events(self, raw: object, *, path: str) -> list[Event] | Rejected:
         """The events of one notification, as decoded JSON, or its `Rejected`.
 

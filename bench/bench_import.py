@@ -1,0 +1,113 @@
+"""Benchmark: import time of omnichannel and its adapters, against peer libraries.
+
+Each measurement is a fresh interpreter running some imports, timed from
+outside, minus a fresh interpreter running nothing (the interpreter's own
+start). ``omnichannel`` loads its names on first use, so ``import omnichannel``
+alone is nearly free; what a bot really pays is ``bot core`` (``from omnichannel
+import Hub, Reply, SQLiteStore``), and an adapter's share is measured on top of
+that. Peers: tweepy and Mastodon.py, when installed (skipped with a message
+otherwise). Interleaved (the order rotates each repeat); prints min and median
+milliseconds, ours over tweepy, what each adapter adds, the heaviest modules
+of one ``python -X importtime`` run of the bot core, and the machine's load.
+
+Goals: ``import omnichannel`` <= tweepy's; each adapter adds <= 50 ms.
+
+Run: ``.venv/bin/python bench/bench_import.py [--repeats 7]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+CORE = "from omnichannel import Hub, Reply, SQLiteStore"
+CASES = {
+    "import omnichannel": "import omnichannel",
+    "bot core": CORE,
+    "core + mastodon": f"{CORE}; import omnichannel_mastodon",
+    "core + bluesky": f"{CORE}; import omnichannel_bluesky",
+}
+PEERS = {"tweepy": "tweepy", "Mastodon.py": "mastodon"}
+
+
+def run(code: str) -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603 - our interpreter
+    return time.perf_counter() - began
+
+
+def heaviest(code: str, count: int) -> list[tuple[int, str]]:
+    """(cumulative microseconds, name) of the heaviest imports that ``code`` makes."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
+        [sys.executable, "-X", "importtime", "-c", code],
+        check=True, capture_output=True, text=True,
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if cumulative.strip().isdigit():
+            rows.append((int(cumulative), name.rstrip()))
+    rows.sort(reverse=True)
+    return rows[:count]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+
+    cases = dict(CASES)
+    for label, module in PEERS.items():
+        if importlib.util.find_spec(module) is None:
+            print(f"{label} is not installed: skipped (pip install {label})")
+        else:
+            cases[label] = f"import {module}"
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"({os.cpu_count()} cpus)")
+    cases["(interpreter)"] = "pass"
+    names = list(cases)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(run(cases[name]))
+    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print()
+    base_min = min(times["(interpreter)"])
+    base_median = statistics.median(times["(interpreter)"])
+
+    def cost(name: str) -> tuple[float, float]:
+        return ((min(times[name]) - base_min) * 1000,
+                (statistics.median(times[name]) - base_median) * 1000)
+
+    print(f"{'':24} {'min ms':>8} {'median ms':>10}  (interpreter start subtracted)")
+    for name in names[:-1]:
+        low, mid = cost(name)
+        print(f"{name:24} {low:8.1f} {mid:10.1f}")
+    print()
+    if "tweepy" in times:
+        peer_min, peer_median = cost("tweepy")
+        for ours in ("import omnichannel", "bot core"):
+            low, mid = cost(ours)
+            print(f"{ours} / tweepy: {low / peer_min:.2f} (min) {mid / peer_median:.2f} "
+                  "(median); goal <= 1.0")
+    core_min, core_median = cost("bot core")
+    for case in ("core + mastodon", "core + bluesky"):
+        low, mid = cost(case)
+        print(f"{case.split()[-1]} adapter adds {low - core_min:.1f} ms (min) "
+              f"{mid - core_median:.1f} ms (median); goal <= 50")
+    print()
+    print("heaviest imports of the bot core (one -X importtime run, cumulative ms):")
+    for cumulative, name in heaviest(CORE, 12):
+        print(f"  {cumulative / 1000:7.1f}  {name.strip()}")
+
+
+if __name__ == "__main__":
+    main()
