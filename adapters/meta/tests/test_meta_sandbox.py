@@ -107,7 +107,11 @@ async def test_private_reply_after_seven_days_never_reaches_the_network() -> Non
 
 async def test_expired_token_is_token_expired_and_usage_headers_are_read() -> None:
     """Every answer carries BUC usage (read into the rate-limit state); expiry is 190/463."""
-    sandbox = FacebookSandbox()
+
+    class SmallBudget(FacebookSandbox):
+        default_rate_limit = (20, 300.0)
+
+    sandbox = SmallBudget()
     async with page_of(sandbox) as page:
         await page.poll(None)
         info = page._api.rate_limits.get("facebook", "account")

@@ -24,6 +24,7 @@ from omnichannel.adapter import (
     WebhookRequest,
     WebhookResponse,
     decode_json,
+    newest_events,
 )
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
@@ -68,6 +69,8 @@ HUMAN_AGENT_WINDOW = timedelta(days=7)
 """How long a human agent may answer with the ``HUMAN_AGENT`` tag."""
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
 """How long after a comment its one private reply may be sent."""
+BACKLOG_REACH = timedelta(days=7)
+"""How far back a first run's backfill reads when it names no age."""
 
 
 
@@ -433,6 +436,26 @@ class MetaAdapter(Adapter):
         remembered = list(dict.fromkeys([*digests, *reported]))[:_REMEMBERED]
         next_cursor = f"{newest}|{','.join(at_newest)}|{','.join(remembered)}"
         return Batch(events=tuple(ordered), cursor=next_cursor, rejected=tuple(fresh))
+
+    async def backlog(self, *, limit: int = 0, since: datetime | None = None) -> Batch:
+        """Where the Page (or account) stands now, and the newest comments and messages before.
+
+        The position is now (a poll from it reads what comes after). With a
+        ``limit``, the history is read as a poll would, back to ``since`` or,
+        without one, `BACKLOG_REACH` (7 days: nothing older can get a private
+        reply or a DM answer anyway), and the newest ``limit`` events are
+        returned.
+        """
+        now = int(self._clock().timestamp())
+        if limit <= 0:
+            return Batch(cursor=f"{now}||")
+        start = since or self._clock() - BACKLOG_REACH
+        batch = await self.poll(str(int(start.timestamp())))
+        stamp, _, rest = (batch.cursor or "").partition("|")
+        digests = rest.partition("|")[2]
+        cursor = batch.cursor if stamp.isdigit() and int(stamp) >= now else f"{now}||{digests}"
+        kept = newest_events(batch.events, limit=limit, since=since)
+        return Batch(events=kept, cursor=cursor, rejected=batch.rejected if kept else ())
 
     def _read_cursor(
         self, cursor: str | None

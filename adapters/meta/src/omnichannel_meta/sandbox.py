@@ -105,7 +105,7 @@ class FacebookSandbox(Sandbox):
     our_handle = "shop"
     text_limit = 8000
     dm_text_limit = 2000
-    default_rate_limit = (300, 300.0)
+    default_rate_limit = (4800, 3600.0)
     create_routes = ("POST /*/comments", "POST /*/messages")
     graph_version: ClassVar[str] = "v25.0"
 
