@@ -448,7 +448,9 @@ class MetaAdapter(Adapter):
         """
         now = int(self._clock().timestamp())
         if limit <= 0:
-            return Batch(cursor=f"{now}||")
+            # What was written earlier in this very second is before the position too.
+            current = await self.poll(str(now))
+            return Batch(cursor=current.cursor or f"{now}||")
         start = since or self._clock() - BACKLOG_REACH
         batch = await self.poll(str(int(start.timestamp())))
         stamp, _, rest = (batch.cursor or "").partition("|")
