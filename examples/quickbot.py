@@ -10,7 +10,7 @@ Ctrl+C or SIGTERM stops it cleanly and prints what this run did.
 """
 
 from omnichannel import MessageReceived
-from omnichannel.cli import Bot
+from omnichannel.bot import Bot
 from omnichannel.errors import DuplicateReply
 from omnichannel.hub import Context
 from omnichannel.policy import AutoSend

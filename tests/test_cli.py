@@ -78,7 +78,7 @@ def test_adapters_lists_installed_networks_with_capabilities(
     assert "500 graphemes, URLs count 23" in out
     assert "300 graphemes, at most 3000 UTF-8 bytes" in out
     header = next(line for line in out.splitlines() if line.startswith("capability"))
-    assert header.split() == ["capability", "bluesky", "facebook", "instagram", "mastodon"]
+    assert header.split() == ["capability", "bluesky", "facebook", "instagram", "mastodon", "x"]
 
 
 def test_adapters_json_carries_the_capabilities(capsys: pytest.CaptureFixture[str]) -> None:
@@ -212,7 +212,7 @@ def test_unknown_network_lists_the_installed_networks() -> None:
     """Asking for a network with no adapter lists what is installed and invents no package."""
     with pytest.raises(UnknownNetwork) as info:
         adapters_from_settings(networks=["myspace"], environ={})
-    assert "(installed: bluesky, facebook, instagram, mastodon)" in str(info.value)
+    assert "(installed: bluesky, facebook, instagram, mastodon, x)" in str(info.value)
     assert "omnichannel-myspace" not in str(info.value)
     assert info.value.package is None
 
@@ -665,8 +665,8 @@ def test_verbose_counts_before_and_after_the_command(argv: list[str], level: int
 
 @pytest.mark.parametrize(
     "argv",
-    [["demo", "--network", "twitter"], ["drafts", "list", "--network", "twitter"],
-     ["inbox", "--network", "twitter"]],
+    [["demo", "--network", "myspace"], ["drafts", "list", "--network", "myspace"],
+     ["inbox", "--network", "myspace"]],
 )
 def test_unknown_network_lists_the_installed_ones(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -681,8 +681,8 @@ def test_unknown_network_lists_the_installed_ones(
     assert status == 2
     assert out == ""
     assert (
-        "no adapter for network 'twitter' is installed "
-        "(installed: bluesky, facebook, instagram, mastodon)"
+        "no adapter for network 'myspace' is installed "
+        "(installed: bluesky, facebook, instagram, mastodon, x)"
     ) in err
     assert "pip install" not in err  # nothing to install: no such adapter ships
 
@@ -693,10 +693,10 @@ def test_quickbot_sandbox_on_an_unknown_network_lists_the_installed_ones(
     """The quick bot does not suggest installing adapters that are installed."""
     from omnichannel._demo import load_quickbot
 
-    status = load_quickbot().main(["--sandbox", "--network", "twitter"])
+    status = load_quickbot().main(["--sandbox", "--network", "myspace"])
     err = capsys.readouterr().err
     assert status == 2
-    assert "(installed: bluesky, facebook, instagram, mastodon)" in err
+    assert "(installed: bluesky, facebook, instagram, mastodon, x)" in err
     assert "pip install" not in err
 
 

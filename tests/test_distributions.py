@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from omnichannel.registry import load_adapter
+
 REPO = Path(__file__).resolve().parent.parent
 DISTRIBUTIONS = [REPO, *sorted(p for p in (REPO / "adapters").iterdir() if p.is_dir())]
 
@@ -38,9 +40,22 @@ _NETWORKS = {"meta": ["facebook", "instagram"]}
 
 @pytest.mark.parametrize("root", DISTRIBUTIONS[1:], ids=lambda p: p.name)
 def test_adapter_distribution_registers_its_network(root: Path) -> None:
-    """Each adapter distribution registers its networks: one named after its folder,
-    or (Meta) the networks it bundles."""
+    """Each adapter distribution registers an entry point named after its folder.
+
+    Further entry points are old names of the network the adapter declares in
+    ``network_aliases`` (the X adapter is also found as ``twitter``); the Meta
+    distribution registers the two networks it bundles instead.
+    """
     data = _project(root)
     entry_points = data["project"]["entry-points"]["omnichannel.adapters"]
-    assert list(entry_points) == _NETWORKS.get(root.name, [root.name])
+    if root.name in _NETWORKS:
+        assert list(entry_points) == _NETWORKS[root.name]
+        assert data["project"]["name"] == f"omnichannel-{root.name}"
+        return
+    first, *aliases = list(entry_points)
+    assert first == root.name
     assert data["project"]["name"] == f"omnichannel-{root.name}"
+    if aliases:
+        adapter = load_adapter(root.name)
+        assert set(aliases) <= set(getattr(adapter, "network_aliases", ()))
+        assert {entry_points[name] for name in aliases} == {entry_points[first]}

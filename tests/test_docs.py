@@ -228,6 +228,10 @@ REPLAY_SHOWS = {
     "restfb__webhooks__messaging-message-basic.json": ['text: "hello, world!"', "private"],
     "restfb__wh-comments-2021.json": ["from @testuser", "conversation instagram:76543987"],
     "restfb__wh-comments.json": ["from @unknown", 'text: "This is an example."'],
+    "tweepy__test_client_get_users_mentions.json": [
+        "10 events from 1 payload", 'text: "@Twitter make 🤨 an available reaction emoji in dms"'],
+    "tweepy__test_manage_and_lookup_direct_messages.json": [
+        'text: "Testing 1"', "conversation x:750362064426721281-1072250532645998596"],
 }
 
 
@@ -325,7 +329,7 @@ def test_capability_table_is_generated_not_written() -> None:
     assert hooks.CAPABILITIES in page
     assert "| capability |" not in page
     built = hooks.on_page_markdown(page, None, None, None)
-    assert "| capability | bluesky | facebook | instagram | mastodon |" in built
+    assert "| capability | bluesky | facebook | instagram | mastodon | x |" in built
     assert "| public text | 300 graphemes, at most 3000 UTF-8 bytes |" in built
     mastodon = load_adapter("mastodon")
     assert f"`{mastodon.__module__}.MastodonAdapter.capabilities`" in built

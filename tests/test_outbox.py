@@ -320,3 +320,25 @@ async def test_the_worker_wakes_up_when_something_is_queued() -> None:
             await r.outbox.submit(r.reply(), origin="handler:test")
             await eventually(lambda: len(r.fake.posted) == 1)
             tg.cancel_scope.cancel()
+
+
+async def test_the_outcome_hook_sees_every_attempt_and_cannot_stop_delivery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``on_outcome`` gets each attempt's item; a hook that raises is logged, the send stands."""
+    async with rig() as r:
+        seen: list[str] = []
+
+        def hook(item: object) -> None:
+            seen.append(getattr(item, "status", "?"))
+            raise RuntimeError("a broken metrics sink")
+
+        r.outbox.on_outcome = hook
+        item = await r.outbox.submit(r.reply(), origin="handler:test")
+        assert await r.outbox.run_once() == 1
+        stored = await r.store.get_outbox(item.key)
+
+    assert seen == ["sent"]
+    assert stored is not None
+    assert stored.status == "sent"
+    assert "the on_outcome hook failed" in caplog.text

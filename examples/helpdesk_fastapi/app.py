@@ -33,10 +33,10 @@ from pydantic import BaseModel
 
 from omnichannel import MessageReceived
 from omnichannel.adapter import Adapter
-from omnichannel.cli import adapters_from_settings, store_from_settings
 from omnichannel.errors import ActionError, DraftNotPending, DuplicateReply
 from omnichannel.hub import Context, Hub
 from omnichannel.model import Message, Ref
+from omnichannel.settings import adapters_from_settings, store_from_settings
 from omnichannel.store import Draft, MemoryStore, Store
 from omnichannel.testing import Sandbox
 

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .registry import AdapterInfo as AdapterInfo
     from .registry import adapters as adapters
     from .registry import load_adapter as load_adapter
+    from .routing import Router as Router
     from .store import MemoryStore as MemoryStore
     from .store import SQLiteStore as SQLiteStore
     from .store import Store as Store
@@ -120,6 +121,7 @@ _HOMES: dict[str, str] = {
     "AdapterInfo": "registry",
     "adapters": "registry",
     "load_adapter": "registry",
+    "Router": "routing",
     "MemoryStore": "store",
     "SQLiteStore": "store",
     "Store": "store",
@@ -167,6 +169,7 @@ __all__ = [
     "Ref",
     "Reply",
     "RequestRejected",
+    "Router",
     "SQLiteStore",
     "Sent",
     "Store",

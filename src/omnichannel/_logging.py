@@ -1,6 +1,9 @@
 """The readable log lines of the pipeline: one per message received, reply sent,
 draft held, delivery retried and delivery failed.
 
+``LogLines`` writes them as a consumer of the instrumentation hooks; every
+hub and outbox has one, before the consumers the application adds.
+
 Each is one record on a logger under ``omnichannel.*`` with its data in ``extra=``
 (``omnichannel_event``, ``network``, ``conversation``, ``text``, ``outcome``...), so a
 JSON formatter can print the fields and a plain one prints the sentence. Only what a
@@ -11,11 +14,13 @@ message (our errors never carry a token); never a header, a body or a credential
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
-from .events import MessageReceived
+from .events import Event, MessageReceived
+from .instrumentation import DeliveryOutcome, Instrumentation, _Fanout
 from .store import Draft, OutboxItem
 from .text import graphemes
 
@@ -166,3 +171,43 @@ def delivery_failed(logger: logging.Logger, item: OutboxItem, *, error: str) -> 
 
 def _fields(kind: str, **fields: Any) -> dict[str, Any]:
     return {"omnichannel_event": kind, **fields}
+
+
+_HUB = logging.getLogger("omnichannel.hub")
+_OUTBOX = logging.getLogger("omnichannel.outbox")
+
+
+class LogLines(Instrumentation):
+    """The log lines above, written from the instrumentation hooks."""
+
+    def event_received(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            message_received(_HUB, event)
+
+    def draft_held(self, draft: Draft) -> None:
+        draft_held(_HUB, draft)
+
+    def delivery_outcome(
+        self,
+        item: OutboxItem,
+        outcome: DeliveryOutcome,
+        *,
+        sent: Sent | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        if outcome in ("sent", "reconciled"):
+            action_sent(_OUTBOX, item, sent, reconciled=outcome == "reconciled")
+        elif outcome == "failed":
+            delivery_failed(_OUTBOX, item, error=error or "")
+        elif retry_at is not None:
+            status = "ambiguous" if outcome == "ambiguous" else "pending"
+            delivery_retried(_OUTBOX, item, status=status, at=retry_at, error=error or "")
+
+    def __repr__(self) -> str:
+        return "<LogLines>"
+
+
+def with_log_lines(consumers: Iterable[Instrumentation] = ()) -> Instrumentation:
+    """One instrumentation calling the log lines, then each of ``consumers``."""
+    return _Fanout([LogLines(), *consumers])

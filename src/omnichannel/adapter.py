@@ -17,6 +17,10 @@ class MyAdapter(Adapter):
     async def send(self, action): ...            # Reply / PrivateReply / Post -> Sent
     async def find_sent(self, action): ...       # Sent | None, after an ambiguous send
 ```
+
+Long because: it is the whole contract an adapter implements (the base class, its
+settings, batches, rejected items, webhook requests and answers), kept on one page for
+adapter authors.
 """
 
 from __future__ import annotations

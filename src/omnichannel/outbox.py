@@ -29,6 +29,10 @@ puts every claimed item in the lane of its conversation (a post in its network's
 lane of posts, a reaction, hide or delete in the lane of its target), sends the
 items of a lane one after another in queue order, and lets up to
 ``max_in_flight`` lanes of one network have a request out at the same time.
+
+Long because: the worker's outcomes (send, retry, reconcile, fail) and its
+per-conversation lanes are one state machine over the same items; apart, each
+half would reach into the other.
 """
 
 from __future__ import annotations
@@ -36,14 +40,14 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import anyio
 import anyio.abc
 
-from . import _logging
+from ._logging import with_log_lines
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from .adapter import Adapter
 from .errors import (
@@ -56,6 +60,7 @@ from .errors import (
     RateLimited,
     TransientError,
 )
+from .instrumentation import Instrumentation
 from .model import Message, Person
 from .store import AuditEntry, OutboxItem, Store
 
@@ -65,6 +70,9 @@ Clock = Callable[[], datetime]
 """A callable returning the current time as a timezone-aware datetime."""
 
 logger = logging.getLogger("omnichannel.outbox")
+
+_FIRST_RESPONSE_SCAN = 200
+"""Stored messages of a conversation read to tell whether a reply is our first."""
 
 _MESSAGE_ACTIONS = (Reply, PrivateReply, Post)
 _Retry = Literal["pending", "ambiguous"]
@@ -128,6 +136,14 @@ class Outbox:
             [`DEFAULT_MAX_IN_FLIGHT`][omnichannel.outbox.DEFAULT_MAX_IN_FLIGHT]).
             ``1`` sends one action at a time per network. Actions of one
             conversation always go out one after another, in queue order.
+        on_outcome: Called with the updated item after every delivery attempt
+            (sent, failed, or put back as ``pending`` or ``ambiguous`` for a
+            later try); the hub counts its statistics through it. It must not
+            block; an exception it raises is logged and ignored.
+        instrumentation: Consumers of the outcome of each attempt (see
+            [`Instrumentation`][omnichannel.instrumentation.Instrumentation]),
+            called after the log lines; or one instrumentation used as it is
+            (the hub passes its own, which writes the log lines).
 
     Attributes:
         max_in_flight: The limits in force, by network id (change them before
@@ -147,6 +163,8 @@ class Outbox:
         poll_interval: float = 1.0,
         batch_size: int = 20,
         max_in_flight: int | Mapping[str, int] = DEFAULT_MAX_IN_FLIGHT,
+        on_outcome: Callable[[OutboxItem], None] | None = None,
+        instrumentation: Sequence[Instrumentation] | Instrumentation = (),
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
@@ -168,6 +186,11 @@ class Outbox:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.max_in_flight: dict[str, int] = limits
+        self.on_outcome = on_outcome
+        self.instrumentation: Instrumentation = (
+            instrumentation if isinstance(instrumentation, Instrumentation)
+            else with_log_lines(instrumentation)
+        )
         self._wake: anyio.Event | None = None
         self._drained: list[anyio.Event] = []
         self._paused_until: dict[str, datetime] = {}
@@ -367,6 +390,15 @@ class Outbox:
         Not for items that were not claimed (``claim_due``): two deliveries of
         one item at the same time could both send.
         """
+        updated = await self._attempt(item)
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(updated)
+            except Exception:
+                logger.exception("outbox %s: the on_outcome hook failed", item.key)
+        return updated
+
+    async def _attempt(self, item: OutboxItem) -> OutboxItem:
         now = self.clock()
         adapter = self.adapters.get(item.network)
         if adapter is None:
@@ -437,7 +469,10 @@ class Outbox:
     async def _reschedule(
         self, item: OutboxItem, *, status: _Retry, at: datetime, error: BaseException
     ) -> OutboxItem:
-        _logging.delivery_retried(logger, item, status=status, at=at, error=_describe(error))
+        self.instrumentation.delivery_outcome(
+            item, "ambiguous" if status == "ambiguous" else "retried", error=_describe(error),
+            retry_at=at,
+        )
         return await self.store.update_outbox(
             item.key, status=status, next_attempt_at=at, last_error=_describe(error)
         )
@@ -452,7 +487,7 @@ class Outbox:
         )
 
     async def _fail(self, item: OutboxItem, error: str, *, now: datetime) -> OutboxItem:
-        _logging.delivery_failed(logger, item, error=error)
+        self.instrumentation.delivery_outcome(item, "failed", error=error)
         audit = AuditEntry(
             at=now, network=item.network, action_type=item.action.type,
             idempotency_key=item.key, actor=item.origin,
@@ -469,6 +504,10 @@ class Outbox:
         reconciled: bool, detail: str | None = None,
     ) -> OutboxItem:
         now = self.clock()
+        if isinstance(item.action, Reply | PrivateReply) and self.instrumentation.wants(
+            "first_response"
+        ):
+            await self._first_response(item.action, now=now)
         notes = []
         if reconciled:
             notes.append("reconciled: found on the network, not sent again")
@@ -491,8 +530,27 @@ class Outbox:
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
                 await self.store.save_messages([message])
-        _logging.action_sent(logger, item, sent, reconciled=reconciled)
+        self.instrumentation.delivery_outcome(
+            item, "reconciled" if reconciled else "sent", sent=sent
+        )
         return updated
+
+
+    async def _first_response(self, action: Reply | PrivateReply, *, now: datetime) -> None:
+        """Report the delay to our first reply in ``action``'s conversation, if it is the first."""
+        conversation = action.to.conversation
+        try:
+            messages = await self.store.conversation_messages(
+                conversation, limit=_FIRST_RESPONSE_SCAN
+            )
+        except Exception:
+            logger.exception("could not read conversation %s for its first response", conversation)
+            return
+        if len(messages) >= _FIRST_RESPONSE_SCAN or any(m.from_us for m in messages):
+            return  # answered before (or too long to tell)
+        customers = [message for message in messages if not message.from_us]
+        start = customers[0].created_at if customers else action.to.created_at
+        self.instrumentation.first_response(action.network, conversation, delay=now - start)
 
 
 class _Slots:

@@ -7,6 +7,10 @@ A plugin distribution declares, in its ``pyproject.toml``:
 mastodon = "omnichannel_mastodon:MastodonAdapter"
 ```
 
+An adapter may also register under an old name of its network: it lists the
+name in a ``network_aliases`` class attribute (the X adapter is found as
+``x`` and as ``twitter``; its events still say ``x``).
+
 Set ``OMNICHANNEL_ADAPTERS=mastodon,bluesky`` to load only those networks.
 """
 
@@ -37,6 +41,7 @@ BUNDLED_ADAPTERS: dict[str, str] = {
     "bluesky": "adapters/bluesky",
     "facebook": "adapters/meta",
     "instagram": "adapters/meta",
+    "x": "adapters/x",
 }
 """The adapters developed in the omnichannel repository: network id -> folder in a clone.
 
@@ -100,7 +105,7 @@ def _load(ep: EntryPoint) -> AdapterInfo:
         cls = ep.load()
         if not (isinstance(cls, type) and issubclass(cls, Adapter)):
             raise TypeError(f"{ep.value} is not an omnichannel Adapter subclass")  # noqa: TRY301
-        if cls.network != ep.name:
+        if cls.network != ep.name and ep.name not in getattr(cls, "network_aliases", ()):
             raise TypeError(  # noqa: TRY301
                 f"{ep.value} declares network {cls.network!r} but is registered as {ep.name!r}"
             )
@@ -177,8 +182,16 @@ def check_networks(names: Iterable[str] | None) -> None:
 
 
 def adapters() -> list[AdapterInfo]:
-    """List installed adapters sorted by network; broken ones carry their error."""
-    return sorted((_load(ep) for ep in _entry_points()), key=attrgetter("network"))
+    """List installed adapters sorted by network; broken ones carry their error.
+
+    A network is listed once: entry points registered under one of its
+    adapter's ``network_aliases`` are left out (`load_adapter` still finds them).
+    """
+    infos = (_load(ep) for ep in _entry_points())
+    return sorted(
+        (i for i in infos if i.adapter is None or i.adapter.network == i.network),
+        key=attrgetter("network"),
+    )
 
 
 def load_adapter(network: str) -> type[Adapter]:
@@ -197,4 +210,4 @@ def load_adapter(network: str) -> type[Adapter]:
             if info.adapter is None:
                 raise UnknownNetwork(network, installed=(), reason=info.error)
             return info.adapter
-    raise unknown_network(network, installed={ep.name for ep in eps})
+    raise unknown_network(network)  # lists networks, not their aliases

@@ -20,6 +20,10 @@ print(utf8_to_index("📈 localview.net", 5))  # a facet after a 4-byte emoji
 ```
 
 See the "Counting text" explanation page for the rules and their sources.
+
+Long because: every network's length rule, offset map and the splitter share the
+grapheme and URL helpers; moving network-specific rules to their adapters is the next
+step.
 """
 
 from __future__ import annotations

@@ -35,22 +35,22 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from datetime import datetime
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import anyio
 from pydantic import ValidationError
 
-from .adapter import Adapter, Batch, WebhookRequest, WebhookResponse
+from .adapter import Adapter, Batch, Rejected, WebhookRequest, WebhookResponse
 from .errors import CapabilityNotSupported, PayloadError, WebhookSignatureError
+from .events import Event
 from .store import DeadLetter
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .hub import Hub
-
-__all__ = ["WebhookApp"]
+__all__ = ["WebhookApp", "WebhookTarget"]
 
 logger = logging.getLogger("omnichannel.webhooks")
 
@@ -81,17 +81,75 @@ class _Disconnected(Exception):
     pass
 
 
+class WebhookTarget(Protocol):
+    """What the webhook app needs of the hub it serves; [`Hub`][omnichannel.hub.Hub] is one.
+
+    The adapters verify and parse requests; requests are refused with ``503``
+    until the target is open; events go through ``ingest`` and unusable bodies
+    through ``add_dead_letter``.
+    """
+
+    @property
+    def adapters(self) -> Mapping[str, Adapter]:
+        """The adapters, by network id."""
+        ...
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the store is open."""
+        ...
+
+    def clock(self) -> datetime:
+        """Return the current aware time."""
+        ...
+
+    async def ingest(
+        self,
+        network: str,
+        events: Sequence[Event],
+        *,
+        cursor: str | None = None,
+        stream: str = "default",
+        rejected: Sequence[Rejected] = (),
+    ) -> list[Event]:
+        """Persist a batch of events and dispatch the new ones."""
+        ...
+
+    async def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep an inbound body that could not be used."""
+        ...
+
+    async def __aenter__(self) -> Any:
+        """Open the store and the adapters."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the adapters and the store."""
+        ...
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Run until cancelled (listeners, dispatch, the outbox worker)."""
+        ...
+
+
 class WebhookApp:
     """The ASGI app serving ``GET``/``POST /{network}`` for a hub's adapters.
 
     Get it as ``hub.asgi`` rather than building it.
 
     Args:
-        hub: The hub whose adapters verify and parse, and whose store keeps events.
+        hub: The hub whose adapters verify and parse, and whose store keeps
+            events (anything with the [`WebhookTarget`][omnichannel.webhooks.WebhookTarget]
+            interface).
         max_body_bytes: Largest body accepted; a larger one is answered ``413``.
     """
 
-    def __init__(self, hub: Hub, *, max_body_bytes: int) -> None:
+    def __init__(self, hub: WebhookTarget, *, max_body_bytes: int) -> None:
         self.hub = hub
         self.max_body_bytes = max_body_bytes
 
@@ -236,7 +294,7 @@ class WebhookApp:
             headers=_kept_headers(request.headers, declared),
         )
         try:
-            await self.hub._add_dead_letter(letter)
+            await self.hub.add_dead_letter(letter)
         except Exception:
             logger.exception("could not keep a dead letter from %s", network)
 

@@ -19,7 +19,7 @@ from typing import TextIO
 import anyio
 
 from ..actions import PrivateReply, Reply
-from ..cli._bot import Bot
+from ..bot import Bot
 from ..cli._table import shorten
 from ..errors import ConfigurationError
 from ..events import Event, MessageReceived

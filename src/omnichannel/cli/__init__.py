@@ -1,4 +1,4 @@
-"""The ``omnichannel`` command line, and [`Bot`][omnichannel.cli.Bot] for bots that run as programs.
+"""The ``omnichannel`` command line; it re-exports [`Bot`][omnichannel.bot.Bot] and the settings.
 
 ```text
 omnichannel adapters              installed adapters and their capabilities
@@ -15,15 +15,15 @@ reference page's *Logging*).
 
 Adapter settings come from a TOML file and ``OMNICHANNEL_<NETWORK>_<SETTING>``
 environment variables; see
-[`adapters_from_settings`][omnichannel.cli.adapters_from_settings].
+[`adapters_from_settings`][omnichannel.settings.adapters_from_settings].
 """
 
 from __future__ import annotations
 
-from ._bot import Bot as Bot
+from ..bot import Bot as Bot
+from ..settings import adapters_from_settings as adapters_from_settings
+from ..settings import env_name as env_name
+from ..settings import store_from_settings as store_from_settings
 from ._main import main as main
-from ._settings import adapters_from_settings as adapters_from_settings
-from ._settings import env_name as env_name
-from ._settings import store_from_settings as store_from_settings
 
 __all__ = ["Bot", "adapters_from_settings", "env_name", "main", "store_from_settings"]

@@ -22,16 +22,16 @@ import anyio.abc
 
 from ..actions import Post, PrivateReply, Reply
 from ..adapter import Adapter, Batch, WebhookRequest
+from ..bot import _stop_on_signal
 from ..errors import CapabilityNotSupported, ConfigurationError, OmnichannelError, PayloadError
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from ..hub import Hub
 from ..model import Message
 from ..registry import adapters as installed_adapters
 from ..registry import check_networks, install_hint, load_adapter
+from ..settings import Config
 from ..store import SQLiteStore
-from ._bot import _stop_on_signal
 from ._capabilities import capability_matrix
-from ._settings import Config
 from ._table import render_table, shorten
 
 __all__ = ["cmd_adapters", "cmd_inbox", "cmd_replay", "cmd_serve", "describe_event"]

@@ -15,9 +15,9 @@ from ..adapter import Adapter
 from ..errors import ConfigurationError, DraftNotPending, DuplicateReply
 from ..hub import Hub
 from ..registry import check_networks, load_adapter
+from ..settings import Config
 from ..store import Draft, DraftStatus, SQLiteStore, Store
 from ._commands import _addressee, _age
-from ._settings import Config
 from ._table import render_table, shorten
 
 __all__ = ["add_drafts_parser", "cmd_drafts"]

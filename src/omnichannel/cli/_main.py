@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from .._logconfig import configure_logging
 from ..errors import ConfigurationError, OmnichannelError
 from ..registry import check_networks
 from ._commands import cmd_adapters, cmd_inbox, cmd_replay, cmd_serve
 from ._drafts import add_drafts_parser
-from ._logging import configure_logging
 
 __all__ = ["build_parser", "main"]
 

@@ -1,4 +1,8 @@
-"""The HTTP client adapters use: retries, rate-limit waits, error mapping and logging."""
+"""The HTTP client adapters use: retries, rate-limit waits, error mapping and logging.
+
+Long because: one request's life (auth, retries, rate-limit waits, error mapping,
+redacted logging) is one loop that reads best in one place.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from omnichannel.errors import (
     RequestRejected,
     TransientError,
 )
+from omnichannel.instrumentation import _reporting
 
 from ._ratelimit import RateLimitInfo, RateLimitParser, RateLimitState
 from ._redact import install_log_redaction, redact_url
@@ -172,6 +177,7 @@ class ApiClient:
         self._default_bucket = default_bucket
         self._clock: Clock = clock or _utcnow
         self._sleep: Sleep = sleep or anyio.sleep
+        self._instrumentation = _reporting()  # the hub's, when it opens the adapter
 
     def __repr__(self) -> str:
         return f"ApiClient(network={self.network!r}, base_url={redact_url(self._http.base_url)!r})"
@@ -611,6 +617,11 @@ class ApiClient:
                 "outcome": outcome,
             },
         )
+        if self._instrumentation is not None:
+            self._instrumentation.http_attempt(
+                self.network, method=call.method, endpoint=call.endpoint, status=status,
+                attempt=call.attempt, elapsed=elapsed_ms / 1000, outcome=outcome, error=error,
+            )
 
 
 class Reconnects:

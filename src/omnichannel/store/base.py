@@ -9,6 +9,9 @@ Every record is a frozen pydantic model; every time is a timezone-aware
 datetime, stored in UTC. Two stores ship with omnichannel:
 [`MemoryStore`][omnichannel.store.MemoryStore] for tests and
 [`SQLiteStore`][omnichannel.store.SQLiteStore], the embedded default.
+
+Long because: it defines every record the store keeps besides the protocol itself; the
+protocol is due to be split into the roles it plays.
 """
 
 from __future__ import annotations

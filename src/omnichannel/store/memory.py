@@ -1,4 +1,8 @@
-"""A store in process memory, for tests and demos."""
+"""A store in process memory, for tests and demos.
+
+Long because: one class implements the whole store protocol; it shrinks with the split
+of the protocol into roles.
+"""
 
 from __future__ import annotations
 

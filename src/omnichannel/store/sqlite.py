@@ -1,4 +1,8 @@
-"""The embedded default store: one SQLite file, WAL mode, full-text search."""
+"""The embedded default store: one SQLite file, WAL mode, full-text search.
+
+Long because: one class implements the whole store protocol in SQL, with its schema and
+migrations; it shrinks with the split of the protocol into roles.
+"""
 
 from __future__ import annotations
 

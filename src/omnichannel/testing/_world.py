@@ -1,4 +1,8 @@
-"""The in-memory world a sandbox serves: accounts, posts, DMs, notifications, likes."""
+"""The in-memory world a sandbox serves: accounts, posts, DMs, notifications, likes.
+
+Long because: the fake network's state and every change a sandbox can make to it must
+stay consistent with each other, under one lock.
+"""
 
 from __future__ import annotations
 

@@ -24,6 +24,9 @@ contract in ``docs/reference/testing.md``: inbound ``message.ref.id`` and
 ``Sent.ref.id`` are the sandbox records' ids, ``create_routes`` names the
 routes that create messages, and ``adapter_settings(base_url=...)`` returns
 settings the adapter accepts.
+
+Long because: the conformance suite is one class of named scenarios that adapters
+subclass; splitting it would scatter the list an adapter author reads.
 """
 
 # ruff: noqa: S101 - this module is a test suite: assert is how it reports

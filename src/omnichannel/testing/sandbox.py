@@ -22,6 +22,10 @@ sandbox.customer_mention("hi @shop, my order is late")
 async with httpx.AsyncClient(transport=sandbox.transport(), base_url=sandbox.base_url) as http:
     ...
 ```
+
+Long because: the sandbox base class does everything a network's sandbox shares (auth,
+limits, faults, transport, ASGI, loopback server, scripted customers) so each network's
+sandbox stays small.
 """
 
 from __future__ import annotations

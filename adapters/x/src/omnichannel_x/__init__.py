@@ -1,0 +1,48 @@
+"""X (Twitter) for omnichannel: mentions and DMs in by polling, replies and DMs out.
+
+```python
+from omnichannel_x import XAdapter
+
+async with XAdapter({"access_token": token, "tier": "pay_per_use"}) as x:
+    batch = await x.poll(None)
+```
+
+The adapter is registered as ``x`` and also found as ``twitter``. The sandbox
+for tests lives in `omnichannel_x.sandbox`, the PKCE authorization in
+`omnichannel_x.oauth`, the webhook CRC and signature check in
+`omnichannel_x.webhooks`.
+"""
+
+from __future__ import annotations
+
+from ._adapter import Tier as Tier
+from ._adapter import XAdapter as XAdapter
+from ._adapter import XSettings as XSettings
+from ._adapter import XTokens as XTokens
+from ._adapter import capabilities_for as capabilities_for
+from ._costs import BudgetExceeded as BudgetExceeded
+from ._costs import CostLedger as CostLedger
+from ._costs import Prices as Prices
+from ._errors import ClientForbidden as ClientForbidden
+from ._errors import DirectMessageRefused as DirectMessageRefused
+from ._errors import NotAuthorizedForResource as NotAuthorizedForResource
+from ._errors import NotSummoned as NotSummoned
+from ._errors import ReauthorizationRequired as ReauthorizationRequired
+from ._errors import UsageCapped as UsageCapped
+
+__all__ = [
+    "BudgetExceeded",
+    "ClientForbidden",
+    "CostLedger",
+    "DirectMessageRefused",
+    "NotAuthorizedForResource",
+    "NotSummoned",
+    "Prices",
+    "ReauthorizationRequired",
+    "Tier",
+    "UsageCapped",
+    "XAdapter",
+    "XSettings",
+    "XTokens",
+    "capabilities_for",
+]

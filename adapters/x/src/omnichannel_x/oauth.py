@@ -1,0 +1,239 @@
+"""Authorize the app as the brand account: OAuth 2.0 Authorization Code with PKCE.
+
+Three steps: `start_authorization` makes the authorize URL (a person opens it
+and approves), `code_from_redirect` reads the code from the URL X redirected
+to (checking ``state``), and `exchange_code` trades it for an `XTokens`
+within X's 30 seconds. From a terminal::
+
+    python -m omnichannel_x.oauth --client-id ID --redirect-uri https://example.com/cb \
+        --out tokens.json
+
+prints the URL, reads the redirected URL pasted back, and writes the tokens
+(mode 0600). Keep that file, or better your secret store, as the adapter's
+``on_tokens`` hook keeps it afterwards: the refresh token rotates.
+
+```python
+from omnichannel_x.oauth import start_authorization
+
+request = start_authorization("client-id", "https://example.com/callback")
+print(request.authorize_url.startswith("https://x.com/i/oauth2/authorize?response_type=code"))
+#> True
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import anyio
+import httpx
+from pydantic import SecretStr
+
+from omnichannel.errors import AuthenticationError
+
+from ._adapter import XTokens
+
+__all__ = [
+    "AUTHORIZE_URL",
+    "SCOPES",
+    "TOKEN_URL",
+    "AuthorizationRequest",
+    "code_from_redirect",
+    "exchange_code",
+    "main",
+    "start_authorization",
+]
+
+AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
+"""Where a person approves the app."""
+TOKEN_URL = "https://api.x.com/2/oauth2/token"  # noqa: S105 - a URL, not a secret
+"""Where codes and refresh tokens are traded for tokens."""
+SCOPES = ("tweet.read", "tweet.write", "users.read", "dm.read", "dm.write", "offline.access")
+"""The scopes the adapter needs (add ``like.write`` on Enterprise)."""
+
+_NETWORK = "x"
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """One authorization in progress: the URL to open and what must be kept until the code comes.
+
+    Attributes:
+        authorize_url: The URL a person opens to approve the app.
+        redirect_uri: The callback URL registered with the app.
+        state: The value X hands back, to tie the redirect to this request.
+        code_verifier: The PKCE secret whose SHA-256 the URL carries.
+    """
+
+    authorize_url: str
+    redirect_uri: str
+    state: str = field(repr=False)
+    code_verifier: str = field(repr=False)
+
+
+def _challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def start_authorization(
+    client_id: str, redirect_uri: str, *, scopes: Sequence[str] = SCOPES,
+    authorize_url: str = AUTHORIZE_URL,
+) -> AuthorizationRequest:
+    """Make the authorize URL with a fresh ``state`` and PKCE verifier (S256).
+
+    Args:
+        client_id: The app's OAuth 2.0 client id.
+        redirect_uri: The callback URL registered with the app.
+        scopes: The scopes to ask for.
+        authorize_url: The authorize endpoint (a sandbox's, in tests).
+    """
+    verifier = secrets.token_urlsafe(64)[:96]
+    state = secrets.token_urlsafe(24)
+    query = urlencode({
+        "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+        "scope": " ".join(scopes), "state": state, "code_challenge": _challenge(verifier),
+        "code_challenge_method": "S256",
+    })
+    return AuthorizationRequest(f"{authorize_url}?{query}", redirect_uri, state, verifier)
+
+
+def code_from_redirect(request: AuthorizationRequest, redirected: str) -> str:
+    """The authorization code in the URL X redirected to, once ``state`` is checked.
+
+    Raises:
+        AuthenticationError: The person declined, or the URL carries no code or
+            a ``state`` that is not this request's.
+    """
+    params = parse_qs(urlsplit(redirected.strip()).query)
+    if "error" in params:
+        raise AuthenticationError(f"authorization refused ({params['error'][0]})",
+                                  network=_NETWORK)
+    state = params.get("state", [""])[0]
+    if not hmac.compare_digest(state.encode(), request.state.encode()):
+        raise AuthenticationError("the redirect's state is not this request's", network=_NETWORK)
+    code = params.get("code", [""])[0]
+    if not code:
+        raise AuthenticationError("the redirect carries no code", network=_NETWORK)
+    return code
+
+
+async def exchange_code(
+    request: AuthorizationRequest, code: str, *, client_id: str,
+    client_secret: SecretStr | str | None = None, token_url: str = TOKEN_URL,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> XTokens:
+    """Trade the code for tokens (X allows 30 seconds).
+
+    Args:
+        request: The authorization the code answers.
+        code: From `code_from_redirect`.
+        client_id: The app's OAuth 2.0 client id.
+        client_secret: A confidential client's secret (sent with HTTP Basic).
+        token_url: The token endpoint.
+        transport: An httpx transport instead of the network (a sandbox's).
+
+    Raises:
+        AuthenticationError: X refused the code (expired, used, wrong verifier).
+    """
+    form = {"grant_type": "authorization_code", "code": code, "client_id": client_id,
+            "redirect_uri": request.redirect_uri, "code_verifier": request.code_verifier}
+    auth: httpx.BasicAuth | None = None
+    if client_secret is not None:
+        secret = (client_secret.get_secret_value() if isinstance(client_secret, SecretStr)
+                  else client_secret)
+        auth = httpx.BasicAuth(client_id, secret)
+    async with httpx.AsyncClient(transport=transport, timeout=10.0) as http:
+        try:
+            response = await http.post(token_url, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT)
+        except httpx.HTTPError as exc:
+            raise AuthenticationError(f"the token endpoint failed ({type(exc).__name__})",
+                                      network=_NETWORK) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    access = body.get("access_token") if isinstance(body, dict) else None
+    if response.status_code != 200 or not isinstance(access, str):
+        reason = body.get("error") if isinstance(body, dict) else None
+        raise AuthenticationError(
+            f"X refused the code (HTTP {response.status_code}"
+            f"{', ' + reason if isinstance(reason, str) else ''})", network=_NETWORK)
+    refresh = body.get("refresh_token")
+    expires = body.get("expires_in")
+    return XTokens(
+        access_token=SecretStr(access),
+        refresh_token=SecretStr(refresh) if isinstance(refresh, str) else None,
+        expires_at=(datetime.now(UTC) + timedelta(seconds=expires)
+                    if isinstance(expires, int) else None),
+    )
+
+
+def _write(tokens: XTokens, path: str) -> None:
+    data = {
+        "access_token": tokens.access_token.get_secret_value(),
+        "refresh_token": (tokens.refresh_token.get_secret_value()
+                          if tokens.refresh_token is not None else None),
+        "expires_at": tokens.expires_at.isoformat() if tokens.expires_at else None,
+    }
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=2)
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdin: TextIO | None = None,
+    stdout: TextIO | None = None, transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
+    """Run the authorization from a terminal; return the exit status.
+
+    Prints the authorize URL, reads the redirected URL, exchanges the code and
+    writes the tokens to ``--out`` (created with mode 0600). Tokens are never
+    printed.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m omnichannel_x.oauth",
+        description="Authorize the X app as the brand account (OAuth 2.0 with PKCE).")
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument("--redirect-uri", required=True)
+    parser.add_argument("--out", required=True, help="file to write the tokens to (mode 0600)")
+    parser.add_argument("--client-secret-env", default=None,
+                        help="environment variable holding a confidential client's secret")
+    parser.add_argument("--authorize-url", default=AUTHORIZE_URL)
+    parser.add_argument("--token-url", default=TOKEN_URL)
+    args = parser.parse_args(argv)
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    secret = os.environ.get(args.client_secret_env) if args.client_secret_env else None
+    request = start_authorization(args.client_id, args.redirect_uri,
+                                  authorize_url=args.authorize_url)
+    print("Open this URL, approve the app, then paste the URL you were sent to:", file=stdout)
+    print(request.authorize_url, file=stdout)
+    redirected = stdin.readline()
+    try:
+        code = code_from_redirect(request, redirected)
+        tokens = anyio.run(lambda: exchange_code(
+            request, code, client_id=args.client_id, client_secret=secret,
+            token_url=args.token_url, transport=transport))
+    except AuthenticationError as exc:
+        print(f"error: {exc}", file=stdout)
+        return 1
+    _write(tokens, args.out)
+    print(f"tokens written to {args.out}", file=stdout)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the terminal entry
+    raise SystemExit(main())

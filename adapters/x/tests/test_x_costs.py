@@ -1,0 +1,92 @@
+"""Pay-per-use prices, the ledger (each read resource once a UTC day) and the budget guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from omnichannel.actions import Delete, PrivateReply, Reply
+from omnichannel.events import MessageReceived
+from omnichannel_x import BudgetExceeded, CostLedger, Prices, XAdapter
+from omnichannel_x.sandbox import XSandbox
+
+pytestmark = pytest.mark.anyio
+
+
+async def _first_mention(sandbox: XSandbox, x: XAdapter, text: str) -> MessageReceived:
+    cursor = (await x.poll(None)).cursor
+    sandbox.customer_mention(text)
+    (event,) = (await x.poll(cursor)).events
+    assert isinstance(event, MessageReceived)
+    return event
+
+
+async def test_prices_follow_the_2026_list() -> None:
+    """URL post 0.20, summoned reply 0.010, plain reply 0.015, DM 0.015, delete 0.010."""
+    sandbox = XSandbox(seed=1)
+    async with XAdapter(sandbox.adapter_settings(), transport=sandbox.transport()) as x:
+        event = await _first_mention(sandbox, x, "my order is late")
+        message = event.message
+        with_url = Reply(network="x", to=message, text="Track it at example.com/t/1")
+        assert x.price_of(with_url) == Decimal("0.200")
+        assert x.price_of(Reply(network="x", to=message, text="On it")) == Decimal("0.010")
+        ours = message.model_copy(update={"from_us": True, "entities": ()})
+        assert x.price_of(Reply(network="x", to=ours, text="More")) == Decimal("0.010")
+        assert x.price_of(PrivateReply(network="x", to=message, text="DM")) == Decimal("0.015")
+        assert x.price_of(Delete(network="x", target=message.ref)) == Decimal("0.010")
+    enterprise = XAdapter({**sandbox.adapter_settings(), "tier": "enterprise"})
+    assert enterprise.price_of(with_url) == Decimal(0)
+
+
+async def test_ledger_charges_reads_once_a_day_and_writes_each_time() -> None:
+    """Polling the same mentions twice charges them once; each reply is charged."""
+    sandbox = XSandbox(seed=2)
+    for text in ("one", "two", "three"):
+        sandbox.customer_mention(text)
+    async with XAdapter(sandbox.adapter_settings(), transport=sandbox.transport()) as x:
+        first = await x.poll(None)
+        await x.poll(None)
+        today = datetime.now(UTC).date()
+        spent = x.costs.breakdown(today)
+        assert spent["owned_read"] == Decimal("0.003")
+        # us (users/me, and mentioned in each post) and the three customers
+        assert spent["user_read"] == Decimal("0.040")
+        message = first.events[0]
+        assert isinstance(message, MessageReceived)
+        await x.send(Reply(network="x", to=message.message, text="Thanks!"))
+        assert x.costs.breakdown(today)["summoned_reply"] == Decimal("0.010")
+        assert x.costs.spent_on(today) == Decimal("0.053")
+
+
+async def test_budget_refuses_before_any_request() -> None:
+    """A reply with a URL over the daily budget is refused by check and by send, unsent."""
+    sandbox = XSandbox(seed=3)
+    settings = {**sandbox.adapter_settings(), "daily_budget": "0.10"}
+    async with XAdapter(settings, transport=sandbox.transport()) as x:
+        event = await _first_mention(sandbox, x, "where is it?")
+        action = Reply(network="x", to=event.message, text="See https://example.com/t/9")
+        before = sandbox.request_count()
+        with pytest.raises(BudgetExceeded) as caught:
+            x.check(action)
+        assert caught.value.period == "day"
+        assert caught.value.price == Decimal("0.200")
+        with pytest.raises(BudgetExceeded):
+            await x.send(action)
+        assert sandbox.request_count() == before
+        await x.send(Reply(network="x", to=event.message, text="It ships today"))
+    assert [r.text for r in sandbox.sent()] == ["It ships today"]
+
+
+def test_monthly_budget_and_custom_prices() -> None:
+    """The monthly budget sums the month's days; prices can be overridden."""
+    ledger = CostLedger(Prices(post_create=Decimal("0.02")), monthly_budget=Decimal("0.05"))
+    ledger.charge("post_create", at=datetime(2026, 3, 1, tzinfo=UTC), count=2)
+    ledger.charge("post_create", at=datetime(2026, 2, 28, tzinfo=UTC), count=5)
+    assert ledger.spent_in_month(2026, 3) == Decimal("0.04")
+    ledger.guard(Decimal("0.01"), at=datetime(2026, 3, 2, tzinfo=UTC))
+    with pytest.raises(BudgetExceeded) as caught:
+        ledger.guard(Decimal("0.02"), at=datetime(2026, 3, 2, tzinfo=UTC))
+    assert caught.value.period == "month"
+    assert caught.value.spent == Decimal("0.04")

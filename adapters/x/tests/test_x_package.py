@@ -1,0 +1,47 @@
+"""The package installs like any plugin, under ``x`` and ``twitter``, with a declared surface."""
+
+from __future__ import annotations
+
+import omnichannel_x
+from omnichannel import adapters, load_adapter
+from omnichannel.adapter import AdapterSettings
+from omnichannel_x import XAdapter, XSettings, capabilities_for
+
+
+def test_public_names() -> None:
+    """The package exports the adapter, its settings, tokens, tiers and typed errors."""
+    assert omnichannel_x.__all__ == [
+        "BudgetExceeded", "ClientForbidden", "CostLedger", "DirectMessageRefused",
+        "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired", "Tier",
+        "UsageCapped", "XAdapter", "XSettings", "XTokens", "capabilities_for",
+    ]
+    assert issubclass(XSettings, AdapterSettings)
+
+
+def test_entry_points_load_the_adapter_under_both_names() -> None:
+    """``x`` and its alias ``twitter`` resolve to XAdapter; the listing shows the network once."""
+    assert load_adapter("x") is XAdapter
+    assert load_adapter("twitter") is XAdapter
+    networks = [info.network for info in adapters()]
+    assert "x" in networks
+    assert "twitter" not in networks
+
+
+def test_declared_capabilities_follow_the_tier() -> None:
+    """Likes only on Enterprise; replies, DMs, hiding and deleting on every tier; polling only."""
+    for tier in ("pay_per_use", "basic", "pro"):
+        assert capabilities_for(tier).reactions == ()
+    enterprise = capabilities_for("enterprise")
+    assert enterprise.reactions == ("like",)
+    caps = XAdapter.capabilities
+    assert caps.private_reply
+    assert caps.hide
+    assert caps.delete
+    assert caps.inbound == frozenset({"poll"})
+    assert caps.native_idempotency is False
+    assert caps.text.limit == 280
+    assert caps.text.url_length == 23
+    assert caps.dm_text is not None
+    assert caps.dm_text.limit == 10_000
+    adapter = XAdapter({"access_token": "t", "tier": "enterprise"})
+    assert adapter.capabilities.reactions == ("like",)

@@ -1,0 +1,208 @@
+"""Dispatching: the order events are handled in, and one event's handlers run.
+
+Events of one conversation are handled one after another, in order; different
+conversations concurrently, up to the hub's ``max_concurrency``. Each event's
+matching handlers run in registration order, each wrapped in the middleware;
+a handler that raises is logged and stored, and the event is marked handled
+once every handler has run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from .events import (
+    Event,
+    MessageDeleted,
+    MessageReceived,
+    MessageUpdated,
+    ReactionAdded,
+    ReactionRemoved,
+)
+from .model import Ref
+from .store import HandlerFailure, Store
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .context import Context
+    from .instrumentation import Instrumentation
+    from .outbox import Clock
+    from .routing import Middleware, Registration
+    from .statistics import _Tally
+
+logger = logging.getLogger("omnichannel.hub")
+
+_DONE_MEMORY = 10_000
+
+
+async def conversation_of(store: Store, event: Event) -> Ref | None:
+    """Return the conversation an event belongs to (a reaction's, from the store)."""
+    match event:
+        case MessageReceived():
+            return event.conversation.ref
+        case MessageUpdated():
+            return event.message.conversation
+        case MessageDeleted():
+            return event.conversation
+        case ReactionAdded() | ReactionRemoved():
+            stored = await store.get_message(event.target)
+            return stored.conversation if stored is not None else None
+
+
+async def ordering_key(store: Store, event: Event) -> str:
+    """Return the key events are serialised by: the conversation, else the message."""
+    conversation = await conversation_of(store, event)
+    if conversation is not None:
+        return str(conversation)
+    match event:
+        case MessageDeleted():
+            return str(event.message)
+        case ReactionAdded() | ReactionRemoved():
+            return str(event.target)
+        case _:  # pragma: no cover - every message event has a conversation
+            return event.id
+
+
+async def handle_event(
+    event: Event,
+    *,
+    registrations: Iterable[Registration],
+    middleware: Sequence[Middleware],
+    context: Callable[[Event, str], Context],
+    store: Store,
+    clock: Clock,
+    tally: _Tally,
+    instrumentation: Instrumentation,
+) -> None:
+    """Run every matching handler on ``event``, then mark it handled.
+
+    Our own message (a Messenger echo, a reply sent from another tool) is
+    stored for the history but never handed to handlers: nothing answers it.
+    """
+    own = isinstance(event, MessageReceived) and event.message.from_us
+    for registration in () if own else registrations:
+        if not registration.matches(event):
+            continue
+        ctx = context(event, registration.name)
+        started = time.perf_counter()
+        try:
+            await _call(registration, middleware, event, ctx)
+        except Exception as exc:
+            instrumentation.handler_finished(
+                event, registration.name, duration=time.perf_counter() - started, error=exc
+            )
+            tally.add(event.network, "handler_failures")
+            logger.exception(
+                "handler %s failed on event %s", registration.name, event.id,
+                extra={"event_id": event.id, "handler": registration.name},
+            )
+            failure = HandlerFailure.from_exception(
+                exc, event_id=event.id, handler=registration.name, at=clock()
+            )
+            try:
+                await store.add_failure(failure)
+            except Exception:
+                logger.exception("could not store the failure of event %s", event.id)
+        else:
+            instrumentation.handler_finished(
+                event, registration.name, duration=time.perf_counter() - started, error=None
+            )
+    try:
+        await store.mark_handled(event.id)
+    except Exception:  # it stays unhandled and is handled again on the next start
+        logger.exception("could not mark event %s handled", event.id)
+    else:
+        tally.add(event.network, "events_handled")
+
+
+async def _call(
+    registration: Registration, middleware: Sequence[Middleware], event: Event, ctx: Context
+) -> None:
+    chain = list(middleware)
+
+    async def step(index: int) -> None:
+        if index == len(chain):
+            await registration.func(event, ctx)
+            return
+        await chain[index](event, ctx, lambda: step(index + 1))
+
+    await step(0)
+
+
+class Dispatcher:
+    """Per-conversation FIFO queues drained concurrently under one limiter."""
+
+    def __init__(
+        self,
+        tg: anyio.abc.TaskGroup,
+        handle: Callable[[Event], Awaitable[None]],
+        *,
+        concurrency: int,
+        max_pending: int,
+    ) -> None:
+        self._tg = tg
+        self._handle = handle
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._max_pending = max_pending
+        self._queues: dict[str, deque[Event]] = {}
+        self._inflight: set[str] = set()
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._room: anyio.Event | None = None
+        self._idle: anyio.Event | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._inflight)
+
+    def submit(self, event: Event, key: str) -> bool:
+        """Queue ``event`` behind the others of its conversation; ``False`` if known."""
+        if event.id in self._inflight or event.id in self._done:
+            return False
+        self._inflight.add(event.id)
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.append(event)
+        else:
+            self._queues[key] = deque([event])
+            self._tg.start_soon(self._drain, key, name=f"omnichannel conversation {key}")
+        return True
+
+    async def _drain(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                event = queue[0]
+                async with self._limiter:
+                    await self._handle(event)
+                queue.popleft()
+                self._finished(event.id)
+        finally:
+            if self._queues.get(key) is queue:
+                del self._queues[key]
+
+    def _finished(self, event_id: str) -> None:
+        self._inflight.discard(event_id)
+        self._done[event_id] = None
+        if len(self._done) > _DONE_MEMORY:
+            self._done.popitem(last=False)
+        if self._room is not None and len(self._inflight) < self._max_pending:
+            self._room.set()
+        if self._idle is not None and not self._inflight:
+            self._idle.set()
+
+    async def wait_for_room(self) -> None:
+        while len(self._inflight) >= self._max_pending:
+            self._room = anyio.Event()
+            await self._room.wait()
+
+    async def wait_idle(self) -> None:
+        while self._inflight:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+

@@ -1,0 +1,125 @@
+"""The hub's statistics: what its pipeline did, per network and in total.
+
+``hub.statistics()`` returns a [`HubStatistics`][omnichannel.statistics.HubStatistics]
+snapshot; the pipeline counts as it works, in this process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .store import OutboxItem
+
+__all__ = ["HubStatistics", "NetworkStatistics"]
+
+_Figure = Literal[
+    "events_recorded",
+    "duplicates_dropped",
+    "events_handled",
+    "handler_failures",
+    "dead_letters",
+    "actions_queued",
+    "actions_sent",
+    "actions_failed",
+    "actions_retried",
+    "drafts_held",
+]
+
+
+class NetworkStatistics(BaseModel):
+    """What the hub's pipeline did for one network (or, as ``total``, for all).
+
+    Counted since the hub was created, in this process; a restarted hub starts
+    again from zero (the store keeps the records themselves).
+
+    Attributes:
+        events_recorded: New events stored, whether polled, streamed, posted to
+            the webhook app or passed to ``ingest``.
+        duplicates_dropped: Events delivered again (a webhook retry, a second
+            worker, a poll overlapping a webhook) and dropped as already seen.
+        events_handled: Events whose handlers all ran, marked handled.
+        handler_failures: Handler calls that raised (each is also stored).
+        dead_letters: Inbound items the adapter could not use, kept as dead letters.
+        actions_queued: Actions added to the outbox (queuing a key that is
+            already there again does not count).
+        actions_sent: Actions the network accepted, including those found
+            there by reconciliation instead of being sent again.
+        actions_failed: Actions the outbox gave up on.
+        actions_retried: Delivery attempts put back for a later try: a
+            transient error, a rate limit, a send that may have landed.
+        drafts_held: Replies held as drafts for a human.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events_recorded: int = 0
+    duplicates_dropped: int = 0
+    events_handled: int = 0
+    handler_failures: int = 0
+    dead_letters: int = 0
+    actions_queued: int = 0
+    actions_sent: int = 0
+    actions_failed: int = 0
+    actions_retried: int = 0
+    drafts_held: int = 0
+
+
+class HubStatistics(BaseModel):
+    """A snapshot of the hub's counters, as ``hub.statistics()`` returns it.
+
+    Attributes:
+        networks: The counts of each network, by network id: every configured
+            adapter's, and any other network events were ingested for.
+        total: The sums over all networks.
+        events_pending: Events dispatched whose handlers have not finished
+            (``0`` when the hub is not running).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    networks: Mapping[str, NetworkStatistics]
+    total: NetworkStatistics
+    events_pending: int = 0
+
+
+_DELIVERY_OUTCOMES: dict[str, _Figure] = {
+    "sent": "actions_sent",
+    "failed": "actions_failed",
+    "pending": "actions_retried",  # put back for a later attempt
+    "ambiguous": "actions_retried",  # looked up before the next attempt
+}
+
+
+class _Tally:
+    """The hub's running counters, per network (the hub adds, ``statistics()`` reads)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter[_Figure]] = {}
+
+    def add(self, network: str, figure: _Figure, amount: int = 1) -> None:
+        if amount:
+            self.counts.setdefault(network, Counter())[figure] += amount
+
+    def snapshot(self, networks: Iterable[str], *, pending: int) -> HubStatistics:
+        names = sorted({*networks, *self.counts})
+        total: Counter[_Figure] = Counter()
+        for counts in self.counts.values():
+            total.update(counts)
+        return HubStatistics(
+            networks={
+                name: NetworkStatistics.model_validate(dict(self.counts.get(name, {})))
+                for name in names
+            },
+            total=NetworkStatistics.model_validate(dict(total)),
+            events_pending=pending,
+        )
+
+    def delivered(self, item: OutboxItem) -> None:
+        """Count the outcome of one delivery attempt (the outbox's ``on_outcome``)."""
+        figure = _DELIVERY_OUTCOMES.get(item.status)
+        if figure is not None:
+            self.add(item.network, figure)
