@@ -533,8 +533,15 @@ class Adapter(ABC):
         """
         raise CapabilityNotSupported("webhook", network=self.network)
 
-    def parse(self, request: WebhookRequest) -> Sequence[Event]:
+    def parse(self, request: WebhookRequest) -> Sequence[Event] | Batch:
         """Turn a verified webhook delivery into events.
+
+        A delivery that holds many items (Meta batches entries and changes)
+        returns a [`Batch`][omnichannel.adapter.Batch] instead of a list: an
+        item that cannot be used goes in ``Batch.rejected`` and is kept as a
+        dead letter while the others are stored and acknowledged. Its
+        ``cursor`` and ``more`` are ignored. Raise `PayloadError` only when the
+        body as a whole cannot be read.
 
         Raises:
             PayloadError: The body is not what the network sends.

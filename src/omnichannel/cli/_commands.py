@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ import anyio
 import anyio.abc
 
 from ..actions import Post, PrivateReply, Reply
-from ..adapter import Adapter, WebhookRequest
+from ..adapter import Adapter, Batch, WebhookRequest
 from ..bot import _stop_on_signal
 from ..errors import CapabilityNotSupported, ConfigurationError, OmnichannelError, PayloadError
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
@@ -36,6 +37,8 @@ from ._table import render_table, shorten
 __all__ = ["cmd_adapters", "cmd_inbox", "cmd_replay", "cmd_serve", "describe_event"]
 
 # adapters -------------------------------------------------------------------------
+
+logger = logging.getLogger("omnichannel.cli")
 
 
 def cmd_adapters(args: argparse.Namespace, out: TextIO) -> int:
@@ -196,7 +199,14 @@ def _parse(
                                  network=cls.network)
     adapter = _webhook_adapter(cls, config)
     request = WebhookRequest(method="POST", path=f"/{cls.network}", headers=headers, body=body)
-    return adapter.parse(request)
+    parsed = adapter.parse(request)
+    if not isinstance(parsed, Batch):
+        return parsed
+    for item in parsed.rejected:
+        where = f"{item.path}: " if item.path else ""
+        logger.warning("%s: an item of the body was rejected: %s%s", cls.network, where,
+                       item.reason)
+    return parsed.events
 
 
 def _plural(count: int, word: str) -> str:
