@@ -3,28 +3,32 @@
 Uses the recorded payloads in ``tests/vectors/bluesky/`` and measures, in
 the same run, each against a bare ``json.loads`` of the same bytes:
 
-- Jetstream filtering: the 162 recorded Jetstream events (the golden file and
-  the 152-event corpus) replicated to at least 100,000 lines, each run through
-  the listening-mode filter (byte test, then parse and mention/keyword match
-  where it can match) and the matches turned into ``MessageReceived`` events;
-  then the same for the 19 post events alone, which is what a subscription
-  with ``wantedCollections=app.bsky.feed.post`` receives. The filter watches
-  our DID (the author replied to in the golden file) and the keywords
-  ``refund`` and ``rebellion``. Also shown: parsing every line with the wire
-  model, without the byte test.
+- Jetstream filtering: 100,000 lines generated from the recorded shapes (see
+  ``varied_lines``: 90% posts with varied authors, texts and languages, 5% of
+  them matching), each run through the listening-mode filter (byte test, then
+  parse and mention/keyword match where it can match) and the matches turned
+  into ``MessageReceived`` events; also parsing every line with the wire
+  model, without the byte test. The filter watches our DID and the keywords
+  ``refund`` and ``rebellion``.
 - Notification pages: the recorded page of 50 notifications (18 mentions and
   quotes, 13 likes) parsed into ``MessageReceived`` and ``ReactionAdded``
   events the way ``poll`` does (follows and reposts are read for their time
   and URI only), with and without ``Message.raw``; and, for scale, the wire
   model over all 50.
 
-Run: ``.venv/bin/python bench/bench_bluesky.py [--seconds 3] [--lines 100000]``.
+Interleaved (the order rotates each repeat), ``--repeats`` repeats; prints min
+and median microseconds per item, the ratio to ``json.loads`` and the load.
+
+Run: ``.venv/bin/python bench/bench_bluesky.py [--repeats 5] [--lines 100000]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,37 +60,93 @@ def recorded_page() -> bytes:
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def best_seconds(fn: Callable[[], object], runs: int = 3) -> float:
-    """The fastest of ``runs`` timings of ``fn``, in seconds."""
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+def varied_lines(recorded: list[str], count: int, seed: int = 17) -> list[str]:
+    """``count`` Jetstream lines generated from the recorded shapes, each one different.
+
+    90% are post creates: a recorded post (with its embeds, facets, langs and
+    reply shape) by one of 2,000 authors, with a fresh rkey, time and text
+    (5-30 words drawn from every recorded post's text, so languages and
+    lengths vary). Of those, 2% reply to one of our posts, 2% mention us
+    (text and facet) and 1% hold a keyword; the rest match nothing (our DID
+    is replaced in the templates that had it). The other 10% are the
+    recorded non-post events (likes, follows, reposts, deletes, identity),
+    with their author and time varied.
+    """
+    rng = random.Random(seed)
+    posts = [json.loads(line) for line in recorded
+             if '"app.bsky.feed.post"' in line and '"create"' in line]
+    others = [line for line in recorded if '"app.bsky.feed.post"' not in line]
+    words = [w for post in posts for w in post["commit"]["record"].get("text", "").split()]
+    words = [w for w in words if OUR_DID not in w and not any(k in w.lower() for k in KEYWORDS)]
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    authors = ["did:plc:" + "".join(rng.choice(alphabet) for _ in range(24)) for _ in range(2000)]
+    lines: list[str] = []
+    time_us = 1_783_175_888_000_000
+    for n in range(count):
+        time_us += rng.randint(50, 5000)
+        author = rng.choice(authors)
+        if rng.random() >= 0.9:
+            line = rng.choice(others).replace(OUR_DID, rng.choice(authors))
+            event = json.loads(line)
+            event["did"], event["time_us"] = author, time_us
+            lines.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+            continue
+        event = json.loads(json.dumps(rng.choice(posts)).replace(OUR_DID, rng.choice(authors)))
+        event["did"], event["time_us"] = author, time_us
+        commit = event["commit"]
+        commit["rkey"] = "".join(rng.choice(alphabet) for _ in range(13))
+        record = commit["record"]
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(5, 30)))
+        record.pop("facets", None)
+        roll = rng.random()
+        if roll < 0.02:
+            parent = {"cid": "bafyreiainko5un5pbcdosvxpbisjnjzemojnry6nsgtdftdgslbu37kxai",
+                      "uri": f"at://{OUR_DID}/app.bsky.feed.post/3mmojbrjwbs{n % 100:02}"}
+            record["reply"] = {"parent": parent, "root": parent}
+        elif roll < 0.04:
+            handle = "@shop.example "
+            text = handle + text
+            record["facets"] = [{"features": [{"$type": "app.bsky.richtext.facet#mention",
+                                               "did": OUR_DID}],
+                                 "index": {"byteStart": 0, "byteEnd": len(handle) - 1}}]
+        elif roll < 0.05:
+            text = f"{text} {rng.choice(KEYWORDS)}"
+        record["text"] = text
+        lines.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+    return lines
 
 
-def rate(fn: Callable[[], int], seconds: float) -> float:
-    """Items per second of ``fn`` (which returns the items it handled), best of 3 runs."""
-    best = 0.0
-    for _ in range(3):
-        done = 0
-        started = time.perf_counter()
-        deadline = started + seconds / 3
-        while time.perf_counter() < deadline:
-            done += fn()
-        best = max(best, done / (time.perf_counter() - started))
-    return best
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def bench_jetstream(recorded: list[str], count: int, label: str) -> None:
-    """Jetstream lines per second through the filter, next to json.loads."""
-    copies = -(-count // len(recorded))
-    lines = recorded * copies
+def interleaved(cases: dict[str, Callable[[], int]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per item of each case, ``repeats`` rounds, order rotating each round."""
+    names = list(cases)
+    per_item: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            began = time.perf_counter()
+            items = cases[name]()
+            per_item[name].append((time.perf_counter() - began) / items)
+    return per_item
+
+
+def report(per_item: dict[str, list[float]], base: str) -> None:
+    ref = statistics.median(per_item[base])
+    print(f"  {'':34} {'min us/item':>11} {'median':>8} {'x json.loads':>13}")
+    for name, t in per_item.items():
+        print(f"  {name:34} {min(t) * 1e6:11.2f} {statistics.median(t) * 1e6:8.2f} "
+              f"{statistics.median(t) / ref:13.2f}")
+
+
+def bench_jetstream(lines: list[str], repeats: int) -> None:
+    """Jetstream lines through the filter, next to json.loads, interleaved."""
     keep = JetstreamFilter(did=OUR_DID, keywords=KEYWORDS)
     matched: list[int] = []
 
-    def filtered() -> None:
+    def filtered() -> int:
         found = 0
         for line in lines:
             hit = keep.match_line(line)
@@ -94,31 +154,33 @@ def bench_jetstream(recorded: list[str], count: int, label: str) -> None:
                 jetstream_event(hit.event, our_did=OUR_DID)
                 found += 1
         matched.append(found)
+        return len(lines)
 
-    def loads() -> None:
+    def loads() -> int:
         for line in lines:
             json.loads(line)
+        return len(lines)
 
-    def parse_all() -> None:
+    def parse_all() -> int:
         validate = JetstreamEvent.model_validate_json
         for line in lines:
             validate(line)
+        return len(lines)
 
-    base = best_seconds(loads)
-    ours = best_seconds(filtered)
-    full = best_seconds(parse_all)
-    print(f"Jetstream, {label}: {len(recorded)} recorded events x {copies} = "
-          f"{len(lines):,} lines, {matched[-1]:,} matches")
-    print(f"  json.loads baseline            : {len(lines) / base:>10,.0f} events/s")
-    print(f"  filter + match + to events     : {len(lines) / ours:>10,.0f} events/s   "
-          f"time ratio to json.loads {ours / base:5.2f}")
-    print(f"  wire-model parse of every line : {len(lines) / full:>10,.0f} events/s   "
-          f"time ratio to json.loads {full / base:5.2f}")
+    per_item = interleaved({"json.loads": loads, "filter + match + to events": filtered,
+                            "wire-model parse of every line": parse_all}, repeats)
+    posts = sum('"app.bsky.feed.post"' in line for line in lines)
+    print(f"Jetstream: {len(lines):,} generated lines, {len(set(lines)):,} distinct, "
+          f"{posts / len(lines):.0%} posts, {matched[-1]:,} matches")
+    report(per_item, "json.loads")
 
 
-def bench_notifications(seconds: float) -> None:
-    """Notifications per second parsed into events, next to json.loads."""
+def bench_notifications(repeats: int, pages: int) -> None:
+    """Notifications parsed into events, next to json.loads, interleaved."""
     page = recorded_page()
+
+    def times(fn: Callable[[], int]) -> Callable[[], int]:
+        return lambda: sum(fn() for _ in range(pages))
 
     def baseline() -> int:
         return len(json.loads(page)["notifications"])
@@ -137,30 +199,33 @@ def bench_notifications(seconds: float) -> None:
 
     assert sum(item.event is not None for item in notification_page(
         json.loads(page), our_did=BSKYR)[0]) == 31
-    loads = rate(baseline, seconds)
-    full = rate(parse, seconds)
-    lean = rate(parse_no_raw, seconds)
-    every = rate(validate_all, seconds)
-    print(f"Notifications: recorded page of 50 (31 become events), {len(page):,} bytes")
-    print(f"  json.loads baseline          : {loads:>12,.0f} notifications/s")
-    print(f"  parse to events (raw kept)   : {full:>12,.0f} notifications/s   "
-          f"time ratio to json.loads {loads / full:5.2f}")
-    print(f"  parse to events (no raw)     : {lean:>12,.0f} notifications/s   "
-          f"time ratio to json.loads {loads / lean:5.2f}")
-    print(f"  wire model for all 50        : {every:>12,.0f} notifications/s   "
-          f"time ratio to json.loads {loads / every:5.2f}")
+    per_item = interleaved({
+        "json.loads": times(baseline), "parse to events (raw kept)": times(parse),
+        "parse to events (no raw)": times(parse_no_raw),
+        "wire model for all 50": times(validate_all),
+    }, repeats)
+    print(f"Notifications: recorded page of 50 (31 become events), {len(page):,} bytes, "
+          f"x {pages} per run")
+    report(per_item, "json.loads")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per page measurement")
-    parser.add_argument("--lines", type=int, default=100_000, help="Jetstream lines (minimum)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lines", type=int, default=100_000, help="generated Jetstream lines")
+    parser.add_argument("--pages", type=int, default=200, help="notification pages per run")
     args = parser.parse_args()
-    recorded = recorded_lines()
-    bench_jetstream(recorded, args.lines, "every recorded event")
-    posts = [line for line in recorded if '"app.bsky.feed.post"' in line]
-    bench_jetstream(posts, args.lines, "posts only (what wantedCollections sends)")
-    bench_notifications(args.seconds)
+    lines = varied_lines(recorded_lines(), args.lines)
+    print(f"load average before: {load_average()} ({os.cpu_count()} cpus)")
+    bench_jetstream(lines, args.repeats)
+    bench_notifications(args.repeats, args.pages)
+    print(f"load average after:  {load_average()}")
+    try:
+        import atproto  # noqa: F401
+    except ImportError:
+        print("atproto is not installed: no peer measured (pip install atproto)")
+    else:
+        print("atproto is installed, but this bench has no atproto case yet")
 
 
 if __name__ == "__main__":

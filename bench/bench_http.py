@@ -9,15 +9,18 @@ headers, so what is measured is the client side only:
   rate-limit header parsing into ``RateLimitState``, the retry policy's
   bookkeeping, and one structured log record per request.
 
-Prints requests per second for each and the ratio.
+Interleaved (the order rotates each repeat), ``--repeats`` repeats; prints min
+and median microseconds per request, the ratio and the machine's load.
 
-Run: ``.venv/bin/python bench/bench_http.py [--requests 5000]``.
+Run: ``.venv/bin/python bench/bench_http.py [--repeats 7] [--requests 2000]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import time
 from pathlib import Path
 
@@ -76,22 +79,36 @@ async def ours(requests: int, mock: httpx.MockTransport) -> float:
         return time.perf_counter() - start
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def main(args: argparse.Namespace) -> None:
     body, headers = recorded_answer()
     mock = transport(body, headers)
     await bare(200, mock)  # warm up both paths
     await ours(200, mock)
-    rounds = [(await bare(args.requests, mock), await ours(args.requests, mock)) for _ in range(3)]
-    base = min(r[0] for r in rounds)
-    mine = min(r[1] for r in rounds)
-    print(f"requests per round: {args.requests} (best of 3 rounds)")
-    for name, seconds in (("httpx.AsyncClient", base), ("omnichannel ApiClient", mine)):
-        rate, micros = args.requests / seconds, seconds / args.requests * 1e6
-        print(f"{name:22s} {rate:10.0f} req/s  {micros:7.1f} us/req")
-    print(f"ratio (ApiClient time / httpx time): {mine / base:.2f}x")
+    print(f"load average before: {load()} ({os.cpu_count()} cpus)")
+    runners = {"httpx.AsyncClient": bare, "omnichannel ApiClient": ours}
+    names = list(runners)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(await runners[name](args.requests, mock) / args.requests)
+    print(f"load average after:  {load()}")
+    print(f"{args.repeats} repeats x {args.requests} requests, interleaved")
+    print(f"{'':22} {'min us/req':>11} {'median':>8}")
+    for name in names:
+        low, mid = min(times[name]) * 1e6, statistics.median(times[name]) * 1e6
+        print(f"{name:22} {low:11.1f} {mid:8.1f}")
+    ratio_min = min(times[names[1]]) / min(times[names[0]])
+    ratio_med = statistics.median(times[names[1]]) / statistics.median(times[names[0]])
+    print(f"ApiClient time / httpx time: {ratio_min:.2f}x (min) {ratio_med:.2f}x (median)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=7)
     anyio.run(main, parser.parse_args())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,9 +36,30 @@ CASES = {
 PEERS = {"tweepy": "tweepy", "Mastodon.py": "mastodon"}
 
 
-def run(code: str) -> float:
-    began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603 - our interpreter
+# Bytecode caching on, whatever this shell says: with PYTHONDONTWRITEBYTECODE
+# set (as in some development shells) every module without a cached .pyc is
+# compiled from source on each import, which is not what an installed bot pays
+# (pip writes the .pyc files of what it installs). A warm-up run of each case
+# writes them before the timed runs.
+ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+CPU: dict[str, list[float]] = {}
+"""CPU seconds (user + system) of each case's runs: steadier than wall time on a busy machine."""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(code: str, name: str | None = None) -> float:
+    began, cpu = time.perf_counter(), _children_cpu()
+    subprocess.run(  # noqa: S603 - our interpreter
+        [sys.executable, "-c", code], check=True, env=ENV
+    )
+    if name is not None:
+        CPU.setdefault(name, []).append(_children_cpu() - cpu)
     return time.perf_counter() - began
 
 
@@ -45,7 +67,7 @@ def heaviest(code: str, count: int) -> list[tuple[int, str]]:
     """(cumulative microseconds, name) of the heaviest imports that ``code`` makes."""
     result = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
         [sys.executable, "-X", "importtime", "-c", code],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env=ENV,
     )
     rows = []
     for line in result.stderr.splitlines():
@@ -73,11 +95,13 @@ def main() -> None:
           f"({os.cpu_count()} cpus)")
     cases["(interpreter)"] = "pass"
     names = list(cases)
+    for name in names:  # warm-up: writes the .pyc files, fills the OS file cache
+        run(cases[name])
     times: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(args.repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
-            times[name].append(run(cases[name]))
+            times[name].append(run(cases[name], name))
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
     base_min = min(times["(interpreter)"])
@@ -103,6 +127,19 @@ def main() -> None:
         low, mid = cost(case)
         print(f"{case.split()[-1]} adapter adds {low - core_min:.1f} ms (min) "
               f"{mid - core_median:.1f} ms (median); goal <= 50")
+    print()
+    print("CPU time (user + system of the child, interpreter's subtracted), min / median ms:")
+    cpu_base = (min(CPU["(interpreter)"]), statistics.median(CPU["(interpreter)"]))
+    cpu = {name: ((min(CPU[name]) - cpu_base[0]) * 1000,
+                  (statistics.median(CPU[name]) - cpu_base[1]) * 1000) for name in names[:-1]}
+    for name in names[:-1]:
+        print(f"  {name:24} {cpu[name][0]:8.1f} {cpu[name][1]:10.1f}")
+    if "tweepy" in cpu:
+        print(f"  bot core / tweepy: {cpu['bot core'][0] / cpu['tweepy'][0]:.2f} (min) "
+              f"{cpu['bot core'][1] / cpu['tweepy'][1]:.2f} (median)")
+    for case in ("core + mastodon", "core + bluesky"):
+        print(f"  {case.split()[-1]} adapter adds {cpu[case][0] - cpu['bot core'][0]:.1f} ms (min) "
+              f"{cpu[case][1] - cpu['bot core'][1]:.1f} ms (median)")
     print()
     print("heaviest imports of the bot core (one -X importtime run, cumulative ms):")
     for cumulative, name in heaviest(CORE, 12):

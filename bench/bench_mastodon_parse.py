@@ -8,10 +8,14 @@ mentions and entities) and measures, in the same run:
 - the adapter's parse of the same bytes into ``MessageReceived`` events
   (``json.loads``, wire validation, HTML to text and entities, core models),
   with and without ``Message.raw``;
-- the import time of ``omnichannel_mastodon`` in a fresh interpreter, next to
-  ``import omnichannel`` alone.
+- Mastodon.py's own typed conversion of the same page (``try_cast_recurse`` to
+  its ``Notification``), when Mastodon.py is installed.
 
-Run: ``.venv/bin/python bench/bench_mastodon_parse.py [--seconds 2]``.
+Interleaved (the order rotates each repeat), ``--repeats`` repeats of
+``--pages`` pages each; prints min and median microseconds per item, the ratio
+to ``json.loads`` and the machine's load. Import time: ``bench_import.py``.
+
+Run: ``.venv/bin/python bench/bench_mastodon_parse.py [--repeats 7] [--pages 100]``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,37 +69,28 @@ def build_page(samples: list[dict[str, Any]]) -> bytes:
     return json.dumps(page).encode()
 
 
-def rate(fn: Callable[[], int], seconds: float) -> float:
-    """Items per second of ``fn`` (which returns the items it handled), best of 3 runs."""
-    best = 0.0
-    for _ in range(3):
-        done = 0
-        started = time.perf_counter()
-        deadline = started + seconds / 3
-        while time.perf_counter() < deadline:
-            done += fn()
-        best = max(best, done / (time.perf_counter() - started))
-    return best
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def import_ms(statement: str, runs: int = 7) -> float:
-    """Median milliseconds a fresh interpreter spends running ``statement``."""
-    code = (
-        "import time; t = time.perf_counter(); "
-        f"{statement}; print((time.perf_counter() - t) * 1000)"
-    )
-    times = [
-        float(subprocess.run(  # noqa: S603 - our own interpreter, fixed code
-            [sys.executable, "-c", code], check=True, capture_output=True, text=True,
-        ).stdout)
-        for _ in range(runs)
-    ]
-    return statistics.median(times)
+def mastodonpy_cast(page: bytes) -> Callable[[], int] | None:
+    """Mastodon.py's own typed conversion of the same page, or ``None`` if not installed."""
+    try:
+        from mastodon.return_types import Notification
+        from mastodon.types_base import try_cast_recurse
+    except ImportError:
+        return None
+
+    def run() -> int:
+        return len([try_cast_recurse(Notification, item) for item in json.loads(page)])
+
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--pages", type=int, default=100, help="pages per timed run")
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
     samples = recorded_notifications()
@@ -118,25 +112,44 @@ def main() -> None:
             return events
         return run
 
-    with_raw = parse_with(Converter(our_id="117020565966271181"))
-    without_raw = parse_with(Converter(our_id="117020565966271181", keep_raw=False))
-    assert with_raw() == PAGE_SIZE  # every notification is a mention: one event each
-
-    loads = rate(baseline, args.seconds)
-    full = rate(with_raw, args.seconds)
-    lean = rate(without_raw, args.seconds)
+    cases: dict[str, Callable[[], int]] = {
+        "json.loads": baseline,
+        "parse to events (raw kept)": parse_with(Converter(our_id="117020565966271181")),
+        "parse to events (no raw)": parse_with(
+            Converter(our_id="117020565966271181", keep_raw=False)
+        ),
+    }
+    peer = mastodonpy_cast(page)
+    if peer is None:
+        print("Mastodon.py is not installed: its conversion is skipped (pip install Mastodon.py)")
+    else:
+        cases["Mastodon.py try_cast_recurse"] = peer
+    for name, fn in cases.items():  # warm-up (and validators built)
+        assert fn() == PAGE_SIZE, name
+    print(f"load average before: {load()} ({os.cpu_count()} cpus)")
+    names = list(cases)
+    per_item: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = cases[name]
+            began = time.perf_counter()
+            for _ in range(args.pages):
+                fn()
+            per_item[name].append((time.perf_counter() - began) / (args.pages * PAGE_SIZE))
+    print(f"load average after:  {load()}")
     print(f"recorded notifications used: {len(samples)}; page: {PAGE_SIZE} items, "
-          f"{len(page):,} bytes")
-    print(f"json.loads baseline       : {loads:>12,.0f} notifications/s")
-    print(f"parse to events (raw kept): {full:>12,.0f} events/s   "
-          f"ratio to json.loads {loads / full:5.1f}x slower")
-    print(f"parse to events (no raw)  : {lean:>12,.0f} events/s   "
-          f"ratio to json.loads {loads / lean:5.1f}x slower")
-
-    base = import_ms("import omnichannel")
-    adapter = import_ms("import omnichannel_mastodon")
-    print(f"import omnichannel          : {base:6.1f} ms (median of 7 fresh interpreters)")
-    print(f"import omnichannel_mastodon : {adapter:6.1f} ms (includes omnichannel and httpx)")
+          f"{len(page):,} bytes; {args.repeats} repeats x {args.pages} pages, interleaved")
+    base = statistics.median(per_item["json.loads"])
+    print(f"{'':30} {'min us/item':>12} {'median':>8} {'x json.loads':>13}")
+    for name in names:
+        t = per_item[name]
+        print(f"{name:30} {min(t) * 1e6:12.1f} {statistics.median(t) * 1e6:8.1f} "
+              f"{statistics.median(t) / base:13.1f}")
+    if peer is not None:
+        ours = statistics.median(per_item["parse to events (raw kept)"])
+        theirs = statistics.median(per_item["Mastodon.py try_cast_recurse"])
+        print(f"Mastodon.py's conversion / ours (raw kept): {theirs / ours:.1f}x (median)")
 
 
 if __name__ == "__main__":

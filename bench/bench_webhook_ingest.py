@@ -1,21 +1,32 @@
-"""Webhook ingest on loopback: hub.asgi next to a bare ASGI endpoint, in the same run.
+"""Webhook ingest on loopback, driven by wrk: hub.asgi against a bare ASGI endpoint.
 
-Each server runs in its own process (uvicorn, 127.0.0.1, a free port); the
-client sends signed testnet webhook deliveries (one new event each) from
-``--concurrency`` tasks and times each request from POST to the answer. For
-``hub.asgi`` the answer comes after the signature check, parsing and the
-store's commit (SQLite with ``synchronous=full``, and the memory store), so
-the latency is "POST to persisted and acknowledged". The bare endpoint reads
-the body and answers 200: the floor set by the server and the client.
+Every server runs in its own process (uvicorn, 127.0.0.1, a free port), all
+started once: ``bare`` (an ASGI app that reads the body and answers 200: the
+floor set by uvicorn), ``hub-sqlite`` (``hub.asgi`` over a testnet adapter and
+a SQLiteStore with ``synchronous=full``: it answers 200 only after the
+signature check, parsing and the commit that persists the event) and, with
+``--targets``, ``hub-memory``. A ``ceiling`` server (asyncio, no ASGI, a canned
+answer) shows what the load generator itself can drive on this machine: when
+it is not well above ``bare``, the generator is the bottleneck.
 
-    .venv/bin/python bench/bench_webhook_ingest.py --requests 2000 --concurrency 16
+wrk (``apt-get install wrk``) sends signed deliveries, each a new event (a Lua
+script walks a file of distinct signed bodies; no body is sent twice), at
+``--connections`` (16 and 64) for ``--duration`` seconds per run. Runs are
+interleaved (targets rotate each repeat), ``--repeats`` times; prints min and
+median requests/s, median p99 latency, and each target over ``bare``.
 
-Prints requests/s, p50 and p99 per target and the ratio to the bare endpoint.
+    .venv/bin/python bench/bench_webhook_ingest.py --repeats 5 --duration 3
+
+Goal: hub-sqlite >= 0.5x bare at 16 and 64 connections.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,13 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.runtime_adapter import FakeNetwork, free_port  # noqa: E402
+from tests.runtime_adapter import SIGNATURE_HEADER, FakeNetwork, free_port, sign  # noqa: E402
 
 # --------------------------------------------------------------------------- servers
 
@@ -72,97 +82,123 @@ def hub_app(store_kind: str, db: Path) -> Any:
     return hub.asgi  # its lifespan enters and runs the hub
 
 
+
+async def _ceiling(port: int) -> None:
+    """A canned HTTP/1.1 answer to every request, no ASGI: the generator's ceiling."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                if match:
+                    await reader.readexactly(int(match.group(1)))
+                writer.write(answer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
 def serve(target: str, port: int, db: Path) -> None:
     """Serve one target in this process until terminated."""
+    if target == "ceiling":
+        asyncio.run(_ceiling(port))
+        return
     import uvicorn
 
     app = bare_app if target == "bare" else hub_app(target.removeprefix("hub-"), db)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                lifespan="on")
+                lifespan="on", backlog=1024)
 
 
-# --------------------------------------------------------------------------- client
+# --------------------------------------------------------------------------- load
+
+LUA = """
+local sigs, bodies = {}, {}
+local created = 0
+function setup(thread)
+  thread:set("id", created)
+  created = created + 1
+end
+function init(args)
+  step = tonumber(args[3])
+  local file = io.open(args[1], "r")
+  for line in file:lines() do
+    local sig, body = line:match("^(%S+) (.*)$")
+    sigs[#sigs + 1] = sig
+    bodies[#bodies + 1] = body
+  end
+  file:close()
+  counter = tonumber(args[2]) + id
+end
+function request()
+  local i = counter % #bodies + 1
+  counter = counter + step
+  return wrk.format("POST", "/testnet",
+    {["Content-Type"] = "application/json", ["HEADER"] = sigs[i]}, bodies[i])
+end
+""".replace("HEADER", SIGNATURE_HEADER)
 
 
-async def load(
-    url: str, bodies: list[tuple[bytes, dict[str, str]]], concurrency: int
-) -> list[float]:
-    """Send every body, ``concurrency`` at a time; return the latencies in seconds."""
-    latencies: list[float] = []
-    queue = list(reversed(bodies))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+def write_bodies(path: Path, count: int) -> None:
+    """``count`` distinct signed deliveries, one a line: ``<signature> <body>``."""
+    fake = FakeNetwork()
+    with path.open("w") as out:
+        for _ in range(count):
+            body = fake.webhook_body([fake.message_item("where is my order? 📦 #late")])
+            out.write(f"{sign(body, fake.secret)} {body.decode()}\n")
 
-        async def worker() -> None:
-            while queue:
-                body, headers = queue.pop()
-                started = time.perf_counter()
-                response = await client.post("/testnet", content=body, headers=headers)
-                latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{url} answered {response.status_code}: {response.text}")
 
-        async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                tg.start_soon(worker)
-    return latencies
+def wrk(url: str, connections: int, duration: float, script: Path, bodies: Path,
+        offset: int, threads: int) -> dict[str, float]:
+    result = subprocess.run(  # noqa: S603 - wrk, fixed arguments
+        [shutil.which("wrk") or "wrk", f"-t{threads}", f"-c{connections}",
+         f"-d{duration:g}s", "--latency",
+         "-s", str(script), url, "--", str(bodies), str(offset), str(threads)],
+        check=True, capture_output=True, text=True,
+    )
+    out = result.stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    if bad or errors:
+        raise RuntimeError(f"{url}: failed requests\n{out}")
+    return {"requests": requests, "rps": rps,
+            "p99": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")}
 
 
 def wait_for(url: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             httpx.get(url + "/", timeout=1)
         except httpx.TransportError:
-            time.sleep(0.05)
+            time.sleep(0.1)
         else:
             return
     raise RuntimeError(f"{url} did not start")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def measure(target: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, __file__, "--serve", target, "--port", str(port),
-         "--db", str(tmp / f"{target}.db")],
-        cwd=REPO,
-    )
-    try:
-        wait_for(url)
-        fake = FakeNetwork()
-        warm = [_delivery(fake) for _ in range(min(200, args.requests))]
-        anyio.run(load, url, warm, args.concurrency)
-        bodies = [_delivery(fake) for _ in range(args.requests)]
-        started = time.perf_counter()
-        latencies = anyio.run(load, url, bodies, args.concurrency)
-        elapsed = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50": percentile(latencies, 0.50) * 1000,
-        "p99": percentile(latencies, 0.99) * 1000,
-        "mean": statistics.fmean(latencies) * 1000,
-    }
-
-
-def _delivery(fake: FakeNetwork) -> tuple[bytes, dict[str, str]]:
-    body = fake.webhook_body([fake.message_item("where is my order? 📦 #late")])
-    return body, fake.signed(body)
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--targets", default="bare,hub-memory,hub-sqlite")
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--targets", default="ceiling,bare,hub-sqlite")
+    parser.add_argument("--bodies", type=int, default=0,
+                        help="distinct deliveries to write (default: enough for every run)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -170,22 +206,67 @@ def main() -> None:
     if args.serve:
         serve(args.serve, args.port, Path(args.db))
         return
-    print(f"webhook ingest on loopback: {args.requests} requests, "
-          f"concurrency {args.concurrency}, one event per request")
-    results: dict[str, dict[str, float]] = {}
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    targets = args.targets.split(",")
+    connections = [int(c) for c in args.connections.split(",")]
+    runs = args.repeats * len(connections)
+    count = args.bodies or int(runs * args.duration * 6000)  # above any hub rate seen here
+    print(f"load average before: {load()} ({os.cpu_count()} cpus)")
     with tempfile.TemporaryDirectory() as tmp:
-        for target in args.targets.split(","):
-            results[target] = measure(target, args, Path(tmp))
-    base = results.get("bare")
-    print(f"{'target':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
-          f"{'req/s ratio':>12} {'p50 ratio':>10}")
-    for target, r in results.items():
-        ratio = f"{base['rps'] / r['rps']:.2f}x" if base else "-"
-        p50_ratio = f"{r['p50'] / base['p50']:.2f}x" if base else "-"
-        print(f"{target:<12} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
-              f"{r['mean']:8.2f} {ratio:>12} {p50_ratio:>10}")
-    if base:
-        print("req/s ratio = bare req/s / target req/s; p50 ratio = target p50 / bare p50")
+        folder = Path(tmp)
+        script, bodies = folder / "deliver.lua", folder / "bodies.txt"
+        script.write_text(LUA)
+        write_bodies(bodies, count)
+        servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        try:
+            for target in targets:
+                port = free_port()
+                proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+                    [sys.executable, __file__, "--serve", target, "--port", str(port),
+                     "--db", str(folder / f"{target}.db")],
+                    cwd=REPO,
+                )
+                servers[target] = (proc, f"http://127.0.0.1:{port}")
+            for _, url in servers.values():
+                wait_for(url)
+            offset = {target: 0 for target in targets}
+            results: dict[tuple[str, int], list[dict[str, float]]] = {
+                (t, c): [] for t in targets for c in connections
+            }
+            for target in targets:  # warm-up
+                offset[target] += int(wrk(servers[target][1], 16, 1, script, bodies,
+                                          offset[target], args.threads)["requests"]) + 64
+            for repeat in range(args.repeats):
+                shift = repeat % len(targets)
+                for target in targets[shift:] + targets[:shift]:
+                    for conns in connections:
+                        r = wrk(servers[target][1], conns, args.duration, script, bodies,
+                                offset[target], args.threads)
+                        offset[target] += int(r["requests"]) + conns
+                        results[(target, conns)].append(r)
+            for target in targets:
+                if target.startswith("hub") and offset[target] > count:
+                    print(f"warning: {target} got {offset[target]} requests for {count} "
+                          "distinct bodies: some were repeats (pass a larger --bodies)")
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=30)
+    print(f"load average after:  {load()}")
+    print(f"\nwrk -t{args.threads}, {args.duration:g} s per run, {args.repeats} repeats, "
+          "one new event per request")
+    print(f"{'target':<12} {'conns':>5} {'req/s min':>10} {'median':>8} {'p99 ms med':>11} "
+          f"{'x bare (median)':>16}")
+    for conns in connections:
+        base = statistics.median(r["rps"] for r in results[("bare", conns)]) \
+            if "bare" in targets else None
+        for target in targets:
+            rs = results[(target, conns)]
+            med = statistics.median(r["rps"] for r in rs)
+            ratio = f"{med / base:.2f}" if base else "-"
+            print(f"{target:<12} {conns:>5} {min(r['rps'] for r in rs):10.0f} {med:8.0f} "
+                  f"{statistics.median(r['p99'] for r in rs):11.1f} {ratio:>16}")
 
 
 if __name__ == "__main__":

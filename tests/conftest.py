@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +65,121 @@ def _logging_state_restored() -> Iterator[None]:
     for lg, level, disabled, propagate, handlers in saved:
         lg.setLevel(level)
         lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers
+
+
+class PostgresServer:
+    """The PostgreSQL server of a test session: its URL, and a restart when the tests own it."""
+
+    def __init__(self, url: str, restart: Callable[[], None] | None = None) -> None:
+        self.url = url
+        self.restart = restart
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session.
+
+    ``OMNICHANNEL_TEST_POSTGRES_URL`` when set; otherwise a throwaway server from the
+    ``pgserver`` package (in the ``test`` extra), stopped and deleted at the end. As root,
+    pgserver runs the server as a system user of its own (``pgserver``).
+    """
+    url = os.environ.get("OMNICHANNEL_TEST_POSTGRES_URL")
+    if url:
+        yield PostgresServer(url)
+        return
+    try:
+        import psycopg
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+            import pgserver
+            from pgserver._commands import pg_ctl
+    except ImportError as exc:
+        pytest.skip(
+            f"no PostgreSQL for the tests ({exc.name} is not installed): install the test "
+            'extra (pip install -e ".[test]") or set OMNICHANNEL_TEST_POSTGRES_URL'
+        )
+    # Not under pytest's temporary folder: as root the server runs as another user, and
+    # pytest makes its folder private again (0700) whenever a pytest run starts.
+    pgdata = Path(tempfile.mkdtemp(prefix="omnichannel-test-pg-"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode="delete")
+        except Exception as exc:
+            shutil.rmtree(pgdata, ignore_errors=True)
+            pytest.skip(
+                f"could not start a throwaway PostgreSQL with pgserver ({exc!r}): set "
+                "OMNICHANNEL_TEST_POSTGRES_URL to a server the tests may create schemas in"
+            )
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        # A throwaway server: no need to outlive a power cut, so commits skip the disk sync.
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("SELECT pg_reload_conf()")
+
+    def restart() -> None:
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=server.system_user)
+
+    try:
+        yield PostgresServer(server.get_uri(), restart)
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+
+
+@pytest.fixture
+def postgres_schema(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty schema on the session's server, dropped after the test."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def _postgres_migrated_schema(postgres_server: PostgresServer) -> Iterator[str]:
+    """One schema migrated once for the session (emptied before each test that uses it)."""
+    import anyio
+    import psycopg
+
+    from omnichannel.store import PostgresStore
+
+    name = f"test_shared_{uuid.uuid4().hex[:12]}"
+
+    async def migrate() -> None:
+        async with PostgresStore(postgres_server.url, schema=name, shared=True):
+            pass
+
+    anyio.run(migrate)
+    try:
+        yield name
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture
+def postgres_empty_schema(postgres_server: PostgresServer, _postgres_migrated_schema: str) -> str:
+    """A migrated schema with every table emptied.
+
+    As good as a fresh schema for tests that do not test migrations (identity
+    columns go on counting), and much quicker to give: no tables to create, and
+    DELETE on a few rows costs milliseconds where TRUNCATE costs a file per table.
+    """
+    import psycopg
+
+    from omnichannel.store._postgres_schema import TABLES
+
+    with psycopg.connect(postgres_server.url) as conn:  # one transaction
+        for table in TABLES:
+            conn.execute(f"DELETE FROM {_postgres_migrated_schema}.{table}")  # noqa: S608 - our own names
+    return _postgres_migrated_schema

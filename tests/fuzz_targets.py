@@ -33,6 +33,7 @@ from omnichannel_bluesky._jetstream import _time_us as line_time_us
 from omnichannel_mastodon import MastodonAdapter
 from omnichannel_mastodon._convert import Converter
 from omnichannel_mastodon._stream import iter_events
+from omnichannel_meta import FacebookAdapter, InstagramAdapter
 
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO / "tests" / "vectors"
@@ -288,6 +289,51 @@ def _chirp_verify_seeds() -> list[Seed]:
     return out
 
 
+# meta ----------------------------------------------------------------------------------
+
+META_SECRET = "fuzz-app-secret"
+
+
+def _meta_webhooks(network: str, pattern: str) -> list[Seed]:
+    return [Seed(path.read_bytes()) for path in sorted((VECTORS / network).glob(pattern))]
+
+
+def _meta_answers() -> list[Seed]:
+    """Recorded Graph answers, each with the edge it answered."""
+    answers = {
+        "facebook/pyfacebook__comments__create_resp.json": "/245778718206154",
+        "facebook/pyfacebook__messages__message_info.json": "/m_1",
+        "instagram/pyfacebook__medias__comments_p1.json": "/17846368219941692/comments",
+        "instagram/pyfacebook__comments__replies.json": "/17858154961981086/replies",
+        "instagram/pyfacebook__models__ig_reply.json": "/18107567341036926",
+    }
+    return [Seed((VECTORS / name).read_bytes(), edge) for name, edge in answers.items()]
+
+
+@asynccontextmanager
+async def _meta_parse(cls: type[FacebookAdapter] | type[InstagramAdapter]) -> AsyncIterator[Call]:
+    ids = {"page_id": "1234567890321"} if cls is FacebookAdapter else {"account_id": "0"}
+    adapter = cls({**ids, "access_token": "t", "app_secret": META_SECRET, "verify_token": "v"})
+
+    async def call(body: bytes, _: str) -> object:
+        digest = hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        request = WebhookRequest(method="POST", path=f"/{cls.network}", body=body,
+                                 headers={"x-hub-signature-256": f"sha256={digest}"})
+        await adapter.verify(request)
+        return adapter.parse(request)
+
+    yield call
+
+
+@asynccontextmanager
+async def _meta_parse_payload() -> AsyncIterator[Call]:
+    async def call(body: bytes, path: str) -> object:
+        cls = InstagramAdapter if "comments" in path or "replies" in path else FacebookAdapter
+        return cls.parse_payload(body, path=path)
+
+    yield call
+
+
 def targets() -> list[Target]:
     """Every fuzz target, with its seeds."""
     return [
@@ -308,6 +354,12 @@ def targets() -> list[Target]:
                allowed=(WebhookSignatureError,)),
         Target("chirp.parse", _chirp_seeds(), _chirp_parse,
                allowed=(PayloadError, WebhookSignatureError)),
+        Target("facebook.parse", _meta_webhooks("facebook", "restfb__webhooks__*.json"),
+               lambda: _meta_parse(FacebookAdapter)),
+        Target("instagram.parse", _meta_webhooks("instagram", "restfb__wh-*.json")
+               + _meta_webhooks("instagram", "restfb__messaging-*.json"),
+               lambda: _meta_parse(InstagramAdapter)),
+        Target("meta.parse_payload", _meta_answers(), _meta_parse_payload),
     ]
 
 

@@ -78,7 +78,7 @@ def test_adapters_lists_installed_networks_with_capabilities(
     assert "500 graphemes, URLs count 23" in out
     assert "300 graphemes, at most 3000 UTF-8 bytes" in out
     header = next(line for line in out.splitlines() if line.startswith("capability"))
-    assert header.split() == ["capability", "bluesky", "mastodon", "x"]
+    assert header.split() == ["capability", "bluesky", "facebook", "instagram", "mastodon", "x"]
 
 
 def test_adapters_json_carries_the_capabilities(capsys: pytest.CaptureFixture[str]) -> None:
@@ -212,7 +212,7 @@ def test_unknown_network_lists_the_installed_networks() -> None:
     """Asking for a network with no adapter lists what is installed and invents no package."""
     with pytest.raises(UnknownNetwork) as info:
         adapters_from_settings(networks=["myspace"], environ={})
-    assert "(installed: bluesky, mastodon, x)" in str(info.value)
+    assert "(installed: bluesky, facebook, instagram, mastodon, x)" in str(info.value)
     assert "omnichannel-myspace" not in str(info.value)
     assert info.value.package is None
 
@@ -680,7 +680,10 @@ def test_unknown_network_lists_the_installed_ones(
     status, out, err = run([*argv, *extra], capsys)
     assert status == 2
     assert out == ""
-    assert "no adapter for network 'myspace' is installed (installed: bluesky, mastodon, x)" in err
+    assert (
+        "no adapter for network 'myspace' is installed "
+        "(installed: bluesky, facebook, instagram, mastodon, x)"
+    ) in err
     assert "pip install" not in err  # nothing to install: no such adapter ships
 
 
@@ -693,7 +696,7 @@ def test_quickbot_sandbox_on_an_unknown_network_lists_the_installed_ones(
     status = load_quickbot().main(["--sandbox", "--network", "myspace"])
     err = capsys.readouterr().err
     assert status == 2
-    assert "(installed: bluesky, mastodon, x)" in err
+    assert "(installed: bluesky, facebook, instagram, mastodon, x)" in err
     assert "pip install" not in err
 
 

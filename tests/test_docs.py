@@ -224,6 +224,10 @@ REPLAY_SHOWS = {
     "mastodonpy__test_stream_user_direct.json": ["message.updated", "message.deleted", "(us)"],
     "bskyr__n_notifications.json": ["31 events from 1 payload"],
     "jetstream__golden_v1.jsonl": ["1 event from 1 payload"],
+    "restfb__webhooks__feed-comment-add-211.json": ['text: "and the next one"'],
+    "restfb__webhooks__messaging-message-basic.json": ['text: "hello, world!"', "private"],
+    "restfb__wh-comments-2021.json": ["from @testuser", "conversation instagram:76543987"],
+    "restfb__wh-comments.json": ["from @unknown", 'text: "This is an example."'],
     "tweepy__test_client_get_users_mentions.json": [
         "10 events from 1 payload", 'text: "@Twitter make 🤨 an available reaction emoji in dms"'],
     "tweepy__test_manage_and_lookup_direct_messages.json": [
@@ -234,7 +238,7 @@ REPLAY_SHOWS = {
 def test_the_how_to_pages_replay_recorded_payloads() -> None:
     """Both network how-tos show replay commands (the next test runs each one)."""
     networks = {argv[2] for param in REPLAY for argv in param.values}
-    assert {"mastodon", "bluesky"} <= networks
+    assert {"mastodon", "bluesky", "facebook", "instagram"} <= networks
 
 
 @pytest.mark.parametrize("argv", REPLAY)
@@ -325,7 +329,7 @@ def test_capability_table_is_generated_not_written() -> None:
     assert hooks.CAPABILITIES in page
     assert "| capability |" not in page
     built = hooks.on_page_markdown(page, None, None, None)
-    assert "| capability | bluesky | mastodon |" in built
+    assert "| capability | bluesky | facebook | instagram | mastodon | x |" in built
     assert "| public text | 300 graphemes, at most 3000 UTF-8 bytes |" in built
     mastodon = load_adapter("mastodon")
     assert f"`{mastodon.__module__}.MastodonAdapter.capabilities`" in built

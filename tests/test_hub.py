@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -23,8 +23,9 @@ from tests.runtime_adapter import (
 
 from omnichannel.adapter import WebhookRequest
 from omnichannel.errors import ActionError, CapabilityNotSupported, ConfigurationError, TextTooLong
-from omnichannel.events import Event, MessageReceived, ReactionAdded
+from omnichannel.events import Event, MessageReceived, ReactionAdded, event_id
 from omnichannel.hub import Context, Hub
+from omnichannel.model import Conversation, Message, Person, Ref
 from omnichannel.policy import AutoSend
 from omnichannel.store import MemoryStore, SQLiteStore
 
@@ -639,3 +640,37 @@ async def test_a_first_run_without_backfill_stores_the_position_and_nothing_olde
         fake.customer_says("new one")
         await eventually(lambda: seen == ["new one"])
     assert hub.statistics().total.events_recorded == 1
+
+
+async def test_our_own_messages_are_stored_but_never_handled() -> None:
+    """A MessageReceived with from_us (an echo of our reply) reaches no handler, yet is kept."""
+    fake = FakeNetwork()
+    hub = Hub(adapters=[adapter_for(fake)], store=MemoryStore())
+    seen: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        seen.append(event.message.text)
+
+    def received(native: str, text: str, *, ours: bool) -> MessageReceived:
+        author = Person(ref=Ref(network="testnet", id="us" if ours else "u-alice"))
+        ref = Ref(network="testnet", id=native)
+        message = Message(ref=ref, conversation=Ref(network="testnet", id="dm-alice"),
+                          author=author, text=text, created_at=datetime.now(UTC),
+                          visibility="private", from_us=ours)
+        return MessageReceived(
+            id=event_id("message.received", ref), network="testnet",
+            occurred_at=message.created_at, message=message,
+            conversation=Conversation(ref=message.conversation, kind="direct"),
+        )
+
+    async with running(hub, listen=False):
+        await hub.ingest("testnet", [received("m1", "help?", ours=False),
+                                     received("m2", "On it!", ours=True)])
+        await eventually(lambda: seen == ["help?"])
+        await hub.wait_idle()
+        unhandled = await hub.store.unhandled_events()
+        history = await hub.store.conversation_messages(Ref(network="testnet", id="dm-alice"))
+    assert seen == ["help?"]
+    assert unhandled == []
+    assert [m.text for m in history] == ["help?", "On it!"]

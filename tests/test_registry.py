@@ -103,8 +103,11 @@ def test_a_bundled_adapter_that_is_missing_installs_from_a_clone() -> None:
     )
     assert error.package == "omnichannel-mastodon"
     assert install_hint() == (
-        "pip install -e ./adapters/mastodon -e ./adapters/bluesky -e ./adapters/x"
+        "pip install -e ./adapters/mastodon -e ./adapters/bluesky -e ./adapters/meta "
+        "-e ./adapters/x"
     )
+    assert install_hint("facebook", "instagram") == "pip install -e ./adapters/meta"
+    assert unknown_network("instagram", installed=[]).package == "omnichannel-meta"
 
 
 def test_import_omnichannel_loads_no_adapter() -> None:

@@ -6,10 +6,12 @@ import contextlib
 import io
 import re
 import sqlite3
+import zlib
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from omnichannel.actions import Reply
@@ -121,6 +123,79 @@ async def test_version_2_file_gains_draft_origins(tmp_path: Path) -> None:
         await store.add_draft(new)
         assert await store.get_draft(new.id) == new
     assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
+RAW = {"id": "113030", "content": "<p>@shop où est ma commande ?</p>", "tags": [{"name": "x"}]}
+
+
+def raw_status(id_: str = "113030") -> Message:
+    """A status carrying its native payload, as adapters give it."""
+    return status(id_, "où est ma commande ?").model_copy(update={"raw": {**RAW, "id": id_}})
+
+
+def payload_counts(path: Path) -> tuple[int, int]:
+    """How many payloads are stored, and how many row JSON texts still embed one."""
+    with closing(sqlite3.connect(path)) as conn:
+        (payloads,) = conn.execute("SELECT count(*) FROM payloads").fetchone()
+        texts = conn.execute(
+            "SELECT json FROM events UNION ALL SELECT json FROM messages"
+            " UNION ALL SELECT action FROM outbox"
+        ).fetchall()
+    unpacked = [zlib.decompress(t) if isinstance(t, bytes) else str(t).encode() for (t,) in texts]
+    return int(payloads), sum(b'"raw":{' in text for text in unpacked)
+
+
+async def test_native_payload_is_stored_once_and_read_back_whole(tmp_path: Path) -> None:
+    """The event, the message and the reply that carry one payload store it once between them."""
+    path = tmp_path / "helpdesk.db"
+    message = raw_status()
+    event = received(message)
+    item = OutboxItem.for_action(
+        Reply(network="mastodon", to=message, text="On it!"), origin="handler:triage", now=T0
+    )
+    async with SQLiteStore(path) as store:
+        assert await store.record_batch("mastodon", [event], cursor=None) == [event]
+        assert await store.enqueue(item) == item
+        assert await store.unhandled_events() == [event]
+        assert await store.get_message(message.ref) == message
+        assert (await store.get_message(message.ref)).raw == message.raw  # type: ignore[union-attr]
+        assert await store.search("commande") == [message]
+        assert await store.conversation_messages(message.conversation) == [message]
+        assert await store.get_outbox(item.key) == item
+        assert (await store.list_outbox())[0].action == item.action
+    assert payload_counts(path) == (1, 0)
+
+
+async def test_version_3_file_moves_its_payloads_out_without_loss(tmp_path: Path) -> None:
+    """A version 3 file (payload inside each row's JSON) migrates; every row reads back the same."""
+    path = tmp_path / "v3.db"
+    message = raw_status("113040")
+    event = received(message)
+    plain = received(status("113041", "no payload here"))
+    item = OutboxItem.for_action(
+        Reply(network="mastodon", to=message, text="On it!"), origin="handler:triage", now=T0
+    )
+    async with SQLiteStore(path) as store:  # today's code writes the rows ...
+        await store.record_batch("mastodon", [event, plain], cursor="c1")
+        await store.enqueue(item)
+    with closing(sqlite3.connect(path)) as conn, conn:  # ... rewritten as version 3 had them
+        conn.execute("UPDATE events SET json = ?, raw = NULL WHERE id = ?",
+                     (event.model_dump_json(), event.id))
+        conn.execute("UPDATE messages SET json = ?, raw = NULL WHERE id = ?",
+                     (message.model_dump_json(), message.ref.id))
+        conn.execute("UPDATE outbox SET action = ?, raw = NULL", (item.action.model_dump_json(),))
+        conn.executescript(
+            "DELETE FROM payloads; DROP TABLE payloads; ALTER TABLE events DROP COLUMN raw;"
+            " ALTER TABLE messages DROP COLUMN raw; ALTER TABLE outbox DROP COLUMN raw;"
+        )
+        conn.execute("PRAGMA user_version = 3")
+    async with SQLiteStore(path) as store:
+        assert await store.unhandled_events() == [event, plain]
+        assert await store.get_message(message.ref) == message
+        assert await store.get_outbox(item.key) == item
+        assert await store.get_cursor("mastodon") == "c1"
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+    assert payload_counts(path) == (1, 0)
 
 
 async def test_failed_audit_write_keeps_the_status_unchanged(tmp_path: Path) -> None:
@@ -246,3 +321,32 @@ def test_unknown_synchronous_mode_is_refused() -> None:
     """Only the two documented durability modes are accepted."""
     with pytest.raises(ConfigurationError, match="synchronous"):
         SQLiteStore("x.db", synchronous="off")  # type: ignore[arg-type]
+
+
+async def test_concurrent_writes_share_commits_and_fail_alone(tmp_path: Path) -> None:
+    """Writes that arrive together are committed together; one that fails is undone alone."""
+    drafts = [
+        Draft(action=Reply(network="mastodon", to=status(f"1131{n:02}", "help"), text="Hi!"))
+        for n in range(16)
+    ]
+    statements: list[str] = []
+    failures: list[Exception] = []
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        await store.add_draft(drafts[3])
+        store._conn.set_trace_callback(statements.append)  # type: ignore[union-attr]
+
+        async def add(draft: Draft) -> None:
+            try:
+                await store.add_draft(draft)
+            except ValueError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for draft in drafts:
+                tg.start_soon(add, draft)
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+        assert [str(exc) for exc in failures] == [f"draft {drafts[3].id} already exists"]
+        stored = await store.list_drafts(limit=100)
+    assert sorted(d.id for d in stored) == sorted(d.id for d in drafts)
+    commits = statements.count("COMMIT")
+    assert commits <= len(drafts) // 4, statements  # one per write would be 15

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +20,9 @@ from tests.runtime_adapter import (
     serve_in_thread,
 )
 
-from omnichannel.events import MessageReceived
+from omnichannel.adapter import Batch, Rejected, WebhookRequest
+from omnichannel.errors import PayloadError
+from omnichannel.events import Event, MessageReceived
 from omnichannel.hub import Context, Hub
 from omnichannel.store import MemoryStore
 
@@ -276,3 +279,36 @@ async def test_webhook_app_runs_on_trio() -> None:
         response = await c.post("/testnet", content=body, headers=fake.signed(body))
         await eventually(lambda: hub.seen == ["trio webhook"])  # type: ignore[attr-defined]
     assert response.status_code == 200
+
+
+class _PerItemAdapter(RuntimeAdapter):
+    """A testnet adapter whose ``parse`` reports a bad item instead of failing the body."""
+
+    def parse(self, request: WebhookRequest) -> Batch:
+        data = json.loads(request.body)
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        for index, item in enumerate(data["events"]):
+            try:
+                events.append(self._event(item, f"events.{index}"))
+            except PayloadError as exc:
+                rejected.append(Rejected.from_error(exc, item))
+        return Batch(events=tuple(events), rejected=tuple(rejected))
+
+
+async def test_a_bad_item_is_dead_lettered_alone_and_the_others_are_stored() -> None:
+    """parse() returning a Batch: the good items are stored (200), the bad one kept alone."""
+    fake = FakeNetwork()
+    hub = Hub(adapters=[adapter_for(fake, _PerItemAdapter)], store=MemoryStore())
+    first, last = fake.message_item("first"), fake.message_item("last")
+    broken = {"type": "message", "id": "m-broken"}
+    body = fake.webhook_body([first, broken, last])
+    async with hub, client(hub.asgi) as c:
+        response = await c.post("/testnet", content=body, headers=fake.signed(body))
+        stored = await hub.store.unhandled_events()
+        letters = await hub.store.dead_letters()
+    assert response.status_code == 200
+    assert [e.message.text for e in stored if isinstance(e, MessageReceived)] == ["first", "last"]
+    assert len(letters) == 1
+    assert json.loads(letters[0].body) == broken
+    assert letters[0].reason.startswith("events.1: ")

@@ -80,8 +80,13 @@ async def handle_event(
     tally: _Tally,
     instrumentation: Instrumentation,
 ) -> None:
-    """Run every matching handler on ``event``, then mark it handled."""
-    for registration in registrations:
+    """Run every matching handler on ``event``, then mark it handled.
+
+    Our own message (a Messenger echo, a reply sent from another tool) is
+    stored for the history but never handed to handlers: nothing answers it.
+    """
+    own = isinstance(event, MessageReceived) and event.message.from_us
+    for registration in () if own else registrations:
         if not registration.matches(event):
             continue
         ctx = context(event, registration.name)

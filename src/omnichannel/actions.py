@@ -40,7 +40,7 @@ def new_idempotency_key() -> str:
 
 
 class _Action(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     network: str
     idempotency_key: str = Field(default_factory=new_idempotency_key, min_length=8, max_length=64)
@@ -140,7 +140,9 @@ Action = Annotated[
 ]
 """Any outgoing action, discriminated on ``type``."""
 
-_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
+_DEFERRED = ConfigDict(defer_build=True)
+"""Adapters build their validators on first use, not at import."""
+_ACTION: TypeAdapter[Action] = TypeAdapter(Action, config=_DEFERRED)
 
 
 def parse_action(data: str | bytes | dict[str, Any]) -> Action:
@@ -169,7 +171,7 @@ class Sent(BaseModel):
         raw: The native response, an escape hatch.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     idempotency_key: str
     ref: Ref

@@ -89,7 +89,7 @@ class AdapterSettings(BaseModel):
             up to `MAX_BACKFILL`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     poll_interval: float = Field(default=30.0, gt=0)
     backfill: int = Field(default=0, ge=0, le=MAX_BACKFILL)
@@ -121,7 +121,7 @@ class Rejected(BaseModel):
         body: The item itself, as raw bytes (JSON), to inspect or replay.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     reason: str
     path: str = ""
@@ -276,7 +276,7 @@ class Batch(BaseModel):
             moves past them and the hub keeps them as dead letters.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     events: tuple[Event, ...] = ()
     cursor: str | None = None
@@ -314,7 +314,7 @@ class WebhookRequest(BaseModel):
         body: The body, exactly as received.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     method: str
     path: str = "/"
@@ -341,7 +341,7 @@ class WebhookResponse(BaseModel):
         content_type: The ``Content-Type`` header.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     status: int = 200
     body: bytes = b""
@@ -533,8 +533,15 @@ class Adapter(ABC):
         """
         raise CapabilityNotSupported("webhook", network=self.network)
 
-    def parse(self, request: WebhookRequest) -> Sequence[Event]:
+    def parse(self, request: WebhookRequest) -> Sequence[Event] | Batch:
         """Turn a verified webhook delivery into events.
+
+        A delivery that holds many items (Meta batches entries and changes)
+        returns a [`Batch`][omnichannel.adapter.Batch] instead of a list: an
+        item that cannot be used goes in ``Batch.rejected`` and is kept as a
+        dead letter while the others are stored and acknowledged. Its
+        ``cursor`` and ``more`` are ignored. Raise `PayloadError` only when the
+        body as a whole cannot be read.
 
         Raises:
             PayloadError: The body is not what the network sends.

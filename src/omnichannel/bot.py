@@ -37,7 +37,7 @@ from .policy import ReplyPolicy
 from .registry import check_networks, install_hint
 from .routing import Router
 from .settings import Config, adapters_from_settings
-from .store import OutboxStatus, SQLiteStore, Store
+from .store import OutboxStatus, PostgresStore, SQLiteStore, Store, store_for
 
 __all__ = ["Bot"]
 
@@ -270,8 +270,9 @@ class Bot:
         )
         parser.add_argument("--config", metavar="FILE",
                             help="settings file (default: ./omnichannel.toml if it exists)")
-        parser.add_argument("--store", metavar="FILE",
-                            help="SQLite store (default: the config's, or omnichannel.db; "
+        parser.add_argument("--store", metavar="FILE|URL",
+                            help="SQLite file or postgresql:// URL (default: the config's, "
+                                 "or omnichannel.db; "
                                  "a temporary one with --sandbox)")
         parser.add_argument("--network", action="append", metavar="NAME",
                             help="run on this network only (repeatable)")
@@ -369,7 +370,7 @@ class Bot:
     ) -> signal.Signals | None:
         config = Config.load(args.config)
         adapters = adapters_from_settings(config=args.config, networks=args.network)
-        store = SQLiteStore(config.store_path(args.store))
+        store = store_for(config.store_path(args.store))
         hub = self.build_hub(adapters=adapters, store=store)
         longest = max((float(getattr(a.settings, "poll_interval", 30.0)) for a in adapters),
                       default=30.0)
@@ -380,7 +381,7 @@ class Bot:
                 else a.network
                 for a in adapters
             )
-            print(f"{self.name}: answering on {names}; store {store.path}"
+            print(f"{self.name}: answering on {names}; store {_where(store)}"
                   + ("" if args.until_idle else " (Ctrl+C to stop)"), file=out, flush=True)
 
         try:
@@ -410,14 +411,14 @@ class Bot:
 
         check_networks(args.network)
         with tempfile.TemporaryDirectory(prefix=f"{self.name}-") as folder:
-            path = Path(args.store) if args.store else Path(folder) / f"{self.name}.db"
+            path = args.store or str(Path(folder) / f"{self.name}.db")
             async with open_sandbox_networks(networks=args.network, loopback=False) as networks:
                 if not networks:
                     raise ConfigurationError(
                         "no installed adapter ships a sandbox; from a clone of the "
                         f"repository: {install_hint('mastodon', 'bluesky')}"
                     )
-                store = SQLiteStore(path)
+                store = store_for(path)
                 hub = self.build_hub(adapters=[n.adapter for n in networks], store=store)
                 print(f"{self.name}: running on the {', '.join(n.network for n in networks)} "
                       "sandbox" + ("es" if len(networks) > 1 else "") + " with scripted customers",
@@ -433,10 +434,15 @@ class Bot:
                     quiet=1.0, activity=activity, started=started,
                 )
                 with anyio.CancelScope(shield=True):
-                    async with SQLiteStore(path) as reader:
+                    async with store_for(path) as reader:
                         outcomes = this_run(await collect_outcomes(reader),
                                             since=activity.started_at, received=activity.received)
                 print(transcript(outcomes) if outcomes else "(nothing received or answered in "
                       "this run)", file=out, flush=True)
                 self._report_stop(stopped_by, hub, out)
                 return stopped_by
+
+
+def _where(store: SQLiteStore | PostgresStore) -> str:
+    """The store's file, or its URL without the password."""
+    return store.url if isinstance(store, PostgresStore) else store.path

@@ -52,7 +52,7 @@ class Capabilities(BaseModel):
             deletes one.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     text: TextRule
     dm_text: TextRule | None = None

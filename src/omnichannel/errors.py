@@ -7,6 +7,8 @@ OmnichannelError
 │   └── StoreError             the store's file cannot be used (path)
 │       ├── StoreDamaged       not a database, or damaged pages
 │       └── StoreLocked        another process has it open read-write
+├── RecordNotFound (KeyError)  no outbox item or draft with this key
+├── StoreConflict (ValueError) a change the stored records refuse (duplicate id, decided draft)
 ├── AuthenticationError
 │   └── TokenExpired
 ├── ActionError                refused before any network call
@@ -52,7 +54,9 @@ __all__ = [
     "OmnichannelError",
     "PayloadError",
     "RateLimited",
+    "RecordNotFound",
     "RequestRejected",
+    "StoreConflict",
     "StoreDamaged",
     "StoreError",
     "StoreLocked",
@@ -155,6 +159,43 @@ class StoreLocked(StoreError):
     def __init__(self, message: str, *, path: str, pid: int | None = None) -> None:
         self.pid = pid
         super().__init__(message, path=path)
+
+
+class RecordNotFound(OmnichannelError, KeyError):
+    """A store has no record with this key: no outbox item, no draft.
+
+    Also a ``KeyError``, so code written against the builtin keeps working.
+
+    Attributes:
+        record: What was looked for: ``"outbox item"`` or ``"draft"``.
+        key: The key or id that was asked for.
+    """
+
+    def __init__(self, record: str, key: str) -> None:
+        self.record = record
+        self.key = key
+        super().__init__(f"no {record} with key {key!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StoreConflict(OmnichannelError, ValueError):
+    """A store refused a change that its records or rules forbid.
+
+    A draft id that exists already, a draft that was already decided, a
+    decision that neither approves nor rejects. Nothing was changed. Also a
+    ``ValueError``, so code written against the builtin keeps working.
+
+    Attributes:
+        record: What the change was about: ``"draft"``, say.
+        key: Its key or id.
+    """
+
+    def __init__(self, message: str, *, record: str, key: str) -> None:
+        self.record = record
+        self.key = key
+        super().__init__(message)
 
 
 class AuthenticationError(OmnichannelError):

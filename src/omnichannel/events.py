@@ -58,7 +58,7 @@ def event_id(type_: str, ref: Ref, *parts: str) -> str:
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str = Field(min_length=1)
     """Stable across re-deliveries: the de-duplication key."""
@@ -161,7 +161,9 @@ EventType = (
 )
 """One of the event classes, as passed to ``Hub.on``."""
 
-_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+_DEFERRED = ConfigDict(defer_build=True)
+"""Adapters build their validators on first use, not at import."""
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event, config=_DEFERRED)
 
 
 def parse_event(data: str | bytes | dict[str, Any]) -> Event:

@@ -38,7 +38,7 @@ AttachmentKind = Literal["image", "gif", "video", "audio", "file", "sticker", "l
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Ref(_Model):

@@ -39,12 +39,15 @@ ENTRY_POINT_GROUP = "omnichannel.adapters"
 BUNDLED_ADAPTERS: dict[str, str] = {
     "mastodon": "adapters/mastodon",
     "bluesky": "adapters/bluesky",
+    "facebook": "adapters/meta",
+    "instagram": "adapters/meta",
     "x": "adapters/x",
 }
 """The adapters developed in the omnichannel repository: network id -> folder in a clone.
 
-Their distributions (``omnichannel-<network>``) are not published on a
-package index yet: install them from a clone of the repository.
+Their distributions (``omnichannel-<folder>``: ``omnichannel-meta`` serves both
+``facebook`` and ``instagram``) are not published on a package index yet:
+install them from a clone of the repository.
 """
 
 _log = logging.getLogger("omnichannel.registry")
@@ -128,7 +131,7 @@ def install_hint(*networks: str) -> str:
         'pip install -e ./adapters/mastodon'
     """
     wanted = networks or tuple(BUNDLED_ADAPTERS)
-    folders = [BUNDLED_ADAPTERS[n] for n in wanted if n in BUNDLED_ADAPTERS]
+    folders = list(dict.fromkeys(BUNDLED_ADAPTERS[n] for n in wanted if n in BUNDLED_ADAPTERS))
     unknown = [n for n in wanted if n not in BUNDLED_ADAPTERS]
     parts = []
     if folders:
@@ -157,7 +160,7 @@ def unknown_network(network: str, *, installed: Iterable[str] | None = None) -> 
                         else (info.network for info in adapters() if info.ok)))
     if network in BUNDLED_ADAPTERS:
         hint = f"install it from a clone of the repository: {install_hint(network)}"
-        package: str | None = f"omnichannel-{network}"
+        package: str | None = f"omnichannel-{BUNDLED_ADAPTERS[network].rsplit('/', 1)[-1]}"
     else:
         hint = install_hint(network)
         package = None

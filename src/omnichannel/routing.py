@@ -153,7 +153,9 @@ class Router:
 
         Handlers run in registration order for each event (an included
         router's handlers run where it was included). Filters that an event
-        cannot satisfy (``visibility`` on a deletion, say) exclude it.
+        cannot satisfy (``visibility`` on a deletion, say) exclude it. Our own
+        messages (``MessageReceived`` with ``message.from_us``, such as
+        Messenger echoes) are stored for the history but reach no handler.
 
         Args:
             event_type: The event class (``MessageReceived``...).

@@ -18,7 +18,7 @@ from .adapter import Adapter
 from .errors import AuthenticationError, ConfigurationError, OmnichannelError, TransientError
 from .registry import adapters as installed_adapters
 from .registry import load_adapter
-from .store import SQLiteStore
+from .store import PostgresStore, SQLiteStore, store_for
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -277,11 +277,12 @@ def store_from_settings(
     config: str | Path | None = None,
     default: str = DEFAULT_STORE,
     environ: Mapping[str, str] | None = None,
-) -> SQLiteStore:
-    """Return the SQLite store the settings name, not yet opened.
+) -> SQLiteStore | PostgresStore:
+    """Return the store the settings name, not yet opened.
 
-    The path is ``OMNICHANNEL_STORE`` when it is set, else the config file's
-    top-level ``store = "..."`` (the file is found as for
+    A ``postgresql://`` URL gives a [`PostgresStore`][omnichannel.store.PostgresStore],
+    anything else is a SQLite file. The target is ``OMNICHANNEL_STORE`` when it is
+    set, else the config file's top-level ``store = "..."`` (the file is found as for
     [`adapters_from_settings`][omnichannel.settings.adapters_from_settings]),
     else ``default``. It is the store a [`Bot`][omnichannel.bot.Bot] and
     ``omnichannel inbox`` use, so an application built on it shares their
@@ -291,17 +292,17 @@ def store_from_settings(
     from omnichannel.settings import store_from_settings
 
     store = store_from_settings(default="helpdesk.db", environ={"OMNICHANNEL_STORE": "bot.db"})
-    print(store.path)
-    #> bot.db
+    print(store)
+    #> <SQLiteStore 'bot.db' closed>
     ```
 
     Args:
         config: The config file to read.
-        default: The path when neither the environment nor the file names one.
+        default: The path or URL when neither the environment nor the file names one.
         environ: The environment to read (default: ``os.environ``).
 
     Raises:
         ConfigurationError: A config file named explicitly does not exist, is
             not valid TOML, or its ``store`` is not a string.
     """
-    return SQLiteStore(Config.load(config, environ=environ).store or default)
+    return store_for(Config.load(config, environ=environ).store or default)

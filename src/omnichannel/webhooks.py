@@ -12,6 +12,7 @@ Routes and answers:
 | a signature that is missing | ``401`` |
 | a signature (or handshake token) that is wrong, or ``verify`` failing | ``403`` |
 | a body the adapter cannot parse | ``400`` + short reason; raw bytes dead-lettered |
+| some items unusable (``parse`` gave a `Batch`) | ``200``; each such item dead-lettered |
 | a body over ``max_body_bytes`` | ``413``, without reading it |
 | a network with no adapter, or without webhooks | ``404`` |
 | another method | ``405`` |
@@ -44,7 +45,7 @@ from urllib.parse import parse_qsl
 import anyio
 from pydantic import ValidationError
 
-from .adapter import Adapter, Rejected, WebhookRequest, WebhookResponse
+from .adapter import Adapter, Batch, Rejected, WebhookRequest, WebhookResponse
 from .errors import CapabilityNotSupported, PayloadError, WebhookSignatureError
 from .events import Event
 from .store import DeadLetter
@@ -237,7 +238,7 @@ class WebhookApp:
             await _answer(send, 400, b"not a handshake")
             return
         try:
-            events = adapter.parse(request)
+            parsed = adapter.parse(request)
         except PayloadError as exc:
             reason = f"{exc.path}: {exc.reason}" if exc.path else exc.reason
             logger.warning("%s webhook body refused: %s", network, reason)
@@ -254,8 +255,16 @@ class WebhookApp:
             await self._dead_letter(network, request, "adapter error while parsing")
             await _answer(send, 500, b"internal error")
             return
+        if isinstance(parsed, Batch):
+            # Items the adapter could not use are dead-lettered one by one; the
+            # others of the same delivery are stored and acknowledged.
+            events, rejected = list(parsed.events), parsed.rejected
+        else:
+            events, rejected = list(parsed), ()
         try:
-            await self.hub.ingest(network, list(events), cursor=None, stream="webhook")
+            await self.hub.ingest(
+                network, events, cursor=None, stream="webhook", rejected=rejected
+            )
         except Exception:
             logger.exception("%s webhook events could not be stored", network)
             await _answer(send, 500, b"internal error")

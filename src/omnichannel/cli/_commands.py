@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ import anyio
 import anyio.abc
 
 from ..actions import Post, PrivateReply, Reply
-from ..adapter import Adapter, WebhookRequest
+from ..adapter import Adapter, Batch, WebhookRequest
 from ..bot import _stop_on_signal
 from ..errors import CapabilityNotSupported, ConfigurationError, OmnichannelError, PayloadError
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
@@ -29,13 +30,15 @@ from ..model import Message
 from ..registry import adapters as installed_adapters
 from ..registry import check_networks, install_hint, load_adapter
 from ..settings import Config
-from ..store import SQLiteStore
+from ..store import is_postgres_url, store_for
 from ._capabilities import capability_matrix
 from ._table import render_table, shorten
 
 __all__ = ["cmd_adapters", "cmd_inbox", "cmd_replay", "cmd_serve", "describe_event"]
 
 # adapters -------------------------------------------------------------------------
+
+logger = logging.getLogger("omnichannel.cli")
 
 
 def cmd_adapters(args: argparse.Namespace, out: TextIO) -> int:
@@ -196,7 +199,14 @@ def _parse(
                                  network=cls.network)
     adapter = _webhook_adapter(cls, config)
     request = WebhookRequest(method="POST", path=f"/{cls.network}", headers=headers, body=body)
-    return adapter.parse(request)
+    parsed = adapter.parse(request)
+    if not isinstance(parsed, Batch):
+        return parsed
+    for item in parsed.rejected:
+        where = f"{item.path}: " if item.path else ""
+        logger.warning("%s: an item of the body was rejected: %s%s", cls.network, where,
+                       item.reason)
+    return parsed.events
 
 
 def _plural(count: int, word: str) -> str:
@@ -290,10 +300,10 @@ def _addressee(action: Reply | PrivateReply | Post) -> str:
     return _handle(action.to) if isinstance(action, Reply | PrivateReply) else "(new post)"
 
 
-async def _inbox(store_path: Path, *, network: str | None, limit: int, out: TextIO) -> None:
+async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO) -> None:
     now = datetime.now(UTC)
     # Read-only: no migration, no recovery, no write; safe next to a running bot.
-    async with SQLiteStore(store_path, read_only=True) as store:
+    async with store_for(target, read_only=True) as store:
         conversations = await store.list_conversations(network=network, limit=limit)
         rows: list[list[str]] = []
         for conversation in conversations:
@@ -339,16 +349,11 @@ async def _inbox(store_path: Path, *, network: str | None, limit: int, out: Text
 
 
 def cmd_inbox(args: argparse.Namespace, out: TextIO) -> int:
-    """Show conversations and pending drafts from a SQLite store."""
+    """Show conversations and pending drafts from a store (a SQLite file or PostgreSQL URL)."""
     config = Config.load(args.config)
-    store_path = Path(config.store_path(args.store))
-    if not store_path.is_file():
-        raise ConfigurationError(
-            f"no store at {store_path}: run a bot first, or name one with --store "
-            "(or OMNICHANNEL_STORE)"
-        )
+    target = existing_store(config.store_path(args.store))
     check_networks([args.network] if args.network else None)
-    anyio.run(lambda: _inbox(store_path, network=args.network, limit=args.limit, out=out))
+    anyio.run(lambda: _inbox(target, network=args.network, limit=args.limit, out=out))
     return 0
 
 
@@ -478,3 +483,17 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 def as_error_message(exc: OmnichannelError) -> str:
     """Return the one-line (or few-line) message the CLI prints for ``exc``."""
     return str(exc)
+
+
+def existing_store(target: str) -> str:
+    """Return ``target`` when it names a PostgreSQL database or an existing SQLite file.
+
+    Raises:
+        ConfigurationError: No SQLite file is there (it is not created).
+    """
+    if not is_postgres_url(target) and not Path(target).is_file():
+        raise ConfigurationError(
+            f"no store at {target}: run a bot first, or name one with --store "
+            "(or OMNICHANNEL_STORE)"
+        )
+    return target

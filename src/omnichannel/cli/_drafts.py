@@ -6,7 +6,6 @@ import argparse
 import getpass
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TextIO
 
 import anyio
@@ -16,8 +15,8 @@ from ..errors import ConfigurationError, DraftNotPending, DuplicateReply
 from ..hub import Hub
 from ..registry import check_networks, load_adapter
 from ..settings import Config
-from ..store import Draft, DraftStatus, SQLiteStore, Store
-from ._commands import _addressee, _age
+from ..store import Draft, DraftStatus, Store, store_for
+from ._commands import _addressee, _age, existing_store
 from ._table import render_table, shorten
 
 __all__ = ["add_drafts_parser", "cmd_drafts"]
@@ -42,7 +41,7 @@ def add_drafts_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     verbs = drafts.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--store", metavar="FILE",
+        parser.add_argument("--store", metavar="FILE|URL",
                             help="the store (default: OMNICHANNEL_STORE, the config's, "
                                  "omnichannel.db)")
         parser.add_argument("--config", metavar="FILE", help="settings file naming the store")
@@ -122,9 +121,9 @@ def _print_drafts(drafts: list[Draft], out: TextIO) -> None:
                            rows), file=out)
 
 
-async def _drafts(args: argparse.Namespace, path: Path, config: Config, out: TextIO) -> int:
+async def _drafts(args: argparse.Namespace, path: str, config: Config, out: TextIO) -> int:
     if args.verb == "list":
-        async with SQLiteStore(path, read_only=True) as reader:
+        async with store_for(path, read_only=True) as reader:
             status: DraftStatus | None = None if args.status == "all" else args.status
             found = [
                 d for d in await reader.list_drafts(status=status, limit=args.limit)
@@ -135,7 +134,7 @@ async def _drafts(args: argparse.Namespace, path: Path, config: Config, out: Tex
         _print_drafts(found, out)
         return 0
     by = args.by or _default_agent()
-    async with SQLiteStore(path) as store:
+    async with store_for(path) as store:
         draft = await _find(store, args.id)
         if draft.status != "pending":
             raise DraftNotPending(draft.id, status=draft.status)
@@ -162,11 +161,6 @@ async def _drafts(args: argparse.Namespace, path: Path, config: Config, out: Tex
 def cmd_drafts(args: argparse.Namespace, out: TextIO) -> int:
     """List, approve or reject the drafts of a SQLite store."""
     config = Config.load(args.config)
-    path = Path(config.store_path(args.store))
-    if not path.is_file():
-        raise ConfigurationError(
-            f"no store at {path}: run a bot first, or name one with --store "
-            "(or OMNICHANNEL_STORE)"
-        )
+    path = existing_store(config.store_path(args.store))
     check_networks([args.network] if getattr(args, "network", None) else None)
     return anyio.run(lambda: _drafts(args, path, config, out))

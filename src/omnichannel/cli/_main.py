@@ -13,6 +13,7 @@ from ..errors import ConfigurationError, OmnichannelError
 from ..registry import check_networks
 from ._commands import cmd_adapters, cmd_inbox, cmd_replay, cmd_serve
 from ._drafts import add_drafts_parser
+from ._store import add_store_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -95,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     inbox = add("inbox", help="show conversations and pending drafts",
-                description="Show conversations, pending drafts and the outbox from a SQLite "
-                            "store.")
-    inbox.add_argument("--store", metavar="FILE",
+                description="Show conversations, pending drafts and the outbox from a store "
+                            "(a SQLite file or a PostgreSQL database), read-only.")
+    inbox.add_argument("--store", metavar="FILE|URL",
                        help="the store (default: OMNICHANNEL_STORE, the config's, omnichannel.db)")
     inbox.add_argument("--config", metavar="FILE", help="settings file naming the store")
     inbox.add_argument("--network", metavar="NAME", help="only this network")
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.set_defaults(func=cmd_inbox)
 
     add_drafts_parser(add)
+    add_store_parser(add)
 
     replay = add(
         "replay", help="print the events an adapter makes of a recorded payload",

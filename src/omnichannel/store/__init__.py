@@ -2,11 +2,14 @@
 
 [`Store`][omnichannel.store.Store] is the protocol the hub talks to.
 [`MemoryStore`][omnichannel.store.MemoryStore] keeps everything in memory (for
-tests); [`SQLiteStore`][omnichannel.store.SQLiteStore] is the embedded default.
+tests); [`SQLiteStore`][omnichannel.store.SQLiteStore] is the embedded default;
+[`PostgresStore`][omnichannel.store.PostgresStore] keeps them on a PostgreSQL
+server (the ``omnichannel[postgres]`` extra).
 """
 
 from __future__ import annotations
 
+from ._choose import store_for as store_for
 from .base import AuditEntry as AuditEntry
 from .base import DeadLetter as DeadLetter
 from .base import Draft as Draft
@@ -17,6 +20,8 @@ from .base import OutboxItem as OutboxItem
 from .base import OutboxStatus as OutboxStatus
 from .base import Store as Store
 from .memory import MemoryStore as MemoryStore
+from .postgres import PostgresStore as PostgresStore
+from .postgres import is_postgres_url as is_postgres_url
 from .sqlite import SQLiteStore as SQLiteStore
 
 __all__ = [
@@ -29,6 +34,9 @@ __all__ = [
     "MemoryStore",
     "OutboxItem",
     "OutboxStatus",
+    "PostgresStore",
     "SQLiteStore",
     "Store",
+    "is_postgres_url",
+    "store_for",
 ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..actions import Action, Post, PrivateReply, Reply
+from ..errors import StoreConflict
 from ..model import Conversation, Message, Person
 from .base import Draft, DraftStatus
 
@@ -138,11 +139,13 @@ def decided(
     action: Action | None,
     at: datetime,
 ) -> Draft:
-    """Return ``draft`` decided, or raise ``ValueError`` when it cannot be."""
+    """Return ``draft`` decided, or raise `StoreConflict` when it cannot be."""
     if draft.status != "pending":
-        raise ValueError(f"draft {draft.id} is already {draft.status}")
+        raise StoreConflict(
+            f"draft {draft.id} is already {draft.status}", record="draft", key=draft.id
+        )
     if status == "pending":
-        raise ValueError("a decision must approve or reject")
+        raise StoreConflict("a decision must approve or reject", record="draft", key=draft.id)
     update: dict[str, object] = {
         "status": status,
         "decided_at": at,
@@ -151,6 +154,8 @@ def decided(
     }
     if action is not None:
         if not isinstance(action, Reply | PrivateReply | Post):
-            raise ValueError("a draft holds a reply, a private reply or a post")
+            raise StoreConflict(
+                "a draft holds a reply, a private reply or a post", record="draft", key=draft.id
+            )
         update["action"] = action
     return draft.model_copy(update=update)

@@ -7,7 +7,14 @@ PostgreSQL schema can mirror them; only the search index (FTS5) is SQLite's own.
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS"]
+import hashlib
+import json
+import sqlite3
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["DATA_MIGRATIONS", "MIGRATIONS", "payload_json", "store_payload"]
 
 _V1_CORE = """
 CREATE TABLE events (
@@ -153,5 +160,87 @@ _V3_DRAFT_ORIGIN = """
 ALTER TABLE drafts ADD COLUMN origin TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN)
+# A message's native payload (``Message.raw``) is stored once, in ``payloads``,
+# as its JSON text compressed with zlib (native JSON repeats its keys and
+# shrinks 2-4x), keyed by a digest of that text; the event, the message and the outbox
+# action that carry it hold the digest in their ``raw`` column and their JSON
+# leaves ``raw`` out. Rows written before keep ``raw`` inside their JSON until
+# the data step below moves it out.
+_V4_PAYLOADS = """
+CREATE TABLE payloads (
+    digest BLOB PRIMARY KEY,
+    raw BLOB NOT NULL
+);
+ALTER TABLE events ADD COLUMN raw BLOB;
+ALTER TABLE messages ADD COLUMN raw BLOB;
+ALTER TABLE outbox ADD COLUMN raw BLOB;
+"""
+
+
+def _json_text(value: object) -> tuple[str, bytes]:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text, text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: keep it escaped
+        text = json.dumps(value, separators=(",", ":"))
+        return text, text.encode()
+
+
+def payload_digest(raw: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Return the digest under which a native payload is stored, and its JSON text (UTF-8)."""
+    data = _json_text(raw)[1]
+    return hashlib.blake2b(data, digest_size=16).digest(), data
+
+
+def store_payload(conn: sqlite3.Connection, raw: dict[str, Any]) -> bytes:
+    """Store a native payload unless stored already; return its digest."""
+    digest, data = payload_digest(raw)
+    if conn.execute("SELECT 1 FROM payloads WHERE digest = ?", (digest,)).fetchone() is None:
+        conn.execute(
+            "INSERT INTO payloads (digest, raw) VALUES (?, ?)", (digest, zlib.compress(data))
+        )
+    return digest
+
+
+def payload_json(stored: bytes) -> str:
+    """The JSON text of a stored native payload."""
+    return zlib.decompress(stored).decode()
+
+
+def _move_payloads(conn: sqlite3.Connection) -> None:
+    """Move every native payload stored inside a row's JSON into ``payloads``."""
+    # Literal statements, one pair per table (no SQL assembled from names).
+    targets: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+        (
+            "SELECT id, json FROM events WHERE instr(json, '\"raw\":{') > 0",
+            "UPDATE events SET json = ?, raw = ? WHERE id = ?",
+            ("message",),
+        ),
+        (
+            "SELECT seq, json FROM messages WHERE instr(json, '\"raw\":{') > 0",
+            "UPDATE messages SET json = ?, raw = ? WHERE seq = ?",
+            (),
+        ),
+        (
+            "SELECT key, action FROM outbox WHERE instr(action, '\"raw\":{') > 0",
+            "UPDATE outbox SET action = ?, raw = ? WHERE key = ?",
+            ("to",),
+        ),
+    )
+    for select, update, path in targets:
+        for row_key, text in conn.execute(select).fetchall():
+            document = json.loads(text)
+            holder = document
+            for step in path:
+                holder = holder.get(step) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict) or not isinstance(holder.get("raw"), dict):
+                continue
+            digest = store_payload(conn, holder.pop("raw"))
+            conn.execute(update, (_json_text(document)[0], digest, row_key))
+
+
+MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS)
 """Migration ``n`` (1-based) brings a database from ``user_version`` ``n - 1`` to ``n``."""
+
+DATA_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {4: _move_payloads}
+"""Steps run after migration ``n``'s script, in the same transaction."""

@@ -6,9 +6,12 @@ outbox of actions to deliver, drafts waiting for approval, the audit log,
 dead letters (inbound bodies and items we could not parse) and handler failures.
 
 Every record is a frozen pydantic model; every time is a timezone-aware
-datetime, stored in UTC. Two stores ship with omnichannel:
-[`MemoryStore`][omnichannel.store.MemoryStore] for tests and
-[`SQLiteStore`][omnichannel.store.SQLiteStore], the embedded default.
+datetime, stored in UTC. Three stores ship with omnichannel:
+[`MemoryStore`][omnichannel.store.MemoryStore] for tests,
+[`SQLiteStore`][omnichannel.store.SQLiteStore], the embedded default, and
+[`PostgresStore`][omnichannel.store.PostgresStore] (the ``postgres`` extra).
+Every one passes the store conformance suite
+(``omnichannel.testing.store_conformance``).
 
 Long because: it defines every record the store keeps besides the protocol itself; the
 protocol is due to be split into the roles it plays.
@@ -67,7 +70,7 @@ def _new_id() -> str:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class OutboxItem(_Record):
@@ -440,7 +443,7 @@ class Store(Protocol):
             audit: An audit line to add with the change (its ``id`` is assigned).
 
         Raises:
-            KeyError: No item has this key (nothing is changed or added).
+            RecordNotFound: No item has this key (nothing is changed or added).
         """
         ...
 
@@ -462,7 +465,7 @@ class Store(Protocol):
         """Store a new draft.
 
         Raises:
-            ValueError: A draft with this id exists.
+            StoreConflict: A draft with this id exists.
         """
         ...
 
@@ -488,8 +491,8 @@ class Store(Protocol):
         """Approve or reject a pending draft, optionally replacing its action.
 
         Raises:
-            KeyError: No draft has this id.
-            ValueError: The draft was already decided, ``status`` is
+            RecordNotFound: No draft has this id.
+            StoreConflict: The draft was already decided, ``status`` is
                 ``"pending"``, or ``action`` is not a reply, private reply or post.
         """
         ...

@@ -15,6 +15,7 @@ from typing import TypeVar
 from anyio.lowlevel import checkpoint
 
 from ..actions import Action, Sent
+from ..errors import RecordNotFound, StoreConflict
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from ..model import Conversation, Message, Person, Ref
 from ._rules import (
@@ -417,13 +418,13 @@ class MemoryStore(Store):
         Other arguments left ``None`` keep their value.
 
         Raises:
-            KeyError: No item has this key (nothing is changed or added).
+            RecordNotFound: No item has this key (nothing is changed or added).
         """
         await self._ready()
         # No await from here on: the change and its audit line land together.
         item = self._outbox.get(key)
         if item is None:
-            raise KeyError(key)
+            raise RecordNotFound("outbox item", key)
         update: dict[str, object] = {"status": status, "updated_at": utcnow()}
         if next_attempt_at is not None:
             update["next_attempt_at"] = as_utc(next_attempt_at, "next_attempt_at")
@@ -467,11 +468,11 @@ class MemoryStore(Store):
         """Store a new draft.
 
         Raises:
-            ValueError: A draft with this id exists.
+            StoreConflict: A draft with this id exists.
         """
         await self._ready()
         if draft.id in self._drafts:
-            raise ValueError(f"draft {draft.id} already exists")
+            raise StoreConflict(f"draft {draft.id} already exists", record="draft", key=draft.id)
         self._drafts[draft.id] = draft
 
     async def get_draft(self, draft_id: str) -> Draft | None:
@@ -500,14 +501,14 @@ class MemoryStore(Store):
         """Approve or reject a pending draft, optionally replacing its action.
 
         Raises:
-            KeyError: No draft has this id.
-            ValueError: The draft was already decided, ``status`` is
+            RecordNotFound: No draft has this id.
+            StoreConflict: The draft was already decided, ``status`` is
                 ``"pending"``, or ``action`` is not a reply, private reply or post.
         """
         await self._ready()
         draft = self._drafts.get(draft_id)
         if draft is None:
-            raise KeyError(draft_id)
+            raise RecordNotFound("draft", draft_id)
         result = decided(draft, status=status, by=by, reason=reason, action=action, at=utcnow())
         self._drafts[draft_id] = result
         return result

@@ -10,24 +10,32 @@ import functools
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from textwrap import shorten
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 import anyio
 import anyio.to_thread
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, JsonValue, TypeAdapter
 
-from ..actions import Action, Sent
-from ..errors import ConfigurationError, StoreDamaged, StoreError, StoreLocked
+from ..actions import Action, PrivateReply, Reply, Sent
+from ..errors import (
+    ConfigurationError,
+    RecordNotFound,
+    StoreConflict,
+    StoreDamaged,
+    StoreError,
+    StoreLocked,
+)
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
 from ..model import Conversation, Message, Person, Ref
 from ._filelock import FileLock, LockHeld, lock_path
 from ._rules import as_utc, decided, fts_match, merge_conversation, phrases, utcnow, version_at
-from ._sqlite_schema import MIGRATIONS
+from ._sqlite_schema import DATA_MIGRATIONS, MIGRATIONS, payload_json, store_payload
 from .base import (
     AuditEntry,
     DeadLetter,
@@ -43,8 +51,10 @@ from .base import (
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
-_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
-_DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction)
+_DEFERRED = ConfigDict(defer_build=True)
+"""Adapters build their validators on first use, not at import."""
+_ACTION: TypeAdapter[Action] = TypeAdapter(Action, config=_DEFERRED)
+_DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction, config=_DEFERRED)
 
 # Every data statement is a literal (no SQL is assembled from values at run time)
 # and sticks to standard SQL (INSERT ... ON CONFLICT, COALESCE, CASE) that
@@ -52,25 +62,29 @@ _DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction)
 # and ordering events by rowid (a PostgreSQL store would use an identity column).
 _INSERT_OUTBOX = """
     INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at, updated_at,
-                        origin, approved_by, recipient, text_digest, last_error, action, sent)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        origin, approved_by, recipient, text_digest, last_error, action, sent,
+                        raw)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (key) DO NOTHING
 """
-_SELECT_OUTBOX = """
-    SELECT key, network, status, attempts, next_attempt_at, created_at, updated_at,
-           origin, approved_by, recipient, text_digest, last_error, action, sent
-    FROM outbox WHERE key = ?
+_OUTBOX_COLUMNS = """
+    SELECT o.key, o.network, o.status, o.attempts, o.next_attempt_at, o.created_at,
+           o.updated_at, o.origin, o.approved_by, o.recipient, o.text_digest, o.last_error,
+           o.action, o.sent, p.raw AS payload
+    FROM outbox AS o LEFT JOIN payloads AS p ON p.digest = o.raw
 """
+_SELECT_OUTBOX = _OUTBOX_COLUMNS + "WHERE o.key = ?"
 _SELECT_DUE = """
     SELECT key FROM outbox
     WHERE status IN ('pending', 'ambiguous') AND next_attempt_at <= ?
     ORDER BY created_at, key LIMIT ?
 """
-_LIST_OUTBOX = """
-    SELECT key, network, status, attempts, next_attempt_at, created_at, updated_at,
-           origin, approved_by, recipient, text_digest, last_error, action, sent
-    FROM outbox WHERE (? IS NULL OR status = ?)
-    ORDER BY created_at, key LIMIT ?
+_LIST_OUTBOX = _OUTBOX_COLUMNS + """
+    WHERE (? IS NULL OR o.status = ?)
+    ORDER BY o.created_at, o.key LIMIT ?
+"""
+_MESSAGE_COLUMNS = """
+    SELECT m.json, p.raw AS payload FROM messages AS m LEFT JOIN payloads AS p ON p.digest = m.raw
 """
 _INSERT_DRAFT = """
     INSERT INTO drafts (id, status, event_id, action, created_at, decided_at, decided_by,
@@ -114,11 +128,82 @@ def _opt_dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+class _Payloads:
+    """Store native payloads once per transaction and give their digests."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._seen: dict[int, tuple[object, bytes]] = {}
+
+    def put(self, raw: dict[str, JsonValue] | None) -> bytes | None:
+        if raw is None:
+            return None
+        known = self._seen.get(id(raw))
+        if known is not None and known[0] is raw:
+            return known[1]
+        digest = store_payload(self._conn, raw)
+        self._seen[id(raw)] = (raw, digest)
+        return digest
+
+
+def _packed(text: str | bytes) -> bytes:
+    """JSON text as stored in ``events.json`` and ``outbox.action``: zlib-compressed.
+
+    These rows repeat a whole message (the one received, the one answered);
+    compressed they take about half the space. Rows written before stay text.
+    """
+    return zlib.compress(text.encode() if isinstance(text, str) else text)
+
+
+def _unpacked(stored: str | bytes) -> str | bytes:
+    return zlib.decompress(stored) if isinstance(stored, bytes) else stored
+
+
+def _with_payload(message: Message, payload: bytes | None) -> Message:
+    """``message`` with its native payload put back (stored apart from its JSON)."""
+    if payload is None:
+        return message
+    return message.model_copy(update={"raw": json.loads(payload_json(payload))})
+
+
+def _with_payload_event(event: Event, payload: bytes | None) -> Event:
+    if payload is None or not isinstance(event, MessageReceived | MessageUpdated):
+        return event
+    return event.model_copy(update={"message": _with_payload(event.message, payload)})
+
+
+def _with_payload_action(action: Action, payload: bytes | None) -> Action:
+    if payload is None or not isinstance(action, Reply | PrivateReply):
+        return action
+    return action.model_copy(update={"to": _with_payload(action.to, payload)})
+
+
+def _message_from(row: sqlite3.Row) -> Message:
+    return _with_payload(Message.model_validate_json(row["json"]), row["payload"])
+
+
+def _action_json(action: Action, payloads: _Payloads) -> tuple[bytes, bytes | None]:
+    """An action's JSON without the native payload of the message it answers, and its digest."""
+    if isinstance(action, Reply | PrivateReply) and action.to.raw is not None:
+        text = _ACTION.dump_json(action, exclude={"to": {"raw"}})
+        return _packed(text), payloads.put(action.to.raw)
+    return _packed(_ACTION.dump_json(action)), None
+
+
+def _event_json(event: Event, payloads: _Payloads) -> tuple[bytes, bytes | None]:
+    if isinstance(event, MessageReceived | MessageUpdated) and event.message.raw is not None:
+        text = event.model_dump_json(exclude={"message": {"raw"}})
+        return _packed(text), payloads.put(event.message.raw)
+    return _packed(event.model_dump_json()), None
+
+
 def _outbox_item(row: sqlite3.Row) -> OutboxItem:
     return OutboxItem(
         key=row["key"],
         network=row["network"],
-        action=_ACTION.validate_json(row["action"]),
+        action=_with_payload_action(
+            _ACTION.validate_json(_unpacked(row["action"])), row["payload"]
+        ),
         status=row["status"],
         attempts=row["attempts"],
         next_attempt_at=_dt(row["next_attempt_at"]),
@@ -194,6 +279,52 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
         raise
     conn.execute("COMMIT")
     return result
+
+
+class _Job:
+    """One write waiting for, or done in, a group commit."""
+
+    __slots__ = ("error", "result", "taken", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        self.work = work
+        self.taken = False
+        self.result: object = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> object:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return self.result
+
+
+def _commit_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Run ``jobs`` in one transaction, each in a savepoint; commit once.
+
+    A job that raises is rolled back to its savepoint and keeps its error;
+    the others go on. When the commit itself fails, every job gets its error.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for job in jobs:
+            conn.execute("SAVEPOINT job")
+            try:
+                job.result = job.work(conn)
+            except Exception as exc:  # the caller gets it; the others go on
+                conn.execute("ROLLBACK TO job")
+                job.error = exc
+            conn.execute("RELEASE job")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        for job in jobs:
+            if job.error is None:
+                job.error = exc
+                job.result = None
+        if not isinstance(exc, Exception):
+            raise
 
 
 _APPLICATION_ID = 0x4F4D4E49
@@ -345,11 +476,21 @@ def _migrate(conn: sqlite3.Connection, version: int, path: str) -> None:
     for number, script in enumerate(MIGRATIONS, start=1):
         if number <= version:
             continue
+        data_step = DATA_MIGRATIONS.get(number)
         try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\n"
-                f"PRAGMA application_id = {_APPLICATION_ID};\nCOMMIT;"
-            )
+            if data_step is None:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\n"
+                    f"PRAGMA application_id = {_APPLICATION_ID};\nCOMMIT;"
+                )
+            else:
+                # executescript would commit an open transaction first: the
+                # data step and the version stamp go through execute().
+                conn.executescript(f"BEGIN IMMEDIATE;\n{script}")
+                data_step(conn)
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+                conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -416,6 +557,7 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._file_lock: FileLock | None = None
         self._lock = anyio.Lock()
+        self._pending: list[_Job] = []
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
@@ -437,11 +579,38 @@ class SQLiteStore(Store):
                 raise
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T], *, operation: str) -> _T:
+        """Run ``work`` in a write transaction; return once it is committed.
+
+        Writes that arrive while another is under way share one transaction
+        (a group commit: one sync to disk for all of them). Each runs in its
+        own savepoint, so one that raises is undone alone and raises to its
+        caller; none returns before the transaction holding it is committed.
+        """
         if self.read_only:
             raise RuntimeError(
                 f"the store at {self.path!r} is open read-only: {operation}() would write"
             )
-        return await self._call(lambda conn: _in_transaction(conn, work))
+        job = _Job(work)
+        self._pending.append(job)
+        try:
+            async with self._lock:
+                if not job.taken:
+                    conn = self._conn
+                    if conn is None:
+                        raise RuntimeError("the store is not open")
+                    batch, self._pending = self._pending, []
+                    for queued in batch:
+                        queued.taken = True
+                    await anyio.to_thread.run_sync(_commit_group, conn, batch)
+        finally:
+            if not job.taken:  # cancelled (or not open) before anyone ran it: it never happens
+                self._pending.remove(job)
+        try:
+            return cast("_T", job.outcome())
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):  # damaged while in use: say so, naming the file
+                raise _store_error(exc, self.path, "use") from exc
+            raise
 
     # lifecycle
 
@@ -588,21 +757,18 @@ class SQLiteStore(Store):
 
         def work(conn: sqlite3.Connection) -> list[Event]:
             new: list[Event] = []
+            payloads = _Payloads(conn)
             for event in batch:
-                inserted = conn.execute(
-                    "INSERT INTO events (id, network, type, json, handled, received_at)"
-                    " VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING",
-                    (
-                        event.id,
-                        event.network,
-                        event.type,
-                        event.model_dump_json(),
-                        _ts(event.received_at),
-                    ),
-                ).rowcount
-                if inserted == 1:
-                    new.append(event)
-                    _apply(conn, event)
+                if conn.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
+                    continue
+                text, digest = _event_json(event, payloads)
+                conn.execute(
+                    "INSERT INTO events (id, network, type, json, handled, received_at, raw)"
+                    " VALUES (?, ?, ?, ?, 0, ?, ?)",
+                    (event.id, event.network, event.type, text, _ts(event.received_at), digest),
+                )
+                new.append(event)
+                _apply(conn, event, payloads)
             if cursor is not None:
                 conn.execute(
                     "INSERT INTO cursors (network, stream, cursor, updated_at)"
@@ -637,11 +803,15 @@ class SQLiteStore(Store):
 
         def work(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute(
-                "SELECT json FROM events WHERE handled = 0 AND (? IS NULL OR network = ?)"
-                " ORDER BY rowid",
+                "SELECT e.json, p.raw AS payload FROM events AS e"
+                " LEFT JOIN payloads AS p ON p.digest = e.raw"
+                " WHERE e.handled = 0 AND (? IS NULL OR e.network = ?) ORDER BY e.rowid",
                 (network, network),
             ).fetchall()
-            return [parse_event(row["json"]) for row in rows]
+            return [
+                _with_payload_event(parse_event(_unpacked(row["json"])), row["payload"])
+                for row in rows
+            ]
 
         return await self._call(work)
 
@@ -661,10 +831,10 @@ class SQLiteStore(Store):
 
         def work(conn: sqlite3.Connection) -> Message | None:
             row = conn.execute(
-                "SELECT json FROM messages WHERE network = ? AND id = ? AND deleted = 0",
+                _MESSAGE_COLUMNS + "WHERE m.network = ? AND m.id = ? AND m.deleted = 0",
                 (ref.network, ref.id),
             ).fetchone()
-            return None if row is None else Message.model_validate_json(row["json"])
+            return None if row is None else _message_from(row)
 
         return await self._call(work)
 
@@ -681,12 +851,12 @@ class SQLiteStore(Store):
 
         def work(conn: sqlite3.Connection) -> list[Message]:
             rows = conn.execute(
-                "SELECT json FROM messages"
-                " WHERE network = ? AND conversation = ? AND deleted = 0"
-                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                _MESSAGE_COLUMNS
+                + "WHERE m.network = ? AND m.conversation = ? AND m.deleted = 0"
+                " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
                 (ref.network, ref.id, max(limit, 0)),
             ).fetchall()
-            return [Message.model_validate_json(row["json"]) for row in reversed(rows)]
+            return [_message_from(row) for row in reversed(rows)]
 
         return await self._call(work)
 
@@ -720,12 +890,14 @@ class SQLiteStore(Store):
 
         def work(conn: sqlite3.Connection) -> list[Message]:
             rows = conn.execute(
-                "SELECT m.json FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid"
+                "SELECT m.json, p.raw AS payload FROM messages_fts"
+                " JOIN messages AS m ON m.seq = messages_fts.rowid"
+                " LEFT JOIN payloads AS p ON p.digest = m.raw"
                 " WHERE messages_fts MATCH ? AND m.deleted = 0 AND (? IS NULL OR m.network = ?)"
                 " ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?",
                 (match, network, network, max(limit, 0)),
             ).fetchall()
-            return [Message.model_validate_json(row["json"]) for row in rows]
+            return [_message_from(row) for row in rows]
 
         return await self._call(work)
 
@@ -734,8 +906,9 @@ class SQLiteStore(Store):
         batch = list(messages)
 
         def work(conn: sqlite3.Connection) -> None:
+            payloads = _Payloads(conn)
             for message in batch:
-                _upsert_message(conn, message, None)
+                _upsert_message(conn, message, None, payloads)
 
         await self._write(work, operation="save_messages")
 
@@ -745,6 +918,10 @@ class SQLiteStore(Store):
         """Add an item; when its key is already queued, return the stored one."""
 
         def work(conn: sqlite3.Connection) -> OutboxItem:
+            existing = _get_outbox(conn, item.key)
+            if existing is not None:
+                return existing
+            action, digest = _action_json(item.action, _Payloads(conn))
             conn.execute(
                 _INSERT_OUTBOX,
                 (
@@ -760,8 +937,9 @@ class SQLiteStore(Store):
                     item.recipient,
                     item.text_digest,
                     item.last_error,
-                    _ACTION.dump_json(item.action).decode(),
+                    action,
                     None if item.sent is None else item.sent.model_dump_json(),
+                    digest,
                 ),
             )
             return _require_outbox(conn, item.key)
@@ -806,7 +984,7 @@ class SQLiteStore(Store):
         Other arguments left ``None`` keep their value.
 
         Raises:
-            KeyError: No item has this key (nothing is changed or added).
+            RecordNotFound: No item has this key (nothing is changed or added).
         """
         due = None if next_attempt_at is None else _ts(next_attempt_at)
         sent_json = None if sent is None else sent.model_dump_json()
@@ -822,7 +1000,7 @@ class SQLiteStore(Store):
                 (status, now, due, last_error, sent_json, key),
             ).rowcount
             if changed != 1:
-                raise KeyError(key)
+                raise RecordNotFound("outbox item", key)
             if audit is not None:
                 _insert_audit(conn, audit)
             return _require_outbox(conn, key)
@@ -864,13 +1042,15 @@ class SQLiteStore(Store):
         """Store a new draft.
 
         Raises:
-            ValueError: A draft with this id exists.
+            StoreConflict: A draft with this id exists.
         """
 
         def work(conn: sqlite3.Connection) -> None:
             inserted = conn.execute(_INSERT_DRAFT, _draft_values(draft)).rowcount
             if inserted != 1:
-                raise ValueError(f"draft {draft.id} already exists")
+                raise StoreConflict(
+                    f"draft {draft.id} already exists", record="draft", key=draft.id
+                )
 
         await self._write(work, operation="add_draft")
 
@@ -901,8 +1081,8 @@ class SQLiteStore(Store):
         """Approve or reject a pending draft, optionally replacing its action.
 
         Raises:
-            KeyError: No draft has this id.
-            ValueError: The draft was already decided, ``status`` is
+            RecordNotFound: No draft has this id.
+            StoreConflict: The draft was already decided, ``status`` is
                 ``"pending"``, or ``action`` is not a reply, private reply or post.
         """
         at = utcnow()
@@ -910,7 +1090,7 @@ class SQLiteStore(Store):
         def work(conn: sqlite3.Connection) -> Draft:
             draft = _get_draft(conn, draft_id)
             if draft is None:
-                raise KeyError(draft_id)
+                raise RecordNotFound("draft", draft_id)
             result = decided(draft, status=status, by=by, reason=reason, action=action, at=at)
             conn.execute(
                 "UPDATE drafts SET status = ?, action = ?, decided_at = ?, decided_by = ?,"
@@ -1004,7 +1184,7 @@ def _get_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem | None:
 def _require_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem:
     item = _get_outbox(conn, key)
     if item is None:
-        raise KeyError(key)
+        raise RecordNotFound("outbox item", key)
     return item
 
 
@@ -1051,18 +1231,18 @@ def _conversation(conn: sqlite3.Connection, ref: Ref) -> Conversation | None:
     return None if row is None else Conversation.model_validate_json(row["json"])
 
 
-def _apply(conn: sqlite3.Connection, event: Event) -> None:
+def _apply(conn: sqlite3.Connection, event: Event, payloads: _Payloads) -> None:
     if isinstance(event, MessageReceived):
         _remember_people(conn, event.conversation.participants)
-        _upsert_message(conn, event.message, event.conversation)
+        _upsert_message(conn, event.message, event.conversation, payloads)
     elif isinstance(event, MessageUpdated):
-        _upsert_message(conn, event.message, None)
+        _upsert_message(conn, event.message, None, payloads)
     elif isinstance(event, MessageDeleted):
         conversation = None if event.conversation is None else event.conversation.id
         conn.execute(
             "INSERT INTO messages (network, id, conversation, text, deleted)"
             " VALUES (?, ?, ?, '', 1) ON CONFLICT (network, id)"
-            " DO UPDATE SET text = '', json = NULL, deleted = 1",
+            " DO UPDATE SET text = '', json = NULL, raw = NULL, deleted = 1",
             (event.message.network, event.message.id, conversation),
         )
 
@@ -1079,16 +1259,19 @@ def _remember_people(conn: sqlite3.Connection, people: Sequence[Person]) -> None
 
 
 def _upsert_message(
-    conn: sqlite3.Connection, message: Message, conversation: Conversation | None
+    conn: sqlite3.Connection,
+    message: Message,
+    conversation: Conversation | None,
+    payloads: _Payloads,
 ) -> None:
     """Store a message unless a newer version is stored or it was deleted."""
     changed = conn.execute(
         "INSERT INTO messages"
-        " (network, id, conversation, author, text, created_at, version_at, json, deleted)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (network, id) DO UPDATE SET"
+        " (network, id, conversation, author, text, created_at, version_at, json, deleted, raw)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (network, id) DO UPDATE SET"
         " conversation = excluded.conversation, author = excluded.author,"
         " text = excluded.text, created_at = excluded.created_at,"
-        " version_at = excluded.version_at, json = excluded.json"
+        " version_at = excluded.version_at, json = excluded.json, raw = excluded.raw"
         " WHERE messages.deleted = 0 AND messages.version_at <= excluded.version_at",
         (
             message.ref.network,
@@ -1098,7 +1281,8 @@ def _upsert_message(
             message.text,
             _ts(message.created_at),
             _ts(version_at(message)),
-            message.model_dump_json(),
+            message.model_dump_json(exclude={"raw"}),
+            payloads.put(message.raw),
         ),
     ).rowcount
     if changed != 1:

@@ -724,7 +724,8 @@ class AdapterConformance:
             headers={k.lower(): v for k, v in delivery.headers.items()}, body=delivery.body,
         )
         assert await conformance.adapter.verify(request) is None
-        events = conformance.adapter.parse(request)
+        parsed = conformance.adapter.parse(request)
+        events = parsed.events if isinstance(parsed, Batch) else parsed
         ids = [e.message.ref.id for e in events if isinstance(e, MessageReceived)]
         assert post.id in ids, f"parse() gave {ids}, not the mention {post.id!r}"
         body = delivery.body.replace(b"webhook", b"WEBHOOK")
@@ -1585,9 +1586,11 @@ async def _probe(conformance: Conformance, name: str) -> str:
                 d = deliveries[-1]
                 request = WebhookRequest(method=d.method, path=d.path, query=d.query, body=d.body,
                                          headers={k.lower(): v for k, v in d.headers.items()})
-                ok = await adapter.verify(request) is None and any(
+                verified = await adapter.verify(request) is None
+                parsed = adapter.parse(request)
+                ok = verified and any(
                     isinstance(e, MessageReceived) and e.message.ref.id == post.id
-                    for e in adapter.parse(request)
+                    for e in (parsed.events if isinstance(parsed, Batch) else parsed)
                 )
     except CapabilityNotSupported:
         return "unsupported"

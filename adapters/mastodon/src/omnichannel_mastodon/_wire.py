@@ -27,7 +27,7 @@ __all__ = [
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class CustomEmoji(_Wire):
@@ -207,9 +207,15 @@ class ErrorBody(_Wire):
     error_description: str | None = None
 
 
-NOTIFICATIONS: TypeAdapter[list[Notification]] = TypeAdapter(list[Notification])
-STATUSES: TypeAdapter[list[Status]] = TypeAdapter(list[Status])
-CONVERSATIONS: TypeAdapter[list[DirectConversation]] = TypeAdapter(list[DirectConversation])
+_DEFERRED = ConfigDict(defer_build=True)
+"""Adapters build their validators on first use, not at import."""
+NOTIFICATIONS: TypeAdapter[list[Notification]] = TypeAdapter(
+    list[Notification], config=_DEFERRED
+)
+STATUSES: TypeAdapter[list[Status]] = TypeAdapter(list[Status], config=_DEFERRED)
+CONVERSATIONS: TypeAdapter[list[DirectConversation]] = TypeAdapter(
+    list[DirectConversation], config=_DEFERRED
+)
 
 
 def error_message(body: object) -> str:

@@ -1,0 +1,34 @@
+"""Facebook Pages and Instagram for omnichannel: comments and DMs in, replies out.
+
+```python
+from omnichannel_meta import FacebookAdapter
+
+page = FacebookAdapter({
+    "page_id": "1234567890321", "access_token": "EAA...",
+    "app_secret": "...", "verify_token": "...",
+})
+```
+
+The Graph API version is `GRAPH_VERSION`; set ``graph_version`` in the settings
+to use another.
+"""
+
+from __future__ import annotations
+
+from ._adapter import GRAPH_VERSION as GRAPH_VERSION
+from ._adapter import FacebookAdapter as FacebookAdapter
+from ._adapter import FacebookSettings as FacebookSettings
+from ._adapter import InstagramAdapter as InstagramAdapter
+from ._adapter import InstagramSettings as InstagramSettings
+from ._adapter import MetaAdapter as MetaAdapter
+from ._adapter import MetaSettings as MetaSettings
+
+__all__ = [
+    "GRAPH_VERSION",
+    "FacebookAdapter",
+    "FacebookSettings",
+    "InstagramAdapter",
+    "InstagramSettings",
+    "MetaAdapter",
+    "MetaSettings",
+]

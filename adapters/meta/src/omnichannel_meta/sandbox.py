@@ -1,0 +1,534 @@
+"""A stateful fake Facebook Page (Graph API and webhooks) for tests and demos.
+
+It answers in the shapes of the recorded payloads in ``tests/vectors/facebook/``
+(restfb webhook bodies, python-facebook Graph answers): ``{"data": [...]}``
+pages, ``{"id": ...}`` creations, ``{"recipient_id", "message_id"}`` sends,
+the ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``
+envelope, ``X-Business-Use-Case-Usage`` and ``X-App-Usage`` headers, and
+webhook deliveries signed with ``X-Hub-Signature-256``.
+
+```python
+from omnichannel_meta import FacebookAdapter
+from omnichannel_meta.sandbox import FacebookSandbox
+
+sandbox = FacebookSandbox(seed=7)
+sandbox.customer_comment(sandbox.our_post("New hours!"), "open on Sunday?")
+async with FacebookAdapter(sandbox.adapter_settings(), transport=sandbox.transport()) as page:
+    batch = await page.poll(None)
+```
+
+The world maps onto a Page this way: our top-level posts are the Page's feed;
+a customer's top-level post that mentions us is a post the Page is tagged in
+(``/{page}/tagged``, webhook field ``mention``); replies are comments (``feed``
+webhooks); direct conversations are Messenger conversations. Meta's rules are
+enforced: a DM goes out only within 24 hours of the customer's last message
+(``RESPONSE``), or up to 7 days with ``MESSAGE_TAG``/``HUMAN_AGENT`` when
+`human_agent_permission` is set; one private reply per comment or post, within
+7 days; only comments on the Page's posts can be hidden.
+
+Served endpoints (under ``/v25.0``, any version): ``GET /{page}``, ``GET
+/{page}/feed``, ``GET /{page}/tagged``, ``GET|POST /{id}/comments``, ``POST
+/{id}/likes``, ``POST /{id}`` (``is_hidden``), ``DELETE /{id}``, ``GET
+/{page}/conversations``, ``GET /{conversation}/messages``, ``POST
+/{page}/messages``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from omnichannel.testing import (
+    Account,
+    DirectConversation,
+    DirectMessage,
+    HandlerResult,
+    Notification,
+    Post,
+    RateLimitWindow,
+    Sandbox,
+    SandboxAbort,
+    SandboxRequest,
+    SandboxResponse,
+    VirtualClock,
+    WebhookDelivery,
+    route,
+)
+from omnichannel.testing.sandbox import AuthFailure, Facet, RecordKind
+from omnichannel.text import index_to_utf16
+
+from ._adapter import HUMAN_AGENT_WINDOW, PRIVATE_REPLY_WINDOW, STANDARD_WINDOW
+
+__all__ = ["FacebookSandbox"]
+
+_V = "/{version}"
+
+
+def _iso(moment: datetime) -> str:
+    """Graph timestamps: ``2021-08-10T18:45:03+0000``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def _error(message: str, code: int, *, subcode: int | None = None,
+           kind: str = "OAuthException", transient: bool = False) -> dict[str, Any]:
+    error: dict[str, Any] = {"message": message, "type": kind, "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if transient:
+        error["is_transient"] = True
+    error["fbtrace_id"] = "A" + secrets.token_hex(10)
+    return {"error": error}
+
+
+class FacebookSandbox(Sandbox):
+    """A fake Facebook Page (our account, ``shop``) with Messenger.
+
+    Args:
+        seed: Seeds fault injection (same seed, same faults).
+        clock: The virtual clock (default: one that ticks a second per record,
+            so every record has its own ``created_time``).
+        our_handle: Our Page's username (default ``shop``).
+        base_url: The URL the in-process transport answers for.
+
+    Attributes:
+        verify_token: The webhook verify token the settings carry.
+        human_agent_permission: Whether the app has the Human Agent permission
+            (``MESSAGE_TAG``/``HUMAN_AGENT`` accepted up to 7 days).
+        graph_version: The version the adapter is pointed at.
+    """
+
+    network = "facebook"
+    our_handle = "shop"
+    text_limit = 8000
+    dm_text_limit = 2000
+    default_rate_limit = (4800, 3600.0)
+    create_routes = ("POST /*/comments", "POST /*/messages")
+    graph_version: ClassVar[str] = "v25.0"
+
+    def __init__(
+        self, *, seed: int = 0, clock: VirtualClock | None = None,
+        our_handle: str | None = None, base_url: str | None = None,
+    ) -> None:
+        super().__init__(
+            seed=seed, clock=clock or VirtualClock(tick=timedelta(seconds=1)),
+            our_handle=our_handle, base_url=base_url,
+        )
+
+    def setup(self) -> None:
+        """Prepare the Page's settings and the private-reply ledger."""
+        self.verify_token = secrets.token_hex(8)
+        self.human_agent_permission = False
+        self._private_replies: set[str] = set()
+
+    # ids, text and errors, Meta's way ------------------------------------------------
+
+    def new_id(self, kind: RecordKind, author: Account | None, /) -> str:
+        """Graph-like ids: ``<author>_<n>`` posts, ``m_<n>`` messages, ``t_<n>`` threads."""
+        with self._lock:
+            self._id_seq += 1
+            n = self._id_seq
+        if kind == "post":
+            owner = author.id if author is not None else "0"
+            return f"{owner}_{n}"
+        if kind == "message":
+            return f"m_{n}"
+        if kind == "conversation":
+            return f"t_{n}"
+        return str(10_000_000 + n)
+
+    def adapter_settings(self, *, base_url: str | None = None) -> dict[str, object]:
+        """Settings for `FacebookAdapter` pointed at this sandbox."""
+        return {
+            "base_url": base_url or self.base_url, "page_id": self.our_account.id,
+            "access_token": self.token, "app_secret": self.webhook_secret,
+            "verify_token": self.verify_token, "graph_version": self.graph_version,
+            "human_agent": self.human_agent_permission,
+        }
+
+    def count_text(self, text: str, *, private: bool = False) -> int:
+        """Meta counts code points."""
+        return len(text)
+
+    def auth_error(self, request: SandboxRequest, reason: AuthFailure) -> SandboxResponse:
+        """190, subcode 463 when expired, 460 when revoked."""
+        subcode = {"expired": 463, "revoked": 460}.get(reason)
+        message = {
+            "expired": "Error validating access token: Session has expired.",
+            "revoked": "Error validating access token: The session has been invalidated.",
+        }.get(reason, "Invalid OAuth access token - Cannot parse access token")
+        return SandboxResponse.json(_error(message, 190, subcode=subcode), status=400)
+
+    def rate_limit_headers(self, window: RateLimitWindow) -> dict[str, str]:
+        """``X-Business-Use-Case-Usage`` (Page token: BUC) and ``X-App-Usage``, in percent."""
+        used = window.limit - window.remaining
+        percent = min(100, round(100 * used / window.limit)) if window.limit else 100
+        regain = 0.0 if window.remaining > 0 else window.retry_after() / 60
+        buc = {self.our_account.id: [{
+            "type": "pages", "call_count": percent, "total_cputime": percent // 2,
+            "total_time": percent // 2, "estimated_time_to_regain_access": regain,
+        }]}
+        app = {"call_count": percent // 4, "total_cputime": 0, "total_time": 0}
+        return {"X-Business-Use-Case-Usage": json.dumps(buc), "X-App-Usage": json.dumps(app)}
+
+    def rate_limited(self, request: SandboxRequest, window: RateLimitWindow) -> SandboxResponse:
+        """(#80001) with the BUC header saying when access comes back."""
+        return SandboxResponse.json(
+            _error("(#80001) There have been too many calls to this Page account. "
+                   "Wait a bit and try again.", 80001),
+            status=400, headers=self.rate_limit_headers(window),
+        )
+
+    def server_error(self, request: SandboxRequest, status: int) -> SandboxResponse:
+        """Graph's transient error."""
+        return SandboxResponse.json(
+            _error("An unexpected error has occurred. Please retry your request later.", 2,
+                   transient=True), status=status)
+
+    def not_found(self, request: SandboxRequest) -> SandboxResponse:
+        """(#100) subcode 33: the object does not exist."""
+        return SandboxResponse.json(_error(
+            "Unsupported get request. Object does not exist, cannot be loaded due to missing "
+            "permissions, or does not support this operation.", 100, subcode=33,
+            kind="GraphMethodException"), status=400)
+
+    def bad_request(
+        self, request: SandboxRequest, message: str, *, status: int = 400
+    ) -> SandboxResponse:
+        """(#100) invalid parameter."""
+        return SandboxResponse.json(_error(f"(#100) {message}", 100), status=400)
+
+    def text_too_long(
+        self, request: SandboxRequest, text: str, *, length: int, limit: int
+    ) -> SandboxResponse:
+        """(#100) the length of the message parameter."""
+        return self.bad_request(
+            request, f"Length of param message must be less than or equal to {limit}")
+
+    # rendering --------------------------------------------------------------------------
+
+    def _person(self, account_id: str) -> dict[str, str]:
+        account = self.world.account(account_id)
+        return {"id": account.id, "name": account.display_name or account.handle}
+
+    def _tags(self, text: str, facets: tuple[Facet, ...]) -> list[dict[str, Any]]:
+        tags = []
+        for facet in facets:
+            if facet.kind != "mention" or facet.account_id is None:
+                continue
+            start = index_to_utf16(text, facet.start)
+            end = index_to_utf16(text, facet.end)
+            account = self.world.account(facet.account_id)
+            tags.append({
+                "id": account.id, "name": account.display_name or account.handle,
+                "type": "page" if account.id == self.our_account.id else "user",
+                "offset": start, "length": end - start,
+            })
+        return tags
+
+    def render_post(self, post: Post) -> dict[str, Any]:
+        """A post or comment as the Graph API shows it."""
+        data: dict[str, Any] = {
+            "id": post.id, "message": post.text, "created_time": _iso(post.created_at),
+            "from": self._person(post.author_id),
+        }
+        tags = self._tags(post.text, post.facets)
+        if tags:
+            data["message_tags"] = tags
+        if post.in_reply_to is not None:
+            data["is_hidden"] = post.hidden
+            if post.in_reply_to != post.root:
+                data["parent"] = {"id": post.in_reply_to}
+        else:
+            thread = self.world.thread(post.id)
+            latest = max((p.created_at for p in thread), default=post.created_at)
+            data["updated_time"] = _iso(latest)
+        return data
+
+    def render_message(self, message: DirectMessage, convo: DirectConversation) -> dict[str, Any]:
+        """A Messenger message as ``/{conversation}/messages`` shows it."""
+        others = [m for m in convo.members if m != message.sender_id]
+        return {
+            "id": message.id, "message": message.text, "created_time": _iso(message.created_at),
+            "from": self._person(message.sender_id),
+            "to": {"data": [self._person(m) for m in others]},
+        }
+
+    def render_webhook(self, notification: Notification) -> WebhookDelivery | None:
+        """A notification to our Page as the signed delivery Meta would POST."""
+        entry = self._entry(notification)
+        if entry is None:
+            return None
+        return self.sign({"object": "page", "entry": [entry]})
+
+    def webhook_batch(self, *, after_seq: int = 0) -> WebhookDelivery | None:
+        """Every notification after ``after_seq`` in one delivery (Meta batches entries)."""
+        entries = [
+            entry for n in self.world.notifications_for(self.our_account, after_seq=after_seq)
+            if (entry := self._entry(n)) is not None
+        ]
+        if not entries:
+            return None
+        return self.sign({"object": "page", "entry": entries})
+
+    def sign(self, payload: dict[str, Any]) -> WebhookDelivery:
+        """Sign a body with the app secret, as Meta does (``X-Hub-Signature-256``)."""
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        digest = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        return WebhookDelivery(
+            method="POST", path=f"/{self.network}", body=body,
+            headers={"Content-Type": "application/json",
+                     "X-Hub-Signature-256": f"sha256={digest}"},
+        )
+
+    def handshake(self, *, token: str | None = None) -> WebhookDelivery:
+        """The ``GET`` Meta sends to verify a webhook URL."""
+        return WebhookDelivery(method="GET", path=f"/{self.network}", query={
+            "hub.mode": "subscribe", "hub.verify_token": token or self.verify_token,
+            "hub.challenge": str(self.seed * 1000 + 1158201444),
+        })
+
+    def _entry(self, notification: Notification) -> dict[str, Any] | None:
+        page = self.our_account.id
+        when = int(notification.created_at.timestamp())
+        if notification.kind == "dm":
+            message = self.world.message(notification.subject_id)
+            return {"id": page, "time": when * 1000, "messaging": [{
+                "sender": {"id": message.sender_id}, "recipient": {"id": page},
+                "timestamp": int(message.created_at.timestamp() * 1000),
+                "message": {"mid": message.id, "text": message.text},
+            }]}
+        if notification.kind not in ("mention", "reply"):
+            return None
+        post = self.world.post(notification.subject_id)
+        created = int(post.created_at.timestamp())
+        if post.in_reply_to is None:
+            value: dict[str, Any] = {
+                "item": "post", "verb": "add", "post_id": post.id, "message": post.text,
+                "created_time": created, "from": self._person(post.author_id),
+            }
+            return {"id": page, "time": when, "changes": [{"field": "mention", "value": value}]}
+        value = {
+            "item": "comment", "verb": "add", "comment_id": post.id, "post_id": post.root,
+            "parent_id": post.in_reply_to, "from": self._person(post.author_id),
+            "created_time": created, "message": post.text,
+        }
+        root = self.world.post(post.root)
+        field = "feed" if root.author_id == page else "mention"
+        return {"id": page, "time": when, "changes": [{"field": field, "value": value}]}
+
+    # helpers ----------------------------------------------------------------------------
+
+    def _page(self, request: SandboxRequest) -> None:
+        if request.params.get("id") != self.our_account.id:
+            raise SandboxAbort(self.not_found(request))
+
+    def _object(self, request: SandboxRequest) -> Post:
+        return self.post_or_404(request, request.params["id"])
+
+    def _limit(self, request: SandboxRequest, default: int = 25) -> int:
+        raw = request.query.get("limit")
+        return int(raw) if raw and raw.isdigit() else default
+
+    def _paged(
+        self, request: SandboxRequest, items: list[Any], default: int = 25
+    ) -> dict[str, Any]:
+        """One page of ``items`` (``limit``, ``after``) with Graph's ``paging`` object."""
+        after = request.query.get("after")
+        start = int(after) if after and after.isdigit() else 0
+        end = start + self._limit(request, default)
+        page: dict[str, Any] = {"data": items[start:end]}
+        if items[start:end]:
+            paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(end)}}
+            if end < len(items):
+                paging["next"] = f"{self.base_url}{request.path}?after={end}"
+            page["paging"] = paging
+        return page
+
+    def _refuse(self, message: str, code: int, subcode: int | None = None) -> SandboxAbort:
+        return SandboxAbort(SandboxResponse.json(_error(message, code, subcode=subcode),
+                                                 status=400))
+
+    # routes -----------------------------------------------------------------------------
+
+    @route("GET", _V + "/{id}")
+    def get_object(self, request: SandboxRequest) -> HandlerResult:
+        """Our Page (``id,name``), or a post or comment."""
+        if request.params["id"] == self.our_account.id:
+            account = self.our_account
+            return {"id": account.id, "name": account.display_name or account.handle,
+                    "username": account.handle}
+        return self.render_post(self._object(request))
+
+    @route("GET", _V + "/{id}/feed")
+    def feed(self, request: SandboxRequest) -> HandlerResult:
+        """The Page's own top-level posts, newest first."""
+        self._page(request)
+        posts = [p for p in self.world.posts_by(self.our_account) if p.in_reply_to is None]
+        posts.sort(key=lambda p: p.seq, reverse=True)
+        return self._paged(request, [self.render_post(p) for p in posts])
+
+    @route("GET", _V + "/{id}/tagged")
+    def tagged(self, request: SandboxRequest) -> HandlerResult:
+        """Customers' top-level posts that mention the Page, newest first."""
+        self._page(request)
+        us = self.our_account.id
+        posts = [
+            p for p in self.world.posts.values()
+            if p.in_reply_to is None and not p.deleted and p.author_id != us
+            and us in p.mentions and p.visibility != "direct"
+        ]
+        posts.sort(key=lambda p: p.seq, reverse=True)
+        return self._paged(request, [self.render_post(p) for p in posts])
+
+    @route("GET", _V + "/{id}/comments")
+    def comments(self, request: SandboxRequest) -> HandlerResult:
+        """Comments on a post or comment: direct ones, or the whole thread (``filter=stream``)."""
+        target = self._object(request)
+        if request.query.get("filter") == "stream":
+            found = [p for p in self.world.thread(target.root) if p.id != target.root]
+            if target.id != target.root:
+                found = [p for p in found if p.in_reply_to == target.id]
+        else:
+            found = self.world.replies_to(target.id)
+        found = [p for p in found if not p.deleted]
+        found.sort(key=lambda p: p.seq, reverse=request.query.get("order")
+                   == "reverse_chronological")
+        return self._paged(request, [self.render_post(p) for p in found], 100)
+
+    @route("POST", _V + "/{id}/comments")
+    def comment(self, request: SandboxRequest) -> HandlerResult:
+        """Comment as the Page on a post or comment; answers ``{"id"}``."""
+        target = self._object(request)
+        if target.hidden:
+            raise self._refuse("(#100) Cannot reply to a hidden comment", 100)
+        text = self.require(request, "message")
+        self.check_text(request, text)
+        post = self.world.add_post(self.our_account, text, in_reply_to=target.id)
+        return {"id": post.id}
+
+    @route("POST", _V + "/{id}/likes")
+    def like(self, request: SandboxRequest) -> HandlerResult:
+        """Like a post or comment as the Page."""
+        self.world.like(self.our_account, self._object(request).id)
+        return {"success": True}
+
+    @route("POST", _V + "/{id}")
+    def update(self, request: SandboxRequest) -> HandlerResult:
+        """Hide or unhide a comment on one of the Page's posts (``is_hidden``)."""
+        post = self._object(request)
+        hidden = request.field("is_hidden")
+        if hidden not in ("true", "false"):
+            raise SandboxAbort(self.bad_request(request, "is_hidden is required"))
+        root = self.world.post(post.root)
+        if post.in_reply_to is None or root.author_id != self.our_account.id:
+            raise self._refuse("(#200) Only comments on the Page's own posts can be hidden",
+                               200)
+        self.world.set_hidden(post.id, hidden == "true", by=self.our_account.id)
+        return {"success": True}
+
+    @route("DELETE", _V + "/{id}")
+    def delete(self, request: SandboxRequest) -> HandlerResult:
+        """Delete our post or comment, or a comment on one of the Page's posts."""
+        post = self._object(request)
+        root = self.world.post(post.root)
+        if post.author_id != self.our_account.id and root.author_id != self.our_account.id:
+            raise self._refuse("(#200) Permissions error", 200)
+        self.world.delete_post(post.id)
+        return {"success": True}
+
+    @route("GET", _V + "/{id}/conversations")
+    def conversations(self, request: SandboxRequest) -> HandlerResult:
+        """The Page's Messenger conversations, most recently updated first."""
+        self._page(request)
+        us = self.our_account.id
+        user = request.query.get("user_id")
+        found = [
+            c for c in self.world.conversations.values()
+            if us in c.members and c.messages and (user is None or user in c.members)
+        ]
+        found.sort(key=lambda c: c.messages[-1].seq, reverse=True)
+        inline = "messages" in request.query.get("fields", "")
+        data = []
+        for convo in found:
+            item: dict[str, Any] = {
+                "id": convo.id, "updated_time": _iso(convo.messages[-1].created_at),
+                "message_count": len(convo.messages),
+            }
+            if inline:
+                item["messages"] = self._messages(convo, 25)
+            data.append(item)
+        return self._paged(request, data)
+
+    def _messages(self, convo: DirectConversation, limit: int) -> dict[str, Any]:
+        shown = [m for m in reversed(convo.messages) if not m.deleted][:limit]
+        return {"data": [self.render_message(m, convo) for m in shown]}
+
+    def _all_messages(self, convo: DirectConversation) -> list[dict[str, Any]]:
+        return [self.render_message(m, convo) for m in reversed(convo.messages)
+                if not m.deleted]
+
+    @route("GET", _V + "/{id}/messages")
+    def messages(self, request: SandboxRequest) -> HandlerResult:
+        """A conversation's messages, newest first."""
+        convo = self.world.conversations.get(request.params["id"])
+        if convo is None or self.our_account.id not in convo.members:
+            raise SandboxAbort(self.not_found(request))
+        return self._paged(request, self._all_messages(convo))
+
+    @route("POST", _V + "/{id}/messages")
+    def send(self, request: SandboxRequest) -> HandlerResult:
+        """The Send API: a DM to a PSID within the windows, or a private reply to a comment."""
+        self._page(request)
+        body = request.json()
+        if not isinstance(body, dict):
+            raise SandboxAbort(self.bad_request(request, "body must be an object"))
+        recipient, message = body.get("recipient"), body.get("message")
+        if not isinstance(recipient, dict) or not isinstance(message, dict):
+            raise SandboxAbort(self.bad_request(request, "recipient and message are required"))
+        text = message.get("text")
+        if not isinstance(text, str) or not text:
+            raise SandboxAbort(self.bad_request(request, "message[text] is required"))
+        self.check_text(request, text, private=True)
+        now = self.clock.peek()
+        us = self.our_account
+        extra: dict[str, object] = {}
+        if isinstance(message.get("metadata"), str):
+            extra["metadata"] = message["metadata"]
+        anchor = recipient.get("comment_id") or recipient.get("post_id")
+        if isinstance(anchor, str):
+            target = self.post_or_404(request, anchor)
+            if target.id in self._private_replies:
+                raise self._refuse("(#10) Only one private reply is allowed per comment", 10,
+                                   2018108)
+            if now - target.created_at > PRIVATE_REPLY_WINDOW:
+                raise self._refuse("(#10) This message is sent outside of allowed window.",
+                                   10, 2018278)
+            customer = target.author_id
+            extra["reply_to"] = target.id
+            self._private_replies.add(target.id)
+        else:
+            customer = str(recipient.get("id") or "")
+            convo = self.world.conversation_between(customer, us, create=False)
+            theirs = [m for m in (convo.messages if convo else []) if m.sender_id == customer]
+            if not theirs:
+                raise self._refuse("(#551) This person isn't available right now.", 551,
+                                   1545041)
+            age = now - theirs[-1].created_at
+            kind, tag = body.get("messaging_type"), body.get("tag")
+            allowed = age <= STANDARD_WINDOW and kind in ("RESPONSE", "UPDATE")
+            if kind == "MESSAGE_TAG" and tag == "HUMAN_AGENT":
+                allowed = self.human_agent_permission and age <= HUMAN_AGENT_WINDOW
+            if not allowed:
+                raise self._refuse("(#10) This message is sent outside of allowed window.",
+                                   10, 2018278)
+        if customer not in self.world.accounts:
+            raise SandboxAbort(self.not_found(request))
+        convo = self.world.conversation_between(customer, us)
+        if convo is None:  # pragma: no cover - create=True always returns one
+            raise SandboxAbort(self.not_found(request))
+        sent = self.world.add_message(us, convo.id, text, extra=extra)
+        return {"recipient_id": customer, "message_id": sent.id}

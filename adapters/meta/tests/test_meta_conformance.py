@@ -1,0 +1,28 @@
+"""The omnichannel conformance suite against the Facebook sandbox, in-process and on loopback.
+
+The adapter is given the sandbox's virtual clock, so Meta's windows (24 hours
+for DMs, 7 days for private replies) are judged in the sandbox's time.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from omnichannel.adapter import Adapter
+from omnichannel.testing import Sandbox
+from omnichannel.testing.conformance import AdapterConformance
+from omnichannel_meta import FacebookAdapter
+from omnichannel_meta.sandbox import FacebookSandbox
+
+
+class TestFacebookConformance(AdapterConformance):
+    adapter_class = FacebookAdapter
+    sandbox_class = FacebookSandbox
+    transport_mode = ("inprocess", "loopback")
+
+    def make_adapter(
+        self, sandbox: Sandbox, *, base_url: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> Adapter:
+        return FacebookAdapter(sandbox.adapter_settings(base_url=base_url), transport=transport,
+                               clock=sandbox.clock.peek)

@@ -1,0 +1,145 @@
+"""The PostgreSQL schema, as forward migrations applied in order.
+
+Table ``omnichannel_migrations`` holds one row per migration a database has
+had. Never edit a migration that shipped: append a new one. The tables mirror
+the SQLite schema with PostgreSQL's own types: ``timestamptz`` times, identity
+columns for the order of events, messages and log lines, ``bytea`` bodies and a
+generated ``tsvector`` column for search. Ids compared for order use the ``C``
+collation, so rows come back in the same order as from SQLite, whatever the
+database's locale.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "TABLES"]
+
+_V1_CORE = """
+CREATE TABLE events (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    network TEXT NOT NULL,
+    type TEXT NOT NULL,
+    json TEXT NOT NULL,
+    handled BOOLEAN NOT NULL DEFAULT FALSE,
+    received_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX events_unhandled ON events (network, seq) WHERE NOT handled;
+
+CREATE TABLE cursors (
+    network TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    cursor TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (network, stream)
+);
+
+CREATE TABLE people (
+    network TEXT NOT NULL,
+    id TEXT NOT NULL,
+    json TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (network, id)
+);
+
+CREATE TABLE conversations (
+    network TEXT NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    kind TEXT NOT NULL,
+    json TEXT NOT NULL,
+    last_activity_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (network, id)
+);
+CREATE INDEX conversations_activity ON conversations (last_activity_at DESC, id DESC);
+
+CREATE TABLE messages (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    network TEXT NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    conversation TEXT,
+    author TEXT,
+    text TEXT NOT NULL DEFAULT '',
+    words TEXT NOT NULL DEFAULT '',
+    created_at TIMESTAMPTZ,
+    version_at TIMESTAMPTZ,
+    json TEXT,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE,
+    search TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', words)) STORED,
+    UNIQUE (network, id)
+);
+CREATE INDEX messages_conversation ON messages (network, conversation, created_at);
+CREATE INDEX messages_search ON messages USING GIN (search);
+
+CREATE TABLE outbox (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    network TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    origin TEXT NOT NULL,
+    approved_by TEXT,
+    recipient TEXT,
+    text_digest TEXT,
+    last_error TEXT,
+    action TEXT NOT NULL,
+    sent TEXT
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_digest ON outbox (network, text_digest, created_at);
+
+CREATE TABLE drafts (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    status TEXT NOT NULL,
+    event_id TEXT,
+    action TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    decided_at TIMESTAMPTZ,
+    decided_by TEXT,
+    reason TEXT,
+    note TEXT,
+    origin TEXT
+);
+CREATE INDEX drafts_status ON drafts (status, created_at);
+
+CREATE TABLE audit (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL,
+    network TEXT NOT NULL,
+    action_type TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    approved_by TEXT,
+    result_ref TEXT,
+    detail TEXT
+);
+CREATE INDEX audit_at ON audit (at);
+
+CREATE TABLE dead_letters (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL,
+    network TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    headers TEXT NOT NULL
+);
+
+CREATE TABLE handler_failures (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL,
+    event_id TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    error TEXT NOT NULL,
+    traceback TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_CORE,)
+"""Migration ``n`` (1-based) brings a database from version ``n - 1`` to ``n``."""
+
+TABLES: tuple[str, ...] = (
+    "events", "cursors", "people", "conversations", "messages", "outbox", "drafts", "audit",
+    "dead_letters", "handler_failures",
+)
+"""The tables of the schema: a database holding one of them without the migrations
+table belongs to another application."""
