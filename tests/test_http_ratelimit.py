@@ -14,7 +14,6 @@ from omnichannel.http import (
     RateLimitState,
     parse_bluesky_headers,
     parse_mastodon_headers,
-    parse_meta_headers,
 )
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -78,56 +77,8 @@ def test_mastodon_delete_bucket_from_recording() -> None:
     assert info.reset_at == datetime(2026, 8, 1, 14, 0, 0, 23707, tzinfo=UTC)
 
 
-def test_meta_app_usage_from_recorded_graph_response() -> None:
-    """The recorded X-App-Usage {"call_count":2,...} is 2 % used: 98 of 100 left, no reset."""
-    batch = json.loads((VECTORS / "facebook" / "restfb__batch__batch-first-error.json").read_text())
-    headers = {h["name"]: h["value"] for h in batch[0]["headers"]}
-    assert headers["X-App-Usage"] == '{"call_count":2,"total_cputime":2,"total_time":2}'
-    info = parse_meta_headers(headers, now=NOW)
-    assert info == RateLimitInfo(limit=100, remaining=98, reset_at=None)
-
-
-def test_meta_business_use_case_usage_not_throttled() -> None:
-    """A Page BUC header at 1 % with no time to regain access leaves 99 % and no reset."""
-    # Shape and values as in python-facebook's tests (tests/test_ratelimit.py).
-    headers = {
-        "x-business-use-case-usage": (
-            '{"112130216863063":[{"type":"pages","call_count":1,"total_cputime":1,'
-            '"total_time":1,"estimated_time_to_regain_access":0}]}'
-        )
-    }
-    assert parse_meta_headers(headers, now=NOW) == RateLimitInfo(limit=100, remaining=99)
-
-
-def test_meta_usage_at_100_percent_is_exhausted_until_regain_time() -> None:
-    """At 100 % with 5 minutes to regain access, nothing remains until now + 5 minutes."""
-    headers = {
-        "X-App-Usage": '{"call_count":16,"total_cputime":15,"total_time":12}',
-        "X-Business-Use-Case-Usage": (
-            '{"112130216863063":[{"type":"pages","call_count":100,"total_cputime":40,'
-            '"total_time":38,"estimated_time_to_regain_access":5}]}'
-        ),
-    }
-    info = parse_meta_headers(headers, now=NOW)
-    assert info == RateLimitInfo(limit=100, remaining=0, reset_at=NOW + timedelta(minutes=5))
-
-
-def test_meta_time_to_regain_access_means_throttled_even_below_100() -> None:
-    """A non-zero time to regain access marks the budget exhausted whatever the percentages."""
-    headers = {
-        "X-Business-Use-Case-Usage": (
-            '{"1":[{"type":"pages","call_count":90,"total_cputime":10,'
-            '"total_time":10,"estimated_time_to_regain_access":2}]}'
-        )
-    }
-    info = parse_meta_headers(headers, now=NOW)
-    assert info is not None
-    assert info.remaining == 0
-    assert info.reset_at == NOW + timedelta(minutes=2)
-
-
 @pytest.mark.parametrize(
-    "parser", [parse_bluesky_headers, parse_mastodon_headers, parse_meta_headers]
+    "parser", [parse_bluesky_headers, parse_mastodon_headers]
 )
 def test_parsers_return_none_without_their_headers(parser: Any) -> None:
     """A response without rate-limit headers gives no info, not an empty one."""
@@ -140,8 +91,6 @@ def test_malformed_values_are_ignored_not_raised() -> None:
         {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "soon"}, now=NOW
     )
     assert info == RateLimitInfo(remaining=0)
-    assert parse_meta_headers({"x-app-usage": "{not json"}, now=NOW) is None
-    assert parse_meta_headers({"x-app-usage": '{"call_count": "high"}'}, now=NOW) is None
     assert parse_bluesky_headers(
         {"ratelimit-limit": "10", "ratelimit-policy": "10;w=oops"}, now=NOW
     ) == RateLimitInfo(limit=10)

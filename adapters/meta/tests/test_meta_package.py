@@ -20,10 +20,10 @@ from omnichannel_meta import (
 
 
 def test_public_names() -> None:
-    """The package exports both adapters, their settings and the pinned Graph version."""
+    """The package exports both adapters, their settings, the Graph version and the usage parser."""
     assert omnichannel_meta.__all__ == [
         "GRAPH_VERSION", "FacebookAdapter", "FacebookSettings", "InstagramAdapter",
-        "InstagramSettings", "MetaAdapter", "MetaSettings",
+        "InstagramSettings", "MetaAdapter", "MetaSettings", "parse_meta_headers",
     ]
     assert GRAPH_VERSION == "v25.0"
 

@@ -43,7 +43,6 @@ from ._ratelimit import (
     RateLimitState,
     parse_bluesky_headers,
     parse_mastodon_headers,
-    parse_meta_headers,
 )
 from ._retry import RetryPolicy
 
@@ -61,5 +60,4 @@ __all__ = [
     "open_client",
     "parse_bluesky_headers",
     "parse_mastodon_headers",
-    "parse_meta_headers",
 ]

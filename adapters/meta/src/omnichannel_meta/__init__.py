@@ -22,6 +22,7 @@ from ._adapter import InstagramAdapter as InstagramAdapter
 from ._adapter import InstagramSettings as InstagramSettings
 from ._adapter import MetaAdapter as MetaAdapter
 from ._adapter import MetaSettings as MetaSettings
+from ._ratelimit import parse_meta_headers as parse_meta_headers
 
 __all__ = [
     "GRAPH_VERSION",
@@ -31,4 +32,5 @@ __all__ = [
     "InstagramSettings",
     "MetaAdapter",
     "MetaSettings",
+    "parse_meta_headers",
 ]

@@ -37,12 +37,13 @@ from omnichannel.errors import (
     WindowClosed,
 )
 from omnichannel.events import Event, MessageReceived
-from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client, parse_meta_headers
+from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client
 from omnichannel.model import Message, Person, Ref
 from omnichannel.text import TextRule
 
 from ._convert import UNKNOWN_AUTHOR, Converter, page_items, parse_time
 from ._errors import MetaErrors
+from ._ratelimit import parse_meta_headers
 
 __all__ = [
     "GRAPH_VERSION",

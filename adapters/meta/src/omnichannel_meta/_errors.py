@@ -38,7 +38,8 @@ from omnichannel.errors import (
     TransientError,
     WindowClosed,
 )
-from omnichannel.http import parse_meta_headers
+
+from ._ratelimit import parse_meta_headers
 
 __all__ = ["THROTTLING_CODES", "MetaErrors", "error_from_body"]
 
