@@ -17,7 +17,7 @@ import anyio
 from .actions import Action, Post, PrivateReply, Reply
 from .context import Delivery, OutgoingMessage
 from .events import Event
-from .outbox import stamp_writer
+from .outbox import _stamp_writer
 from .policy import Decision, text_digest
 from .store import Draft, OutboxItem
 
@@ -159,7 +159,7 @@ class Outgoing:
     ) -> OutboxItem:
         """Guard and queue a checked action; ``known=None`` looks up whether it is queued."""
         store = self._hub.store
-        action = stamp_writer(action, human_agent=human_agent)
+        action = _stamp_writer(action, human_agent=human_agent)
         # The guardrail reads what is queued; checking and queuing must be one
         # step, or concurrent handlers each pass the check before any queues.
         async with self._guard_lock:

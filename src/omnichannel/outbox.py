@@ -112,7 +112,7 @@ def _describe(exc: BaseException) -> str:
 
 
 
-def stamp_writer(action: Action, *, human_agent: bool) -> Action:
+def _stamp_writer(action: Action, *, human_agent: bool) -> Action:
     """``action`` saying who wrote it: a reply's ``human_agent`` set to the checked value.
 
     Who wrote a reply travels with it, so the adapter reads it at delivery
@@ -276,7 +276,7 @@ class Outbox:
             WindowClosed: The private-messaging window has closed.
         """
         self.check(action, human_agent=human_agent)
-        action = stamp_writer(action, human_agent=human_agent)
+        action = _stamp_writer(action, human_agent=human_agent)
         item = OutboxItem.for_action(
             action, origin=origin, approved_by=approved_by, recipient=recipient,
             text_digest=text_digest, now=self.clock(),
