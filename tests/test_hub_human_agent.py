@@ -134,3 +134,40 @@ async def test_a_handler_reply_held_for_a_human_gets_the_human_agent_window() ->
         assert delivery.draft is not None
         await hub.drafts.approve(delivery.draft.id, by="agent:anna")
         await eventually(lambda: len(fake.posted) == 1)
+
+
+async def test_who_wrote_a_reply_is_stored_with_it_for_the_adapter() -> None:
+    """The queued action says who wrote it, whatever the caller claimed: the adapter reads it.
+
+    A bot's reply must never reach the network under a human-agent tag, even
+    when it is delivered after the bot's window closed.
+    """
+    fake, hub, dm = _setup(timedelta(hours=1))
+    queued: list[Delivery] = []
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        queued.append(await ctx.reply("Bot here"))
+
+    late = fake.inbox.pop()
+    async with running(hub):
+        fake.publish(late)
+        await eventually(lambda: len(queued) == 1)
+        [bot] = queued
+        assert bot.item is not None
+        agent = await hub.send(Reply(network="testnet", to=dm, text="Anna here"),
+                               by="agent:anna")
+        draft = await hub.drafts._hold(Reply(network="testnet", to=dm, text="Ben here"),
+                                       event=None, origin="handler:h", note="check")
+        approved = await hub.drafts.approve(draft.id, by="agent:ben")
+        # Code queuing directly that claims a human wrote it, without saying so, is corrected.
+        claimed = await hub.outbox.submit(
+            Reply(network="testnet", to=dm, text="Script here", human_agent=True),
+            origin="script:nightly")
+        await eventually(lambda: len(fake.posted) == 4)
+        stored = [await hub.store.get_outbox(key)
+                  for key in (bot.item.key, agent.key, approved.key, claimed.key)]
+    writers = {item.action.text: item.action.human_agent  # type: ignore[union-attr]
+               for item in stored if item is not None}
+    assert writers == {"Bot here": False, "Anna here": True, "Ben here": True,
+                       "Script here": False}

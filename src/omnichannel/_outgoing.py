@@ -17,6 +17,7 @@ import anyio
 from .actions import Action, Post, PrivateReply, Reply
 from .context import Delivery, OutgoingMessage
 from .events import Event
+from .outbox import _stamp_writer
 from .policy import Decision, text_digest
 from .store import Draft, OutboxItem
 
@@ -67,8 +68,8 @@ class Outgoing:
         """
         self._hub.outbox.check(action, human_agent=human_agent)
         return await self._enqueue(
-            action, origin=origin, approved_by=approved_by, allow_duplicate=allow_duplicate,
-            known=None,
+            action, origin=origin, approved_by=approved_by, human_agent=human_agent,
+            allow_duplicate=allow_duplicate, known=None,
         )
 
     async def propose(
@@ -98,8 +99,8 @@ class Outgoing:
             draft = await self.store_draft(action, event=event, origin=origin, note=decision.reason)
             return Delivery(status="held", action=action, draft=draft, reason=decision.reason)
         item = await self._enqueue(
-            action, origin=origin, approved_by=None, allow_duplicate=allow_duplicate,
-            known=False,
+            action, origin=origin, approved_by=None, human_agent=False,
+            allow_duplicate=allow_duplicate, known=False,
         )
         return Delivery(status="queued", action=action, item=item, reason=decision.reason)
 
@@ -152,11 +153,13 @@ class Outgoing:
         *,
         origin: str,
         approved_by: str | None,
+        human_agent: bool,
         allow_duplicate: bool,
         known: bool | None,
     ) -> OutboxItem:
         """Guard and queue a checked action; ``known=None`` looks up whether it is queued."""
         store = self._hub.store
+        action = _stamp_writer(action, human_agent=human_agent)
         # The guardrail reads what is queued; checking and queuing must be one
         # step, or concurrent handlers each pass the check before any queues.
         async with self._guard_lock:

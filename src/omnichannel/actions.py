@@ -56,12 +56,17 @@ class Reply(_Action):
         to: The message answered.
         text: The reply text.
         visibility: Who may see the reply; ``None`` follows ``to``.
+        human_agent: Whether a person wrote or approved it. Set by the hub and
+            the outbox when the reply is queued (whatever the caller passed),
+            so an adapter knows at delivery time which window applies, e.g.
+            Meta's ``HUMAN_AGENT`` tag after 24 hours.
     """
 
     type: Literal["reply"] = "reply"
     to: Message
     text: str
     visibility: Visibility | None = None
+    human_agent: bool = False
 
 
 class PrivateReply(_Action):
@@ -74,11 +79,14 @@ class PrivateReply(_Action):
         type: Always ``"private_reply"``.
         to: The message answered.
         text: The reply text.
+        human_agent: Whether a person wrote or approved it (set when queued;
+            see `Reply`).
     """
 
     type: Literal["private_reply"] = "private_reply"
     to: Message
     text: str
+    human_agent: bool = False
 
 
 class Post(_Action):

@@ -110,6 +110,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+
+
+def _stamp_writer(action: Action, *, human_agent: bool) -> Action:
+    """``action`` saying who wrote it: a reply's ``human_agent`` set to the checked value.
+
+    Who wrote a reply travels with it, so the adapter reads it at delivery
+    time: a reply queued by a bot never goes out under a human-agent tag
+    (Meta's ``HUMAN_AGENT``), however late it is delivered.
+    """
+    if isinstance(action, Reply | PrivateReply) and action.human_agent != human_agent:
+        return action.model_copy(update={"human_agent": human_agent})
+    return action
+
 class Outbox:
     """The durable outbox and its delivery worker.
 
@@ -263,6 +276,7 @@ class Outbox:
             WindowClosed: The private-messaging window has closed.
         """
         self.check(action, human_agent=human_agent)
+        action = _stamp_writer(action, human_agent=human_agent)
         item = OutboxItem.for_action(
             action, origin=origin, approved_by=approved_by, recipient=recipient,
             text_digest=text_digest, now=self.clock(),

@@ -175,7 +175,7 @@ async def test_dm_inside_24_hours_is_a_response(kit: Any, graph: Any) -> None:
 async def test_after_24_hours_only_a_human_with_the_permission_tags_human_agent(
     kit: Any, graph: Any
 ) -> None:
-    """30 h: automated refused by the core; a human's reply goes out tagged HUMAN_AGENT."""
+    """30 h: automated refused (checked and at send); a human's reply goes out tagged."""
     graph.on(f"POST {V}/{kit.page_id}/messages",
              {"recipient_id": PSID, "message_id": "m_late"})
     settings = kit.fb_settings(human_agent=True)
@@ -185,8 +185,12 @@ async def test_after_24_hours_only_a_human_with_the_permission_tags_human_agent(
     async with opened(FacebookAdapter, settings, graph, clock) as page:
         with pytest.raises(WindowClosed):
             page.check(action, now=clock.now, human_agent=False)
+        # A bot's reply queued in time but delivered late is refused, never tagged.
+        with pytest.raises(WindowClosed):
+            await page.send(action)
+        assert graph.sent(f"POST {V}/{kit.page_id}/messages") == []
         page.check(action, now=clock.now, human_agent=True)
-        await page.send(action)
+        await page.send(action.model_copy(update={"human_agent": True}))
     (request,) = graph.sent(f"POST {V}/{kit.page_id}/messages")
     body = graph.body(request)
     assert (body["messaging_type"], body["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")

@@ -48,11 +48,13 @@ async def test_dm_windows_response_then_human_agent_then_closed() -> None:
         sandbox.clock.advance(timedelta(hours=7))
         page.check(Reply(network="facebook", to=message, text="x"),
                    now=sandbox.clock.peek(), human_agent=True)
-        await page.send(Reply(network="facebook", to=message, text="Refund sent (Anna)"))
+        await page.send(Reply(network="facebook", to=message, text="Refund sent (Anna)",
+                              human_agent=True))
         sandbox.clock.advance(timedelta(days=6))
         before = sandbox.request_count()
         with pytest.raises(WindowClosed):
-            await page.send(Reply(network="facebook", to=message, text="still there?"))
+            await page.send(Reply(network="facebook", to=message, text="still there?",
+                                  human_agent=True))
         assert sandbox.request_count() == before
     assert [r.text for r in sandbox.sent()] == ["Looking into it", "Refund sent (Anna)"]
 

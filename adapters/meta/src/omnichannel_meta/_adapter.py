@@ -627,24 +627,28 @@ class MetaAdapter(Adapter):
         return ("/{id}/" + self._comment_replies_edge, {"id": self._reply_target(to)},
                 {"message": text})
 
-    def _dm_messaging(self, to: Message) -> dict[str, str]:
-        """``messaging_type`` (and ``tag``) for a DM answering ``to``, or ``WindowClosed``."""
+    def _dm_messaging(self, to: Message, *, by_human: bool) -> dict[str, str]:
+        """``messaging_type`` (and ``tag``) for a DM answering ``to``, or ``WindowClosed``.
+
+        ``HUMAN_AGENT`` only for a reply a person wrote or approved
+        (``action.human_agent``, set when it was queued): a bot's reply that
+        reaches the network after 24 hours is refused, never tagged.
+        """
         now = self._now()
         age = now - to.created_at
         if age <= STANDARD_WINDOW:
             return {"messaging_type": "RESPONSE"}
-        if self.settings.human_agent and age <= HUMAN_AGENT_WINDOW:
+        tagged = self.settings.human_agent and by_human
+        if tagged and age <= HUMAN_AGENT_WINDOW:
             return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
-        closes = to.created_at + (
-            HUMAN_AGENT_WINDOW if self.settings.human_agent else STANDARD_WINDOW
-        )
+        closes = to.created_at + (HUMAN_AGENT_WINDOW if tagged else STANDARD_WINDOW)
         raise WindowClosed(
             f"the window to answer this message closed at {closes.isoformat()}",
             network=self.network, closed_at=closes,
         )
 
     async def _send_dm(self, action: Reply | PrivateReply, to: Message) -> Sent:
-        messaging = self._dm_messaging(to)
+        messaging = self._dm_messaging(to, by_human=action.human_agent)
         payload: dict[str, Any] = {
             "recipient": {"id": to.conversation.id},
             "message": self._message_payload(action),
