@@ -13,6 +13,7 @@ from omnichannel.http import (
     RateLimitInfo,
     RateLimitState,
     parse_bluesky_headers,
+    parse_epoch_headers,
     parse_mastodon_headers,
 )
 
@@ -126,3 +127,13 @@ def test_info_requires_aware_reset() -> None:
     """A naive reset time is refused, so waits are never computed across time zones."""
     with pytest.raises(ValueError, match="timezone"):
         RateLimitInfo(reset_at=datetime(2026, 1, 1))
+
+
+def test_epoch_headers_under_any_names_and_bad_values_ignored() -> None:
+    """The shared shape reads the names it is given; a bad value is left out, none gives None."""
+    names = {"limit": "x-quota", "remaining": "x-quota-left", "reset": "x-quota-reset"}
+    assert parse_epoch_headers({"X-Quota": "100", "X-Quota-Left": "-3",
+                                "X-Quota-Reset": "1635976418"}, **names) == RateLimitInfo(
+        limit=100, remaining=None, reset_at=datetime.fromtimestamp(1635976418, UTC))
+    assert parse_epoch_headers({"x-quota-reset": "10" * 20}, **names) is None
+    assert parse_epoch_headers({"RateLimit-Limit": "5"}, **names) is None

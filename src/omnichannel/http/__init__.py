@@ -42,6 +42,7 @@ from ._ratelimit import (
     RateLimitParser,
     RateLimitState,
     parse_bluesky_headers,
+    parse_epoch_headers,
     parse_mastodon_headers,
 )
 from ._retry import RetryPolicy
@@ -59,5 +60,6 @@ __all__ = [
     "RetryPolicy",
     "open_client",
     "parse_bluesky_headers",
+    "parse_epoch_headers",
     "parse_mastodon_headers",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "RateLimitParser",
     "RateLimitState",
     "parse_bluesky_headers",
+    "parse_epoch_headers",
     "parse_mastodon_headers",
 ]
 
@@ -192,6 +193,51 @@ def _info(
     )
 
 
+def parse_epoch_headers(
+    headers: Mapping[str, str],
+    /,
+    *,
+    limit: str,
+    remaining: str,
+    reset: str,
+    policy: str | None = None,
+) -> RateLimitInfo | None:
+    """Read the common shape: two counts and a reset in epoch seconds, under given names.
+
+    The building block of Bluesky's parser and of an adapter's own (X uses
+    ``x-rate-limit-*``). A value that is not a non-negative whole number is
+    ignored, never an error.
+
+    ```python
+    from omnichannel.http import parse_epoch_headers
+
+    info = parse_epoch_headers(
+        {"X-Quota": "100", "X-Quota-Left": "7", "X-Quota-Reset": "1635976418"},
+        limit="x-quota", remaining="x-quota-left", reset="x-quota-reset",
+    )
+    print(info.remaining if info else None, info.reset_at.year if info and info.reset_at else None)
+    #> 7 2021
+    ```
+
+    Args:
+        headers: Response headers (any case).
+        limit: Name of the header with the requests allowed in the window.
+        remaining: Name of the header with the requests left.
+        reset: Name of the header with the refill time, in epoch seconds.
+        policy: Name of an IETF ``RateLimit-Policy`` header (``"3000;w=300"``), if any.
+
+    Returns:
+        The budget, or ``None`` when the response carries none of the headers.
+    """
+    h = httpx.Headers(headers)
+    return _info(
+        _int(h.get(limit)),
+        _int(h.get(remaining)),
+        _epoch(h.get(reset)),
+        _policy_window(h.get(policy)) if policy is not None else None,
+    )
+
+
 def parse_bluesky_headers(
     headers: Mapping[str, str], /, *, now: datetime | None = None
 ) -> RateLimitInfo | None:
@@ -207,12 +253,9 @@ def parse_bluesky_headers(
     Returns:
         The budget, or ``None`` when the response carries none of the headers.
     """
-    h = httpx.Headers(headers)
-    return _info(
-        _int(h.get("ratelimit-limit")),
-        _int(h.get("ratelimit-remaining")),
-        _epoch(h.get("ratelimit-reset")),
-        _policy_window(h.get("ratelimit-policy")),
+    return parse_epoch_headers(
+        headers, limit="ratelimit-limit", remaining="ratelimit-remaining",
+        reset="ratelimit-reset", policy="ratelimit-policy",
     )
 
 

@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
-import httpx
-
-from omnichannel.http import RateLimitInfo
+from omnichannel.http import RateLimitInfo, parse_epoch_headers
 
 __all__ = ["parse_x_headers"]
-
-
-def _count(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None
-    return number if number >= 0 else None
-
-
-def _epoch(value: str | None) -> datetime | None:
-    seconds = _count(value)
-    if seconds is None:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def parse_x_headers(
@@ -55,10 +33,7 @@ def parse_x_headers(
     Returns:
         The budget, or ``None`` when the response carries none of the headers.
     """
-    h = httpx.Headers(headers)
-    limit = _count(h.get("x-rate-limit-limit"))
-    remaining = _count(h.get("x-rate-limit-remaining"))
-    reset_at = _epoch(h.get("x-rate-limit-reset"))
-    if limit is None and remaining is None and reset_at is None:
-        return None
-    return RateLimitInfo(limit=limit, remaining=remaining, reset_at=reset_at)
+    return parse_epoch_headers(
+        headers, limit="x-rate-limit-limit", remaining="x-rate-limit-remaining",
+        reset="x-rate-limit-reset",
+    )
