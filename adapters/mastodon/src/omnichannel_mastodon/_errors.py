@@ -42,7 +42,7 @@ _MAX_MESSAGE = 300
 def _message(response: httpx.Response) -> str:
     try:
         body = json.loads(response.content) if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # any body, however deep
         body = None
     text = error_message(body)
     # Server messages are short; a runaway one is cut, never echoed whole.

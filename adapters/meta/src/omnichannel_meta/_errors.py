@@ -123,7 +123,7 @@ class MetaErrors:
         """Map one error response; ``None`` leaves a non-Graph answer to the HTTP layer."""
         try:
             body: Any = json.loads(response.content) if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):  # any body, however deep
             body = None
         return error_from_body(
             body, network=self.network, status=response.status_code,

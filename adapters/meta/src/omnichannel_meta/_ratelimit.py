@@ -78,7 +78,7 @@ def parse_meta_headers(
             continue
         try:
             decoded = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # a header is never a reason to fail
             continue
         for entry in _meta_entries(decoded):
             for field in _META_USAGE_FIELDS:

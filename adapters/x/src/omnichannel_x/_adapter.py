@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import inspect
-import json
 import logging
 import re
 import unicodedata
@@ -19,7 +18,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from omnichannel.actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
+from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, decode_json
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AuthenticationError,
@@ -428,10 +427,7 @@ class XAdapter(Adapter):
         return self._decode(response, path)
 
     def _decode(self, response: httpx.Response, path: str) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise PayloadError("the answer is not JSON", network=self.network, path=path) from None
+        return decode_json(response.content, network=self.network, path=path)
 
     # inbound -----------------------------------------------------------------
 

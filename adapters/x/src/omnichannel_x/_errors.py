@@ -118,7 +118,7 @@ def problem_name(problem_type: str | None) -> str:
 def _body(response: httpx.Response) -> dict[str, Any]:
     try:
         body = json.loads(response.content) if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # any body, however deep
         return {}
     return body if isinstance(body, dict) else {}
 

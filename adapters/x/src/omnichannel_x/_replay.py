@@ -20,13 +20,13 @@ without ``dm_conversation_id`` takes the conversation named in the path (for
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from omnichannel.adapter import decode_json
 from omnichannel.errors import PayloadError
 from omnichannel.events import Event
 
@@ -91,10 +91,7 @@ def parse_payload(
         PayloadError: The body is malformed (the first bad item names where),
             or ``path`` is an endpoint this does not replay.
     """
-    try:
-        decoded = json.loads(body)
-    except ValueError:
-        raise PayloadError("the body is not JSON", network=NETWORK) from None
+    decoded = decode_json(body, network=NETWORK)
     kind = _kind(path, decoded)
     converter = Converter(our_id=account, unknown_author=True)
     route = urlsplit(path).path.rstrip("/") if path else ""
