@@ -78,3 +78,64 @@ async def test_wait_idle_returns_at_once_without_a_worker() -> None:
     outbox = Outbox(MemoryStore(), {})
     with anyio.fail_after(10):
         await outbox.wait_drained()
+
+
+def _blocked_hub(fake: FakeNetwork, gate: anyio.Event, *, max_pending: int = 1000) -> Hub:
+    hub = Hub(adapters=[adapter_for(fake)], store=MemoryStore(), policy=AutoSend(),
+              max_pending=max_pending)
+
+    @hub.on(MessageReceived)
+    async def wait_for_the_gate(event: MessageReceived, ctx: Context) -> None:
+        await gate.wait()
+
+    return hub
+
+
+async def test_several_callers_waiting_for_idle_all_return() -> None:
+    """Callers waiting at the same moment all wake when the work ends, not just the last one."""
+    fake = FakeNetwork()
+    gate = anyio.Event()
+    hub = _blocked_hub(fake, gate)
+    fake.customer_says("hello", author="alice")
+    returned: list[int] = []
+
+    async def waiter(number: int) -> None:
+        await hub.wait_idle()
+        returned.append(number)
+
+    async with running(hub, listen=False):
+        await _ingest_page(hub)
+        with anyio.fail_after(10):  # a safety limit, nothing is timed
+            async with anyio.create_task_group() as tg:
+                for number in range(4):
+                    tg.start_soon(waiter, number)
+                await anyio.wait_all_tasks_blocked()
+                assert returned == []  # the handler still runs: nobody is idle yet
+                gate.set()
+
+    assert sorted(returned) == [0, 1, 2, 3]
+
+
+async def test_several_callers_waiting_for_room_all_return() -> None:
+    """Listeners of several networks waiting for room at once all go on when room frees up."""
+    fake = FakeNetwork()
+    gate = anyio.Event()
+    hub = _blocked_hub(fake, gate, max_pending=1)
+    fake.customer_says("hello", author="alice")
+    returned: list[int] = []
+
+    async def waiter(number: int) -> None:
+        await hub.wait_for_room()
+        returned.append(number)
+
+    async with running(hub, listen=False):
+        await _ingest_page(hub)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for number in range(3):
+                    tg.start_soon(waiter, number)
+                await anyio.wait_all_tasks_blocked()
+                assert returned == []  # one event pending fills the hub
+                gate.set()
+
+    assert sorted(returned) == [0, 1, 2]

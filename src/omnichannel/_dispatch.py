@@ -193,16 +193,23 @@ class Dispatcher:
             self._done.popitem(last=False)
         if self._room is not None and len(self._inflight) < self._max_pending:
             self._room.set()
+            self._room = None
         if self._idle is not None and not self._inflight:
             self._idle.set()
+            self._idle = None
+
+    # Every waiter of the moment waits on the same event: a waiter that made
+    # its own would replace another's, and the one replaced would never wake.
 
     async def wait_for_room(self) -> None:
         while len(self._inflight) >= self._max_pending:
-            self._room = anyio.Event()
+            if self._room is None:
+                self._room = anyio.Event()
             await self._room.wait()
 
     async def wait_idle(self) -> None:
         while self._inflight:
-            self._idle = anyio.Event()
+            if self._idle is None:
+                self._idle = anyio.Event()
             await self._idle.wait()
 

@@ -34,6 +34,8 @@ from ._scenario import AFTER_OUTAGE, CUSTOMERS, Written, write, write_history
 __all__ = ["load_quickbot", "run_demo"]
 
 _STEP_TIMEOUT = 20.0
+# The whole script's limit: a demo that stops making progress reports it and ends.
+_DEMO_TIMEOUT = 120.0
 
 
 def _quickbot_file() -> Path | None:
@@ -324,11 +326,15 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
                 async with anyio.create_task_group() as tg:
                     await tg.start(lambda task_status: hub.run(task_status=task_status))
                     tg.start_soon(progress.watch)
-                    async with anyio.create_task_group() as scripts:
-                        for net in nets:
-                            script = _Script(net, hub, progress, checks, history[net.network])
-                            scripts.start_soon(script.run)
-                    await hub.wait_idle()
+                    with anyio.move_on_after(_DEMO_TIMEOUT) as limit:
+                        async with anyio.create_task_group() as scripts:
+                            for net in nets:
+                                script = _Script(net, hub, progress, checks,
+                                                 history[net.network])
+                                scripts.start_soon(script.run)
+                        await hub.wait_idle()
+                    checks.append(_Check("all", f"the script ends within {_DEMO_TIMEOUT:.0f} s",
+                                         not limit.cancelled_caught, "it stopped making progress"))
                     tg.cancel_scope.cancel()
                 # The watcher has stopped, so this last look cannot print a line twice.
                 await progress.poll_once()
