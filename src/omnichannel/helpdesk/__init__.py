@@ -1,0 +1,43 @@
+"""Helpdesk building blocks: business hours, SLA targets, triage, canned replies, assignment.
+
+Each piece is plain data and functions that a helpdesk composes in its
+handlers, its CLI or its web app; none needs a running hub.
+
+Example:
+    ```python
+    from omnichannel.helpdesk import Triage, TriageRule
+
+    triage = Triage([TriageRule(name="upset", signs=["🙄"], priority="high")])
+    ```
+"""
+
+from .assign import Agent, AssignmentStrategy, LeastLoaded, RoundRobin, Work, eligible
+from .canned import CannedReplies, CannedReply
+from .hours import BusinessHours, Clock, WallClock, Weekday
+from .sla import PRIORITIES, Priority, SlaDue, SlaMetric, SlaPolicy, SlaState, SlaTargets
+from .triage import Triage, TriageResult, TriageRule
+
+__all__ = [
+    "PRIORITIES",
+    "Agent",
+    "AssignmentStrategy",
+    "BusinessHours",
+    "CannedReplies",
+    "CannedReply",
+    "Clock",
+    "LeastLoaded",
+    "Priority",
+    "RoundRobin",
+    "SlaDue",
+    "SlaMetric",
+    "SlaPolicy",
+    "SlaState",
+    "SlaTargets",
+    "Triage",
+    "TriageResult",
+    "TriageRule",
+    "WallClock",
+    "Weekday",
+    "Work",
+    "eligible",
+]
