@@ -187,6 +187,8 @@ async def test_version_3_file_moves_its_payloads_out_without_loss(tmp_path: Path
         conn.executescript(
             "DELETE FROM payloads; DROP TABLE payloads; ALTER TABLE events DROP COLUMN raw;"
             " ALTER TABLE messages DROP COLUMN raw; ALTER TABLE outbox DROP COLUMN raw;"
+            # and without the tables of later versions
+            " DROP TABLE conversation_states; DROP TABLE state_changes;"
         )
         conn.execute("PRAGMA user_version = 3")
     async with SQLiteStore(path) as store:

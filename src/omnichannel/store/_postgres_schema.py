@@ -134,12 +134,38 @@ CREATE TABLE handler_failures (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_CORE,)
+# The helpdesk's conversation states (compare-and-set on ``version``) and their
+# audited changes; ``next_due``/``first_alert`` order and filter the queue in SQL.
+_V2_STATES = """
+CREATE TABLE conversation_states (
+    network TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    queue TEXT,
+    next_due TIMESTAMPTZ,
+    first_alert TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ,
+    json JSONB NOT NULL,
+    PRIMARY KEY (network, id)
+);
+CREATE INDEX conversation_states_queue ON conversation_states (status, next_due);
+CREATE TABLE state_changes (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    network TEXT NOT NULL,
+    id TEXT NOT NULL,
+    json JSONB NOT NULL
+);
+CREATE INDEX state_changes_conversation ON state_changes (network, id, seq);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_STATES)
 """Migration ``n`` (1-based) brings a database from version ``n - 1`` to ``n``."""
 
 TABLES: tuple[str, ...] = (
     "events", "cursors", "people", "conversations", "messages", "outbox", "drafts", "audit",
-    "dead_letters", "handler_failures",
+    "dead_letters", "handler_failures", "conversation_states", "state_changes",
 )
 """The tables of the schema: a database holding one of them without the migrations
 table belongs to another application."""

@@ -176,6 +176,34 @@ ALTER TABLE messages ADD COLUMN raw BLOB;
 ALTER TABLE outbox ADD COLUMN raw BLOB;
 """
 
+# The helpdesk's conversation states (compare-and-set on ``version``) and their
+# audited changes. ``next_due`` and ``first_alert`` are the earliest SLA due and
+# warning-or-due times, kept beside the JSON so the queue is ordered and
+# filtered in SQL.
+_V5_STATES = """
+CREATE TABLE conversation_states (
+    network TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    queue TEXT,
+    next_due TEXT,
+    first_alert TEXT,
+    updated_at TEXT,
+    json TEXT NOT NULL,
+    PRIMARY KEY (network, id)
+);
+CREATE INDEX conversation_states_queue ON conversation_states (status, next_due);
+CREATE TABLE state_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    network TEXT NOT NULL,
+    id TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX state_changes_conversation ON state_changes (network, id, seq);
+"""
+
 
 def _json_text(value: object) -> tuple[str, bytes]:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -239,7 +267,9 @@ def _move_payloads(conn: sqlite3.Connection) -> None:
             conn.execute(update, (_json_text(document)[0], digest, row_key))
 
 
-MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS)
+MIGRATIONS: tuple[str, ...] = (
+    _V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS, _V5_STATES,
+)
 """Migration ``n`` (1-based) brings a database from ``user_version`` ``n - 1`` to ``n``."""
 
 DATA_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {4: _move_payloads}

@@ -38,6 +38,13 @@ from .base import (
     OutboxStatus,
     Store,
 )
+from .states import (
+    ConversationState,
+    ConversationStatus,
+    StateChange,
+    queue_order,
+    state_matches,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -118,6 +125,8 @@ class MemoryStore(Store):
         self._audit: list[AuditEntry] = []
         self._dead: list[DeadLetter] = []
         self._failures: list[HandlerFailure] = []
+        self._states: dict[_Key, ConversationState] = {}
+        self._state_changes: dict[_Key, list[StateChange]] = {}
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -547,6 +556,60 @@ class MemoryStore(Store):
         """Return handler failures, newest first."""
         await self._ready()
         return _newest(self._failures, limit)
+
+    # conversation state ----------------------------------------------------
+
+    async def get_state(self, conversation: Ref) -> ConversationState | None:
+        """Return the stored state of ``conversation``, if any."""
+        await self._ready()
+        return self._states.get(_key(conversation))
+
+    async def put_state(
+        self, state: ConversationState, *, expected_version: int,
+        changes: Sequence[StateChange] = (),
+    ) -> ConversationState:
+        """Write ``state`` if its stored version is ``expected_version`` (compare-and-set)."""
+        await self._ready()
+        key = _key(state.conversation)
+        current = self._states.get(key)
+        stored_version = current.version if current is not None else 0
+        if stored_version != expected_version:
+            raise StoreConflict(
+                f"conversation {state.conversation.network}:{state.conversation.id} changed "
+                f"(version {stored_version}, expected {expected_version})",
+                record="conversation state", key=f"{key[0]}:{key[1]}",
+            )
+        written = state.model_copy(update={"version": expected_version + 1})
+        self._states[key] = written
+        self._state_changes.setdefault(key, []).extend(
+            change.model_copy(update={"version": written.version}) for change in changes
+        )
+        return written
+
+    async def list_states(
+        self,
+        *,
+        status: Sequence[ConversationStatus] | None = None,
+        assignee: str | None = None,
+        queue: str | None = None,
+        network: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ConversationState]:
+        """Return states matching the filters, the soonest due first."""
+        await self._ready()
+        found = [
+            state for state in self._states.values()
+            if state_matches(state, status=status, assignee=assignee, queue=queue,
+                             network=network, due_before=due_before)
+        ]
+        return sorted(found, key=queue_order)[: max(limit, 0)]
+
+    async def state_changes(self, conversation: Ref, *, limit: int = 100) -> list[StateChange]:
+        """Return the changes of ``conversation``, oldest first (the last ``limit``)."""
+        await self._ready()
+        changes = self._state_changes.get(_key(conversation), [])
+        return list(changes[-limit:]) if limit > 0 else []
 
 
 _R = TypeVar("_R", AuditEntry, DeadLetter, HandlerFailure)

@@ -31,6 +31,10 @@ from ..errors import ConfigurationError, RecordNotFound, StoreConflict, StoreErr
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
 from ..model import Conversation, Message, Person, Ref
 from ._postgres_schema import MIGRATIONS, TABLES
+from ._postgres_states import get_state as _get_state
+from ._postgres_states import list_states as _list_states
+from ._postgres_states import put_state as _put_state
+from ._postgres_states import state_changes as _state_changes
 from ._rules import as_utc, decided, merge_conversation, phrases, tokens, utcnow, version_at
 from .base import (
     AuditEntry,
@@ -43,6 +47,7 @@ from .base import (
     OutboxStatus,
     Store,
 )
+from .states import ConversationState, ConversationStatus, StateChange
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import psycopg
@@ -903,6 +908,46 @@ class PostgresStore(Store):
     async def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
         """Return audit entries, newest first."""
         return await self._newest("audit", _audit, limit)
+
+    # conversation state ----------------------------------------------------
+
+    async def get_state(self, conversation: Ref) -> ConversationState | None:
+        """Return the stored state of ``conversation``, if any."""
+        return await self._call(lambda conn: _get_state(conn, conversation))
+
+    async def put_state(
+        self, state: ConversationState, *, expected_version: int,
+        changes: Sequence[StateChange] = (),
+    ) -> ConversationState:
+        """Write ``state`` if its stored version is ``expected_version`` (compare-and-set)."""
+        return await self._call(
+            lambda conn: _put_state(
+                conn, state, expected_version=expected_version, changes=changes
+            ),
+            write=True,
+        )
+
+    async def list_states(
+        self,
+        *,
+        status: Sequence[ConversationStatus] | None = None,
+        assignee: str | None = None,
+        queue: str | None = None,
+        network: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ConversationState]:
+        """Return states matching the filters, the soonest due first."""
+        return await self._call(lambda conn: _list_states(
+            conn, status=status, assignee=assignee, queue=queue, network=network,
+            due_before=due_before, limit=limit,
+        ))
+
+    async def state_changes(self, conversation: Ref, *, limit: int = 100) -> list[StateChange]:
+        """Return the changes of ``conversation``, oldest first (the last ``limit``)."""
+        return await self._call(
+            lambda conn: _state_changes(conn, conversation, limit=limit)
+        )
 
     async def add_dead_letter(self, letter: DeadLetter) -> None:
         """Keep a body we could not use (its ``id`` is assigned)."""

@@ -36,6 +36,10 @@ from ..model import Conversation, Message, Person, Ref
 from ._filelock import FileLock, LockHeld, lock_path
 from ._rules import as_utc, decided, fts_match, merge_conversation, phrases, utcnow, version_at
 from ._sqlite_schema import DATA_MIGRATIONS, MIGRATIONS, payload_json, store_payload
+from ._sqlite_states import get_state as _get_state
+from ._sqlite_states import list_states as _list_states
+from ._sqlite_states import put_state as _put_state
+from ._sqlite_states import state_changes as _state_changes
 from .base import (
     AuditEntry,
     DeadLetter,
@@ -47,6 +51,7 @@ from .base import (
     OutboxStatus,
     Store,
 )
+from .states import ConversationState, ConversationStatus, StateChange
 
 __all__ = ["SQLiteStore"]
 
@@ -1159,6 +1164,46 @@ class SQLiteStore(Store):
     async def failures(self, *, limit: int = 100) -> list[HandlerFailure]:
         """Return handler failures, newest first."""
         return await self._newest("handler_failures", _failure, limit)
+
+    # conversation state ----------------------------------------------------
+
+    async def get_state(self, conversation: Ref) -> ConversationState | None:
+        """Return the stored state of ``conversation``, if any."""
+        return await self._call(lambda conn: _get_state(conn, conversation))
+
+    async def put_state(
+        self, state: ConversationState, *, expected_version: int,
+        changes: Sequence[StateChange] = (),
+    ) -> ConversationState:
+        """Write ``state`` if its stored version is ``expected_version`` (compare-and-set)."""
+        return await self._write(
+            lambda conn: _put_state(
+                conn, state, expected_version=expected_version, changes=changes
+            ),
+            operation="put_state",
+        )
+
+    async def list_states(
+        self,
+        *,
+        status: Sequence[ConversationStatus] | None = None,
+        assignee: str | None = None,
+        queue: str | None = None,
+        network: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ConversationState]:
+        """Return states matching the filters, the soonest due first."""
+        return await self._call(lambda conn: _list_states(
+            conn, status=status, assignee=assignee, queue=queue, network=network,
+            due_before=due_before, limit=limit,
+        ))
+
+    async def state_changes(self, conversation: Ref, *, limit: int = 100) -> list[StateChange]:
+        """Return the changes of ``conversation``, oldest first (the last ``limit``)."""
+        return await self._call(
+            lambda conn: _state_changes(conn, conversation, limit=limit)
+        )
 
     async def _newest(
         self,

@@ -70,6 +70,7 @@ from omnichannel.store import (
     OutboxStatus,
     Store,
 )
+from omnichannel.testing._state_scenarios import ConversationStateScenarios
 
 __all__ = [
     "StoreConformance",
@@ -209,7 +210,7 @@ class StoreHarness:
         return self.store
 
 
-class StoreConformance:
+class StoreConformance(ConversationStateScenarios):
     """The scenarios every store passes; subclass it and override ``store_factory``."""
 
     @pytest.fixture
