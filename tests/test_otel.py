@@ -57,11 +57,12 @@ class Telemetry:
         ]
 
     def counts(self, name: str, *keys: str) -> dict[tuple[Any, ...], int]:
-        """A counter's values, by the named attributes (a missing one is ``None``)."""
-        return {
-            tuple(point.attributes.get(key) for key in keys): point.value
-            for point in self.points(name)
-        }
+        """A counter's totals, by the named attributes (a missing one is ``None``)."""
+        totals: dict[tuple[Any, ...], int] = {}
+        for point in self.points(name):
+            key = tuple(point.attributes.get(key) for key in keys)
+            totals[key] = totals.get(key, 0) + point.value
+        return totals
 
     def finished(self, prefix: str = "") -> list[ReadableSpan]:
         return [span for span in self.spans.get_finished_spans() if span.name.startswith(prefix)]
