@@ -141,22 +141,60 @@ def _adapter_packages() -> set[str]:
     return {path.name for path in root.glob("*/src/*") if path.is_dir()}
 
 
+_DYNAMIC_IMPORTS = {"import_module", "__import__"}
+
+
+def _imported_names(tree: ast.AST) -> Iterator[str]:
+    """Absolute names imported anywhere in ``tree``: statements, and literal dynamic imports.
+
+    ``importlib.import_module("x")`` and ``__import__("x")`` with a literal name
+    count; a name computed at run time (an entry point's module) cannot be read.
+    """
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield node.module or ""
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            first = node.args[0]
+            if (name in _DYNAMIC_IMPORTS and isinstance(first, ast.Constant)
+                    and isinstance(first.value, str) and not first.value.startswith(".")):
+                yield first.value
+
+
+def test_the_import_reader_sees_lazy_and_literal_dynamic_imports() -> None:
+    source = (
+        "import a.b\nfrom c import d\nfrom . import e\n"
+        "def f():\n    import g\n    importlib.import_module('h.i')\n"
+        "    __import__('j')\n    import_module(name)\n    import_module('.k', 'p')\n"
+    )
+    assert sorted(_imported_names(ast.parse(source))) == ["a.b", "c", "g", "h.i", "j"]
+
+
 def test_no_core_module_imports_an_adapter() -> None:
     adapters = _adapter_packages()
     assert {"omnichannel_mastodon", "omnichannel_bluesky"} <= adapters
-    offenders = []
-    for module, path in MODULES.items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):  # lazy ones too
-            names = (
-                [alias.name for alias in node.names] if isinstance(node, ast.Import)
-                else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
-                else []
-            )
-            offenders += [
-                f"{module} imports {name}" for name in names
-                if name.split(".")[0] in adapters or name.startswith("omnichannel_")
-            ]
+    offenders = [
+        f"{module} imports {name}"
+        for module, path in MODULES.items()
+        for name in _imported_names(ast.parse(path.read_text(encoding="utf-8")))
+        if name.split(".")[0] in adapters or name.startswith("omnichannel_")
+    ]
     assert offenders == []
+
+
+def _gives_a_reason(docstring: str) -> bool:
+    """Whether ``docstring`` has ``Long because:`` followed by a reason (a few words)."""
+    _, marker, reason = docstring.partition(REASON)
+    return bool(marker) and len(reason.split()) >= 3
+
+
+def test_a_long_module_needs_the_marker_and_words_after_it() -> None:
+    assert _gives_a_reason("Stores.\n\nLong because: one class implements every method.")
+    assert not _gives_a_reason("Stores.\n\nLong because:")
+    assert not _gives_a_reason("Stores, at length.")
 
 
 def test_every_long_module_says_why_at_its_top() -> None:
@@ -164,7 +202,7 @@ def test_every_long_module_says_why_at_its_top() -> None:
     for path in MODULES.values():
         text = path.read_text(encoding="utf-8")
         lines = len(text.splitlines())
-        if lines > MAX_LINES and REASON not in (ast.get_docstring(ast.parse(text)) or ""):
+        if lines > MAX_LINES and not _gives_a_reason(ast.get_docstring(ast.parse(text)) or ""):
             unexplained.append(f"{path.relative_to(SRC)} ({lines} lines)")
     assert unexplained == [], (
         f"over {MAX_LINES} lines: split each, or write {REASON!r} and the reason in its "

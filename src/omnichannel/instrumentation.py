@@ -13,10 +13,12 @@ class Timings(Instrumentation):
 hub = Hub(store=MemoryStore(), instrumentation=[Timings()])
 ```
 
-The hub's readable log lines are one such consumer, always present; the
-statistics behind ``hub.statistics()`` are kept apart and need none. Hooks
-run inline, in the task doing the work: keep them quick and never block. A
-hook that raises is logged and ignored; it never stops the pipeline.
+The hub's readable log lines are one such consumer, always present;
+[`omnichannel.otel`][omnichannel.otel] is another, for OpenTelemetry metrics
+and traces (the ``otel`` extra). The statistics behind ``hub.statistics()``
+are kept apart and need none. Hooks run inline, in the task doing the work:
+keep them quick and never block. A hook that raises is logged and ignored; it
+never stops the pipeline.
 """
 
 from __future__ import annotations
