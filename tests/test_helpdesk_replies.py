@@ -93,9 +93,15 @@ async def test_a_canned_line_goes_through_the_copy_paste_guardrail() -> None:
         await hub.ingest("testnet", batch.events, cursor=batch.cursor)
         await hub.wait_idle()
 
-    assert sorted(outcomes) == sorted([
-        "sorry to alice", "sorry-named to alice", "sorry refused for bob", "sorry-named to bob",
-    ])
+    # Whichever customer is answered first gets the plain line; the other is refused it.
+    plain_sent = [o for o in outcomes if o.startswith("sorry to ")]
+    plain_refused = [o for o in outcomes if o.startswith("sorry refused for ")]
+    assert len(plain_sent) == 1
+    assert len(plain_refused) == 1
+    assert plain_sent[0].removeprefix("sorry to ") != plain_refused[0].removeprefix(
+        "sorry refused for ")
+    assert sorted(o for o in outcomes if o.startswith("sorry-named")) == [
+        "sorry-named to alice", "sorry-named to bob"]
 
 
 TEAM = [

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .errors import AuthenticationError as AuthenticationError
     from .errors import CapabilityNotSupported as CapabilityNotSupported
     from .errors import ConfigurationError as ConfigurationError
+    from .errors import ConversationClaimed as ConversationClaimed
     from .errors import DraftNotPending as DraftNotPending
     from .errors import DuplicateContent as DuplicateContent
     from .errors import DuplicateReply as DuplicateReply
@@ -84,6 +85,7 @@ _HOMES: dict[str, str] = {
     "AuthenticationError": "errors",
     "CapabilityNotSupported": "errors",
     "ConfigurationError": "errors",
+    "ConversationClaimed": "errors",
     "DraftNotPending": "errors",
     "DuplicateContent": "errors",
     "DuplicateReply": "errors",
@@ -138,6 +140,7 @@ __all__ = [
     "ConfigurationError",
     "Context",
     "Conversation",
+    "ConversationClaimed",
     "Delete",
     "DraftNotPending",
     "DuplicateContent",

@@ -16,7 +16,8 @@ OmnichannelError
 │   ├── TextTooLong
 │   ├── WindowClosed
 │   ├── DuplicateReply         same text already sent to another customer
-│   └── DraftNotPending        no such draft, or it was already decided
+│   ├── DraftNotPending        no such draft, or it was already decided
+│   └── ConversationClaimed    another agent is answering this conversation
 ├── NetworkError
 │   ├── RateLimited
 │   ├── DuplicateContent
@@ -46,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "CapabilityNotSupported",
     "ConfigurationError",
+    "ConversationClaimed",
     "DraftNotPending",
     "DuplicateContent",
     "DuplicateReply",
@@ -254,6 +256,31 @@ class WindowClosed(ActionError):
     ) -> None:
         self.closed_at = closed_at
         super().__init__(message, network=network)
+
+
+class ConversationClaimed(ActionError):
+    """Another agent holds this conversation (viewing or typing); nothing was sent.
+
+    Raised by the helpdesk workflow when an agent answers, or claims, a
+    conversation that a colleague has claimed; pass ``force=True`` to go
+    ahead anyway (the override is audited).
+
+    Attributes:
+        holder: The agent holding it.
+        until: When their claim lapses unless renewed.
+        conversation: ``"<network>:<id>"`` of the conversation.
+    """
+
+    def __init__(self, *, holder: str, until: datetime, conversation: str,
+                 network: str | None = None) -> None:
+        self.holder = holder
+        self.until = until
+        self.conversation = conversation
+        super().__init__(
+            f"{holder} is answering conversation {conversation} (claimed until "
+            f"{until.isoformat(timespec='seconds')}); pass force=True to answer anyway",
+            network=network,
+        )
 
 
 class DuplicateReply(ActionError):

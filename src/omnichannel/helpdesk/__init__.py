@@ -1,4 +1,4 @@
-"""Helpdesk building blocks: business hours, SLA targets, triage, canned replies, assignment.
+"""Helpdesk building blocks: conversation state, triage, SLAs, canned replies, assignment.
 
 Each piece is plain data and functions that a helpdesk composes in its
 handlers, its CLI or its web app; none needs a running hub.
@@ -16,6 +16,7 @@ from .canned import CannedReplies, CannedReply
 from .hours import BusinessHours, Clock, WallClock, Weekday
 from .sla import PRIORITIES, Priority, SlaDue, SlaMetric, SlaPolicy, SlaState, SlaTargets
 from .triage import Triage, TriageResult, TriageRule
+from .workflow import SlaNotice, Workflow
 
 __all__ = [
     "PRIORITIES",
@@ -30,6 +31,7 @@ __all__ = [
     "RoundRobin",
     "SlaDue",
     "SlaMetric",
+    "SlaNotice",
     "SlaPolicy",
     "SlaState",
     "SlaTargets",
@@ -39,5 +41,6 @@ __all__ = [
     "WallClock",
     "Weekday",
     "Work",
+    "Workflow",
     "eligible",
 ]

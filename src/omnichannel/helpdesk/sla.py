@@ -15,15 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..store.states import PRIORITIES, Priority
 from .hours import BusinessHours, Clock, WallClock
 
 __all__ = ["PRIORITIES", "Priority", "SlaDue", "SlaMetric", "SlaPolicy", "SlaState", "SlaTargets"]
-
-Priority = Literal["urgent", "high", "normal", "low"]
-"""How soon a conversation needs an answer, most urgent first."""
-
-PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
-"""Every priority, most urgent first."""
 
 SlaMetric = Literal["first_response", "next_response", "resolution"]
 """What a target measures: the first answer, each later answer, or the resolution."""

@@ -23,9 +23,16 @@ from .memory import MemoryStore as MemoryStore
 from .postgres import PostgresStore as PostgresStore
 from .postgres import is_postgres_url as is_postgres_url
 from .sqlite import SQLiteStore as SQLiteStore
+from .states import ConversationState as ConversationState
+from .states import ConversationStateStore as ConversationStateStore
+from .states import ConversationStatus as ConversationStatus
+from .states import StateChange as StateChange
 
 __all__ = [
     "AuditEntry",
+    "ConversationState",
+    "ConversationStateStore",
+    "ConversationStatus",
     "DeadLetter",
     "Draft",
     "DraftAction",
@@ -36,6 +43,7 @@ __all__ = [
     "OutboxStatus",
     "PostgresStore",
     "SQLiteStore",
+    "StateChange",
     "Store",
     "is_postgres_url",
     "store_for",

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import StoreConflict
 from ..model import Ref
-from .states import ConversationState, ConversationStatus, StateChange, earliest_warning
+from ._state_rules import earliest_warning
+from .states import ConversationState, ConversationStatus, StateChange
 
 __all__ = ["get_state", "list_states", "put_state", "state_changes"]
 

@@ -9,7 +9,8 @@ from datetime import datetime
 from ..errors import StoreConflict
 from ..model import Ref
 from ._rules import as_utc
-from .states import ConversationState, ConversationStatus, StateChange, earliest_warning
+from ._state_rules import earliest_warning
+from .states import ConversationState, ConversationStatus, StateChange
 
 __all__ = ["get_state", "list_states", "put_state", "state_changes"]
 

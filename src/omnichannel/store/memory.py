@@ -28,6 +28,7 @@ from ._rules import (
     utcnow,
     version_at,
 )
+from ._state_rules import queue_order, state_matches
 from .base import (
     AuditEntry,
     DeadLetter,
@@ -38,13 +39,7 @@ from .base import (
     OutboxStatus,
     Store,
 )
-from .states import (
-    ConversationState,
-    ConversationStatus,
-    StateChange,
-    queue_order,
-    state_matches,
-)
+from .states import ConversationState, ConversationStatus, StateChange
 
 __all__ = ["MemoryStore"]
 

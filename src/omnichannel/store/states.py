@@ -67,6 +67,9 @@ class ConversationState(BaseModel):
             ``resolution``): ``{"warn_at": ..., "due_at": ...}``.
         fired: SLA notices already given, as ``"<metric>:<warning|breached>"``
             keys with the due time they were for, so each fires once.
+        claimed_by: The agent viewing or typing in it now, if any.
+        claimed_until: When that claim lapses unless renewed.
+        claim_activity: What the claimer does: ``"viewing"`` or ``"typing"``.
         updated_at: When it was last written.
     """
 
@@ -87,7 +90,16 @@ class ConversationState(BaseModel):
     resolved_at: AwareDatetime | None = None
     due: dict[str, dict[str, AwareDatetime]] = Field(default_factory=dict)
     fired: dict[str, AwareDatetime] = Field(default_factory=dict)
+    claimed_by: str | None = None
+    claimed_until: AwareDatetime | None = None
+    claim_activity: Literal["viewing", "typing"] | None = None
     updated_at: AwareDatetime | None = None
+
+    def holder(self, now: datetime) -> str | None:
+        """The agent whose claim is still running at ``now``, if any."""
+        if self.claimed_by is None or self.claimed_until is None or self.claimed_until <= now:
+            return None
+        return self.claimed_by
 
     def next_due(self) -> datetime | None:
         """The earliest SLA due time still running, if any."""
@@ -167,40 +179,3 @@ class ConversationStateStore(Protocol):
         """Return the changes of ``conversation``, oldest first (the last ``limit``)."""
         ...
 
-
-def earliest_warning(state: ConversationState) -> datetime | None:
-    """The earliest SLA warning or due time of ``state`` (for ``due_before``)."""
-    times = [t for entry in state.due.values() for t in entry.values()]
-    return min(times) if times else None
-
-
-def state_matches(
-    state: ConversationState,
-    *,
-    status: Sequence[ConversationStatus] | None,
-    assignee: str | None,
-    queue: str | None,
-    network: str | None,
-    due_before: datetime | None,
-) -> bool:
-    """Whether ``state`` passes the filters of ``list_states`` (for stores that filter in code)."""
-    if status is not None and state.status not in status:
-        return False
-    if assignee is not None and state.assignee != assignee:
-        return False
-    if queue is not None and state.queue != queue:
-        return False
-    if network is not None and state.conversation.network != network:
-        return False
-    if due_before is not None:
-        first = earliest_warning(state)
-        if first is None or first >= due_before:
-            return False
-    return True
-
-
-def queue_order(state: ConversationState) -> tuple[int, float, float]:
-    """Sort key of ``list_states``: soonest due first, then most recently updated."""
-    due = state.next_due()
-    updated = state.updated_at.timestamp() if state.updated_at is not None else 0.0
-    return (0, due.timestamp(), -updated) if due is not None else (1, 0.0, -updated)
