@@ -322,3 +322,23 @@ def test_default_policies_hold_every_reply_to_a_backfilled_event() -> None:
     assert not HoldPublic().decide(live, private).held
     assert not AutoSend().decide(live, public).held
     assert not never.decide(live, public).held
+
+
+def test_default_policies_hold_replies_to_automated_accounts() -> None:
+    """A message from an account the network marks automated: no bot answers it on its own."""
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    item = fake.customer_says("beep, I am a bot")
+    [live] = adapter.parse(WebhookRequest(method="POST", body=fake.webhook_body([item])))
+    assert isinstance(live, MessageReceived)
+    message = live.message
+    bot = live.model_copy(update={"message": message.model_copy(
+        update={"author": message.author.model_copy(update={"bot": True})})})
+    reply = Reply(network="testnet", to=bot.message, text="Hello!", visibility="public")
+    private = PrivateReply(network="testnet", to=bot.message, text="Hello!")
+    for policy in (HoldPublic(), AutoSend(), hold_when(lambda event, action: False)):
+        assert policy.decide(bot, private).held, policy
+        assert "automated account" in policy.decide(bot, reply).reason
+    assert not AutoSend(automated_accounts="send").decide(bot, reply).held
+    assert not HoldPublic(automated_accounts="send").decide(bot, private).held
+    assert not AutoSend().decide(live, reply).held

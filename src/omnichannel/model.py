@@ -76,6 +76,8 @@ class Person(_Model):
         avatar_url: Their picture.
         followers: How many follow them, when the network says.
         verified: Whether the network marks them verified, when it says.
+        bot: Whether the account is automated, when the network says
+            (Mastodon's ``bot`` flag, Bluesky's ``bot`` self-label).
     """
 
     ref: Ref
@@ -85,6 +87,7 @@ class Person(_Model):
     avatar_url: str | None = None
     followers: int | None = None
     verified: bool | None = None
+    bot: bool | None = None
 
 
 class Conversation(_Model):

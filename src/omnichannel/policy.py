@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from .actions import Post, PrivateReply, Reply
 from .errors import ConfigurationError, DuplicateReply
-from .events import Event
+from .events import Event, MessageReceived
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .store import Store
@@ -109,6 +109,12 @@ def _backfilled(event: Event | None) -> bool:
 
 
 _BACKFILL_HOLD = "a backfilled event: replies to history wait for approval"
+_AUTOMATED_HOLD = "an automated account: a human decides whether to answer a bot"
+
+
+def _automated(event: Event | None) -> bool:
+    """Whether ``event`` is a message from an account its network marks automated."""
+    return isinstance(event, MessageReceived) and event.message.author.bot is True
 
 
 def _is_public(action: OutgoingMessage) -> bool:
@@ -123,13 +129,24 @@ def _is_public(action: OutgoingMessage) -> bool:
 class HoldPublic:
     """The default policy: hold replies that would be public, send private ones.
 
-    Every reply to a backfilled event is held, private ones included.
+    Every reply to a backfilled event is held, private ones included, and so
+    is every reply to an automated account (Mastodon's ``bot`` flag, Bluesky's
+    ``bot`` self-label: ``Person.bot``), so two bots never answer each other
+    in a loop.
+
+    Attributes:
+        automated_accounts: ``"hold"`` (default) or ``"send"``: whether
+            replies to automated accounts wait for a human.
     """
+
+    automated_accounts: Literal["hold", "send"] = "hold"
 
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
         """Hold a public reply or post as a draft; send a private one at once."""
         if _backfilled(event):
             return Decision.hold(_BACKFILL_HOLD)
+        if self.automated_accounts == "hold" and _automated(event):
+            return Decision.hold(_AUTOMATED_HOLD)
         if _is_public(action):
             return Decision.hold("public replies wait for approval")
         return Decision.send("private reply")
@@ -139,13 +156,22 @@ class HoldPublic:
 class AutoSend:
     """Send every reply at once (bots and trusted automations).
 
-    Except replies to a backfilled event: those are held as drafts.
+    Except replies to a backfilled event, and replies to an automated account
+    (``Person.bot``, unless ``automated_accounts="send"``): those are held as
+    drafts.
+
+    Attributes:
+        automated_accounts: ``"hold"`` (default) or ``"send"``.
     """
 
+    automated_accounts: Literal["hold", "send"] = "hold"
+
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
-        """Send, unless the event is backfilled (then hold)."""
+        """Send, unless the event is backfilled or from an automated account (then hold)."""
         if _backfilled(event):
             return Decision.hold(_BACKFILL_HOLD)
+        if self.automated_accounts == "hold" and _automated(event):
+            return Decision.hold(_AUTOMATED_HOLD)
         return Decision.send("auto-send")
 
 
@@ -158,8 +184,6 @@ class _HoldWhen:
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
         if self.predicate(event, action):
             return Decision.hold(self.reason)
-        if _backfilled(event):
-            return Decision.hold(_BACKFILL_HOLD)
         return self.otherwise.decide(event, action)
 
 

@@ -642,3 +642,27 @@ def test_malformed_chat_message_is_reported_when_asked(recorded: Recorded) -> No
     with pytest.raises(PayloadError) as info:
         chat_page_events(parsed, convo_id="3ku7w6h4vog2d", our_did=BSKYR)
     assert info.value.path == "messages.3.sender"
+
+
+def test_an_author_with_the_bot_label_is_an_automated_person(recorded: Recorded) -> None:
+    """The recorded page, one mention's author given the ``bot`` self-label (lexicon shape)."""
+    page = recorded("bskyr__n_notifications")
+    mention = next(n for n in page["notifications"] if n["reason"] == "mention")
+    did = mention["author"]["did"]
+    labelled = {**page, "notifications": [{
+        **mention,
+        "author": {**mention["author"], "labels": [
+            {"src": did, "uri": f"at://{did}/app.bsky.actor.profile/self", "val": "bot",
+             "cts": "2026-03-20T10:00:00.000Z"}]},
+    }]}
+    [automated] = _events(labelled)
+    assert automated.message.author.bot is True
+    negated = {**labelled, "notifications": [{
+        **labelled["notifications"][0],
+        "author": {**labelled["notifications"][0]["author"], "labels": [
+            {"src": did, "val": "bot", "neg": True}]},
+    }]}
+    [human] = _events(negated)
+    assert human.message.author.bot is None
+    [plain] = _events({**page, "notifications": [mention]})
+    assert plain.message.author.bot is None

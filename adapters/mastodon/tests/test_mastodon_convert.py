@@ -54,6 +54,7 @@ def test_mention_notification_page_becomes_message_received(recorded: Any) -> No
     assert message.author.display_name is None
     assert message.author.profile_url == "http://localhost:3000/@admin"
     assert message.author.followers == 1
+    assert message.author.bot is False
     assert message.visibility == "public"
     assert message.in_reply_to is None
     assert message.from_us is False
@@ -467,3 +468,14 @@ def test_direct_ref_leaves_us_out_and_sorts(recorded: Any) -> None:
     status = parse_status(body)
     assert direct_ref(status, our_id=STREAM_US) == ref(f"direct:{TEST_2}")
     assert direct_ref(status, our_id=TEST_2) == ref(f"direct:{STREAM_US}")
+
+
+def test_an_account_with_the_bot_flag_is_an_automated_person(recorded: Any) -> None:
+    """The recorded mention, its author's ``bot`` flag set (the Account entity's field)."""
+    page = recorded("test_notifications_mentions_only").body("GET", "/api/v1/notifications")
+    status = page[0]["status"]
+    flagged = [{**page[0], "account": {**page[0]["account"], "bot": True},
+                "status": {**status, "account": {**status["account"], "bot": True}}}]
+    [event] = Converter(our_id=TEST).notifications(flagged)
+    assert isinstance(event, MessageReceived)
+    assert event.message.author.bot is True

@@ -151,6 +151,7 @@ def person(profile: ProfileView | None = None, *, did: str | None = None) -> Per
         display_name=profile.display_name or None,
         profile_url=f"https://bsky.app/profile/{profile.handle or profile.did}",
         avatar_url=profile.avatar,
+        bot=True if profile.automated else None,
     )
 
 

@@ -132,6 +132,14 @@ class LikeRecord(_Wire):
 # --- actors and views ------------------------------------------------------------
 
 
+class Label(_Wire):
+    """``com.atproto.label.defs#label``: the fields we read."""
+
+    val: str
+    src: str | None = None
+    neg: bool = False
+
+
 class ProfileView(_Wire):
     """``app.bsky.actor.defs#profileViewBasic`` (and the richer views, which extend it)."""
 
@@ -139,6 +147,12 @@ class ProfileView(_Wire):
     handle: str | None = None
     display_name: str | None = Field(default=None, alias="displayName")
     avatar: str | None = None
+    labels: list[Label] = Field(default_factory=list)
+
+    @property
+    def automated(self) -> bool:
+        """Whether the account carries the ``bot`` label (its own self-label, or a labeler's)."""
+        return any(label.val == "bot" and not label.neg for label in self.labels)
 
 
 ChatProfile = ProfileView

@@ -364,6 +364,7 @@ def person(account: Account | StatusMention) -> Person:
         profile_url=account.url,
         avatar_url=account.avatar,
         followers=account.followers_count,
+        bot=account.bot,
     )
 
 
