@@ -1,6 +1,6 @@
 """OpenTelemetry metrics and traces from the pipeline's instrumentation hooks.
 
-Install the extra (``pip install 'omnichannel[otel]'``, which brings
+Install the extra (``pip install -e ".[otel]"``, which brings
 ``opentelemetry-api`` only) and give the hub an
 [`OpenTelemetry`][omnichannel.otel.OpenTelemetry] consumer:
 
@@ -54,7 +54,7 @@ try:
     from opentelemetry.util.types import AttributeValue
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError(
-        "omnichannel.otel needs the OpenTelemetry API: pip install 'omnichannel[otel]'"
+        'omnichannel.otel needs the OpenTelemetry API: pip install -e ".[otel]"'
     ) from exc
 
 from .actions import Sent

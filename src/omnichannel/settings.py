@@ -52,6 +52,10 @@ def _env_prefix(network: str) -> str:
     return "OMNICHANNEL_" + re.sub(r"[^0-9A-Za-z]", "_", network).upper() + "_"
 
 
+_NOT_NETWORKS = frozenset({"helpdesk"})
+"""Tables of the settings file that configure no network."""
+
+
 @dataclass(frozen=True)
 class Config:
     """What a config file and the environment say, before any adapter is built.
@@ -101,9 +105,14 @@ class Config:
         """Return the store path: ``explicit``, else the configured one, else ``omnichannel.db``."""
         return explicit or self.store or DEFAULT_STORE
 
+    @property
+    def helpdesk(self) -> dict[str, Any]:
+        """The ``[helpdesk]`` table (``canned``, ``triage``... lists of tables), or empty."""
+        return self.sections.get("helpdesk", {})
+
     def configured_networks(self) -> list[str]:
         """Networks with a section in the file or at least one environment variable."""
-        found = set(self.sections)
+        found = set(self.sections) - _NOT_NETWORKS
         for info in installed_adapters():
             prefix = _env_prefix(info.network)
             if any(name.startswith(prefix) for name in self.environ):

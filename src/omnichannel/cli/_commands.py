@@ -1,4 +1,4 @@
-"""The ``adapters``, ``replay``, ``inbox`` and ``serve`` commands."""
+"""The ``adapters``, ``replay`` and ``serve`` commands, and helpers the others share."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -28,13 +28,13 @@ from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from ..hub import Hub
 from ..model import Message
 from ..registry import adapters as installed_adapters
-from ..registry import check_networks, install_hint, load_adapter
+from ..registry import install_hint, load_adapter
 from ..settings import Config
-from ..store import is_postgres_url, store_for
+from ..store import is_postgres_url
 from ._capabilities import capability_matrix
-from ._table import render_table, shorten
+from ._table import render_table
 
-__all__ = ["cmd_adapters", "cmd_inbox", "cmd_replay", "cmd_serve", "describe_event"]
+__all__ = ["cmd_adapters", "cmd_replay", "cmd_serve", "describe_event"]
 
 # adapters -------------------------------------------------------------------------
 
@@ -298,63 +298,6 @@ def _handle(message: Message) -> str:
 
 def _addressee(action: Reply | PrivateReply | Post) -> str:
     return _handle(action.to) if isinstance(action, Reply | PrivateReply) else "(new post)"
-
-
-async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO) -> None:
-    now = datetime.now(UTC)
-    # Read-only: no migration, no recovery, no write; safe next to a running bot.
-    async with store_for(target, read_only=True) as store:
-        conversations = await store.list_conversations(network=network, limit=limit)
-        rows: list[list[str]] = []
-        for conversation in conversations:
-            messages = await store.conversation_messages(conversation.ref, limit=100)
-            last = messages[-1] if messages else None
-            customers = [m for m in messages if not m.from_us]
-            who = _handle(customers[-1]) if customers else ", ".join(
-                "@" + (p.handle or p.ref.id) for p in conversation.participants
-            ) or "-"
-            rows.append([
-                conversation.ref.network, conversation.kind, who, str(len(messages)),
-                "us" if last is not None and last.from_us else "customer",
-                _age(last.created_at, now) if last else "-",
-                shorten(last.text, 48) if last else "",
-            ])
-        print(f"Conversations ({len(rows)}, most recent first)", file=out)
-        if rows:
-            print(render_table(
-                ["network", "kind", "customer", "msgs", "last from", "age", "last message"], rows,
-                numeric=[False, False, False, True, False, True, False],
-            ), file=out)
-        drafts = [
-            d for d in await store.list_drafts(status="pending", limit=limit)
-            if network is None or d.action.network == network
-        ]
-        print(file=out)
-        print(f"Pending drafts ({len(drafts)}, oldest first)", file=out)
-        if drafts:
-            print(render_table(
-                ["id", "network", "to", "kind", "age", "note", "text"],
-                [[d.id[:12], d.action.network, _addressee(d.action), d.action.type,
-                  _age(d.created_at, now), shorten(d.note or "", 24), shorten(d.action.text, 44)]
-                 for d in drafts],
-            ), file=out)
-        counts: dict[str, int] = {}
-        for item in await store.list_outbox(limit=100_000):
-            if network is None or item.network == network:
-                counts[item.status] = counts.get(item.status, 0) + 1
-        order = ["pending", "sending", "ambiguous", "sent", "failed", "cancelled"]
-        summary = ", ".join(f"{counts[s]} {s}" for s in order if s in counts) or "empty"
-        print(file=out)
-        print(f"Outbox: {summary}", file=out)
-
-
-def cmd_inbox(args: argparse.Namespace, out: TextIO) -> int:
-    """Show conversations and pending drafts from a store (a SQLite file or PostgreSQL URL)."""
-    config = Config.load(args.config)
-    target = existing_store(config.store_path(args.store))
-    check_networks([args.network] if args.network else None)
-    anyio.run(lambda: _inbox(target, network=args.network, limit=args.limit, out=out))
-    return 0
 
 
 # serve ----------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from typing import TextIO
 from .._logconfig import configure_logging
 from ..errors import ConfigurationError, OmnichannelError
 from ..registry import check_networks
-from ._commands import cmd_adapters, cmd_inbox, cmd_replay, cmd_serve
+from ._commands import cmd_adapters, cmd_replay, cmd_serve
 from ._drafts import add_drafts_parser
+from ._inbox import add_inbox_actions, cmd_inbox
 from ._store import add_store_parser
 
 __all__ = ["build_parser", "main"]
@@ -95,15 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", help="uvicorn's log level")
     serve.set_defaults(func=cmd_serve)
 
-    inbox = add("inbox", help="show conversations and pending drafts",
-                description="Show conversations, pending drafts and the outbox from a store "
-                            "(a SQLite file or a PostgreSQL database), read-only.")
+    inbox = add("inbox", help="show the inbox, or act on a conversation",
+                description="Without an ACTION: show conversations (with their helpdesk "
+                            "state), pending drafts and the outbox from a store (a SQLite file "
+                            "or a PostgreSQL database), read-only, safe beside a running bot. "
+                            "With one: change a conversation (assign, claim, release, status, "
+                            "tag, snooze, resolve) or answer it (reply), audited.")
     inbox.add_argument("--store", metavar="FILE|URL",
                        help="the store (default: OMNICHANNEL_STORE, the config's, omnichannel.db)")
     inbox.add_argument("--config", metavar="FILE", help="settings file naming the store")
     inbox.add_argument("--network", metavar="NAME", help="only this network")
     inbox.add_argument("--limit", type=int, default=20, help="rows per table (default 20)")
+    inbox.add_argument("--json", action="store_true",
+                       help="print conversations (with their helpdesk state), drafts and the "
+                            "outbox as one JSON document")
+    inbox.add_argument("--stats", action="store_true",
+                       help="print helpdesk metrics: first-response and resolution times per "
+                            "network, priority and agent; backlog and oldest wait per queue")
     inbox.set_defaults(func=cmd_inbox)
+    add_inbox_actions(inbox)
 
     add_drafts_parser(add)
     add_store_parser(add)

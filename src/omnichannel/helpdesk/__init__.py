@@ -14,6 +14,7 @@ Example:
 from .assign import Agent, AssignmentStrategy, LeastLoaded, RoundRobin, Work, eligible
 from .canned import CannedReplies, CannedReply
 from .hours import BusinessHours, Clock, WallClock, Weekday
+from .metrics import GroupMetrics, HelpdeskMetrics, QueueMetrics, measure
 from .sla import PRIORITIES, Priority, SlaDue, SlaMetric, SlaPolicy, SlaState, SlaTargets
 from .triage import Triage, TriageResult, TriageRule
 from .workflow import SlaNotice, Workflow
@@ -26,8 +27,11 @@ __all__ = [
     "CannedReplies",
     "CannedReply",
     "Clock",
+    "GroupMetrics",
+    "HelpdeskMetrics",
     "LeastLoaded",
     "Priority",
+    "QueueMetrics",
     "RoundRobin",
     "SlaDue",
     "SlaMetric",
@@ -43,4 +47,5 @@ __all__ = [
     "Work",
     "Workflow",
     "eligible",
+    "measure",
 ]

@@ -49,6 +49,7 @@ from ..store.states import (
     StateChange,
 )
 from .assign import Agent, AssignmentStrategy, LeastLoaded, Work
+from .metrics import HelpdeskMetrics, measure
 from .sla import SlaMetric, SlaPolicy, SlaState
 from .triage import Triage
 
@@ -189,6 +190,11 @@ class Workflow:
             and state.snoozed_until is not None
             and state.snoozed_until <= now
         )
+
+    async def metrics(self, *, limit: int = 100_000) -> HelpdeskMetrics:
+        """First-response and resolution times per network, priority and agent; queue backlog."""
+        states = await self.store.list_states(limit=limit)
+        return measure(states, now=self.clock())
 
     # the one write path --------------------------------------------------------
 
