@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from tests.runtime_adapter import (
@@ -21,7 +21,14 @@ from omnichannel.errors import DraftNotPending, DuplicateReply, TextTooLong
 from omnichannel.events import MessageReceived
 from omnichannel.hub import Context, Delivery, Hub
 from omnichannel.model import Message
-from omnichannel.policy import AutoSend, Decision, HoldPublic, hold_when, normalize_text
+from omnichannel.policy import (
+    AutoReplyCaps,
+    AutoSend,
+    Decision,
+    HoldPublic,
+    hold_when,
+    normalize_text,
+)
 from omnichannel.store import Draft, MemoryStore
 
 
@@ -342,3 +349,36 @@ def test_default_policies_hold_replies_to_automated_accounts() -> None:
     assert not AutoSend(automated_accounts="send").decide(bot, reply).held
     assert not HoldPublic(automated_accounts="send").decide(bot, private).held
     assert not AutoSend().decide(live, reply).held
+
+
+def test_automatic_replies_are_capped_per_thread_and_per_customer() -> None:
+    """Past the caps, replies are held for a human; the window frees them again."""
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    now = [datetime(2026, 12, 4, 9, 0, tzinfo=UTC)]
+    caps = AutoReplyCaps(per_thread=2, per_customer=3, clock=lambda: now[0])
+    policy = AutoSend(caps=caps)
+    items = [fake.customer_says(f"message {n}") for n in range(5)]
+    events = adapter.parse(WebhookRequest(method="POST", body=fake.webhook_body(items)))
+    messages = [e.message for e in events if isinstance(e, MessageReceived)]
+    first = messages[0]
+    in_thread = [first.model_copy(update={"ref": first.ref.model_copy(update={"id": f"t{n}"})})
+                 for n in range(3)]
+    verdicts = [policy.decide(None, Reply(network="testnet", to=m, text="Thanks!")).verdict
+                for m in in_thread]
+    assert verdicts == ["send", "send", "hold"]
+    held = policy.decide(None, Reply(network="testnet", to=in_thread[0], text="Thanks!"))
+    assert "2 automatic replies in this thread" in held.reason
+    # The same customer in other threads: the third reply reaches the customer cap.
+    other_threads = [m.model_copy(update={"conversation": m.conversation.model_copy(
+        update={"id": f"other-{n}"})}) for n, m in enumerate(in_thread)]
+    verdicts = [policy.decide(None, PrivateReply(network="testnet", to=m, text="Hi")).verdict
+                for m in other_threads]
+    assert verdicts == ["send", "hold", "hold"]
+    assert "customer" in policy.decide(
+        None, PrivateReply(network="testnet", to=other_threads[0], text="Hi")).reason
+    now[0] += timedelta(hours=25)
+    assert policy.decide(None, Reply(network="testnet", to=in_thread[0], text="Hi")).verdict == (
+        "send")
+    assert AutoSend(caps=None).decide(None, Reply(network="testnet", to=first, text="x")).verdict \
+        == "send"

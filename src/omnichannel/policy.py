@@ -27,10 +27,13 @@ hub = Hub(adapters=[...], store=store, policy=careful)
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from .actions import Post, PrivateReply, Reply
@@ -41,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from .store import Store
 
 __all__ = [
+    "AutoReplyCaps",
     "AutoSend",
     "CopyPasteGuard",
     "Decision",
@@ -125,6 +129,77 @@ def _is_public(action: OutgoingMessage) -> bool:
     return action.visibility != "private"
 
 
+_caps_logger = logging.getLogger("omnichannel.policy")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AutoReplyCaps:
+    """Caps on automatic replies: so many per thread, so many per customer, per window.
+
+    A bot that answers every message of a long thread, or the same customer
+    all day, is a bot gone wrong. Past a cap, replies are held as drafts (a
+    human decides), and a log line says which cap acted. The counts are kept
+    in this process: with several workers each counts its own replies.
+
+    Args:
+        per_thread: Automatic replies in one conversation per window.
+        per_customer: Automatic replies to one customer (on one network) per window.
+        window: How far back replies count (default a day).
+        clock: Returns the current aware time (inject a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        per_thread: int = 3,
+        per_customer: int = 5,
+        window: timedelta = timedelta(hours=24),
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if per_thread < 1 or per_customer < 1:
+            raise ConfigurationError("reply caps must allow at least one reply")
+        self.per_thread = per_thread
+        self.per_customer = per_customer
+        self.window = window
+        self.clock = clock
+        self._sent: dict[tuple[str, str, str], deque[datetime]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"AutoReplyCaps(per_thread={self.per_thread}, "
+                f"per_customer={self.per_customer}, window={self.window})")
+
+    def admit(self, action: OutgoingMessage) -> str | None:
+        """Count ``action`` if it is within the caps; else return why it is held."""
+        if not isinstance(action, Reply | PrivateReply):
+            return None  # a new post answers nobody
+        to = action.to
+        keys = [
+            (("thread", to.network, to.conversation.id), self.per_thread,
+             f"cap: {self.per_thread} automatic replies in this thread per {self.window}"),
+            (("customer", to.network, to.author.ref.id), self.per_customer,
+             f"cap: {self.per_customer} automatic replies to this customer per {self.window}"),
+        ]
+        now = self.clock()
+        with self._lock:
+            for key, cap, reason in keys:
+                times = self._sent.setdefault(key, deque())
+                while times and times[0] <= now - self.window:
+                    times.popleft()
+                if len(times) >= cap:
+                    _caps_logger.info(
+                        "held an automatic reply on %s (%s)", to.network, reason,
+                        extra={"network": to.network},
+                    )
+                    return reason
+            for key, _, _ in keys:
+                self._sent[key].append(now)
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class HoldPublic:
     """The default policy: hold replies that would be public, send private ones.
@@ -134,12 +209,18 @@ class HoldPublic:
     ``bot`` self-label: ``Person.bot``), so two bots never answer each other
     in a loop.
 
+    Private replies it would send count against ``caps`` (see
+    [`AutoReplyCaps`][omnichannel.policy.AutoReplyCaps]): past a cap they are
+    held too.
+
     Attributes:
         automated_accounts: ``"hold"`` (default) or ``"send"``: whether
             replies to automated accounts wait for a human.
+        caps: Caps on automatic replies (``None``: none).
     """
 
     automated_accounts: Literal["hold", "send"] = "hold"
+    caps: AutoReplyCaps | None = field(default_factory=AutoReplyCaps, compare=False)
 
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
         """Hold a public reply or post as a draft; send a private one at once."""
@@ -149,6 +230,9 @@ class HoldPublic:
             return Decision.hold(_AUTOMATED_HOLD)
         if _is_public(action):
             return Decision.hold("public replies wait for approval")
+        capped = self.caps.admit(action) if self.caps is not None else None
+        if capped is not None:
+            return Decision.hold(capped)
         return Decision.send("private reply")
 
 
@@ -160,18 +244,26 @@ class AutoSend:
     (``Person.bot``, unless ``automated_accounts="send"``): those are held as
     drafts.
 
+    Past a cap of automatic replies per thread or per customer (``caps``,
+    see [`AutoReplyCaps`][omnichannel.policy.AutoReplyCaps]) replies are held.
+
     Attributes:
         automated_accounts: ``"hold"`` (default) or ``"send"``.
+        caps: Caps on automatic replies (``None``: none).
     """
 
     automated_accounts: Literal["hold", "send"] = "hold"
+    caps: AutoReplyCaps | None = field(default_factory=AutoReplyCaps, compare=False)
 
     def decide(self, event: Event | None, action: OutgoingMessage) -> Decision:
-        """Send, unless the event is backfilled or from an automated account (then hold)."""
+        """Send, unless backfilled, from an automated account, or over a cap (then hold)."""
         if _backfilled(event):
             return Decision.hold(_BACKFILL_HOLD)
         if self.automated_accounts == "hold" and _automated(event):
             return Decision.hold(_AUTOMATED_HOLD)
+        capped = self.caps.admit(action) if self.caps is not None else None
+        if capped is not None:
+            return Decision.hold(capped)
         return Decision.send("auto-send")
 
 
