@@ -12,7 +12,8 @@ def test_public_names() -> None:
     """The package exports the adapter, its settings, tiers, text and rate-limit rules, errors."""
     assert omnichannel_x.__all__ == [
         "BudgetExceeded", "ClientForbidden", "CostLedger", "DirectMessageRefused",
-        "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired", "Tier",
+        "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired",
+        "Subscription", "Tier",
         "UsageCapped", "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for",
         "parse_x_headers", "x_weighted_length",
     ]

@@ -1,4 +1,4 @@
-"""X (Twitter) for omnichannel: mentions and DMs in by polling, replies and DMs out.
+"""X (Twitter) for omnichannel: mentions and DMs in (polling, webhooks), replies and DMs out.
 
 ```python
 from omnichannel_x import XAdapter
@@ -32,6 +32,7 @@ from ._errors import UsageCapped as UsageCapped
 from ._ratelimit import parse_x_headers as parse_x_headers
 from ._text import XTextRule as XTextRule
 from ._text import x_weighted_length as x_weighted_length
+from ._wire import Subscription as Subscription
 
 __all__ = [
     "BudgetExceeded",
@@ -42,6 +43,7 @@ __all__ = [
     "NotSummoned",
     "Prices",
     "ReauthorizationRequired",
+    "Subscription",
     "Tier",
     "UsageCapped",
     "XAdapter",

@@ -1,4 +1,4 @@
-"""The X adapter: mentions and DMs in by polling, posts and DMs out, under the 2026 rules."""
+"""The X adapter: mentions and DMs in (polling, webhooks), posts and DMs out, 2026 rules."""
 
 from __future__ import annotations
 
@@ -11,14 +11,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from omnichannel.actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, decode_json
+from omnichannel.adapter import (
+    Adapter,
+    AdapterSettings,
+    Batch,
+    Rejected,
+    WebhookRequest,
+    WebhookResponse,
+    decode_json,
+)
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AuthenticationError,
@@ -39,6 +47,7 @@ from omnichannel.http import (
 from omnichannel.model import Mention, Message, Ref
 from omnichannel.text import TextRule
 
+from ._activity import parse_delivery
 from ._convert import (
     NETWORK,
     Converter,
@@ -54,7 +63,8 @@ from ._errors import NotSummoned, ReauthorizationRequired, error_for, is_not_sum
 from ._ratelimit import parse_x_headers
 from ._replay import parse_payload
 from ._text import XTextRule
-from ._wire import DmEvent, DmPage, Tweet, TweetPage, User
+from ._wire import DmEvent, DmPage, Subscription, SubscriptionPage, Tweet, TweetPage, User
+from .webhooks import SIGNATURE_HEADER, crc_response, verify_signature
 
 __all__ = ["Tier", "XAdapter", "XSettings", "XTokens", "capabilities_for"]
 
@@ -77,12 +87,18 @@ _BEGINNING = "0"
 _LEADING_MENTIONS = re.compile(r"\A(?:@\w{1,15}\s+)+")
 
 
-def capabilities_for(tier: Tier) -> Capabilities:
+def capabilities_for(tier: Tier, *, webhooks: bool = False) -> Capabilities:
     """What X lets an app on ``tier`` do (see the how-to's table).
 
     Likes (and quote posts) left the self-serve tiers on 2026-04-20; only
     Enterprise declares the ``like`` reaction. Every tier can reply, send DMs,
     hide replies to our posts and delete our posts.
+
+    Args:
+        tier: The account's API tier.
+        webhooks: Whether webhook deliveries are configured (a consumer
+            secret to check them with): ``webhook`` joins ``poll`` in
+            ``inbound``.
     """
     return Capabilities(
         text=XTextRule(),
@@ -92,7 +108,7 @@ def capabilities_for(tier: Tier) -> Capabilities:
         hide=True,
         delete=True,
         edit=False,
-        inbound=frozenset({"poll"}),
+        inbound=frozenset({"poll", "webhook"} if webhooks else {"poll"}),
         native_idempotency=False,
     )
 
@@ -153,6 +169,12 @@ class XSettings(AdapterSettings):
         daily_budget: On ``pay_per_use``, the most to spend in a UTC day (USD);
             a request that would go over it raises `BudgetExceeded` first.
         monthly_budget: The same for a calendar month.
+        webhook_secret: The app's consumer (API) secret, which signs X's CRC
+            challenge and every webhook delivery. With OAuth 1.0a the
+            ``consumer_secret`` serves when this is not given. Setting either
+            declares ``webhook`` inbound.
+        app_bearer_token: The app-only bearer token, for managing webhooks
+            (``POST /2/webhooks/replay``); without it the user token is used.
         poll_interval: Seconds between polls when nothing new came (default 30).
     """
 
@@ -176,6 +198,13 @@ class XSettings(AdapterSettings):
     prices: Prices = Prices()
     daily_budget: Decimal | None = Field(default=None, ge=0)
     monthly_budget: Decimal | None = Field(default=None, ge=0)
+    webhook_secret: SecretStr | None = None
+    app_bearer_token: SecretStr | None = None
+
+    @property
+    def signing_secret(self) -> SecretStr | None:
+        """The secret webhook deliveries are checked with, if any."""
+        return self.webhook_secret or self.consumer_secret
 
     @field_validator("base_url", "token_url")
     @classmethod
@@ -265,6 +294,7 @@ class XAdapter(Adapter):
     capabilities = capabilities_for("pay_per_use")
     settings_model = XSettings
     settings: XSettings
+    signature_headers: ClassVar[frozenset[str]] = frozenset({SIGNATURE_HEADER})
 
     def __init__(
         self,
@@ -289,8 +319,9 @@ class XAdapter(Adapter):
                 access_token=self.settings.access_token or SecretStr(""),
                 refresh_token=self.settings.refresh_token,
             )
-        # The tier decides what this adapter declares.
-        vars(self)["capabilities"] = capabilities_for(self.settings.tier)
+        # The tier, and whether webhooks are configured, decide what it declares.
+        vars(self)["capabilities"] = capabilities_for(
+            self.settings.tier, webhooks=self.settings.signing_secret is not None)
 
     # lifecycle ---------------------------------------------------------------
 
@@ -580,6 +611,164 @@ class XAdapter(Adapter):
             PayloadError: The body is malformed, or ``path`` is another endpoint.
         """
         return parse_payload(body, path=path, account=account)
+
+    # webhooks ----------------------------------------------------------------
+
+    def _signing_secret(self) -> SecretStr:
+        secret = self.settings.signing_secret
+        if secret is None:
+            raise CapabilityNotSupported(
+                "webhook", network=self.network,
+                detail="no webhook_secret (the app's consumer secret) is configured",
+            )
+        return secret
+
+    async def verify(self, request: WebhookRequest) -> WebhookResponse | None:
+        """Answer X's CRC challenge, or check a delivery's signature in constant time.
+
+        ``GET ?crc_token=...`` is answered with ``{"response_token":
+        "sha256=<base64 HMAC-SHA256 of the token>"}`` under the consumer
+        secret (X sends it on registration and then periodically; a wrong
+        answer marks the webhook invalid). A ``POST`` must carry
+        ``x-twitter-webhooks-signature``, the same HMAC of the raw body.
+
+        Raises:
+            WebhookSignatureError: The signature (or the CRC token) is missing or wrong.
+            CapabilityNotSupported: No webhook secret is configured.
+        """
+        secret = self._signing_secret()
+        if request.method == "GET":
+            return crc_response(request.query.get("crc_token", ""), secret)
+        verify_signature(request.body, request.header(SIGNATURE_HEADER), secret)
+        return None
+
+    def parse(self, request: WebhookRequest) -> Batch:
+        """Turn a verified delivery (X Activity API or Account Activity API) into events.
+
+        Posts that mention, quote or answer us (``post.mention.create``,
+        ``post.reply.create``; ``tweet_create_events``) and DMs received
+        (``dm.received``; ``direct_message_events``) become `MessageReceived`
+        with the event ids polling gives, so the hub keeps each once. Old
+        PascalCase event types read as the dotted ones. Our own posts and
+        DMs, typing and read events, likes, follows and profile events give
+        nothing. An item that cannot be used is reported in ``Batch.rejected``.
+
+        Raises:
+            PayloadError: The body is not JSON or not an X delivery.
+            CapabilityNotSupported: No webhook secret is configured.
+        """
+        self._signing_secret()
+        return parse_delivery(request.body, self._converter)
+
+    async def _manage(self, method: str, path: str, *, app: bool = False,
+                      **kwargs: Any) -> Any:
+        """A webhook or subscription management request (app-only bearer when ``app``)."""
+        token = self.settings.app_bearer_token
+        if app and token is not None:
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+            response = await self._api.request(method, path, headers=headers,
+                                               authenticated=False, **kwargs)
+        else:
+            response = await self._api.request(method, path, **kwargs)
+        if not response.content:
+            return None
+        return self._decode(response, path)
+
+    async def create_subscription(
+        self, event_type: str, *, webhook_id: str | None = None, tag: str | None = None,
+        user_id: str | None = None,
+    ) -> Subscription:
+        """Subscribe to an X Activity event for our account (``POST /2/activity/subscriptions``).
+
+        Private events (``post.mention.create``, ``dm.received``...) need the
+        user's OAuth 2.0 token, which the adapter holds. Self-serve apps may
+        hold 1,500 subscriptions.
+
+        Args:
+            event_type: The event, dotted (``post.mention.create``) or PascalCase.
+            webhook_id: The registered webhook to deliver to; without one the
+                events go to the stream ``GET /2/activity/stream``.
+            tag: A label X puts on every delivery of the subscription.
+            user_id: Whose events (default: our account, once open).
+
+        Raises:
+            RequestRejected: X refused the subscription (a duplicate, a cap).
+            PayloadError: The answer carries no subscription.
+        """
+        body: dict[str, Any] = {
+            "event_type": event_type,
+            "filter": {"user_id": user_id or self._our_id},
+        }
+        if webhook_id is not None:
+            body["webhook_id"] = webhook_id
+        if tag is not None:
+            body["tag"] = tag
+        answer = await self._manage("POST", "/2/activity/subscriptions", json=body,
+                                    bucket="activity/subscriptions")
+        data = answer.get("data") if isinstance(answer, dict) else None
+        item = data.get("subscription", data) if isinstance(data, dict) else None
+        return parse(Subscription, item, path="activity.subscriptions.data.subscription")
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        """Our X Activity subscriptions (``GET /2/activity/subscriptions``, every page).
+
+        Raises:
+            PayloadError: The listing cannot be read.
+        """
+        found: list[Subscription] = []
+        params: dict[str, Any] = {"max_results": 1000}
+        for _page in range(self.settings.max_pages):
+            answer = await self._manage("GET", "/2/activity/subscriptions", params=params,
+                                        bucket="activity/subscriptions")
+            page = parse(SubscriptionPage, answer if answer is not None else {},
+                         path="activity.subscriptions")
+            found += page.data
+            token = page.meta.next_token
+            if token is None:
+                break
+            params["pagination_token"] = token
+        return found
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """End a subscription (``DELETE /2/activity/subscriptions/:id``).
+
+        Raises:
+            NotFound: There is no such subscription.
+        """
+        await self._manage("DELETE", "/2/activity/subscriptions/{id}",
+                           path_params={"id": subscription_id}, idempotent=True,
+                           bucket="activity/subscriptions")
+
+    async def replay(self, webhook_id: str, since: datetime, until: datetime) -> str:
+        """Ask X to deliver again what a webhook missed (``POST /2/webhooks/replay``).
+
+        X counts the range in whole minutes (``yyyymmddhhmm``, UTC); the
+        replayed deliveries arrive at the webhook like new ones, signed, and the
+        hub drops those it already stored (same event ids). Returns the
+        replay job's id. Uses the ``app_bearer_token`` when configured.
+
+        Raises:
+            ValueError: ``until`` is before ``since``, or either is naive.
+            RequestRejected: X refused the range (too old, a job running).
+        """
+        if since.tzinfo is None or until.tzinfo is None:
+            raise ValueError("since and until must be aware datetimes")
+        if until < since:
+            raise ValueError("until is before since")
+        form = "%Y%m%d%H%M"
+        body = {
+            "webhook_id": webhook_id,
+            "from_date": since.astimezone(UTC).strftime(form),
+            "to_date": until.astimezone(UTC).strftime(form),
+        }
+        answer = await self._manage("POST", "/2/webhooks/replay", app=True, json=body,
+                                    bucket="webhooks/replay")
+        data = answer.get("data", answer) if isinstance(answer, dict) else None
+        job = data.get("job_id") if isinstance(data, dict) else None
+        if not isinstance(job, str) or not job:
+            raise PayloadError("no job_id in the answer", network=self.network,
+                               path="webhooks.replay")
+        return job
 
     # outbound ----------------------------------------------------------------
 
