@@ -11,11 +11,11 @@ from omnichannel_x import XAdapter, XSettings, capabilities_for
 def test_public_names() -> None:
     """The package exports the adapter, its settings, tiers, text and rate-limit rules, errors."""
     assert omnichannel_x.__all__ == [
-        "BudgetExceeded", "ClientForbidden", "CostLedger", "DirectMessageRefused",
-        "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired",
-        "Subscription", "Tier",
-        "UsageCapped", "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for",
-        "parse_x_headers", "x_weighted_length",
+        "AuthProblem", "AuthProblemKind", "BudgetExceeded", "ClientForbidden", "CostLedger",
+        "DirectMessageRefused", "FileTokenStore", "NotAuthorizedForResource", "NotSummoned",
+        "Prices", "ReauthorizationRequired", "Subscription", "Tier", "TokenStore", "UsageCapped",
+        "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for", "parse_x_headers",
+        "x_weighted_length",
     ]
     assert issubclass(XSettings, AdapterSettings)
 

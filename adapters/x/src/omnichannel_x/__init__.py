@@ -18,7 +18,6 @@ from __future__ import annotations
 from ._adapter import Tier as Tier
 from ._adapter import XAdapter as XAdapter
 from ._adapter import XSettings as XSettings
-from ._adapter import XTokens as XTokens
 from ._adapter import capabilities_for as capabilities_for
 from ._costs import BudgetExceeded as BudgetExceeded
 from ._costs import CostLedger as CostLedger
@@ -32,19 +31,28 @@ from ._errors import UsageCapped as UsageCapped
 from ._ratelimit import parse_x_headers as parse_x_headers
 from ._text import XTextRule as XTextRule
 from ._text import x_weighted_length as x_weighted_length
+from ._tokens import AuthProblem as AuthProblem
+from ._tokens import AuthProblemKind as AuthProblemKind
+from ._tokens import FileTokenStore as FileTokenStore
+from ._tokens import TokenStore as TokenStore
+from ._tokens import XTokens as XTokens
 from ._wire import Subscription as Subscription
 
 __all__ = [
+    "AuthProblem",
+    "AuthProblemKind",
     "BudgetExceeded",
     "ClientForbidden",
     "CostLedger",
     "DirectMessageRefused",
+    "FileTokenStore",
     "NotAuthorizedForResource",
     "NotSummoned",
     "Prices",
     "ReauthorizationRequired",
     "Subscription",
     "Tier",
+    "TokenStore",
     "UsageCapped",
     "XAdapter",
     "XSettings",

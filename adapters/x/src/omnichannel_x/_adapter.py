@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from omnichannel.actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import (
@@ -63,6 +64,14 @@ from ._errors import NotSummoned, ReauthorizationRequired, error_for, is_not_sum
 from ._ratelimit import parse_x_headers
 from ._replay import parse_payload
 from ._text import XTextRule
+from ._tokens import (
+    AuthProblem,
+    AuthProblemHook,
+    AuthProblemKind,
+    FileTokenStore,
+    TokenStore,
+    XTokens,
+)
 from ._wire import DmEvent, DmPage, Subscription, SubscriptionPage, Tweet, TweetPage, User
 from .webhooks import SIGNATURE_HEADER, crc_response, verify_signature
 
@@ -113,23 +122,6 @@ def capabilities_for(tier: Tier, *, webhooks: bool = False) -> Capabilities:
     )
 
 
-class XTokens(BaseModel):
-    """An OAuth 2.0 user-context token pair, as issued by ``POST /2/oauth2/token``.
-
-    Attributes:
-        access_token: The bearer token (valid for 2 hours).
-        refresh_token: The refresh token; X issues a new one on every refresh and
-            the old one stops working, so persist each new pair at once.
-        expires_at: When the access token expires, when X said.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    access_token: SecretStr
-    refresh_token: SecretStr | None = None
-    expires_at: datetime | None = None
-
-
 TokenSaver = Callable[[XTokens], Awaitable[None] | None]
 """Called with every new token pair right after a refresh (persist it there)."""
 
@@ -175,6 +167,11 @@ class XSettings(AdapterSettings):
             declares ``webhook`` inbound.
         app_bearer_token: The app-only bearer token, for managing webhooks
             (``POST /2/webhooks/replay``); without it the user token is used.
+        token_file: A file keeping the OAuth 2.0 tokens across restarts (a
+            `FileTokenStore`: mode 0600, replaced atomically). ``open`` reads
+            it, and its pair wins over ``access_token``/``refresh_token``
+            (those are only the first pair); every rotated pair is written to
+            it at once. From the environment: ``OMNICHANNEL_X_TOKEN_FILE``.
         poll_interval: Seconds between polls when nothing new came (default 30).
     """
 
@@ -200,6 +197,7 @@ class XSettings(AdapterSettings):
     monthly_budget: Decimal | None = Field(default=None, ge=0)
     webhook_secret: SecretStr | None = None
     app_bearer_token: SecretStr | None = None
+    token_file: Path | None = None
 
     @property
     def signing_secret(self) -> SecretStr | None:
@@ -227,10 +225,11 @@ class XSettings(AdapterSettings):
         if has_oauth1 and not all(value is not None for value in oauth1):
             raise ValueError("OAuth 1.0a needs consumer_key, consumer_secret, oauth1_token "
                              "and oauth1_token_secret")
-        has_oauth2 = self.access_token is not None or self.refresh_token is not None
+        has_oauth2 = (self.access_token is not None or self.refresh_token is not None
+                      or self.token_file is not None)
         if has_oauth1 == has_oauth2:
-            raise ValueError("give either OAuth 2.0 tokens (access_token/refresh_token) "
-                             "or the four OAuth 1.0a values")
+            raise ValueError("give either OAuth 2.0 tokens (access_token/refresh_token, or a "
+                             "token_file) or the four OAuth 1.0a values")
         if self.refresh_token is not None and not self.client_id:
             raise ValueError("refreshing OAuth 2.0 tokens needs client_id")
         return self
@@ -279,12 +278,23 @@ class XAdapter(Adapter):
         settings: An `XSettings` (or a mapping to validate).
         transport: An httpx transport to use instead of the network.
         retry: The HTTP retry policy (default: the HTTP layer's).
-        on_tokens: Called with each new `XTokens` right after a refresh; the
-            refresh token rotates, so persist it there (a store, a secrets
-            manager). An error it raises is logged, never the tokens.
+        on_tokens: Called with each new `XTokens` right after a refresh (and
+            after ``token_store`` saved them). An error it raises is logged,
+            never the tokens.
+        token_store: Where the OAuth 2.0 tokens live across restarts: read by
+            ``open``, written right after every refresh (the refresh token
+            rotates, and an unsaved one locks the account out). Default: a
+            `FileTokenStore` on ``settings.token_file`` when it is set.
+        on_auth_problem: Called with an `AuthProblem` when the account's
+            authorization breaks: a refresh refused (``reauthorization_required``),
+            the token refused (``revoked``), a rotated pair not saved
+            (``not_persisted``). Each is also logged at error level, without
+            tokens. Called again only after the state changed.
 
     Attributes:
         tokens: The current OAuth 2.0 tokens (``None`` with OAuth 1.0a).
+        token_store: The `TokenStore` in use, or ``None``.
+        auth_problem: The last `AuthProblem`, or ``None`` while all is well.
         costs: What this adapter spent, per UTC day (``pay_per_use`` only;
             on the subscription tiers nothing is charged per request).
     """
@@ -303,10 +313,17 @@ class XAdapter(Adapter):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         on_tokens: TokenSaver | None = None,
+        token_store: TokenStore | None = None,
+        on_auth_problem: AuthProblemHook | None = None,
     ) -> None:
         super().__init__(settings, transport=transport)
         self._retry = retry
         self._on_tokens = on_tokens
+        self._on_auth_problem = on_auth_problem
+        self.auth_problem: AuthProblem | None = None
+        if token_store is None and self.settings.token_file is not None:
+            token_store = FileTokenStore(self.settings.token_file)
+        self.token_store = token_store
         self._stack: AsyncExitStack | None = None
         self._client: ApiClient | None = None
         self._converter = Converter()
@@ -335,7 +352,10 @@ class XAdapter(Adapter):
                 consumer_key=s.consumer_key, consumer_secret=s.consumer_secret,
                 token=s.oauth1_token, token_secret=s.oauth1_token_secret,
             )
-        return RefreshingBearerAuth(s.access_token, refresh=self._refresh, network=NETWORK)
+        access = self.tokens.access_token if self.tokens is not None else None
+        if access is not None and not access.get_secret_value():
+            access = None  # only a refresh token: refresh before the first request
+        return RefreshingBearerAuth(access, refresh=self._refresh, network=NETWORK)
 
     async def open(self) -> None:
         """Open the client and resolve our account with ``GET /2/users/me``.
@@ -347,6 +367,10 @@ class XAdapter(Adapter):
         """
         if self._client is not None:
             return
+        if self.token_store is not None and self.settings.consumer_key is None:
+            stored = await self.token_store.load()
+            if stored is not None:
+                self.tokens = stored
         stack = AsyncExitStack()
         try:
             self._client = await stack.enter_async_context(open_client(
@@ -366,6 +390,7 @@ class XAdapter(Adapter):
                 await stack.aclose()
             raise
         self._stack = stack
+        self._auth_ok()
         self.account = person(me)
         self._converter.our_id = me.id
         self._charge_reads("user_read", [me.id])
@@ -377,11 +402,22 @@ class XAdapter(Adapter):
             await stack.aclose()
 
     async def _refresh(self) -> SecretStr:
-        """Trade the refresh token for a new pair; hand the pair to ``on_tokens`` at once.
+        """Trade the refresh token for a new pair; save it and hand it to ``on_tokens`` at once.
 
         Raises:
-            ReauthorizationRequired: There is no refresh token, or X refused it.
+            ReauthorizationRequired: There is no refresh token, or X refused it
+                (reported as an `AuthProblem` first).
         """
+        try:
+            tokens = await self._exchange()
+        except ReauthorizationRequired as exc:
+            await self._auth_failed("reauthorization_required", str(exc))
+            raise
+        self.tokens = tokens
+        await self._save(tokens)
+        return tokens.access_token
+
+    async def _exchange(self) -> XTokens:
         s = self.settings
         current = self.tokens.refresh_token if self.tokens is not None else None
         if current is None or not s.client_id:
@@ -412,7 +448,7 @@ class XAdapter(Adapter):
             raise ReauthorizationRequired("the token answer carries no access_token")
         rotated = body.get("refresh_token")
         expires = body.get("expires_in")
-        tokens = XTokens(
+        return XTokens(
             access_token=SecretStr(access),
             refresh_token=SecretStr(rotated) if isinstance(rotated, str) and rotated else current,
             expires_at=(
@@ -420,24 +456,66 @@ class XAdapter(Adapter):
                 if isinstance(expires, int) else None
             ),
         )
-        self.tokens = tokens
-        await self._save(tokens)
-        return tokens.access_token
 
     async def _save(self, tokens: XTokens) -> None:
-        if self._on_tokens is None:
-            logger.warning("x tokens were refreshed but no on_tokens hook persists them",
-                           extra={"network": NETWORK})
+        """Persist a new pair through the token store, then the ``on_tokens`` hook."""
+        if self.token_store is None and self._on_tokens is None:
+            logger.warning("x tokens were refreshed but neither a token store nor an "
+                           "on_tokens hook persists them", extra={"network": NETWORK})
+            self._auth_ok()
+            return
+        failed: str | None = None
+        saved = False
+        if self.token_store is not None:
+            try:
+                await self.token_store.save(tokens)
+                saved = True
+            except Exception as exc:
+                failed = type(exc).__name__
+                # Not logger.exception: the message or traceback may quote the tokens.
+                logger.error("saving the refreshed x tokens failed (%s)",  # noqa: TRY400
+                             failed, extra={"network": NETWORK, "error": failed})
+        if self._on_tokens is not None:
+            try:
+                result = self._on_tokens(tokens)
+                if inspect.isawaitable(result):
+                    await result
+                saved = True
+            except Exception as exc:
+                failed = type(exc).__name__
+                logger.error("persisting the refreshed x tokens failed (%s)",  # noqa: TRY400
+                             failed, extra={"network": NETWORK, "error": failed})
+        if saved and failed is None:
+            self._auth_ok()
+        elif not saved:
+            await self._auth_failed(
+                "not_persisted", f"the new refresh token was not saved ({failed}); "
+                "it lives only in this process")
+
+    # auth health -------------------------------------------------------------
+
+    def _auth_ok(self) -> None:
+        if self.auth_problem is not None:
+            logger.info("x auth: working again", extra={"network": NETWORK, "auth_health": "ok"})
+        self.auth_problem = None
+
+    async def _auth_failed(self, kind: AuthProblemKind, detail: str) -> None:
+        """Report an `AuthProblem` (log line and hook), once per change of state."""
+        if self.auth_problem is not None and self.auth_problem.kind == kind:
+            return
+        problem = AuthProblem(kind=kind, detail=detail)
+        self.auth_problem = problem
+        logger.error("x auth: %s (%s)", kind.replace("_", " "), detail,
+                     extra={"network": NETWORK, "auth_health": kind})
+        if self._on_auth_problem is None:
             return
         try:
-            result = self._on_tokens(tokens)
+            result = self._on_auth_problem(problem)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            # Not logger.exception: the hook's message or traceback may quote the tokens.
-            logger.error("persisting the refreshed x tokens failed (%s)",  # noqa: TRY400
-                         type(exc).__name__,
-                         extra={"network": NETWORK, "error": type(exc).__name__})
+            logger.error("the x on_auth_problem hook failed (%s)",  # noqa: TRY400
+                         type(exc).__name__, extra={"network": NETWORK})
 
     # plumbing ----------------------------------------------------------------
 
@@ -453,8 +531,18 @@ class XAdapter(Adapter):
             raise ConfigurationError("the adapter is not open", network=self.network)
         return self._converter.our_id
 
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._api.request(method, path, **kwargs)
+        except ReauthorizationRequired:
+            raise  # reported by _refresh
+        except AuthenticationError as exc:
+            await self._auth_failed(
+                "revoked", f"X refused the token (HTTP {getattr(exc, 'status', None) or 401})")
+            raise
+
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._api.request(method, path, **kwargs)
+        response = await self._request(method, path, **kwargs)
         return self._decode(response, path)
 
     def _decode(self, response: httpx.Response, path: str) -> Any:
@@ -666,10 +754,10 @@ class XAdapter(Adapter):
         token = self.settings.app_bearer_token
         if app and token is not None:
             headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-            response = await self._api.request(method, path, headers=headers,
-                                               authenticated=False, **kwargs)
+            response = await self._request(method, path, headers=headers,
+                                           authenticated=False, **kwargs)
         else:
-            response = await self._api.request(method, path, **kwargs)
+            response = await self._request(method, path, **kwargs)
         if not response.content:
             return None
         return self._decode(response, path)
