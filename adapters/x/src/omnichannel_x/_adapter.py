@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import logging
 import re
@@ -167,6 +168,10 @@ class XSettings(AdapterSettings):
             declares ``webhook`` inbound.
         app_bearer_token: The app-only bearer token, for managing webhooks
             (``POST /2/webhooks/replay``); without it the user token is used.
+        ledger_file: A file keeping the cost ledger across restarts (JSON, mode
+            0600, replaced atomically): the day's and month's spend, and what
+            was billed today, so the budgets hold after a restart. From the
+            environment: ``OMNICHANNEL_X_LEDGER_FILE``.
         token_file: A file keeping the OAuth 2.0 tokens across restarts (a
             `FileTokenStore`: mode 0600, replaced atomically). ``open`` reads
             it, and its pair wins over ``access_token``/``refresh_token``
@@ -198,6 +203,7 @@ class XSettings(AdapterSettings):
     webhook_secret: SecretStr | None = None
     app_bearer_token: SecretStr | None = None
     token_file: Path | None = None
+    ledger_file: Path | None = None
 
     @property
     def signing_secret(self) -> SecretStr | None:
@@ -296,7 +302,8 @@ class XAdapter(Adapter):
         token_store: The `TokenStore` in use, or ``None``.
         auth_problem: The last `AuthProblem`, or ``None`` while all is well.
         costs: What this adapter spent, per UTC day (``pay_per_use`` only;
-            on the subscription tiers nothing is charged per request).
+            on the subscription tiers nothing is charged per request); kept
+            in ``settings.ledger_file`` when set.
     """
 
     network = NETWORK
@@ -329,7 +336,8 @@ class XAdapter(Adapter):
         self._converter = Converter()
         self._dm_due = 0.0
         self.costs = CostLedger(self.settings.prices, daily_budget=self.settings.daily_budget,
-                                monthly_budget=self.settings.monthly_budget)
+                                monthly_budget=self.settings.monthly_budget,
+                                path=self.settings.ledger_file)
         self.tokens: XTokens | None = None
         if self.settings.access_token is not None or self.settings.refresh_token is not None:
             self.tokens = XTokens(
@@ -394,6 +402,7 @@ class XAdapter(Adapter):
         self.account = person(me)
         self._converter.our_id = me.id
         self._charge_reads("user_read", [me.id])
+        await self._keep_costs()
 
     async def aclose(self) -> None:
         """Close the HTTP client. Safe to call twice."""
@@ -575,6 +584,7 @@ class XAdapter(Adapter):
             dm_newest = await self._poll_dms(dm_since, events, rejected)
             self._dm_due = anyio.current_time() + self.settings.dm_poll_interval
         events.sort(key=_order)
+        await self._keep_costs()
         parts = [f"m={newest or since or _BEGINNING}"]
         if self.settings.read_dms:
             parts.append(f"d={dm_newest or _BEGINNING}")
@@ -958,6 +968,17 @@ class XAdapter(Adapter):
         if self._charging and ids:
             self.costs.charge_reads(what, ids, at=datetime.now(UTC))
 
+    async def _keep_costs(self) -> None:
+        """Write the ledger to its file when something was charged (never fails the request)."""
+        if self.costs.path is None or not self.costs.dirty:
+            return
+        today = datetime.now(UTC).date()
+        try:
+            await anyio.to_thread.run_sync(functools.partial(self.costs.save, today=today))
+        except OSError as exc:
+            logger.error("saving the x cost ledger failed (%s)",  # noqa: TRY400
+                         type(exc).__name__, extra={"network": NETWORK})
+
     def _charge_page(self, page: TweetPage, what: Charge) -> None:
         self._charge_reads(what, _ids(page.data))
         self._charge_reads("user_read", [u.id for u in page.includes.users])
@@ -992,6 +1013,7 @@ class XAdapter(Adapter):
         what = self._charge_for(action)
         if what is not None:
             self._charge_reads(what, [sent.ref.id])
+        await self._keep_costs()
         return sent
 
     async def _post(self, action: Reply | PrivateReply | Post) -> Sent:
@@ -1064,6 +1086,7 @@ class XAdapter(Adapter):
         )
         page = parse(TweetPage, body, path="tweets")
         self._charge_page(page, "owned_read")
+        await self._keep_costs()
         unreadable: PayloadError | None = None
         for index, raw in enumerate(page.data):
             try:
@@ -1100,6 +1123,7 @@ class XAdapter(Adapter):
         })
         page = parse(DmPage, body, path="dm_events")
         self._charge_reads("dm_event_read", _ids(page.data))
+        await self._keep_costs()
         wanted = _comparable(action.text)
         unreadable: PayloadError | None = None
         for index, raw in enumerate(page.data):
@@ -1167,6 +1191,7 @@ class XAdapter(Adapter):
         self._guard(self.price_of(action))
         body = await self._json("DELETE", "/2/tweets/{id}", path_params={"id": action.target.id})
         self._charge_reads("interaction_delete", [action.target.id])
+        await self._keep_costs()
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or data.get("deleted") is not True:
             raise PayloadError("the answer does not confirm the deletion",
