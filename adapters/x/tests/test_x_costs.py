@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from omnichannel.actions import Delete, PrivateReply, Reply
+from omnichannel.actions import Delete, Post, PrivateReply, Reply
 from omnichannel.errors import ConfigurationError
 from omnichannel.events import MessageReceived
-from omnichannel_x import BudgetExceeded, CostLedger, Prices, XAdapter
+from omnichannel.policy import AutoSend
+from omnichannel_x import BudgetExceeded, CostLedger, Prices, XAdapter, hold_link_posts
 from omnichannel_x.sandbox import XSandbox
 
 pytestmark = pytest.mark.anyio
@@ -145,3 +146,28 @@ def test_ledger_file_keeps_two_months_and_refuses_a_foreign_file(tmp_path: Path)
     path.write_text('{"tokens": "not a ledger"}')
     with pytest.raises(ConfigurationError, match="not an X cost ledger"):
         CostLedger(path=path)
+
+
+# the link policy ------------------------------------------------------------------------------
+
+
+async def test_public_link_posts_are_held_for_a_human() -> None:
+    """A public reply or post with a link (bare domains too) is held; DMs and plain replies go."""
+    sandbox = XSandbox(seed=5)
+    policy = hold_link_posts(otherwise=AutoSend())
+    async with XAdapter(sandbox.adapter_settings(), transport=sandbox.transport()) as x:
+        event = await _first_mention(sandbox, x, "where is it?")
+    message = event.message
+    held = policy.decide(event, Reply(network="x", to=message, text="Track: example.com/t/1"))
+    assert held.held
+    assert "0.20 USD" in held.reason
+    assert policy.decide(event, Post(network="x", text="Sale! https://shop.example")).held
+    assert not policy.decide(event, Reply(network="x", to=message, text="It ships today")).held
+    private = PrivateReply(network="x", to=message, text="Track: https://example.com/t/1")
+    assert not policy.decide(event, private).held
+    as_dm = Reply(network="x", to=message, text="https://example.com/t/1", visibility="private")
+    assert not policy.decide(event, as_dm).held
+    elsewhere = message.model_copy(update={"ref": message.ref.model_copy(
+        update={"network": "mastodon"})})
+    assert not policy.decide(None, Reply(network="mastodon", to=elsewhere,
+                                         text="https://example.com")).held

@@ -14,7 +14,8 @@ def test_public_names() -> None:
         "AuthProblem", "AuthProblemKind", "BudgetExceeded", "ClientForbidden", "CostLedger",
         "DirectMessageRefused", "FileTokenStore", "NotAuthorizedForResource", "NotSummoned",
         "Prices", "ReauthorizationRequired", "Subscription", "Tier", "TokenStore", "UsageCapped",
-        "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for", "parse_x_headers",
+        "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for", "hold_link_posts",
+        "parse_x_headers",
         "x_weighted_length",
     ]
     assert issubclass(XSettings, AdapterSettings)

@@ -28,6 +28,7 @@ from ._errors import NotAuthorizedForResource as NotAuthorizedForResource
 from ._errors import NotSummoned as NotSummoned
 from ._errors import ReauthorizationRequired as ReauthorizationRequired
 from ._errors import UsageCapped as UsageCapped
+from ._policy import hold_link_posts as hold_link_posts
 from ._ratelimit import parse_x_headers as parse_x_headers
 from ._text import XTextRule as XTextRule
 from ._text import x_weighted_length as x_weighted_length
@@ -59,6 +60,7 @@ __all__ = [
     "XTextRule",
     "XTokens",
     "capabilities_for",
+    "hold_link_posts",
     "parse_x_headers",
     "x_weighted_length",
 ]

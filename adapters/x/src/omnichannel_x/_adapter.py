@@ -246,13 +246,38 @@ def _cursor(cursor: str | None) -> tuple[str | None, str | None]:
     if not cursor:
         return None, None
     parts = dict(part.partition("=")[::2] for part in cursor.split(";") if "=" in part)
-    return parts.get("m") or None, parts.get("d") or None
+    return _usable_id(parts.get("m") or None), _usable_id(parts.get("d") or None)
 
 
 def _comparable(text: str) -> str:
     """Text as X stores it, for comparing: NFC, URLs (t.co or not) as one placeholder."""
     countable = XTextRule().countable(unicodedata.normalize("NFC", text))
     return " ".join(countable.split())
+
+
+_MAX_TOKEN = 512
+
+
+def _usable_token(token: str | None) -> str | None:
+    """A page's ``next_token`` when a URL can carry it back (short printable text), else ``None``.
+
+    A token no URL can carry (a control character, a lone surrogate, a huge
+    string) would fail every poll after it, so it is treated as the last page.
+    """
+    if not token or len(token) > _MAX_TOKEN or not token.isprintable():
+        return None
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return token
+
+
+def _usable_id(value: object) -> str | None:
+    """A post or DM event id fit for the cursor and ``since_id``: X's ids are decimal."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 20:
+        return None
+    return value
 
 
 def _newer(a: str, b: str | None) -> bool:
@@ -612,9 +637,9 @@ class XAdapter(Adapter):
             page = parse(TweetPage, body, path="mentions")
             self._charge_page(page, "owned_read")
             if number == 0:
-                newest = page.meta.newest_id
+                newest = _usable_id(page.meta.newest_id)
             self._page_events(page, body, events, rejected, path="mentions")
-            token = page.meta.next_token
+            token = _usable_token(page.meta.next_token)
             if token is None or since is None:
                 break  # the first poll starts from the newest page
         else:
@@ -665,7 +690,7 @@ class XAdapter(Adapter):
             reached = False
             for index, raw in enumerate(page.data):
                 where = f"dm_events.data.{index}"
-                found = raw.get("id") if isinstance(raw, dict) else None
+                found = _usable_id(raw.get("id") if isinstance(raw, dict) else None)
                 if isinstance(found, str) and not _newer(found, since):
                     reached = True
                     continue
@@ -681,7 +706,7 @@ class XAdapter(Adapter):
                 except ValueError as exc:
                     error = PayloadError(str(exc).splitlines()[0], network=NETWORK, path=where)
                     rejected.append(Rejected.from_error(error, raw))
-            token = page.meta.next_token
+            token = _usable_token(page.meta.next_token)
             if reached or token is None or since is None:
                 break  # the first poll reads the newest page, as for mentions
         return newest or since
