@@ -49,7 +49,6 @@ from omnichannel.http import (
 from omnichannel.model import Mention, Message, Ref
 from omnichannel.text import TextRule
 
-from ._activity import parse_delivery
 from ._convert import (
     NETWORK,
     Converter,
@@ -781,6 +780,8 @@ class XAdapter(Adapter):
             CapabilityNotSupported: No webhook secret is configured.
         """
         self._signing_secret()
+        from ._activity import parse_delivery  # only webhook apps need it
+
         return parse_delivery(request.body, self._converter)
 
     async def _manage(self, method: str, path: str, *, app: bool = False,
