@@ -169,21 +169,32 @@ async def test_unsaved_rotation_is_an_auth_problem(tmp_path: Path) -> None:
         assert "PermissionError" in problems[0].detail
 
 
-async def test_revoked_token_is_an_auth_problem() -> None:
-    """X answering 401 to a token that cannot be refreshed (OAuth 1.0a): revoked."""
+async def test_revoked_token_is_an_auth_problem_until_a_request_works() -> None:
+    """X answering 401 to a token that cannot be refreshed (OAuth 1.0a): revoked, then clear."""
     problems: list[AuthProblem] = []
+    refusing = {"now": False}
 
     async def hook(problem: AuthProblem) -> None:
         problems.append(problem)
 
-    def refuse(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, json={"title": "Unauthorized", "type": "about:blank",
-                                         "status": 401, "detail": "Unauthorized"})
+    def answer(request: httpx.Request) -> httpx.Response:
+        if refusing["now"]:
+            return httpx.Response(401, json={"title": "Unauthorized", "type": "about:blank",
+                                             "status": 401, "detail": "Unauthorized"})
+        if request.url.path.endswith("/users/me"):
+            return httpx.Response(200, json={"data": {"id": "7", "username": "shop"}})
+        return httpx.Response(200, json={"meta": {"result_count": 0}})
 
     settings = {"consumer_key": "ck", "consumer_secret": "cs", "oauth1_token": "7-t",
-                "oauth1_token_secret": "ts"}
-    with pytest.raises(AuthenticationError):
-        async with XAdapter(settings, transport=httpx.MockTransport(refuse),
-                            on_auth_problem=hook):
-            pass
+                "oauth1_token_secret": "ts", "dm_poll_interval": 0}
+    async with XAdapter(settings, transport=httpx.MockTransport(answer),
+                        on_auth_problem=hook) as x:
+        refusing["now"] = True
+        with pytest.raises(AuthenticationError):
+            await x.poll(None)
+        assert x.auth_problem is not None
+        assert x.auth_problem.kind == "revoked"
+        refusing["now"] = False
+        await x.poll(None)
+        assert x.auth_problem is None
     assert [p.kind for p in problems] == ["revoked"]

@@ -566,13 +566,18 @@ class XAdapter(Adapter):
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return await self._api.request(method, path, **kwargs)
+            response = await self._api.request(method, path, **kwargs)
         except ReauthorizationRequired:
             raise  # reported by _refresh
         except AuthenticationError as exc:
             await self._auth_failed(
                 "revoked", f"X refused the token (HTTP {getattr(exc, 'status', None) or 401})")
             raise
+        problem = self.auth_problem
+        if (problem is not None and problem.kind != "not_persisted"
+                and kwargs.get("authenticated", True)):
+            self._auth_ok()  # the account's token works again
+        return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(method, path, **kwargs)
