@@ -32,6 +32,8 @@ CASES = {
     "bot core": CORE,
     "core + mastodon": f"{CORE}; import omnichannel_mastodon",
     "core + bluesky": f"{CORE}; import omnichannel_bluesky",
+    # omnichannel_x loads its names on first use: the adapter's share is XAdapter's.
+    "core + x": f"{CORE}; from omnichannel_x import XAdapter",
 }
 PEERS = {"tweepy": "tweepy", "Mastodon.py": "mastodon"}
 
@@ -123,7 +125,7 @@ def main() -> None:
             print(f"{ours} / tweepy: {low / peer_min:.2f} (min) {mid / peer_median:.2f} "
                   "(median); goal <= 1.0")
     core_min, core_median = cost("bot core")
-    for case in ("core + mastodon", "core + bluesky"):
+    for case in ("core + mastodon", "core + bluesky", "core + x"):
         low, mid = cost(case)
         print(f"{case.split()[-1]} adapter adds {low - core_min:.1f} ms (min) "
               f"{mid - core_median:.1f} ms (median); goal <= 50")
@@ -137,7 +139,7 @@ def main() -> None:
     if "tweepy" in cpu:
         print(f"  bot core / tweepy: {cpu['bot core'][0] / cpu['tweepy'][0]:.2f} (min) "
               f"{cpu['bot core'][1] / cpu['tweepy'][1]:.2f} (median)")
-    for case in ("core + mastodon", "core + bluesky"):
+    for case in ("core + mastodon", "core + bluesky", "core + x"):
         print(f"  {case.split()[-1]} adapter adds {cpu[case][0] - cpu['bot core'][0]:.1f} ms (min) "
               f"{cpu[case][1] - cpu['bot core'][1]:.1f} ms (median)")
     print()

@@ -1,10 +1,11 @@
 """Fuzz every adapter parser with mutated recorded payloads and print the counts.
 
-Targets (``tests/fuzz_targets.py``): Mastodon and Bluesky ``parse_payload``;
-``poll`` of each over a transport that answers the mutated page (then a
-second poll at the cursor the first gave, which must work too); the
-per-event decoding of the Mastodon stream and of Bluesky's Jetstream; the
-Chirp tutorial adapter's webhook ``verify`` and ``parse``. Seeds are the
+Targets (``tests/fuzz_targets.py``): Mastodon, Bluesky, Meta and X ``parse_payload``;
+``poll`` of Mastodon, Bluesky and X over a transport that answers the mutated
+page (then a second poll at the cursor the first gave, which must work too);
+the per-event decoding of the Mastodon stream and of Bluesky's Jetstream; the
+webhook ``parse`` of Facebook, Instagram and X (X Activity and Account
+Activity deliveries) and the Chirp tutorial adapter's ``verify`` and ``parse``. Seeds are the
 recorded vectors in ``tests/vectors``; the mutator is
 ``omnichannel.testing.fuzz.Mutator``.
 

@@ -5,7 +5,7 @@ Shared by ``tests/test_fuzz_adapters.py`` (a few thousand inputs) and
 the mutated body (and its seed's context: an endpoint path, a webhook body)
 and runs the code the adapter runs on what the network sends: ``parse_payload``,
 ``poll`` over a transport that answers the body, the stream's per-event
-decoding, the Chirp webhook's ``verify`` and ``parse``.
+decoding, the Chirp, Meta and X webhooks' ``verify`` and ``parse``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ from omnichannel_mastodon import MastodonAdapter
 from omnichannel_mastodon._convert import Converter
 from omnichannel_mastodon._stream import iter_events
 from omnichannel_meta import FacebookAdapter, InstagramAdapter
+from omnichannel_x import XAdapter
+from omnichannel_x.sandbox import XSandbox
+from omnichannel_x.webhooks import SIGNATURE_HEADER
+from omnichannel_x.webhooks import sign as x_sign
 
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO / "tests" / "vectors"
@@ -334,6 +338,89 @@ async def _meta_parse_payload() -> AsyncIterator[Call]:
     yield call
 
 
+# x -------------------------------------------------------------------------------------
+
+X_SECRET = "fuzz-consumer-secret"
+
+
+def _x_answers(only: str | None = None) -> list[Seed]:
+    """Recorded X API v2 answers (the v1.1 ones are not what the adapter reads)."""
+    return [s for s in _get_answers("twitter", only=only) if s.context.startswith("/2/")]
+
+
+def _x_webhook_seeds() -> list[Seed]:
+    """XAA deliveries from the sandbox; AAA ones around tweepy's recorded v1.1 objects."""
+    sandbox = XSandbox(seed=5)
+    ours = sandbox.our_post("Opening hours")
+    after = sandbox.world.last_seq
+    sandbox.customer_mention("where is my parcel? https://example.com/o/1 #late")
+    sandbox.customer_reply(ours, "open on Sunday? 💙")
+    sandbox.customer_quote(ours, "see this @shop")
+    sandbox.customer_dm("my order number is 1234 & more")
+    seeds = [Seed(d.body, "xaa") for d in sandbox.webhook_deliveries(after_seq=after)]
+    for n in sandbox.world.notifications_for(sandbox.our_account, after_seq=after)[:1]:
+        old = sandbox.activity_event(n, pascal_case=True)
+        seeds.append(Seed(json.dumps({"data": old}).encode(), "xaa"))
+    recorded = json.loads((VECTORS / "twitter" / "decoded" /
+                           "tweepy__testsendanddeletedirectmessage.json").read_text("utf-8"))
+    me = recorded["interactions"][0]["response_body"]
+    status = {**me["status"], "user": {k: v for k, v in me.items() if k != "status"}}
+    event = next(i for i in recorded["interactions"] if i["method"] == "POST")
+    users = {me["id_str"]: {"id": me["id_str"], "name": me["name"],
+                            "screen_name": me["screen_name"]}}
+    seeds.append(Seed(json.dumps({"for_user_id": "1", "tweet_create_events": [status]}).encode(),
+                      "aaa"))
+    seeds.append(Seed(json.dumps({"for_user_id": "1", "users": users, "direct_message_events":
+                                  [event["response_body"]["event"]]}).encode(), "aaa"))
+    return seeds
+
+
+@asynccontextmanager
+async def _x_parse() -> AsyncIterator[Call]:
+    adapter = XAdapter({"access_token": "t", "webhook_secret": X_SECRET})
+
+    async def call(body: bytes, _: str) -> object:
+        request = WebhookRequest(method="POST", path="/x", body=body,
+                                 headers={SIGNATURE_HEADER: x_sign(body, X_SECRET)})
+        await adapter.verify(request)
+        return adapter.parse(request)
+
+    yield call
+
+
+@asynccontextmanager
+async def _x_parse_payload() -> AsyncIterator[Call]:
+    async def call(body: bytes, path: str) -> object:
+        return XAdapter.parse_payload(body, path=path or None, account="1072250532645998596")
+
+    yield call
+
+
+@asynccontextmanager
+async def _x_poll() -> AsyncIterator[Call]:
+    me = {"data": {"id": "1072250532645998596", "username": "TweepyDev", "name": "Tweepy"}}
+    current = {"body": b"{}"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/users/me"):
+            return httpx.Response(200, json=me)
+        if request.url.path.endswith("/dm_events"):
+            return httpx.Response(200, json={"meta": {"result_count": 0}})
+        return httpx.Response(200, content=current["body"])
+
+    adapter = XAdapter({"base_url": BASE, "access_token": "t", "dm_poll_interval": 0,
+                        "max_pages": 2},
+                       transport=httpx.MockTransport(answer),
+                       retry=RetryPolicy.testing(attempts=1))
+    async with adapter:
+        async def call(body: bytes, _: str) -> object:
+            current["body"] = body
+            batch = await adapter.poll("m=1;d=1")
+            # The cursor it gives must work for the next poll.
+            return [batch, await adapter.poll(batch.cursor)]
+        yield call
+
+
 def targets() -> list[Target]:
     """Every fuzz target, with its seeds."""
     return [
@@ -360,6 +447,9 @@ def targets() -> list[Target]:
                + _meta_webhooks("instagram", "restfb__messaging-*.json"),
                lambda: _meta_parse(InstagramAdapter)),
         Target("meta.parse_payload", _meta_answers(), _meta_parse_payload),
+        Target("x.parse_payload", _x_answers(), _x_parse_payload),
+        Target("x.poll", _x_answers(only="/mentions"), _x_poll),
+        Target("x.parse", _x_webhook_seeds(), _x_parse),
     ]
 
 

@@ -482,3 +482,34 @@ def test_problem_types_map_to_typed_errors() -> None:
     dm = error_for(_response(403, {"detail": "You cannot send messages to this user."},
                              method="POST", path="/2/dm_conversations/with/9/messages"))
     assert isinstance(dm, DirectMessageRefused)
+
+
+@pytest.mark.parametrize("token", ["\ud800abc", "t" * 100_000, "a\nb"])
+async def test_a_page_token_no_url_can_carry_ends_the_paging(token: str) -> None:
+    """A next_token with a lone surrogate, a huge one or a control character is the last page.
+
+    Sending it back would fail the poll (and every poll after it); a newest_id
+    that is not an X id stays out of the cursor for the same reason.
+    """
+    me = {"data": {"id": "7", "username": "shop", "name": "Shop"}}
+    page = {"data": [{"id": "20", "text": "@shop hi", "author_id": "9",
+                      "created_at": "2026-01-01T00:00:00.000Z"}],
+            "meta": {"result_count": 1, "newest_id": token, "next_token": token}}
+    asked: list[httpx.URL] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        if request.url.path.endswith("/users/me"):
+            return httpx.Response(200, json=me)
+        if request.url.path.endswith("/dm_events"):
+            return httpx.Response(200, json={"meta": {"result_count": 0}})
+        return httpx.Response(200, content=json.dumps(page).encode("utf-8", "surrogatepass"))
+
+    async with XAdapter({"access_token": "t", "dm_poll_interval": 0},
+                        transport=httpx.MockTransport(answer)) as x:
+        batch = await x.poll("m=10;d=0")
+        again = await x.poll(batch.cursor)
+    assert [e.message.ref.id for e in batch.events] == ["20"]
+    assert batch.cursor == "m=10;d=0"
+    assert again.cursor == "m=10;d=0"
+    assert sum(1 for url in asked if url.path.endswith("/mentions")) == 2

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+import stat
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from omnichannel.actions import Delete, PrivateReply, Reply
+from omnichannel.actions import Delete, Post, PrivateReply, Reply
+from omnichannel.errors import ConfigurationError
 from omnichannel.events import MessageReceived
-from omnichannel_x import BudgetExceeded, CostLedger, Prices, XAdapter
+from omnichannel.policy import AutoSend
+from omnichannel_x import BudgetExceeded, CostLedger, Prices, XAdapter, hold_link_posts
 from omnichannel_x.sandbox import XSandbox
 
 pytestmark = pytest.mark.anyio
@@ -90,3 +95,79 @@ def test_monthly_budget_and_custom_prices() -> None:
         ledger.guard(Decimal("0.02"), at=datetime(2026, 3, 2, tzinfo=UTC))
     assert caught.value.period == "month"
     assert caught.value.spent == Decimal("0.04")
+
+
+# the ledger file ------------------------------------------------------------------------------
+
+
+async def test_spend_survives_a_restart_and_the_budget_still_refuses(tmp_path: Path) -> None:
+    """A restarted adapter reads the day's spend back: over the budget, nothing is sent.
+
+    Reads billed before the restart are not billed again the same day.
+    """
+    sandbox = XSandbox(seed=4)
+    settings = {**sandbox.adapter_settings(), "daily_budget": "0.25",
+                "ledger_file": str(tmp_path / "ledger.json")}
+    async with XAdapter(settings, transport=sandbox.transport()) as x:
+        event = await _first_mention(sandbox, x, "where is it?")
+        await x.send(Reply(network="x", to=event.message, text="See https://example.com/t/9"))
+        today = datetime.now(UTC).date()
+        spent = x.costs.spent_on(today)
+    assert stat.S_IMODE(os.stat(tmp_path / "ledger.json").st_mode) == 0o600
+    async with XAdapter(settings, transport=sandbox.transport()) as again:
+        # users/me is read again at open, but it was billed today already
+        assert again.costs.spent_on(today) == spent
+        action = Reply(network="x", to=event.message, text="Also https://example.com/t/10")
+        before = sandbox.request_count()
+        with pytest.raises(BudgetExceeded) as caught:
+            await again.send(action)
+        assert sandbox.request_count() == before
+        assert caught.value.spent == spent
+        await again.poll(None)
+        assert again.costs.spent_on(today) == spent, "reads billed before the restart"
+
+
+def test_ledger_file_keeps_two_months_and_refuses_a_foreign_file(tmp_path: Path) -> None:
+    """Days before the previous month are dropped on save; a foreign file is refused."""
+    path = tmp_path / "ledger.json"
+    ledger = CostLedger(path=path)
+    for month in (1, 2, 3):
+        ledger.charge("post_create", at=datetime(2026, month, 10, tzinfo=UTC))
+    ledger.charge_reads("post_read", ["1", "2"], at=datetime(2026, 3, 10, tzinfo=UTC))
+    assert ledger.dirty
+    ledger.save(today=date(2026, 3, 10))
+    assert not ledger.dirty
+    back = CostLedger(path=path)
+    assert back.spent_in_month(2026, 1) == Decimal(0)
+    assert back.spent_in_month(2026, 2) == Decimal("0.015")
+    assert back.spent_on(date(2026, 3, 10)) == Decimal("0.025")
+    assert back.charge_reads("post_read", ["2", "3"], at=datetime(2026, 3, 10, tzinfo=UTC)) == (
+        Decimal("0.005"))
+    path.write_text('{"tokens": "not a ledger"}')
+    with pytest.raises(ConfigurationError, match="not an X cost ledger"):
+        CostLedger(path=path)
+
+
+# the link policy ------------------------------------------------------------------------------
+
+
+async def test_public_link_posts_are_held_for_a_human() -> None:
+    """A public reply or post with a link (bare domains too) is held; DMs and plain replies go."""
+    sandbox = XSandbox(seed=5)
+    policy = hold_link_posts(otherwise=AutoSend())
+    async with XAdapter(sandbox.adapter_settings(), transport=sandbox.transport()) as x:
+        event = await _first_mention(sandbox, x, "where is it?")
+    message = event.message
+    held = policy.decide(event, Reply(network="x", to=message, text="Track: example.com/t/1"))
+    assert held.held
+    assert "0.20 USD" in held.reason
+    assert policy.decide(event, Post(network="x", text="Sale! https://shop.example")).held
+    assert not policy.decide(event, Reply(network="x", to=message, text="It ships today")).held
+    private = PrivateReply(network="x", to=message, text="Track: https://example.com/t/1")
+    assert not policy.decide(event, private).held
+    as_dm = Reply(network="x", to=message, text="https://example.com/t/1", visibility="private")
+    assert not policy.decide(event, as_dm).held
+    elsewhere = message.model_copy(update={"ref": message.ref.model_copy(
+        update={"network": "mastodon"})})
+    assert not policy.decide(None, Reply(network="mastodon", to=elsewhere,
+                                         text="https://example.com")).held

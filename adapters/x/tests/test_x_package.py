@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import omnichannel_x
 from omnichannel import adapters, load_adapter
 from omnichannel.adapter import AdapterSettings
@@ -11,10 +16,12 @@ from omnichannel_x import XAdapter, XSettings, capabilities_for
 def test_public_names() -> None:
     """The package exports the adapter, its settings, tiers, text and rate-limit rules, errors."""
     assert omnichannel_x.__all__ == [
-        "BudgetExceeded", "ClientForbidden", "CostLedger", "DirectMessageRefused",
-        "NotAuthorizedForResource", "NotSummoned", "Prices", "ReauthorizationRequired", "Tier",
-        "UsageCapped", "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for",
-        "parse_x_headers", "x_weighted_length",
+        "AuthProblem", "AuthProblemKind", "BudgetExceeded", "ClientForbidden", "CostLedger",
+        "DirectMessageRefused", "FileTokenStore", "NotAuthorizedForResource", "NotSummoned",
+        "Prices", "ReauthorizationRequired", "Subscription", "Tier", "TokenStore", "UsageCapped",
+        "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for", "hold_link_posts",
+        "parse_x_headers",
+        "x_weighted_length",
     ]
     assert issubclass(XSettings, AdapterSettings)
 
@@ -46,3 +53,16 @@ def test_declared_capabilities_follow_the_tier() -> None:
     assert caps.dm_text.limit == 10_000
     adapter = XAdapter({"access_token": "t", "tier": "enterprise"})
     assert adapter.capabilities.reactions == ("like",)
+
+
+def test_importing_the_package_loads_nothing_heavy() -> None:
+    """``import omnichannel_x`` imports no HTTP client or model: each name loads on first use."""
+    code = ("import sys, omnichannel_x; heavy = ['httpx', 'pydantic', 'omnichannel_x._adapter']; "
+            "print([m for m in heavy if m in sys.modules]); "
+            "omnichannel_x.XAdapter; print('omnichannel_x._adapter' in sys.modules); "
+            "print(sorted(set(omnichannel_x.__all__) - set(dir(omnichannel_x))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.split("\n")[:3] == ["[]", "True", "[]"]
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        omnichannel_x.Nope  # noqa: B018

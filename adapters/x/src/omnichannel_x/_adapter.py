@@ -1,8 +1,9 @@
-"""The X adapter: mentions and DMs in by polling, posts and DMs out, under the 2026 rules."""
+"""The X adapter: mentions and DMs in (polling, webhooks), posts and DMs out, 2026 rules."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import logging
 import re
@@ -11,14 +12,23 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Self
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from omnichannel.actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
-from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, decode_json
+from omnichannel.adapter import (
+    Adapter,
+    AdapterSettings,
+    Batch,
+    Rejected,
+    WebhookRequest,
+    WebhookResponse,
+    decode_json,
+)
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     AuthenticationError,
@@ -54,7 +64,16 @@ from ._errors import NotSummoned, ReauthorizationRequired, error_for, is_not_sum
 from ._ratelimit import parse_x_headers
 from ._replay import parse_payload
 from ._text import XTextRule
-from ._wire import DmEvent, DmPage, Tweet, TweetPage, User
+from ._tokens import (
+    AuthProblem,
+    AuthProblemHook,
+    AuthProblemKind,
+    FileTokenStore,
+    TokenStore,
+    XTokens,
+)
+from ._wire import DmEvent, DmPage, Subscription, SubscriptionPage, Tweet, TweetPage, User
+from .webhooks import SIGNATURE_HEADER, crc_response, verify_signature
 
 __all__ = ["Tier", "XAdapter", "XSettings", "XTokens", "capabilities_for"]
 
@@ -77,12 +96,18 @@ _BEGINNING = "0"
 _LEADING_MENTIONS = re.compile(r"\A(?:@\w{1,15}\s+)+")
 
 
-def capabilities_for(tier: Tier) -> Capabilities:
+def capabilities_for(tier: Tier, *, webhooks: bool = False) -> Capabilities:
     """What X lets an app on ``tier`` do (see the how-to's table).
 
     Likes (and quote posts) left the self-serve tiers on 2026-04-20; only
     Enterprise declares the ``like`` reaction. Every tier can reply, send DMs,
     hide replies to our posts and delete our posts.
+
+    Args:
+        tier: The account's API tier.
+        webhooks: Whether webhook deliveries are configured (a consumer
+            secret to check them with): ``webhook`` joins ``poll`` in
+            ``inbound``.
     """
     return Capabilities(
         text=XTextRule(),
@@ -92,26 +117,9 @@ def capabilities_for(tier: Tier) -> Capabilities:
         hide=True,
         delete=True,
         edit=False,
-        inbound=frozenset({"poll"}),
+        inbound=frozenset({"poll", "webhook"} if webhooks else {"poll"}),
         native_idempotency=False,
     )
-
-
-class XTokens(BaseModel):
-    """An OAuth 2.0 user-context token pair, as issued by ``POST /2/oauth2/token``.
-
-    Attributes:
-        access_token: The bearer token (valid for 2 hours).
-        refresh_token: The refresh token; X issues a new one on every refresh and
-            the old one stops working, so persist each new pair at once.
-        expires_at: When the access token expires, when X said.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    access_token: SecretStr
-    refresh_token: SecretStr | None = None
-    expires_at: datetime | None = None
 
 
 TokenSaver = Callable[[XTokens], Awaitable[None] | None]
@@ -153,6 +161,21 @@ class XSettings(AdapterSettings):
         daily_budget: On ``pay_per_use``, the most to spend in a UTC day (USD);
             a request that would go over it raises `BudgetExceeded` first.
         monthly_budget: The same for a calendar month.
+        webhook_secret: The app's consumer (API) secret, which signs X's CRC
+            challenge and every webhook delivery. With OAuth 1.0a the
+            ``consumer_secret`` serves when this is not given. Setting either
+            declares ``webhook`` inbound.
+        app_bearer_token: The app-only bearer token, for managing webhooks
+            (``POST /2/webhooks/replay``); without it the user token is used.
+        ledger_file: A file keeping the cost ledger across restarts (JSON, mode
+            0600, replaced atomically): the day's and month's spend, and what
+            was billed today, so the budgets hold after a restart. From the
+            environment: ``OMNICHANNEL_X_LEDGER_FILE``.
+        token_file: A file keeping the OAuth 2.0 tokens across restarts (a
+            `FileTokenStore`: mode 0600, replaced atomically). ``open`` reads
+            it, and its pair wins over ``access_token``/``refresh_token``
+            (those are only the first pair); every rotated pair is written to
+            it at once. From the environment: ``OMNICHANNEL_X_TOKEN_FILE``.
         poll_interval: Seconds between polls when nothing new came (default 30).
     """
 
@@ -176,6 +199,15 @@ class XSettings(AdapterSettings):
     prices: Prices = Prices()
     daily_budget: Decimal | None = Field(default=None, ge=0)
     monthly_budget: Decimal | None = Field(default=None, ge=0)
+    webhook_secret: SecretStr | None = None
+    app_bearer_token: SecretStr | None = None
+    token_file: Path | None = None
+    ledger_file: Path | None = None
+
+    @property
+    def signing_secret(self) -> SecretStr | None:
+        """The secret webhook deliveries are checked with, if any."""
+        return self.webhook_secret or self.consumer_secret
 
     @field_validator("base_url", "token_url")
     @classmethod
@@ -198,10 +230,11 @@ class XSettings(AdapterSettings):
         if has_oauth1 and not all(value is not None for value in oauth1):
             raise ValueError("OAuth 1.0a needs consumer_key, consumer_secret, oauth1_token "
                              "and oauth1_token_secret")
-        has_oauth2 = self.access_token is not None or self.refresh_token is not None
+        has_oauth2 = (self.access_token is not None or self.refresh_token is not None
+                      or self.token_file is not None)
         if has_oauth1 == has_oauth2:
-            raise ValueError("give either OAuth 2.0 tokens (access_token/refresh_token) "
-                             "or the four OAuth 1.0a values")
+            raise ValueError("give either OAuth 2.0 tokens (access_token/refresh_token, or a "
+                             "token_file) or the four OAuth 1.0a values")
         if self.refresh_token is not None and not self.client_id:
             raise ValueError("refreshing OAuth 2.0 tokens needs client_id")
         return self
@@ -212,13 +245,38 @@ def _cursor(cursor: str | None) -> tuple[str | None, str | None]:
     if not cursor:
         return None, None
     parts = dict(part.partition("=")[::2] for part in cursor.split(";") if "=" in part)
-    return parts.get("m") or None, parts.get("d") or None
+    return _usable_id(parts.get("m") or None), _usable_id(parts.get("d") or None)
 
 
 def _comparable(text: str) -> str:
     """Text as X stores it, for comparing: NFC, URLs (t.co or not) as one placeholder."""
     countable = XTextRule().countable(unicodedata.normalize("NFC", text))
     return " ".join(countable.split())
+
+
+_MAX_TOKEN = 512
+
+
+def _usable_token(token: str | None) -> str | None:
+    """A page's ``next_token`` when a URL can carry it back (short printable text), else ``None``.
+
+    A token no URL can carry (a control character, a lone surrogate, a huge
+    string) would fail every poll after it, so it is treated as the last page.
+    """
+    if not token or len(token) > _MAX_TOKEN or not token.isprintable():
+        return None
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return token
+
+
+def _usable_id(value: object) -> str | None:
+    """A post or DM event id fit for the cursor and ``since_id``: X's ids are decimal."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 20:
+        return None
+    return value
 
 
 def _newer(a: str, b: str | None) -> bool:
@@ -250,14 +308,26 @@ class XAdapter(Adapter):
         settings: An `XSettings` (or a mapping to validate).
         transport: An httpx transport to use instead of the network.
         retry: The HTTP retry policy (default: the HTTP layer's).
-        on_tokens: Called with each new `XTokens` right after a refresh; the
-            refresh token rotates, so persist it there (a store, a secrets
-            manager). An error it raises is logged, never the tokens.
+        on_tokens: Called with each new `XTokens` right after a refresh (and
+            after ``token_store`` saved them). An error it raises is logged,
+            never the tokens.
+        token_store: Where the OAuth 2.0 tokens live across restarts: read by
+            ``open``, written right after every refresh (the refresh token
+            rotates, and an unsaved one locks the account out). Default: a
+            `FileTokenStore` on ``settings.token_file`` when it is set.
+        on_auth_problem: Called with an `AuthProblem` when the account's
+            authorization breaks: a refresh refused (``reauthorization_required``),
+            the token refused (``revoked``), a rotated pair not saved
+            (``not_persisted``). Each is also logged at error level, without
+            tokens. Called again only after the state changed.
 
     Attributes:
         tokens: The current OAuth 2.0 tokens (``None`` with OAuth 1.0a).
+        token_store: The `TokenStore` in use, or ``None``.
+        auth_problem: The last `AuthProblem`, or ``None`` while all is well.
         costs: What this adapter spent, per UTC day (``pay_per_use`` only;
-            on the subscription tiers nothing is charged per request).
+            on the subscription tiers nothing is charged per request); kept
+            in ``settings.ledger_file`` when set.
     """
 
     network = NETWORK
@@ -265,6 +335,7 @@ class XAdapter(Adapter):
     capabilities = capabilities_for("pay_per_use")
     settings_model = XSettings
     settings: XSettings
+    signature_headers: ClassVar[frozenset[str]] = frozenset({SIGNATURE_HEADER})
 
     def __init__(
         self,
@@ -273,24 +344,33 @@ class XAdapter(Adapter):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         on_tokens: TokenSaver | None = None,
+        token_store: TokenStore | None = None,
+        on_auth_problem: AuthProblemHook | None = None,
     ) -> None:
         super().__init__(settings, transport=transport)
         self._retry = retry
         self._on_tokens = on_tokens
+        self._on_auth_problem = on_auth_problem
+        self.auth_problem: AuthProblem | None = None
+        if token_store is None and self.settings.token_file is not None:
+            token_store = FileTokenStore(self.settings.token_file)
+        self.token_store = token_store
         self._stack: AsyncExitStack | None = None
         self._client: ApiClient | None = None
         self._converter = Converter()
         self._dm_due = 0.0
         self.costs = CostLedger(self.settings.prices, daily_budget=self.settings.daily_budget,
-                                monthly_budget=self.settings.monthly_budget)
+                                monthly_budget=self.settings.monthly_budget,
+                                path=self.settings.ledger_file)
         self.tokens: XTokens | None = None
         if self.settings.access_token is not None or self.settings.refresh_token is not None:
             self.tokens = XTokens(
                 access_token=self.settings.access_token or SecretStr(""),
                 refresh_token=self.settings.refresh_token,
             )
-        # The tier decides what this adapter declares.
-        vars(self)["capabilities"] = capabilities_for(self.settings.tier)
+        # The tier, and whether webhooks are configured, decide what it declares.
+        vars(self)["capabilities"] = capabilities_for(
+            self.settings.tier, webhooks=self.settings.signing_secret is not None)
 
     # lifecycle ---------------------------------------------------------------
 
@@ -304,7 +384,10 @@ class XAdapter(Adapter):
                 consumer_key=s.consumer_key, consumer_secret=s.consumer_secret,
                 token=s.oauth1_token, token_secret=s.oauth1_token_secret,
             )
-        return RefreshingBearerAuth(s.access_token, refresh=self._refresh, network=NETWORK)
+        access = self.tokens.access_token if self.tokens is not None else None
+        if access is not None and not access.get_secret_value():
+            access = None  # only a refresh token: refresh before the first request
+        return RefreshingBearerAuth(access, refresh=self._refresh, network=NETWORK)
 
     async def open(self) -> None:
         """Open the client and resolve our account with ``GET /2/users/me``.
@@ -316,6 +399,10 @@ class XAdapter(Adapter):
         """
         if self._client is not None:
             return
+        if self.token_store is not None and self.settings.consumer_key is None:
+            stored = await self.token_store.load()
+            if stored is not None:
+                self.tokens = stored
         stack = AsyncExitStack()
         try:
             self._client = await stack.enter_async_context(open_client(
@@ -335,9 +422,11 @@ class XAdapter(Adapter):
                 await stack.aclose()
             raise
         self._stack = stack
+        self._auth_ok()
         self.account = person(me)
         self._converter.our_id = me.id
         self._charge_reads("user_read", [me.id])
+        await self._keep_costs()
 
     async def aclose(self) -> None:
         """Close the HTTP client. Safe to call twice."""
@@ -346,11 +435,22 @@ class XAdapter(Adapter):
             await stack.aclose()
 
     async def _refresh(self) -> SecretStr:
-        """Trade the refresh token for a new pair; hand the pair to ``on_tokens`` at once.
+        """Trade the refresh token for a new pair; save it and hand it to ``on_tokens`` at once.
 
         Raises:
-            ReauthorizationRequired: There is no refresh token, or X refused it.
+            ReauthorizationRequired: There is no refresh token, or X refused it
+                (reported as an `AuthProblem` first).
         """
+        try:
+            tokens = await self._exchange()
+        except ReauthorizationRequired as exc:
+            await self._auth_failed("reauthorization_required", str(exc))
+            raise
+        self.tokens = tokens
+        await self._save(tokens)
+        return tokens.access_token
+
+    async def _exchange(self) -> XTokens:
         s = self.settings
         current = self.tokens.refresh_token if self.tokens is not None else None
         if current is None or not s.client_id:
@@ -381,7 +481,7 @@ class XAdapter(Adapter):
             raise ReauthorizationRequired("the token answer carries no access_token")
         rotated = body.get("refresh_token")
         expires = body.get("expires_in")
-        tokens = XTokens(
+        return XTokens(
             access_token=SecretStr(access),
             refresh_token=SecretStr(rotated) if isinstance(rotated, str) and rotated else current,
             expires_at=(
@@ -389,24 +489,66 @@ class XAdapter(Adapter):
                 if isinstance(expires, int) else None
             ),
         )
-        self.tokens = tokens
-        await self._save(tokens)
-        return tokens.access_token
 
     async def _save(self, tokens: XTokens) -> None:
-        if self._on_tokens is None:
-            logger.warning("x tokens were refreshed but no on_tokens hook persists them",
-                           extra={"network": NETWORK})
+        """Persist a new pair through the token store, then the ``on_tokens`` hook."""
+        if self.token_store is None and self._on_tokens is None:
+            logger.warning("x tokens were refreshed but neither a token store nor an "
+                           "on_tokens hook persists them", extra={"network": NETWORK})
+            self._auth_ok()
+            return
+        failed: str | None = None
+        saved = False
+        if self.token_store is not None:
+            try:
+                await self.token_store.save(tokens)
+                saved = True
+            except Exception as exc:
+                failed = type(exc).__name__
+                # Not logger.exception: the message or traceback may quote the tokens.
+                logger.error("saving the refreshed x tokens failed (%s)",  # noqa: TRY400
+                             failed, extra={"network": NETWORK, "error": failed})
+        if self._on_tokens is not None:
+            try:
+                result = self._on_tokens(tokens)
+                if inspect.isawaitable(result):
+                    await result
+                saved = True
+            except Exception as exc:
+                failed = type(exc).__name__
+                logger.error("persisting the refreshed x tokens failed (%s)",  # noqa: TRY400
+                             failed, extra={"network": NETWORK, "error": failed})
+        if saved and failed is None:
+            self._auth_ok()
+        elif not saved:
+            await self._auth_failed(
+                "not_persisted", f"the new refresh token was not saved ({failed}); "
+                "it lives only in this process")
+
+    # auth health -------------------------------------------------------------
+
+    def _auth_ok(self) -> None:
+        if self.auth_problem is not None:
+            logger.info("x auth: working again", extra={"network": NETWORK, "auth_health": "ok"})
+        self.auth_problem = None
+
+    async def _auth_failed(self, kind: AuthProblemKind, detail: str) -> None:
+        """Report an `AuthProblem` (log line and hook), once per change of state."""
+        if self.auth_problem is not None and self.auth_problem.kind == kind:
+            return
+        problem = AuthProblem(kind=kind, detail=detail)
+        self.auth_problem = problem
+        logger.error("x auth: %s (%s)", kind.replace("_", " "), detail,
+                     extra={"network": NETWORK, "auth_health": kind})
+        if self._on_auth_problem is None:
             return
         try:
-            result = self._on_tokens(tokens)
+            result = self._on_auth_problem(problem)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            # Not logger.exception: the hook's message or traceback may quote the tokens.
-            logger.error("persisting the refreshed x tokens failed (%s)",  # noqa: TRY400
-                         type(exc).__name__,
-                         extra={"network": NETWORK, "error": type(exc).__name__})
+            logger.error("the x on_auth_problem hook failed (%s)",  # noqa: TRY400
+                         type(exc).__name__, extra={"network": NETWORK})
 
     # plumbing ----------------------------------------------------------------
 
@@ -422,8 +564,23 @@ class XAdapter(Adapter):
             raise ConfigurationError("the adapter is not open", network=self.network)
         return self._converter.our_id
 
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._api.request(method, path, **kwargs)
+        except ReauthorizationRequired:
+            raise  # reported by _refresh
+        except AuthenticationError as exc:
+            await self._auth_failed(
+                "revoked", f"X refused the token (HTTP {getattr(exc, 'status', None) or 401})")
+            raise
+        problem = self.auth_problem
+        if (problem is not None and problem.kind != "not_persisted"
+                and kwargs.get("authenticated", True)):
+            self._auth_ok()  # the account's token works again
+        return response
+
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._api.request(method, path, **kwargs)
+        response = await self._request(method, path, **kwargs)
         return self._decode(response, path)
 
     def _decode(self, response: httpx.Response, path: str) -> Any:
@@ -456,6 +613,7 @@ class XAdapter(Adapter):
             dm_newest = await self._poll_dms(dm_since, events, rejected)
             self._dm_due = anyio.current_time() + self.settings.dm_poll_interval
         events.sort(key=_order)
+        await self._keep_costs()
         parts = [f"m={newest or since or _BEGINNING}"]
         if self.settings.read_dms:
             parts.append(f"d={dm_newest or _BEGINNING}")
@@ -483,9 +641,9 @@ class XAdapter(Adapter):
             page = parse(TweetPage, body, path="mentions")
             self._charge_page(page, "owned_read")
             if number == 0:
-                newest = page.meta.newest_id
+                newest = _usable_id(page.meta.newest_id)
             self._page_events(page, body, events, rejected, path="mentions")
-            token = page.meta.next_token
+            token = _usable_token(page.meta.next_token)
             if token is None or since is None:
                 break  # the first poll starts from the newest page
         else:
@@ -536,7 +694,7 @@ class XAdapter(Adapter):
             reached = False
             for index, raw in enumerate(page.data):
                 where = f"dm_events.data.{index}"
-                found = raw.get("id") if isinstance(raw, dict) else None
+                found = _usable_id(raw.get("id") if isinstance(raw, dict) else None)
                 if isinstance(found, str) and not _newer(found, since):
                     reached = True
                     continue
@@ -552,7 +710,7 @@ class XAdapter(Adapter):
                 except ValueError as exc:
                     error = PayloadError(str(exc).splitlines()[0], network=NETWORK, path=where)
                     rejected.append(Rejected.from_error(error, raw))
-            token = page.meta.next_token
+            token = _usable_token(page.meta.next_token)
             if reached or token is None or since is None:
                 break  # the first poll reads the newest page, as for mentions
         return newest or since
@@ -580,6 +738,166 @@ class XAdapter(Adapter):
             PayloadError: The body is malformed, or ``path`` is another endpoint.
         """
         return parse_payload(body, path=path, account=account)
+
+    # webhooks ----------------------------------------------------------------
+
+    def _signing_secret(self) -> SecretStr:
+        secret = self.settings.signing_secret
+        if secret is None:
+            raise CapabilityNotSupported(
+                "webhook", network=self.network,
+                detail="no webhook_secret (the app's consumer secret) is configured",
+            )
+        return secret
+
+    async def verify(self, request: WebhookRequest) -> WebhookResponse | None:
+        """Answer X's CRC challenge, or check a delivery's signature in constant time.
+
+        ``GET ?crc_token=...`` is answered with ``{"response_token":
+        "sha256=<base64 HMAC-SHA256 of the token>"}`` under the consumer
+        secret (X sends it on registration and then periodically; a wrong
+        answer marks the webhook invalid). A ``POST`` must carry
+        ``x-twitter-webhooks-signature``, the same HMAC of the raw body.
+
+        Raises:
+            WebhookSignatureError: The signature (or the CRC token) is missing or wrong.
+            CapabilityNotSupported: No webhook secret is configured.
+        """
+        secret = self._signing_secret()
+        if request.method == "GET":
+            return crc_response(request.query.get("crc_token", ""), secret)
+        verify_signature(request.body, request.header(SIGNATURE_HEADER), secret)
+        return None
+
+    def parse(self, request: WebhookRequest) -> Batch:
+        """Turn a verified delivery (X Activity API or Account Activity API) into events.
+
+        Posts that mention, quote or answer us (``post.mention.create``,
+        ``post.reply.create``; ``tweet_create_events``) and DMs received
+        (``dm.received``; ``direct_message_events``) become `MessageReceived`
+        with the event ids polling gives, so the hub keeps each once. Old
+        PascalCase event types read as the dotted ones. Our own posts and
+        DMs, typing and read events, likes, follows and profile events give
+        nothing. An item that cannot be used is reported in ``Batch.rejected``.
+
+        Raises:
+            PayloadError: The body is not JSON or not an X delivery.
+            CapabilityNotSupported: No webhook secret is configured.
+        """
+        self._signing_secret()
+        from ._activity import parse_delivery  # only webhook apps need it
+
+        return parse_delivery(request.body, self._converter)
+
+    async def _manage(self, method: str, path: str, *, app: bool = False,
+                      **kwargs: Any) -> Any:
+        """A webhook or subscription management request (app-only bearer when ``app``)."""
+        token = self.settings.app_bearer_token
+        if app and token is not None:
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+            response = await self._request(method, path, headers=headers,
+                                           authenticated=False, **kwargs)
+        else:
+            response = await self._request(method, path, **kwargs)
+        if not response.content:
+            return None
+        return self._decode(response, path)
+
+    async def create_subscription(
+        self, event_type: str, *, webhook_id: str | None = None, tag: str | None = None,
+        user_id: str | None = None,
+    ) -> Subscription:
+        """Subscribe to an X Activity event for our account (``POST /2/activity/subscriptions``).
+
+        Private events (``post.mention.create``, ``dm.received``...) need the
+        user's OAuth 2.0 token, which the adapter holds. Self-serve apps may
+        hold 1,500 subscriptions.
+
+        Args:
+            event_type: The event, dotted (``post.mention.create``) or PascalCase.
+            webhook_id: The registered webhook to deliver to; without one the
+                events go to the stream ``GET /2/activity/stream``.
+            tag: A label X puts on every delivery of the subscription.
+            user_id: Whose events (default: our account, once open).
+
+        Raises:
+            RequestRejected: X refused the subscription (a duplicate, a cap).
+            PayloadError: The answer carries no subscription.
+        """
+        body: dict[str, Any] = {
+            "event_type": event_type,
+            "filter": {"user_id": user_id or self._our_id},
+        }
+        if webhook_id is not None:
+            body["webhook_id"] = webhook_id
+        if tag is not None:
+            body["tag"] = tag
+        answer = await self._manage("POST", "/2/activity/subscriptions", json=body,
+                                    bucket="activity/subscriptions")
+        data = answer.get("data") if isinstance(answer, dict) else None
+        item = data.get("subscription", data) if isinstance(data, dict) else None
+        return parse(Subscription, item, path="activity.subscriptions.data.subscription")
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        """Our X Activity subscriptions (``GET /2/activity/subscriptions``, every page).
+
+        Raises:
+            PayloadError: The listing cannot be read.
+        """
+        found: list[Subscription] = []
+        params: dict[str, Any] = {"max_results": 1000}
+        for _page in range(self.settings.max_pages):
+            answer = await self._manage("GET", "/2/activity/subscriptions", params=params,
+                                        bucket="activity/subscriptions")
+            page = parse(SubscriptionPage, answer if answer is not None else {},
+                         path="activity.subscriptions")
+            found += page.data
+            token = page.meta.next_token
+            if token is None:
+                break
+            params["pagination_token"] = token
+        return found
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """End a subscription (``DELETE /2/activity/subscriptions/:id``).
+
+        Raises:
+            NotFound: There is no such subscription.
+        """
+        await self._manage("DELETE", "/2/activity/subscriptions/{id}",
+                           path_params={"id": subscription_id}, idempotent=True,
+                           bucket="activity/subscriptions")
+
+    async def replay(self, webhook_id: str, since: datetime, until: datetime) -> str:
+        """Ask X to deliver again what a webhook missed (``POST /2/webhooks/replay``).
+
+        X counts the range in whole minutes (``yyyymmddhhmm``, UTC); the
+        replayed deliveries arrive at the webhook like new ones, signed, and the
+        hub drops those it already stored (same event ids). Returns the
+        replay job's id. Uses the ``app_bearer_token`` when configured.
+
+        Raises:
+            ValueError: ``until`` is before ``since``, or either is naive.
+            RequestRejected: X refused the range (too old, a job running).
+        """
+        if since.tzinfo is None or until.tzinfo is None:
+            raise ValueError("since and until must be aware datetimes")
+        if until < since:
+            raise ValueError("until is before since")
+        form = "%Y%m%d%H%M"
+        body = {
+            "webhook_id": webhook_id,
+            "from_date": since.astimezone(UTC).strftime(form),
+            "to_date": until.astimezone(UTC).strftime(form),
+        }
+        answer = await self._manage("POST", "/2/webhooks/replay", app=True, json=body,
+                                    bucket="webhooks/replay")
+        data = answer.get("data", answer) if isinstance(answer, dict) else None
+        job = data.get("job_id") if isinstance(data, dict) else None
+        if not isinstance(job, str) or not job:
+            raise PayloadError("no job_id in the answer", network=self.network,
+                               path="webhooks.replay")
+        return job
 
     # outbound ----------------------------------------------------------------
 
@@ -681,6 +999,17 @@ class XAdapter(Adapter):
         if self._charging and ids:
             self.costs.charge_reads(what, ids, at=datetime.now(UTC))
 
+    async def _keep_costs(self) -> None:
+        """Write the ledger to its file when something was charged (never fails the request)."""
+        if self.costs.path is None or not self.costs.dirty:
+            return
+        today = datetime.now(UTC).date()
+        try:
+            await anyio.to_thread.run_sync(functools.partial(self.costs.save, today=today))
+        except OSError as exc:
+            logger.error("saving the x cost ledger failed (%s)",  # noqa: TRY400
+                         type(exc).__name__, extra={"network": NETWORK})
+
     def _charge_page(self, page: TweetPage, what: Charge) -> None:
         self._charge_reads(what, _ids(page.data))
         self._charge_reads("user_read", [u.id for u in page.includes.users])
@@ -715,6 +1044,7 @@ class XAdapter(Adapter):
         what = self._charge_for(action)
         if what is not None:
             self._charge_reads(what, [sent.ref.id])
+        await self._keep_costs()
         return sent
 
     async def _post(self, action: Reply | PrivateReply | Post) -> Sent:
@@ -787,6 +1117,7 @@ class XAdapter(Adapter):
         )
         page = parse(TweetPage, body, path="tweets")
         self._charge_page(page, "owned_read")
+        await self._keep_costs()
         unreadable: PayloadError | None = None
         for index, raw in enumerate(page.data):
             try:
@@ -823,6 +1154,7 @@ class XAdapter(Adapter):
         })
         page = parse(DmPage, body, path="dm_events")
         self._charge_reads("dm_event_read", _ids(page.data))
+        await self._keep_costs()
         wanted = _comparable(action.text)
         unreadable: PayloadError | None = None
         for index, raw in enumerate(page.data):
@@ -890,6 +1222,7 @@ class XAdapter(Adapter):
         self._guard(self.price_of(action))
         body = await self._json("DELETE", "/2/tweets/{id}", path_params={"id": action.target.id})
         self._charge_reads("interaction_delete", [action.target.id])
+        await self._keep_costs()
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or data.get("deleted") is not True:
             raise PayloadError("the answer does not confirm the deletion",

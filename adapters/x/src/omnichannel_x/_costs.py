@@ -8,15 +8,20 @@ that was summoned).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 import unicodedata
 from collections import defaultdict
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Literal
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from omnichannel.errors import ActionError
+from omnichannel.errors import ActionError, ConfigurationError
 
 from ._text import XTextRule
 
@@ -87,31 +92,53 @@ def has_url(text: str) -> bool:
     return XTextRule().countable(plain) != plain
 
 
+_CHARGES: frozenset[str] = frozenset(get_args(Charge))
+_FORMAT = 1
+
+
 class CostLedger:
     """What this account spent, per UTC day, charged as X bills.
 
     A read resource (a post, a user, a DM event) is charged once per UTC day,
-    however often it is read again. The ledger lives in memory.
+    however often it is read again. Without ``path`` the ledger lives in
+    memory; with one it is read from that file when made and `save` writes it
+    back (JSON, mode 0600, replaced atomically), so the spend of the day and
+    the month, and the resources already billed today, survive a restart and
+    the budgets still hold. It keeps the days of the current and the previous
+    month. One file serves one process at a time.
 
     Args:
         prices: The price table.
         daily_budget: The most to spend in a UTC day, or ``None``.
         monthly_budget: The most to spend in a calendar month (UTC), or ``None``.
+        path: The file to keep the ledger in, or ``None``.
+
+    Raises:
+        ConfigurationError: ``path`` exists but is not a ledger file.
     """
 
     def __init__(
         self, prices: Prices | None = None, *, daily_budget: Decimal | None = None,
-        monthly_budget: Decimal | None = None,
+        monthly_budget: Decimal | None = None, path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.prices = prices or Prices()
         self.daily_budget = daily_budget
         self.monthly_budget = monthly_budget
+        self.path = Path(path) if path is not None else None
         self._days: dict[date, dict[Charge, Decimal]] = defaultdict(
             lambda: defaultdict(Decimal))
         self._seen: dict[date, set[tuple[str, str]]] = defaultdict(set)
+        self._dirty = False
+        if self.path is not None:
+            self._load(self.path)
 
     def __repr__(self) -> str:
         return f"CostLedger(days={len(self._days)})"
+
+    @property
+    def dirty(self) -> bool:
+        """Whether something was charged since the ledger was read or saved."""
+        return self._dirty
 
     def charge(self, what: Charge, *, at: datetime, count: int = 1) -> Decimal:
         """Record ``count`` charges of ``what`` on ``at``'s UTC day; return the amount."""
@@ -119,6 +146,7 @@ class CostLedger:
         amount = price * count
         if count > 0:
             self._days[at.date()][what] += amount
+            self._dirty = True
         return amount
 
     def charge_reads(self, what: Charge, ids: list[str], *, at: datetime) -> Decimal:
@@ -127,6 +155,67 @@ class CostLedger:
         fresh = [i for i in dict.fromkeys(ids) if (what, i) not in seen]
         seen.update((what, i) for i in fresh)
         return self.charge(what, at=at, count=len(fresh))
+
+    # the file -----------------------------------------------------------------
+
+    def _load(self, path: Path) -> None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return
+        bad = ConfigurationError(f"{path} is not an X cost ledger", network="x")
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("format") != _FORMAT:
+                raise bad
+            for day, amounts in data["days"].items():
+                for what, amount in amounts.items():
+                    if what in _CHARGES:
+                        self._days[date.fromisoformat(day)][what] = Decimal(amount)
+            for day, pairs in data.get("seen", {}).items():
+                self._seen[date.fromisoformat(day)] = {(str(w), str(i)) for w, i in pairs}
+        except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation):
+            raise bad from None
+
+    def save(self, *, today: date | None = None) -> None:
+        """Write the ledger to its file (no-op without ``path``): atomically, mode 0600.
+
+        Days before the previous month, and the billed-resource lists of days
+        before ``today``, are dropped first: the budgets no longer need them.
+        """
+        if self.path is None:
+            return
+        now = today or max(self._days, default=None)
+        if now is not None:
+            oldest = date(now.year - (now.month == 1), (now.month - 2) % 12 + 1, 1)
+            for day in [d for d in self._days if d < oldest]:
+                del self._days[day]
+            for day in [d for d in self._seen if d < now]:
+                del self._seen[day]
+        data = {
+            "format": _FORMAT,
+            "days": {
+                day.isoformat(): {what: str(amount) for what, amount in amounts.items()}
+                for day, amounts in sorted(self._days.items())
+            },
+            "seen": {
+                day.isoformat(): sorted(pairs) for day, pairs in sorted(self._seen.items())
+            },
+        }
+        body = json.dumps(data).encode("utf-8")
+        folder = self.path.parent
+        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(body)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        self._dirty = False
 
     def spent_on(self, day: date) -> Decimal:
         """Everything spent on a UTC day."""

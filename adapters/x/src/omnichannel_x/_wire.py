@@ -23,6 +23,9 @@ __all__ = [
     "MentionEntity",
     "Meta",
     "ReferencedTweet",
+    "Subscription",
+    "SubscriptionFilter",
+    "SubscriptionPage",
     "Tweet",
     "TweetPage",
     "UrlEntity",
@@ -173,4 +176,39 @@ class DmPage(_Wire):
 
     data: tuple[Any, ...] = ()
     includes: Includes = Includes()
+    meta: Meta = Meta()
+
+
+class SubscriptionFilter(_Wire):
+    """Whose events an X Activity subscription carries."""
+
+    user_id: str | None = None
+    direction: str | None = None
+    keyword: str | None = None
+
+
+class Subscription(_Wire):
+    """An X Activity API subscription (``POST``/``GET /2/activity/subscriptions``).
+
+    Attributes:
+        subscription_id: X's id for it (to delete it).
+        event_type: The event subscribed to, as X spells it.
+        filter: Whose events (``user_id``).
+        webhook_id: The webhook it delivers to; ``None`` for the stream.
+        tag: The label X puts on its deliveries.
+        created_at: When it was made.
+    """
+
+    subscription_id: str = Field(min_length=1)
+    event_type: str
+    filter: SubscriptionFilter = SubscriptionFilter()
+    webhook_id: str | None = None
+    tag: str | None = None
+    created_at: datetime | None = None
+
+
+class SubscriptionPage(_Wire):
+    """A page of subscriptions."""
+
+    data: tuple[Subscription, ...] = ()
     meta: Meta = Meta()

@@ -27,7 +27,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import sys
@@ -43,7 +42,7 @@ from pydantic import SecretStr
 
 from omnichannel.errors import AuthenticationError
 
-from ._adapter import XTokens
+from ._tokens import FileTokenStore, XTokens
 
 __all__ = [
     "AUTHORIZE_URL",
@@ -182,15 +181,8 @@ async def exchange_code(
 
 
 def _write(tokens: XTokens, path: str) -> None:
-    data = {
-        "access_token": tokens.access_token.get_secret_value(),
-        "refresh_token": (tokens.refresh_token.get_secret_value()
-                          if tokens.refresh_token is not None else None),
-        "expires_at": tokens.expires_at.isoformat() if tokens.expires_at else None,
-    }
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=2)
+    # The file the adapter's ``token_file`` reads: mode 0600, replaced atomically.
+    FileTokenStore(path)._save(tokens)
 
 
 def main(

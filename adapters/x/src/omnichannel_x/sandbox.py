@@ -29,14 +29,25 @@ Served endpoints: ``GET /2/users/me``, ``GET /2/users/:id/mentions``,
 ``GET /2/users/:id/tweets``, ``GET/DELETE /2/tweets/:id``, ``POST /2/tweets``,
 ``PUT /2/tweets/:id/hidden``, ``POST/DELETE /2/users/:id/likes``,
 ``GET /2/dm_events``, ``GET /2/dm_conversations/[with/]:id/dm_events``,
-``POST /2/dm_conversations/[with/]:id/messages`` and ``POST /2/oauth2/token``
-(refresh, and the authorization code of `XSandbox.authorize`).
+``POST /2/dm_conversations/[with/]:id/messages``, ``POST /2/oauth2/token``
+(refresh, and the authorization code of `XSandbox.authorize`),
+``POST/GET /2/activity/subscriptions``, ``DELETE /2/activity/subscriptions/:id``
+and ``POST /2/webhooks/replay``.
+
+Webhooks: `XSandbox.render_webhook` renders a mention, a reply or a DM to us as
+the X Activity API delivery (``post.mention.create``, ``post.reply.create``,
+``dm.received``) signed with ``x-twitter-webhooks-signature`` under
+``webhook_secret`` (the consumer secret); `XSandbox.crc_challenge` is the
+``GET ?crc_token=`` X sends; `XSandbox.replay_deliveries` what a replay job
+delivers again.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import re
 import secrets
 from collections.abc import Iterable
@@ -53,9 +64,16 @@ from omnichannel.testing import (
     SandboxAbort,
     SandboxRequest,
     SandboxResponse,
+    WebhookDelivery,
     route,
 )
-from omnichannel.testing.sandbox import AuthFailure, DirectMessage, Facet, RecordKind
+from omnichannel.testing.sandbox import (
+    AuthFailure,
+    DirectMessage,
+    Facet,
+    Notification,
+    RecordKind,
+)
 
 from ._text import x_weighted_length
 
@@ -73,6 +91,13 @@ def _iso(moment: datetime) -> str:
     """X's timestamps: UTC, milliseconds, ``Z``."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _dotted(kind: str) -> str:
+    """``DmReceived`` -> ``dm.received``; dotted types as they are."""
+    if "." in kind:
+        return kind
+    return ".".join(word.lower() for word in re.findall(r"[A-Z][a-z]*", kind))
 
 
 def _escape(text: str) -> str:
@@ -121,6 +146,9 @@ class XSandbox(Sandbox):
         self.refreshes = 0
         self._codes: dict[str, tuple[str, str, str]] = {}
         self._short: dict[str, str] = {}
+        self.webhook_id = "1146654567674912769"
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.replay_jobs: dict[str, tuple[datetime, datetime, str]] = {}
 
     # ids, text and errors, X's way -------------------------------------------------
 
@@ -147,6 +175,7 @@ class XSandbox(Sandbox):
             "tier": self.tier,
             "thread_replies_summon": self.thread_replies_summon,
             "dm_poll_interval": 0,
+            "webhook_secret": self.webhook_secret,
         }
 
     def auth_error(self, request: SandboxRequest, reason: AuthFailure) -> SandboxResponse:
@@ -336,6 +365,83 @@ class XSandbox(Sandbox):
             "sender_id": message.sender_id, "dm_conversation_id": message.conversation_id,
             "created_at": _iso(message.created_at),
         }
+
+    # webhooks (X Activity API) ---------------------------------------------------------
+
+    def render_webhook(self, notification: Notification) -> WebhookDelivery | None:
+        """A mention, reply or DM to us as the signed X Activity API delivery."""
+        event = self.activity_event(notification)
+        return None if event is None else self.sign({"data": event})
+
+    def activity_event(
+        self, notification: Notification, *, pascal_case: bool = False
+    ) -> dict[str, Any] | None:
+        """The XAA event (``data`` of a delivery) for a notification, or ``None``.
+
+        Args:
+            notification: A notification to our account.
+            pascal_case: Spell the event type as before 2026-03-18 (``PostMentionCreate``).
+        """
+        if notification.recipient_id != self.our_account.id:
+            return None
+        if notification.kind == "dm":
+            message = self.world.message(notification.subject_id)
+            kind = "dm.received"
+            payload = self.render_dm(message)
+            includes = {"users": [self.render_user(self.world.account(message.sender_id))]}
+        elif notification.kind in ("mention", "reply"):
+            post = self.world.post(notification.subject_id)
+            parent = self.world.posts.get(post.in_reply_to) if post.in_reply_to else None
+            answers_us = parent is not None and parent.author_id == self.our_account.id
+            mentions_us = self.our_account.id in post.mentions
+            kind = "post.reply.create" if answers_us and not mentions_us else (
+                "post.mention.create")
+            payload = self.render_tweet(post)
+            includes = self.render_includes([post])
+        else:
+            return None
+        if pascal_case:
+            kind = "".join(word.capitalize() for word in kind.split("."))
+        return {
+            "event_uuid": self.new_id("post", None), "filter": {"user_id": self.our_account.id},
+            "event_type": kind, "tag": "omnichannel", "payload": payload, "includes": includes,
+        }
+
+    def sign(self, payload: dict[str, Any]) -> WebhookDelivery:
+        """A delivery of ``payload`` signed as X signs (``x-twitter-webhooks-signature``)."""
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        digest = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).digest()
+        return WebhookDelivery(
+            method="POST", path=f"/{self.network}", body=body,
+            headers={"Content-Type": "application/json",
+                     "x-twitter-webhooks-signature":
+                         "sha256=" + base64.b64encode(digest).decode("ascii")},
+        )
+
+    def crc_challenge(self, token: str | None = None) -> WebhookDelivery:
+        """The CRC ``GET`` X sends to a webhook URL (at registration, then periodically)."""
+        return WebhookDelivery(method="GET", path=f"/{self.network}",
+                               query={"crc_token": token or f"crc-{self.seed}-challenge"})
+
+    def crc_answer(self, token: str) -> str:
+        """The ``response_token`` X expects for ``token``."""
+        digest = hmac.new(self.webhook_secret.encode(), token.encode(), hashlib.sha256).digest()
+        return "sha256=" + base64.b64encode(digest).decode("ascii")
+
+    def replay_deliveries(self, job_id: str) -> list[WebhookDelivery]:
+        """What a replay job delivers again: every delivery in its minutes, oldest first.
+
+        Raises:
+            KeyError: No such job.
+        """
+        since, until, _webhook = self.replay_jobs[job_id]
+        out: list[WebhookDelivery] = []
+        for notification in self.world.notifications_for(self.our_account):
+            if since <= notification.created_at < until:
+                delivery = self.render_webhook(notification)
+                if delivery is not None:
+                    out.append(delivery)
+        return out
 
     # paging ------------------------------------------------------------------------------
 
@@ -668,6 +774,79 @@ class XSandbox(Sandbox):
             self.refreshes += 1
         return {"token_type": "bearer", "expires_in": int(self.access_lifetime),
                 "access_token": access, "scope": SCOPES, "refresh_token": refresh}
+
+    # X Activity API management ------------------------------------------------------------
+
+    _EVENT_TYPES: ClassVar[frozenset[str]] = frozenset({
+        "post.mention.create", "post.reply.create", "post.quote.create", "post.create",
+        "dm.received", "dm.sent", "dm.read", "dm.indicate_typing", "chat.received",
+        "chat.sent", "profile.update.bio", "follow.follow", "follow.unfollow",
+    })
+
+    @route("POST", "/2/activity/subscriptions", rate_limit="activity")
+    def create_subscription(self, request: SandboxRequest) -> HandlerResult:
+        """Subscribe to an event type for a user; a duplicate is refused."""
+        self._me(request)
+        body = request.json() if request.body else None
+        if not isinstance(body, dict):
+            raise SandboxAbort(self.bad_request(request, "a JSON body is required"))
+        kind, where = body.get("event_type"), body.get("filter")
+        if not isinstance(kind, str) or not isinstance(where, dict):
+            raise SandboxAbort(self.bad_request(request, "event_type and filter are required"))
+        if _dotted(kind) not in self._EVENT_TYPES:
+            raise SandboxAbort(self.bad_request(request, f"unknown event_type {kind}"))
+        key = (_dotted(kind), where.get("user_id"), body.get("webhook_id"))
+        if any((_dotted(s["event_type"]), s["filter"].get("user_id"), s.get("webhook_id")) == key
+               for s in self.subscriptions.values()):
+            raise SandboxAbort(_problem(409, "Conflict", "DuplicateSubscription",
+                                        _PROBLEMS + "resource-conflict"))
+        sub_id = self.new_id("post", None)
+        now = _iso(self.clock.peek())
+        item: dict[str, Any] = {"subscription_id": sub_id, "event_type": kind,
+                                "filter": dict(where), "created_at": now, "updated_at": now}
+        for name in ("webhook_id", "tag"):
+            value = body.get(name)
+            if isinstance(value, str):
+                item[name] = value
+        self.subscriptions[sub_id] = item
+        return SandboxResponse.json({
+            "data": {"subscription": item,
+                     "total_subscriptions_for_instance_id": len(self.subscriptions)},
+            "meta": {"total_subscriptions": len(self.subscriptions)},
+        }, status=201)
+
+    @route("GET", "/2/activity/subscriptions", rate_limit="activity")
+    def get_subscriptions(self, request: SandboxRequest) -> HandlerResult:
+        """The app's subscriptions, pages of ``max_results``."""
+        self._me(request)
+        items = [(sid, item) for sid, item in self.subscriptions.items()]
+        return self._page(request, items, default=1000, low=1, high=1000)
+
+    @route("DELETE", "/2/activity/subscriptions/{id}", rate_limit="activity")
+    def delete_subscription(self, request: SandboxRequest) -> HandlerResult:
+        """End a subscription."""
+        self._me(request)
+        if self.subscriptions.pop(request.params["id"], None) is None:
+            raise SandboxAbort(self.not_found(request))
+        return {"data": {"deleted": True}}
+
+    @route("POST", "/2/webhooks/replay", rate_limit="replay")
+    def replay(self, request: SandboxRequest) -> HandlerResult:
+        """A replay job for ``from_date``..``to_date`` (``yyyymmddhhmm``, UTC, whole minutes)."""
+        self._me(request)
+        body = request.json() if request.body else None
+        if not isinstance(body, dict):
+            raise SandboxAbort(self.bad_request(request, "a JSON body is required"))
+        try:
+            since = datetime.strptime(str(body.get("from_date")), "%Y%m%d%H%M").replace(tzinfo=UTC)
+            until = datetime.strptime(str(body.get("to_date")), "%Y%m%d%H%M").replace(tzinfo=UTC)
+        except ValueError:
+            raise SandboxAbort(self.bad_request(request, "dates are yyyymmddhhmm")) from None
+        if body.get("webhook_id") != self.webhook_id or until < since:
+            raise SandboxAbort(self.bad_request(request, "unknown webhook or empty range"))
+        job = self.new_id("post", None)
+        self.replay_jobs[job] = (since, until + timedelta(minutes=1), self.webhook_id)
+        return {"created_at": _iso(self.clock.peek()), "job_id": job}
 
     # the authorize step -------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ body = b'{"for_user_id": "1"}'
 verify_signature(body, sign(body, "consumer-secret"), "consumer-secret")
 ```
 
-Receiving deliveries (the X Activity API's events) is not built into the
-adapter yet; these are the pieces a webhook endpoint needs first.
+`XAdapter.verify` and `XAdapter.parse` use them behind the hub's webhook
+app (``hub.asgi``); they are public for an endpoint of your own.
 """
 
 from __future__ import annotations
