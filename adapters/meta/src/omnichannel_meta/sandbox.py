@@ -1,6 +1,7 @@
-"""A stateful fake Facebook Page (Graph API and webhooks) for tests and demos.
+"""Stateful fakes of a Facebook Page and an Instagram account (Graph API, webhooks).
 
-It answers in the shapes of the recorded payloads in ``tests/vectors/facebook/``
+`FacebookSandbox` and `InstagramSandbox` answer in the shapes of the recorded
+payloads in ``tests/vectors/facebook/`` and ``tests/vectors/instagram/``
 (restfb webhook bodies, python-facebook Graph answers): ``{"data": [...]}``
 pages, ``{"id": ...}`` creations, ``{"recipient_id", "message_id"}`` sends,
 the ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``
@@ -84,30 +85,14 @@ def _error(message: str, code: int, *, subcode: int | None = None,
     return {"error": error}
 
 
-class FacebookSandbox(Sandbox):
-    """A fake Facebook Page (our account, ``shop``) with Messenger.
+class _GraphSandbox(Sandbox):
+    """What the Facebook and Instagram sandboxes share: errors, usage headers,
+    signed deliveries, paging, conversations and the Send API."""
 
-    Args:
-        seed: Seeds fault injection (same seed, same faults).
-        clock: The virtual clock (default: one that ticks a second per record,
-            so every record has its own ``created_time``).
-        our_handle: Our Page's username (default ``shop``).
-        base_url: The URL the in-process transport answers for.
-
-    Attributes:
-        verify_token: The webhook verify token the settings carry.
-        human_agent_permission: Whether the app has the Human Agent permission
-            (``MESSAGE_TAG``/``HUMAN_AGENT`` accepted up to 7 days).
-        graph_version: The version the adapter is pointed at.
-    """
-
-    network = "facebook"
-    our_handle = "shop"
-    text_limit = 8000
-    dm_text_limit = 2000
-    default_rate_limit = (4800, 3600.0)
-    create_routes = ("POST /*/comments", "POST /*/messages")
     graph_version: ClassVar[str] = "v25.0"
+    _webhook_object: ClassVar[str] = "page"
+    _buc_type: ClassVar[str] = "pages"
+    _anchors: ClassVar[tuple[str, ...]] = ("comment_id", "post_id")
 
     def __init__(
         self, *, seed: int = 0, clock: VirtualClock | None = None,
@@ -123,31 +108,6 @@ class FacebookSandbox(Sandbox):
         self.verify_token = secrets.token_hex(8)
         self.human_agent_permission = False
         self._private_replies: set[str] = set()
-
-    # ids, text and errors, Meta's way ------------------------------------------------
-
-    def new_id(self, kind: RecordKind, author: Account | None, /) -> str:
-        """Graph-like ids: ``<author>_<n>`` posts, ``m_<n>`` messages, ``t_<n>`` threads."""
-        with self._lock:
-            self._id_seq += 1
-            n = self._id_seq
-        if kind == "post":
-            owner = author.id if author is not None else "0"
-            return f"{owner}_{n}"
-        if kind == "message":
-            return f"m_{n}"
-        if kind == "conversation":
-            return f"t_{n}"
-        return str(10_000_000 + n)
-
-    def adapter_settings(self, *, base_url: str | None = None) -> dict[str, object]:
-        """Settings for `FacebookAdapter` pointed at this sandbox."""
-        return {
-            "base_url": base_url or self.base_url, "page_id": self.our_account.id,
-            "access_token": self.token, "app_secret": self.webhook_secret,
-            "verify_token": self.verify_token, "graph_version": self.graph_version,
-            "human_agent": self.human_agent_permission,
-        }
 
     def count_text(self, text: str, *, private: bool = False) -> int:
         """Meta counts code points."""
@@ -168,7 +128,7 @@ class FacebookSandbox(Sandbox):
         percent = min(100, round(100 * used / window.limit)) if window.limit else 100
         regain = 0.0 if window.remaining > 0 else window.retry_after() / 60
         buc = {self.our_account.id: [{
-            "type": "pages", "call_count": percent, "total_cputime": percent // 2,
+            "type": self._buc_type, "call_count": percent, "total_cputime": percent // 2,
             "total_time": percent // 2, "estimated_time_to_regain_access": regain,
         }]}
         app = {"call_count": percent // 4, "total_cputime": 0, "total_time": 0}
@@ -208,11 +168,221 @@ class FacebookSandbox(Sandbox):
         return self.bad_request(
             request, f"Length of param message must be less than or equal to {limit}")
 
-    # rendering --------------------------------------------------------------------------
-
     def _person(self, account_id: str) -> dict[str, str]:
         account = self.world.account(account_id)
         return {"id": account.id, "name": account.display_name or account.handle}
+
+    def render_message(self, message: DirectMessage, convo: DirectConversation) -> dict[str, Any]:
+        """A Messenger message as ``/{conversation}/messages`` shows it."""
+        others = [m for m in convo.members if m != message.sender_id]
+        return {
+            "id": message.id, "message": message.text, "created_time": _iso(message.created_at),
+            "from": self._person(message.sender_id),
+            "to": {"data": [self._person(m) for m in others]},
+        }
+
+    def webhook_batch(self, *, after_seq: int = 0) -> WebhookDelivery | None:
+        """Every notification after ``after_seq`` in one delivery (Meta batches entries)."""
+        entries = [
+            entry for n in self.world.notifications_for(self.our_account, after_seq=after_seq)
+            if (entry := self._entry(n)) is not None
+        ]
+        if not entries:
+            return None
+        return self.sign({"object": self._webhook_object, "entry": entries})
+
+    def sign(self, payload: dict[str, Any]) -> WebhookDelivery:
+        """Sign a body with the app secret, as Meta does (``X-Hub-Signature-256``)."""
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        digest = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        return WebhookDelivery(
+            method="POST", path=f"/{self.network}", body=body,
+            headers={"Content-Type": "application/json",
+                     "X-Hub-Signature-256": f"sha256={digest}"},
+        )
+
+    def handshake(self, *, token: str | None = None) -> WebhookDelivery:
+        """The ``GET`` Meta sends to verify a webhook URL."""
+        return WebhookDelivery(method="GET", path=f"/{self.network}", query={
+            "hub.mode": "subscribe", "hub.verify_token": token or self.verify_token,
+            "hub.challenge": str(self.seed * 1000 + 1158201444),
+        })
+
+    def _entry(self, notification: Notification) -> dict[str, Any] | None:
+        """The webhook entry of a notification (``None``: not delivered by webhook)."""
+        return None
+
+    def _page(self, request: SandboxRequest) -> None:
+        if request.params.get("id") != self.our_account.id:
+            raise SandboxAbort(self.not_found(request))
+
+    def _object(self, request: SandboxRequest) -> Post:
+        return self.post_or_404(request, request.params["id"])
+
+    def _limit(self, request: SandboxRequest, default: int = 25) -> int:
+        raw = request.query.get("limit")
+        return int(raw) if raw and raw.isdigit() else default
+
+    def _paged(
+        self, request: SandboxRequest, items: list[Any], default: int = 25
+    ) -> dict[str, Any]:
+        """One page of ``items`` (``limit``, ``after``) with Graph's ``paging`` object."""
+        after = request.query.get("after")
+        start = int(after) if after and after.isdigit() else 0
+        end = start + self._limit(request, default)
+        page: dict[str, Any] = {"data": items[start:end]}
+        if items[start:end]:
+            paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(end)}}
+            if end < len(items):
+                paging["next"] = f"{self.base_url}{request.path}?after={end}"
+            page["paging"] = paging
+        return page
+
+    def _refuse(self, message: str, code: int, subcode: int | None = None) -> SandboxAbort:
+        return SandboxAbort(SandboxResponse.json(_error(message, code, subcode=subcode),
+                                                 status=400))
+
+    @route("GET", _V + "/{id}/conversations")
+    def conversations(self, request: SandboxRequest) -> HandlerResult:
+        """The Page's Messenger conversations, most recently updated first."""
+        self._page(request)
+        us = self.our_account.id
+        user = request.query.get("user_id")
+        found = [
+            c for c in self.world.conversations.values()
+            if us in c.members and c.messages and (user is None or user in c.members)
+        ]
+        found.sort(key=lambda c: c.messages[-1].seq, reverse=True)
+        inline = "messages" in request.query.get("fields", "")
+        data = []
+        for convo in found:
+            item: dict[str, Any] = {
+                "id": convo.id, "updated_time": _iso(convo.messages[-1].created_at),
+                "message_count": len(convo.messages),
+            }
+            if inline:
+                item["messages"] = self._messages(convo, 25)
+            data.append(item)
+        return self._paged(request, data)
+
+    def _messages(self, convo: DirectConversation, limit: int) -> dict[str, Any]:
+        shown = [m for m in reversed(convo.messages) if not m.deleted][:limit]
+        return {"data": [self.render_message(m, convo) for m in shown]}
+
+    def _all_messages(self, convo: DirectConversation) -> list[dict[str, Any]]:
+        return [self.render_message(m, convo) for m in reversed(convo.messages)
+                if not m.deleted]
+
+    @route("GET", _V + "/{id}/messages")
+    def messages(self, request: SandboxRequest) -> HandlerResult:
+        """A conversation's messages, newest first."""
+        convo = self.world.conversations.get(request.params["id"])
+        if convo is None or self.our_account.id not in convo.members:
+            raise SandboxAbort(self.not_found(request))
+        return self._paged(request, self._all_messages(convo))
+
+    @route("POST", _V + "/{id}/messages")
+    def send(self, request: SandboxRequest) -> HandlerResult:
+        """The Send API: a DM to a PSID within the windows, or a private reply to a comment."""
+        self._page(request)
+        body = request.json()
+        if not isinstance(body, dict):
+            raise SandboxAbort(self.bad_request(request, "body must be an object"))
+        recipient, message = body.get("recipient"), body.get("message")
+        if not isinstance(recipient, dict) or not isinstance(message, dict):
+            raise SandboxAbort(self.bad_request(request, "recipient and message are required"))
+        text = message.get("text")
+        if not isinstance(text, str) or not text:
+            raise SandboxAbort(self.bad_request(request, "message[text] is required"))
+        self.check_text(request, text, private=True)
+        now = self.clock.peek()
+        us = self.our_account
+        extra: dict[str, object] = {}
+        if isinstance(message.get("metadata"), str):
+            extra["metadata"] = message["metadata"]
+        anchor = next((recipient[k] for k in self._anchors if isinstance(recipient.get(k), str)),
+                      None)
+        if isinstance(anchor, str):
+            target = self.post_or_404(request, anchor)
+            if target.id in self._private_replies:
+                raise self._refuse("(#10) Only one private reply is allowed per comment", 10,
+                                   2018108)
+            if now - target.created_at > PRIVATE_REPLY_WINDOW:
+                raise self._refuse("(#10) This message is sent outside of allowed window.",
+                                   10, 2018278)
+            customer = target.author_id
+            extra["reply_to"] = target.id
+            self._private_replies.add(target.id)
+        else:
+            customer = str(recipient.get("id") or "")
+            convo = self.world.conversation_between(customer, us, create=False)
+            theirs = [m for m in (convo.messages if convo else []) if m.sender_id == customer]
+            if not theirs:
+                raise self._refuse("(#551) This person isn't available right now.", 551,
+                                   1545041)
+            age = now - theirs[-1].created_at
+            kind, tag = body.get("messaging_type"), body.get("tag")
+            allowed = age <= STANDARD_WINDOW and kind in ("RESPONSE", "UPDATE")
+            if kind == "MESSAGE_TAG" and tag == "HUMAN_AGENT":
+                allowed = self.human_agent_permission and age <= HUMAN_AGENT_WINDOW
+            if not allowed:
+                raise self._refuse("(#10) This message is sent outside of allowed window.",
+                                   10, 2018278)
+        if customer not in self.world.accounts:
+            raise SandboxAbort(self.not_found(request))
+        convo = self.world.conversation_between(customer, us)
+        if convo is None:  # pragma: no cover - create=True always returns one
+            raise SandboxAbort(self.not_found(request))
+        sent = self.world.add_message(us, convo.id, text, extra=extra)
+        return {"recipient_id": customer, "message_id": sent.id}
+
+
+class FacebookSandbox(_GraphSandbox):
+    """A fake Facebook Page (our account, ``shop``) with Messenger.
+
+    Args:
+        seed: Seeds fault injection (same seed, same faults).
+        clock: The virtual clock (default: one that ticks a second per record,
+            so every record has its own ``created_time``).
+        our_handle: Our Page's username (default ``shop``).
+        base_url: The URL the in-process transport answers for.
+
+    Attributes:
+        verify_token: The webhook verify token the settings carry.
+        human_agent_permission: Whether the app has the Human Agent permission
+            (``MESSAGE_TAG``/``HUMAN_AGENT`` accepted up to 7 days).
+        graph_version: The version the adapter is pointed at.
+    """
+
+    network = "facebook"
+    our_handle = "shop"
+    text_limit = 8000
+    dm_text_limit = 2000
+    default_rate_limit = (4800, 3600.0)
+    create_routes = ("POST /*/comments", "POST /*/messages")
+
+    def new_id(self, kind: RecordKind, author: Account | None, /) -> str:
+        """Graph-like ids: ``<author>_<n>`` posts, ``m_<n>`` messages, ``t_<n>`` threads."""
+        with self._lock:
+            self._id_seq += 1
+            n = self._id_seq
+        if kind == "post":
+            owner = author.id if author is not None else "0"
+            return f"{owner}_{n}"
+        if kind == "message":
+            return f"m_{n}"
+        if kind == "conversation":
+            return f"t_{n}"
+        return str(10_000_000 + n)
+
+    def adapter_settings(self, *, base_url: str | None = None) -> dict[str, object]:
+        """Settings for `FacebookAdapter` pointed at this sandbox."""
+        return {
+            "base_url": base_url or self.base_url, "page_id": self.our_account.id,
+            "access_token": self.token, "app_secret": self.webhook_secret,
+            "verify_token": self.verify_token, "graph_version": self.graph_version,
+            "human_agent": self.human_agent_permission,
+        }
 
     def _tags(self, text: str, facets: tuple[Facet, ...]) -> list[dict[str, Any]]:
         tags = []
@@ -248,48 +418,12 @@ class FacebookSandbox(Sandbox):
             data["updated_time"] = _iso(latest)
         return data
 
-    def render_message(self, message: DirectMessage, convo: DirectConversation) -> dict[str, Any]:
-        """A Messenger message as ``/{conversation}/messages`` shows it."""
-        others = [m for m in convo.members if m != message.sender_id]
-        return {
-            "id": message.id, "message": message.text, "created_time": _iso(message.created_at),
-            "from": self._person(message.sender_id),
-            "to": {"data": [self._person(m) for m in others]},
-        }
-
     def render_webhook(self, notification: Notification) -> WebhookDelivery | None:
         """A notification to our Page as the signed delivery Meta would POST."""
         entry = self._entry(notification)
         if entry is None:
             return None
         return self.sign({"object": "page", "entry": [entry]})
-
-    def webhook_batch(self, *, after_seq: int = 0) -> WebhookDelivery | None:
-        """Every notification after ``after_seq`` in one delivery (Meta batches entries)."""
-        entries = [
-            entry for n in self.world.notifications_for(self.our_account, after_seq=after_seq)
-            if (entry := self._entry(n)) is not None
-        ]
-        if not entries:
-            return None
-        return self.sign({"object": "page", "entry": entries})
-
-    def sign(self, payload: dict[str, Any]) -> WebhookDelivery:
-        """Sign a body with the app secret, as Meta does (``X-Hub-Signature-256``)."""
-        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        digest = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        return WebhookDelivery(
-            method="POST", path=f"/{self.network}", body=body,
-            headers={"Content-Type": "application/json",
-                     "X-Hub-Signature-256": f"sha256={digest}"},
-        )
-
-    def handshake(self, *, token: str | None = None) -> WebhookDelivery:
-        """The ``GET`` Meta sends to verify a webhook URL."""
-        return WebhookDelivery(method="GET", path=f"/{self.network}", query={
-            "hub.mode": "subscribe", "hub.verify_token": token or self.verify_token,
-            "hub.challenge": str(self.seed * 1000 + 1158201444),
-        })
 
     def _entry(self, notification: Notification) -> dict[str, Any] | None:
         page = self.our_account.id
@@ -319,40 +453,6 @@ class FacebookSandbox(Sandbox):
         root = self.world.post(post.root)
         field = "feed" if root.author_id == page else "mention"
         return {"id": page, "time": when, "changes": [{"field": field, "value": value}]}
-
-    # helpers ----------------------------------------------------------------------------
-
-    def _page(self, request: SandboxRequest) -> None:
-        if request.params.get("id") != self.our_account.id:
-            raise SandboxAbort(self.not_found(request))
-
-    def _object(self, request: SandboxRequest) -> Post:
-        return self.post_or_404(request, request.params["id"])
-
-    def _limit(self, request: SandboxRequest, default: int = 25) -> int:
-        raw = request.query.get("limit")
-        return int(raw) if raw and raw.isdigit() else default
-
-    def _paged(
-        self, request: SandboxRequest, items: list[Any], default: int = 25
-    ) -> dict[str, Any]:
-        """One page of ``items`` (``limit``, ``after``) with Graph's ``paging`` object."""
-        after = request.query.get("after")
-        start = int(after) if after and after.isdigit() else 0
-        end = start + self._limit(request, default)
-        page: dict[str, Any] = {"data": items[start:end]}
-        if items[start:end]:
-            paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(end)}}
-            if end < len(items):
-                paging["next"] = f"{self.base_url}{request.path}?after={end}"
-            page["paging"] = paging
-        return page
-
-    def _refuse(self, message: str, code: int, subcode: int | None = None) -> SandboxAbort:
-        return SandboxAbort(SandboxResponse.json(_error(message, code, subcode=subcode),
-                                                 status=400))
-
-    # routes -----------------------------------------------------------------------------
 
     @route("GET", _V + "/{id}")
     def get_object(self, request: SandboxRequest) -> HandlerResult:
@@ -439,96 +539,3 @@ class FacebookSandbox(Sandbox):
             raise self._refuse("(#200) Permissions error", 200)
         self.world.delete_post(post.id)
         return {"success": True}
-
-    @route("GET", _V + "/{id}/conversations")
-    def conversations(self, request: SandboxRequest) -> HandlerResult:
-        """The Page's Messenger conversations, most recently updated first."""
-        self._page(request)
-        us = self.our_account.id
-        user = request.query.get("user_id")
-        found = [
-            c for c in self.world.conversations.values()
-            if us in c.members and c.messages and (user is None or user in c.members)
-        ]
-        found.sort(key=lambda c: c.messages[-1].seq, reverse=True)
-        inline = "messages" in request.query.get("fields", "")
-        data = []
-        for convo in found:
-            item: dict[str, Any] = {
-                "id": convo.id, "updated_time": _iso(convo.messages[-1].created_at),
-                "message_count": len(convo.messages),
-            }
-            if inline:
-                item["messages"] = self._messages(convo, 25)
-            data.append(item)
-        return self._paged(request, data)
-
-    def _messages(self, convo: DirectConversation, limit: int) -> dict[str, Any]:
-        shown = [m for m in reversed(convo.messages) if not m.deleted][:limit]
-        return {"data": [self.render_message(m, convo) for m in shown]}
-
-    def _all_messages(self, convo: DirectConversation) -> list[dict[str, Any]]:
-        return [self.render_message(m, convo) for m in reversed(convo.messages)
-                if not m.deleted]
-
-    @route("GET", _V + "/{id}/messages")
-    def messages(self, request: SandboxRequest) -> HandlerResult:
-        """A conversation's messages, newest first."""
-        convo = self.world.conversations.get(request.params["id"])
-        if convo is None or self.our_account.id not in convo.members:
-            raise SandboxAbort(self.not_found(request))
-        return self._paged(request, self._all_messages(convo))
-
-    @route("POST", _V + "/{id}/messages")
-    def send(self, request: SandboxRequest) -> HandlerResult:
-        """The Send API: a DM to a PSID within the windows, or a private reply to a comment."""
-        self._page(request)
-        body = request.json()
-        if not isinstance(body, dict):
-            raise SandboxAbort(self.bad_request(request, "body must be an object"))
-        recipient, message = body.get("recipient"), body.get("message")
-        if not isinstance(recipient, dict) or not isinstance(message, dict):
-            raise SandboxAbort(self.bad_request(request, "recipient and message are required"))
-        text = message.get("text")
-        if not isinstance(text, str) or not text:
-            raise SandboxAbort(self.bad_request(request, "message[text] is required"))
-        self.check_text(request, text, private=True)
-        now = self.clock.peek()
-        us = self.our_account
-        extra: dict[str, object] = {}
-        if isinstance(message.get("metadata"), str):
-            extra["metadata"] = message["metadata"]
-        anchor = recipient.get("comment_id") or recipient.get("post_id")
-        if isinstance(anchor, str):
-            target = self.post_or_404(request, anchor)
-            if target.id in self._private_replies:
-                raise self._refuse("(#10) Only one private reply is allowed per comment", 10,
-                                   2018108)
-            if now - target.created_at > PRIVATE_REPLY_WINDOW:
-                raise self._refuse("(#10) This message is sent outside of allowed window.",
-                                   10, 2018278)
-            customer = target.author_id
-            extra["reply_to"] = target.id
-            self._private_replies.add(target.id)
-        else:
-            customer = str(recipient.get("id") or "")
-            convo = self.world.conversation_between(customer, us, create=False)
-            theirs = [m for m in (convo.messages if convo else []) if m.sender_id == customer]
-            if not theirs:
-                raise self._refuse("(#551) This person isn't available right now.", 551,
-                                   1545041)
-            age = now - theirs[-1].created_at
-            kind, tag = body.get("messaging_type"), body.get("tag")
-            allowed = age <= STANDARD_WINDOW and kind in ("RESPONSE", "UPDATE")
-            if kind == "MESSAGE_TAG" and tag == "HUMAN_AGENT":
-                allowed = self.human_agent_permission and age <= HUMAN_AGENT_WINDOW
-            if not allowed:
-                raise self._refuse("(#10) This message is sent outside of allowed window.",
-                                   10, 2018278)
-        if customer not in self.world.accounts:
-            raise SandboxAbort(self.not_found(request))
-        convo = self.world.conversation_between(customer, us)
-        if convo is None:  # pragma: no cover - create=True always returns one
-            raise SandboxAbort(self.not_found(request))
-        sent = self.world.add_message(us, convo.id, text, extra=extra)
-        return {"recipient_id": customer, "message_id": sent.id}
