@@ -583,6 +583,10 @@ class MetaAdapter(Adapter):
         """Where a public reply goes: under the comment (or post) answered."""
         return to.ref.id
 
+    def _replies_anchor(self, to: Message) -> str:
+        """Whose replies a public reply to ``to`` is found among."""
+        return self._reply_target(to)
+
     async def send(self, action: Reply | PrivateReply | Post) -> Sent:
         """Reply publicly to a comment, privately to a comment, or in a DM.
 
@@ -730,7 +734,7 @@ class MetaAdapter(Adapter):
             raise AmbiguousDelivery(
                 "cannot tell whether the reply to a mention landed", network=self.network
             )
-        target = self._reply_target(to)
+        target = self._replies_anchor(to)
         page = await self._json(
             "GET", "/{id}/" + self._comment_replies_edge, path_params={"id": target},
             params={"fields": self._reply_fields, "limit": 100},
@@ -939,9 +943,9 @@ class InstagramAdapter(MetaAdapter):
         """Our Instagram professional account id."""
         return self.settings.account_id
 
-    def _reply_target(self, to: Message) -> str:
-        # Instagram replies only to top-level comments: a reply to a reply
-        # goes under the comment it answered.
+    def _replies_anchor(self, to: Message) -> str:
+        # Instagram keeps replies one level deep: a reply to a reply is added
+        # under the top-level comment (its parent_id), where it is looked for.
         parent = to.in_reply_to
         if parent is not None and parent != to.conversation:
             return parent.id
@@ -958,6 +962,9 @@ class InstagramAdapter(MetaAdapter):
         if isinstance(media, str) and isinstance(comment, str):
             return ("/{id}/mentions", {"id": self.account_id},
                     {"media_id": media, "comment_id": comment, "message": text})
+        if isinstance(media, str) and "id" not in raw:  # a caption that mentions us
+            return ("/{id}/mentions", {"id": self.account_id},
+                    {"media_id": media, "message": text})
         return super()._public_reply(to, text)
 
     @classmethod

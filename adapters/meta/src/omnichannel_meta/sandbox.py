@@ -36,9 +36,11 @@ Served endpoints (under ``/v25.0``, any version): ``GET /{page}``, ``GET
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -59,12 +61,18 @@ from omnichannel.testing import (
     WebhookDelivery,
     route,
 )
-from omnichannel.testing.sandbox import AuthFailure, Facet, RecordKind
+from omnichannel.testing.sandbox import (
+    AuthFailure,
+    Facet,
+    PostVisibility,
+    RecordKind,
+    SentRecord,
+)
 from omnichannel.text import index_to_utf16
 
 from ._adapter import HUMAN_AGENT_WINDOW, PRIVATE_REPLY_WINDOW, STANDARD_WINDOW
 
-__all__ = ["FacebookSandbox"]
+__all__ = ["FacebookSandbox", "InstagramSandbox"]
 
 _V = "/{version}"
 
@@ -539,3 +547,327 @@ class FacebookSandbox(_GraphSandbox):
             raise self._refuse("(#200) Permissions error", 200)
         self.world.delete_post(post.id)
         return {"success": True}
+
+
+def _ig_id(prefix: str, n: int) -> str:
+    """Instagram messaging ids: base64 of ``ig_...`` (so they start ``aWdf``, as recorded)."""
+    raw = f"ig_{prefix}:1:IGMessaging:{n}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+class InstagramSandbox(_GraphSandbox):
+    """A fake Instagram professional account (our account, ``shop``) with Instagram messaging.
+
+    The world maps onto Instagram this way: our top-level posts are our media
+    (``/{ig-user-id}/media``); replies under them are comments, a reply to
+    the media a top-level comment (no ``parent_id``), a reply to a comment
+    one with ``parent_id``; direct conversations are Instagram conversations.
+    A customer's public mention (`customer_mention`) is a comment on our
+    latest media that @mentions us (a media is published for it when we have
+    none); `customer_media` publishes a customer's own media, whose caption
+    and comments may mention us (webhook field ``mentions``).
+
+    Meta's rules are enforced: hidden comments cannot be replied to; only
+    comments on our media can be hidden or private-replied to, each once,
+    within 7 days (``recipient: {comment_id}``; no ``post_id`` on Instagram);
+    DMs as on Messenger (24 hours, ``HUMAN_AGENT`` up to 7 days with
+    `human_agent_permission`).
+
+    Where the sandbox is kinder than Instagram: ``parent_id`` names the
+    comment answered (Instagram puts every reply under the top-level comment
+    and names that one), ``/{comment-id}/replies`` lists every comment below
+    the one named, and every comment on our media that concerns us (answers
+    us or mentions us) is delivered by webhook.
+
+    Served endpoints (under ``/v25.0``, any version): ``GET /{ig-user-id}``
+    (also ``fields=mentioned_comment.comment_id(<id>){...}``), ``GET
+    /{ig-user-id}/media``, ``GET /{media-id}/comments`` (with nested
+    ``replies`` when the fields ask), ``GET|POST /{comment-id}/replies``,
+    ``POST /{media-id}/comments``, ``POST /{ig-user-id}/mentions``, ``POST
+    /{comment-id}?hide=``, ``DELETE /{comment-id}``, ``GET
+    /{ig-user-id}/conversations``, ``GET /{conversation-id}/messages``,
+    ``POST /{ig-user-id}/messages``.
+
+    Attributes:
+        verify_token: The webhook verify token the settings carry.
+        human_agent_permission: Whether the app has the Human Agent permission.
+    """
+
+    network = "instagram"
+    our_handle = "shop"
+    text_limit = 2200
+    dm_text_limit = 1000
+    default_rate_limit = (4800, 3600.0)
+    create_routes = ("POST /*/replies", "POST /*/comments", "POST /*/mentions",
+                     "POST /*/messages")
+    _webhook_object = "instagram"
+    _buc_type = "instagram"
+    _anchors = ("comment_id",)
+
+    # ids, settings, people ------------------------------------------------------------
+
+    def new_id(self, kind: RecordKind, author: Account | None, /) -> str:
+        """Instagram-like ids: 17-digit numbers, ``aWdf...`` message and thread ids."""
+        with self._lock:
+            self._id_seq += 1
+            n = self._id_seq
+        if kind == "account":
+            return str(17841400000000000 + n)
+        if kind == "message":
+            return _ig_id("message", n)
+        if kind == "conversation":
+            return _ig_id("thread", n)
+        return str(17900000000000000 + n)
+
+    def adapter_settings(self, *, base_url: str | None = None) -> dict[str, object]:
+        """Settings for `InstagramAdapter` pointed at this sandbox."""
+        return {
+            "base_url": base_url or self.base_url, "account_id": self.our_account.id,
+            "access_token": self.token, "app_secret": self.webhook_secret,
+            "verify_token": self.verify_token, "graph_version": self.graph_version,
+            "human_agent": self.human_agent_permission,
+        }
+
+    def _person(self, account_id: str) -> dict[str, str]:
+        account = self.world.account(account_id)
+        return {"id": account.id, "username": account.handle}
+
+    # the customer side ---------------------------------------------------------------
+
+    def showcase(self) -> Post:
+        """Our latest media (one is published when we have none): where mentions land."""
+        ours = [p for p in self.world.posts_by(self.our_account)
+                if p.in_reply_to is None and not p.deleted]
+        if ours:
+            return max(ours, key=lambda p: p.seq)
+        return self.world.add_post(self.our_account, "New in store ✨", notify=False)
+
+    def customer_mention(
+        self, text: str = "", *, author: Account | None = None,
+        visibility: PostVisibility = "public",
+    ) -> Post:
+        """A customer comments on our latest media, @mentioning us (put in front if missing)."""
+        who = self._author(author)
+        ours = self.mention_of(self.our_account)
+        if ours not in text:
+            text = f"{ours} {text}".rstrip()
+        return self.world.add_post(who, text, in_reply_to=self.showcase().id)
+
+    def customer_media(self, caption: str, *, author: Account | None = None) -> Post:
+        """A customer publishes a media of their own (a caption that @mentions us notifies us)."""
+        return self.world.add_post(self._author(author), caption)
+
+    def sent(self, *, include_deleted: bool = False) -> list[SentRecord]:
+        """Our comments and messages, oldest first (our media are not something we sent)."""
+        return [r for r in super().sent(include_deleted=include_deleted)
+                if r.kind == "message" or r.in_reply_to is not None]
+
+    # rendering -----------------------------------------------------------------------
+
+    def _descendants(self, post_id: str) -> list[Post]:
+        """Every comment below ``post_id``, oldest first."""
+        found: list[Post] = []
+        todo = [post_id]
+        while todo:
+            children = [p for p in self.world.replies_to(todo.pop()) if not p.deleted]
+            found.extend(children)
+            todo.extend(p.id for p in children)
+        return sorted(found, key=lambda p: p.seq)
+
+    def render_media(self, post: Post) -> dict[str, Any]:
+        """A media as ``/{ig-user-id}/media`` shows it."""
+        author = self.world.account(post.author_id)
+        return {
+            "id": post.id, "caption": post.text, "media_type": "IMAGE",
+            "media_product_type": "FEED", "timestamp": _iso(post.created_at),
+            "username": author.handle, "comments_count": len(self._descendants(post.id)),
+            "permalink": f"https://www.instagram.com/p/{post.id}/",
+        }
+
+    def render_comment(self, post: Post, *, nested: bool = False) -> dict[str, Any]:
+        """A comment as the Graph API shows an ``IGComment`` (``replies`` nested when asked)."""
+        data: dict[str, Any] = {
+            "id": post.id, "text": post.text, "timestamp": _iso(post.created_at),
+            "username": self.world.account(post.author_id).handle,
+            "from": self._person(post.author_id),
+            "media": {"id": post.root, "media_product_type": "FEED"},
+            "hidden": post.hidden, "like_count": 0,
+        }
+        if post.in_reply_to is not None and post.in_reply_to != post.root:
+            data["parent_id"] = post.in_reply_to
+        if nested:
+            data["replies"] = {"data": [self.render_comment(p)
+                                        for p in self._descendants(post.id)]}
+        return data
+
+    def render_webhook(self, notification: Notification) -> WebhookDelivery | None:
+        """A notification to our account as the signed delivery Meta would POST."""
+        entry = self._entry(notification)
+        if entry is None:
+            return None
+        return self.sign({"object": "instagram", "entry": [entry]})
+
+    def _entry(self, notification: Notification) -> dict[str, Any] | None:
+        us = self.our_account.id
+        when = int(notification.created_at.timestamp())
+        if notification.kind == "dm":
+            message = self.world.message(notification.subject_id)
+            return {"time": when * 1000, "id": us, "messaging": [{
+                "sender": {"id": message.sender_id}, "recipient": {"id": us},
+                "timestamp": int(message.created_at.timestamp() * 1000),
+                "message": {"mid": message.id, "text": message.text},
+            }]}
+        if notification.kind not in ("mention", "reply"):
+            return None
+        post = self.world.post(notification.subject_id)
+        change: dict[str, Any]
+        if post.in_reply_to is None:  # a caption that mentions us
+            change = {"field": "mentions", "value": {"media_id": post.id}}
+        elif self.world.post(post.root).author_id == us:
+            value: dict[str, Any] = {
+                "from": self._person(post.author_id),
+                "media": {"id": post.root, "media_product_type": "FEED"},
+                "id": post.id, "text": post.text,
+            }
+            if post.in_reply_to != post.root:
+                value["parent_id"] = post.in_reply_to
+            change = {"field": "comments", "value": value}
+        else:  # a comment on someone else's media that mentions us
+            change = {"field": "mentions",
+                      "value": {"comment_id": post.id, "media_id": post.root}}
+        return {"id": us, "time": when, "changes": [change]}
+
+    # helpers -------------------------------------------------------------------------
+
+    def _comment(self, request: SandboxRequest, comment_id: str) -> Post:
+        post = self.post_or_404(request, comment_id)
+        if post.in_reply_to is None:
+            raise SandboxAbort(self.bad_request(request, "Param comment_id must be a comment"))
+        return post
+
+    def _on_our_media(self, post: Post) -> bool:
+        return self.world.post(post.root).author_id == self.our_account.id
+
+    def _no_permission(self) -> SandboxAbort:
+        return self._refuse("(#10) Application does not have permission for this action", 10)
+
+    def _write(self, request: SandboxRequest, parent: Post) -> HandlerResult:
+        if parent.hidden:
+            raise self._refuse("(#100) Cannot reply to a hidden comment", 100)
+        text = self.require(request, "message")
+        self.check_text(request, text)
+        return {"id": self.world.add_post(self.our_account, text, in_reply_to=parent.id).id}
+
+    # routes ------------------------------------------------------------------------
+
+    @route("GET", _V + "/{id}")
+    def get_object(self, request: SandboxRequest) -> HandlerResult:
+        """Our account (``id,username,name``, or a mentioned comment), a media or a comment."""
+        if request.params["id"] == self.our_account.id:
+            account = self.our_account
+            asked = re.search(r"mentioned_comment\.comment_id\(([^)]+)\)",
+                              request.query.get("fields", ""))
+            if asked is None:
+                return {"id": account.id, "username": account.handle,
+                        "name": account.display_name or account.handle}
+            comment = self._comment(request, asked.group(1))
+            if account.id not in comment.mentions:
+                raise SandboxAbort(self.not_found(request))
+            shown = self.render_comment(comment)
+            return {"mentioned_comment": {k: shown[k] for k in
+                                          ("id", "like_count", "text", "timestamp", "username")},
+                    "id": account.id}
+        post = self._object(request)
+        return self.render_media(post) if post.in_reply_to is None else self.render_comment(post)
+
+    @route("GET", _V + "/{id}/media")
+    def media(self, request: SandboxRequest) -> HandlerResult:
+        """Our media, newest first."""
+        self._page(request)
+        posts = [p for p in self.world.posts_by(self.our_account) if p.in_reply_to is None]
+        posts.sort(key=lambda p: p.seq, reverse=True)
+        return self._paged(request, [self.render_media(p) for p in posts])
+
+    @route("GET", _V + "/{id}/comments")
+    def comments(self, request: SandboxRequest) -> HandlerResult:
+        """The top-level comments on one of our media, newest first."""
+        target = self._object(request)
+        if target.in_reply_to is not None:
+            raise SandboxAbort(self.bad_request(request, "Tried accessing nonexisting field "
+                                                         "(comments) on node type (IGComment)"))
+        if not self._on_our_media(target):
+            raise self._no_permission()
+        nested = "replies" in request.query.get("fields", "")
+        found = [p for p in self.world.replies_to(target.id) if not p.deleted]
+        found.sort(key=lambda p: p.seq, reverse=True)
+        return self._paged(request, [self.render_comment(p, nested=nested) for p in found], 50)
+
+    @route("POST", _V + "/{id}/comments")
+    def comment(self, request: SandboxRequest) -> HandlerResult:
+        """Comment on one of our media; answers ``{"id"}``."""
+        target = self._object(request)
+        if target.in_reply_to is not None:
+            raise SandboxAbort(self.bad_request(request, "Use /replies to answer a comment"))
+        if not self._on_our_media(target):
+            raise self._no_permission()
+        return self._write(request, target)
+
+    @route("GET", _V + "/{id}/replies")
+    def replies(self, request: SandboxRequest) -> HandlerResult:
+        """The comments below a comment, oldest first."""
+        target = self._comment(request, request.params["id"])
+        return self._paged(request, [self.render_comment(p)
+                                     for p in self._descendants(target.id)], 50)
+
+    @route("POST", _V + "/{id}/replies")
+    def reply(self, request: SandboxRequest) -> HandlerResult:
+        """Reply to a comment on our media; answers ``{"id"}``."""
+        target = self._comment(request, request.params["id"])
+        if not self._on_our_media(target):
+            raise self._no_permission()
+        return self._write(request, target)
+
+    @route("POST", _V + "/{id}/mentions")
+    def mentions(self, request: SandboxRequest) -> HandlerResult:
+        """Answer a comment (``comment_id``) or a caption (``media_id``) that mentions us."""
+        self._page(request)
+        media = self.post_or_404(request, self.require(request, "media_id"))
+        comment_id = request.field("comment_id")
+        target = self._comment(request, comment_id) if comment_id else media
+        if target.root != media.root or self.our_account.id not in target.mentions:
+            raise self._no_permission()
+        return self._write(request, target)
+
+    @route("POST", _V + "/{id}")
+    def update(self, request: SandboxRequest) -> HandlerResult:
+        """Hide or unhide a comment on one of our media (``hide=true|false``)."""
+        post = self._comment(request, request.params["id"])
+        hidden = request.field("hide")
+        if hidden not in ("true", "false"):
+            raise SandboxAbort(self.bad_request(request, "hide is required"))
+        if not self._on_our_media(post):
+            raise self._no_permission()
+        self.world.set_hidden(post.id, hidden == "true", by=self.our_account.id)
+        return {"success": True}
+
+    @route("DELETE", _V + "/{id}")
+    def delete(self, request: SandboxRequest) -> HandlerResult:
+        """Delete our comment, or a comment on one of our media."""
+        post = self._comment(request, request.params["id"])
+        if post.author_id != self.our_account.id and not self._on_our_media(post):
+            raise self._no_permission()
+        self.world.delete_post(post.id)
+        return {"success": True}
+
+    @route("POST", _V + "/{id}/messages")
+    def send(self, request: SandboxRequest) -> HandlerResult:
+        """The Send API; a private reply answers a comment on our media, never a media."""
+        body = request.json()
+        recipient = body.get("recipient") if isinstance(body, dict) else None
+        anchor = recipient.get("comment_id") if isinstance(recipient, dict) else None
+        if isinstance(anchor, str):
+            target = self.post_or_404(request, anchor)
+            if target.in_reply_to is None or not self._on_our_media(target):
+                raise self._refuse("(#100) Param recipient[comment_id] must be a comment on "
+                                   "your media", 100)
+        return super().send(request)
