@@ -32,7 +32,9 @@ from omnichannel.errors import (
     AmbiguousDelivery,
     CapabilityNotSupported,
     ConfigurationError,
+    NotFound,
     PayloadError,
+    RequestRejected,
     WebhookSignatureError,
     WindowClosed,
 )
@@ -44,6 +46,7 @@ from omnichannel.text import TextRule
 from ._convert import UNKNOWN_AUTHOR, Converter, page_items, parse_time
 from ._errors import MetaErrors
 from ._ratelimit import parse_meta_headers
+from ._setup import DEFAULT_FIELDS, Setup, WebhookSubscription, permissions_for
 
 __all__ = [
     "GRAPH_VERSION",
@@ -131,10 +134,14 @@ class InstagramSettings(MetaSettings):
         login: ``"facebook"`` (Page token, ``graph.facebook.com``) or
             ``"instagram"`` (Instagram User token; set ``base_url`` to
             ``https://graph.instagram.com``).
+        page_id: The linked Facebook Page (Facebook Login only): the app is
+            installed on it to get the account's webhooks
+            (`subscribe_webhooks`).
     """
 
     account_id: str = Field(min_length=1)
     login: Literal["facebook", "instagram"] = "facebook"
+    page_id: str | None = None
 
 
 _REMEMBERED = 50  # unusable items the poll cursor remembers
@@ -268,6 +275,68 @@ class MetaAdapter(Adapter):
         if not response.content:
             return None
         return decode_json(response.content, network=self.network, path=path)
+
+    # setup -------------------------------------------------------------------
+
+    def _subscription_target(self) -> tuple[Setup, str]:
+        """Which setup this is, and the object the app is installed on."""
+        raise NotImplementedError
+
+    async def subscribe_webhooks(
+        self, *, fields: Sequence[str] | None = None
+    ) -> WebhookSubscription:
+        """Install the app on our account for webhook ``fields``; report what Meta then lists.
+
+        ``POST /{id}/subscribed_apps`` with ``subscribed_fields`` (the Page for
+        Facebook; the account for Instagram Login, its linked ``page_id`` for
+        Facebook Login), then ``GET /{id}/subscribed_apps`` to read back the
+        fields, and ``GET /me/permissions`` for what the token was granted.
+        Run it once when connecting an account; it changes nothing when the
+        app is already installed with those fields. The adapter must be open.
+
+        Args:
+            fields: The webhook fields (default `DEFAULT_FIELDS` for the setup).
+
+        Raises:
+            ConfigurationError: Instagram with Facebook Login and no ``page_id``.
+            AuthenticationError: The token is invalid, expired or revoked.
+            RequestRejected: Meta refused the subscription (a missing
+                permission or Page task, an unknown field).
+        """
+        setup, target = self._subscription_target()
+        wanted = tuple(fields) if fields else DEFAULT_FIELDS[setup]
+        await self._json("POST", "/{id}/subscribed_apps", path_params={"id": target},
+                         data={"subscribed_fields": ",".join(wanted)})
+        listing = await self._json("GET", "/{id}/subscribed_apps", path_params={"id": target})
+        subscribed: tuple[str, ...] = ()
+        for app in page_items(listing, network=self.network, path="subscribed_apps"):
+            found = app.get("subscribed_fields") if isinstance(app, Mapping) else None
+            names = tuple(str(f) for f in found) if isinstance(found, list) else ()
+            # The app whose fields cover most of those asked for is ours.
+            if len(set(names) & set(wanted)) > len(set(subscribed) & set(wanted)):
+                subscribed = names
+        missing: tuple[str, ...] | None
+        try:
+            granted = await self._granted_permissions()
+        except (RequestRejected, NotFound, PayloadError):
+            logger.info("%s: the token cannot list its permissions; not checked", self.network)
+            missing = None
+        else:
+            missing = tuple(p for p in permissions_for(setup, wanted) if p not in granted)
+        report = WebhookSubscription(network=self.network, object_id=target, requested=wanted,
+                                     subscribed=subscribed, missing_permissions=missing)
+        if not report.ok:
+            logger.warning("%s: webhooks for %s lack fields %s, permissions %s", self.network,
+                           target, list(report.missing_fields), list(missing or ()))
+        return report
+
+    async def _granted_permissions(self) -> frozenset[str]:
+        body = await self._json("GET", "/{id}/permissions", path_params={"id": "me"})
+        granted = set()
+        for item in page_items(body, network=self.network, path="permissions"):
+            if isinstance(item, Mapping) and item.get("status") == "granted":
+                granted.add(str(item.get("permission")))
+        return frozenset(granted)
 
     # webhooks ----------------------------------------------------------------
 
@@ -846,6 +915,9 @@ class FacebookAdapter(MetaAdapter):
         """Our Page id."""
         return self.settings.page_id
 
+    def _subscription_target(self) -> tuple[Setup, str]:
+        return "facebook", self.settings.page_id
+
     def _message_payload(self, action: Reply | PrivateReply) -> dict[str, Any]:
         # Messenger echoes carry metadata back: our outbox key, to match echoes exactly.
         return {"text": action.text, "metadata": action.idempotency_key}
@@ -942,6 +1014,16 @@ class InstagramAdapter(MetaAdapter):
     def account_id(self) -> str:
         """Our Instagram professional account id."""
         return self.settings.account_id
+
+    def _subscription_target(self) -> tuple[Setup, str]:
+        if self.settings.login == "instagram":
+            return "instagram", self.settings.account_id
+        if not self.settings.page_id:
+            raise ConfigurationError(
+                "with Facebook Login the app is installed on the linked Page: set page_id",
+                network=self.network,
+            )
+        return "instagram-facebook-login", self.settings.page_id
 
     def _replies_anchor(self, to: Message) -> str:
         # Instagram keeps replies one level deep: a reply to a reply is added

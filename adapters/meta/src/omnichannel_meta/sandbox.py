@@ -71,10 +71,20 @@ from omnichannel.testing.sandbox import (
 from omnichannel.text import index_to_utf16
 
 from ._adapter import HUMAN_AGENT_WINDOW, PRIVATE_REPLY_WINDOW, STANDARD_WINDOW
+from ._setup import FIELD_PERMISSIONS, Setup
 
 __all__ = ["FacebookSandbox", "InstagramSandbox"]
 
 _V = "/{version}"
+
+_PAGE_FIELDS = frozenset({
+    "feed", "mention", "messages", "message_echoes", "message_reactions", "message_reads",
+    "message_deliveries", "messaging_postbacks", "messaging_referrals",
+})
+_INSTAGRAM_FIELDS = frozenset({
+    "comments", "live_comments", "mentions", "messages", "message_reactions",
+    "messaging_postbacks", "messaging_referral", "messaging_seen", "story_insights",
+})
 
 
 def _iso(moment: datetime) -> str:
@@ -112,10 +122,61 @@ class _GraphSandbox(Sandbox):
         )
 
     def setup(self) -> None:
-        """Prepare the Page's settings and the private-reply ledger."""
+        """Prepare the app's settings, grants and installs, and the private-reply ledger."""
         self.verify_token = secrets.token_hex(8)
         self.human_agent_permission = False
         self._private_replies: set[str] = set()
+        self.app_id = str(900_000_000_000_000 + self.seed)
+        self.subscribed_apps: dict[str, tuple[str, ...]] = {}
+        self.granted_permissions: set[str] = {
+            p for setup in self._setups for table in [FIELD_PERMISSIONS[setup]]
+            for needed in table.values() for p in needed
+        }
+        self.permissions_readable = True
+
+    _setups: ClassVar[tuple[Setup, ...]] = ("facebook",)
+
+    def _installable(self) -> dict[str, frozenset[str]]:
+        """The objects the app can be installed on, and the fields each takes."""
+        return {self.our_account.id: _PAGE_FIELDS}
+
+    @route("POST", _V + "/{id}/subscribed_apps")
+    def subscribe_app(self, request: SandboxRequest) -> HandlerResult:
+        """Install the app on our Page or account for ``subscribed_fields``."""
+        allowed = self._installable().get(request.params["id"])
+        if allowed is None:
+            raise SandboxAbort(self.not_found(request))
+        fields = [f for f in self.require(request, "subscribed_fields").split(",") if f]
+        for index, name in enumerate(fields):
+            if name not in allowed:
+                raise self._refuse(f"(#100) Param subscribed_fields[{index}] must be one of "
+                                   f"{{{', '.join(sorted(allowed))}}}", 100)
+        on_a_page = request.params["id"] != self.our_account.id or self.network == "facebook"
+        if on_a_page and "pages_manage_metadata" not in self.granted_permissions:
+            raise self._refuse("(#200) The pages_manage_metadata permission is required "
+                               "to install an app on a Page", 200)
+        self.subscribed_apps[request.params["id"]] = tuple(fields)
+        return {"success": True}
+
+    @route("GET", _V + "/{id}/subscribed_apps")
+    def subscribed(self, request: SandboxRequest) -> HandlerResult:
+        """The apps installed on our Page or account, with their fields."""
+        target = request.params["id"]
+        if target not in self._installable():
+            raise SandboxAbort(self.not_found(request))
+        fields = self.subscribed_apps.get(target)
+        data = [] if fields is None else [
+            {"id": self.app_id, "name": "omnichannel", "subscribed_fields": list(fields)}]
+        return {"data": data}
+
+    @route("GET", _V + "/me/permissions")
+    def permissions(self, request: SandboxRequest) -> HandlerResult:
+        """The permissions the token was granted (refused when `permissions_readable` is off)."""
+        if not self.permissions_readable:
+            raise self._refuse("(#100) Tried accessing nonexisting field (permissions) on "
+                               "node type (Page)", 100)
+        return {"data": [{"permission": p, "status": "granted"}
+                         for p in sorted(self.granted_permissions)]}
 
     def count_text(self, text: str, *, private: bool = False) -> int:
         """Meta counts code points."""
@@ -603,6 +664,15 @@ class InstagramSandbox(_GraphSandbox):
     _webhook_object = "instagram"
     _buc_type = "instagram"
     _anchors = ("comment_id",)
+    _setups = ("instagram", "instagram-facebook-login")
+
+    def setup(self) -> None:
+        """Prepare the account, and the Facebook Page linked to it (Facebook Login)."""
+        super().setup()
+        self.linked_page_id = str(100_000_000_000_000 + self.seed)
+
+    def _installable(self) -> dict[str, frozenset[str]]:
+        return {self.our_account.id: _INSTAGRAM_FIELDS, self.linked_page_id: _PAGE_FIELDS}
 
     # ids, settings, people ------------------------------------------------------------
 
@@ -625,7 +695,7 @@ class InstagramSandbox(_GraphSandbox):
             "base_url": base_url or self.base_url, "account_id": self.our_account.id,
             "access_token": self.token, "app_secret": self.webhook_secret,
             "verify_token": self.verify_token, "graph_version": self.graph_version,
-            "human_agent": self.human_agent_permission,
+            "human_agent": self.human_agent_permission, "page_id": self.linked_page_id,
         }
 
     def _person(self, account_id: str) -> dict[str, str]:
