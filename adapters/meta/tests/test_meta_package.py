@@ -24,7 +24,8 @@ def test_public_names() -> None:
     assert omnichannel_meta.__all__ == [
         "DEFAULT_FIELDS", "FIELD_PERMISSIONS", "GRAPH_VERSION", "FacebookAdapter",
         "FacebookSettings", "InstagramAdapter", "InstagramSettings", "MetaAdapter",
-        "MetaSettings", "WebhookSubscription", "parse_meta_headers",
+        "MetaSettings", "TokenHealth", "TokenHealthHook", "WebhookSubscription",
+        "parse_meta_headers",
     ]
     assert GRAPH_VERSION == "v25.0"
 

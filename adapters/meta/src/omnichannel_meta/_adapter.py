@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 import anyio
 import httpx
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AwareDatetime, Field, SecretStr, ValidationError
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import (
@@ -30,8 +30,10 @@ from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     ActionError,
     AmbiguousDelivery,
+    AuthenticationError,
     CapabilityNotSupported,
     ConfigurationError,
+    NetworkError,
     NotFound,
     PayloadError,
     RequestRejected,
@@ -39,7 +41,7 @@ from omnichannel.errors import (
     WindowClosed,
 )
 from omnichannel.events import Event, MessageReceived
-from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client
+from omnichannel.http import ApiClient, RetryPolicy, open_client
 from omnichannel.model import Message, Person, Ref
 from omnichannel.text import TextRule
 
@@ -47,6 +49,7 @@ from ._convert import UNKNOWN_AUTHOR, Converter, page_items, parse_time
 from ._errors import MetaErrors
 from ._ratelimit import parse_meta_headers
 from ._setup import DEFAULT_FIELDS, Setup, WebhookSubscription, permissions_for
+from ._tokens import SwappableBearer, TokenHealth, TokenHealthHook, deliver
 
 __all__ = [
     "GRAPH_VERSION",
@@ -100,6 +103,13 @@ class MetaSettings(AdapterSettings):
         reconcile_max_pages: Most pages read from one listing in one poll.
         poll_interval: Seconds between reconciliation polls (default 300:
             webhooks are the primary inbound path).
+        token_expires_at: When ``access_token`` expires, if it does (an
+            Instagram Login token: 60 days after it was issued or refreshed).
+            Unset, the token is taken as one that does not expire (a Page
+            token from a long-lived user token).
+        refresh_before: How long before ``token_expires_at`` an Instagram
+            Login token is refreshed (on open and on each poll), or any other
+            token reported ``"expiring"`` (see `TokenHealth`).
     """
 
     access_token: SecretStr
@@ -113,6 +123,8 @@ class MetaSettings(AdapterSettings):
     reconcile_lookback: timedelta = timedelta(hours=24)
     reconcile_max_pages: int = Field(default=50, ge=1)
     poll_interval: float = Field(default=300.0, gt=0)
+    token_expires_at: AwareDatetime | None = None
+    refresh_before: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
 
 
 class FacebookSettings(MetaSettings):
@@ -145,6 +157,8 @@ class InstagramSettings(MetaSettings):
 
 
 _REMEMBERED = 50  # unusable items the poll cursor remembers
+_RETRY_REFRESH = timedelta(hours=1)  # after a failed refresh, the next try
+_WARN_AGAIN = timedelta(hours=24)  # how often "expiring" is said again
 
 
 def _digest(body: bytes) -> str:
@@ -175,6 +189,8 @@ class MetaAdapter(Adapter):
         transport: An httpx transport to use instead of the network.
         retry: The HTTP retry policy (default: the HTTP layer's).
         clock: Returns the current aware time (windows are checked against it).
+        on_token_health: Called with each `TokenHealth` (a refreshed token to
+            persist, a token expiring, a failed refresh); it is also logged.
     """
 
     network: ClassVar[str]
@@ -190,10 +206,15 @@ class MetaAdapter(Adapter):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
+        on_token_health: TokenHealthHook | None = None,
     ) -> None:
         super().__init__(settings, transport=transport)
         self._retry = retry
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._on_token_health = on_token_health
+        self._auth = SwappableBearer(self.settings.access_token)
+        self._expires_at = self.settings.token_expires_at
+        self._next_token_check: datetime | None = None
         self._stack: AsyncExitStack | None = None
         self._client: ApiClient | None = None
         self._converter = Converter(network=self.network, account=self.account_id)
@@ -229,7 +250,7 @@ class MetaAdapter(Adapter):
             self._client = await stack.enter_async_context(open_client(
                 network=self.network,
                 base_url=f"{self.settings.base_url.rstrip('/')}/{self.settings.graph_version}",
-                auth=BearerAuth(self.settings.access_token),
+                auth=self._auth,
                 transport=self.transport,
                 rate_limit_parser=parse_meta_headers,
                 error_mapper=MetaErrors(self.network),
@@ -253,8 +274,56 @@ class MetaAdapter(Adapter):
             display_name=me.get("name") if isinstance(me.get("name"), str) else None,
         )
         self._converter.handle = self.account.handle
+        await self._check_token()
 
     _profile_fields: ClassVar[str] = "id,name"
+
+    # token health -------------------------------------------------------------
+
+    @property
+    def token_expires_at(self) -> datetime | None:
+        """When the token in use expires (moved on by each refresh), if known."""
+        return self._expires_at
+
+    def _refreshable(self) -> bool:
+        """Whether this token can be refreshed by the adapter (Instagram Login)."""
+        return False
+
+    async def refresh_token(self) -> TokenHealth:
+        """Refresh the access token now (Instagram Login only).
+
+        Raises:
+            ConfigurationError: The token is not an Instagram Login one.
+        """
+        raise ConfigurationError("only an Instagram Login token can be refreshed",
+                                 network=self.network)
+
+    async def _check_token(self) -> None:
+        """Refresh a token near expiry (or say it is expiring); never raises for it."""
+        if self._expires_at is None:
+            return
+        now = self._now()
+        if self._expires_at - now > self.settings.refresh_before:
+            return
+        if self._next_token_check is not None and now < self._next_token_check:
+            return
+        if not self._refreshable():
+            self._next_token_check = now + _WARN_AGAIN
+            await deliver(self._on_token_health, TokenHealth(
+                network=self.network, account_id=self.account_id, status="expiring",
+                expires_at=self._expires_at,
+            ))
+            return
+        try:
+            await self.refresh_token()
+        except (AuthenticationError, NetworkError, PayloadError) as exc:
+            self._next_token_check = now + _RETRY_REFRESH
+            await deliver(self._on_token_health, TokenHealth(
+                network=self.network, account_id=self.account_id, status="refresh_failed",
+                expires_at=self._expires_at, error=f"{type(exc).__name__}: {exc}",
+            ))
+        else:
+            self._next_token_check = None
 
     async def aclose(self) -> None:
         """Close the HTTP client. Safe to call twice."""
@@ -482,6 +551,7 @@ class MetaAdapter(Adapter):
             RateLimited: Meta throttles us (the cursor is not moved).
             PayloadError: A listing as a whole cannot be read.
         """
+        await self._check_token()
         since, seen, reported = self._read_cursor(cursor)
         found: list[Event] = []
         rejected: list[Rejected] = []
@@ -1014,6 +1084,49 @@ class InstagramAdapter(MetaAdapter):
     def account_id(self) -> str:
         """Our Instagram professional account id."""
         return self.settings.account_id
+
+    def _refreshable(self) -> bool:
+        return self.settings.login == "instagram"
+
+    async def refresh_token(self) -> TokenHealth:
+        """Refresh the Instagram Login token now; use the new one from the next request.
+
+        ``GET /refresh_access_token?grant_type=ig_refresh_token`` (on the
+        Instagram host, unversioned): Meta answers a token valid 60 days from
+        now. The adapter calls this itself within ``refresh_before`` of
+        ``token_expires_at``; the new token goes to ``on_token_health``
+        (status ``"refreshed"``), which should persist it. The adapter must be open.
+
+        Raises:
+            ConfigurationError: The account uses Facebook Login (a Page token).
+            AuthenticationError: The token already expired or was revoked: a
+                person must log in again.
+            PayloadError: Meta's answer has no token or lifetime.
+        """
+        if not self._refreshable():
+            return await super().refresh_token()
+        response = await self._api.request(
+            "GET", f"{self.settings.base_url.rstrip('/')}/refresh_access_token",
+            params={"grant_type": "ig_refresh_token",
+                    "access_token": self._auth.token.get_secret_value()},
+            authenticated=False, bucket="refresh_access_token",
+        )
+        body = decode_json(response.content, network=self.network, path="refresh_access_token")
+        token = body.get("access_token") if isinstance(body, Mapping) else None
+        lifetime = body.get("expires_in") if isinstance(body, Mapping) else None
+        if not isinstance(token, str) or not token:
+            raise PayloadError("expected a new token", network=self.network,
+                               path="access_token")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+            raise PayloadError("expected the token's lifetime", network=self.network,
+                               path="expires_in")
+        self._auth.token = SecretStr(token)
+        self._expires_at = self._now() + timedelta(seconds=lifetime)
+        health = TokenHealth(network=self.network, account_id=self.account_id,
+                             status="refreshed", expires_at=self._expires_at,
+                             access_token=SecretStr(token))
+        await deliver(self._on_token_health, health)
+        return health
 
     def _subscription_target(self) -> tuple[Setup, str]:
         if self.settings.login == "instagram":

@@ -674,6 +674,36 @@ class InstagramSandbox(_GraphSandbox):
     def _installable(self) -> dict[str, frozenset[str]]:
         return {self.our_account.id: _INSTAGRAM_FIELDS, self.linked_page_id: _PAGE_FIELDS}
 
+    token_lifetime: ClassVar[timedelta] = timedelta(days=60)
+    """How long an Instagram Login token lives from when it is issued or refreshed."""
+
+    def long_lived_token(self, *, expires_in: timedelta | None = None) -> str:
+        """Issue our account a long-lived token expiring in ``expires_in`` (default 60 days).
+
+        It becomes `token`, and `adapter_settings` gives its ``token_expires_at``.
+        """
+        lifetime = self.token_lifetime if expires_in is None else expires_in
+        self.token = self.tokens.issue(self.our_account.id,
+                                       expires_at=self.clock.peek() + lifetime)
+        return self.token
+
+    @route("GET", "/refresh_access_token", auth=False)
+    def refresh_access_token(self, request: SandboxRequest) -> HandlerResult:
+        """Trade a valid long-lived token (``access_token`` query) for one valid 60 days."""
+        if request.query.get("grant_type") != "ig_refresh_token":
+            raise SandboxAbort(self.bad_request(request, "grant_type must be ig_refresh_token"))
+        state, info = self.tokens.check(request.query.get("access_token"))
+        if state == "expired" or state == "revoked":
+            raise SandboxAbort(self.auth_error(request, state))
+        if state != "valid" or info is None:
+            raise SandboxAbort(self.auth_error(request, "invalid"))
+        if info.account_id != self.our_account.id:
+            raise SandboxAbort(self.auth_error(request, "invalid"))
+        token = self.tokens.issue(info.account_id,
+                                  expires_at=self.clock.peek() + self.token_lifetime)
+        return {"access_token": token, "token_type": "bearer",
+                "expires_in": int(self.token_lifetime.total_seconds())}
+
     # ids, settings, people ------------------------------------------------------------
 
     def new_id(self, kind: RecordKind, author: Account | None, /) -> str:
@@ -696,6 +726,7 @@ class InstagramSandbox(_GraphSandbox):
             "access_token": self.token, "app_secret": self.webhook_secret,
             "verify_token": self.verify_token, "graph_version": self.graph_version,
             "human_agent": self.human_agent_permission, "page_id": self.linked_page_id,
+            "token_expires_at": getattr(self.token_info(), "expires_at", None),
         }
 
     def _person(self, account_id: str) -> dict[str, str]:
