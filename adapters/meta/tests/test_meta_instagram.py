@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from omnichannel.actions import Hide, PrivateReply, Reply
 from omnichannel.adapter import WebhookRequest
-from omnichannel.errors import ActionError, RequestRejected, WindowClosed
+from omnichannel.errors import ActionError, RateLimited, RequestRejected, WindowClosed
 from omnichannel.events import MessageReceived
 from omnichannel.http import RetryPolicy
 from omnichannel.model import Ref
-from omnichannel_meta import InstagramAdapter
-from omnichannel_meta.sandbox import InstagramSandbox
+from omnichannel_meta import FacebookAdapter, InstagramAdapter
+from omnichannel_meta.sandbox import FacebookSandbox, InstagramSandbox
 
 IG = "instagram"
 
@@ -245,3 +245,43 @@ async def test_a_reply_to_a_caption_mention_goes_through_the_mentions_edge() -> 
     assert sandbox.request_count(f"POST /v25.0/{sandbox.our_account.id}/mentions") == 1
     (record,) = sandbox.sent()
     assert (record.id, record.in_reply_to, record.text) == (sent.ref.id, theirs.id, "Enjoy it! ☕")
+
+
+async def test_private_replies_are_paced_to_the_hourly_limit() -> None:
+    """Over the hour's private replies: RateLimited until the oldest ages out, no request made."""
+    sandbox = InstagramSandbox()
+    media = sandbox.our_post("Giveaway 🎁")
+    comments = [sandbox.customer_comment(media, f"me please {n}") for n in range(3)]
+    adapter = InstagramAdapter({**sandbox.adapter_settings(), "private_replies_per_hour": 2},
+                               transport=sandbox.transport(), clock=sandbox.clock.peek,
+                               retry=RetryPolicy(attempts=1))
+    async with adapter:
+        batch = await adapter.poll(None)
+        by_id = {e.message.ref.id: e.message for e in batch.events
+                 if isinstance(e, MessageReceived)}
+        first = datetime.now(UTC)
+        for comment in comments[:2]:
+            await adapter.send(PrivateReply(network=IG, to=by_id[comment.id], text="Sent!"))
+        before = sandbox.request_count()
+        with pytest.raises(RateLimited) as limited:
+            await adapter.send(PrivateReply(network=IG, to=by_id[comments[2].id],
+                                            text="Sent!"))
+        assert sandbox.request_count() == before
+    assert limited.value.reset_at is not None
+    assert timedelta(minutes=59) < limited.value.reset_at - first < timedelta(minutes=61)
+    assert len([r for r in sandbox.sent() if r.kind == "message"]) == 2
+
+
+async def test_facebook_private_replies_are_not_paced_by_the_instagram_limit() -> None:
+    """The hourly figure is Instagram's: a Page sends its private replies unpaced."""
+    sandbox = FacebookSandbox()
+    media = sandbox.our_post("Giveaway")
+    comments = [sandbox.customer_comment(media, f"me {n}") for n in range(3)]
+    adapter = FacebookAdapter(sandbox.adapter_settings(), transport=sandbox.transport(),
+                              clock=sandbox.clock.peek)
+    async with adapter:
+        batch = await adapter.poll(None)
+        for event in batch.events:
+            assert isinstance(event, MessageReceived)
+            await adapter.send(PrivateReply(network="facebook", to=event.message, text="ok"))
+    assert len([r for r in sandbox.sent() if r.kind == "message"]) == len(comments)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ from omnichannel.errors import (
     WindowClosed,
 )
 from omnichannel.events import Event, MessageReceived
-from omnichannel.http import ApiClient, RetryPolicy, open_client
+from omnichannel.http import ApiClient, RateLimitInfo, RetryPolicy, open_client
 from omnichannel.model import Message, Person, Ref
 from omnichannel.text import TextRule
 
@@ -149,16 +150,21 @@ class InstagramSettings(MetaSettings):
         page_id: The linked Facebook Page (Facebook Login only): the app is
             installed on it to get the account's webhooks
             (`subscribe_webhooks`).
+        private_replies_per_hour: Meta's limit on private replies per account
+            and rolling hour (750); the adapter paces them to it.
     """
 
     account_id: str = Field(min_length=1)
     login: Literal["facebook", "instagram"] = "facebook"
     page_id: str | None = None
+    private_replies_per_hour: int = Field(default=750, ge=1)
 
 
 _REMEMBERED = 50  # unusable items the poll cursor remembers
 _RETRY_REFRESH = timedelta(hours=1)  # after a failed refresh, the next try
 _WARN_AGAIN = timedelta(hours=24)  # how often "expiring" is said again
+_HOUR = timedelta(hours=1)
+_PRIVATE_BUCKET = "private_replies"
 
 
 def _digest(body: bytes) -> str:
@@ -219,6 +225,7 @@ class MetaAdapter(Adapter):
         self._client: ApiClient | None = None
         self._converter = Converter(network=self.network, account=self.account_id)
         self._private_replied: set[str] = set()
+        self._private_sent: deque[datetime] = deque()
         # The Human Agent window exists only when the app was granted it.
         vars(self)["capabilities"] = type(self).capabilities.model_copy(update={
             "human_agent_window": HUMAN_AGENT_WINDOW if self.settings.human_agent else None,
@@ -816,15 +823,50 @@ class MetaAdapter(Adapter):
         is_post = to.ref == to.conversation and self.network == "facebook"
         recipient = {"post_id" if is_post else "comment_id": to.ref.id}
         payload = {"recipient": recipient, "message": self._message_payload(action)}
-        sent = await self._post_message(action, payload, fallback=None)
+        bucket = self._pace_private_replies()
+        try:
+            sent = await self._post_message(action, payload, fallback=None, bucket=bucket)
+        except AmbiguousDelivery:
+            self._private_sent.append(datetime.now(UTC))  # it may have landed: count it
+            raise
+        self._private_sent.append(datetime.now(UTC))
         self._private_replied.add(to.ref.id)
         return sent
 
+    def _private_reply_limit(self) -> int | None:
+        """Private replies allowed per rolling hour, when Meta sets a figure of its own."""
+        return None
+
+    def _pace_private_replies(self) -> str | None:
+        """The rate-limit bucket of the next private reply, with what is left of the hour in it.
+
+        Meta allows so many private replies per hour (Instagram: 750 per
+        account). The ones sent in the last hour are counted here and recorded
+        as the bucket's budget, so the HTTP layer waits for the oldest to age
+        out (or raises `RateLimited` with that time, for the outbox to
+        reschedule) instead of letting Meta refuse the reply.
+        """
+        limit = self._private_reply_limit()
+        if limit is None:
+            return None
+        now = datetime.now(UTC)  # the HTTP layer's clock: it does the waiting
+        while self._private_sent and now - self._private_sent[0] >= _HOUR:
+            self._private_sent.popleft()
+        used = len(self._private_sent)
+        reset = self._private_sent[0] + _HOUR if self._private_sent else None
+        self._api.rate_limits.update(self.network, _PRIVATE_BUCKET, RateLimitInfo(
+            limit=limit, remaining=max(0, limit - used), reset_at=reset,
+            policy_window=_HOUR,
+        ))
+        return _PRIVATE_BUCKET
+
     async def _post_message(
-        self, action: Reply | PrivateReply, payload: dict[str, Any], *, fallback: str | None
+        self, action: Reply | PrivateReply, payload: dict[str, Any], *, fallback: str | None,
+        bucket: str | None = None,
     ) -> Sent:
+        extra: dict[str, Any] = {"bucket": bucket} if bucket is not None else {}
         body = await self._json("POST", "/{id}/messages", path_params={"id": self.messaging_id},
-                                json=payload)
+                                json=payload, **extra)
         if not isinstance(body, Mapping) or not isinstance(body.get("message_id"), str):
             raise PayloadError("expected recipient_id and message_id", network=self.network,
                                path="message_id")
@@ -1087,6 +1129,9 @@ class InstagramAdapter(MetaAdapter):
 
     def _refreshable(self) -> bool:
         return self.settings.login == "instagram"
+
+    def _private_reply_limit(self) -> int | None:
+        return self.settings.private_replies_per_hour
 
     async def refresh_token(self) -> TokenHealth:
         """Refresh the Instagram Login token now; use the new one from the next request.
