@@ -111,6 +111,15 @@ class MetaSettings(AdapterSettings):
         refresh_before: How long before ``token_expires_at`` an Instagram
             Login token is refreshed (on open and on each poll), or any other
             token reported ``"expiring"`` (see `TokenHealth`).
+        automation_disclosure: A sentence telling the customer they are
+            talking to an automated system, where the law requires it (Meta's
+            policy names California and Germany). It goes out as its own
+            message before an automated DM that starts a conversation (for
+            this adapter), follows a lapse of ``disclosure_lapse`` or follows
+            a person's reply; an automated private reply, which is a single
+            message, starts with it. ``None`` (default): nothing is added.
+        disclosure_lapse: How long after our last message a conversation
+            counts as starting again.
     """
 
     access_token: SecretStr
@@ -126,6 +135,8 @@ class MetaSettings(AdapterSettings):
     poll_interval: float = Field(default=300.0, gt=0)
     token_expires_at: AwareDatetime | None = None
     refresh_before: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
+    automation_disclosure: str | None = Field(default=None, min_length=1)
+    disclosure_lapse: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
 
 
 class FacebookSettings(MetaSettings):
@@ -226,6 +237,8 @@ class MetaAdapter(Adapter):
         self._converter = Converter(network=self.network, account=self.account_id)
         self._private_replied: set[str] = set()
         self._private_sent: deque[datetime] = deque()
+        # Per customer: when we last wrote, and whether a person wrote it.
+        self._last_written: dict[str, tuple[datetime, bool]] = {}
         # The Human Agent window exists only when the app was granted it.
         vars(self)["capabilities"] = type(self).capabilities.model_copy(update={
             "human_agent_window": HUMAN_AGENT_WINDOW if self.settings.human_agent else None,
@@ -799,15 +812,49 @@ class MetaAdapter(Adapter):
 
     async def _send_dm(self, action: Reply | PrivateReply, to: Message) -> Sent:
         messaging = self._dm_messaging(to, by_human=action.human_agent)
+        customer = to.conversation.id
+        disclosure = self.settings.automation_disclosure
+        if disclosure is not None and self._discloses_before(action, customer):
+            await self._json("POST", "/{id}/messages", path_params={"id": self.messaging_id},
+                             json={"recipient": {"id": customer},
+                                   "message": {"text": disclosure}, **messaging})
         payload: dict[str, Any] = {
-            "recipient": {"id": to.conversation.id},
+            "recipient": {"id": customer},
             "message": self._message_payload(action),
             **messaging,
         }
-        return await self._post_message(action, payload, fallback=to.conversation.id)
+        sent = await self._post_message(action, payload, fallback=customer)
+        self._last_written[customer] = (self._now(), action.human_agent)
+        return sent
+
+    def _discloses_before(self, action: Reply | PrivateReply, customer: str) -> bool:
+        """Whether an automated DM to ``customer`` needs the disclosure first.
+
+        At the start of a conversation (none written to this customer by this
+        adapter), after a lapse, and after a person's reply (a switch back to
+        the bot). A person's reply never carries it.
+        """
+        if action.human_agent:
+            return False
+        last = self._last_written.get(customer)
+        if last is None:
+            return True
+        at, by_human = last
+        return by_human or self._now() - at > self.settings.disclosure_lapse
+
+    def outgoing_text(self, action: Reply | PrivateReply | Post) -> str:
+        """The text sent: an automated private reply starts with ``automation_disclosure``."""
+        disclosure = self.settings.automation_disclosure
+        if (
+            disclosure is not None and not isinstance(action, Post) and not action.human_agent
+            and not action.to.is_private
+            and (isinstance(action, PrivateReply) or action.visibility == "private")
+        ):
+            return f"{disclosure}\n\n{action.text}"
+        return action.text
 
     def _message_payload(self, action: Reply | PrivateReply) -> dict[str, Any]:
-        return {"text": action.text}
+        return {"text": self.outgoing_text(action)}
 
     async def _send_private_reply(self, action: Reply | PrivateReply, to: Message) -> Sent:
         if to.ref.id in self._private_replied:
@@ -831,6 +878,8 @@ class MetaAdapter(Adapter):
             raise
         self._private_sent.append(datetime.now(UTC))
         self._private_replied.add(to.ref.id)
+        if sent.conversation is not None:  # the DM conversation it opened
+            self._last_written[sent.conversation.id] = (self._now(), action.human_agent)
         return sent
 
     def _private_reply_limit(self) -> int | None:
@@ -963,7 +1012,8 @@ class MetaAdapter(Adapter):
                     raw, account=self.account_id, path=f"{path}.{m_index}"
                 )
                 msg = event.message
-                if msg.from_us and msg.text == action.text and msg.created_at >= since:
+                if (msg.from_us and msg.text == self.outgoing_text(action)
+                        and msg.created_at >= since):
                     return Sent(
                         idempotency_key=action.idempotency_key, ref=msg.ref,
                         conversation=msg.conversation, sent_at=msg.created_at,
@@ -1032,7 +1082,7 @@ class FacebookAdapter(MetaAdapter):
 
     def _message_payload(self, action: Reply | PrivateReply) -> dict[str, Any]:
         # Messenger echoes carry metadata back: our outbox key, to match echoes exactly.
-        return {"text": action.text, "metadata": action.idempotency_key}
+        return {"text": self.outgoing_text(action), "metadata": action.idempotency_key}
 
     @classmethod
     def _graph_comment(
