@@ -75,6 +75,23 @@ def test_comment_webhooks_have_the_recorded_shape(kit: Any) -> None:
     assert {e["id"] for e in entries} == {sandbox.our_account.id}
 
 
+def test_every_comment_on_our_media_is_delivered_once() -> None:
+    """A customer answering another customer concerns us too: one comments entry each, in order."""
+    sandbox = InstagramSandbox()
+    media = sandbox.our_post("Autumn drop")
+    start = sandbox.world.last_seq
+    first = sandbox.customer_comment(media, "@shop is it merino?")
+    other = sandbox.customer_reply(first, "it is, I have one", author=sandbox.customer())
+    ours = sandbox.world.add_post(sandbox.our_account, "Yes!", in_reply_to=first.id)
+    entries = changes(sandbox, start)
+    ids = [e["changes"][0]["value"]["id"] for e in entries]
+    assert ids == [first.id, other.id]
+    assert ours.id not in ids
+    batch = sandbox.webhook_batch(after_seq=start)
+    assert batch is not None
+    assert [e["changes"][0]["value"]["id"] for e in json.loads(batch.body)["entry"]] == ids
+
+
 def test_mentions_and_dms_have_the_recorded_shape(kit: Any) -> None:
     """Mentions elsewhere name the comment and media; a DM has an aWdf... mid, ms timestamps."""
     sandbox = InstagramSandbox()

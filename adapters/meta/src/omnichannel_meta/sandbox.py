@@ -250,12 +250,16 @@ class _GraphSandbox(Sandbox):
             "to": {"data": [self._person(m) for m in others]},
         }
 
-    def webhook_batch(self, *, after_seq: int = 0) -> WebhookDelivery | None:
-        """Every notification after ``after_seq`` in one delivery (Meta batches entries)."""
-        entries = [
+    def _entries(self, after_seq: int) -> list[dict[str, Any]]:
+        """The webhook entries of what happened after ``after_seq``, in order."""
+        return [
             entry for n in self.world.notifications_for(self.our_account, after_seq=after_seq)
             if (entry := self._entry(n)) is not None
         ]
+
+    def webhook_batch(self, *, after_seq: int = 0) -> WebhookDelivery | None:
+        """Everything after ``after_seq`` in one delivery (Meta batches entries)."""
+        entries = self._entries(after_seq)
         if not entries:
             return None
         return self.sign({"object": self._webhook_object, "entry": entries})
@@ -634,11 +638,14 @@ class InstagramSandbox(_GraphSandbox):
     DMs as on Messenger (24 hours, ``HUMAN_AGENT`` up to 7 days with
     `human_agent_permission`).
 
+    Webhook deliveries (`webhook_deliveries`, `webhook_batch`) bring every
+    comment on our media by someone else (field ``comments``), comments and
+    captions elsewhere that mention us (``mentions``), and DMs (``messages``).
+
     Where the sandbox is kinder than Instagram: ``parent_id`` names the
     comment answered (Instagram puts every reply under the top-level comment
-    and names that one), ``/{comment-id}/replies`` lists every comment below
-    the one named, and every comment on our media that concerns us (answers
-    us or mentions us) is delivered by webhook.
+    and names that one), and ``/{comment-id}/replies`` lists every comment
+    below the one named.
 
     Served endpoints (under ``/v25.0``, any version): ``GET /{ig-user-id}``
     (also ``fields=mentioned_comment.comment_id(<id>){...}``), ``GET
@@ -808,6 +815,41 @@ class InstagramSandbox(_GraphSandbox):
             return None
         return self.sign({"object": "instagram", "entry": [entry]})
 
+    def webhook_deliveries(self, *, after_seq: int = 0) -> list[WebhookDelivery]:
+        """One signed delivery per entry after ``after_seq``: every comment on our media
+        (whoever it answers), mentions elsewhere and DMs."""
+        return [self.sign({"object": "instagram", "entry": [entry]})
+                for entry in self._entries(after_seq)]
+
+    def _entries(self, after_seq: int) -> list[dict[str, Any]]:
+        us = self.our_account.id
+        found: list[tuple[int, dict[str, Any]]] = []
+        for notification in self.world.notifications_for(us, after_seq=after_seq):
+            if notification.kind in ("mention", "reply") and self._on_our_media(
+                    self.world.post(notification.subject_id)):
+                continue  # every comment on our media is delivered below
+            entry = self._entry(notification)
+            if entry is not None:
+                found.append((notification.seq, entry))
+        for post in list(self.world.posts.values()):
+            if (post.seq > after_seq and post.in_reply_to is not None
+                    and post.author_id != us and self._on_our_media(post)):
+                found.append((post.seq, self._comment_entry(
+                    post, int(post.created_at.timestamp()))))
+        return [entry for _, entry in sorted(found, key=lambda pair: pair[0])]
+
+    def _comment_entry(self, post: Post, when: int) -> dict[str, Any]:
+        """The ``comments`` entry of a comment on our media."""
+        value: dict[str, Any] = {
+            "from": self._person(post.author_id),
+            "media": {"id": post.root, "media_product_type": "FEED"},
+            "id": post.id, "text": post.text,
+        }
+        if post.in_reply_to != post.root:
+            value["parent_id"] = post.in_reply_to
+        return {"id": self.our_account.id, "time": when,
+                "changes": [{"field": "comments", "value": value}]}
+
     def _entry(self, notification: Notification) -> dict[str, Any] | None:
         us = self.our_account.id
         when = int(notification.created_at.timestamp())
@@ -824,15 +866,8 @@ class InstagramSandbox(_GraphSandbox):
         change: dict[str, Any]
         if post.in_reply_to is None:  # a caption that mentions us
             change = {"field": "mentions", "value": {"media_id": post.id}}
-        elif self.world.post(post.root).author_id == us:
-            value: dict[str, Any] = {
-                "from": self._person(post.author_id),
-                "media": {"id": post.root, "media_product_type": "FEED"},
-                "id": post.id, "text": post.text,
-            }
-            if post.in_reply_to != post.root:
-                value["parent_id"] = post.in_reply_to
-            change = {"field": "comments", "value": value}
+        elif self._on_our_media(post):
+            return self._comment_entry(post, when)
         else:  # a comment on someone else's media that mentions us
             change = {"field": "mentions",
                       "value": {"comment_id": post.id, "media_id": post.root}}
