@@ -24,7 +24,7 @@ COLUMNS = ["received", "replied", "drafted", "private", "duplicates", "retries"]
 def _summary(output: str) -> dict[str, dict[str, str]]:
     """Read the per-network rows of the summary table."""
     lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("network   received"))
+    start = next(i for i, line in enumerate(lines) if re.match(r"network +received", line))
     rows: dict[str, dict[str, str]] = {}
     for line in lines[start + 2:]:
         if not line.strip():
@@ -54,8 +54,8 @@ def test_demo_summary_figures_come_from_the_run(demo_output: tuple[int, str]) ->
     """Per network: 5 received, 4 replied (2 privately), 1 drafted, duplicates and a retry."""
     _, output = demo_output
     rows = _summary(output)
-    assert {"mastodon", "bluesky", "total"} <= set(rows)
-    for network in ("mastodon", "bluesky"):
+    assert {"mastodon", "bluesky", "facebook", "instagram", "total"} <= set(rows)
+    for network in ("mastodon", "bluesky", "facebook", "instagram"):
         row = rows[network]
         assert row["received"] == "5", (network, row)
         assert row["replied"] == "4", (network, row)

@@ -190,6 +190,10 @@ def _check_command(argv: list[str]) -> None:
         program, args = "omnichannel", args[2:]
     if program == "omnichannel":
         build_parser().parse_args(args)
+    elif program.startswith("python") and args[:2] == ["-m", "omnichannel_meta"]:
+        from omnichannel_meta.__main__ import build_parser as meta_parser
+
+        meta_parser().parse_args(args[2:])
     elif program.startswith("python") and args and args[0].endswith("examples/quickbot.py"):
         _quickbot().bot._parser().parse_args(args[1:])
 

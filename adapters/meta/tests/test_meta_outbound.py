@@ -99,16 +99,27 @@ async def test_public_reply_to_a_facebook_comment(kit: Any, graph: Any) -> None:
 async def test_public_reply_on_instagram_goes_under_the_top_level_comment(
     kit: Any, graph: Any
 ) -> None:
-    """IG: POST /{ig-comment-id}/replies; a reply to a reply goes under its parent."""
-    graph.on(f"POST {V}/987654321/replies", {"id": "18107567341036926"})
+    """IG: POST /{ig-comment-id}/replies on the comment answered; found under its parent.
+
+    Meta adds a reply to a reply under the top-level comment (the parent_id
+    of the comment answered), so that is where find_sent looks for it.
+    """
+    graph.on(f"POST {V}/123456789/replies", {"id": "18107567341036926"})
+    graph.on(f"GET {V}/987654321/replies", {"data": [
+        {"id": "18107567341036926", "text": "On it", "username": "testshop",
+         "timestamp": "2018-02-23T16:21:47+0000"}]})
     ig = InstagramAdapter(kit.ig_settings())
     reply = received(ig, kit, "instagram/restfb__wh-comments-2021.json")  # parent 987654321
+    action = Reply(network="instagram", to=reply, text="On it")
     async with opened(InstagramAdapter, kit.ig_settings(), graph, at(reply, hours=1)) as adapter:
-        sent = await adapter.send(Reply(network="instagram", to=reply, text="On it"))
-    (request,) = graph.sent(f"POST {V}/987654321/replies")
+        sent = await adapter.send(action)
+        found = await adapter.find_sent(action)
+    (request,) = graph.sent(f"POST {V}/123456789/replies")
     assert form(request) == {"message": "On it"}
     assert sent.ref.id == "18107567341036926"
     assert sent.conversation == Ref(network="instagram", id="76543987")
+    assert found is not None
+    assert found.ref.id == "18107567341036926"
 
 
 # private replies ------------------------------------------------------------------------

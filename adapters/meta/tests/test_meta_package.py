@@ -20,10 +20,12 @@ from omnichannel_meta import (
 
 
 def test_public_names() -> None:
-    """The package exports both adapters, their settings, the Graph version and the usage parser."""
+    """Both adapters, their settings, the Graph version, the usage parser, the setup report."""
     assert omnichannel_meta.__all__ == [
-        "GRAPH_VERSION", "FacebookAdapter", "FacebookSettings", "InstagramAdapter",
-        "InstagramSettings", "MetaAdapter", "MetaSettings", "parse_meta_headers",
+        "DEFAULT_FIELDS", "FIELD_PERMISSIONS", "GRAPH_VERSION", "FacebookAdapter",
+        "FacebookSettings", "InstagramAdapter", "InstagramSettings", "MetaAdapter",
+        "MetaSettings", "TokenHealth", "TokenHealthHook", "WebhookSubscription",
+        "parse_meta_headers",
     ]
     assert GRAPH_VERSION == "v25.0"
 

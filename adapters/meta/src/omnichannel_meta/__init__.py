@@ -23,8 +23,15 @@ from ._adapter import InstagramSettings as InstagramSettings
 from ._adapter import MetaAdapter as MetaAdapter
 from ._adapter import MetaSettings as MetaSettings
 from ._ratelimit import parse_meta_headers as parse_meta_headers
+from ._setup import DEFAULT_FIELDS as DEFAULT_FIELDS
+from ._setup import FIELD_PERMISSIONS as FIELD_PERMISSIONS
+from ._setup import WebhookSubscription as WebhookSubscription
+from ._tokens import TokenHealth as TokenHealth
+from ._tokens import TokenHealthHook as TokenHealthHook
 
 __all__ = [
+    "DEFAULT_FIELDS",
+    "FIELD_PERMISSIONS",
     "GRAPH_VERSION",
     "FacebookAdapter",
     "FacebookSettings",
@@ -32,5 +39,8 @@ __all__ = [
     "InstagramSettings",
     "MetaAdapter",
     "MetaSettings",
+    "TokenHealth",
+    "TokenHealthHook",
+    "WebhookSubscription",
     "parse_meta_headers",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import anyio
 import httpx
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AwareDatetime, Field, SecretStr, ValidationError
 
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import (
@@ -30,20 +31,26 @@ from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
     ActionError,
     AmbiguousDelivery,
+    AuthenticationError,
     CapabilityNotSupported,
     ConfigurationError,
+    NetworkError,
+    NotFound,
     PayloadError,
+    RequestRejected,
     WebhookSignatureError,
     WindowClosed,
 )
 from omnichannel.events import Event, MessageReceived
-from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client
+from omnichannel.http import ApiClient, RateLimitInfo, RetryPolicy, open_client
 from omnichannel.model import Message, Person, Ref
 from omnichannel.text import TextRule
 
 from ._convert import UNKNOWN_AUTHOR, Converter, page_items, parse_time
 from ._errors import MetaErrors
 from ._ratelimit import parse_meta_headers
+from ._setup import DEFAULT_FIELDS, Setup, WebhookSubscription, permissions_for
+from ._tokens import SwappableBearer, TokenHealth, TokenHealthHook, deliver
 
 __all__ = [
     "GRAPH_VERSION",
@@ -97,6 +104,22 @@ class MetaSettings(AdapterSettings):
         reconcile_max_pages: Most pages read from one listing in one poll.
         poll_interval: Seconds between reconciliation polls (default 300:
             webhooks are the primary inbound path).
+        token_expires_at: When ``access_token`` expires, if it does (an
+            Instagram Login token: 60 days after it was issued or refreshed).
+            Unset, the token is taken as one that does not expire (a Page
+            token from a long-lived user token).
+        refresh_before: How long before ``token_expires_at`` an Instagram
+            Login token is refreshed (on open and on each poll), or any other
+            token reported ``"expiring"`` (see `TokenHealth`).
+        automation_disclosure: A sentence telling the customer they are
+            talking to an automated system, where the law requires it (Meta's
+            policy names California and Germany). It goes out as its own
+            message before an automated DM that starts a conversation (for
+            this adapter), follows a lapse of ``disclosure_lapse`` or follows
+            a person's reply; an automated private reply, which is a single
+            message, starts with it. ``None`` (default): nothing is added.
+        disclosure_lapse: How long after our last message a conversation
+            counts as starting again.
     """
 
     access_token: SecretStr
@@ -110,6 +133,10 @@ class MetaSettings(AdapterSettings):
     reconcile_lookback: timedelta = timedelta(hours=24)
     reconcile_max_pages: int = Field(default=50, ge=1)
     poll_interval: float = Field(default=300.0, gt=0)
+    token_expires_at: AwareDatetime | None = None
+    refresh_before: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
+    automation_disclosure: str | None = Field(default=None, min_length=1)
+    disclosure_lapse: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
 
 
 class FacebookSettings(MetaSettings):
@@ -131,13 +158,24 @@ class InstagramSettings(MetaSettings):
         login: ``"facebook"`` (Page token, ``graph.facebook.com``) or
             ``"instagram"`` (Instagram User token; set ``base_url`` to
             ``https://graph.instagram.com``).
+        page_id: The linked Facebook Page (Facebook Login only): the app is
+            installed on it to get the account's webhooks
+            (`subscribe_webhooks`).
+        private_replies_per_hour: Meta's limit on private replies per account
+            and rolling hour (750); the adapter paces them to it.
     """
 
     account_id: str = Field(min_length=1)
     login: Literal["facebook", "instagram"] = "facebook"
+    page_id: str | None = None
+    private_replies_per_hour: int = Field(default=750, ge=1)
 
 
 _REMEMBERED = 50  # unusable items the poll cursor remembers
+_RETRY_REFRESH = timedelta(hours=1)  # after a failed refresh, the next try
+_WARN_AGAIN = timedelta(hours=24)  # how often "expiring" is said again
+_HOUR = timedelta(hours=1)
+_PRIVATE_BUCKET = "private_replies"
 
 
 def _digest(body: bytes) -> str:
@@ -168,6 +206,8 @@ class MetaAdapter(Adapter):
         transport: An httpx transport to use instead of the network.
         retry: The HTTP retry policy (default: the HTTP layer's).
         clock: Returns the current aware time (windows are checked against it).
+        on_token_health: Called with each `TokenHealth` (a refreshed token to
+            persist, a token expiring, a failed refresh); it is also logged.
     """
 
     network: ClassVar[str]
@@ -183,14 +223,22 @@ class MetaAdapter(Adapter):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
+        on_token_health: TokenHealthHook | None = None,
     ) -> None:
         super().__init__(settings, transport=transport)
         self._retry = retry
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._on_token_health = on_token_health
+        self._auth = SwappableBearer(self.settings.access_token)
+        self._expires_at = self.settings.token_expires_at
+        self._next_token_check: datetime | None = None
         self._stack: AsyncExitStack | None = None
         self._client: ApiClient | None = None
         self._converter = Converter(network=self.network, account=self.account_id)
         self._private_replied: set[str] = set()
+        self._private_sent: deque[datetime] = deque()
+        # Per customer: when we last wrote, and whether a person wrote it.
+        self._last_written: dict[str, tuple[datetime, bool]] = {}
         # The Human Agent window exists only when the app was granted it.
         vars(self)["capabilities"] = type(self).capabilities.model_copy(update={
             "human_agent_window": HUMAN_AGENT_WINDOW if self.settings.human_agent else None,
@@ -222,7 +270,7 @@ class MetaAdapter(Adapter):
             self._client = await stack.enter_async_context(open_client(
                 network=self.network,
                 base_url=f"{self.settings.base_url.rstrip('/')}/{self.settings.graph_version}",
-                auth=BearerAuth(self.settings.access_token),
+                auth=self._auth,
                 transport=self.transport,
                 rate_limit_parser=parse_meta_headers,
                 error_mapper=MetaErrors(self.network),
@@ -246,8 +294,56 @@ class MetaAdapter(Adapter):
             display_name=me.get("name") if isinstance(me.get("name"), str) else None,
         )
         self._converter.handle = self.account.handle
+        await self._check_token()
 
     _profile_fields: ClassVar[str] = "id,name"
+
+    # token health -------------------------------------------------------------
+
+    @property
+    def token_expires_at(self) -> datetime | None:
+        """When the token in use expires (moved on by each refresh), if known."""
+        return self._expires_at
+
+    def _refreshable(self) -> bool:
+        """Whether this token can be refreshed by the adapter (Instagram Login)."""
+        return False
+
+    async def refresh_token(self) -> TokenHealth:
+        """Refresh the access token now (Instagram Login only).
+
+        Raises:
+            ConfigurationError: The token is not an Instagram Login one.
+        """
+        raise ConfigurationError("only an Instagram Login token can be refreshed",
+                                 network=self.network)
+
+    async def _check_token(self) -> None:
+        """Refresh a token near expiry (or say it is expiring); never raises for it."""
+        if self._expires_at is None:
+            return
+        now = self._now()
+        if self._expires_at - now > self.settings.refresh_before:
+            return
+        if self._next_token_check is not None and now < self._next_token_check:
+            return
+        if not self._refreshable():
+            self._next_token_check = now + _WARN_AGAIN
+            await deliver(self._on_token_health, TokenHealth(
+                network=self.network, account_id=self.account_id, status="expiring",
+                expires_at=self._expires_at,
+            ))
+            return
+        try:
+            await self.refresh_token()
+        except (AuthenticationError, NetworkError, PayloadError) as exc:
+            self._next_token_check = now + _RETRY_REFRESH
+            await deliver(self._on_token_health, TokenHealth(
+                network=self.network, account_id=self.account_id, status="refresh_failed",
+                expires_at=self._expires_at, error=f"{type(exc).__name__}: {exc}",
+            ))
+        else:
+            self._next_token_check = None
 
     async def aclose(self) -> None:
         """Close the HTTP client. Safe to call twice."""
@@ -268,6 +364,68 @@ class MetaAdapter(Adapter):
         if not response.content:
             return None
         return decode_json(response.content, network=self.network, path=path)
+
+    # setup -------------------------------------------------------------------
+
+    def _subscription_target(self) -> tuple[Setup, str]:
+        """Which setup this is, and the object the app is installed on."""
+        raise NotImplementedError
+
+    async def subscribe_webhooks(
+        self, *, fields: Sequence[str] | None = None
+    ) -> WebhookSubscription:
+        """Install the app on our account for webhook ``fields``; report what Meta then lists.
+
+        ``POST /{id}/subscribed_apps`` with ``subscribed_fields`` (the Page for
+        Facebook; the account for Instagram Login, its linked ``page_id`` for
+        Facebook Login), then ``GET /{id}/subscribed_apps`` to read back the
+        fields, and ``GET /me/permissions`` for what the token was granted.
+        Run it once when connecting an account; it changes nothing when the
+        app is already installed with those fields. The adapter must be open.
+
+        Args:
+            fields: The webhook fields (default `DEFAULT_FIELDS` for the setup).
+
+        Raises:
+            ConfigurationError: Instagram with Facebook Login and no ``page_id``.
+            AuthenticationError: The token is invalid, expired or revoked.
+            RequestRejected: Meta refused the subscription (a missing
+                permission or Page task, an unknown field).
+        """
+        setup, target = self._subscription_target()
+        wanted = tuple(fields) if fields else DEFAULT_FIELDS[setup]
+        await self._json("POST", "/{id}/subscribed_apps", path_params={"id": target},
+                         data={"subscribed_fields": ",".join(wanted)})
+        listing = await self._json("GET", "/{id}/subscribed_apps", path_params={"id": target})
+        subscribed: tuple[str, ...] = ()
+        for app in page_items(listing, network=self.network, path="subscribed_apps"):
+            found = app.get("subscribed_fields") if isinstance(app, Mapping) else None
+            names = tuple(str(f) for f in found) if isinstance(found, list) else ()
+            # The app whose fields cover most of those asked for is ours.
+            if len(set(names) & set(wanted)) > len(set(subscribed) & set(wanted)):
+                subscribed = names
+        missing: tuple[str, ...] | None
+        try:
+            granted = await self._granted_permissions()
+        except (RequestRejected, NotFound, PayloadError):
+            logger.info("%s: the token cannot list its permissions; not checked", self.network)
+            missing = None
+        else:
+            missing = tuple(p for p in permissions_for(setup, wanted) if p not in granted)
+        report = WebhookSubscription(network=self.network, object_id=target, requested=wanted,
+                                     subscribed=subscribed, missing_permissions=missing)
+        if not report.ok:
+            logger.warning("%s: webhooks for %s lack fields %s, permissions %s", self.network,
+                           target, list(report.missing_fields), list(missing or ()))
+        return report
+
+    async def _granted_permissions(self) -> frozenset[str]:
+        body = await self._json("GET", "/{id}/permissions", path_params={"id": "me"})
+        granted = set()
+        for item in page_items(body, network=self.network, path="permissions"):
+            if isinstance(item, Mapping) and item.get("status") == "granted":
+                granted.add(str(item.get("permission")))
+        return frozenset(granted)
 
     # webhooks ----------------------------------------------------------------
 
@@ -413,6 +571,7 @@ class MetaAdapter(Adapter):
             RateLimited: Meta throttles us (the cursor is not moved).
             PayloadError: A listing as a whole cannot be read.
         """
+        await self._check_token()
         since, seen, reported = self._read_cursor(cursor)
         found: list[Event] = []
         rejected: list[Rejected] = []
@@ -583,6 +742,10 @@ class MetaAdapter(Adapter):
         """Where a public reply goes: under the comment (or post) answered."""
         return to.ref.id
 
+    def _replies_anchor(self, to: Message) -> str:
+        """Whose replies a public reply to ``to`` is found among."""
+        return self._reply_target(to)
+
     async def send(self, action: Reply | PrivateReply | Post) -> Sent:
         """Reply publicly to a comment, privately to a comment, or in a DM.
 
@@ -649,15 +812,49 @@ class MetaAdapter(Adapter):
 
     async def _send_dm(self, action: Reply | PrivateReply, to: Message) -> Sent:
         messaging = self._dm_messaging(to, by_human=action.human_agent)
+        customer = to.conversation.id
+        disclosure = self.settings.automation_disclosure
+        if disclosure is not None and self._discloses_before(action, customer):
+            await self._json("POST", "/{id}/messages", path_params={"id": self.messaging_id},
+                             json={"recipient": {"id": customer},
+                                   "message": {"text": disclosure}, **messaging})
         payload: dict[str, Any] = {
-            "recipient": {"id": to.conversation.id},
+            "recipient": {"id": customer},
             "message": self._message_payload(action),
             **messaging,
         }
-        return await self._post_message(action, payload, fallback=to.conversation.id)
+        sent = await self._post_message(action, payload, fallback=customer)
+        self._last_written[customer] = (self._now(), action.human_agent)
+        return sent
+
+    def _discloses_before(self, action: Reply | PrivateReply, customer: str) -> bool:
+        """Whether an automated DM to ``customer`` needs the disclosure first.
+
+        At the start of a conversation (none written to this customer by this
+        adapter), after a lapse, and after a person's reply (a switch back to
+        the bot). A person's reply never carries it.
+        """
+        if action.human_agent:
+            return False
+        last = self._last_written.get(customer)
+        if last is None:
+            return True
+        at, by_human = last
+        return by_human or self._now() - at > self.settings.disclosure_lapse
+
+    def outgoing_text(self, action: Reply | PrivateReply | Post) -> str:
+        """The text sent: an automated private reply starts with ``automation_disclosure``."""
+        disclosure = self.settings.automation_disclosure
+        if (
+            disclosure is not None and not isinstance(action, Post) and not action.human_agent
+            and not action.to.is_private
+            and (isinstance(action, PrivateReply) or action.visibility == "private")
+        ):
+            return f"{disclosure}\n\n{action.text}"
+        return action.text
 
     def _message_payload(self, action: Reply | PrivateReply) -> dict[str, Any]:
-        return {"text": action.text}
+        return {"text": self.outgoing_text(action)}
 
     async def _send_private_reply(self, action: Reply | PrivateReply, to: Message) -> Sent:
         if to.ref.id in self._private_replied:
@@ -673,15 +870,52 @@ class MetaAdapter(Adapter):
         is_post = to.ref == to.conversation and self.network == "facebook"
         recipient = {"post_id" if is_post else "comment_id": to.ref.id}
         payload = {"recipient": recipient, "message": self._message_payload(action)}
-        sent = await self._post_message(action, payload, fallback=None)
+        bucket = self._pace_private_replies()
+        try:
+            sent = await self._post_message(action, payload, fallback=None, bucket=bucket)
+        except AmbiguousDelivery:
+            self._private_sent.append(datetime.now(UTC))  # it may have landed: count it
+            raise
+        self._private_sent.append(datetime.now(UTC))
         self._private_replied.add(to.ref.id)
+        if sent.conversation is not None:  # the DM conversation it opened
+            self._last_written[sent.conversation.id] = (self._now(), action.human_agent)
         return sent
 
+    def _private_reply_limit(self) -> int | None:
+        """Private replies allowed per rolling hour, when Meta sets a figure of its own."""
+        return None
+
+    def _pace_private_replies(self) -> str | None:
+        """The rate-limit bucket of the next private reply, with what is left of the hour in it.
+
+        Meta allows so many private replies per hour (Instagram: 750 per
+        account). The ones sent in the last hour are counted here and recorded
+        as the bucket's budget, so the HTTP layer waits for the oldest to age
+        out (or raises `RateLimited` with that time, for the outbox to
+        reschedule) instead of letting Meta refuse the reply.
+        """
+        limit = self._private_reply_limit()
+        if limit is None:
+            return None
+        now = datetime.now(UTC)  # the HTTP layer's clock: it does the waiting
+        while self._private_sent and now - self._private_sent[0] >= _HOUR:
+            self._private_sent.popleft()
+        used = len(self._private_sent)
+        reset = self._private_sent[0] + _HOUR if self._private_sent else None
+        self._api.rate_limits.update(self.network, _PRIVATE_BUCKET, RateLimitInfo(
+            limit=limit, remaining=max(0, limit - used), reset_at=reset,
+            policy_window=_HOUR,
+        ))
+        return _PRIVATE_BUCKET
+
     async def _post_message(
-        self, action: Reply | PrivateReply, payload: dict[str, Any], *, fallback: str | None
+        self, action: Reply | PrivateReply, payload: dict[str, Any], *, fallback: str | None,
+        bucket: str | None = None,
     ) -> Sent:
+        extra: dict[str, Any] = {"bucket": bucket} if bucket is not None else {}
         body = await self._json("POST", "/{id}/messages", path_params={"id": self.messaging_id},
-                                json=payload)
+                                json=payload, **extra)
         if not isinstance(body, Mapping) or not isinstance(body.get("message_id"), str):
             raise PayloadError("expected recipient_id and message_id", network=self.network,
                                path="message_id")
@@ -730,7 +964,7 @@ class MetaAdapter(Adapter):
             raise AmbiguousDelivery(
                 "cannot tell whether the reply to a mention landed", network=self.network
             )
-        target = self._reply_target(to)
+        target = self._replies_anchor(to)
         page = await self._json(
             "GET", "/{id}/" + self._comment_replies_edge, path_params={"id": target},
             params={"fields": self._reply_fields, "limit": 100},
@@ -778,7 +1012,8 @@ class MetaAdapter(Adapter):
                     raw, account=self.account_id, path=f"{path}.{m_index}"
                 )
                 msg = event.message
-                if msg.from_us and msg.text == action.text and msg.created_at >= since:
+                if (msg.from_us and msg.text == self.outgoing_text(action)
+                        and msg.created_at >= since):
                     return Sent(
                         idempotency_key=action.idempotency_key, ref=msg.ref,
                         conversation=msg.conversation, sent_at=msg.created_at,
@@ -842,9 +1077,12 @@ class FacebookAdapter(MetaAdapter):
         """Our Page id."""
         return self.settings.page_id
 
+    def _subscription_target(self) -> tuple[Setup, str]:
+        return "facebook", self.settings.page_id
+
     def _message_payload(self, action: Reply | PrivateReply) -> dict[str, Any]:
         # Messenger echoes carry metadata back: our outbox key, to match echoes exactly.
-        return {"text": action.text, "metadata": action.idempotency_key}
+        return {"text": self.outgoing_text(action), "metadata": action.idempotency_key}
 
     @classmethod
     def _graph_comment(
@@ -939,9 +1177,65 @@ class InstagramAdapter(MetaAdapter):
         """Our Instagram professional account id."""
         return self.settings.account_id
 
-    def _reply_target(self, to: Message) -> str:
-        # Instagram replies only to top-level comments: a reply to a reply
-        # goes under the comment it answered.
+    def _refreshable(self) -> bool:
+        return self.settings.login == "instagram"
+
+    def _private_reply_limit(self) -> int | None:
+        return self.settings.private_replies_per_hour
+
+    async def refresh_token(self) -> TokenHealth:
+        """Refresh the Instagram Login token now; use the new one from the next request.
+
+        ``GET /refresh_access_token?grant_type=ig_refresh_token`` (on the
+        Instagram host, unversioned): Meta answers a token valid 60 days from
+        now. The adapter calls this itself within ``refresh_before`` of
+        ``token_expires_at``; the new token goes to ``on_token_health``
+        (status ``"refreshed"``), which should persist it. The adapter must be open.
+
+        Raises:
+            ConfigurationError: The account uses Facebook Login (a Page token).
+            AuthenticationError: The token already expired or was revoked: a
+                person must log in again.
+            PayloadError: Meta's answer has no token or lifetime.
+        """
+        if not self._refreshable():
+            return await super().refresh_token()
+        response = await self._api.request(
+            "GET", f"{self.settings.base_url.rstrip('/')}/refresh_access_token",
+            params={"grant_type": "ig_refresh_token",
+                    "access_token": self._auth.token.get_secret_value()},
+            authenticated=False, bucket="refresh_access_token",
+        )
+        body = decode_json(response.content, network=self.network, path="refresh_access_token")
+        token = body.get("access_token") if isinstance(body, Mapping) else None
+        lifetime = body.get("expires_in") if isinstance(body, Mapping) else None
+        if not isinstance(token, str) or not token:
+            raise PayloadError("expected a new token", network=self.network,
+                               path="access_token")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+            raise PayloadError("expected the token's lifetime", network=self.network,
+                               path="expires_in")
+        self._auth.token = SecretStr(token)
+        self._expires_at = self._now() + timedelta(seconds=lifetime)
+        health = TokenHealth(network=self.network, account_id=self.account_id,
+                             status="refreshed", expires_at=self._expires_at,
+                             access_token=SecretStr(token))
+        await deliver(self._on_token_health, health)
+        return health
+
+    def _subscription_target(self) -> tuple[Setup, str]:
+        if self.settings.login == "instagram":
+            return "instagram", self.settings.account_id
+        if not self.settings.page_id:
+            raise ConfigurationError(
+                "with Facebook Login the app is installed on the linked Page: set page_id",
+                network=self.network,
+            )
+        return "instagram-facebook-login", self.settings.page_id
+
+    def _replies_anchor(self, to: Message) -> str:
+        # Instagram keeps replies one level deep: a reply to a reply is added
+        # under the top-level comment (its parent_id), where it is looked for.
         parent = to.in_reply_to
         if parent is not None and parent != to.conversation:
             return parent.id
@@ -958,6 +1252,9 @@ class InstagramAdapter(MetaAdapter):
         if isinstance(media, str) and isinstance(comment, str):
             return ("/{id}/mentions", {"id": self.account_id},
                     {"media_id": media, "comment_id": comment, "message": text})
+        if isinstance(media, str) and "id" not in raw:  # a caption that mentions us
+            return ("/{id}/mentions", {"id": self.account_id},
+                    {"media_id": media, "message": text})
         return super()._public_reply(to, text)
 
     @classmethod

@@ -435,9 +435,11 @@ class Converter:
         author = self.person(author_raw, path=f"{path}.from")
         parent = value.get("parent_id")
         thread = self.ref(media) if media is not None else self.ref(native)
+        # A top-level comment starts its own thread on the media: it answers
+        # no message. A reply names its comment in parent_id.
         in_reply_to = (
             self.ref(_id(parent, network=self.network, path=f"{path}.parent_id"))
-            if parent is not None else (thread if media is not None else None)
+            if parent is not None else None
         )
         created = value.get("timestamp") if value.get("timestamp") is not None else time
         text = _text(value.get("text"), network=self.network, path=f"{path}.text")
@@ -454,13 +456,18 @@ class Converter:
     ) -> Event:
         """A mention of us in a comment: its text needs a lookup, so it is delivered empty."""
         account = self.account or owner
-        native = _id(value.get("comment_id"), network=self.network, path=f"{path}.comment_id")
         media = _id(value.get("media_id"), network=self.network, path=f"{path}.media_id")
+        if value.get("comment_id") is None:  # a caption that mentions us: the media itself
+            native, answers = media, None
+        else:
+            native = _id(value.get("comment_id"), network=self.network,
+                         path=f"{path}.comment_id")
+            answers = self.ref(media)
         message = Message(
             ref=self.ref(native), conversation=self.ref(media),
             author=Person(ref=self.ref(UNKNOWN_AUTHOR)), text="",
             created_at=parse_time(time, network=self.network, path=f"{path}.time"),
-            in_reply_to=self.ref(media), raw=dict(value),
+            in_reply_to=answers, raw=dict(value),
         )
         return self.received(message, account=account)
 
