@@ -12,6 +12,7 @@ Example:
 """
 
 from .assign import Agent, AssignmentStrategy, LeastLoaded, RoundRobin, Work, eligible
+from .broadcast import broadcast, fit_text
 from .canned import CannedReplies, CannedReply
 from .hours import BusinessHours, Clock, WallClock, Weekday
 from .metrics import GroupMetrics, HelpdeskMetrics, QueueMetrics, measure
@@ -46,6 +47,8 @@ __all__ = [
     "Weekday",
     "Work",
     "Workflow",
+    "broadcast",
     "eligible",
+    "fit_text",
     "measure",
 ]

@@ -422,6 +422,41 @@ class Workflow:
         await self.we_answered(conversation, by=f"agent:{agent}", release=agent)
         return item
 
+    async def hand_off(
+        self,
+        hub: Hub,
+        to: Message,
+        *,
+        public: str,
+        private: str,
+        agent: str,
+        force: bool = False,
+    ) -> tuple[OutboxItem, OutboxItem]:
+        """Answer a public message with a short public line and move to a private conversation.
+
+        The public line (``"We've sent you a DM 💬"``) goes in the thread; the
+        private reply opens (or continues) the direct conversation with the
+        customer. Both are queued as ``agent``'s; the handoff is recorded in the
+        public conversation's history with the customer's id, linking the two.
+
+        Raises:
+            ConversationClaimed: A colleague holds the conversation.
+        """
+        public_item = await self.answer(
+            hub, Reply(network=to.network, to=to, text=public, visibility="public"),
+            agent=agent, force=force,
+        )
+        private_item = await hub.queue_as_agent(
+            PrivateReply(network=to.network, to=to, text=private), by=f"agent:{agent}"
+        )
+        customer = to.author.ref.id
+        await self._change(
+            to.conversation,
+            lambda state: ({"updated_at": self.clock()}, [("handoff", to.ref.id, customer)]),
+            by=f"agent:{agent}", why="moved to a private conversation",
+        )
+        return public_item, private_item
+
     async def we_answered(
         self, conversation: Ref, *, by: str, release: str | None = None
     ) -> ConversationState:
