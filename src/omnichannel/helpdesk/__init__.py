@@ -11,8 +11,8 @@ Example:
     ```
 """
 
+from .announcements import broadcast, fit_text
 from .assign import Agent, AssignmentStrategy, LeastLoaded, RoundRobin, Work, eligible
-from .broadcast import broadcast, fit_text
 from .canned import CannedReplies, CannedReply
 from .hours import BusinessHours, Clock, WallClock, Weekday
 from .metrics import GroupMetrics, HelpdeskMetrics, QueueMetrics, measure
