@@ -51,14 +51,14 @@ def test_demo_meets_every_scripted_expectation(demo_output: tuple[int, str]) -> 
 
 
 def test_demo_summary_figures_come_from_the_run(demo_output: tuple[int, str]) -> None:
-    """Per network: 5 received, 4 replied (2 privately), 1 drafted, duplicates and a retry."""
+    """Per network: 5 received, 5 replied (2 privately; the complaint by an agent), 1 drafted."""
     _, output = demo_output
     rows = _summary(output)
     assert {"mastodon", "bluesky", "facebook", "instagram", "total"} <= set(rows)
     for network in ("mastodon", "bluesky", "facebook", "instagram"):
         row = rows[network]
         assert row["received"] == "5", (network, row)
-        assert row["replied"] == "4", (network, row)
+        assert row["replied"] == "5", (network, row)
         assert row["drafted"] == "1", (network, row)
         assert row["private"] == "2", (network, row)
         assert int(row["duplicates"]) >= 3, (network, row)
@@ -159,3 +159,17 @@ def test_console_script_and_module_agree() -> None:
     )
     assert done.returncode == 0
     assert "scripted customers" in done.stdout
+
+
+def test_demo_summary_shows_the_helpdesk_step(demo_output: tuple[int, str]) -> None:
+    """Triage, an assignment, a refused collision, an SLA warning, a canned reply per network."""
+    _, output = demo_output
+    table = output.split("Helpdesk: the sarcastic complaint, taken over by two agents")[1]
+    rows = [line for line in table.splitlines()[3:] if line.strip()][:4]
+    for network in ("bluesky", "facebook", "instagram", "mastodon"):
+        [row] = [r for r in rows if r.startswith(network)]
+        assert "high (complaint)" in row
+        assert re.search(r"(anna|ben) refused \((ben|anna) typing\)", row), row
+        assert "warning at 25 min" in row
+    assert re.search(r"mastodon\s+\*\* (ben|anna) tries to answer while (anna|ben) types: refused",
+                     output)

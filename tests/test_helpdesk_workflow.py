@@ -315,3 +315,20 @@ async def test_hub_middleware_keeps_state_for_every_customer_message(
         await hub.wait_idle()
     states = await workflow.queue()
     assert sorted(s.priority for s in states) == ["high", "normal"]
+
+
+async def test_a_rise_in_priority_tightens_the_running_clock(
+    store: ConversationStateStore,
+) -> None:
+    """A thread that starts calm and turns into a complaint is due under the tighter target."""
+    clock = Clock()
+    workflow = Workflow(store, triage=TRIAGE, sla=SLA, clock=clock)
+    calm = await workflow.customer_wrote(message("hello there"))
+    assert calm.due["first_response"]["due_at"] == T0 + timedelta(hours=4)
+    clock.advance(minutes=5)
+    angry = await workflow.customer_wrote(
+        message("still no refund 🙄", at=clock.now, id_="m-2"))
+    assert angry.priority == "high"
+    # Counted from the first unanswered message, under the high target (1 h).
+    assert angry.due["first_response"]["due_at"] == T0 + timedelta(hours=1)
+    assert angry.due["resolution"]["due_at"] == T0 + timedelta(hours=24)

@@ -27,6 +27,7 @@ from ..hub import CallNext, Context, Hub
 from ..policy import normalize_text
 from ..registry import install_hint
 from ..store import SQLiteStore
+from ._helpdesk import HelpdeskDemo, helpdesk_table
 from ._report import LEGEND, Outcome, collect_outcomes, figures, figures_table
 from ._sandboxes import SandboxNetwork, open_sandbox_networks
 from ._scenario import AFTER_OUTAGE, CUSTOMERS, Written, write, write_history
@@ -177,8 +178,10 @@ class _Script:
     """One network's scripted conversations and the checks on what the bot did."""
 
     def __init__(self, net: SandboxNetwork, hub: Hub, progress: _Progress,
-                 checks: list[_Check], history: Sequence[Written] = ()) -> None:
+                 checks: list[_Check], history: Sequence[Written] = (),
+                 helpdesk: HelpdeskDemo | None = None) -> None:
         self.history = list(history)
+        self.helpdesk = helpdesk
         self.net = net
         self.hub = hub
         self.progress = progress
@@ -237,6 +240,11 @@ class _Script:
                    f"{len(delivered)} delivered after {tries} outbox attempts, "
                    f"{len(sandbox.faults.hits)} faults injected")
         sandbox.faults.clear()
+        complaint = next((outcomes[w.record.id].message for w in written
+                          if w.line.expect == "draft" and w.record.id in outcomes), None)
+        if self.helpdesk is not None and complaint is not None:
+            await self.helpdesk.run(self.hub, complaint, line=self.progress.line,
+                                    check=lambda what, ok, detail: self.check(what, ok, detail))
         self._check_no_copy_paste()
         await self._check_history_left_alone()
 
@@ -319,6 +327,8 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
             hub.outbox.poll_interval = 0.1
             progress = _Progress(out, started, hub, width=max(len(n.network) for n in nets))
             hub.use(progress.inbound)
+            helpdesk = HelpdeskDemo(store)
+            hub.use(helpdesk.workflow.middleware)
             checks: list[_Check] = []
             # The accounts have history: the bot's first start must not answer it.
             history = {net.network: write_history(net.sandbox) for net in nets}
@@ -330,7 +340,7 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
                         async with anyio.create_task_group() as scripts:
                             for net in nets:
                                 script = _Script(net, hub, progress, checks,
-                                                 history[net.network])
+                                                 history[net.network], helpdesk)
                                 scripts.start_soon(script.run)
                         await hub.wait_idle()
                     checks.append(_Check("all", f"the script ends within {_DEMO_TIMEOUT:.0f} s",
@@ -355,6 +365,8 @@ async def _demo(*, in_process: bool, seed: int, networks: Sequence[str] | None,
               + ("" if check.ok else f" ({check.detail})"), file=out)
     print(file=out)
     print(figures_table(rows), file=out)
+    print(file=out)
+    print(helpdesk_table(helpdesk.rows), file=out)
     print(file=out)
     print(LEGEND, file=out)
     failed = [c for c in checks if not c.ok]

@@ -520,12 +520,14 @@ class Workflow:
                 metric: SlaMetric = (
                     "first_response" if state.first_response_at is None else "next_response"
                 )
-                if metric not in due:
+                # A clock starts once; a rise in priority restarts it from the same
+                # moment under the tighter target.
+                if metric not in due or "priority" in fields:
                     started = self.sla.due(metric, since=waiting, network=message.network,
                                            priority=priority)
                     if started is not None:
                         due[metric] = {"warn_at": started.warn_at, "due_at": started.due_at}
-                if "resolution" not in due:
+                if "resolution" not in due or "priority" in fields:
                     # A reopened conversation's resolution clock starts again now.
                     since = message.created_at if state.status == "resolved" else first
                     resolution = self.sla.due("resolution", since=since,
