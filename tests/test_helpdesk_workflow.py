@@ -332,3 +332,43 @@ async def test_a_rise_in_priority_tightens_the_running_clock(
     # Counted from the first unanswered message, under the high target (1 h).
     assert angry.due["first_response"]["due_at"] == T0 + timedelta(hours=1)
     assert angry.due["resolution"]["due_at"] == T0 + timedelta(hours=24)
+
+
+async def test_sla_events_reach_handlers_once_across_timer_ticks_and_a_second_worker(
+    store: ConversationStateStore,
+) -> None:
+    """The timer's SlaWarning and SlaBreached events are persisted and handled once each."""
+    from omnichannel.events import SlaBreached, SlaWarning
+
+    clock = Clock()
+    fake = FakeNetwork()
+    hub = Hub(adapters=[adapter_for(fake)], store=MemoryStore(), clock=clock)
+    heard: list[str] = []
+
+    @hub.on(SlaWarning)
+    async def warn(event: SlaWarning, ctx: Context) -> None:
+        heard.append(f"warning {event.metric} {event.conversation.id} {event.priority}")
+
+    @hub.on(SlaBreached)
+    async def breached(event: SlaBreached, ctx: Context) -> None:
+        heard.append(f"breached {event.metric} {event.conversation.id}")
+
+    workflow = Workflow(store, triage=TRIAGE, sla=SLA, clock=clock)
+    other_worker = Workflow(store, sla=SLA, clock=clock)
+    await workflow.customer_wrote(message("refund 🙄"))
+    async with running(hub, listen=False):
+        assert await workflow.fire_sla(hub) == []
+        clock.advance(minutes=50)
+        [event] = await workflow.fire_sla(hub)
+        assert await other_worker.fire_sla(hub) == []
+        await hub.wait_idle()
+        # The same event delivered again (a retried ingest) is recognised by its id.
+        assert await hub.ingest("testnet", [event]) == []
+        clock.advance(minutes=15)
+        async with anyio.create_task_group() as tg:
+            await tg.start(lambda task_status: workflow.run_sla_timer(
+                hub, interval=0.01, task_status=task_status))
+            await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+        await hub.wait_idle()
+    assert heard == ["warning first_response thread-1 high", "breached first_response thread-1"]

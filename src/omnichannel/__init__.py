@@ -41,12 +41,15 @@ if TYPE_CHECKING:
     from .errors import UnknownNetwork as UnknownNetwork
     from .errors import WebhookSignatureError as WebhookSignatureError
     from .errors import WindowClosed as WindowClosed
+    from .events import AuthHealth as AuthHealth
     from .events import Event as Event
     from .events import MessageDeleted as MessageDeleted
     from .events import MessageReceived as MessageReceived
     from .events import MessageUpdated as MessageUpdated
     from .events import ReactionAdded as ReactionAdded
     from .events import ReactionRemoved as ReactionRemoved
+    from .events import SlaBreached as SlaBreached
+    from .events import SlaWarning as SlaWarning
     from .hub import Context as Context
     from .hub import Hub as Hub
     from .hub import HubStatistics as HubStatistics
@@ -107,6 +110,9 @@ _HOMES: dict[str, str] = {
     "MessageUpdated": "events",
     "ReactionAdded": "events",
     "ReactionRemoved": "events",
+    "AuthHealth": "events",
+    "SlaBreached": "events",
+    "SlaWarning": "events",
     "Context": "hub",
     "Hub": "hub",
     "HubStatistics": "hub",
@@ -134,6 +140,7 @@ __all__ = [
     "AdapterInfo",
     "AmbiguousDelivery",
     "Attachment",
+    "AuthHealth",
     "AuthenticationError",
     "Capabilities",
     "CapabilityNotSupported",
@@ -175,6 +182,8 @@ __all__ = [
     "Router",
     "SQLiteStore",
     "Sent",
+    "SlaBreached",
+    "SlaWarning",
     "Store",
     "TextTooLong",
     "TokenExpired",

@@ -25,6 +25,8 @@ from .events import (
     MessageUpdated,
     ReactionAdded,
     ReactionRemoved,
+    SlaBreached,
+    SlaWarning,
 )
 from .model import Ref
 from .store import HandlerFailure, Store
@@ -53,6 +55,10 @@ async def conversation_of(store: Store, event: Event) -> Ref | None:
         case ReactionAdded() | ReactionRemoved():
             stored = await store.get_message(event.target)
             return stored.conversation if stored is not None else None
+        case SlaWarning() | SlaBreached():
+            return event.conversation
+        case _:  # an account's health: no conversation
+            return None
 
 
 async def ordering_key(store: Store, event: Event) -> str:
@@ -65,7 +71,7 @@ async def ordering_key(store: Store, event: Event) -> str:
             return str(event.message)
         case ReactionAdded() | ReactionRemoved():
             return str(event.target)
-        case _:  # pragma: no cover - every message event has a conversation
+        case _:  # an event about no message (an account's health)
             return event.id
 
 

@@ -24,12 +24,15 @@ from ._logconfig import configure_logging
 from .adapter import Adapter
 from .errors import AuthenticationError, ConfigurationError, OmnichannelError, TransientError
 from .events import (
+    AuthHealth,
     Event,
     MessageDeleted,
     MessageReceived,
     MessageUpdated,
     ReactionAdded,
     ReactionRemoved,
+    SlaBreached,
+    SlaWarning,
 )
 from .hub import CallNext, Context, Handler, Hub, Middleware
 from .model import ConversationKind, Visibility
@@ -41,7 +44,10 @@ from .store import OutboxStatus, PostgresStore, SQLiteStore, Store, store_for
 
 __all__ = ["Bot"]
 
-E = TypeVar("E", MessageReceived, MessageUpdated, MessageDeleted, ReactionAdded, ReactionRemoved)
+E = TypeVar(
+    "E", MessageReceived, MessageUpdated, MessageDeleted, ReactionAdded, ReactionRemoved,
+    SlaWarning, SlaBreached, AuthHealth,
+)
 
 _BUSY: tuple[OutboxStatus, ...] = ("pending", "sending", "ambiguous")
 

@@ -26,6 +26,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from .model import Conversation, Message, Person, Ref
 
 __all__ = [
+    "AuthHealth",
+    "AuthHealthKind",
     "Event",
     "EventType",
     "MessageDeleted",
@@ -33,6 +35,8 @@ __all__ = [
     "MessageUpdated",
     "ReactionAdded",
     "ReactionRemoved",
+    "SlaBreached",
+    "SlaWarning",
     "event_id",
     "parse_event",
 ]
@@ -146,8 +150,97 @@ class ReactionRemoved(_Event):
     reaction: str = "like"
 
 
+class SlaWarning(_Event):
+    """A conversation's SLA target reached its warning time (given once per target).
+
+    Made by the helpdesk workflow's timer
+    ([`Workflow.run_sla_timer`][omnichannel.helpdesk.Workflow.run_sla_timer]),
+    persisted and handled like any event, so a handler hears of it once,
+    across workers and restarts.
+
+    Attributes:
+        type: Always ``"sla.warning"``.
+        conversation: The conversation waiting.
+        metric: ``"first_response"``, ``"next_response"`` or ``"resolution"``.
+        due_at: When the target is breached.
+        priority: The conversation's priority.
+        assignee: Who owns it, if anyone.
+    """
+
+    type: Literal["sla.warning"] = "sla.warning"
+    conversation: Ref
+    metric: str
+    due_at: AwareDatetime
+    priority: str = "normal"
+    assignee: str | None = None
+
+
+class SlaBreached(_Event):
+    """A conversation's SLA target passed its due time (given once per target).
+
+    Attributes:
+        type: Always ``"sla.breached"``.
+        conversation: The conversation waiting.
+        metric: ``"first_response"``, ``"next_response"`` or ``"resolution"``.
+        due_at: When the target was due.
+        priority: The conversation's priority.
+        assignee: Who owns it, if anyone.
+    """
+
+    type: Literal["sla.breached"] = "sla.breached"
+    conversation: Ref
+    metric: str
+    due_at: AwareDatetime
+    priority: str = "normal"
+    assignee: str | None = None
+
+
+AuthHealthKind = Literal[
+    "expiring", "refreshed", "refresh_failed", "revoked", "reauthorization_required",
+    "not_persisted",
+]
+"""What happened to an account's credentials."""
+
+
+class AuthHealth(_Event):
+    """Something happened to our credentials on a network: act before the channel goes silent.
+
+    Adapters report a token that will expire soon, a refresh that failed, a
+    token the network revoked or that needs the account owner to authorize
+    again, and a rotated token that could not be saved. The hub persists the
+    report and hands it to handlers (``@hub.on(AuthHealth)``); `omnichannel
+    inbox` shows the latest per network. One report per kind and day.
+
+    Attributes:
+        type: Always ``"auth.health"``.
+        kind: What happened.
+        detail: A human-readable explanation (never a token).
+        expires_at: When the credentials expire, when known.
+    """
+
+    type: Literal["auth.health"] = "auth.health"
+    kind: AuthHealthKind
+    detail: str = ""
+    expires_at: AwareDatetime | None = None
+
+    @classmethod
+    def report(
+        cls, network: str, kind: AuthHealthKind, detail: str = "", *,
+        at: datetime | None = None, expires_at: datetime | None = None,
+        account: str | None = None,
+    ) -> AuthHealth:
+        """Build the report for ``network`` now (its id: network, kind and UTC day)."""
+        moment = at or _now()
+        day = moment.astimezone(UTC).date().isoformat()
+        ref = Ref(network=network, id=account or "account")
+        return cls(id=event_id("auth.health", ref, kind, day), network=network,
+                   account=account, occurred_at=moment, kind=kind, detail=detail,
+                   expires_at=expires_at)
+
+
 Event = Annotated[
-    MessageReceived | MessageUpdated | MessageDeleted | ReactionAdded | ReactionRemoved,
+    MessageReceived | MessageUpdated | MessageDeleted | ReactionAdded | ReactionRemoved
+    | SlaWarning | SlaBreached | AuthHealth,
     Field(discriminator="type"),
 ]
 """Any inbound event, discriminated on ``type``."""
@@ -158,6 +251,9 @@ EventType = (
     | type[MessageDeleted]
     | type[ReactionAdded]
     | type[ReactionRemoved]
+    | type[SlaWarning]
+    | type[SlaBreached]
+    | type[AuthHealth]
 )
 """One of the event classes, as passed to ``Hub.on``."""
 

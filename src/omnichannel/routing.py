@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .errors import ConfigurationError
 from .events import (
+    AuthHealth,
     Event,
     MessageDeleted,
     MessageReceived,
     MessageUpdated,
     ReactionAdded,
     ReactionRemoved,
+    SlaBreached,
+    SlaWarning,
 )
 from .model import ConversationKind, Message, Visibility
 
@@ -39,7 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["CallNext", "Handler", "Middleware", "Registration", "Router"]
 
 _EventT = TypeVar(
-    "_EventT", MessageReceived, MessageUpdated, MessageDeleted, ReactionAdded, ReactionRemoved
+    "_EventT", MessageReceived, MessageUpdated, MessageDeleted, ReactionAdded, ReactionRemoved,
+    SlaWarning, SlaBreached, AuthHealth,
 )
 
 Handler = Callable[[_EventT, "Context"], Awaitable[None]]

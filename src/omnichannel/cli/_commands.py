@@ -24,7 +24,17 @@ from ..actions import Post, PrivateReply, Reply
 from ..adapter import Adapter, Batch, WebhookRequest
 from ..bot import _stop_on_signal
 from ..errors import CapabilityNotSupported, ConfigurationError, OmnichannelError, PayloadError
-from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
+from ..events import (
+    AuthHealth,
+    Event,
+    MessageDeleted,
+    MessageReceived,
+    MessageUpdated,
+    ReactionAdded,
+    ReactionRemoved,
+    SlaBreached,
+    SlaWarning,
+)
 from ..hub import Hub
 from ..model import Message
 from ..registry import adapters as installed_adapters
@@ -112,9 +122,14 @@ def describe_event(number: int, event: Event) -> str:
             lines.extend(_message_lines(event.message))
         case MessageDeleted():
             lines.append(f"   message {event.message}")
-        case _:
+        case ReactionAdded() | ReactionRemoved():
             who = event.by.handle or event.by.ref.id
             lines.append(f"   {event.reaction} by @{who} on {event.target}")
+        case SlaWarning() | SlaBreached():
+            lines.append(f"   {event.metric} due {event.due_at.isoformat()} on "
+                         f"{event.conversation}")
+        case AuthHealth():
+            lines.append(f"   {event.kind}: {event.detail}")
     return "\n".join(lines)
 
 

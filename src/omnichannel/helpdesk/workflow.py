@@ -30,15 +30,18 @@ write path they share; split by topic they would each need that path's internals
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
+import anyio.abc
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from ..actions import Action, PrivateReply, Reply
 from ..errors import ConfigurationError, ConversationClaimed, StoreConflict
-from ..events import Event, MessageReceived
+from ..events import Event, MessageReceived, SlaBreached, SlaWarning, event_id
 from ..model import Message, Ref
 from ..store.states import (
     PRIORITIES,
@@ -58,6 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..store import OutboxItem
 
 __all__ = ["SlaNotice", "Workflow"]
+
+logger = logging.getLogger("omnichannel.helpdesk")
 
 _ATTEMPTS = 50
 _DEFAULT_CLAIM = timedelta(seconds=30)
@@ -578,6 +583,50 @@ class Workflow:
             await self._change(state.conversation, edit, by="sla")
             notices.extend(given)
         return notices
+
+    async def fire_sla(self, hub: Hub) -> list[SlaWarning | SlaBreached]:
+        """Hand the SLA notices due now to ``hub`` as events; return the events handed over.
+
+        Each becomes a [`SlaWarning`][omnichannel.events.SlaWarning] or
+        [`SlaBreached`][omnichannel.events.SlaBreached] event, persisted and
+        dispatched through ``hub.ingest`` like any inbound event: handlers
+        registered for them run once, across workers and restarts (the
+        notice is written into the conversation's state first, and the
+        event's id names the conversation, target and due time).
+        """
+        events: list[SlaWarning | SlaBreached] = []
+        now = self.clock()
+        for notice in await self.sla_notices():
+            kind = SlaWarning if notice.state == "warning" else SlaBreached
+            ref = notice.conversation
+            events.append(kind(
+                id=event_id(f"sla.{notice.state}", ref, notice.metric, notice.due_at.isoformat()),
+                network=ref.network, occurred_at=now, conversation=ref, metric=notice.metric,
+                due_at=notice.due_at, priority=notice.priority, assignee=notice.assignee,
+            ))
+        by_network: dict[str, list[SlaWarning | SlaBreached]] = {}
+        for event in events:
+            by_network.setdefault(event.network, []).append(event)
+        for network, batch in by_network.items():
+            await hub.ingest(network, batch)
+        return events
+
+    async def run_sla_timer(
+        self, hub: Hub, *, interval: float = 30.0,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Look for due SLA notices every ``interval`` seconds and hand them to ``hub`` (forever).
+
+        Run it beside the hub: ``await tg.start(workflow.run_sla_timer, hub)``.
+        A failing look is logged and tried again at the next tick.
+        """
+        task_status.started()
+        while True:
+            try:
+                await self.fire_sla(hub)
+            except Exception:
+                logger.exception("the SLA timer failed; trying again in %.0f s", interval)
+            await anyio.sleep(interval)
 
 
 def _due_notices(state: ConversationState, now: datetime) -> Iterable[SlaNotice]:
