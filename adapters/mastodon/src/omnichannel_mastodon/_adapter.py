@@ -29,6 +29,7 @@ from omnichannel.errors import (
 from omnichannel.events import Event, MessageDeleted
 from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client, parse_mastodon_headers
 from omnichannel.model import Mention, Message, Ref, Visibility
+from omnichannel.sources import PollSource, Source, StreamSource
 from omnichannel.text import TextRule
 
 from ._convert import (
@@ -465,6 +466,45 @@ class MastodonAdapter(Adapter):
                 await reconnects.wait(exc)  # raises once it dropped too often in a row
             else:
                 await reconnects.wait()  # the server ended it (a restart, an idle proxy)
+
+    # sources -------------------------------------------------------------------
+
+    def sources(self) -> Sequence[Source]:
+        """``notifications``, polled every ``poll_interval`` seconds, and the ``stream``.
+
+        The stream is one connection to the streaming API at a time; when it
+        drops the hub reconnects it and polls notifications at once, so what
+        the gap hid is read. Notifications are polled beside the stream too,
+        which also covers the moment between a poll and the stream's connection.
+        """
+        return (
+            PollSource("notifications", self.poll, interval=self.settings.poll_interval,
+                       backlog=self.backlog),
+            StreamSource("stream", self._stream_connection, catch_up="notifications"),
+        )
+
+    def split_cursor(self, cursor: str) -> Mapping[str, str]:
+        """A cursor stored before sources is a notification id: the notifications' cursor."""
+        return {"notifications": cursor}
+
+    async def _stream_connection(self, cursor: str | None) -> AsyncIterator[Batch]:
+        """One connection to the streaming API (the ``stream`` source), read until it ends.
+
+        The stream cannot resume, so its batches carry no cursor; the
+        ``notifications`` source catches up on what a gap hid.
+
+        Raises:
+            AuthenticationError: The token was revoked.
+            TransientError: The connection failed or dropped.
+        """
+        async with self._api.open_stream(
+            "GET", self._stream_url(), headers={"Accept": "text/event-stream"},
+            read_timeout=self.settings.stream_read_timeout, bucket="streaming",
+        ) as response, aclosing(aiter_events(response.aiter_lines())) as events:
+            async for sse in events:
+                streamed = await self._stream_batch(sse)
+                if streamed is not None:
+                    yield streamed.model_copy(update={"cursor": None})
 
     async def _stream_batch(self, sse: ServerEvent) -> Batch | None:
         """The batch one streamed event stands for, or ``None`` to skip it.
