@@ -81,7 +81,7 @@ class AdapterSettings(BaseModel):
 
     Credentials are ``pydantic.SecretStr`` so they never show in a repr or log.
 
-    A listener's first run (no cursor stored for the network) starts from
+    A listener's first run (no cursor stored for a source) starts from
     now: it reads the network's current position and hands nothing older to
     the handlers. ``backfill`` and ``backfill_age`` ask for some of that
     history too; it comes as events with ``backfilled=True``, and the default
@@ -91,8 +91,8 @@ class AdapterSettings(BaseModel):
     Attributes:
         poll_interval: Seconds between polls when no new events came.
         backfill: On a first run, hand the handlers up to this many of the
-            newest events from before it (``0``: none). Each adapter documents
-            what reading them costs in requests.
+            newest events from before it (``0``: none), per source. Each
+            adapter documents what reading them costs in requests.
         backfill_age: On a first run, hand the handlers only events younger
             than this. Alone (``backfill`` 0) it reads every event that young,
             up to `MAX_BACKFILL`.

@@ -233,6 +233,54 @@ async def test_the_hub_only_polls_without_listening_mode() -> None:
     assert sandbox.jetstream.connections == 0
 
 
+async def test_the_hub_reconnects_a_dropped_jetstream_at_its_stored_time_us() -> None:
+    """The hub reopens the jetstream source after a drop: every post once, none lost."""
+    sandbox = BlueskySandbox(seed=32)
+    bob = sandbox.customer("bob")
+    store = MemoryStore()
+    handled: list[str] = []
+
+    def write() -> None:
+        sandbox.jetstream.drop_after = 2
+        for n in range(4):
+            sandbox.world.add_post(bob, f"refund {n}, please")
+
+    async with opened(sandbox, keywords=("refund",), listening=True,
+                      poll_interval=60.0) as adapter:
+        hub = Hub(adapters=[adapter], store=store, listener_backoff=(0.01, 0.1))
+
+        @hub.on(MessageReceived)
+        async def record(event: MessageReceived, ctx: Context) -> None:
+            handled.append(event.message.text)
+
+        async with hub, anyio.create_task_group() as tg:
+            await tg.start(hub.run)
+            with anyio.fail_after(10):
+                await _until(lambda: sandbox.jetstream.connections > 0)
+                write()
+                await _until(lambda: len(set(handled)) == 4)
+            await hub.wait_idle()
+            cursor = await store.get_cursor("bluesky", "jetstream")
+            tg.cancel_scope.cancel()
+    assert sorted(handled) == [f"refund {n}, please" for n in range(4)]
+    assert sandbox.jetstream.connections == 2
+    assert (cursor or "").isdigit()
+
+
+async def test_listen_alone_polls_unless_listening_mode_is_on() -> None:
+    """``listen()`` called directly polls by default, and never opens Jetstream."""
+    sandbox = BlueskySandbox(seed=30)
+    sandbox.customer_dm("a DM for the script")
+    async with opened(sandbox, poll_interval=0.01) as adapter:
+        with anyio.fail_after(10):
+            async with aclosing(adapter.listen(None)) as batches:
+                async for batch in batches:
+                    if texts([batch]):
+                        break
+    assert texts([batch]) == ["a DM for the script"]
+    assert sandbox.jetstream.connections == 0
+
+
 async def test_a_cursor_stored_before_sources_is_split_into_theirs() -> None:
     """An upgrade resumes notifications, chat and Jetstream where the packed cursor stood."""
     sandbox = BlueskySandbox(seed=31)

@@ -936,6 +936,18 @@ class BlueskyAdapter(Adapter):
             if isinstance(event, MessageReceived) and not event.message.is_private:
                 self._known.add(event.message.ref.id, event.message.conversation)
 
+    def listen(
+        self, cursor: str | None, *, use_stream: bool | None = None
+    ) -> AsyncGenerator[Batch, None]:
+        """Yield batches forever from one place: Jetstream in listening mode, else polling.
+
+        ``use_stream=None`` follows ``settings.listening``. For a script
+        reading the adapter alone; the hub runs ``sources()`` instead, which
+        reads notifications, chat and Jetstream side by side.
+        """
+        streaming = self.settings.listening if use_stream is None else use_stream
+        return super().listen(cursor, use_stream=streaming)
+
     @classmethod
     def parse_payload(
         cls, body: bytes, *, path: str | None = None, account: str | None = None
