@@ -846,13 +846,24 @@ class AdapterConformance:
             pytest.skip("the adapter declares no stream source")
         for source in streams:
             written: list[str] = []
+            found = False
             with anyio.fail_after(_TIMEOUT):
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(_read_until_written, source, written, tg.cancel_scope)
-                    while True:  # a stream may start live: write until one is read
-                        written.append(
-                            conformance.sandbox.customer_mention(f"streamed by {source.name}?").id)
-                        await anyio.sleep(0.05)
+                    # A stream may start live: keep writing until one is read.
+                    tg.start_soon(_keep_writing, conformance.sandbox, source.name, written)
+                    # Found, the stream is cancelled where it waits for the network,
+                    # not closed at a yield: what it reads through unwinds in place.
+                    with anyio.CancelScope() as reading:
+                        async with _closing(source.stream(None)) as stream:
+                            async for batch in stream:
+                                assert batch.cursor is None or isinstance(batch.cursor, str)
+                                found = found or any(
+                                    isinstance(e, MessageReceived) and e.message.ref.id in written
+                                    for e in batch.events)
+                                if found:
+                                    reading.cancel()
+                    tg.cancel_scope.cancel()
+            assert found, f"stream source {source.name!r} ended before a new mention came"
 
     async def test_a_stream_drop_is_caught_up_by_polling(self, conformance: Conformance) -> None:
         """What comes while a stream source is down arrives through its catch-up poll at once."""
@@ -1547,17 +1558,11 @@ async def _drain(
     return cursor
 
 
-async def _read_until_written(
-    source: StreamSource, written: list[str], scope: anyio.CancelScope
-) -> None:
-    """Read ``source`` from ``None`` until a message in ``written`` comes; then cancel ``scope``."""
-    async with _closing(source.stream(None)) as stream:
-        async for batch in stream:
-            assert batch.cursor is None or isinstance(batch.cursor, str)
-            if any(isinstance(e, MessageReceived) and e.message.ref.id in written
-                   for e in batch.events):
-                scope.cancel()
-                return
+async def _keep_writing(sandbox: Sandbox, name: str, written: list[str]) -> None:
+    """Write a mention every 50 ms, keeping their ids in ``written``."""
+    while True:
+        written.append(sandbox.customer_mention(f"streamed by {name}?").id)
+        await anyio.sleep(0.05)
 
 
 async def _drain_source(
