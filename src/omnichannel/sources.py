@@ -153,11 +153,11 @@ SourceLease = Callable[[str, str], AbstractAsyncContextManager[object]]
 
 Called as ``lease(network, source_name)``; the hub enters the context
 manager before it reads the source's cursor and leaves it when the source
-stops. A lease shared through the store
-keeps two workers from reading the same account's source at once
-(``Hub(source_lease=...)``). ``hub.run`` reports started once every source
-holds its lease and knows where it starts, so entering should return once the
-lease is held; a lease lost while running should cancel what it wraps."""
+stops. A lease shared through the store keeps two workers from reading the
+same account's source at once (``Hub(source_lease=...)``). ``hub.run``
+reports started once every source holds its lease and knows where it starts,
+so entering should return once the lease is held; a lease lost while running
+should cancel what it wraps."""
 
 
 def check_sources(network: str, sources: Sequence[Source]) -> None:
