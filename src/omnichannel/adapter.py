@@ -510,9 +510,12 @@ class Adapter(ABC):
     def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
         """Yield batches from the network's push stream, resuming after ``cursor``.
 
-        Only for adapters whose capabilities list ``"stream"``. A stream that
-        drops should catch up (by polling from the last cursor) before it yields
-        again; the hub restarts it with the last stored cursor if it ends.
+        Only for adapters whose capabilities list ``"stream"``. The hub runs it
+        as the ``"default"`` source unless ``sources()`` says otherwise. A
+        stream that drops should catch up (by polling from the last cursor)
+        before it yields again; the hub restarts it with the last stored cursor
+        if it ends. (A [`StreamSource`][omnichannel.sources.StreamSource] is
+        simpler: one connection per call, and the hub reconnects and catches up.)
         Open connections with `ApiClient.open_stream` and pace reconnections
         with `ApiClient.reconnects` (never sleep in an adapter). An event that
         cannot be used comes back in ``Batch.rejected``, never stopping the stream.
