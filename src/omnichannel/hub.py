@@ -261,8 +261,8 @@ class Hub:
 
         Everything runs in one task group. On start, events stored but not yet
         handled (from a previous run, or from webhooks received while the hub
-        was not running) are dispatched first; then each listener resumes from
-        its stored cursor. A listener with no stored cursor (a first run)
+        was not running) are dispatched first; then each source resumes from
+        its own stored cursor. A source with no stored cursor (a first run)
         starts from the network's current position: older events are not
         handled, unless the adapter's settings ask for a backfill
         (``backfill``, ``backfill_age``), whose events come marked
