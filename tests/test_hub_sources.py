@@ -68,28 +68,32 @@ class Place:
 
 
 class Live:
-    """A push stream: the first connection delivers ``pushed`` then drops; later ones hang."""
+    """A push stream over ``place``: the first connection delivers what is pushed, then drops.
 
-    def __init__(self) -> None:
+    Pushed events are added to ``place`` too, with its count as the cursor: the
+    stream and the place's poll share one cursor. Later connections hang.
+    """
+
+    def __init__(self, place: Place) -> None:
+        self.place = place
         self.connections: list[str | None] = []
         self.pushed: list[MessageReceived | None] = []
-        self.seen = 0
 
-    def push(self, event: MessageReceived | None) -> None:
-        """Send ``event`` down the connection; ``None`` drops it."""
-        self.pushed.append(event)
+    def push(self, text: str | None) -> None:
+        """Add ``text`` to the place and send it down the connection; ``None`` drops it."""
+        self.pushed.append(self.place.add(text) if text is not None else None)
 
     async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
         self.connections.append(cursor)
         if len(self.connections) > 1:
             await anyio.sleep_forever()
+        yield Batch()  # connected
         while True:
             await eventually(lambda: bool(self.pushed), limit=60.0)
             event = self.pushed.pop(0)
             if event is None:
                 raise TransientError("the connection dropped", network=NETWORK)
-            self.seen += 1
-            yield Batch(events=(event,), cursor=f"t{self.seen}")
+            yield Batch(events=(event,), cursor=str(self.place.events.index(event) + 1))
 
 
 class Places(Adapter):
@@ -103,7 +107,7 @@ class Places(Adapter):
         super().__init__(AdapterSettings.model_validate(settings))
         self.mentions = Place("mentions")
         self.dms = Place("dms")
-        self.live = Live()
+        self.live = Live(self.dms)
         self.with_stream = stream
         self.split: list[str] = []
 
@@ -111,8 +115,7 @@ class Places(Adapter):
         found: list[Source] = [
             PollSource("mentions", self.mentions.poll, interval=0.01,
                        backlog=self.mentions.backlog),
-            PollSource("dms", self.dms.poll, interval=_HOUR if self.with_stream else 0.01,
-                       backlog=self.dms.backlog),
+            PollSource("dms", self.dms.poll, interval=0.01, backlog=self.dms.backlog),
         ]
         if self.with_stream:
             found.append(StreamSource("live", self.live.stream, catch_up="dms"))
@@ -182,22 +185,28 @@ async def test_a_failing_source_does_not_hold_up_the_others() -> None:
         await eventually(lambda: "back" in seen)
 
 
-async def test_a_stream_drop_wakes_its_catch_up_source_at_once() -> None:
-    """What the stream misses while it is down comes by polling now, not an hour later."""
+async def test_a_stream_is_caught_up_by_its_poll_source_on_one_cursor() -> None:
+    """The catch-up source polls when the stream connects and after it drops, nowhere else."""
     adapter = Places(stream=True)
+    adapter.dms.add("written before the first run")
     hub, seen = _hub(adapter)
     async with running(hub):
-        pushed = _event("live-1", "streamed")
-        adapter.live.push(pushed)
-        await eventually(lambda: seen == ["streamed"])
-        assert await hub.store.get_cursor(NETWORK, "live") == "t1"
+        assert await hub.store.get_cursor(NETWORK, "dms") == "1"  # the catch-up's first run
+        await eventually(lambda: adapter.dms.polled_from == ["1"])  # caught up on connecting
+        adapter.live.push("streamed")
+        await eventually(lambda: "streamed" in seen)
+        assert await hub.store.get_cursor(NETWORK, "dms") == "2"  # the stream's cursor
+        assert await hub.store.get_cursor(NETWORK, "live") is None
         adapter.dms.add("written while the stream is down")
-        polls = len(adapter.dms.polled_from)
         adapter.live.push(None)  # the connection drops
         await eventually(lambda: "written while the stream is down" in seen)
-        assert len(adapter.dms.polled_from) > polls
         await eventually(lambda: len(adapter.live.connections) == 2)
-        assert adapter.live.connections == [None, "t1"], "the stream resumes at its cursor"
+        await anyio.sleep(0.05)  # the dms interval is 0.01 s: it would have polled by now
+    assert adapter.live.connections == ["1", "3"], "the stream resumes at the shared cursor"
+    # Polled once after connecting (from "1") and once after the drop (from "2"):
+    # the catch-up reads only what the stream missed, and never on an interval.
+    assert adapter.dms.polled_from == ["1", "2"]
+    assert seen == ["streamed", "written while the stream is down"]
 
 
 async def test_a_stream_that_ends_is_opened_again_from_its_stored_cursor() -> None:
@@ -329,7 +338,7 @@ async def test_an_adapter_without_sources_reads_its_poll_under_default() -> None
 
 
 def test_sources_that_cannot_run_together_are_refused() -> None:
-    """Two sources of one name, or a catch-up that is no poll source, are configuration errors."""
+    """One name twice, a catch-up that is no poll source or is shared: configuration errors."""
 
     async def poll(cursor: str | None) -> Batch:
         return Batch()
@@ -341,5 +350,9 @@ def test_sources_that_cannot_run_together_are_refused() -> None:
         check_sources(NETWORK, [PollSource("a", poll, interval=1), StreamSource("a", stream)])
     with pytest.raises(ConfigurationError, match="catches up"):
         check_sources(NETWORK, [StreamSource("s", stream, catch_up="nope")])
+    with pytest.raises(ConfigurationError, match="two stream sources"):
+        check_sources(NETWORK, [PollSource("p", poll, interval=1),
+                                StreamSource("s", stream, catch_up="p"),
+                                StreamSource("t", stream, catch_up="p")])
     with pytest.raises(ConfigurationError):
         PollSource("a", poll, interval=0)

@@ -4,8 +4,9 @@ One task per source (`Adapter.sources`). It resumes from the source's stored
 cursor (or, on a first run, from the network's current position, with an
 optional backfill), hands every batch to the hub's one inbound path, waits
 while the dispatcher is full, and restarts with a growing delay after a
-failure. A stream that ends or drops is opened again the same way, and the
-poll source it names to catch up is woken at once. Nothing here iterates a
+failure. A stream that ends or drops is opened again the same way; the poll
+source it names to catch up runs in the stream's task, on the same cursor,
+once each connection is up and after each drop. Nothing here iterates a
 generator inside a task group: each task only awaits.
 """
 
@@ -66,22 +67,6 @@ class Inbound(Protocol):
         ...
 
 
-class _Wake:
-    """Wakes a waiting poll source early (its stream dropped): a resettable event."""
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    async def wait(self, seconds: float) -> None:
-        """Return after ``seconds``, or sooner once ``set`` is called."""
-        with anyio.move_on_after(seconds):
-            await self._event.wait()
-        self._event = anyio.Event()
-
-
 @asynccontextmanager
 async def _no_lease(network: str, source: str) -> AsyncIterator[None]:
     yield
@@ -127,11 +112,18 @@ async def run_listener(
             "each source starts with a first run", adapter.network, type(exc).__name__, exc,
             extra={"network": adapter.network},
         )
-    wakes = {source.name: _Wake() for source in sources if isinstance(source, PollSource)}
+    by_name = {source.name: source for source in sources}
+    owned = {source.catch_up for source in sources
+             if isinstance(source, StreamSource) and source.catch_up is not None}
     hold = lease or _no_lease
     async with anyio.create_task_group() as tg:
         for source in sources:
-            runner = SourceRunner(adapter, source, inbound=inbound, backoff=backoff, wakes=wakes)
+            if source.name in owned:
+                continue  # run by the stream it catches up for
+            catch_up = by_name.get(source.catch_up or "") if isinstance(
+                source, StreamSource) else None
+            runner = SourceRunner(adapter, source, inbound=inbound, backoff=backoff,
+                                  catch_up=catch_up if isinstance(catch_up, PollSource) else None)
             await tg.start(partial(_held, runner, hold),
                            name=f"omnichannel {adapter.network} {source.name} source")
         task_status.started()
@@ -175,19 +167,29 @@ async def split_default_cursor(
 
 
 class SourceRunner:
-    """Runs one source: first run or stored cursor, batches into the hub, restarts."""
+    """Runs one source: first run or stored cursor, batches into the hub, restarts.
+
+    A stream source with a ``catch_up`` poll source runs that source too, in
+    the same task: they share the poll source's cursor, so a catch-up reads
+    only what the stream missed, and the two never store it out of order.
+    """
 
     def __init__(
         self, adapter: Adapter, source: Source, *, inbound: Inbound,
-        backoff: tuple[float, float], wakes: Mapping[str, _Wake],
+        backoff: tuple[float, float], catch_up: PollSource | None = None,
     ) -> None:
         self.adapter = adapter
         self.network = adapter.network
         self.source = source
+        self.catch_up = catch_up
+        self.cursor_name = catch_up.name if catch_up is not None else source.name
         self.inbound = inbound
         self.initial, self.longest = backoff
         self.delay = self.initial
-        self.wakes = wakes
+        self.cursor: str | None = None
+        """The cursor last stored."""
+        self.known = False
+        """Whether the source knows where it starts (a catch-up needs that)."""
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -196,9 +198,10 @@ class SourceRunner:
         starting = True
         while True:
             try:
-                cursor = await self.inbound.store.get_cursor(self.network, self.source.name)
+                cursor = await self.inbound.store.get_cursor(self.network, self.cursor_name)
                 if cursor is None:
                     cursor = await self.first_run()
+                self.cursor, self.known = cursor, True
                 if starting:
                     starting = False
                     task_status.started()
@@ -207,61 +210,86 @@ class SourceRunner:
                 else:
                     await self._stream(self.source, cursor)
             except Exception as exc:
-                logger.warning(
-                    "the %s %s source failed (%s: %s); retrying in %.1f s",
-                    self.network, self.source.name, type(exc).__name__, exc, self.delay,
-                    exc_info=not isinstance(exc, OmnichannelError),
-                    extra={"network": self.network, "source": self.source.name},
-                )
+                self._failed(self.source.name, exc)
             else:
                 logger.info(
                     "the %s %s stream ended; resuming from its stored cursor",
                     self.network, self.source.name,
                     extra={"network": self.network, "source": self.source.name},
                 )
-            if isinstance(self.source, StreamSource):
-                self._wake_catch_up(self.source)  # what the gap hides is polled now
             if starting:  # the network is down: the hub runs, this source retries
                 starting = False
                 task_status.started()
+            await self._catch_up()  # what the gap hides, before waiting to reconnect
             await anyio.sleep(self.delay)
             self.delay = min(self.longest, self.delay * 2)
 
-    async def _ingest(self, batch: Batch) -> None:
+    def _failed(self, name: str, exc: Exception) -> None:
+        logger.warning(
+            "the %s %s source failed (%s: %s); retrying in %.1f s",
+            self.network, name, type(exc).__name__, exc, self.delay,
+            exc_info=not isinstance(exc, OmnichannelError),
+            extra={"network": self.network, "source": name},
+        )
+
+    async def _ingest(self, batch: Batch, *, working: bool = True) -> None:
+        """Hand ``batch`` to the hub; ``working``: it shows the source works (resets the delay)."""
         await self.inbound.ingest(
-            self.network, batch.events, cursor=batch.cursor, stream=self.source.name,
+            self.network, batch.events, cursor=batch.cursor, stream=self.cursor_name,
             rejected=batch.rejected,
         )
-        self.delay = self.initial
+        if batch.cursor is not None:
+            self.cursor = batch.cursor
+        if working:
+            self.delay = self.initial
         await self.inbound.wait_for_room()
 
+    async def _pages(
+        self, source: PollSource, cursor: str | None, *, working: bool
+    ) -> str | None:
+        """Poll from ``cursor`` while a page is ready (``max_pages`` at most); the cursor."""
+        for _ in range(source.max_pages):
+            batch = await source.poll(cursor)
+            if batch.cursor is not None:
+                cursor = batch.cursor
+            await self._ingest(batch, working=working)
+            if not batch.more:
+                break
+        return cursor
+
     async def _poll(self, source: PollSource, cursor: str | None) -> None:
-        wake = self.wakes[source.name]
         while True:
-            for _ in range(source.max_pages):
-                batch = await source.poll(cursor)
-                if batch.cursor is not None:
-                    cursor = batch.cursor
-                await self._ingest(batch)
-                if not batch.more:
-                    break
-            await wake.wait(source.interval)
+            cursor = await self._pages(source, cursor, working=True)
+            await anyio.sleep(source.interval)
 
     async def _stream(self, source: StreamSource, cursor: str | None) -> None:
-        self._wake_catch_up(source)
         batches = source.stream(cursor)
+        connected = False
         try:
             async for batch in batches:
-                await self._ingest(batch)
+                if batch.events or batch.rejected or batch.cursor is not None:
+                    await self._ingest(batch)
+                else:  # a checkpoint: nothing to store, but the connection works
+                    self.delay = self.initial
+                if not connected:  # the connection is up: read what the gap hid
+                    connected = True
+                    await self._catch_up(raise_errors=True)
         finally:
             closer = getattr(batches, "aclose", None)
             if closer is not None:
                 with anyio.CancelScope(shield=True):
                     await closer()
 
-    def _wake_catch_up(self, source: StreamSource) -> None:
-        if source.catch_up is not None:
-            self.wakes[source.catch_up].set()
+    async def _catch_up(self, *, raise_errors: bool = False) -> None:
+        """Poll the catch-up source from the shared cursor until no page is ready."""
+        if self.catch_up is None or not self.known:
+            return
+        try:
+            await self._pages(self.catch_up, self.cursor, working=False)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            self._failed(self.catch_up.name, exc)
 
     async def first_run(self) -> str | None:
         """Start a source with no stored cursor: from now, or with a backfill.
@@ -270,7 +298,8 @@ class SourceRunner:
         Older events are not handled (and not stored) unless the adapter's
         settings ask for a backfill; backfilled events are marked so.
         """
-        network, source = self.network, self.source
+        network = self.network
+        source: Source = self.catch_up or self.source
         limit, since = self.adapter.settings.backfill_plan(self.inbound.clock())
         if source.backlog is not None:
             batch = await source.backlog(limit=limit, since=since)

@@ -14,8 +14,9 @@ never a packed record of several. A source is either
 - a [`StreamSource`][omnichannel.sources.StreamSource]: a function from a
   cursor to an async iterator of batches, one connection's worth. When it
   ends or fails, the hub opens it again from the last stored cursor after a
-  growing delay, and wakes the poll source named ``catch_up`` so what the gap
-  hid is read by polling.
+  growing delay. A stream that names a ``catch_up`` poll source shares that
+  source's cursor, and the hub polls it once each connection is up and after
+  each drop, so what the gap hid is read by polling.
 
 Reconnection, backoff, catch-up and first runs live in the hub, once: an
 adapter's source functions do one page or one connection and never sleep.
@@ -91,8 +92,8 @@ class PollSource:
             under ``(network, name)``.
         poll: Returns one page after the cursor (``None``: from now or the
             newest page), with the cursor to resume at.
-        interval: Seconds to wait after a page with no ``more``, unless a
-            stream that this source catches up for drops first.
+        interval: Seconds to wait after a page with no ``more`` (unused
+            while the source is a stream's ``catch_up``: the stream runs it).
         max_pages: The most pages read in a row (``Batch.more``) before the
             source waits ``interval``, so one backlog cannot hold the
             account's rate budget.
@@ -121,18 +122,31 @@ class StreamSource:
 
     One call is one connection: the iterator ends (or raises) when the
     connection does, and the hub opens it again from the last stored cursor
-    after a delay that grows while nothing comes.
+    after a delay that grows while nothing comes. Yield an empty ``Batch()``
+    once connected when nothing else comes at once: the hub catches up then.
+
+    A stream whose network cannot resume it (Mastodon's streaming API) names
+    the poll source that can read what it missed as ``catch_up``. The two
+    then share one cursor, stored under the poll source's name, in the
+    stream's format and the poll's alike (a notification id), and the hub
+    runs the poll source in the stream's task instead of on its own: once
+    each connection is up (its first batch) and after each drop or failed
+    connection, it polls from the shared cursor until no page is ready. So
+    a gap loses nothing, a catch-up reads only what the stream missed, and
+    a stream that cannot connect at all is still read, by polling, at the
+    pace of the reconnections.
 
     Attributes:
         name: The source's name, unique in its adapter; its cursor is stored
-            under ``(network, name)``.
+            under ``(network, name)``, or under ``catch_up``'s when it has one.
         stream: Yields batches as the network pushes them; a batch's cursor
             (when not ``None``) is where the stream resumes.
         catch_up: The poll source (of the same adapter) that reads what a gap
-            in the stream hid: the hub wakes it each time the stream starts
-            or drops. ``None``: the stream resumes from its cursor by itself.
+            in the stream hid, sharing its cursor; ``None``: the stream
+            resumes from its own cursor by itself (Jetstream's ``time_us``).
         backlog: Reads the position (and the backfill) on a first run;
-            ``None`` starts the stream from ``None`` (live).
+            ``None`` starts the stream from ``None`` (live). With a
+            ``catch_up``, that source's first run is used instead.
     """
 
     name: str
@@ -164,19 +178,24 @@ def check_sources(network: str, sources: Sequence[Source]) -> None:
     """Refuse sources that cannot run together.
 
     Raises:
-        ConfigurationError: Two sources share a name, or a stream's
-            ``catch_up`` names no poll source of the adapter.
+        ConfigurationError: Two sources share a name, a stream's ``catch_up``
+            names no poll source of the adapter, or two streams name the same.
     """
     names = [source.name for source in sources]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigurationError(f"sources named twice: {twice}", network=network)
     polled = {source.name for source in sources if isinstance(source, PollSource)}
+    owned: set[str] = set()
     for source in sources:
-        if isinstance(source, StreamSource) and source.catch_up is not None and (
-            source.catch_up not in polled
-        ):
+        if not isinstance(source, StreamSource) or source.catch_up is None:
+            continue
+        if source.catch_up not in polled:
             raise ConfigurationError(
                 f"stream source {source.name!r} catches up with {source.catch_up!r}, "
                 "which is not a poll source of the adapter", network=network,
             )
+        if source.catch_up in owned:
+            raise ConfigurationError(
+                f"two stream sources catch up with {source.catch_up!r}", network=network)
+        owned.add(source.catch_up)

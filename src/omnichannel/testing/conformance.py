@@ -866,7 +866,7 @@ class AdapterConformance:
             assert found, f"stream source {source.name!r} ended before a new mention came"
 
     async def test_a_stream_drop_is_caught_up_by_polling(self, conformance: Conformance) -> None:
-        """What comes while a stream source is down arrives through its catch-up poll at once."""
+        """What comes while a stream source is down arrives through its catch-up poll."""
         adapter = conformance.reopen()
         streams = [s for s in adapter.sources()
                    if isinstance(s, StreamSource) and s.catch_up is not None]
@@ -880,7 +880,7 @@ class AdapterConformance:
 
         async def drops(cursor: str | None) -> AsyncIterator[Batch]:
             # The connection drops once asked to, and never comes back: only the
-            # catch-up poll, woken by the drop, can deliver what was written.
+            # catch-up poll after the drop can deliver what was written.
             if dropped.is_set():
                 await anyio.sleep_forever()
             await dropped.wait()

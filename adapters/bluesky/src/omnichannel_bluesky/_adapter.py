@@ -816,8 +816,8 @@ class BlueskyAdapter(Adapter):
 
         ``notifications`` and ``chat`` are polled every ``poll_interval``
         seconds, each with its own cursor; ``jetstream`` (listening mode)
-        reads one Jetstream connection from its last ``time_us`` and, when it
-        drops, the hub reconnects it and polls notifications at once.
+        reads one Jetstream connection from its last ``time_us``, and when it
+        drops the hub reconnects it there (Jetstream replays what came since).
         """
         interval = self.settings.poll_interval
         found: list[Source] = [PollSource(
@@ -828,8 +828,8 @@ class BlueskyAdapter(Adapter):
             found.append(PollSource("chat", self._chat, interval=interval,
                                     backlog=self._chat_backlog))
         if self.settings.listening:
-            found.append(StreamSource("jetstream", self._jetstream_connection,
-                                      catch_up="notifications"))
+            # Jetstream resumes at its own time_us: no poll catches up for it.
+            found.append(StreamSource("jetstream", self._jetstream_connection))
         return found
 
     def split_cursor(self, cursor: str) -> Mapping[str, str]:

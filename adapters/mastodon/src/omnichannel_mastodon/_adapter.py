@@ -470,12 +470,12 @@ class MastodonAdapter(Adapter):
     # sources -------------------------------------------------------------------
 
     def sources(self) -> Sequence[Source]:
-        """``notifications``, polled every ``poll_interval`` seconds, and the ``stream``.
+        """The ``stream``, caught up by polling ``notifications``, on one cursor.
 
-        The stream is one connection to the streaming API at a time; when it
-        drops the hub reconnects it and polls notifications at once, so what
-        the gap hid is read. Notifications are polled beside the stream too,
-        which also covers the moment between a poll and the stream's connection.
+        The stream is one connection to the streaming API at a time. The
+        streaming API cannot resume, so the hub polls notifications from the
+        shared cursor (a notification id) once each connection is up and
+        after each drop: what a gap hid is read, and nothing else twice.
         """
         return (
             PollSource("notifications", self.poll, interval=self.settings.poll_interval,
@@ -490,8 +490,9 @@ class MastodonAdapter(Adapter):
     async def _stream_connection(self, cursor: str | None) -> AsyncIterator[Batch]:
         """One connection to the streaming API (the ``stream`` source), read until it ends.
 
-        The stream cannot resume, so its batches carry no cursor; the
-        ``notifications`` source catches up on what a gap hid.
+        An empty batch comes first, once connected, so the hub catches up
+        then; a notification's batch carries its id as the cursor, which the
+        stream shares with ``notifications``.
 
         Raises:
             AuthenticationError: The token was revoked.
@@ -501,10 +502,11 @@ class MastodonAdapter(Adapter):
             "GET", self._stream_url(), headers={"Accept": "text/event-stream"},
             read_timeout=self.settings.stream_read_timeout, bucket="streaming",
         ) as response, aclosing(aiter_events(response.aiter_lines())) as events:
+            yield Batch()
             async for sse in events:
                 streamed = await self._stream_batch(sse)
                 if streamed is not None:
-                    yield streamed.model_copy(update={"cursor": None})
+                    yield streamed
 
     async def _stream_batch(self, sse: ServerEvent) -> Batch | None:
         """The batch one streamed event stands for, or ``None`` to skip it.
