@@ -3,7 +3,8 @@
 An adapter that reads from several places (notifications and a chat log, a
 REST listing and a push stream) declares each one as a source in
 [`Adapter.sources`][omnichannel.adapter.Adapter.sources]. The hub runs every
-source in its own task, with its own cursor stored under the source's name,
+source in its own task (a stream's catch-up source in the stream's), with its
+own cursor stored under the source's name,
 so one slow or failing place never holds up the others, and a cursor is
 never a packed record of several. A source is either
 
