@@ -255,6 +255,25 @@ async def test_a_packed_cursor_is_split_once_into_the_sources() -> None:
     assert again.mentions.polled_from[0] == "4"
 
 
+async def test_a_packed_cursor_that_cannot_be_split_leaves_first_runs() -> None:
+    """A stored cursor the adapter refuses to split is logged; each source starts from now."""
+
+    class Refusing(Places):
+        def split_cursor(self, cursor: str) -> Mapping[str, str]:
+            raise ConfigurationError("not a places cursor", network=NETWORK)
+
+    store = MemoryStore()
+    async with store:
+        await store.record_batch(NETWORK, [], cursor="garbage", stream="default")
+    adapter = Refusing()
+    adapter.mentions.add("old")
+    hub, seen = _hub(adapter, store)
+    async with running(hub):
+        assert await hub.store.get_cursor(NETWORK, "mentions") == "1"
+        adapter.mentions.add("new")
+        await eventually(lambda: seen == ["new"])
+
+
 async def test_a_first_run_reads_each_sources_position_and_backfill() -> None:
     """Each source with no cursor starts from its own position, backfilling per source."""
     adapter = Places(backfill=1)

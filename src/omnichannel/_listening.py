@@ -112,18 +112,17 @@ async def run_listener(
             "each source starts with a first run", adapter.network, type(exc).__name__, exc,
             extra={"network": adapter.network},
         )
-    by_name = {source.name: source for source in sources}
-    owned = {source.catch_up for source in sources
-             if isinstance(source, StreamSource) and source.catch_up is not None}
+    polled = {source.name: source for source in sources if isinstance(source, PollSource)}
+    catch_ups = {source.name: polled[source.catch_up] for source in sources
+                 if isinstance(source, StreamSource) and source.catch_up is not None}
+    owned = {catch_up.name for catch_up in catch_ups.values()}
     hold = lease or _no_lease
     async with anyio.create_task_group() as tg:
         for source in sources:
             if source.name in owned:
                 continue  # run by the stream it catches up for
-            catch_up = by_name.get(source.catch_up or "") if isinstance(
-                source, StreamSource) else None
             runner = SourceRunner(adapter, source, inbound=inbound, backoff=backoff,
-                                  catch_up=catch_up if isinstance(catch_up, PollSource) else None)
+                                  catch_up=catch_ups.get(source.name))
             await tg.start(partial(_held, runner, hold),
                            name=f"omnichannel {adapter.network} {source.name} source")
         task_status.started()
