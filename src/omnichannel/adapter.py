@@ -28,7 +28,14 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -42,6 +49,7 @@ from .capabilities import Capabilities
 from .errors import CapabilityNotSupported, ConfigurationError, PayloadError
 from .events import Event
 from .model import Message, Person, Ref
+from .sources import DEFAULT_SOURCE, PollSource, Source, StreamSource
 
 __all__ = [
     "MAX_BACKFILL",
@@ -54,6 +62,7 @@ __all__ = [
     "convert_item",
     "decode_json",
     "newest_events",
+    "poll_backlog",
 ]
 
 logger = logging.getLogger("omnichannel.adapter")
@@ -72,7 +81,7 @@ class AdapterSettings(BaseModel):
 
     Credentials are ``pydantic.SecretStr`` so they never show in a repr or log.
 
-    A listener's first run (no cursor stored for the network) starts from
+    A listener's first run (no cursor stored for a source) starts from
     now: it reads the network's current position and hands nothing older to
     the handlers. ``backfill`` and ``backfill_age`` ask for some of that
     history too; it comes as events with ``backfilled=True``, and the default
@@ -82,8 +91,8 @@ class AdapterSettings(BaseModel):
     Attributes:
         poll_interval: Seconds between polls when no new events came.
         backfill: On a first run, hand the handlers up to this many of the
-            newest events from before it (``0``: none). Each adapter documents
-            what reading them costs in requests.
+            newest events from before it (``0``: none), per source. Each
+            adapter documents what reading them costs in requests.
         backfill_age: On a first run, hand the handlers only events younger
             than this. Alone (``backfill`` 0) it reads every event that young,
             up to `MAX_BACKFILL`.
@@ -299,6 +308,36 @@ def newest_events(
     return tuple(kept[-limit:])
 
 
+async def poll_backlog(
+    poll: Callable[[str | None], Awaitable[Batch]], *, limit: int = 0,
+    since: datetime | None = None, network: str = "adapter",
+) -> Batch:
+    """Read a position by polling from ``None`` while ``Batch.more`` says a page is ready.
+
+    What `Adapter.backlog` does by default, and what the hub does on a first
+    run of a [`PollSource`][omnichannel.sources.PollSource] with no
+    ``backlog`` of its own: the last cursor is the position, and up to
+    ``limit`` of the newest events read on the way (none older than
+    ``since``) are the backfill.
+    """
+    batch = await poll(None)
+    cursor, events, rejected = batch.cursor, list(batch.events), list(batch.rejected)
+    pages = 1
+    while batch.more and pages < _MAX_BACKLOG_PAGES:
+        batch = await poll(cursor)
+        pages += 1
+        cursor = batch.cursor if batch.cursor is not None else cursor
+        events.extend(batch.events)
+        rejected.extend(batch.rejected)
+    if batch.more:
+        logger.warning(
+            "%s: history has more than %d pages; the listener starts before now",
+            network, _MAX_BACKLOG_PAGES,
+        )
+    kept = newest_events(events, limit=limit, since=since)
+    return Batch(events=kept, cursor=cursor, rejected=tuple(rejected) if kept else ())
+
+
 class WebhookRequest(BaseModel):
     """A webhook request as the webhook app received it, body unparsed.
 
@@ -466,29 +505,17 @@ class Adapter(ABC):
         Raises:
             PayloadError: A page as a whole cannot be read.
         """
-        batch = await self.poll(None)
-        cursor, events, rejected = batch.cursor, list(batch.events), list(batch.rejected)
-        pages = 1
-        while batch.more and pages < _MAX_BACKLOG_PAGES:
-            batch = await self.poll(cursor)
-            pages += 1
-            cursor = batch.cursor if batch.cursor is not None else cursor
-            events.extend(batch.events)
-            rejected.extend(batch.rejected)
-        if batch.more:
-            logger.warning(
-                "%s: history has more than %d pages; the listener starts before now",
-                self.network, _MAX_BACKLOG_PAGES,
-            )
-        kept = newest_events(events, limit=limit, since=since)
-        return Batch(events=kept, cursor=cursor, rejected=tuple(rejected) if kept else ())
+        return await poll_backlog(self.poll, limit=limit, since=since, network=self.network)
 
     def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
         """Yield batches from the network's push stream, resuming after ``cursor``.
 
-        Only for adapters whose capabilities list ``"stream"``. A stream that
-        drops should catch up (by polling from the last cursor) before it yields
-        again; the hub restarts it with the last stored cursor if it ends.
+        Only for adapters whose capabilities list ``"stream"``. The hub runs it
+        as the ``"default"`` source unless ``sources()`` says otherwise. A
+        stream that drops should catch up (by polling from the last cursor)
+        before it yields again; the hub restarts it with the last stored cursor
+        if it ends. (A [`StreamSource`][omnichannel.sources.StreamSource] is
+        simpler: one connection per call, and the hub reconnects and catches up.)
         Open connections with `ApiClient.open_stream` and pace reconnections
         with `ApiClient.reconnects` (never sleep in an adapter). An event that
         cannot be used comes back in ``Batch.rejected``, never stopping the stream.
@@ -498,12 +525,48 @@ class Adapter(ABC):
         """
         raise CapabilityNotSupported("stream", network=self.network)
 
+    def sources(self) -> Sequence[Source]:
+        """The places the hub reads this adapter's events from, each with its own cursor.
+
+        The hub runs each source in its own task and stores its cursor under
+        ``(network, source.name)``. The default is one source named
+        ``"default"`` (the name cursors were stored under before sources, so
+        they keep working): ``stream`` when the capabilities list
+        ``"stream"``, else ``poll`` every ``settings.poll_interval`` seconds
+        (and an adapter that overrides ``listen`` gets that, as a stream).
+        An adapter that reads several places overrides this; see
+        [`omnichannel.sources`][omnichannel.sources].
+        """
+        if type(self).listen is not Adapter.listen:
+            return (StreamSource(DEFAULT_SOURCE, self.listen, backlog=self.backlog),)
+        if "stream" in self.capabilities.inbound:
+            return (StreamSource(DEFAULT_SOURCE, self.stream, backlog=self.backlog),)
+        return (PollSource(DEFAULT_SOURCE, self.poll, interval=self.settings.poll_interval,
+                           backlog=self.backlog),)
+
+    def split_cursor(self, cursor: str) -> Mapping[str, str]:
+        """Split a cursor stored under ``"default"`` into the cursors of ``sources()``.
+
+        An adapter that once packed every place into one cursor and now
+        declares several sources implements this, so an upgrade resumes each
+        source where the packed cursor stood instead of starting from now.
+        The hub calls it once: when none of the sources has a cursor stored
+        yet and a ``"default"`` one is. A source left out starts with a first
+        run. The default splits nothing.
+
+        Raises:
+            ConfigurationError: ``cursor`` is not one of this adapter's.
+        """
+        return {}
+
     async def listen(
         self, cursor: str | None, *, use_stream: bool | None = None
     ) -> AsyncGenerator[Batch, None]:
         """Yield batches forever: from the stream where there is one, else by polling.
 
-        Polling waits ``settings.poll_interval`` seconds between empty pages.
+        One place only, for a script reading an adapter by itself; the hub
+        runs ``sources()`` instead. Polling waits ``settings.poll_interval``
+        seconds between empty pages.
         ``use_stream=None`` streams when the capabilities declare it.
         """
         if use_stream is None:

@@ -39,7 +39,7 @@ import anyio.abc
 
 from ._dispatch import Dispatcher, handle_event, ordering_key
 from ._lifecycle import close_all, open_all
-from ._listening import listeners, rejected_letter, run_listener
+from ._listening import listeners, rejected_letter, start_listeners
 from ._logging import with_log_lines
 from ._outgoing import Outgoing
 from ._serving import on_asyncio, serve_asgi
@@ -54,6 +54,7 @@ from .model import ConversationKind, Visibility
 from .outbox import Clock, Outbox
 from .policy import CopyPasteGuard, HoldPublic, ReplyPolicy
 from .routing import CallNext, Handler, Middleware, Router, _EventT
+from .sources import SourceLease
 from .statistics import HubStatistics, NetworkStatistics, _Tally
 from .store import DeadLetter, OutboxItem, Store
 from .webhooks import WebhookApp
@@ -101,6 +102,8 @@ class Hub:
         max_body_bytes: Largest webhook body accepted (413 above it).
         listener_backoff: First and longest wait, in seconds, before a failed
             listener (network down, adapter error) starts again.
+        source_lease: Held around each inbound source as it runs (see
+            [`SourceLease`][omnichannel.sources.SourceLease]); ``None``: unguarded.
         clock: Returns the current aware time (inject a fake one in tests).
         instrumentation: Consumers of the pipeline's hooks (see
             [`Instrumentation`][omnichannel.instrumentation.Instrumentation]);
@@ -123,6 +126,7 @@ class Hub:
         copy_paste_window: timedelta | None = timedelta(hours=24),
         max_body_bytes: int = _ONE_MIB,
         listener_backoff: tuple[float, float] = (1.0, 60.0),
+        source_lease: SourceLease | None = None,
         clock: Clock = _utcnow,
         instrumentation: Sequence[Instrumentation] = (),
     ) -> None:
@@ -148,6 +152,7 @@ class Hub:
         )
         self.max_body_bytes = max_body_bytes
         self.listener_backoff = listener_backoff
+        self.source_lease = source_lease
         self.clock = clock
         self._tally = _Tally()
         self.instrumentation = with_log_lines(instrumentation)
@@ -256,8 +261,8 @@ class Hub:
 
         Everything runs in one task group. On start, events stored but not yet
         handled (from a previous run, or from webhooks received while the hub
-        was not running) are dispatched first; then each listener resumes from
-        its stored cursor. A listener with no stored cursor (a first run)
+        was not running) are dispatched first; then each source resumes from
+        its own stored cursor. A source with no stored cursor (a first run)
         starts from the network's current position: older events are not
         handled, unless the adapter's settings ask for a backfill
         (``backfill``, ``backfill_age``), whose events come marked
@@ -305,11 +310,8 @@ class Hub:
                     await tg.start(self.outbox.run)
                 for event in await self.store.unhandled_events():
                     dispatcher.submit(event, await ordering_key(self.store, event))
-                for adapter in listeners(self.adapters, listen):
-                    await tg.start(
-                        partial(run_listener, adapter, inbound=self, backoff=self.listener_backoff),
-                        name=f"omnichannel {adapter.network} listener",
-                    )
+                await start_listeners(tg, listeners(self.adapters, listen), inbound=self,
+                                      backoff=self.listener_backoff, lease=self.source_lease)
                 if serve_webhooks is not None:
                     host, port = serve_webhooks
                     await tg.start(self._serve_webhooks, host, port)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -22,6 +24,7 @@ from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected
 from omnichannel.errors import PayloadError, TransientError
 from omnichannel.events import Event, event_id, parse_event
 from omnichannel.http import ApiClient, BearerAuth, Reconnects, RetryPolicy
+from omnichannel.sources import PollSource, Source, SourceLease, StreamSource, check_sources
 from omnichannel.text import TextRule, count_graphemes, split_thread, utf8_to_index
 
 
@@ -139,3 +142,34 @@ async def stream_usage(api: ApiClient) -> list[str]:
         else:
             await reconnects.wait()
     return lines
+
+
+class _TwoPlaces(Adapter):
+    """An adapter declaring sources, as an author writes one."""
+
+    async def mentions(self, cursor: str | None) -> Batch:
+        return Batch(cursor=cursor)
+
+    async def live(self, cursor: str | None) -> AsyncIterator[Batch]:
+        yield Batch(cursor=cursor)
+
+    def sources(self) -> Sequence[Source]:
+        return (
+            PollSource("mentions", self.mentions, interval=30.0, max_pages=10,
+                       backlog=self.backlog),
+            StreamSource("live", self.live, catch_up="mentions"),
+        )
+
+    def split_cursor(self, cursor: str) -> Mapping[str, str]:
+        return {"mentions": cursor}
+
+
+@asynccontextmanager
+async def _lease(network: str, source: str) -> AsyncIterator[None]:
+    yield
+
+
+def sources_usage(adapter: Adapter, store: omnichannel.MemoryStore) -> omnichannel.Hub:
+    lease: SourceLease = _lease
+    check_sources(adapter.network, adapter.sources())
+    return omnichannel.Hub(adapters=[adapter], store=store, source_lease=lease)

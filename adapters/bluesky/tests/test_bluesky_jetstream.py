@@ -14,6 +14,8 @@ from omnichannel.adapter import Batch
 from omnichannel.errors import ConfigurationError, TransientError
 from omnichannel.events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from omnichannel.http import RetryPolicy
+from omnichannel.hub import Context, Hub
+from omnichannel.store import MemoryStore
 from omnichannel_bluesky import BlueskyAdapter
 from omnichannel_bluesky.sandbox import BlueskySandbox
 
@@ -158,40 +160,159 @@ async def test_poll_cursor_resumes_the_stream_and_stream_cursor_resumes_polling(
         "@shop.bsky.social seen by streaming", "@shop.bsky.social seen by polling again"]
 
 
-async def listened(adapter: BlueskyAdapter, wanted: set[str]) -> list[Batch]:
-    """Batches from ``listen()`` until messages with all ``wanted`` texts came."""
-    batches: list[Batch] = []
+async def listened(
+    adapter: BlueskyAdapter, sandbox: BlueskySandbox, write: Callable[[], object],
+    wanted: set[str],
+    *, store: MemoryStore | None = None,
+) -> dict[str, str | None]:
+    """Run a hub over ``adapter`` until messages with all ``wanted`` texts came.
+
+    ``write`` runs once the hub listens (and, in listening mode, Jetstream is
+    connected). Returns the cursor stored for each source.
+    """
+    store = store or MemoryStore()
+    hub = Hub(adapters=[adapter], store=store, listener_backoff=(0.01, 0.1))
     seen: set[str] = set()
-    with anyio.fail_after(10):
-        async with aclosing(adapter.listen(None)) as stream:
-            async for batch in stream:
-                batches.append(batch)
-                seen |= {e.message.text for e in batch.events if isinstance(e, MessageReceived)}
-                if wanted <= seen:
-                    break
-    return batches
+
+    @hub.on(MessageReceived)
+    async def record(event: MessageReceived, ctx: Context) -> None:
+        seen.add(event.message.text)
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(hub.run)
+        with anyio.fail_after(10):
+            if adapter.settings.listening:
+                await _until(lambda: sandbox.jetstream.connections > 0)
+            write()
+            await _until(lambda: wanted <= seen)
+        names = ("default", "notifications", "chat", "jetstream")
+        cursors = {name: await store.get_cursor("bluesky", name) for name in names}
+        tg.cancel_scope.cancel()
+    return cursors
 
 
-async def test_listen_in_listening_mode_streams_and_still_polls_dms() -> None:
-    """With listening on, keyword posts come from Jetstream and DMs from polling."""
+async def _until(check: Callable[[], bool]) -> None:
+    while True:
+        if check():
+            return
+        await anyio.sleep(0.01)
+
+
+async def test_the_hub_streams_jetstream_and_still_polls_dms_in_listening_mode() -> None:
+    """With listening on, keyword posts come from Jetstream and DMs from the chat source."""
     sandbox = BlueskySandbox(seed=28)
     bob = sandbox.customer("bob")
-    sandbox.world.add_post(bob, "my refund never came")
-    sandbox.customer_dm("psst, a private question", author=bob)
-    async with opened(sandbox, keywords=("refund",), listening=True) as adapter:
-        batches = await listened(adapter, {"my refund never came", "psst, a private question"})
-    cursor = json.loads(batches[-1].cursor or "{}")
-    assert {"t", "c"} <= set(cursor)
+
+    def write() -> None:
+        sandbox.world.add_post(bob, "my refund never came")
+        sandbox.customer_dm("psst, a private question", author=bob)
+
+    async with opened(sandbox, keywords=("refund",), listening=True,
+                      poll_interval=0.05) as adapter:
+        assert [s.name for s in adapter.sources()] == ["notifications", "chat", "jetstream"]
+        cursors = await listened(adapter, sandbox, write,
+                                 {"my refund never came", "psst, a private question"})
+    assert sandbox.jetstream.connections >= 1
+    assert cursors["default"] is None
+    assert (cursors["jetstream"] or "").isdigit()
+    assert cursors["chat"]
+    assert cursors["notifications"]
 
 
-async def test_listen_without_listening_mode_only_polls() -> None:
-    """By default listen() polls: DMs and mentions arrive and Jetstream is never opened."""
+async def test_the_hub_only_polls_without_listening_mode() -> None:
+    """By default the hub polls notifications and chat, and Jetstream is never opened."""
     sandbox = BlueskySandbox(seed=29)
-    sandbox.customer_mention("tagged you")
-    sandbox.customer_dm("and a DM")
-    async with opened(sandbox, keywords=("refund",)) as adapter:
-        await listened(adapter, {"@shop.bsky.social tagged you", "and a DM"})
+
+    def write() -> None:
+        sandbox.customer_mention("tagged you")
+        sandbox.customer_dm("and a DM")
+
+    async with opened(sandbox, keywords=("refund",), poll_interval=0.05) as adapter:
+        assert [s.name for s in adapter.sources()] == ["notifications", "chat"]
+        await listened(adapter, sandbox, write, {"@shop.bsky.social tagged you", "and a DM"})
     assert sandbox.jetstream.connections == 0
+
+
+async def test_the_hub_reconnects_a_dropped_jetstream_at_its_stored_time_us() -> None:
+    """The hub reopens the jetstream source after a drop: every post once, none lost."""
+    sandbox = BlueskySandbox(seed=32)
+    bob = sandbox.customer("bob")
+    store = MemoryStore()
+    handled: list[str] = []
+
+    def write() -> None:
+        sandbox.jetstream.drop_after = 2
+        for n in range(4):
+            sandbox.world.add_post(bob, f"refund {n}, please")
+
+    async with opened(sandbox, keywords=("refund",), listening=True,
+                      poll_interval=60.0) as adapter:
+        hub = Hub(adapters=[adapter], store=store, listener_backoff=(0.01, 0.1))
+
+        @hub.on(MessageReceived)
+        async def record(event: MessageReceived, ctx: Context) -> None:
+            handled.append(event.message.text)
+
+        async with hub, anyio.create_task_group() as tg:
+            await tg.start(hub.run)
+            with anyio.fail_after(10):
+                await _until(lambda: sandbox.jetstream.connections > 0)
+                write()
+                await _until(lambda: len(set(handled)) == 4)
+            await hub.wait_idle()
+            cursor = await store.get_cursor("bluesky", "jetstream")
+            tg.cancel_scope.cancel()
+    assert sorted(handled) == [f"refund {n}, please" for n in range(4)]
+    assert sandbox.jetstream.connections == 2
+    assert (cursor or "").isdigit()
+
+
+async def test_listen_alone_polls_unless_listening_mode_is_on() -> None:
+    """``listen()`` called directly polls by default, and never opens Jetstream."""
+    sandbox = BlueskySandbox(seed=30)
+    sandbox.customer_dm("a DM for the script")
+    async with opened(sandbox, poll_interval=0.01) as adapter:
+        with anyio.fail_after(10):
+            async with aclosing(adapter.listen(None)) as batches:
+                async for batch in batches:
+                    if texts([batch]):
+                        break
+    assert texts([batch]) == ["a DM for the script"]
+    assert sandbox.jetstream.connections == 0
+
+
+async def test_a_cursor_stored_before_sources_is_split_into_theirs() -> None:
+    """An upgrade resumes notifications, chat and Jetstream where the packed cursor stood."""
+    sandbox = BlueskySandbox(seed=31)
+    sandbox.customer_mention("before the upgrade")
+    async with opened(sandbox, listening=True) as adapter:
+        polled = await adapter.poll(None)
+    packed = json.loads(polled.cursor or "{}")
+    packed["t"] = 1_700_000_000_000_000
+    store = MemoryStore()
+    async with store:
+        await store.record_batch("bluesky", [], cursor=json.dumps(packed), stream="default")
+
+    sandbox.customer_mention("while upgrading")  # after the packed cursor: must not be lost
+
+    def write() -> None:
+        sandbox.customer_mention("after the upgrade")
+
+    wanted = {"@shop.bsky.social while upgrading", "@shop.bsky.social after the upgrade"}
+    async with opened(sandbox, listening=True, poll_interval=0.05) as adapter:
+        cursors = await listened(adapter, sandbox, write, wanted, store=store)
+    notifications = json.loads(cursors["notifications"] or "{}")
+    assert notifications["n"] >= packed["n"]
+    assert set(notifications) <= {"n", "u", "b"}
+    assert cursors["chat"] is not None
+    assert int(cursors["jetstream"] or 0) >= packed["t"]
+    async with opened(sandbox) as adapter:
+        assert adapter.split_cursor(json.dumps(packed)) == {
+            "notifications": json.dumps({"n": packed["n"], "u": packed["u"]},
+                                        separators=(",", ":"), sort_keys=True),
+            "chat": packed["c"],
+            "jetstream": str(packed["t"]),
+        }
 
 
 async def test_bad_cursor_is_configuration_error() -> None:

@@ -197,7 +197,10 @@ class _Script:
             self.progress.line(network, "**", f"{len(self.history)} messages from days before "
                                "the bot's first start (" + ", ".join(
                                    w.line.about for w in self.history) + "): history, left alone")
-        page_start = await self.hub.store.get_cursor(network)
+        # Where a worker's poll stands before the customers write (the hub
+        # keeps one cursor per source; a second worker's poll has its own).
+        async with self.net.new_adapter() as probe:
+            page_start = (await probe.backlog()).cursor
         written = [write(sandbox, line) for line in CUSTOMERS]
         self.progress.line(network, "**", f"{len(written)} customers write: "
                            + ", ".join(w.line.about for w in written))

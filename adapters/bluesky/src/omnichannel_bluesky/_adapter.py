@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
@@ -47,6 +46,7 @@ from omnichannel.http import (
     parse_bluesky_headers,
 )
 from omnichannel.model import Message, Person, Ref
+from omnichannel.sources import PollSource, Source, StreamSource
 from omnichannel.text import TextRule
 
 from ._convert import (
@@ -145,14 +145,15 @@ class BlueskySettings(AdapterSettings):
         reasons: Notification reasons to poll: ``mention``, ``reply`` and
             ``quote`` become messages, ``like`` (of our posts) reactions.
         page_size: Notifications per page (1-100).
-        listening: Listening mode: ``listen()`` also reads Jetstream for posts
+        listening: Listening mode: the hub also reads Jetstream for posts
             that mention us or match ``keywords`` (every post of the network
             passes through: see the how-to for its cost).
         jetstream_url: The Jetstream ``/subscribe`` endpoint for listening mode.
         keywords: Words that make a post interesting in listening mode, matched
             case-insensitively, besides mentions of and replies to our account.
         stream_reconnects: Jetstream drops in a row (without an event in
-            between) before listening mode gives up.
+            between) before ``stream()`` gives up (the hub's ``jetstream``
+            source reconnects with the hub's backoff instead).
         poll_interval: Seconds between polls when nothing new came (default 30).
     """
 
@@ -503,9 +504,7 @@ class BlueskyAdapter(Adapter):
                 events.extend(chat_events)
         unique = list({event.id: event for event in events}.values())
         unique.sort(key=lambda event: event.occurred_at)
-        for event in unique:
-            if isinstance(event, MessageReceived) and not event.message.is_private:
-                self._known.add(event.message.ref.id, event.message.conversation)
+        self._remember_posts(unique)
         next_cursor = replace(read, chat=chat).dump()
         return Batch(events=tuple(unique), cursor=next_cursor, more=more,
                      rejected=tuple(rejected))
@@ -744,7 +743,7 @@ class BlueskyAdapter(Adapter):
             ConfigurationError: ``cursor`` is not a Bluesky cursor.
         """
         state = _Cursor.parse(cursor)
-        async with aclosing(self._jetstream(state.stream_start(), tick=None)) as found:
+        async with aclosing(self._jetstream(state.stream_start())) as found:
             async for batch, time_us in found:
                 if time_us is not None:
                     state = replace(state, time_us=time_us)
@@ -752,21 +751,19 @@ class BlueskyAdapter(Adapter):
                     yield batch.model_copy(update={"cursor": state.dump()})
 
     async def _jetstream(
-        self, position: int | None, *, tick: float | None
+        self, position: int | None
     ) -> AsyncGenerator[tuple[Batch, int | None], None]:
         """What Jetstream brings, as batches (no cursor) with their ``time_us``.
 
         Reconnects after a clean close at once, and after a drop at the pace
         of the client's `Reconnects`.
         """
-        keep = JetstreamFilter(did=self._did, handle=self._handle,
-                               keywords=self.settings.keywords, known=self._known)
         api = self.client
         reconnects = api.reconnects(limit=self.settings.stream_reconnects,
                                     what="the Jetstream connection")
         while True:
             reader = read_jetstream(api, self.settings.jetstream_url, cursor=position,
-                                    keep=keep, tick=tick)
+                                    keep=self._jetstream_filter())
             try:
                 async with aclosing(reader) as found:
                     async for item, time_us in found:
@@ -812,44 +809,144 @@ class BlueskyAdapter(Adapter):
             return Batch(rejected=(found,))
         return Batch(events=(found,))
 
-    async def listen(
-        self, cursor: str | None, *, use_stream: bool | None = None
-    ) -> AsyncGenerator[Batch, None]:
-        """Yield batches forever: polling, plus Jetstream when listening mode is on.
+    # sources -------------------------------------------------------------------
 
-        ``use_stream=None`` follows ``settings.listening``. Without the stream,
-        this polls notifications and chat every ``poll_interval`` seconds. With
-        it, Jetstream posts come as they happen and polling goes on beside them
-        (chat is not on Jetstream); both write the same cursor.
+    def sources(self) -> Sequence[Source]:
+        """Notifications, chat (``direct_messages``) and Jetstream (``listening``), each apart.
+
+        ``notifications`` and ``chat`` are polled every ``poll_interval``
+        seconds, each with its own cursor; ``jetstream`` (listening mode)
+        reads one Jetstream connection from its last ``time_us``, and when it
+        drops the hub reconnects it there (Jetstream replays what came since).
+        """
+        interval = self.settings.poll_interval
+        found: list[Source] = [PollSource(
+            "notifications", self._notifications, interval=interval,
+            backlog=self._notifications_backlog,
+        )]
+        if self.settings.direct_messages:
+            found.append(PollSource("chat", self._chat, interval=interval,
+                                    backlog=self._chat_backlog))
+        if self.settings.listening:
+            # Jetstream resumes at its own time_us: no poll catches up for it.
+            found.append(StreamSource("jetstream", self._jetstream_connection))
+        return found
+
+    def split_cursor(self, cursor: str) -> Mapping[str, str]:
+        """Split a cursor of ``poll`` or ``listen`` into the sources' cursors.
+
+        Notifications keep the newest time and URIs seen (and the pages
+        still to deliver), chat its log cursor, Jetstream its ``time_us``
+        (or, with none, the newest notification's time, where ``stream``
+        would have resumed).
 
         Raises:
-            TransientError: The Jetstream connection kept failing.
             ConfigurationError: ``cursor`` is not a Bluesky cursor.
         """
+        state = _Cursor.parse(cursor)
+        parts: dict[str, str] = {}
+        if state.seen_at or state.back:
+            parts["notifications"] = _Cursor(
+                seen_at=state.seen_at, uris=state.uris, back=state.back).dump()
+        if state.chat:
+            parts["chat"] = state.chat
+        start = state.stream_start()
+        if start is not None:
+            parts["jetstream"] = str(start)
+        return parts
+
+    async def _notifications(self, cursor: str | None) -> Batch:
+        """One page of notifications after ``cursor`` (the ``notifications`` source)."""
+        state = _Cursor.parse(cursor)
+        rejected: list[Rejected] = []
+        events, read, more = await self._poll_notifications(
+            _Cursor(seen_at=state.seen_at, uris=state.uris, back=state.back), rejected)
+        self._remember_posts(events)
+        return Batch(events=tuple(events), cursor=read.dump(), more=more,
+                     rejected=tuple(rejected))
+
+    async def _notifications_backlog(
+        self, *, limit: int = 0, since: datetime | None = None
+    ) -> Batch:
+        """The newest notification (the position), and for a backfill the newest page."""
+        rejected: list[Rejected] = []
+        events, read, _ = await self._poll_notifications(_Cursor(), rejected)
+        if limit <= 0:
+            return Batch(cursor=read.dump())
+        self._remember_posts(events)
+        return Batch(events=newest_events(events, limit=limit, since=since),
+                     cursor=read.dump(), rejected=tuple(rejected))
+
+    async def _chat(self, cursor: str | None) -> Batch:
+        """The chat log after ``cursor`` (the ``chat`` source); ``None``: unread ones too."""
+        if not self._chat_ok:
+            return Batch()
+        rejected: list[Rejected] = []
+        events: list[Event] = []
+        try:
+            if cursor is None:
+                events.extend(await self._unread_messages(rejected))
+            logged, after, more = await self._poll_chat(cursor or self._chat_start, rejected)
+        except AuthenticationError as exc:
+            if not self._chat_unavailable(exc):
+                raise
+            return Batch()
+        events.extend(logged)
+        unique = sorted({event.id: event for event in events}.values(),
+                        key=lambda event: event.occurred_at)
+        return Batch(events=tuple(unique), cursor=after, more=more, rejected=tuple(rejected))
+
+    async def _chat_backlog(self, *, limit: int = 0, since: datetime | None = None) -> Batch:
+        """The chat log's position (read by ``open``), and for a backfill the unread messages."""
+        if limit <= 0 or not self._chat_ok:
+            return Batch(cursor=self._chat_start)
+        rejected: list[Rejected] = []
+        try:
+            unread = await self._unread_messages(rejected)
+        except AuthenticationError as exc:
+            if not self._chat_unavailable(exc):
+                raise
+            return Batch(cursor=self._chat_start)
+        return Batch(events=newest_events(unread, limit=limit, since=since),
+                     cursor=self._chat_start, rejected=tuple(rejected))
+
+    async def _jetstream_connection(self, cursor: str | None) -> AsyncGenerator[Batch, None]:
+        """One Jetstream connection from ``cursor`` (a ``time_us``; the ``jetstream`` source).
+
+        Each batch's cursor is the last ``time_us`` read; it ends when the
+        server closes the connection and raises `TransientError` when it drops.
+        """
+        position = _Cursor.parse(cursor).stream_start()
+        reader = read_jetstream(self.client, self.settings.jetstream_url, cursor=position,
+                                keep=self._jetstream_filter())
+        async with aclosing(reader) as found:
+            async for item, time_us in found:
+                batch = self._jetstream_batch(item)
+                if batch.events or batch.rejected or time_us is not None:
+                    yield batch.model_copy(
+                        update={"cursor": str(time_us) if time_us is not None else None})
+
+    def _jetstream_filter(self) -> JetstreamFilter:
+        return JetstreamFilter(did=self._did, handle=self._handle,
+                               keywords=self.settings.keywords, known=self._known)
+
+    def _remember_posts(self, events: Sequence[Event]) -> None:
+        """Keep our public threads' posts, so Jetstream can tell their edits and deletions."""
+        for event in events:
+            if isinstance(event, MessageReceived) and not event.message.is_private:
+                self._known.add(event.message.ref.id, event.message.conversation)
+
+    def listen(
+        self, cursor: str | None, *, use_stream: bool | None = None
+    ) -> AsyncGenerator[Batch, None]:
+        """Yield batches forever from one place: Jetstream in listening mode, else polling.
+
+        ``use_stream=None`` follows ``settings.listening``. For a script
+        reading the adapter alone; the hub runs ``sources()`` instead, which
+        reads notifications, chat and Jetstream side by side.
+        """
         streaming = self.settings.listening if use_stream is None else use_stream
-        if not streaming:
-            async with aclosing(super().listen(cursor, use_stream=False)) as polled:
-                async for batch in polled:
-                    yield batch
-            return
-        current = _Cursor.parse(cursor)
-        due = anyio.current_time()
-        async with aclosing(self._jetstream(current.stream_start(), tick=1.0)) as found:
-            async for streamed, time_us in found:
-                if time_us is not None:
-                    current = replace(current, time_us=time_us)
-                if streamed.events or streamed.rejected:
-                    yield streamed.model_copy(update={"cursor": current.dump()})
-                if anyio.current_time() < due:
-                    continue
-                while True:
-                    batch = await self.poll(current.dump())
-                    after = _Cursor.parse(batch.cursor)
-                    current = replace(after, time_us=current.time_us)
-                    yield batch.model_copy(update={"cursor": current.dump()})
-                    if not batch.more:
-                        break
-                due = anyio.current_time() + self.settings.poll_interval
+        return super().listen(cursor, use_stream=streaming)
 
     @classmethod
     def parse_payload(

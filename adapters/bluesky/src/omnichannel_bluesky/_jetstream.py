@@ -486,16 +486,13 @@ async def read_jetstream(
     cursor: int | None,
     keep: JetstreamFilter,
     checkpoint_every: int = 5000,
-    tick: float | None = None,
 ) -> AsyncGenerator[tuple[JetstreamItem, int | None], None]:
     """Yield ``(item, time_us)`` per kept post or deletion, ``(None, time_us)`` checkpoints.
 
     The first event of the connection comes as a checkpoint (the connection
     works), then one comes every ``checkpoint_every`` events that did not
-    match, so the caller can store how far it read, and, with ``tick``,
-    whenever ``tick`` seconds passed since the last yield, quiet stream or not
-    (its ``time_us`` is ``None`` while no event came on this connection). So a
-    ``time_us`` that is not ``None`` means the connection works. A post event that
+    match, so the caller can store how far it read. A ``time_us`` that is not
+    ``None`` means the connection works. A post event that
     does not parse comes as a `Rejected`, never stopping the stream. The
     iterator ends when the server closes the connection normally. The
     connection is opened through ``api`` (logged, errors mapped) but without
@@ -508,7 +505,6 @@ async def read_jetstream(
     last = cursor
     skipped = 0
     started = False
-    yielded = anyio.current_time()
     headers, expected = _handshake_headers()
     try:
         async with api.open_stream(
@@ -526,17 +522,9 @@ async def read_jetstream(
             socket = _WebSocket(response.extensions["network_stream"])
             try:
                 while True:
-                    wait = None if tick is None else max(
-                        0.0, tick - (anyio.current_time() - yielded))
-                    try:
-                        line = await socket.receive_text(wait=wait)
-                    except TimeoutError:
-                        line = ""
+                    line = await socket.receive_text()
                     if line is None:
                         break
-                    if tick is not None and anyio.current_time() - yielded >= tick:
-                        yielded = anyio.current_time()
-                        yield None, last if started else None
                     if not line:
                         continue
                     time_us = _time_us(line)
@@ -548,13 +536,11 @@ async def read_jetstream(
                     found: JetstreamItem = convert_item(keep.match_line, line, network=NETWORK)
                     if found is not None:
                         skipped = 0
-                        yielded = anyio.current_time()
                         yield found, last
                     elif last is not None:
                         skipped += 1
                         if skipped >= checkpoint_every:
                             skipped = 0
-                            yielded = anyio.current_time()
                             yield None, last
             finally:
                 with anyio.CancelScope(shield=True):

@@ -29,6 +29,7 @@ from omnichannel.errors import (
 from omnichannel.events import Event, MessageDeleted
 from omnichannel.http import ApiClient, BearerAuth, RetryPolicy, open_client, parse_mastodon_headers
 from omnichannel.model import Mention, Message, Ref, Visibility
+from omnichannel.sources import PollSource, Source, StreamSource
 from omnichannel.text import TextRule
 
 from ._convert import (
@@ -465,6 +466,47 @@ class MastodonAdapter(Adapter):
                 await reconnects.wait(exc)  # raises once it dropped too often in a row
             else:
                 await reconnects.wait()  # the server ended it (a restart, an idle proxy)
+
+    # sources -------------------------------------------------------------------
+
+    def sources(self) -> Sequence[Source]:
+        """The ``stream``, caught up by polling ``notifications``, on one cursor.
+
+        The stream is one connection to the streaming API at a time. The
+        streaming API cannot resume, so the hub polls notifications from the
+        shared cursor (a notification id) once each connection is up and
+        after each drop: what a gap hid is read, and nothing else twice.
+        """
+        return (
+            PollSource("notifications", self.poll, interval=self.settings.poll_interval,
+                       backlog=self.backlog),
+            StreamSource("stream", self._stream_connection, catch_up="notifications"),
+        )
+
+    def split_cursor(self, cursor: str) -> Mapping[str, str]:
+        """A cursor stored before sources is a notification id: the notifications' cursor."""
+        return {"notifications": cursor}
+
+    async def _stream_connection(self, cursor: str | None) -> AsyncIterator[Batch]:
+        """One connection to the streaming API (the ``stream`` source), read until it ends.
+
+        An empty batch comes first, once connected, so the hub catches up
+        then; a notification's batch carries its id as the cursor, which the
+        stream shares with ``notifications``.
+
+        Raises:
+            AuthenticationError: The token was revoked.
+            TransientError: The connection failed or dropped.
+        """
+        async with self._api.open_stream(
+            "GET", self._stream_url(), headers={"Accept": "text/event-stream"},
+            read_timeout=self.settings.stream_read_timeout, bucket="streaming",
+        ) as response, aclosing(aiter_events(response.aiter_lines())) as events:
+            yield Batch()
+            async for sse in events:
+                streamed = await self._stream_batch(sse)
+                if streamed is not None:
+                    yield streamed
 
     async def _stream_batch(self, sse: ServerEvent) -> Batch | None:
         """The batch one streamed event stands for, or ``None`` to skip it.

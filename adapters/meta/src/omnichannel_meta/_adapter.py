@@ -44,6 +44,7 @@ from omnichannel.errors import (
 from omnichannel.events import Event, MessageReceived
 from omnichannel.http import ApiClient, RateLimitInfo, RetryPolicy, open_client
 from omnichannel.model import Message, Person, Ref
+from omnichannel.sources import PollSource, Source
 from omnichannel.text import TextRule
 
 from ._convert import UNKNOWN_AUTHOR, Converter, page_items, parse_time
@@ -596,6 +597,19 @@ class MetaAdapter(Adapter):
         remembered = list(dict.fromkeys([*digests, *reported]))[:_REMEMBERED]
         next_cursor = f"{newest}|{','.join(at_newest)}|{','.join(remembered)}"
         return Batch(events=tuple(ordered), cursor=next_cursor, rejected=tuple(fresh))
+
+    def sources(self) -> Sequence[Source]:
+        """One ``reconcile`` source: ``poll`` every ``poll_interval`` seconds.
+
+        Webhook deliveries come through the webhook app, not a source; the
+        reconciliation poll reads what an outage of theirs dropped.
+        """
+        return (PollSource("reconcile", self.poll, interval=self.settings.poll_interval,
+                           backlog=self.backlog),)
+
+    def split_cursor(self, cursor: str) -> Mapping[str, str]:
+        """A cursor stored before sources is the reconciliation poll's, unchanged."""
+        return {"reconcile": cursor}
 
     async def backlog(self, *, limit: int = 0, since: datetime | None = None) -> Batch:
         """Where the Page (or account) stands now, and the newest comments and messages before.

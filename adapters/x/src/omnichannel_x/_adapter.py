@@ -47,6 +47,7 @@ from omnichannel.http import (
     open_client,
 )
 from omnichannel.model import Mention, Message, Ref
+from omnichannel.sources import PollSource, Source
 from omnichannel.text import TextRule
 
 from ._convert import (
@@ -618,6 +619,45 @@ class XAdapter(Adapter):
         if self.settings.read_dms:
             parts.append(f"d={dm_newest or _BEGINNING}")
         return Batch(events=tuple(events), cursor=";".join(parts), rejected=tuple(rejected))
+
+    def sources(self) -> Sequence[Source]:
+        """``mentions`` every ``poll_interval`` seconds; ``dms`` every ``dm_poll_interval``.
+
+        Each has its own cursor (the newest id read), so a DM read never
+        waits for a mentions page and the other way round.
+        """
+        settings = self.settings
+        found: list[Source] = [PollSource("mentions", self._mentions,
+                                          interval=settings.poll_interval)]
+        if settings.read_dms:
+            found.append(PollSource("dms", self._dms,
+                                    interval=settings.dm_poll_interval or settings.poll_interval))
+        return found
+
+    def split_cursor(self, cursor: str) -> Mapping[str, str]:
+        """``m=<id>;d=<id>`` (a ``poll`` cursor) into the ``mentions`` and ``dms`` cursors."""
+        mentions, dms = _cursor(cursor)
+        return {name: part for name, part in (("mentions", mentions), ("dms", dms)) if part}
+
+    async def _mentions(self, cursor: str | None) -> Batch:
+        """The mentions after ``cursor`` (a post id; the ``mentions`` source)."""
+        self._guard(Decimal(0))
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        newest = await self._poll_mentions(cursor, events, rejected)
+        events.sort(key=_order)
+        return Batch(events=tuple(events), cursor=newest or cursor or _BEGINNING,
+                     rejected=tuple(rejected))
+
+    async def _dms(self, cursor: str | None) -> Batch:
+        """The DMs after ``cursor`` (a DM event id; the ``dms`` source)."""
+        self._guard(Decimal(0))
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        newest = await self._poll_dms(cursor, events, rejected)
+        events.sort(key=_order)
+        return Batch(events=tuple(events), cursor=newest or _BEGINNING,
+                     rejected=tuple(rejected))
 
     async def _poll_mentions(
         self, since: str | None, events: list[Event], rejected: list[Rejected]
