@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from .capabilities import Capabilities
 from .errors import CapabilityNotSupported, ConfigurationError, PayloadError
-from .events import Event
+from .events import AuthHealth, AuthHealthKind, Event
 from .model import Message, Person, Ref
 from .sources import DEFAULT_SOURCE, PollSource, Source, StreamSource
 
@@ -420,6 +420,9 @@ class Adapter(ABC):
     account: Person | None
     """Our own account on the network, resolved by ``open``."""
 
+    auth_health_sink: Callable[[AuthHealth], None] | None = None
+    """Where `report_auth_health` sends reports; the hub sets it."""
+
     def __init__(
         self,
         settings: AdapterSettings | Mapping[str, Any],
@@ -439,6 +442,25 @@ class Adapter(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} network={self.network!r}>"
+
+    def report_auth_health(
+        self, kind: AuthHealthKind, detail: str = "", *, expires_at: datetime | None = None
+    ) -> AuthHealth:
+        """Tell the hub something happened to the credentials (never put a token in ``detail``).
+
+        Call it when a token will expire soon, a refresh failed, the network
+        revoked the token or wants the owner to authorize again, or a rotated
+        token could not be saved. The hub persists the report as an
+        [`AuthHealth`][omnichannel.events.AuthHealth] event (one per kind and
+        day) for handlers and `omnichannel inbox`. Without a hub it is only
+        returned.
+        """
+        account = self.account.ref.id if self.account is not None else None
+        report = AuthHealth.report(self.network, kind, detail, expires_at=expires_at,
+                                   account=account)
+        if self.auth_health_sink is not None:
+            self.auth_health_sink(report)
+        return report
 
     # lifecycle -----------------------------------------------------------
 

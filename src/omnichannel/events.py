@@ -232,7 +232,7 @@ class AuthHealth(_Event):
         """Build the report for ``network`` now (its id: network, kind and UTC day)."""
         moment = at or _now()
         day = moment.astimezone(UTC).date().isoformat()
-        ref = Ref(network=network, id=account or "account")
+        ref = Ref(network=network, id="account")  # one adapter, so one account, per network
         return cls(id=event_id("auth.health", ref, kind, day), network=network,
                    account=account, occurred_at=moment, kind=kind, detail=detail,
                    expires_at=expires_at)

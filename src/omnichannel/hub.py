@@ -38,6 +38,7 @@ import anyio
 import anyio.abc
 
 from ._dispatch import Dispatcher, handle_event, ordering_key
+from ._health import AuthReports
 from ._lifecycle import close_all, open_all
 from ._listening import listeners, rejected_letter, start_listeners
 from ._logging import with_log_lines
@@ -142,6 +143,7 @@ class Hub:
         if max_body_bytes < 1:
             raise ConfigurationError("max_body_bytes must be positive")
         self.adapters = by_network
+        self._auth_reports = AuthReports(by_network.values())
         self.store = store
         self.policy: ReplyPolicy = policy if policy is not None else HoldPublic()
         self.middleware: list[Middleware] = list(middleware)
@@ -260,17 +262,13 @@ class Hub:
         """Run until cancelled: listeners, dispatch, the outbox worker, webhooks.
 
         Everything runs in one task group. On start, events stored but not yet
-        handled (from a previous run, or from webhooks received while the hub
-        was not running) are dispatched first; then each source resumes from
-        its own stored cursor. A source with no stored cursor (a first run)
-        starts from the network's current position: older events are not
-        handled, unless the adapter's settings ask for a backfill
-        (``backfill``, ``backfill_age``), whose events come marked
-        ``backfilled``. Webhook deliveries are always live. Cancelling
-        ``run`` stops everything; an event whose
-        handlers did not finish stays unhandled and is handled again on the
-        next start (its replies keep their idempotency keys, so none is sent
-        twice).
+        handled (from a previous run, or webhooks received meanwhile) are
+        dispatched first; then each source resumes from its stored cursor. A
+        source with no cursor (a first run) starts from the network's current
+        position, unless the adapter's settings ask for a backfill (its events
+        come marked ``backfilled``). Cancelling ``run`` stops everything; an
+        event whose handlers did not finish is handled again on the next start
+        (its replies keep their idempotency keys, so none is sent twice).
 
         Args:
             listen: Poll or stream every adapter that can (``True``), none
@@ -308,6 +306,7 @@ class Hub:
                 await self._outgoing.recover_drafts()
                 if deliver:
                     await tg.start(self.outbox.run)
+                await tg.start(self._auth_reports.run, self.ingest, self.store)
                 for event in await self.store.unhandled_events():
                     dispatcher.submit(event, await ordering_key(self.store, event))
                 await start_listeners(tg, listeners(self.adapters, listen), inbound=self,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from omnichannel.errors import AuthenticationError, ConfigurationError
+from omnichannel.events import AuthHealth
 from omnichannel.http import RetryPolicy
 from omnichannel_meta import FacebookAdapter, InstagramAdapter, TokenHealth
 from omnichannel_meta.sandbox import FacebookSandbox, InstagramSandbox
@@ -20,7 +21,8 @@ REFRESH = "GET /refresh_access_token"
 
 @asynccontextmanager
 async def opened(
-    sandbox: InstagramSandbox, seen: list[TokenHealth], **extra: Any
+    sandbox: InstagramSandbox, seen: list[TokenHealth],
+    reports: list[AuthHealth] | None = None, **extra: Any,
 ) -> AsyncIterator[InstagramAdapter]:
     adapter = InstagramAdapter(
         {**sandbox.adapter_settings(base_url="https://graph.instagram.test"), "login": "instagram",
@@ -28,6 +30,8 @@ async def opened(
         transport=sandbox.transport(), clock=sandbox.clock.peek,
         retry=RetryPolicy(attempts=1), on_token_health=seen.append,
     )
+    if reports is not None:
+        adapter.auth_health_sink = reports.append  # what a hub does
     async with adapter:
         yield adapter
 
@@ -72,8 +76,9 @@ async def test_a_failed_refresh_is_reported_and_tried_again_an_hour_later(
     token = sandbox.long_lived_token(expires_in=timedelta(days=2))
     sandbox.faults.fail(REFRESH, 500, times=1, retry_after=0)
     seen: list[TokenHealth] = []
+    reports: list[AuthHealth] = []
     with caplog.at_level(logging.INFO, logger="omnichannel"):
-        async with opened(sandbox, seen) as adapter:
+        async with opened(sandbox, seen, reports) as adapter:
             await adapter.poll(None)
             assert [h.status for h in seen] == ["refresh_failed"]
             assert seen[0].error is not None
@@ -81,6 +86,8 @@ async def test_a_failed_refresh_is_reported_and_tried_again_an_hour_later(
             sandbox.clock.advance(timedelta(minutes=61))
             await adapter.poll(None)
     assert [h.status for h in seen] == ["refresh_failed", "refreshed"]
+    assert [r.kind for r in reports] == ["refresh_failed", "refreshed"]
+    assert all(token not in r.detail for r in reports)
     assert sandbox.request_count(REFRESH) == 2
     warned = [r for r in caplog.records if "refresh failed" in r.getMessage()]
     assert warned

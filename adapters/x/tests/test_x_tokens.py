@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from omnichannel.errors import AuthenticationError, ConfigurationError
+from omnichannel.events import AuthHealth
 from omnichannel.settings import Config
 from omnichannel_x import (
     AuthProblem,
@@ -187,8 +188,10 @@ async def test_revoked_token_is_an_auth_problem_until_a_request_works() -> None:
 
     settings = {"consumer_key": "ck", "consumer_secret": "cs", "oauth1_token": "7-t",
                 "oauth1_token_secret": "ts", "dm_poll_interval": 0}
+    reports: list[AuthHealth] = []
     async with XAdapter(settings, transport=httpx.MockTransport(answer),
                         on_auth_problem=hook) as x:
+        x.auth_health_sink = reports.append  # what a hub does
         refusing["now"] = True
         with pytest.raises(AuthenticationError):
             await x.poll(None)
@@ -198,3 +201,5 @@ async def test_revoked_token_is_an_auth_problem_until_a_request_works() -> None:
         await x.poll(None)
         assert x.auth_problem is None
     assert [p.kind for p in problems] == ["revoked"]
+    assert [(r.network, r.kind) for r in reports] == [("x", "revoked")]
+    assert "7-t" not in reports[0].detail

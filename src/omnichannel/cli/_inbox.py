@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._health import AUDIT_TYPE
 from ..actions import PrivateReply, Reply
 from ..errors import ConfigurationError
 from ..helpdesk import CannedReplies, Workflow
@@ -27,7 +28,7 @@ from ..hub import Hub
 from ..model import Message, Ref
 from ..registry import check_networks, load_adapter
 from ..settings import Config
-from ..store import ConversationState, Store, store_for
+from ..store import AuditEntry, ConversationState, Store, store_for
 from ._commands import _addressee, _age, _handle, existing_store
 from ._drafts import _checking_adapter, _default_agent
 from ._table import render_table, shorten
@@ -299,6 +300,20 @@ async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO) -
         summary = ", ".join(f"{counts[s]} {s}" for s in order if s in counts) or "empty"
         print(file=out)
         print(f"Outbox: {summary}", file=out)
+        for entry in await _auth_health(store, network, now):
+            print(f"Account health: {entry.network}: {entry.detail} "
+                  f"({_age(entry.at, now)} ago)", file=out)
+
+
+async def _auth_health(store: Store, network: str | None, now: datetime) -> list[AuditEntry]:
+    """The latest account-health report per network of the last two weeks."""
+    latest: dict[str, AuditEntry] = {}
+    for entry in await store.audit_log(limit=2000):  # newest first
+        if entry.action_type != AUDIT_TYPE or now - entry.at > timedelta(days=14):
+            continue
+        if network is None or entry.network == network:
+            latest.setdefault(entry.network, entry)
+    return [latest[name] for name in sorted(latest)]
 
 
 async def _outbox_counts(store: Store, network: str | None) -> dict[str, int]:
@@ -328,8 +343,10 @@ async def _inbox_json(target: str, *, network: str | None, limit: int, out: Text
                                                                       limit=limit)
             if network is None or d.action.network == network
         ]
+        health = await _auth_health(store, network, datetime.now(UTC))
         document = {"conversations": conversations, "drafts": drafts,
-                    "outbox": await _outbox_counts(store, network)}
+                    "outbox": await _outbox_counts(store, network),
+                    "auth_health": [e.model_dump(mode="json") for e in health]}
     print(json.dumps(document, ensure_ascii=False, default=str), file=out)
 
 

@@ -330,7 +330,7 @@ class MetaAdapter(Adapter):
             return
         if not self._refreshable():
             self._next_token_check = now + _WARN_AGAIN
-            await deliver(self._on_token_health, TokenHealth(
+            await self._token_health(TokenHealth(
                 network=self.network, account_id=self.account_id, status="expiring",
                 expires_at=self._expires_at,
             ))
@@ -339,12 +339,17 @@ class MetaAdapter(Adapter):
             await self.refresh_token()
         except (AuthenticationError, NetworkError, PayloadError) as exc:
             self._next_token_check = now + _RETRY_REFRESH
-            await deliver(self._on_token_health, TokenHealth(
+            await self._token_health(TokenHealth(
                 network=self.network, account_id=self.account_id, status="refresh_failed",
                 expires_at=self._expires_at, error=f"{type(exc).__name__}: {exc}",
             ))
         else:
             self._next_token_check = None
+
+    async def _token_health(self, health: TokenHealth) -> None:
+        """Log ``health``, hand it to ``on_token_health``, and report it to the hub."""
+        await deliver(self._on_token_health, health)
+        self.report_auth_health(health.status, health.error or "", expires_at=health.expires_at)
 
     async def aclose(self) -> None:
         """Close the HTTP client. Safe to call twice."""
@@ -1234,7 +1239,7 @@ class InstagramAdapter(MetaAdapter):
         health = TokenHealth(network=self.network, account_id=self.account_id,
                              status="refreshed", expires_at=self._expires_at,
                              access_token=SecretStr(token))
-        await deliver(self._on_token_health, health)
+        await self._token_health(health)
         return health
 
     def _subscription_target(self) -> tuple[Setup, str]:

@@ -541,6 +541,7 @@ class XAdapter(Adapter):
         self.auth_problem = problem
         logger.error("x auth: %s (%s)", kind.replace("_", " "), detail,
                      extra={"network": NETWORK, "auth_health": kind})
+        self.report_auth_health(kind, detail)
         if self._on_auth_problem is None:
             return
         try:
