@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from tests.runtime_adapter import FakeNetwork, adapter_for, running
+from tests.runtime_adapter import FakeNetwork, adapter_for, eventually, running
 from tests.test_cli import run
 
 from omnichannel.events import AuthHealth
@@ -32,14 +32,10 @@ async def test_reports_reach_handlers_once_per_kind_and_day_and_are_audited(
     # Reported before the hub runs (while opening, say): kept until it does.
     adapter.report_auth_health("expiring", "the token expires in 3 days", expires_at=expires)
     async with running(hub, listen=False):
-        with anyio.fail_after(10):
-            while not heard:
-                await anyio.sleep(0.01)
+        await eventually(lambda: bool(heard))
         adapter.report_auth_health("expiring", "the token expires in 3 days")  # same day
         adapter.report_auth_health("refresh_failed", "TransientError: 503")
-        with anyio.fail_after(10):
-            while len(heard) < 2:
-                await anyio.sleep(0.01)
+        await eventually(lambda: len(heard) >= 2)
         await hub.wait_idle()
         audit = [e for e in await store.audit_log() if e.action_type == "auth.health"]
     assert heard == ["testnet expiring: the token expires in 3 days",
@@ -61,10 +57,10 @@ def test_the_inbox_shows_the_latest_report_per_network(
             async with running(hub, listen=False):
                 adapter.report_auth_health("reauthorization_required",
                                            "the account owner must authorize the app again")
-                with anyio.fail_after(10):
-                    while not [e for e in await store.audit_log()
-                               if e.action_type == "auth.health"]:
-                        await anyio.sleep(0.01)
+                async def audited() -> bool:
+                    return any(e.action_type == "auth.health" for e in await store.audit_log())
+
+                await eventually(audited)
 
     anyio.run(report)
     status, out, _ = run(["inbox", "--store", str(path)], capsys)
