@@ -97,3 +97,30 @@ async def test_hand_off_answers_in_public_and_continues_in_private() -> None:
     assert by_text["So sorry, Gus! We've sent you a DM 💬"]["in_reply_to"] == message.ref.id
     dm = by_text["Hi Gus, please send the last 4 digits of the card so we can refund."]
     assert dm["conversation"].startswith("dm-")
+
+
+async def test_replies_to_a_broadcast_are_collected_as_one_incident() -> None:
+    fake = FakeNetwork()
+    hub = Hub(adapters=[adapter_for(fake)], store=MemoryStore())
+    workflow = Workflow(MemoryStore())
+    hub.use(workflow.middleware)
+
+    @hub.on(MessageReceived)
+    async def noop(event: MessageReceived, ctx: Context) -> None:
+        pass
+
+    async with workflow.store, running(hub, listen=False):  # type: ignore[attr-defined]
+        queued = await broadcast(hub, OUTAGE, key="outage-2", by="agent:anna", link=LINK)
+        assert await workflow.track_incident(hub, queued, name="payments") == []  # not sent yet
+        await hub.wait_idle()
+        [thread] = await workflow.track_incident(hub, queued, name="payments")
+        [post] = fake.posted
+        fake.customer_says("is it fixed yet?", author="hana", conversation=post["conversation"],
+                           in_reply_to=post["id"])
+        batch = await hub.adapters["testnet"].poll(None)
+        await hub.ingest("testnet", batch.events, cursor=batch.cursor)
+        await hub.wait_idle()
+        incident = await workflow.queue(queue="incident:payments")
+    assert [s.conversation for s in incident] == [thread]
+    assert incident[0].status == "open"  # the customer's reply reopened it for the team
+    assert "incident:payments" in incident[0].tags

@@ -31,7 +31,7 @@ write path they share; split by topic they would each need that path's internals
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -461,6 +461,40 @@ class Workflow:
             by=f"agent:{agent}", why="moved to a private conversation",
         )
         return public_item, private_item
+
+    async def track_incident(
+        self, hub: Hub, queued: Mapping[str, OutboxItem], *, name: str, by: str = "broadcast",
+    ) -> list[Ref]:
+        """Collect replies to a broadcast as one incident: its posts' threads share a queue.
+
+        For each post of ``queued`` (what [`broadcast`][omnichannel.helpdesk.broadcast]
+        returned) that the network has accepted, the thread it starts is
+        tagged ``incident:<name>`` and routed to the queue of that name, so
+        every customer who answers the announcement, on any network, lands
+        in one place: ``workflow.queue(queue="incident:<name>")``. Posts not
+        delivered yet are skipped: call it again once they are.
+
+        Returns:
+            The threads now tracked.
+        """
+        tracked: list[Ref] = []
+        label = f"incident:{name}"
+        for item in queued.values():
+            stored = await hub.store.get_outbox(item.key)
+            if stored is None or stored.status != "sent" or stored.sent is None:
+                continue
+            thread = stored.sent.conversation or stored.sent.ref
+
+            def edit(state: ConversationState) -> _EditResult:
+                if label in state.tags and state.queue == label:
+                    return {}, []
+                return ({"tags": tuple(dict.fromkeys((*state.tags, label))), "queue": label,
+                         "status": "pending"},
+                        [("incident", None, name)])
+
+            await self._change(thread, edit, by=by)
+            tracked.append(thread)
+        return tracked
 
     async def we_answered(
         self, conversation: Ref, *, by: str, release: str | None = None
