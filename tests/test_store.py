@@ -17,6 +17,8 @@ from omnichannel.testing.store_conformance import StoreConformance, StoreFactory
 class TestMemoryStore(StoreConformance):
     """MemoryStore: a restart keeps the same object (its data lives in it)."""
 
+    single_writer = True
+
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
         """One MemoryStore, returned again on every reopen."""
@@ -25,7 +27,9 @@ class TestMemoryStore(StoreConformance):
 
 
 class TestSQLiteStore(StoreConformance):
-    """SQLiteStore over one file per test."""
+    """SQLiteStore over one file per test (one writer: its workers share one object)."""
+
+    single_writer = True
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:

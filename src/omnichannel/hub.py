@@ -102,6 +102,7 @@ class Hub:
         listener_backoff: First and longest wait, in seconds, before a failed
             listener (network down, adapter error) starts again.
         clock: Returns the current aware time (inject a fake one in tests).
+        worker: This worker's id, ``hub.outbox.worker`` (see [`Outbox`][omnichannel.outbox.Outbox]).
         instrumentation: Consumers of the pipeline's hooks (see
             [`Instrumentation`][omnichannel.instrumentation.Instrumentation]);
             the log lines are always the first.
@@ -124,6 +125,7 @@ class Hub:
         max_body_bytes: int = _ONE_MIB,
         listener_backoff: tuple[float, float] = (1.0, 60.0),
         clock: Clock = _utcnow,
+        worker: str | None = None,
         instrumentation: Sequence[Instrumentation] = (),
     ) -> None:
         by_network: dict[str, Adapter] = {}
@@ -153,7 +155,7 @@ class Hub:
         self.instrumentation = with_log_lines(instrumentation)
         self.outbox = Outbox(
             store, by_network, clock=clock, on_outcome=self._tally.delivered,
-            instrumentation=self.instrumentation,
+            instrumentation=self.instrumentation, worker=worker,
         )
         self.router = Router("hub")
         self._outgoing = Outgoing(self, tally=self._tally)
