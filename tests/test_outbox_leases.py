@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,34 +14,50 @@ from tests.runtime_adapter import FakeClock, FakeNetwork, RuntimeAdapter, adapte
 from omnichannel.actions import Action, Reply, Sent
 from omnichannel.errors import ConfigurationError
 from omnichannel.outbox import Outbox, new_worker_id
-from omnichannel.store import MemoryStore, SQLiteStore, Store
+from omnichannel.store import MemoryStore, PostgresStore, SQLiteStore, Store
 
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def kind(request: pytest.FixtureRequest) -> str:
-    """Which store the workers share."""
-    return str(request.param)
+Stores = Callable[[], AbstractAsyncContextManager[tuple[Store, Store]]]
 
 
-@asynccontextmanager
-async def shared_store(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """One store object that two workers share (SQLite admits one writer per file)."""
-    store: Store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "shared.db")
-    async with store:
-        yield store
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
+    """What two workers use: one shared object (memory; SQLite admits one writer per file),
+    or two store objects on one PostgreSQL schema."""
+    if request.param == "postgres":
+        pytest.importorskip("psycopg", reason="psycopg is not installed")
+        server = request.getfixturevalue("postgres_server")
+        schema = request.getfixturevalue("postgres_schema")
+
+        @asynccontextmanager
+        async def two() -> AsyncIterator[tuple[Store, Store]]:
+            async with PostgresStore(server.url, schema=schema) as a, PostgresStore(
+                server.url, schema=schema
+            ) as b:
+                yield a, b
+
+        return two
+
+    @asynccontextmanager
+    async def one() -> AsyncIterator[tuple[Store, Store]]:
+        store: Store = (
+            MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "shared.db")
+        )
+        async with store:
+            yield store, store
+
+    return one
 
 
-async def test_a_dead_workers_send_is_reconciled_by_the_next_worker(
-    kind: str, tmp_path: Path
-) -> None:
+async def test_a_dead_workers_send_is_reconciled_by_the_next_worker(stores: Stores) -> None:
     """Worker a sends and dies unrecorded; b waits out a's lease, finds the reply, never resends."""
     fake = FakeNetwork()
     clock = FakeClock()
-    async with adapter_for(fake) as adapter, shared_store(kind, tmp_path) as store:
+    async with adapter_for(fake) as adapter, stores() as (store, other):
         a = Outbox(store, {"testnet": adapter}, clock=clock, worker="a", lease=LEASE)
-        b = Outbox(store, {"testnet": adapter}, clock=clock, worker="b", lease=LEASE)
+        b = Outbox(other, {"testnet": adapter}, clock=clock, worker="b", lease=LEASE)
         reply = Reply(network="testnet", to=received(fake, adapter), text="On it!")
         item = await a.submit(reply, origin="handler:test")
         [claimed] = await store.claim_due(now=clock(), worker=a.worker, lease=a.lease)
@@ -74,12 +90,12 @@ class SlowAdapter(RuntimeAdapter):
 
 
 async def test_the_worker_renews_its_claims_while_a_send_takes_longer_than_the_lease(
-    kind: str, tmp_path: Path
+    stores: Stores,
 ) -> None:
     """A send outlasting the lease keeps its claim (renewed): the other worker never takes it."""
     fake = FakeNetwork()
     lease = timedelta(seconds=0.3)
-    async with adapter_for(fake, SlowAdapter) as adapter, shared_store(kind, tmp_path) as store:
+    async with adapter_for(fake, SlowAdapter) as adapter, stores() as (store, other):
         a = Outbox(store, {"testnet": adapter}, worker="a", lease=lease)
         reply = Reply(network="testnet", to=received(fake, adapter), text="On it!")
         item = await a.submit(reply, origin="handler:test")
@@ -87,7 +103,7 @@ async def test_the_worker_renews_its_claims_while_a_send_takes_longer_than_the_l
 
         async def other_worker() -> None:
             while True:
-                stolen.extend(await store.claim_due(now=a.clock(), worker="b", lease=lease))
+                stolen.extend(await other.claim_due(now=a.clock(), worker="b", lease=lease))
                 await anyio.sleep(0.02)
 
         async with anyio.create_task_group() as tg:
