@@ -15,6 +15,8 @@ from omnichannel.testing.store_conformance import StoreConformance, StoreFactory
 
 
 class TestSQLiteStore(StoreConformance):
+    single_writer = True  # one writer per file: its two workers share one store object
+
     @pytest.fixture
     def store_factory(self, tmp_path) -> StoreFactory:
         return lambda: SQLiteStore(tmp_path / "helpdesk.db")
