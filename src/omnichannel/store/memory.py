@@ -91,7 +91,7 @@ class MemoryStore(Store):
     work as on a database. Closing and opening it again keeps its data and
     runs the same crash recovery as a reopened SQLite database (outbox items
     left ``sending`` become ``ambiguous`` at once: no worker of a closed store
-    lives on), which lets a test simulate a restart.
+    lives on; named leases are freed too), which lets a test simulate a restart.
 
     Example:
         ```python
@@ -135,7 +135,10 @@ class MemoryStore(Store):
     # lifecycle
 
     async def open(self) -> None:
-        """Open the store, turning outbox items left ``sending`` into ``ambiguous``."""
+        """Open the store, ending the leases of its workers before a close.
+
+        Outbox items left ``sending`` become ``ambiguous``; named leases are freed.
+        """
         await checkpoint()
         if self._open:
             return
@@ -145,7 +148,9 @@ class MemoryStore(Store):
                 self._outbox[key] = item.model_copy(
                     update={"status": "ambiguous", "updated_at": now, "lease_until": None}
                 )
-                self._claimable[key] = None
+            elif item.lease_until is not None:
+                self._outbox[key] = item.model_copy(update={"lease_until": None})
+        self._leases.clear()
         self._open = True
 
     async def aclose(self) -> None:

@@ -687,15 +687,9 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn, version, self.path)
-            # Crash recovery: a send that was under way may have landed.
-            _in_transaction(
-                conn,
-                lambda c: c.execute(
-                    "UPDATE outbox SET status = 'ambiguous', updated_at = ?, lease_until = NULL"
-                    " WHERE status = 'sending'",
-                    (_ts(utcnow()),),
-                ),
-            )
+            # Crash recovery. The file lock proves every other writer gone, so
+            # their leases end now: a send that was under way may have landed.
+            _in_transaction(conn, _recover)
         except sqlite3.Error as exc:
             conn.close()
             raise _store_error(exc, self.path, "open") from exc
@@ -735,8 +729,9 @@ class SQLiteStore(Store):
         process ends: a second process (or a second store object) opening
         the same file read-write is refused. Then the file is identified and
         checked (SQLite's ``quick_check``, which reads every page), before
-        anything in it changes. Outbox items left ``sending`` become
-        ``ambiguous``.
+        anything in it changes. The lock proves that whoever wrote the store
+        before is gone, so their leases end: outbox items left ``sending``
+        become ``ambiguous`` (to be reconciled), and named leases are freed.
 
         A ``read_only`` store takes no lock, so it opens beside a running
         bot: it opens the file for reading, checks it and checks that its
@@ -1287,6 +1282,17 @@ class SQLiteStore(Store):
 
 
 # Row helpers, run inside a worker thread with the connection held.
+
+
+def _recover(conn: sqlite3.Connection) -> None:
+    """End the leases of a store's earlier writers (who are gone), at open."""
+    conn.execute(
+        "UPDATE outbox SET status = 'ambiguous', updated_at = ?, lease_until = NULL"
+        " WHERE status = 'sending'",
+        (_ts(utcnow()),),
+    )
+    conn.execute("UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL")
+    conn.execute("DELETE FROM leases")
 
 
 def _get_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem | None:

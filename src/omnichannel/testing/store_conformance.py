@@ -622,7 +622,7 @@ class StoreConformance:
         assert [i.key for i in await store.list_outbox(limit=1)] == [a.key]
 
     async def test_sending_items_become_ambiguous_on_reopen(self, harness: StoreHarness) -> None:
-        """A single-writer store knows at open that items left sending lost their worker."""
+        """A single-writer store knows at open that its earlier workers are gone: leases end."""
         if not self.single_writer:
             pytest.skip("several workers share this store: a reopen resets nothing")
         item = await harness.store.enqueue(reply_item(message("114900", "help"), "On it!"))
@@ -630,7 +630,9 @@ class StoreConformance:
             reply_item(message("114901", "help"), "Later", at=T0 + timedelta(days=1))
         )
         await harness.store.claim_due(now=T0, worker="w1")
+        assert await harness.store.acquire_lease("x", holder="w1", ttl=timedelta(days=1), now=T0)
         store = await harness.reopen()
+        assert await store.lease_holder("x", now=T0) is None
         recovered = await store.get_outbox(item.key)
         assert recovered is not None
         assert recovered.status == "ambiguous"
@@ -646,7 +648,9 @@ class StoreConformance:
             pytest.skip("one writer at a time: a reopened store recovers at once")
         item = await harness.store.enqueue(reply_item(message("114950", "help"), "On it!"))
         await harness.store.claim_due(now=T0, worker="w1", lease=timedelta(seconds=30))
+        assert await harness.store.acquire_lease("x", holder="w1", ttl=timedelta(days=1), now=T0)
         store = await harness.reopen()
+        assert await store.lease_holder("x", now=T0) == "w1"
         still = await store.get_outbox(item.key)
         assert still is not None
         assert (still.status, still.worker) == ("sending", "w1")
