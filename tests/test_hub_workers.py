@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -15,7 +16,7 @@ from omnichannel.actions import Reply
 from omnichannel.errors import DuplicateReply
 from omnichannel.events import MessageReceived
 from omnichannel.hub import Context, Hub
-from omnichannel.store import MemoryStore, SQLiteStore, Store
+from omnichannel.store import MemoryStore, PostgresStore, SQLiteStore, Store
 from omnichannel.testing.store_conformance import NET, T0, message
 from omnichannel.testing.store_conformance import received as received_event
 
@@ -59,14 +60,37 @@ async def test_two_workers_never_both_send_one_text_to_two_customers(
     assert guard_left is None  # released once queued
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+class SharedMemoryStore(MemoryStore):
+    """A memory store that says several workers use it, as a PostgreSQL one does."""
+
+    multi_worker = True
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def two_stores(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Store, Store]]:
+    """The stores of two workers: one shared memory object, or two on one PostgreSQL schema."""
+    if request.param == "memory":
+        async with SharedMemoryStore() as shared:
+            yield shared, shared
+        return
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    server = request.getfixturevalue("postgres_server")
+    schema = request.getfixturevalue("postgres_schema")
+    async with PostgresStore(server.url, schema=schema) as a, PostgresStore(
+        server.url, schema=schema
+    ) as b:
+        yield a, b
+
+
 async def test_two_workers_never_handle_one_conversation_at_once(
-    kind: str, tmp_path: Path
+    two_stores: tuple[Store, Store],
 ) -> None:
     """Events of one conversation ingested by two hubs are handled one at a time, others not."""
-    store: Store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "shared.db")
+    store, other = two_stores
     one = Hub(store=store, worker="w1")
-    two = Hub(store=store, worker="w2")
+    two = Hub(store=other, worker="w2")
     spans: dict[str, tuple[float, float]] = {}
     for hub in (one, two):
 
@@ -80,17 +104,37 @@ async def test_two_workers_never_handle_one_conversation_at_once(
     second = received_event(message("118001", "second", thread="118000", at=T0 + _SECOND))
     elsewhere = received_event(message("118100", "elsewhere"))
 
-    async def all_handled() -> bool:
-        return not await store.unhandled_events()
+    async def all_handled_and_released() -> bool:
+        return not await store.unhandled_events() and await store.lease_holder(
+            "conversation:mastodon:118000", now=T0
+        ) is None
 
     async with one, two, anyio.create_task_group() as tg:
         await tg.start(partial(one.run, listen=False, deliver=False))
         await tg.start(partial(two.run, listen=False, deliver=False))
         await one.ingest(NET, [first])
         await two.ingest(NET, [second, elsewhere])
-        await eventually(all_handled)
+        await eventually(all_handled_and_released)  # each lease is given back after its event
         tg.cancel_scope.cancel()
 
     earlier, later = sorted([spans["first"], spans["second"]])
     assert earlier[1] <= later[0]  # one after the other, never overlapping
     assert spans["elsewhere"][0] < later[0]  # another conversation did not wait for this one
+
+
+async def test_a_store_one_process_owns_takes_no_conversation_leases(tmp_path: Path) -> None:
+    """On SQLite (one writer) the hub orders conversations in memory: no lease is written."""
+    store = SQLiteStore(tmp_path / "one.db")
+    hub = Hub(store=store)
+    seen: list[str | None] = []
+
+    @hub.on(MessageReceived)
+    async def look(event: MessageReceived, ctx: Context) -> None:
+        seen.append(await store.lease_holder("conversation:mastodon:118200", now=T0))
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(partial(hub.run, listen=False, deliver=False))
+        await hub.ingest(NET, [received_event(message("118200", "hello"))])
+        await eventually(lambda: len(seen) == 1)
+        tg.cancel_scope.cancel()
+    assert seen == [None]

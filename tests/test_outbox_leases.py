@@ -81,11 +81,11 @@ async def test_a_dead_workers_send_is_reconciled_by_the_next_worker(stores: Stor
 
 
 class SlowAdapter(RuntimeAdapter):
-    """Takes two seconds to send, twice the test's lease."""
+    """Takes three seconds to send, longer than the test's lease."""
 
     async def execute(self, action: Action) -> Sent:
         """Wait, then send."""
-        await anyio.sleep(2.0)
+        await anyio.sleep(3.0)
         return await super().execute(action)
 
 
@@ -94,7 +94,7 @@ async def test_the_worker_renews_its_claims_while_a_send_takes_longer_than_the_l
 ) -> None:
     """A send outlasting the lease keeps its claim (renewed): the other worker never takes it."""
     fake = FakeNetwork()
-    lease = timedelta(seconds=1)  # renewed every 1/3 s: slack for a loaded machine
+    lease = timedelta(seconds=2)  # renewed every 2/3 s: slack for a loaded machine
     async with adapter_for(fake, SlowAdapter) as adapter, stores() as (store, other):
         a = Outbox(store, {"testnet": adapter}, worker="a", lease=lease)
         reply = Reply(network="testnet", to=received(fake, adapter), text="On it!")

@@ -6,10 +6,10 @@ matching handlers run in registration order, each wrapped in the middleware;
 a handler that raises is logged and stored, and the event is marked handled
 once every handler has run.
 
-Across workers sharing a store, a worker handles an event only while it holds
-the store's lease on the event's conversation (``conversation:<network>:<id>``),
-renewed while its handlers run: two workers never run handlers of one
-conversation at the same time.
+On a store several processes work on (``Store.multi_worker``), a worker
+handles an event only while it holds the store's lease on the event's
+conversation (``conversation:<network>:<id>``), renewed while its handlers
+run: two workers never run handlers of one conversation at the same time.
 """
 
 from __future__ import annotations
@@ -143,6 +143,11 @@ async def _call(
         await chain[index](event, ctx, lambda: step(index + 1))
 
     await step(0)
+
+
+def claims_for(store: Store, outbox: Outbox) -> ConversationClaims | None:
+    """The claims a hub takes on conversations: none on a store one process owns."""
+    return ConversationClaims(store, outbox) if store.multi_worker else None
 
 
 class ConversationClaims:

@@ -37,7 +37,7 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from ._dispatch import ConversationClaims, Dispatcher, handle_event, ordering_key
+from ._dispatch import Dispatcher, claims_for, handle_event, ordering_key
 from ._lifecycle import close_all, open_all
 from ._listening import listeners, rejected_letter, run_listener
 from ._logging import with_log_lines
@@ -299,7 +299,7 @@ class Hub:
                 self._run_scope = tg.cancel_scope
                 dispatcher = Dispatcher(
                     tg, self._handle_event, concurrency=self.max_concurrency,
-                    max_pending=self.max_pending, claims=ConversationClaims(self.store, self.outbox)
+                    max_pending=self.max_pending, claims=claims_for(self.store, self.outbox),
                 )
                 self._dispatcher = dispatcher
                 await self._outgoing.recover_drafts()

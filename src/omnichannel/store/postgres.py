@@ -271,6 +271,8 @@ class PostgresStore(Store):
         ```
     """
 
+    multi_worker = True
+
     def __init__(
         self,
         url: str,

@@ -346,6 +346,12 @@ class LeaseStore(Protocol):
 class Store(EventStore, MessageStore, OutboxStore, DraftStore, AuditStore, LeaseStore, Protocol):
     """What the hub needs from persistence: every role, and opening and closing.
 
+    Attributes:
+        multi_worker: Whether several processes may work on the store at once
+            (PostgreSQL). The hub then also takes the store's lease on a
+            conversation while it handles one of its events; a store one
+            process owns (SQLite's lock, memory) needs no such lease.
+
     A store is opened once (``async with store:`` or ``open()``/``aclose()``)
     and is safe to call from many tasks of one process. Every method needs the
     store open. Several workers may share one store when its backend allows
@@ -355,6 +361,8 @@ class Store(EventStore, MessageStore, OutboxStore, DraftStore, AuditStore, Lease
     every item left ``sending`` belongs to a worker that died, and turns it
     ``ambiguous`` at once instead of waiting for its lease.
     """
+
+    multi_worker: bool = False
 
     async def open(self) -> None:
         """Open the store (create or migrate its schema), recovering from a crash.
