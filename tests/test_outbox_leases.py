@@ -146,3 +146,19 @@ def test_every_outbox_has_a_worker_id_and_a_positive_lease() -> None:
     assert "worker=" in repr(one)
     with pytest.raises(ConfigurationError, match="lease"):
         Outbox(MemoryStore(), {}, lease=timedelta(0))
+
+
+async def test_an_item_claimed_without_a_worker_id_is_delivered_and_recorded() -> None:
+    """A claim made with no worker id (older callers of claim_due) still records its outcome."""
+    fake = FakeNetwork()
+    clock = FakeClock()
+    async with adapter_for(fake) as adapter, MemoryStore() as store:
+        outbox = Outbox(store, {"testnet": adapter}, clock=clock, worker="a")
+        reply = Reply(network="testnet", to=received(fake, adapter), text="On it!")
+        item = await outbox.submit(reply, origin="handler:test")
+        [claimed] = await store.claim_due(now=clock())
+        done = await outbox.deliver(claimed)
+
+    assert claimed.worker is None
+    assert (done.status, done.lease_until) == ("sent", None)
+    assert fake.created[item.key] == 1

@@ -458,7 +458,10 @@ class Outbox:
         """Try one claimed item once and record the outcome; return the updated item.
 
         Not for items that were not claimed (``claim_due``): two deliveries of
-        one item at the same time could both send.
+        one item at the same time could both send. The outcome is recorded
+        only while the claim the item was taken under (``item.worker``) still
+        holds; otherwise the item is another worker's by now, and the stored
+        item is returned unchanged.
         """
         try:
             updated = await self._attempt(item)
@@ -467,7 +470,7 @@ class Outbox:
             # that worker's to record (it reconciles what this one may have sent).
             logger.warning(
                 "outbox %s: worker %s lost its claim; the outcome is left to the next worker",
-                item.key, self.worker,
+                item.key, item.worker,
             )
             stored = await self.store.get_outbox(item.key)
             return stored if stored is not None else item
@@ -487,7 +490,7 @@ class Outbox:
         if paused is not None and paused > now:
             return await self.store.update_outbox(
                 item.key, status=self._retry_status(item), next_attempt_at=paused,
-                worker=self.worker,
+                worker=item.worker,
             )
         action = item.action
         absent = False  # find_sent showed the first try did not land
@@ -556,7 +559,7 @@ class Outbox:
         )
         return await self.store.update_outbox(
             item.key, status=status, next_attempt_at=at, last_error=_describe(error),
-            worker=self.worker,
+            worker=item.worker,
         )
 
     async def _retry_or_fail(
@@ -577,7 +580,7 @@ class Outbox:
         )
         with anyio.CancelScope(shield=True):
             updated = await self.store.update_outbox(
-                item.key, status="failed", last_error=error, audit=audit, worker=self.worker
+                item.key, status="failed", last_error=error, audit=audit, worker=item.worker
             )
         return updated
 
@@ -607,7 +610,7 @@ class Outbox:
             # crash leaves both or neither (then the item is reconciled and
             # audited once), so every sent action has exactly one line.
             updated = await self.store.update_outbox(
-                item.key, status="sent", sent=sent, audit=audit, worker=self.worker
+                item.key, status="sent", sent=sent, audit=audit, worker=item.worker
             )
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
