@@ -17,8 +17,6 @@ from omnichannel.testing.store_conformance import StoreConformance, StoreFactory
 class TestMemoryStore(StoreConformance):
     """MemoryStore: a restart keeps the same object (its data lives in it)."""
 
-    single_writer = True
-
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
         """One MemoryStore, returned again on every reopen."""
@@ -28,8 +26,6 @@ class TestMemoryStore(StoreConformance):
 
 class TestSQLiteStore(StoreConformance):
     """SQLiteStore over one file per test (one writer: its workers share one object)."""
-
-    single_writer = True
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:

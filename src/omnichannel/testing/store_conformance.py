@@ -15,8 +15,6 @@ from omnichannel.testing.store_conformance import StoreConformance, StoreFactory
 
 
 class TestSQLiteStore(StoreConformance):
-    single_writer = True  # one writer per file: its two workers share one store object
-
     @pytest.fixture
     def store_factory(self, tmp_path) -> StoreFactory:
         return lambda: SQLiteStore(tmp_path / "helpdesk.db")
@@ -26,13 +24,13 @@ Every scenario gets the store open (fixture ``store``) or a
 [`StoreHarness`][omnichannel.testing.store_conformance.StoreHarness] that can
 close and reopen it (fixture ``harness``). Scenarios with two workers get a
 second one (fixture ``other_worker``): another store object over the same
-database, opened beside the first, or, for a store that admits one writer
-(set ``single_writer = True``: SQLite, memory), the same object shared by two
-worker ids. The scenarios cover events and cursors, messages, conversations
-and search, the outbox and the workers' claims on it (leases expiring on a
-virtual clock: every time is passed in), named leases, drafts, the audit log,
-dead letters, handler failures, the typed errors stores raise, and many tasks
-calling one store at once. What only one backend has (SQLite's file
+database, opened beside the first, when the store says several processes may
+work on it (``Store.multi_worker``: PostgreSQL), or else (SQLite, memory) the
+same object shared by two worker ids. The scenarios cover events and cursors,
+messages, conversations and search, the outbox and the workers' claims on it
+(leases expiring on a virtual clock: every time is passed in), named leases,
+drafts, the audit log, dead letters, handler failures, the typed errors stores
+raise, and many tasks calling one store at once. What only one backend has (SQLite's file
 lock, PostgreSQL's pool) is tested beside the suite, not in it.
 
 Long because: it is the one list of every behaviour a store must have, one scenario per
@@ -44,7 +42,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
 
 import anyio
 import pytest
@@ -220,14 +217,11 @@ class StoreHarness:
 class StoreConformance:
     """The scenarios every store passes; subclass it and override ``store_factory``.
 
-    Attributes:
-        single_writer: The store admits one writer per database (a second
-            object is refused, or the factory returns the same object): two
-            workers then share one store object, and a reopened store turns
-            items left ``sending`` into ``ambiguous`` at once.
+    What a store declares decides some scenarios: one that several processes
+    may work on (``multi_worker``) gets a second store object for a second
+    worker and must reset nothing when it opens; one a process owns shares
+    its object between two workers and must end every lease when it reopens.
     """
-
-    single_writer: ClassVar[bool] = False
 
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
@@ -254,7 +248,7 @@ class StoreConformance:
         self, harness: StoreHarness, store_factory: StoreFactory
     ) -> AsyncIterator[Store]:
         """What a second worker uses: its own store object over the same data, if it may."""
-        if self.single_writer:
+        if not harness.store.multi_worker:
             yield harness.store
             return
         other = store_factory()
@@ -623,7 +617,7 @@ class StoreConformance:
 
     async def test_sending_items_become_ambiguous_on_reopen(self, harness: StoreHarness) -> None:
         """A single-writer store knows at open that its earlier workers are gone: leases end."""
-        if not self.single_writer:
+        if harness.store.multi_worker:
             pytest.skip("several workers share this store: a reopen resets nothing")
         item = await harness.store.enqueue(reply_item(message("114900", "help"), "On it!"))
         waiting = await harness.store.enqueue(
@@ -644,7 +638,7 @@ class StoreConformance:
 
     async def test_reopen_leaves_other_workers_claims_alone(self, harness: StoreHarness) -> None:
         """A store several workers share resets nothing at open: a claim holds until its lease."""
-        if self.single_writer:
+        if not harness.store.multi_worker:
             pytest.skip("one writer at a time: a reopened store recovers at once")
         item = await harness.store.enqueue(reply_item(message("114950", "help"), "On it!"))
         await harness.store.claim_due(now=T0, worker="w1", lease=timedelta(seconds=30))
