@@ -88,7 +88,6 @@ _MESSAGE_ACTIONS = (Reply, PrivateReply, Post)
 _Retry = Literal["pending", "ambiguous"]
 _Lane = tuple[str, str, str]
 
-
 DEFAULT_MAX_IN_FLIGHT = 16
 """Requests the outbox has out at once per network unless told otherwise.
 

@@ -16,6 +16,7 @@ server (the ``omnichannel[postgres]`` extra).
 from __future__ import annotations
 
 from ._choose import store_for as store_for
+from ._held import held_lease as held_lease
 from .base import AuditEntry as AuditEntry
 from .base import DeadLetter as DeadLetter
 from .base import Draft as Draft
@@ -57,6 +58,7 @@ __all__ = [
     "PostgresStore",
     "SQLiteStore",
     "Store",
+    "held_lease",
     "is_postgres_url",
     "store_for",
 ]

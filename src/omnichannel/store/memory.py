@@ -1,7 +1,8 @@
 """A store in process memory, for tests and demos.
 
-Long because: one class implements the whole store protocol; it shrinks with the split
-of the protocol into roles.
+Long because: one class plays every role of the store (see `omnichannel.store.roles`),
+with the indexes that keep each call's cost flat as the data grows; the roles share those
+indexes (an outbox outcome and its audit line land in one step).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ synchronous API in worker threads through anyio, as `SQLiteStore` does with
 statements (a write in one transaction) and gives the connection back.
 psycopg is imported when the store opens, so this module imports without it.
 
-Long because: it implements every method of the 27-method `Store` protocol, each with
-its SQL, as `SQLiteStore` does; it shrinks when the protocol is split into roles.
+Long because: one class plays every role of the store (see `omnichannel.store.roles`),
+each method with its SQL, as `SQLiteStore` does; the roles share one pool, and some writes
+span two roles in one transaction (an outcome and its audit line).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The embedded default store: one SQLite file, WAL mode, full-text search.
 
-Long because: one class implements the whole store protocol in SQL, with its schema and
-migrations; it shrinks with the split of the protocol into roles.
+Long because: one class plays every role of the store (see `omnichannel.store.roles`) in
+SQL, with its lock, checks and migrations; the roles share one connection and its group
+commit, and some writes span two roles in one transaction (an outcome and its audit line).
 """
 
 from __future__ import annotations
