@@ -27,6 +27,7 @@ from omnichannel.store import (
     is_postgres_url,
     store_for,
 )
+from omnichannel.store._postgres_schema import MIGRATIONS
 from omnichannel.testing.store_conformance import (
     NET,
     T0,
@@ -87,13 +88,13 @@ async def test_concurrent_opens_migrate_once(
         for each in stores:
             tg.start_soon(each.open)
     try:
-        assert {each.schema_version for each in stores} == {2}
+        assert {each.schema_version for each in stores} == {len(MIGRATIONS)}
         assert await stores[0].list_outbox() == []
     finally:
         for each in stores:
             await each.aclose()
     rows = _rows(postgres_server.url, postgres_schema, "SELECT version FROM omnichannel_migrations")
-    assert rows == [(1,), (2,)]
+    assert rows == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
 
 
 async def test_two_stores_claiming_together_never_take_the_same_item(opener: Opener) -> None:
@@ -139,8 +140,6 @@ async def test_version_1_schema_gains_leases(
     postgres_server: PostgresServer, postgres_schema: str, opener: Opener
 ) -> None:
     """A version 1 database migrates forward; an item a worker left sending is reclaimable."""
-    from omnichannel.store._postgres_schema import MIGRATIONS
-
     item = reply_item(message("130200", "help"), "On it!")
     _rows(postgres_server.url, postgres_schema, MIGRATIONS[0])
     _rows(
@@ -157,7 +156,7 @@ async def test_version_1_schema_gains_leases(
             (item.key, item.network, T0, T0, T0, item.origin, item.action.model_dump_json()),
         )
     async with opener() as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS)
         stored = await store.get_outbox(item.key)
         assert stored is not None
         assert (stored.status, stored.worker, stored.lease_until) == ("sending", None, None)
@@ -165,7 +164,7 @@ async def test_version_1_schema_gains_leases(
         assert (taken.status, taken.worker) == ("ambiguous", "w2")
         assert await store.acquire_lease("x", holder="w2", ttl=timedelta(seconds=5), now=T0)
     rows = _rows(postgres_server.url, postgres_schema, "SELECT version FROM omnichannel_migrations")
-    assert rows == [(1,), (2,)]
+    assert rows == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
 
 
 async def test_connections_killed_by_the_server_are_replaced(
@@ -296,10 +295,10 @@ def test_cli_store_migrate_creates_the_schema_once(
     """`omnichannel store migrate --store postgresql://…` migrates, and again is a no-op."""
     for _ in range(2):
         assert main(["store", "migrate", "--store", postgres_database]) == 0
-        assert capsys.readouterr().out.endswith("schema version 2\n")
+        assert capsys.readouterr().out.endswith(f"schema version {len(MIGRATIONS)}\n")
     with psycopg.connect(postgres_database) as conn:
         assert conn.execute("SELECT version FROM omnichannel_migrations").fetchall() == [
-            (1,), (2,)
+            (n,) for n in range(1, len(MIGRATIONS) + 1)
         ]
 
 
