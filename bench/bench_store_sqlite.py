@@ -135,7 +135,7 @@ async def bulk_fill(store: SQLiteStore, size: int, chunk: int = 1000) -> None:
                     item.key, item.network, "sent", 1, ts(item.next_attempt_at),
                     ts(item.created_at), ts(item.updated_at), item.origin, item.approved_by,
                     item.recipient, item.text_digest, None, action, sent.model_dump_json(),
-                    digest,
+                    digest, None, None,
                 ))
             conn.execute("UPDATE events SET handled = 1 WHERE handled = 0")
 

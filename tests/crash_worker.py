@@ -1,17 +1,20 @@
 """Exactly-once under SIGKILL: a worker process to kill, and the harness that kills it.
 
-Run as a module, this file is the *worker*: it opens a SQLite outbox, delivers
-everything in it to the testnet fake network at ``URL`` and exits 0 when
-nothing is left to deliver::
+Run as a module, this file is the *worker*: it opens an outbox (a SQLite file,
+or ``postgresql://...#schema``), delivers everything in it to the testnet fake
+network at ``URL`` and exits 0 when nothing is left to deliver::
 
-    python -m tests.crash_worker <db> <url>
+    python -m tests.crash_worker <db> <url> [<lease seconds>]
 
 Imported, it is the *harness* (``soak``): it queues actions in a fresh
 database, starts workers and kills them with SIGKILL at random moments (seeded)
 while the fake network, served by uvicorn in the calling process, counts what
 it receives per idempotency key and loses some responses after committing
 them. When the killing is over, one worker runs to the end, and every accepted
-action must have been created on the network exactly once.
+action must have been created on the network exactly once. ``soak_shared`` does
+the same with several workers at once on one PostgreSQL store: each kill takes
+one of them, a new one starts, and a killed worker's items wait for its lease
+to run out.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from tests.runtime_adapter import FakeNetwork, RuntimeAdapter, RuntimeSettings, 
 
 from omnichannel.actions import Reply
 from omnichannel.outbox import Outbox
-from omnichannel.store import OutboxStatus, SQLiteStore
+from omnichannel.store import OutboxStatus, PostgresStore, SQLiteStore, Store, is_postgres_url
 
 REPO = Path(__file__).resolve().parent.parent
 _UNFINISHED: tuple[OutboxStatus, ...] = ("pending", "sending", "ambiguous")
@@ -39,14 +42,23 @@ _UNFINISHED: tuple[OutboxStatus, ...] = ("pending", "sending", "ambiguous")
 # --------------------------------------------------------------------------- the worker
 
 
-async def work(db: Path, url: str) -> None:
+def open_store(target: str | Path) -> Store:
+    """The store ``target`` names: a SQLite file, or ``postgresql://...#schema``."""
+    text = str(target)
+    if is_postgres_url(text):
+        url, _, schema = text.partition("#")
+        return PostgresStore(url, schema=schema or None)
+    return SQLiteStore(text)
+
+
+async def work(db: str, url: str, lease: float = 60.0) -> None:
     """Deliver everything in the outbox at ``db`` to ``url``; return when nothing is left."""
     adapter = RuntimeAdapter(RuntimeSettings(base_url=url, timeout=5.0))
-    async with adapter, SQLiteStore(db) as store:
+    async with adapter, open_store(db) as store:
         outbox = Outbox(
             store, {adapter.network: adapter}, ambiguous_delay=timedelta(0),
             backoff_initial=timedelta(milliseconds=5), backoff_max=timedelta(milliseconds=50),
-            max_attempts=1000,
+            max_attempts=1000, lease=timedelta(seconds=lease),
         )
         print("ready", flush=True)
         while True:
@@ -94,10 +106,10 @@ class SoakResult:
         )
 
 
-async def enqueue(db: Path, fake: FakeNetwork, count: int) -> list[str]:
+async def enqueue(db: str | Path, fake: FakeNetwork, count: int) -> list[str]:
     """Queue ``count`` replies (to fresh customer messages) in a new database; return their keys."""
     adapter = RuntimeAdapter(RuntimeSettings())  # capabilities only: not opened
-    async with SQLiteStore(db) as store:
+    async with open_store(db) as store:
         outbox = Outbox(store, {adapter.network: adapter})
         keys = []
         for i in range(count):
@@ -107,10 +119,10 @@ async def enqueue(db: Path, fake: FakeNetwork, count: int) -> list[str]:
     return keys
 
 
-async def _start(db: Path, url: str, log: Path) -> anyio.abc.Process:
+async def _start(db: str | Path, url: str, log: Path, lease: float = 60.0) -> anyio.abc.Process:
     with log.open("ab") as stderr:
         process = await anyio.open_process(
-            [sys.executable, "-m", "tests.crash_worker", str(db), url],
+            [sys.executable, "-m", "tests.crash_worker", str(db), url, str(lease)],
             cwd=REPO, stdout=PIPE, stderr=stderr,
         )
     assert process.stdout is not None
@@ -162,7 +174,62 @@ async def soak(
             raise RuntimeError(f"worker failed ({process.returncode}): {tail}")
         if done_kills >= kills:
             break
-    async with SQLiteStore(db) as store:
+    return await _result(db, fake, keys, runs=runs, kills=done_kills, started=started)
+
+
+async def soak_shared(
+    *,
+    db: str,
+    log: Path,
+    url: str,
+    fake: FakeNetwork,
+    actions: int,
+    workers: int,
+    kills: int,
+    seed: int,
+    lease: float,
+    max_kill_delay: float = 0.1,
+) -> SoakResult:
+    """Queue ``actions``; run ``workers`` at once on one store, killing one ``kills`` times."""
+    started = time.monotonic()
+    rng = random.Random(seed)  # noqa: S311 - kill timings, not secrets
+    keys = await enqueue(db, fake, actions)
+    live: list[anyio.abc.Process] = []
+
+    async def start() -> None:
+        live.append(await _start(db, url, log, lease))
+
+    async with anyio.create_task_group() as tg:  # together, so each claims a share at once
+        for _ in range(workers):
+            tg.start_soon(start)
+    runs, done_kills = workers, 0
+    while done_kills < kills:
+        await anyio.sleep(rng.uniform(0, max_kill_delay))
+        victim = live.pop(rng.randrange(len(live)))
+        if victim.returncode is not None:  # finished: everything was delivered
+            await _finish(victim)
+            break
+        victim.kill()  # SIGKILL: no cleanup; its claims stay until their leases run out
+        await victim.wait()
+        await _finish(victim)
+        done_kills += 1
+        live.append(await _start(db, url, log, lease))
+        runs += 1
+    for process in live:
+        with anyio.fail_after(60):
+            await process.wait()
+        await _finish(process)
+        if process.returncode != 0:
+            tail = (await anyio.Path(log).read_text(errors="replace"))[-2000:]
+            raise RuntimeError(f"worker failed ({process.returncode}): {tail}")
+    return await _result(db, fake, keys, runs=runs, kills=done_kills, started=started)
+
+
+async def _result(
+    db: str | Path, fake: FakeNetwork, keys: list[str], *, runs: int, kills: int, started: float
+) -> SoakResult:
+    actions = len(keys)
+    async with open_store(db) as store:
         unfinished = 0
         for status in _UNFINISHED:
             unfinished += len(await store.list_outbox(status=status))
@@ -171,7 +238,7 @@ async def soak(
         audited = set(audit)
     created = fake.created
     return SoakResult(
-        runs=runs, kills=done_kills, accepted=len(keys), sent=sent,
+        runs=runs, kills=kills, accepted=len(keys), sent=sent,
         lost=sum(1 for k in keys if created[k] == 0),
         doubled=sum(1 for k in keys if created[k] > 1),
         stray=sum(1 for k in created if k not in set(keys)),
@@ -184,4 +251,4 @@ async def soak(
 
 
 if __name__ == "__main__":
-    anyio.run(work, Path(sys.argv[1]), sys.argv[2])
+    anyio.run(work, sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 60.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.crash_worker import soak
+from tests.conftest import PostgresServer
+from tests.crash_worker import soak, soak_shared
 from tests.runtime_adapter import FakeNetwork, serve_in_thread
 
 
@@ -22,4 +23,26 @@ async def test_killed_workers_deliver_every_action_exactly_once(tmp_path: Path) 
     assert result.unfinished == 0
     assert result.lost_responses > 0  # the reconciliation path was exercised
     # Exactly one audit line per delivered key: none missing, none repeated.
+    assert (result.unaudited, result.audit_repeats) == (0, 0)
+
+
+async def test_killed_workers_sharing_a_postgres_store_deliver_every_action_exactly_once(
+    tmp_path: Path, postgres_server: PostgresServer, postgres_schema: str
+) -> None:
+    """Two workers at once on one database, one SIGKILLed at random again and again: leases
+    hand each dead worker's items to the others, who reconcile them; none lost or doubled."""
+    fake = FakeNetwork(lose_rate=0.25, latency=0.2, seed=13)  # sends slow enough to cut
+    with serve_in_thread(fake) as url:
+        result = await soak_shared(
+            db=f"{postgres_server.url}#{postgres_schema}", log=tmp_path / "workers.log",
+            url=url, fake=fake, actions=60, workers=2, kills=3, seed=7, lease=1.0,
+        )
+    print(result.line())
+    assert result.kills >= 2  # a third may find the work done
+    assert (result.lost, result.doubled, result.stray) == (0, 0, 0)
+    assert result.sent == result.accepted == 60
+    # Every lost response is looked up once; the lookups beyond those are the dead
+    # workers' claimed items, taken over once their leases ran out.
+    assert result.lookups > result.lost_responses
+    assert result.unfinished == 0
     assert (result.unaudited, result.audit_repeats) == (0, 0)

@@ -25,7 +25,7 @@ class TestMemoryStore(StoreConformance):
 
 
 class TestSQLiteStore(StoreConformance):
-    """SQLiteStore over one file per test."""
+    """SQLiteStore over one file per test (one writer: its workers share one object)."""
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:

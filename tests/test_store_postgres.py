@@ -18,7 +18,7 @@ from tests.conftest import PostgresServer
 
 from omnichannel.actions import Reply
 from omnichannel.cli import main
-from omnichannel.errors import ConfigurationError, StoreError, StoreLocked
+from omnichannel.errors import ConfigurationError, StoreError
 from omnichannel.store import (
     Draft,
     PostgresStore,
@@ -119,21 +119,52 @@ async def test_two_stores_claiming_together_never_take_the_same_item(opener: Ope
         assert all(item.attempts == 1 for item in await one.list_outbox())
 
 
-async def test_second_worker_is_refused_but_a_shared_reader_is_not(opener: Opener) -> None:
-    """One worker at a time holds a store (until leases); shared=True opens beside it."""
+async def test_a_second_worker_opens_and_takes_over_only_an_expired_lease(
+    opener: Opener,
+) -> None:
+    """Several workers open one store; opening resets nothing, only a lease run out is reclaimed."""
     async with opener() as first:
         item = await first.enqueue(reply_item(message("130100", "help"), "On it!"))
-        await first.claim_due(now=T0)
-        with pytest.raises(StoreLocked, match="another process"):
-            await opener().open()
-        async with opener(shared=True) as reader:
-            still = await reader.get_outbox(item.key)
+        [claimed] = await first.claim_due(now=T0, worker="w1", lease=timedelta(seconds=30))
+        async with opener() as second:
+            still = await second.get_outbox(item.key)
             assert still is not None
-            assert still.status == "sending"  # a shared open resets nothing
-    async with opener() as next_worker:
-        recovered = await next_worker.get_outbox(item.key)
-        assert recovered is not None
-        assert recovered.status == "ambiguous"
+            assert (still.status, still.worker) == ("sending", "w1")  # opening reset nothing
+            assert await second.claim_due(now=T0 + timedelta(seconds=29), worker="w2") == []
+            [taken] = await second.claim_due(now=T0 + timedelta(seconds=30), worker="w2")
+            assert (taken.status, taken.worker, taken.attempts) == ("ambiguous", "w2", 2)
+        assert claimed.lease_until == T0 + timedelta(seconds=30)
+
+
+async def test_version_1_schema_gains_leases(
+    postgres_server: PostgresServer, postgres_schema: str, opener: Opener
+) -> None:
+    """A version 1 database migrates forward; an item a worker left sending is reclaimable."""
+    item = reply_item(message("130200", "help"), "On it!")
+    _rows(postgres_server.url, postgres_schema, MIGRATIONS[0])
+    _rows(
+        postgres_server.url, postgres_schema,
+        "CREATE TABLE omnichannel_migrations (version INTEGER PRIMARY KEY,"
+        " applied_at TIMESTAMPTZ NOT NULL); INSERT INTO omnichannel_migrations VALUES (1, now())",
+    )
+    with psycopg.connect(
+        postgres_server.url, autocommit=True, options=f"-c search_path={postgres_schema}"
+    ) as conn:
+        conn.execute(
+            "INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at,"
+            " updated_at, origin, action) VALUES (%s, %s, 'sending', 1, %s, %s, %s, %s, %s)",
+            (item.key, item.network, T0, T0, T0, item.origin, item.action.model_dump_json()),
+        )
+    async with opener() as store:
+        assert store.schema_version == len(MIGRATIONS)
+        stored = await store.get_outbox(item.key)
+        assert stored is not None
+        assert (stored.status, stored.worker, stored.lease_until) == ("sending", None, None)
+        [taken] = await store.claim_due(now=T0, worker="w2")
+        assert (taken.status, taken.worker) == ("ambiguous", "w2")
+        assert await store.acquire_lease("x", holder="w2", ttl=timedelta(seconds=5), now=T0)
+    rows = _rows(postgres_server.url, postgres_schema, "SELECT version FROM omnichannel_migrations")
+    assert rows == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
 
 
 async def test_connections_killed_by_the_server_are_replaced(
@@ -267,7 +298,8 @@ def test_cli_store_migrate_creates_the_schema_once(
         assert capsys.readouterr().out.endswith(f"schema version {len(MIGRATIONS)}\n")
     with psycopg.connect(postgres_database) as conn:
         assert conn.execute("SELECT version FROM omnichannel_migrations").fetchall() == [
-                (n,) for n in range(1, len(MIGRATIONS) + 1)]
+            (n,) for n in range(1, len(MIGRATIONS) + 1)
+        ]
 
 
 def test_cli_inbox_and_drafts_read_a_postgres_store_from_the_environment(

@@ -125,6 +125,48 @@ async def test_version_2_file_gains_draft_origins(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == len(MIGRATIONS)
 
 
+async def test_version_4_file_gains_leases(tmp_path: Path) -> None:
+    """A version 4 file migrates to leases: its items keep their fields, unclaimed.
+
+    An item a version 4 worker left ``sending`` is ``ambiguous`` after the open (SQLite
+    admits one writer, so its worker is gone), free to claim and then leased.
+    """
+    path = tmp_path / "v4.db"
+    pending = OutboxItem.for_action(
+        Reply(network="mastodon", to=status("113050", "help"), text="On it!"),
+        origin="handler:triage", now=T0,
+    )
+    sending = OutboxItem.for_action(
+        Reply(network="mastodon", to=status("113051", "help"), text="Looking."),
+        origin="handler:triage", now=T0 + timedelta(seconds=1),
+    )
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for script in MIGRATIONS[:4]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 4")
+        for item, state in ((pending, "pending"), (sending, "sending")):
+            conn.execute(
+                "INSERT INTO outbox (key, network, status, attempts, next_attempt_at,"
+                " created_at, updated_at, origin, action) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                (item.key, item.network, state, *(t.isoformat(timespec="microseconds")
+                 for t in (item.next_attempt_at, item.created_at, item.updated_at)),
+                 item.origin, item.action.model_dump_json()),
+            )
+    async with SQLiteStore(path) as store:
+        assert await store.get_outbox(pending.key) == pending.model_copy(update={"attempts": 1})
+        recovered = await store.get_outbox(sending.key)
+        assert recovered is not None
+        assert (recovered.status, recovered.worker, recovered.lease_until) == (
+            "ambiguous", None, None
+        )
+        claimed = await store.claim_due(now=T0 + timedelta(minutes=1), worker="w1")
+        assert [(i.key, i.status, i.worker) for i in claimed] == [
+            (pending.key, "sending", "w1"), (sending.key, "ambiguous", "w1")
+        ]
+        assert await store.acquire_lease("x", holder="w1", ttl=timedelta(seconds=5), now=T0)
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
 RAW = {"id": "113030", "content": "<p>@shop où est ma commande ?</p>", "tags": [{"name": "x"}]}
 
 
@@ -189,6 +231,8 @@ async def test_version_3_file_moves_its_payloads_out_without_loss(tmp_path: Path
             " ALTER TABLE messages DROP COLUMN raw; ALTER TABLE outbox DROP COLUMN raw;"
             # and without the tables of later versions
             " DROP TABLE conversation_states; DROP TABLE state_changes;"
+            " ALTER TABLE outbox DROP COLUMN worker; ALTER TABLE outbox DROP COLUMN lease_until;"
+            " DROP TABLE leases;"
         )
         conn.execute("PRAGMA user_version = 3")
     async with SQLiteStore(path) as store:

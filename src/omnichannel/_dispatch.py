@@ -5,6 +5,11 @@ conversations concurrently, up to the hub's ``max_concurrency``. Each event's
 matching handlers run in registration order, each wrapped in the middleware;
 a handler that raises is logged and stored, and the event is marked handled
 once every handler has run.
+
+On a store several processes work on (``Store.multi_worker``), a worker
+handles an event only while it holds the store's lease on the event's
+conversation (``conversation:<network>:<id>``), renewed while its handlers
+run: two workers never run handlers of one conversation at the same time.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -29,18 +36,21 @@ from .events import (
     SlaWarning,
 )
 from .model import Ref
-from .store import HandlerFailure, Store
+from .store import HandlerFailure, LeaseStore, Store
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .context import Context
     from .instrumentation import Instrumentation
-    from .outbox import Clock
+    from .outbox import Clock, Outbox
     from .routing import Middleware, Registration
     from .statistics import _Tally
 
 logger = logging.getLogger("omnichannel.hub")
 
 _DONE_MEMORY = 10_000
+
+_CLAIM_RETRY = 0.05
+"""Seconds between tries for a conversation another worker is handling."""
 
 
 async def conversation_of(store: Store, event: Event) -> Ref | None:
@@ -141,6 +151,59 @@ async def _call(
     await step(0)
 
 
+def claims_for(store: Store, outbox: Outbox) -> ConversationClaims | None:
+    """The claims a hub takes on conversations: none on a store one process owns."""
+    return ConversationClaims(store, outbox) if store.multi_worker else None
+
+
+class ConversationClaims:
+    """The store's leases on conversations, held by one worker while it handles their events.
+
+    The worker id, the lease's length and the clock are the outbox's, so one
+    worker has one identity in the store.
+    """
+
+    def __init__(self, store: LeaseStore, outbox: Outbox) -> None:
+        self._store = store
+        self._worker = outbox.worker
+        self._ttl: timedelta = outbox.lease
+        self._clock = outbox.clock
+
+    async def run(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Take the lease on conversation ``key`` (waiting while another holds it), run ``work``."""
+        name = f"conversation:{key}"
+        while True:
+            now = self._clock()
+            if await self._store.acquire_lease(name, holder=self._worker, ttl=self._ttl, now=now):
+                break
+            await anyio.sleep(_CLAIM_RETRY)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._renew, name)
+                await work()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._store.release_lease(name, holder=self._worker)
+                except Exception:  # it runs out on its own
+                    logger.exception("could not release the lease on %s", name)
+
+    async def _renew(self, name: str) -> None:
+        while True:
+            await anyio.sleep(self._ttl.total_seconds() / 3)
+            try:
+                held = await self._store.renew_lease(
+                    name, holder=self._worker, ttl=self._ttl, now=self._clock()
+                )
+            except Exception:
+                logger.exception("could not renew the lease on %s; trying again", name)
+                continue
+            if not held:
+                logger.warning("worker %s lost its lease on %s while handling", self._worker, name)
+                return
+
+
 class Dispatcher:
     """Per-conversation FIFO queues drained concurrently under one limiter."""
 
@@ -151,9 +214,11 @@ class Dispatcher:
         *,
         concurrency: int,
         max_pending: int,
+        claims: ConversationClaims | None = None,
     ) -> None:
         self._tg = tg
         self._handle = handle
+        self._claims = claims
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._max_pending = max_pending
         self._queues: dict[str, deque[Event]] = {}
@@ -184,13 +249,19 @@ class Dispatcher:
         try:
             while queue:
                 event = queue[0]
-                async with self._limiter:
-                    await self._handle(event)
+                if self._claims is None:
+                    await self._limited(event)
+                else:
+                    await self._claims.run(key, partial(self._limited, event))
                 queue.popleft()
                 self._finished(event.id)
         finally:
             if self._queues.get(key) is queue:
                 del self._queues[key]
+
+    async def _limited(self, event: Event) -> None:
+        async with self._limiter:
+            await self._handle(event)
 
     def _finished(self, event_id: str) -> None:
         self._inflight.discard(event_id)

@@ -13,9 +13,9 @@ generator inside a task group: each task only awaits.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
@@ -33,7 +33,7 @@ from .sources import (
     StreamSource,
     check_sources,
 )
-from .store import DeadLetter, Store
+from .store import DEFAULT_LEASE, DeadLetter, LeaseStore, Store, held_lease
 
 logger = logging.getLogger("omnichannel.hub")
 
@@ -70,6 +70,24 @@ class Inbound(Protocol):
 @asynccontextmanager
 async def _no_lease(network: str, source: str) -> AsyncIterator[None]:
     yield
+
+
+def store_source_lease(
+    store: LeaseStore, *, holder: str, clock: Callable[[], datetime],
+    ttl: timedelta = DEFAULT_LEASE,
+) -> SourceLease:
+    """The lease a hub on a multi-worker store holds around each source: one reader each.
+
+    Named ``source:<network>:<source>`` in the store, held by ``holder``
+    (the worker id) and renewed while the source runs; another worker's hub
+    stands by and takes the source over once the lease runs out.
+    """
+
+    def lease(network: str, source: str) -> AbstractAsyncContextManager[None]:
+        return held_lease(store, f"source:{network}:{source}", holder=holder, ttl=ttl,
+                          clock=clock, retry=min(1.0, ttl.total_seconds() / 4))
+
+    return lease
 
 
 async def start_listeners(
@@ -128,12 +146,47 @@ async def run_listener(
         task_status.started()
 
 
+_STANDBY_AFTER = 2.0
+"""Seconds a source waits for its lease before its worker counts as started (on standby)."""
+
+
+class _Started:
+    """A ``TaskStatus`` that only notes that the task started."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+    def started(self, value: object = None) -> None:
+        self.event.set()
+
+
 async def _held(
     runner: SourceRunner, lease: SourceLease,
     *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with lease(runner.network, runner.source.name):
+    """Run ``runner`` while holding its lease; on standby while another worker holds it.
+
+    Started once the source knows where it starts, or after `_STANDBY_AFTER`
+    seconds without the lease (another worker reads this source; this one
+    takes over when that lease runs out), so a standby worker's hub runs.
+    """
+    if lease is _no_lease:
         await runner.run(task_status=task_status)
+        return
+    started = _Started()
+
+    async def hold() -> None:
+        async with lease(runner.network, runner.source.name):
+            await runner.run(task_status=started)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold)
+        with anyio.move_on_after(_STANDBY_AFTER):
+            await started.event.wait()
+        if not started.event.is_set():
+            logger.info("%s: source %s is read by another worker; this one stands by",
+                        runner.network, runner.source.name, extra={"network": runner.network})
+        task_status.started()
 
 
 async def split_default_cursor(

@@ -10,6 +10,9 @@ methods) and ``hub.drafts.approve`` all come through here.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -26,6 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from .statistics import _Tally
 
 logger = logging.getLogger("omnichannel.hub")
+
+_GUARD_LEASE = timedelta(seconds=30)
+"""How long a worker may hold a text's guardrail lease (it releases it at once)."""
+
+_GUARD_RETRY = 0.01
+"""Seconds between tries for a guardrail lease another worker holds."""
 
 
 class Outgoing:
@@ -161,8 +170,9 @@ class Outgoing:
         store = self._hub.store
         action = _stamp_writer(action, human_agent=human_agent)
         # The guardrail reads what is queued; checking and queuing must be one
-        # step, or concurrent handlers each pass the check before any queues.
-        async with self._guard_lock:
+        # step, or concurrent handlers each pass the check before any queues:
+        # one at a time in this process, and one worker at a time per text.
+        async with self._guard_lock, self._text_lease(action, allow_duplicate=allow_duplicate):
             recipient, digest = await self._guard(action, allow_duplicate=allow_duplicate)
             if known is None:
                 known = await store.get_outbox(action.idempotency_key) is not None
@@ -175,6 +185,35 @@ class Outgoing:
         if not known:
             self._tally.add(stored.network, "actions_queued")
         return stored
+
+    @asynccontextmanager
+    async def _text_lease(self, action: Action, *, allow_duplicate: bool) -> AsyncIterator[None]:
+        """Hold the store's lease on ``action``'s text while it is checked and queued.
+
+        Workers sharing a store each check the guardrail in their own process;
+        the lease (one per network and normalized text) makes their
+        check-then-queue steps for one text take turns.
+        """
+        if (
+            not isinstance(action, Reply | PrivateReply)
+            or self._hub.guardrail is None
+            or allow_duplicate
+        ):
+            yield
+            return
+        store = self._hub.store
+        name = f"guardrail:{action.network}:{text_digest(action.text)}"
+        holder = self._hub.outbox.worker
+        while True:
+            now = self._hub.clock()
+            if await store.acquire_lease(name, holder=holder, ttl=_GUARD_LEASE, now=now):
+                break
+            await anyio.sleep(_GUARD_RETRY)
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.release_lease(name, holder=holder)
 
     async def store_draft(
         self, action: OutgoingMessage, *, event: Event | None, origin: str, note: str

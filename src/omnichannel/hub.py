@@ -37,10 +37,10 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from ._dispatch import Dispatcher, handle_event, ordering_key
+from ._dispatch import Dispatcher, claims_for, handle_event, ordering_key
 from ._health import AuthReports
 from ._lifecycle import close_all, open_all
-from ._listening import listeners, rejected_letter, start_listeners
+from ._listening import listeners, rejected_letter, start_listeners, store_source_lease
 from ._logging import with_log_lines
 from ._outgoing import Outgoing
 from ._serving import on_asyncio, serve_asgi
@@ -104,8 +104,11 @@ class Hub:
         listener_backoff: First and longest wait, in seconds, before a failed
             listener (network down, adapter error) starts again.
         source_lease: Held around each inbound source as it runs (see
-            [`SourceLease`][omnichannel.sources.SourceLease]); ``None``: unguarded.
+            [`SourceLease`][omnichannel.sources.SourceLease]). ``None``: a lease
+            in the store when several workers share it (``store.multi_worker``),
+            so one worker reads each source and the others stand by.
         clock: Returns the current aware time (inject a fake one in tests).
+        worker: This worker's id, ``hub.outbox.worker`` (see [`Outbox`][omnichannel.outbox.Outbox]).
         instrumentation: Consumers of the pipeline's hooks (see
             [`Instrumentation`][omnichannel.instrumentation.Instrumentation]);
             the log lines are always the first.
@@ -129,6 +132,7 @@ class Hub:
         listener_backoff: tuple[float, float] = (1.0, 60.0),
         source_lease: SourceLease | None = None,
         clock: Clock = _utcnow,
+        worker: str | None = None,
         instrumentation: Sequence[Instrumentation] = (),
     ) -> None:
         by_network: dict[str, Adapter] = {}
@@ -160,8 +164,10 @@ class Hub:
         self.instrumentation = with_log_lines(instrumentation)
         self.outbox = Outbox(
             store, by_network, clock=clock, on_outcome=self._tally.delivered,
-            instrumentation=self.instrumentation,
+            instrumentation=self.instrumentation, worker=worker,
         )
+        if source_lease is None and store.multi_worker:
+            self.source_lease = store_source_lease(store, holder=self.outbox.worker, clock=clock)
         self.router = Router("hub")
         self._outgoing = Outgoing(self, tally=self._tally)
         self.drafts = Drafts(store=store, outgoing=self._outgoing, clock=clock)
@@ -300,7 +306,7 @@ class Hub:
                 self._run_scope = tg.cancel_scope
                 dispatcher = Dispatcher(
                     tg, self._handle_event, concurrency=self.max_concurrency,
-                    max_pending=self.max_pending,
+                    max_pending=self.max_pending, claims=claims_for(self.store, self.outbox),
                 )
                 self._dispatcher = dispatcher
                 await self._outgoing.recover_drafts()
@@ -322,9 +328,7 @@ class Hub:
             self.webhook_address = None
 
     def run_sync(self, *, backend: str = "asyncio", **run_options: Any) -> None:
-        """Enter the hub and run it until interrupted, from synchronous code.
-
-        The same as ``anyio.run(main)`` with ``async with hub: await hub.run()``.
+        """Enter the hub and run it until interrupted (``async with hub: await hub.run()``).
 
         Args:
             backend: ``"asyncio"`` or ``"trio"``.
@@ -490,10 +494,7 @@ class Hub:
     async def _serve_webhooks(
         self, host: str, port: int, *, task_status: anyio.abc.TaskStatus[None]
     ) -> None:
-        def started(address: tuple[str, int]) -> None:
-            self.webhook_address = address
-
         await serve_asgi(
-            self.asgi, host, port, on_started=started, on_exit=self.stop,
-            task_status=task_status,
+            self.asgi, host, port, on_started=partial(setattr, self, "webhook_address"),
+            on_exit=self.stop, task_status=task_status,
         )

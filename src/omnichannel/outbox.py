@@ -24,6 +24,12 @@ Every action takes the same path:
 The result: an accepted action is delivered exactly once wherever the network
 lets us find what we sent (see the delivery guarantees page in the docs).
 
+Several workers may share one store. Each outbox has a ``worker`` id; a claim
+is a lease on the item (the id and an expiry), renewed while the worker still
+has the item, and an outcome is recorded only while the lease holds. A worker
+that dies stops renewing: once its lease ran out, another worker claims the
+item as ``ambiguous`` and reconciles it before any resend.
+
 Delivery is concurrent across conversations and ordered within one: the worker
 puts every claimed item in the lane of its conversation (a post in its network's
 lane of posts, a reaction, hide or delete in the lane of its target), sends the
@@ -39,6 +45,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
+import secrets
+import socket
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -58,13 +67,14 @@ from .errors import (
     OmnichannelError,
     PayloadError,
     RateLimited,
+    StoreConflict,
     TransientError,
 )
 from .instrumentation import Instrumentation
 from .model import Message, Person
-from .store import AuditEntry, OutboxItem, Store
+from .store import DEFAULT_LEASE, AuditEntry, OutboxItem, Store
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "Clock", "Outbox"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "Clock", "Outbox", "new_worker_id"]
 
 Clock = Callable[[], datetime]
 """A callable returning the current time as a timezone-aware datetime."""
@@ -77,9 +87,6 @@ _FIRST_RESPONSE_SCAN = 200
 _MESSAGE_ACTIONS = (Reply, PrivateReply, Post)
 _Retry = Literal["pending", "ambiguous"]
 _Lane = tuple[str, str, str]
-
-_AMBIGUOUS_LEASE = timedelta(seconds=60)
-"""How far ahead a claimed ``ambiguous`` item is moved while the worker has it."""
 
 DEFAULT_MAX_IN_FLIGHT = 16
 """Requests the outbox has out at once per network unless told otherwise.
@@ -104,6 +111,22 @@ def _lane(action: Action) -> _Lane:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_worker_id() -> str:
+    """A worker id unique to this process and call: ``"<host>:<pid>:<random>"``.
+
+    Example:
+        ```python
+        import os
+
+        from omnichannel.outbox import new_worker_id
+
+        host, pid, tag = new_worker_id().rsplit(":", 2)
+        assert int(pid) == os.getpid() and len(tag) == 6
+        ```
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -157,6 +180,13 @@ class Outbox:
             [`Instrumentation`][omnichannel.instrumentation.Instrumentation]),
             called after the log lines; or one instrumentation used as it is
             (the hub passes its own, which writes the log lines).
+        worker: This worker's id, stamped on every item it claims
+            (``OutboxItem.worker``); by default a new
+            [`new_worker_id`][omnichannel.outbox.new_worker_id]. Give each
+            worker sharing a store its own.
+        lease: How long a claim holds unless renewed. The worker renews the
+            claims of items it still has every third of it; an item of a
+            worker that died is claimed by another once its lease ran out.
 
     Attributes:
         max_in_flight: The limits in force, by network id (change them before
@@ -178,9 +208,13 @@ class Outbox:
         max_in_flight: int | Mapping[str, int] = DEFAULT_MAX_IN_FLIGHT,
         on_outcome: Callable[[OutboxItem], None] | None = None,
         instrumentation: Sequence[Instrumentation] | Instrumentation = (),
+        worker: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        if lease <= timedelta(0):
+            raise ConfigurationError("lease must be positive")
         if isinstance(max_in_flight, int):
             limits = dict.fromkeys(adapters, max_in_flight)
         else:
@@ -204,12 +238,14 @@ class Outbox:
             instrumentation if isinstance(instrumentation, Instrumentation)
             else with_log_lines(instrumentation)
         )
+        self.worker = worker if worker is not None else new_worker_id()
+        self.lease = lease
         self._wake: anyio.Event | None = None
         self._drained: list[anyio.Event] = []
         self._paused_until: dict[str, datetime] = {}
 
     def __repr__(self) -> str:
-        return f"<Outbox networks={sorted(self.adapters)}>"
+        return f"<Outbox worker={self.worker} networks={sorted(self.adapters)}>"
 
     # queuing ---------------------------------------------------------------
 
@@ -299,8 +335,9 @@ class Outbox:
 
         Items are claimed as delivery slots free up, so a slow conversation
         does not hold back the others (see `run_once` for the order kept).
-        Cancelling it mid-send is safe: the store turns the item back into
-        ``ambiguous`` when it next opens, and it is reconciled before any retry.
+        Cancelling it mid-send is safe: the item stays claimed until its lease
+        runs out (or the store reopens, for a store one process owns), then it
+        is claimed as ``ambiguous`` and reconciled before any retry.
         A failing store is logged and tried again after ``poll_interval``; it
         does not end the worker.
         """
@@ -308,6 +345,7 @@ class Outbox:
         try:
             async with anyio.create_task_group() as tg:
                 lanes = _Lanes(self, tg, reraise=False)
+                tg.start_soon(self._renew, lanes)
                 task_status.started()
                 while True:
                     self._wake = anyio.Event()
@@ -319,9 +357,7 @@ class Outbox:
                         waiting, self._drained = self._drained, []
                         failed = False
                         try:
-                            items = await self.store.claim_due(
-                                now=self.clock(), limit=min(room, self.batch_size)
-                            )
+                            items = await self._claim(min(room, self.batch_size))
                         except Exception:
                             logger.exception("the outbox worker failed; trying again")
                             items, failed = [], True
@@ -358,24 +394,40 @@ class Outbox:
         await drained.wait()
 
     async def _hold(self, lanes: _Lanes, items: list[OutboxItem]) -> list[OutboxItem]:
-        """The claimed items not already in a lane; ambiguous ones leased out of reach.
+        """The claimed items not already in a lane.
 
-        A claimed ``ambiguous`` item stays ``ambiguous`` (and due) in the store,
-        so the next claim, made while it is still being reconciled, would
-        return it again: it is moved ``_AMBIGUOUS_LEASE`` ahead, and a claim
-        that returns it anyway is not delivered a second time.
+        A claim takes only items no lease holds, so it returns one the worker
+        has only when that item's lease ran out meanwhile (a renewal the store
+        missed); it stays in its lane, and is not delivered a second time.
         """
-        fresh = [item for item in items if not lanes.holds(item.key)]
-        now = self.clock()
-        for item in fresh:
-            if item.status == "ambiguous":
-                try:
-                    await self.store.update_outbox(
-                        item.key, status="ambiguous", next_attempt_at=now + _AMBIGUOUS_LEASE
+        return [item for item in items if not lanes.holds(item.key)]
+
+    async def _claim(self, limit: int) -> list[OutboxItem]:
+        return await self.store.claim_due(
+            now=self.clock(), limit=limit, worker=self.worker, lease=self.lease
+        )
+
+    async def _renew(self, lanes: _Lanes) -> None:
+        """Renew the claims of the items in ``lanes`` every third of the lease, forever."""
+        period = self.lease.total_seconds() / 3
+        while True:
+            await anyio.sleep(period)
+            keys = lanes.keys()
+            if not keys:
+                continue
+            try:
+                kept = await self.store.renew_claims(
+                    keys, worker=self.worker, now=self.clock(), lease=self.lease
+                )
+            except Exception:
+                logger.exception("the outbox worker could not renew its claims; trying again")
+                continue
+            for key in sorted(set(keys) - set(kept)):
+                if lanes.holds(key):
+                    logger.warning(
+                        "outbox %s: the claim of worker %s ran out before it was done",
+                        key, self.worker,
                     )
-                except Exception:  # only saves claims: the lanes keep it from going twice
-                    logger.exception("the outbox worker failed; trying again")
-        return fresh
 
     def _window(self) -> int:
         """Most items claimed and not yet done at once: enough to keep every slot busy."""
@@ -388,12 +440,15 @@ class Outbox:
         conversations are served concurrently, up to ``max_in_flight`` of one
         network at a time, and networks independently.
         """
-        items = await self.store.claim_due(now=self.clock(), limit=self.batch_size)
+        items = await self._claim(self.batch_size)
         if not items:
             return 0
-        async with anyio.create_task_group() as tg:
-            lanes = _Lanes(self, tg, reraise=True)
-            lanes.add(items)
+        async with anyio.create_task_group() as renewing:
+            async with anyio.create_task_group() as tg:
+                lanes = _Lanes(self, tg, reraise=True)
+                renewing.start_soon(self._renew, lanes)
+                lanes.add(items)
+            renewing.cancel_scope.cancel()
         if lanes.errors:
             raise lanes.errors[0]
         return len(items)
@@ -402,9 +457,22 @@ class Outbox:
         """Try one claimed item once and record the outcome; return the updated item.
 
         Not for items that were not claimed (``claim_due``): two deliveries of
-        one item at the same time could both send.
+        one item at the same time could both send. The outcome is recorded
+        only while the claim the item was taken under (``item.worker``) still
+        holds; otherwise the item is another worker's by now, and the stored
+        item is returned unchanged.
         """
-        updated = await self._attempt(item)
+        try:
+            updated = await self._attempt(item)
+        except StoreConflict:
+            # The claim ran out and another worker has the item: its outcome is
+            # that worker's to record (it reconciles what this one may have sent).
+            logger.warning(
+                "outbox %s: worker %s lost its claim; the outcome is left to the next worker",
+                item.key, item.worker,
+            )
+            stored = await self.store.get_outbox(item.key)
+            return stored if stored is not None else item
         if self.on_outcome is not None:
             try:
                 self.on_outcome(updated)
@@ -421,6 +489,7 @@ class Outbox:
         if paused is not None and paused > now:
             return await self.store.update_outbox(
                 item.key, status=self._retry_status(item), next_attempt_at=paused,
+                worker=item.worker,
             )
         action = item.action
         absent = False  # find_sent showed the first try did not land
@@ -488,7 +557,8 @@ class Outbox:
             retry_at=at,
         )
         return await self.store.update_outbox(
-            item.key, status=status, next_attempt_at=at, last_error=_describe(error)
+            item.key, status=status, next_attempt_at=at, last_error=_describe(error),
+            worker=item.worker,
         )
 
     async def _retry_or_fail(
@@ -509,7 +579,7 @@ class Outbox:
         )
         with anyio.CancelScope(shield=True):
             updated = await self.store.update_outbox(
-                item.key, status="failed", last_error=error, audit=audit
+                item.key, status="failed", last_error=error, audit=audit, worker=item.worker
             )
         return updated
 
@@ -539,7 +609,7 @@ class Outbox:
             # crash leaves both or neither (then the item is reconciled and
             # audited once), so every sent action has exactly one line.
             updated = await self.store.update_outbox(
-                item.key, status="sent", sent=sent, audit=audit
+                item.key, status="sent", sent=sent, audit=audit, worker=item.worker
             )
             message = _sent_message(item.action, sent, adapter.account)
             if message is not None:
@@ -617,6 +687,10 @@ class _Lanes:
         """Whether the item with this key is in a lane (waiting or being delivered)."""
         return key in self._keys
 
+    def keys(self) -> list[str]:
+        """The keys of the items in a lane, whose claims the worker renews."""
+        return sorted(self._keys)
+
     def add(self, items: list[OutboxItem]) -> None:
         """Queue claimed items (in claim order) behind their lanes' earlier items."""
         for item in items:
@@ -662,7 +736,7 @@ class _Lanes:
                     self._keys.discard(item.key)
                     if failure is not None and self._reraise:
                         # Like a sequential run: what was after the failure stays
-                        # claimed, and is reconciled once the store reopens.
+                        # claimed, and is reconciled once its lease runs out.
                         self.errors.append(failure)
                         self.outstanding -= len(queue)
                         self._keys.difference_update(i.key for _, i in queue)

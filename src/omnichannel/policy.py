@@ -41,7 +41,7 @@ from .errors import ConfigurationError, DuplicateReply
 from .events import Event, MessageReceived
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .store import Store
+    from .store import OutboxStore
 
 __all__ = [
     "AutoReplyCaps",
@@ -353,7 +353,7 @@ class CopyPasteGuard:
         return len(normalize_text(text)) >= self.min_length
 
     async def check(
-        self, store: Store, *, network: str, text: str, recipient: str | None, now: datetime
+        self, store: OutboxStore, *, network: str, text: str, recipient: str | None, now: datetime
     ) -> None:
         """Raise if ``text`` already went to someone other than ``recipient``.
 

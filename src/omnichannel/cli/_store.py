@@ -36,8 +36,8 @@ def add_store_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 async def _migrate(target: str) -> tuple[str, int]:
     if is_postgres_url(target):
-        # shared: no worker lock and no recovery, so it runs beside a working bot.
-        postgres = PostgresStore(target, shared=True, min_connections=0)
+        # A PostgreSQL store takes no lock and resets nothing: it runs beside working bots.
+        postgres = PostgresStore(target, min_connections=0)
         async with postgres:
             return postgres.url, postgres.schema_version or 0
     from ..store._sqlite_schema import MIGRATIONS

@@ -1,6 +1,12 @@
 """Persistence for the hub: events, messages, outbox, drafts and audit.
 
-[`Store`][omnichannel.store.Store] is the protocol the hub talks to.
+[`Store`][omnichannel.store.Store] is the protocol the hub talks to: the union of
+the roles a store plays ([`EventStore`][omnichannel.store.EventStore],
+[`MessageStore`][omnichannel.store.MessageStore],
+[`OutboxStore`][omnichannel.store.OutboxStore],
+[`DraftStore`][omnichannel.store.DraftStore],
+[`AuditStore`][omnichannel.store.AuditStore],
+[`LeaseStore`][omnichannel.store.LeaseStore]).
 [`MemoryStore`][omnichannel.store.MemoryStore] keeps everything in memory (for
 tests); [`SQLiteStore`][omnichannel.store.SQLiteStore] is the embedded default;
 [`PostgresStore`][omnichannel.store.PostgresStore] keeps them on a PostgreSQL
@@ -10,6 +16,7 @@ server (the ``omnichannel[postgres]`` extra).
 from __future__ import annotations
 
 from ._choose import store_for as store_for
+from ._held import held_lease as held_lease
 from .base import AuditEntry as AuditEntry
 from .base import DeadLetter as DeadLetter
 from .base import Draft as Draft
@@ -18,10 +25,17 @@ from .base import DraftStatus as DraftStatus
 from .base import HandlerFailure as HandlerFailure
 from .base import OutboxItem as OutboxItem
 from .base import OutboxStatus as OutboxStatus
-from .base import Store as Store
 from .memory import MemoryStore as MemoryStore
 from .postgres import PostgresStore as PostgresStore
 from .postgres import is_postgres_url as is_postgres_url
+from .roles import DEFAULT_LEASE as DEFAULT_LEASE
+from .roles import AuditStore as AuditStore
+from .roles import DraftStore as DraftStore
+from .roles import EventStore as EventStore
+from .roles import LeaseStore as LeaseStore
+from .roles import MessageStore as MessageStore
+from .roles import OutboxStore as OutboxStore
+from .roles import Store as Store
 from .sqlite import SQLiteStore as SQLiteStore
 from .states import ConversationState as ConversationState
 from .states import ConversationStateStore as ConversationStateStore
@@ -29,7 +43,9 @@ from .states import ConversationStatus as ConversationStatus
 from .states import StateChange as StateChange
 
 __all__ = [
+    "DEFAULT_LEASE",
     "AuditEntry",
+    "AuditStore",
     "ConversationState",
     "ConversationStateStore",
     "ConversationStatus",
@@ -37,14 +53,20 @@ __all__ = [
     "Draft",
     "DraftAction",
     "DraftStatus",
+    "DraftStore",
+    "EventStore",
     "HandlerFailure",
+    "LeaseStore",
     "MemoryStore",
+    "MessageStore",
     "OutboxItem",
     "OutboxStatus",
+    "OutboxStore",
     "PostgresStore",
     "SQLiteStore",
     "StateChange",
     "Store",
+    "held_lease",
     "is_postgres_url",
     "store_for",
 ]

@@ -18,8 +18,8 @@ def store_for(
     A ``postgresql://`` (or ``postgres://``) URL gives a
     [`PostgresStore`][omnichannel.store.PostgresStore]; anything else is a SQLite
     file path. With ``read_only`` the store only reads beside a running bot: a
-    read-only `SQLiteStore`, or a ``shared`` `PostgresStore` (no worker lock,
-    nothing recovered).
+    read-only `SQLiteStore`; a `PostgresStore` opens beside running bots either
+    way (it takes no lock and resets nothing).
 
     Example:
         ```python

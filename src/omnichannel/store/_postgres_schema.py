@@ -160,12 +160,26 @@ CREATE TABLE state_changes (
 CREATE INDEX state_changes_conversation ON state_changes (network, id, seq);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_STATES)
+# Leases, so several workers share one database: who claimed an outbox item
+# and until when (NULL: nobody holds it), and named leases (one holder at a
+# time, each with an expiry). Items left ``sending`` before this have no lease:
+# the next claim may take them, as ``ambiguous``.
+_V3_LEASES = """
+ALTER TABLE outbox ADD COLUMN worker TEXT;
+ALTER TABLE outbox ADD COLUMN lease_until TIMESTAMPTZ;
+CREATE TABLE leases (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_STATES, _V3_LEASES)
 """Migration ``n`` (1-based) brings a database from version ``n - 1`` to ``n``."""
 
 TABLES: tuple[str, ...] = (
     "events", "cursors", "people", "conversations", "messages", "outbox", "drafts", "audit",
-    "dead_letters", "handler_failures", "conversation_states", "state_changes",
+    "dead_letters", "handler_failures", "conversation_states", "state_changes", "leases",
 )
 """The tables of the schema: a database holding one of them without the migrations
 table belongs to another application."""

@@ -19,6 +19,7 @@ __all__ = [
     "decided",
     "fts_match",
     "infer_conversation",
+    "lease_lost",
     "merge_conversation",
     "phrases",
     "tokens",
@@ -41,6 +42,14 @@ def as_utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
     return value.astimezone(UTC)
+
+
+def lease_lost(key: str, worker: str) -> StoreConflict:
+    """The error for a change by ``worker`` to an outbox item it no longer holds."""
+    return StoreConflict(
+        f"outbox item {key} is no longer claimed by worker {worker} (its lease ran out)",
+        record="outbox item", key=key,
+    )
 
 
 def version_at(message: Message) -> datetime:

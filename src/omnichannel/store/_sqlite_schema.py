@@ -205,6 +205,21 @@ CREATE INDEX state_changes_conversation ON state_changes (network, id, seq);
 """
 
 
+# Leases, so several workers can share a store's data: who claimed an outbox
+# item and until when (NULL: nobody holds it), and named leases (one holder at a
+# time, each with an expiry). Items left ``sending`` before this have no lease:
+# the next claim may take them, as ``ambiguous``.
+_V6_LEASES = """
+ALTER TABLE outbox ADD COLUMN worker TEXT;
+ALTER TABLE outbox ADD COLUMN lease_until TEXT;
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+"""
+
+
 def _json_text(value: object) -> tuple[str, bytes]:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     try:
@@ -268,7 +283,7 @@ def _move_payloads(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: tuple[str, ...] = (
-    _V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS, _V5_STATES,
+    _V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS, _V5_STATES, _V6_LEASES,
 )
 """Migration ``n`` (1-based) brings a database from ``user_version`` ``n - 1`` to ``n``."""
 

@@ -1,4 +1,4 @@
-"""The store contract: the ``Store`` protocol and the records it keeps.
+"""The records a store keeps (the roles it plays are in `omnichannel.store.roles`).
 
 A store persists what the hub must not lose: inbound events (so a crash never
 drops one), the messages and conversations they carry, polling cursors, the
@@ -12,25 +12,18 @@ datetime, stored in UTC. Three stores ship with omnichannel:
 [`PostgresStore`][omnichannel.store.PostgresStore] (the ``postgres`` extra).
 Every one passes the store conformance suite
 (``omnichannel.testing.store_conformance``).
-
-Long because: it defines every record the store keeps besides the protocol itself; the
-protocol is due to be split into the roles it plays.
 """
 
 from __future__ import annotations
 
 import traceback as _traceback
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Annotated, Literal, Protocol, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..actions import Action, Post, PrivateReply, Reply, Sent
-from ..events import Event
-from ..model import Conversation, Message, Ref
 
 __all__ = [
     "AuditEntry",
@@ -41,15 +34,15 @@ __all__ = [
     "HandlerFailure",
     "OutboxItem",
     "OutboxStatus",
-    "Store",
 ]
 
 OutboxStatus = Literal["pending", "sending", "ambiguous", "sent", "failed", "cancelled"]
 """Where an outbox item stands.
 
-``pending`` waits for its ``next_attempt_at``; ``sending`` is claimed by the
-worker; ``ambiguous`` may have landed and must be reconciled before any retry;
-``sent``, ``failed`` and ``cancelled`` are final.
+``pending`` waits for its ``next_attempt_at``; ``sending`` is claimed by a
+worker (``OutboxItem.worker``) until its lease runs out; ``ambiguous`` may have
+landed and must be reconciled before any retry; ``sent``, ``failed`` and
+``cancelled`` are final.
 """
 
 DraftStatus = Literal["pending", "approved", "rejected"]
@@ -94,6 +87,12 @@ class OutboxItem(_Record):
         approved_by: Who approved it, when a human did.
         recipient: Native id of the person answered (for the copy-paste guardrail).
         text_digest: SHA-256 of the normalized text (for the same guardrail).
+        worker: The worker that claimed it last (``"host:pid:random"``), or
+            ``None`` before any claim.
+        lease_until: While a worker holds the item: when its claim runs out
+            unless renewed. Past it, another worker may claim the item again
+            (as ``ambiguous``: the send may have landed). ``None`` when no
+            worker holds it.
 
     Raises:
         pydantic.ValidationError: ``key`` or ``network`` differ from the action's.
@@ -113,6 +112,8 @@ class OutboxItem(_Record):
     approved_by: str | None = None
     recipient: str | None = None
     text_digest: str | None = None
+    worker: str | None = None
+    lease_until: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _matches_action(self) -> Self:
@@ -285,240 +286,3 @@ class HandlerFailure(_Record):
             error=f"{type(exc).__name__}: {exc}",
             traceback="".join(_traceback.format_exception(exc)),
         )
-
-
-class Store(Protocol):
-    """What the hub needs from persistence.
-
-    A store is opened once (``async with store:`` or ``open()``/``aclose()``)
-    and is safe to call from many tasks of one process. Every method needs the
-    store open. Opening resets outbox items left in ``sending`` by a crash to
-    ``ambiguous``: the send may have landed, so the worker reconciles first.
-    """
-
-    async def open(self) -> None:
-        """Open the store (create or migrate its schema), recovering from a crash.
-
-        A store that keeps its data outside the process checks, before it
-        recovers anything, that it may: that the data is its own and sound,
-        and that no other process writes it unless the store is built for
-        several. What it refuses raises a
-        [`StoreError`][omnichannel.errors.StoreError] (a
-        [`StoreLocked`][omnichannel.errors.StoreLocked] for another
-        writer, a [`StoreDamaged`][omnichannel.errors.StoreDamaged] for
-        damaged data), never the database driver's own exception.
-        """
-        ...
-
-    async def aclose(self) -> None:
-        """Close the store; it may be opened again."""
-        ...
-
-    async def __aenter__(self) -> Self:
-        """Open the store and return it (inherited by stores that subclass `Store`)."""
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the store (inherited by stores that subclass `Store`)."""
-        await self.aclose()
-
-    # inbound
-
-    async def record_batch(
-        self,
-        network: str,
-        events: Sequence[Event],
-        *,
-        cursor: str | None,
-        stream: str = "default",
-    ) -> list[Event]:
-        """Persist a batch of inbound events in one transaction.
-
-        Inserts the events not seen before (by ``id``) as unhandled, upserts the
-        messages, conversations and people they carry, marks deleted messages
-        deleted, and sets the cursor when it is not ``None``.
-
-        Returns:
-            The events not seen before, in batch order.
-        """
-        ...
-
-    async def get_cursor(self, network: str, stream: str = "default") -> str | None:
-        """Return the cursor saved by the last batch of ``network``/``stream``."""
-        ...
-
-    async def mark_handled(self, event_id: str) -> None:
-        """Mark an event handled (an unknown id is ignored)."""
-        ...
-
-    async def unhandled_events(self, network: str | None = None) -> list[Event]:
-        """Return the events not yet handled, in the order they were recorded."""
-        ...
-
-    async def seen(self, event_id: str) -> bool:
-        """Return whether an event with this id was recorded."""
-        ...
-
-    # messages
-
-    async def get_message(self, ref: Ref) -> Message | None:
-        """Return a stored message, or ``None`` (also when it was deleted)."""
-        ...
-
-    async def get_conversation(self, ref: Ref) -> Conversation | None:
-        """Return a stored conversation, or ``None``."""
-        ...
-
-    async def conversation_messages(self, ref: Ref, *, limit: int = 100) -> list[Message]:
-        """Return the latest ``limit`` messages of a conversation, oldest first."""
-        ...
-
-    async def list_conversations(
-        self, *, network: str | None = None, limit: int = 50
-    ) -> list[Conversation]:
-        """Return conversations, most recent activity first."""
-        ...
-
-    async def search(
-        self, query: str, *, network: str | None = None, limit: int = 20
-    ) -> list[Message]:
-        """Return messages containing every word of ``query``, best match first.
-
-        A word ending in ``*`` matches as a prefix; any other punctuation is
-        plain text, never query syntax.
-        """
-        ...
-
-    async def save_messages(self, messages: Sequence[Message]) -> None:
-        """Upsert messages (our own sent replies, fetched history)."""
-        ...
-
-    # outbox
-
-    async def enqueue(self, item: OutboxItem) -> OutboxItem:
-        """Add an item; when its key is already queued, return the stored one."""
-        ...
-
-    async def get_outbox(self, key: str) -> OutboxItem | None:
-        """Return the item with this key, or ``None``."""
-        ...
-
-    async def claim_due(self, *, now: datetime, limit: int = 10) -> list[OutboxItem]:
-        """Claim due items (``pending``/``ambiguous``, ``next_attempt_at <= now``).
-
-        Oldest first. Each claimed item's ``attempts`` grows by one; ``pending``
-        items become ``sending`` and ``ambiguous`` ones stay ``ambiguous`` (the
-        worker reconciles them before any retry).
-        """
-        ...
-
-    async def update_outbox(
-        self,
-        key: str,
-        *,
-        status: OutboxStatus,
-        next_attempt_at: datetime | None = None,
-        last_error: str | None = None,
-        sent: Sent | None = None,
-        audit: AuditEntry | None = None,
-    ) -> OutboxItem:
-        """Set an item's status; other arguments left ``None`` keep their value.
-
-        With ``audit``, the audit line is added in the same transaction as the
-        change: a crash keeps both or neither, so marking an item ``sent`` and
-        auditing it can neither lose nor repeat the line.
-
-        Args:
-            key: The item's key.
-            status: The new status.
-            next_attempt_at: When it is due again.
-            last_error: The last failure, as ``"Type: message"``.
-            sent: What the network produced.
-            audit: An audit line to add with the change (its ``id`` is assigned).
-
-        Raises:
-            RecordNotFound: No item has this key (nothing is changed or added).
-        """
-        ...
-
-    async def list_outbox(
-        self, *, status: OutboxStatus | None = None, limit: int = 100
-    ) -> list[OutboxItem]:
-        """Return items (all, or those with ``status``), oldest first."""
-        ...
-
-    async def recent_recipients(
-        self, *, network: str, text_digest: str, since: datetime
-    ) -> list[str]:
-        """Return who was sent this text since ``since`` (not failed or cancelled)."""
-        ...
-
-    # drafts
-
-    async def add_draft(self, draft: Draft) -> None:
-        """Store a new draft.
-
-        Raises:
-            StoreConflict: A draft with this id exists.
-        """
-        ...
-
-    async def get_draft(self, draft_id: str) -> Draft | None:
-        """Return a draft, or ``None``."""
-        ...
-
-    async def list_drafts(
-        self, *, status: DraftStatus | None = "pending", limit: int = 100
-    ) -> list[Draft]:
-        """Return drafts (those with ``status``, or all with ``None``), oldest first."""
-        ...
-
-    async def decide_draft(
-        self,
-        draft_id: str,
-        *,
-        status: DraftStatus,
-        by: str,
-        reason: str | None = None,
-        action: Action | None = None,
-    ) -> Draft:
-        """Approve or reject a pending draft, optionally replacing its action.
-
-        Raises:
-            RecordNotFound: No draft has this id.
-            StoreConflict: The draft was already decided, ``status`` is
-                ``"pending"``, or ``action`` is not a reply, private reply or post.
-        """
-        ...
-
-    # audit, dead letters, failures
-
-    async def add_audit(self, entry: AuditEntry) -> None:
-        """Append an audit entry (its ``id`` is assigned)."""
-        ...
-
-    async def audit_log(self, *, limit: int = 100) -> list[AuditEntry]:
-        """Return audit entries, newest first."""
-        ...
-
-    async def add_dead_letter(self, letter: DeadLetter) -> None:
-        """Keep a body we could not use (its ``id`` is assigned)."""
-        ...
-
-    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
-        """Return dead letters, newest first."""
-        ...
-
-    async def add_failure(self, failure: HandlerFailure) -> None:
-        """Record a handler failure (its ``id`` is assigned)."""
-        ...
-
-    async def failures(self, *, limit: int = 100) -> list[HandlerFailure]:
-        """Return handler failures, newest first."""
-        ...

@@ -1,7 +1,8 @@
 """A store in process memory, for tests and demos.
 
-Long because: one class implements the whole store protocol; it shrinks with the split
-of the protocol into roles.
+Long because: one class plays every role of the store (see `omnichannel.store.roles`),
+with the indexes that keep each call's cost flat as the data grows; the roles share those
+indexes (an outbox outcome and its audit line land in one step).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from anyio.lowlevel import checkpoint
@@ -22,6 +23,7 @@ from ._rules import (
     Phrase,
     as_utc,
     decided,
+    lease_lost,
     merge_conversation,
     phrases,
     tokens,
@@ -37,8 +39,8 @@ from .base import (
     HandlerFailure,
     OutboxItem,
     OutboxStatus,
-    Store,
 )
+from .roles import DEFAULT_LEASE, Store
 from .states import ConversationState, ConversationStatus, StateChange
 
 __all__ = ["MemoryStore"]
@@ -87,10 +89,12 @@ class MemoryStore(Store):
     """Keep everything in memory; nothing survives the process.
 
     It behaves as [`SQLiteStore`][omnichannel.store.SQLiteStore] does, so tests
-    written against it hold for the real store. Closing and opening it again
-    keeps its data and runs the same crash recovery as a reopened database
-    (outbox items left ``sending`` become ``ambiguous``), which lets a test
-    simulate a restart.
+    written against it hold for the real store. Several workers (outboxes
+    with their own ``worker`` ids) may share one object: claims and leases
+    work as on a database. Closing and opening it again keeps its data and
+    runs the same crash recovery as a reopened SQLite database (outbox items
+    left ``sending`` become ``ambiguous`` at once: no worker of a closed store
+    lives on; named leases are freed too), which lets a test simulate a restart.
 
     Example:
         ```python
@@ -109,7 +113,7 @@ class MemoryStore(Store):
         self._words: dict[str, set[_Key]] = {}  # live messages by search word
         self._vocabulary: list[str] | None = []  # sorted words (None: to sort again)
         self._position: dict[_Key, int] = {}  # first-stored order of messages
-        self._claimable: dict[str, None] = {}  # outbox keys pending or ambiguous
+        self._claimable: dict[str, None] = {}  # outbox keys not final (claimable in time)
         self._by_digest: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
         self._cursors: dict[tuple[str, str], str] = {}
         self._people: dict[_Key, Person] = {}
@@ -122,6 +126,7 @@ class MemoryStore(Store):
         self._failures: list[HandlerFailure] = []
         self._states: dict[_Key, ConversationState] = {}
         self._state_changes: dict[_Key, list[StateChange]] = {}
+        self._leases: dict[str, tuple[str, datetime]] = {}  # name: (holder, expiry)
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -135,7 +140,10 @@ class MemoryStore(Store):
     # lifecycle
 
     async def open(self) -> None:
-        """Open the store, turning outbox items left ``sending`` into ``ambiguous``."""
+        """Open the store, ending the leases of its workers before a close.
+
+        Outbox items left ``sending`` become ``ambiguous``; named leases are freed.
+        """
         await checkpoint()
         if self._open:
             return
@@ -143,9 +151,11 @@ class MemoryStore(Store):
         for key, item in self._outbox.items():
             if item.status == "sending":
                 self._outbox[key] = item.model_copy(
-                    update={"status": "ambiguous", "updated_at": now}
+                    update={"status": "ambiguous", "updated_at": now, "lease_until": None}
                 )
-                self._claimable[key] = None
+            elif item.lease_until is not None:
+                self._outbox[key] = item.model_copy(update={"lease_until": None})
+        self._leases.clear()
         self._open = True
 
     async def aclose(self) -> None:
@@ -376,7 +386,7 @@ class MemoryStore(Store):
 
     def _track(self, item: OutboxItem) -> None:
         """Keep the claimable index in step with the item's status."""
-        if item.status in ("pending", "ambiguous"):
+        if item.status in ("pending", "sending", "ambiguous"):
             self._claimable[item.key] = None
         else:
             self._claimable.pop(item.key, None)
@@ -386,26 +396,55 @@ class MemoryStore(Store):
         await self._ready()
         return self._outbox.get(key)
 
-    async def claim_due(self, *, now: datetime, limit: int = 10) -> list[OutboxItem]:
-        """Claim due items, oldest first (see `Store.claim_due`)."""
+    async def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int = 10,
+        worker: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[OutboxItem]:
+        """Claim due items for ``worker``, oldest first (see `Store.claim_due`)."""
         await self._ready()
         now = as_utc(now, "now")
         due = [
             item
             for key in self._claimable
-            if (item := self._outbox[key]).next_attempt_at <= now
+            if _claimable((item := self._outbox[key]), now)
         ]
         due.sort(key=lambda item: (item.created_at, item.key))
         claimed: list[OutboxItem] = []
         for item in due[: max(limit, 0)]:
             status: OutboxStatus = "sending" if item.status == "pending" else "ambiguous"
             updated = item.model_copy(
-                update={"status": status, "attempts": item.attempts + 1, "updated_at": now}
+                update={
+                    "status": status, "attempts": item.attempts + 1, "updated_at": now,
+                    "worker": worker, "lease_until": now + lease,
+                }
             )
             self._outbox[item.key] = updated
             self._track(updated)
             claimed.append(updated)
         return claimed
+
+    async def renew_claims(
+        self,
+        keys: Sequence[str],
+        *,
+        worker: str,
+        now: datetime,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[str]:
+        """Extend ``worker``'s claims on ``keys``; return the keys renewed."""
+        await self._ready()
+        now = as_utc(now, "now")
+        renewed: list[str] = []
+        for key in keys:
+            item = self._outbox.get(key)
+            if item is not None and _held_by(item, worker):
+                self._outbox[key] = item.model_copy(update={"lease_until": now + lease})
+                renewed.append(key)
+        return renewed
 
     async def update_outbox(
         self,
@@ -416,20 +455,26 @@ class MemoryStore(Store):
         last_error: str | None = None,
         sent: Sent | None = None,
         audit: AuditEntry | None = None,
+        worker: str | None = None,
     ) -> OutboxItem:
         """Set an item's status, adding ``audit`` (if given) in the same step.
 
-        Other arguments left ``None`` keep their value.
+        Other arguments left ``None`` keep their value; the claim on the item ends.
 
         Raises:
             RecordNotFound: No item has this key (nothing is changed or added).
+            StoreConflict: ``worker`` no longer holds the item.
         """
         await self._ready()
         # No await from here on: the change and its audit line land together.
         item = self._outbox.get(key)
         if item is None:
             raise RecordNotFound("outbox item", key)
-        update: dict[str, object] = {"status": status, "updated_at": utcnow()}
+        if worker is not None and not _held_by(item, worker):
+            raise lease_lost(key, worker)
+        update: dict[str, object] = {
+            "status": status, "updated_at": utcnow(), "lease_until": None,
+        }
         if next_attempt_at is not None:
             update["next_attempt_at"] = as_utc(next_attempt_at, "next_attempt_at")
         if last_error is not None:
@@ -465,6 +510,48 @@ class MemoryStore(Store):
             if item.recipient is not None and item.status not in ("failed", "cancelled"):
                 found[item.recipient] = None
         return list(found)
+
+    # named leases
+
+    async def acquire_lease(
+        self, name: str, *, holder: str, ttl: timedelta, now: datetime
+    ) -> bool:
+        """Take the lease ``name`` for ``holder`` (see `Store.acquire_lease`)."""
+        await self._ready()
+        now = as_utc(now, "now")
+        current = self._leases.get(name)
+        if current is not None and current[0] != holder and current[1] > now:
+            return False
+        self._leases[name] = (holder, now + ttl)
+        return True
+
+    async def renew_lease(
+        self, name: str, *, holder: str, ttl: timedelta, now: datetime
+    ) -> bool:
+        """Extend ``holder``'s unexpired lease (see `Store.renew_lease`)."""
+        await self._ready()
+        now = as_utc(now, "now")
+        current = self._leases.get(name)
+        if current is None or current[0] != holder or current[1] <= now:
+            return False
+        self._leases[name] = (holder, now + ttl)
+        return True
+
+    async def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease back if ``holder`` holds it."""
+        await self._ready()
+        current = self._leases.get(name)
+        if current is None or current[0] != holder:
+            return False
+        del self._leases[name]
+        return True
+
+    async def lease_holder(self, name: str, *, now: datetime) -> str | None:
+        """Return who holds the lease ``name`` at ``now``, or ``None``."""
+        await self._ready()
+        now = as_utc(now, "now")
+        current = self._leases.get(name)
+        return current[0] if current is not None and current[1] > now else None
 
     # drafts
 
@@ -605,6 +692,23 @@ class MemoryStore(Store):
         await self._ready()
         changes = self._state_changes.get(_key(conversation), [])
         return list(changes[-limit:]) if limit > 0 else []
+
+
+def _claimable(item: OutboxItem, now: datetime) -> bool:
+    """Whether a claim at ``now`` may take ``item`` (see `Store.claim_due`)."""
+    free = item.lease_until is None or item.lease_until <= now
+    if item.status == "sending":
+        return free
+    return free and item.next_attempt_at <= now
+
+
+def _held_by(item: OutboxItem, worker: str) -> bool:
+    """Whether ``worker`` holds a claim on ``item``."""
+    return (
+        item.status in ("sending", "ambiguous")
+        and item.worker == worker
+        and item.lease_until is not None
+    )
 
 
 _R = TypeVar("_R", AuditEntry, DeadLetter, HandlerFailure)

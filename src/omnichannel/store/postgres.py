@@ -7,8 +7,9 @@ synchronous API in worker threads through anyio, as `SQLiteStore` does with
 statements (a write in one transaction) and gives the connection back.
 psycopg is imported when the store opens, so this module imports without it.
 
-Long because: it implements every method of the 27-method `Store` protocol, each with
-its SQL, as `SQLiteStore` does; it shrinks when the protocol is split into roles.
+Long because: one class plays every role of the store (see `omnichannel.store.roles`),
+each method with its SQL, as `SQLiteStore` does; the roles share one pool, and some writes
+span two roles in one transaction (an outcome and its audit line).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +28,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 from pydantic import TypeAdapter
 
 from ..actions import Action, Sent
-from ..errors import ConfigurationError, RecordNotFound, StoreConflict, StoreError, StoreLocked
+from ..errors import ConfigurationError, RecordNotFound, StoreConflict, StoreError
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
 from ..model import Conversation, Message, Person, Ref
 from ._postgres_schema import MIGRATIONS, TABLES
@@ -35,7 +36,16 @@ from ._postgres_states import get_state as _get_state
 from ._postgres_states import list_states as _list_states
 from ._postgres_states import put_state as _put_state
 from ._postgres_states import state_changes as _state_changes
-from ._rules import as_utc, decided, merge_conversation, phrases, tokens, utcnow, version_at
+from ._rules import (
+    as_utc,
+    decided,
+    lease_lost,
+    merge_conversation,
+    phrases,
+    tokens,
+    utcnow,
+    version_at,
+)
 from .base import (
     AuditEntry,
     DeadLetter,
@@ -45,8 +55,8 @@ from .base import (
     HandlerFailure,
     OutboxItem,
     OutboxStatus,
-    Store,
 )
+from .roles import DEFAULT_LEASE, Store
 from .states import ConversationState, ConversationStatus, StateChange
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -65,8 +75,14 @@ _RETRIES = 5
 
 _OUTBOX_COLUMNS = (
     "key, network, status, attempts, next_attempt_at, created_at, updated_at, origin,"
-    " approved_by, recipient, text_digest, last_error, action, sent"
+    " approved_by, recipient, text_digest, last_error, action, sent, worker, lease_until"
 )
+_DUE = (
+    "(status IN ('pending', 'ambiguous') AND next_attempt_at <= %(now)s"
+    " AND (lease_until IS NULL OR lease_until <= %(now)s))"
+    " OR (status = 'sending' AND (lease_until IS NULL OR lease_until <= %(now)s))"
+)
+_HELD = "status IN ('sending', 'ambiguous') AND worker = %(worker)s AND lease_until IS NOT NULL"
 _DRAFT_COLUMNS = (
     "id, status, event_id, action, created_at, decided_at, decided_by, reason, note, origin"
 )
@@ -117,6 +133,8 @@ def _outbox_item(row: _Row) -> OutboxItem:
         approved_by=row["approved_by"],
         recipient=row["recipient"],
         text_digest=row["text_digest"],
+        worker=row["worker"],
+        lease_until=_utc(row["lease_until"]),
     )
 
 
@@ -224,16 +242,14 @@ class PostgresStore(Store):
     on open, by versioned migrations run once even when several processes
     open at the same moment (they queue on a transaction-level advisory lock).
 
-    By default one process at a time opens a database's store (like
-    `SQLiteStore`): open takes a session advisory lock, held on a connection
-    of its own until `aclose`, and a second process gets
-    [`StoreLocked`][omnichannel.errors.StoreLocked]. Opening then turns
-    outbox items left ``sending`` into ``ambiguous`` (a crash's sends may have
-    landed). With ``shared=True`` no lock is taken and nothing is reset: for
-    a report, a migration, or an outbox worker beside another; outbox claims
-    use ``FOR UPDATE SKIP LOCKED``, so two stores never claim the same item,
-    but an item a crashed worker left ``sending`` stays so until a lease
-    expiry can reclaim it (not built yet).
+    Several workers (processes, or store objects in one) share one database.
+    Outbox claims use ``FOR UPDATE SKIP LOCKED``, so two workers never claim
+    the same item, and each claim is a lease: the worker's id and an expiry,
+    renewed while it sends. Opening resets nothing; an item a worker left
+    ``sending`` when it died is claimed again by another once its lease ran
+    out, as ``ambiguous`` (the send may have landed, so it is looked up
+    before any resend). Named leases (`acquire_lease`) are rows taken with
+    one ``INSERT ... ON CONFLICT`` each, so two holders never hold one.
 
     A connection is checked when taken from the pool, so after the server
     restarts the next call opens a new one. Every statement runs under
@@ -246,7 +262,8 @@ class PostgresStore(Store):
         schema: Keep the tables in this schema (created if missing) instead
             of the connection's default one; lower-case letters, digits and
             ``_``. Several bots can share a database, one schema each.
-        shared: Open beside other processes (see above).
+        shared: Accepted for code written when one process at a time could
+            open a store; every store now opens beside others.
         min_connections: Connections the pool keeps open.
         max_connections: The most connections (and worker threads) in use at once.
         statement_timeout: Seconds any statement may run before the server
@@ -259,6 +276,8 @@ class PostgresStore(Store):
             hits = await store.search("refund", network="mastodon")
         ```
     """
+
+    multi_worker = True
 
     def __init__(
         self,
@@ -297,7 +316,6 @@ class PostgresStore(Store):
         self.schema_version: int | None = None
         """The schema version, once open."""
         self._pool: ConnectionPool[Any] | None = None
-        self._holder: psycopg.Connection[Any] | None = None
         self._limiter = anyio.CapacityLimiter(max_connections)
         self._lock = anyio.Lock()
 
@@ -369,7 +387,7 @@ class PostgresStore(Store):
 
     # lifecycle
 
-    def _open(self) -> tuple[ConnectionPool[Any], psycopg.Connection[Any] | None, int]:
+    def _open(self) -> tuple[ConnectionPool[Any], int]:
         try:
             import psycopg
             from psycopg_pool import ConnectionPool, PoolTimeout
@@ -377,15 +395,11 @@ class PostgresStore(Store):
             raise ConfigurationError(
                 'PostgresStore needs psycopg: pip install "omnichannel[postgres]"'
             ) from None
-        holder: psycopg.Connection[Any] | None = None
         pool: ConnectionPool[Any] | None = None
         try:
             kwargs = self._connect_kwargs()
             with psycopg.connect(self._url, **kwargs) as conn:
                 version = self._migrate(conn)
-            if not self.shared:
-                holder = psycopg.connect(self._url, **kwargs)
-                self._take_lock(holder)
             pool = ConnectionPool(
                 self._url,
                 min_size=self.min_connections,
@@ -396,36 +410,13 @@ class PostgresStore(Store):
                 name="omnichannel",
             )
             pool.open(wait=self.min_connections > 0, timeout=self.connect_timeout)
-            if not self.shared:
-                with pool.connection() as conn, conn.transaction():
-                    # Crash recovery: a send that was under way may have landed.
-                    conn.execute(
-                        "UPDATE outbox SET status = 'ambiguous', updated_at = %s"
-                        " WHERE status = 'sending'",
-                        (utcnow(),),
-                    )
         except BaseException as exc:
             if pool is not None:
                 pool.close()
-            if holder is not None:
-                holder.close()
             if isinstance(exc, PoolTimeout | psycopg.Error):
                 raise self._error(exc, "open") from None
             raise
-        return pool, holder, version
-
-    def _take_lock(self, conn: psycopg.Connection[Any]) -> None:
-        row = conn.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended('omnichannel.worker:'"
-            " || current_schema(), 0)) AS ok"
-        ).fetchone()
-        if row is None or not row["ok"]:
-            raise StoreLocked(
-                f"the PostgreSQL store at {self.url} is open in another process: one worker "
-                "uses a store at a time until leases are built. Stop that process first, or "
-                "open this one with shared=True to read or migrate beside it",
-                path=self.url,
-            )
+        return pool, version
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> int:
         """Apply the migrations this database has not had, once, under an advisory lock."""
@@ -482,34 +473,27 @@ class PostgresStore(Store):
         return len(MIGRATIONS)
 
     async def open(self) -> None:
-        """Connect, create or migrate the schema, take the worker lock, recover from a crash.
+        """Connect, and create or migrate the schema.
+
+        Nothing is reset: items other workers are sending stay theirs until
+        their leases run out.
 
         Raises:
-            StoreLocked: Another process has this store open (not with ``shared``).
             StoreError: The server cannot be reached, the database holds another
                 application's tables, or its schema is newer than this omnichannel.
             ConfigurationError: psycopg is not installed.
         """
         async with self._lock:
             if self._pool is None:
-                pool, holder, version = await anyio.to_thread.run_sync(self._open)
-                self._pool, self._holder, self.schema_version = pool, holder, version
+                pool, version = await anyio.to_thread.run_sync(self._open)
+                self._pool, self.schema_version = pool, version
 
     async def aclose(self) -> None:
-        """Close the pool and give the worker lock back; the store may be opened again."""
+        """Close the pool; the store may be opened again."""
         async with self._lock:
             pool, self._pool = self._pool, None
-            holder, self._holder = self._holder, None
-
-            def close() -> None:
-                try:
-                    if pool is not None:
-                        pool.close()
-                finally:
-                    if holder is not None:
-                        holder.close()
-
-            await anyio.to_thread.run_sync(close)
+            if pool is not None:
+                await anyio.to_thread.run_sync(pool.close)
 
     # inbound
 
@@ -689,7 +673,7 @@ class PostgresStore(Store):
         def work(conn: Any) -> OutboxItem:
             conn.execute(
                 f"INSERT INTO outbox ({_OUTBOX_COLUMNS})"  # noqa: S608 - a constant
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (key) DO NOTHING",
                 (
                     item.key,
@@ -706,6 +690,8 @@ class PostgresStore(Store):
                     item.last_error,
                     _ACTION.dump_json(item.action).decode(),
                     None if item.sent is None else item.sent.model_dump_json(),
+                    item.worker,
+                    item.lease_until,
                 ),
             )
             return _require_outbox(conn, item.key)
@@ -716,26 +702,57 @@ class PostgresStore(Store):
         """Return the item with this key, or ``None``."""
         return await self._call(lambda conn: _get_outbox(conn, key))
 
-    async def claim_due(self, *, now: datetime, limit: int = 10) -> list[OutboxItem]:
-        """Claim due items, oldest first (see `Store.claim_due`).
+    async def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int = 10,
+        worker: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[OutboxItem]:
+        """Claim due items for ``worker``, oldest first (see `Store.claim_due`).
 
         The due rows are locked with ``FOR UPDATE SKIP LOCKED``: two stores
         claiming at the same moment take different items, never the same one.
         """
         at = as_utc(now, "now")
+        values = {"now": at, "until": at + lease, "worker": worker, "limit": max(limit, 0)}
 
         def work(conn: Any) -> list[OutboxItem]:
             rows = conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, updated_at = %s,"  # noqa: S608 - constants only
-                " status = CASE WHEN status = 'pending' THEN 'sending' ELSE status END"
-                " WHERE key IN (SELECT key FROM outbox"
-                "  WHERE status IN ('pending', 'ambiguous') AND next_attempt_at <= %s"
-                "  ORDER BY created_at, key LIMIT %s FOR UPDATE SKIP LOCKED)"
+                "UPDATE outbox SET attempts = attempts + 1, updated_at = %(now)s,"  # noqa: S608 - constants only
+                " worker = %(worker)s, lease_until = %(until)s,"
+                " status = CASE WHEN status = 'pending' THEN 'sending' ELSE 'ambiguous' END"
+                f" WHERE key IN (SELECT key FROM outbox WHERE {_DUE}"
+                "  ORDER BY created_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 f" RETURNING {_OUTBOX_COLUMNS}",
-                (at, at, max(limit, 0)),
+                values,
             ).fetchall()
             items = [_outbox_item(row) for row in rows]
             return sorted(items, key=lambda item: (item.created_at, item.key))
+
+        return await self._call(work, write=True)
+
+    async def renew_claims(
+        self,
+        keys: Sequence[str],
+        *,
+        worker: str,
+        now: datetime,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[str]:
+        """Extend ``worker``'s claims on ``keys``; return the keys renewed."""
+        wanted = list(keys)
+        values = {"until": as_utc(now, "now") + lease, "keys": wanted, "worker": worker}
+
+        def work(conn: Any) -> list[str]:
+            rows = conn.execute(
+                "UPDATE outbox SET lease_until = %(until)s"  # noqa: S608 - constants only
+                f" WHERE key = ANY(%(keys)s) AND {_HELD} RETURNING key",
+                values,
+            ).fetchall()
+            renewed = {row["key"] for row in rows}
+            return [key for key in wanted if key in renewed]
 
         return await self._call(work, write=True)
 
@@ -748,19 +765,33 @@ class PostgresStore(Store):
         last_error: str | None = None,
         sent: Sent | None = None,
         audit: AuditEntry | None = None,
+        worker: str | None = None,
     ) -> OutboxItem:
         """Set an item's status, adding ``audit`` (if given) in the same transaction.
 
+        Other arguments left ``None`` keep their value; the claim on the item ends.
+
         Raises:
             RecordNotFound: No item has this key (nothing is changed or added).
+            StoreConflict: ``worker`` no longer holds the item.
         """
         due = None if next_attempt_at is None else as_utc(next_attempt_at, "next_attempt_at")
         sent_json = None if sent is None else sent.model_dump_json()
         now = utcnow()
 
         def work(conn: Any) -> OutboxItem:
+            if worker is not None:
+                held = conn.execute(
+                    f"SELECT ({_HELD}) AS held"  # noqa: S608 - constants only
+                    " FROM outbox WHERE key = %(key)s FOR UPDATE",
+                    {"key": key, "worker": worker},
+                ).fetchone()
+                if held is None:
+                    raise RecordNotFound("outbox item", key)
+                if not held["held"]:
+                    raise lease_lost(key, worker)
             row = conn.execute(
-                "UPDATE outbox SET status = %s, updated_at = %s,"  # noqa: S608 - constants only
+                "UPDATE outbox SET status = %s, updated_at = %s, lease_until = NULL,"  # noqa: S608 - constants only
                 " next_attempt_at = COALESCE(%s, next_attempt_at),"
                 " last_error = COALESCE(%s, last_error),"
                 " sent = COALESCE(%s, sent)"
@@ -805,6 +836,69 @@ class PostgresStore(Store):
                 (network, text_digest, start),
             ).fetchall()
             return list(dict.fromkeys(str(row["recipient"]) for row in rows))
+
+        return await self._call(work)
+
+    # named leases
+
+    async def acquire_lease(
+        self, name: str, *, holder: str, ttl: timedelta, now: datetime
+    ) -> bool:
+        """Take the lease ``name`` for ``holder`` (see `Store.acquire_lease`)."""
+        at = as_utc(now, "now")
+        values = {"name": name, "holder": holder, "until": at + ttl, "now": at}
+
+        def work(conn: Any) -> bool:
+            row = conn.execute(
+                "INSERT INTO leases (name, holder, expires_at)"
+                " VALUES (%(name)s, %(holder)s, %(until)s)"
+                " ON CONFLICT (name) DO UPDATE"
+                " SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at"
+                " WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= %(now)s"
+                " RETURNING holder",
+                values,
+            ).fetchone()
+            return row is not None
+
+        return await self._call(work, write=True)
+
+    async def renew_lease(
+        self, name: str, *, holder: str, ttl: timedelta, now: datetime
+    ) -> bool:
+        """Extend ``holder``'s unexpired lease (see `Store.renew_lease`)."""
+        at = as_utc(now, "now")
+
+        def work(conn: Any) -> bool:
+            row = conn.execute(
+                "UPDATE leases SET expires_at = %s WHERE name = %s AND holder = %s"
+                " AND expires_at > %s RETURNING name",
+                (at + ttl, name, holder, at),
+            ).fetchone()
+            return row is not None
+
+        return await self._call(work, write=True)
+
+    async def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease back if ``holder`` holds it."""
+
+        def work(conn: Any) -> bool:
+            row = conn.execute(
+                "DELETE FROM leases WHERE name = %s AND holder = %s RETURNING name",
+                (name, holder),
+            ).fetchone()
+            return row is not None
+
+        return await self._call(work, write=True)
+
+    async def lease_holder(self, name: str, *, now: datetime) -> str | None:
+        """Return who holds the lease ``name`` at ``now``, or ``None``."""
+        at = as_utc(now, "now")
+
+        def work(conn: Any) -> str | None:
+            row = conn.execute(
+                "SELECT holder FROM leases WHERE name = %s AND expires_at > %s", (name, at)
+            ).fetchone()
+            return None if row is None else str(row["holder"])
 
         return await self._call(work)
 

@@ -1,7 +1,8 @@
 """The embedded default store: one SQLite file, WAL mode, full-text search.
 
-Long because: one class implements the whole store protocol in SQL, with its schema and
-migrations; it shrinks with the split of the protocol into roles.
+Long because: one class plays every role of the store (see `omnichannel.store.roles`) in
+SQL, with its lock, checks and migrations; the roles share one connection and its group
+commit, and some writes span two roles in one transaction (an outcome and its audit line).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlite3
 import zlib
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from textwrap import shorten
 from typing import Literal, TypeVar, cast
@@ -34,7 +35,16 @@ from ..errors import (
 from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, parse_event
 from ..model import Conversation, Message, Person, Ref
 from ._filelock import FileLock, LockHeld, lock_path
-from ._rules import as_utc, decided, fts_match, merge_conversation, phrases, utcnow, version_at
+from ._rules import (
+    as_utc,
+    decided,
+    fts_match,
+    lease_lost,
+    merge_conversation,
+    phrases,
+    utcnow,
+    version_at,
+)
 from ._sqlite_schema import DATA_MIGRATIONS, MIGRATIONS, payload_json, store_payload
 from ._sqlite_states import get_state as _get_state
 from ._sqlite_states import list_states as _list_states
@@ -49,8 +59,8 @@ from .base import (
     HandlerFailure,
     OutboxItem,
     OutboxStatus,
-    Store,
 )
+from .roles import DEFAULT_LEASE, Store
 from .states import ConversationState, ConversationStatus, StateChange
 
 __all__ = ["SQLiteStore"]
@@ -68,21 +78,35 @@ _DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction, config=_DEFER
 _INSERT_OUTBOX = """
     INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at, updated_at,
                         origin, approved_by, recipient, text_digest, last_error, action, sent,
-                        raw)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        raw, worker, lease_until)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (key) DO NOTHING
 """
 _OUTBOX_COLUMNS = """
     SELECT o.key, o.network, o.status, o.attempts, o.next_attempt_at, o.created_at,
            o.updated_at, o.origin, o.approved_by, o.recipient, o.text_digest, o.last_error,
-           o.action, o.sent, p.raw AS payload
+           o.action, o.sent, o.worker, o.lease_until, p.raw AS payload
     FROM outbox AS o LEFT JOIN payloads AS p ON p.digest = o.raw
 """
 _SELECT_OUTBOX = _OUTBOX_COLUMNS + "WHERE o.key = ?"
 _SELECT_DUE = """
     SELECT key FROM outbox
-    WHERE status IN ('pending', 'ambiguous') AND next_attempt_at <= ?
-    ORDER BY created_at, key LIMIT ?
+    WHERE (status IN ('pending', 'ambiguous') AND next_attempt_at <= :now
+           AND (lease_until IS NULL OR lease_until <= :now))
+       OR (status = 'sending' AND (lease_until IS NULL OR lease_until <= :now))
+    ORDER BY created_at, key LIMIT :limit
+"""
+_CLAIM = """
+    UPDATE outbox SET attempts = attempts + 1, updated_at = :now, worker = :worker,
+        lease_until = :until,
+        status = CASE WHEN status = 'pending' THEN 'sending' ELSE 'ambiguous' END
+    WHERE key = :key
+"""
+_HELD = "status IN ('sending', 'ambiguous') AND worker = ? AND lease_until IS NOT NULL"
+_TAKE_LEASE = """
+    INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :until)
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+    WHERE leases.holder = excluded.holder OR leases.expires_at <= :now
 """
 _LIST_OUTBOX = _OUTBOX_COLUMNS + """
     WHERE (? IS NULL OR o.status = ?)
@@ -220,6 +244,8 @@ def _outbox_item(row: sqlite3.Row) -> OutboxItem:
         approved_by=row["approved_by"],
         recipient=row["recipient"],
         text_digest=row["text_digest"],
+        worker=row["worker"],
+        lease_until=_opt_dt(row["lease_until"]),
     )
 
 
@@ -631,7 +657,7 @@ class SQLiteStore(Store):
             raise StoreLocked(
                 f"the store at {self.path!r} is open read-write in another process{by}: one "
                 "process writes a SQLite store at a time. Stop that process first; for "
-                "several workers use a multi-worker store (PostgreSQL, planned); to read "
+                "several workers use a multi-worker store (PostgreSQL); to read "
                 "beside a running bot open it with read_only=True (as `omnichannel inbox` "
                 "does)", path=self.path, pid=held.pid,
             ) from None
@@ -667,15 +693,9 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn, version, self.path)
-            # Crash recovery: a send that was under way may have landed.
-            _in_transaction(
-                conn,
-                lambda c: c.execute(
-                    "UPDATE outbox SET status = 'ambiguous', updated_at = ?"
-                    " WHERE status = 'sending'",
-                    (_ts(utcnow()),),
-                ),
-            )
+            # Crash recovery. The file lock proves every other writer gone, so
+            # their leases end now: a send that was under way may have landed.
+            _in_transaction(conn, _recover)
         except sqlite3.Error as exc:
             conn.close()
             raise _store_error(exc, self.path, "open") from exc
@@ -715,8 +735,9 @@ class SQLiteStore(Store):
         process ends: a second process (or a second store object) opening
         the same file read-write is refused. Then the file is identified and
         checked (SQLite's ``quick_check``, which reads every page), before
-        anything in it changes. Outbox items left ``sending`` become
-        ``ambiguous``.
+        anything in it changes. The lock proves that whoever wrote the store
+        before is gone, so their leases end: outbox items left ``sending``
+        become ``ambiguous`` (to be reconciled), and named leases are freed.
 
         A ``read_only`` store takes no lock, so it opens beside a running
         bot: it opens the file for reading, checks it and checks that its
@@ -945,6 +966,8 @@ class SQLiteStore(Store):
                     action,
                     None if item.sent is None else item.sent.model_dump_json(),
                     digest,
+                    item.worker,
+                    None if item.lease_until is None else _ts(item.lease_until),
                 ),
             )
             return _require_outbox(conn, item.key)
@@ -955,24 +978,52 @@ class SQLiteStore(Store):
         """Return the item with this key, or ``None``."""
         return await self._call(lambda conn: _get_outbox(conn, key))
 
-    async def claim_due(self, *, now: datetime, limit: int = 10) -> list[OutboxItem]:
-        """Claim due items, oldest first (see `Store.claim_due`)."""
+    async def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int = 10,
+        worker: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[OutboxItem]:
+        """Claim due items for ``worker``, oldest first (see `Store.claim_due`)."""
         at = _ts(now)
+        until = _ts(now + lease)
 
         def work(conn: sqlite3.Connection) -> list[OutboxItem]:
-            rows = conn.execute(_SELECT_DUE, (at, max(limit, 0))).fetchall()
+            rows = conn.execute(_SELECT_DUE, {"now": at, "limit": max(limit, 0)}).fetchall()
             claimed: list[OutboxItem] = []
             for row in rows:
                 conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, updated_at = ?,"
-                    " status = CASE WHEN status = 'pending' THEN 'sending' ELSE status END"
-                    " WHERE key = ?",
-                    (at, row["key"]),
+                    _CLAIM, {"now": at, "worker": worker, "until": until, "key": row["key"]}
                 )
                 claimed.append(_require_outbox(conn, row["key"]))
             return claimed
 
         return await self._write(work, operation="claim_due")
+
+    async def renew_claims(
+        self,
+        keys: Sequence[str],
+        *,
+        worker: str,
+        now: datetime,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[str]:
+        """Extend ``worker``'s claims on ``keys``; return the keys renewed."""
+        until = _ts(now + lease)
+        wanted = list(keys)
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            return [
+                key for key in wanted
+                if conn.execute(
+                    f"UPDATE outbox SET lease_until = ? WHERE key = ? AND {_HELD}",  # noqa: S608 - constants only
+                    (until, key, worker),
+                ).rowcount == 1
+            ]
+
+        return await self._write(work, operation="renew_claims")
 
     async def update_outbox(
         self,
@@ -983,21 +1034,29 @@ class SQLiteStore(Store):
         last_error: str | None = None,
         sent: Sent | None = None,
         audit: AuditEntry | None = None,
+        worker: str | None = None,
     ) -> OutboxItem:
         """Set an item's status, adding ``audit`` (if given) in the same transaction.
 
-        Other arguments left ``None`` keep their value.
+        Other arguments left ``None`` keep their value; the claim on the item ends.
 
         Raises:
             RecordNotFound: No item has this key (nothing is changed or added).
+            StoreConflict: ``worker`` no longer holds the item.
         """
         due = None if next_attempt_at is None else _ts(next_attempt_at)
         sent_json = None if sent is None else sent.model_dump_json()
         now = _ts(utcnow())
 
         def work(conn: sqlite3.Connection) -> OutboxItem:
+            if worker is not None and conn.execute(
+                f"SELECT 1 FROM outbox WHERE key = ? AND {_HELD}", (key, worker)  # noqa: S608 - constants only
+            ).fetchone() is None:
+                if _get_outbox(conn, key) is None:
+                    raise RecordNotFound("outbox item", key)
+                raise lease_lost(key, worker)
             changed = conn.execute(
-                "UPDATE outbox SET status = ?, updated_at = ?,"
+                "UPDATE outbox SET status = ?, updated_at = ?, lease_until = NULL,"
                 " next_attempt_at = COALESCE(?, next_attempt_at),"
                 " last_error = COALESCE(?, last_error),"
                 " sent = COALESCE(?, sent)"
@@ -1038,6 +1097,56 @@ class SQLiteStore(Store):
                 (network, text_digest, start),
             ).fetchall()
             return list(dict.fromkeys(str(row["recipient"]) for row in rows))
+
+        return await self._call(work)
+
+    # named leases
+
+    async def acquire_lease(
+        self, name: str, *, holder: str, ttl: timedelta, now: datetime
+    ) -> bool:
+        """Take the lease ``name`` for ``holder`` (see `Store.acquire_lease`)."""
+        values = {"name": name, "holder": holder, "until": _ts(now + ttl), "now": _ts(now)}
+
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_TAKE_LEASE, values).rowcount == 1
+
+        return await self._write(work, operation="acquire_lease")
+
+    async def renew_lease(
+        self, name: str, *, holder: str, ttl: timedelta, now: datetime
+    ) -> bool:
+        """Extend ``holder``'s unexpired lease (see `Store.renew_lease`)."""
+        values = (_ts(now + ttl), name, holder, _ts(now))
+
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?"
+                " AND expires_at > ?",
+                values,
+            ).rowcount == 1
+
+        return await self._write(work, operation="renew_lease")
+
+    async def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease back if ``holder`` holds it."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)
+            ).rowcount == 1
+
+        return await self._write(work, operation="release_lease")
+
+    async def lease_holder(self, name: str, *, now: datetime) -> str | None:
+        """Return who holds the lease ``name`` at ``now``, or ``None``."""
+        at = _ts(now)
+
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, at)
+            ).fetchone()
+            return None if row is None else str(row["holder"])
 
         return await self._call(work)
 
@@ -1219,6 +1328,17 @@ class SQLiteStore(Store):
 
 
 # Row helpers, run inside a worker thread with the connection held.
+
+
+def _recover(conn: sqlite3.Connection) -> None:
+    """End the leases of a store's earlier writers (who are gone), at open."""
+    conn.execute(
+        "UPDATE outbox SET status = 'ambiguous', updated_at = ?, lease_until = NULL"
+        " WHERE status = 'sending'",
+        (_ts(utcnow()),),
+    )
+    conn.execute("UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL")
+    conn.execute("DELETE FROM leases")
 
 
 def _get_outbox(conn: sqlite3.Connection, key: str) -> OutboxItem | None:

@@ -22,10 +22,15 @@ class TestSQLiteStore(StoreConformance):
 
 Every scenario gets the store open (fixture ``store``) or a
 [`StoreHarness`][omnichannel.testing.store_conformance.StoreHarness] that can
-close and reopen it (fixture ``harness``). The scenarios cover events and
-cursors, messages, conversations and search, the outbox, drafts, the audit
-log, dead letters, handler failures, the typed errors stores raise, and many
-tasks calling one store at once. What only one backend has (SQLite's file
+close and reopen it (fixture ``harness``). Scenarios with two workers get a
+second one (fixture ``other_worker``): another store object over the same
+database, opened beside the first, when the store says several processes may
+work on it (``Store.multi_worker``: PostgreSQL), or else (SQLite, memory) the
+same object shared by two worker ids. The scenarios cover events and cursors,
+messages, conversations and search, the outbox and the workers' claims on it
+(leases expiring on a virtual clock: every time is passed in), named leases,
+drafts, the audit log, dead letters, handler failures, the typed errors stores
+raise, and many tasks calling one store at once. What only one backend has (SQLite's file
 lock, PostgreSQL's pool) is tested beside the suite, not in it.
 
 Long because: it is the one list of every behaviour a store must have, one scenario per
@@ -211,7 +216,13 @@ class StoreHarness:
 
 
 class StoreConformance(ConversationStateScenarios):
-    """The scenarios every store passes; subclass it and override ``store_factory``."""
+    """The scenarios every store passes; subclass it and override ``store_factory``.
+
+    What a store declares decides some scenarios: one that several processes
+    may work on (``multi_worker``) gets a second store object for a second
+    worker and must reset nothing when it opens; one a process owns shares
+    its object between two workers and must end every lease when it reopens.
+    """
 
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
@@ -232,6 +243,21 @@ class StoreConformance(ConversationStateScenarios):
     def store(self, harness: StoreHarness) -> Store:
         """The open store under test."""
         return harness.store
+
+    @pytest.fixture
+    async def other_worker(
+        self, harness: StoreHarness, store_factory: StoreFactory
+    ) -> AsyncIterator[Store]:
+        """What a second worker uses: its own store object over the same data, if it may."""
+        if not harness.store.multi_worker:
+            yield harness.store
+            return
+        other = store_factory()
+        await other.open()
+        try:
+            yield other
+        finally:
+            await other.aclose()
 
     # inbound
 
@@ -503,10 +529,11 @@ class StoreConformance(ConversationStateScenarios):
         for item in [items[2], later, items[0], items[1]]:
             await store.enqueue(item)
         now = T0 + timedelta(minutes=1)
-        first = await store.claim_due(now=now, limit=2)
+        day = timedelta(days=1)
+        first = await store.claim_due(now=now, limit=2, lease=day)
         assert [i.key for i in first] == [items[0].key, items[1].key]
         assert all(i.status == "sending" and i.attempts == 1 for i in first)
-        second = await store.claim_due(now=now)
+        second = await store.claim_due(now=now, lease=day)
         assert [i.key for i in second] == [items[2].key]
         assert await store.claim_due(now=now) == []
         stored = await store.get_outbox(items[0].key)
@@ -590,20 +617,195 @@ class StoreConformance(ConversationStateScenarios):
         assert [i.key for i in await store.list_outbox(limit=1)] == [a.key]
 
     async def test_sending_items_become_ambiguous_on_reopen(self, harness: StoreHarness) -> None:
-        """An item left sending by a crash is ambiguous after a restart: it may have landed."""
+        """A single-writer store knows at open that its earlier workers are gone: leases end."""
+        if harness.store.multi_worker:
+            pytest.skip("several workers share this store: a reopen resets nothing")
         item = await harness.store.enqueue(reply_item(message("114900", "help"), "On it!"))
         waiting = await harness.store.enqueue(
             reply_item(message("114901", "help"), "Later", at=T0 + timedelta(days=1))
         )
-        await harness.store.claim_due(now=T0)
+        await harness.store.claim_due(now=T0, worker="w1")
+        assert await harness.store.acquire_lease("x", holder="w1", ttl=timedelta(days=1), now=T0)
         store = await harness.reopen()
+        assert await store.lease_holder("x", now=T0) is None
         recovered = await store.get_outbox(item.key)
         assert recovered is not None
         assert recovered.status == "ambiguous"
         assert recovered.attempts == 1
+        assert recovered.lease_until is None
         still = await store.get_outbox(waiting.key)
         assert still is not None
         assert still.status == "pending"
+
+    async def test_reopen_leaves_other_workers_claims_alone(self, harness: StoreHarness) -> None:
+        """A store several workers share resets nothing at open: a claim holds until its lease."""
+        if not harness.store.multi_worker:
+            pytest.skip("one writer at a time: a reopened store recovers at once")
+        item = await harness.store.enqueue(reply_item(message("114950", "help"), "On it!"))
+        await harness.store.claim_due(now=T0, worker="w1", lease=timedelta(seconds=30))
+        assert await harness.store.acquire_lease("x", holder="w1", ttl=timedelta(days=1), now=T0)
+        store = await harness.reopen()
+        assert await store.lease_holder("x", now=T0) == "w1"
+        still = await store.get_outbox(item.key)
+        assert still is not None
+        assert (still.status, still.worker) == ("sending", "w1")
+        assert await store.claim_due(now=T0 + timedelta(seconds=29), worker="w2") == []
+        [taken] = await store.claim_due(now=T0 + timedelta(seconds=30), worker="w2")
+        assert (taken.status, taken.worker) == ("ambiguous", "w2")
+
+    # leases on outbox items
+
+    async def test_a_claim_is_stamped_with_its_worker_and_lease(self, store: Store) -> None:
+        """A claim records who claimed and until when; an outcome ends the claim."""
+        item = await store.enqueue(reply_item(message("117000", "help"), "On it!"))
+        assert (item.worker, item.lease_until) == (None, None)
+        [claimed] = await store.claim_due(now=T0, worker="w1", lease=timedelta(seconds=30))
+        assert (claimed.worker, claimed.lease_until) == ("w1", T0 + timedelta(seconds=30))
+        assert await store.get_outbox(item.key) == claimed
+        done = await store.update_outbox(item.key, status="sent", worker="w1")
+        assert (done.status, done.worker, done.lease_until) == ("sent", "w1", None)
+
+    async def test_a_claimed_ambiguous_item_is_not_claimed_again_while_leased(
+        self, store: Store
+    ) -> None:
+        """An ambiguous item stays due, but a claim on it keeps other claims off until it ends."""
+        item = await store.enqueue(reply_item(message("117100", "help"), "On it!"))
+        await store.claim_due(now=T0, worker="w1")
+        await store.update_outbox(item.key, status="ambiguous", next_attempt_at=T0, worker="w1")
+        [claimed] = await store.claim_due(now=T0, worker="w1", lease=timedelta(seconds=30))
+        assert (claimed.status, claimed.attempts) == ("ambiguous", 2)
+        assert await store.claim_due(now=T0 + timedelta(seconds=29), worker="w2") == []
+        [again] = await store.claim_due(now=T0 + timedelta(seconds=30), worker="w2")
+        assert (again.status, again.worker, again.attempts) == ("ambiguous", "w2", 3)
+
+    async def test_a_dead_workers_item_is_reclaimed_as_ambiguous(
+        self, store: Store, other_worker: Store
+    ) -> None:
+        """Once w1's lease ran out, w2 claims its item as ambiguous; w1's late word is refused."""
+        item = await store.enqueue(reply_item(message("117200", "help"), "On it!"))
+        await store.claim_due(now=T0, worker="w1", lease=timedelta(seconds=30))
+        assert await other_worker.claim_due(now=T0 + timedelta(seconds=29), worker="w2") == []
+        [taken] = await other_worker.claim_due(
+            now=T0 + timedelta(seconds=30), worker="w2", lease=timedelta(seconds=30)
+        )
+        assert (taken.status, taken.worker, taken.attempts) == ("ambiguous", "w2", 2)
+        line = AuditEntry(
+            at=T0, network=NET, action_type="reply", idempotency_key=item.key, actor="x"
+        )
+        with pytest.raises(StoreConflict):
+            await store.update_outbox(item.key, status="sent", audit=line, worker="w1")
+        assert await store.get_outbox(item.key) == taken  # nothing changed
+        assert await store.audit_log() == []
+        assert await store.renew_claims(
+            [item.key], worker="w1", now=T0 + timedelta(seconds=31)
+        ) == []
+        done = await other_worker.update_outbox(item.key, status="sent", audit=line, worker="w2")
+        assert (done.status, done.worker) == ("sent", "w2")
+        assert len(await store.audit_log()) == 1
+
+    async def test_renewed_claims_hold_until_their_new_expiry(
+        self, store: Store, other_worker: Store
+    ) -> None:
+        """A worker that renews keeps its items; only the keys it still holds are renewed."""
+        to = message("117300", "help")
+        a = await store.enqueue(reply_item(to, "a", at=T0))
+        b = await store.enqueue(reply_item(to, "b", at=T0 + timedelta(seconds=1)))
+        now = T0 + timedelta(seconds=1)
+        await store.claim_due(now=now, worker="w1", lease=timedelta(seconds=30))
+        await store.update_outbox(b.key, status="sent", worker="w1")
+        renewed = await store.renew_claims(
+            [a.key, b.key, "missing-key"], worker="w1", now=now + timedelta(seconds=20),
+            lease=timedelta(seconds=30),
+        )
+        assert renewed == [a.key]
+        assert await other_worker.renew_claims([a.key], worker="w2", now=now) == []
+        assert await other_worker.claim_due(now=now + timedelta(seconds=49), worker="w2") == []
+        [taken] = await other_worker.claim_due(now=now + timedelta(seconds=50), worker="w2")
+        assert taken.key == a.key
+
+    async def test_two_workers_claiming_together_never_share_an_item(
+        self, store: Store, other_worker: Store
+    ) -> None:
+        """Workers claiming at the same moment, leases expiring between rounds: one holder each."""
+        to = message("117400", "help")
+        keys = [
+            (await store.enqueue(reply_item(to, f"n{n}", at=T0 + timedelta(seconds=n)))).key
+            for n in range(12)
+        ]
+        lease = timedelta(seconds=10)
+        for round_ in range(3):  # nobody finishes: every round reclaims what the last held
+            now = T0 + timedelta(minutes=1) + round_ * lease
+            got: dict[str, list[str]] = {"w1": [], "w2": []}
+
+            async def claim(
+                worker: str, on: Store, now: datetime = now, got: dict[str, list[str]] = got
+            ) -> None:
+                while batch := await on.claim_due(now=now, worker=worker, limit=2, lease=lease):
+                    got[worker].extend(item.key for item in batch)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(2):
+                    tg.start_soon(claim, "w1", store)
+                    tg.start_soon(claim, "w2", other_worker)
+            assert sorted(got["w1"] + got["w2"]) == sorted(keys)
+            for worker, taken in got.items():
+                for key in taken:
+                    stored = await store.get_outbox(key)
+                    assert stored is not None
+                    assert stored.worker == worker
+                    assert stored.attempts == round_ + 1
+                    assert stored.status == ("sending" if round_ == 0 else "ambiguous")
+
+    # named leases
+
+    async def test_a_named_lease_has_one_holder_until_it_runs_out(
+        self, store: Store, other_worker: Store
+    ) -> None:
+        """Acquire, renew, release: a second holder gets the lease only once it is free."""
+        name, ttl = "listener:mastodon:109301", timedelta(seconds=30)
+        assert await store.lease_holder(name, now=T0) is None
+        assert await store.acquire_lease(name, holder="w1", ttl=ttl, now=T0)
+        assert await store.acquire_lease(name, holder="w1", ttl=ttl, now=T0)  # extends
+        assert not await other_worker.acquire_lease(
+            name, holder="w2", ttl=ttl, now=T0 + timedelta(seconds=29)
+        )
+        assert await other_worker.lease_holder(name, now=T0 + timedelta(seconds=29)) == "w1"
+        assert await store.renew_lease(name, holder="w1", ttl=ttl, now=T0 + timedelta(seconds=20))
+        assert not await other_worker.renew_lease(name, holder="w2", ttl=ttl, now=T0)
+        later = T0 + timedelta(seconds=49)
+        assert not await other_worker.acquire_lease(name, holder="w2", ttl=ttl, now=later)
+        expired = T0 + timedelta(seconds=50)
+        assert await other_worker.lease_holder(name, now=expired) is None
+        assert not await store.renew_lease(name, holder="w1", ttl=ttl, now=expired)
+        assert await other_worker.acquire_lease(name, holder="w2", ttl=ttl, now=expired)
+        assert await store.lease_holder(name, now=expired) == "w2"
+        assert not await store.release_lease(name, holder="w1")
+        assert await store.lease_holder(name, now=expired) == "w2"
+        assert await other_worker.release_lease(name, holder="w2")
+        assert await store.lease_holder(name, now=expired) is None
+        assert await store.acquire_lease(name, holder="w1", ttl=ttl, now=expired)
+        assert await store.lease_holder("another", now=expired) is None
+
+    async def test_concurrent_acquires_of_one_lease_have_one_winner(
+        self, store: Store, other_worker: Store
+    ) -> None:
+        """Many holders racing for one lease on two store objects: one gets it, each time."""
+        ttl = timedelta(seconds=10)
+        for round_ in range(3):
+            now = T0 + round_ * ttl  # the last round's lease has just run out
+            winners: list[str] = []
+
+            async def race(
+                holder: str, on: Store, now: datetime = now, winners: list[str] = winners
+            ) -> None:
+                if await on.acquire_lease("guard", holder=holder, ttl=ttl, now=now):
+                    winners.append(holder)
+
+            async with anyio.create_task_group() as tg:
+                for n in range(6):
+                    tg.start_soon(race, f"r{round_}-h{n}", store if n % 2 else other_worker)
+            assert len(winners) == 1
+            assert await store.lease_holder("guard", now=now) == winners[0]
 
     async def test_recent_recipients_within_window(self, store: Store) -> None:
         """Only live items with the same digest on the same network since the window count."""

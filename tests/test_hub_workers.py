@@ -1,0 +1,184 @@
+"""Several hubs (workers) on one store: the guardrail and conversation order hold across them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+from tests.runtime_adapter import FakeClock, FakeNetwork, adapter_for, eventually, received
+
+from omnichannel.actions import Reply
+from omnichannel.errors import DuplicateReply
+from omnichannel.events import MessageReceived
+from omnichannel.hub import Context, Hub
+from omnichannel.store import MemoryStore, PostgresStore, SQLiteStore, Store
+from omnichannel.testing.store_conformance import NET, T0, message
+from omnichannel.testing.store_conformance import received as received_event
+
+_SECOND = timedelta(seconds=1)
+
+TEXT = "Thanks for reaching out, we will look into it and come back to you."
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_two_workers_never_both_send_one_text_to_two_customers(
+    kind: str, tmp_path: Path
+) -> None:
+    """Two hubs queuing one text to two customers at once: one is queued, one refused."""
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    clock = FakeClock()
+    store: Store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "shared.db")
+    one = Hub(adapters=[adapter], store=store, clock=clock, worker="w1")
+    two = Hub(adapters=[adapter], store=store, clock=clock, worker="w2")
+    alice = received(fake, adapter, "my order", author="alice")
+    bob = received(fake, adapter, "my parcel", author="bob")
+    outcomes: list[str] = []
+
+    async def answer(hub: Hub, to_: str, reply: Reply) -> None:
+        try:
+            await hub.queue_as_agent(reply, by="agent:anna")
+            outcomes.append(f"{to_} queued")
+        except DuplicateReply:
+            outcomes.append(f"{to_} refused")
+
+    async with store:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(answer, one, "alice", Reply(network="testnet", to=alice, text=TEXT))
+            tg.start_soon(answer, two, "bob", Reply(network="testnet", to=bob, text=TEXT))
+        queued = await store.list_outbox()
+        guard_left = await store.lease_holder(f"guardrail:testnet:{queued[0].text_digest}",
+                                              now=clock())
+
+    assert sorted(outcomes) in (["alice queued", "bob refused"], ["alice refused", "bob queued"])
+    assert len(queued) == 1
+    assert guard_left is None  # released once queued
+
+
+class SharedMemoryStore(MemoryStore):
+    """A memory store that says several workers use it, as a PostgreSQL one does."""
+
+    multi_worker = True
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def two_stores(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Store, Store]]:
+    """The stores of two workers: one shared memory object, or two on one PostgreSQL schema."""
+    if request.param == "memory":
+        async with SharedMemoryStore() as shared:
+            yield shared, shared
+        return
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    server = request.getfixturevalue("postgres_server")
+    schema = request.getfixturevalue("postgres_schema")
+    async with PostgresStore(server.url, schema=schema) as a, PostgresStore(
+        server.url, schema=schema
+    ) as b:
+        yield a, b
+
+
+async def test_two_workers_never_handle_one_conversation_at_once(
+    two_stores: tuple[Store, Store],
+) -> None:
+    """Events of one conversation ingested by two hubs are handled one at a time, others not."""
+    store, other = two_stores
+    one = Hub(store=store, worker="w1")
+    two = Hub(store=other, worker="w2")
+    spans: dict[str, tuple[float, float]] = {}
+    for hub in (one, two):
+
+        @hub.on(MessageReceived)
+        async def slow(event: MessageReceived, ctx: Context) -> None:
+            started = time.monotonic()
+            await anyio.sleep(0.3)
+            spans[event.message.text] = (started, time.monotonic())
+
+    first = received_event(message("118000", "first"))
+    second = received_event(message("118001", "second", thread="118000", at=T0 + _SECOND))
+    elsewhere = received_event(message("118100", "elsewhere"))
+
+    async def all_handled_and_released() -> bool:
+        return not await store.unhandled_events() and await store.lease_holder(
+            "conversation:mastodon:118000", now=T0
+        ) is None
+
+    async with one, two, anyio.create_task_group() as tg:
+        await tg.start(partial(one.run, listen=False, deliver=False))
+        await tg.start(partial(two.run, listen=False, deliver=False))
+        await one.ingest(NET, [first])
+        await two.ingest(NET, [second, elsewhere])
+        await eventually(all_handled_and_released)  # each lease is given back after its event
+        tg.cancel_scope.cancel()
+
+    earlier, later = sorted([spans["first"], spans["second"]])
+    assert earlier[1] <= later[0]  # one after the other, never overlapping
+    assert spans["elsewhere"][0] < later[0]  # another conversation did not wait for this one
+
+
+async def test_a_store_one_process_owns_takes_no_conversation_leases(tmp_path: Path) -> None:
+    """On SQLite (one writer) the hub orders conversations in memory: no lease is written."""
+    store = SQLiteStore(tmp_path / "one.db")
+    hub = Hub(store=store)
+    seen: list[str | None] = []
+
+    @hub.on(MessageReceived)
+    async def look(event: MessageReceived, ctx: Context) -> None:
+        seen.append(await store.lease_holder("conversation:mastodon:118200", now=T0))
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(partial(hub.run, listen=False, deliver=False))
+        await hub.ingest(NET, [received_event(message("118200", "hello"))])
+        await eventually(lambda: len(seen) == 1)
+        tg.cancel_scope.cancel()
+    assert seen == [None]
+
+
+class _CountingAdapter:
+    """Counts the polls each worker's adapter makes."""
+
+    def __init__(self) -> None:
+        self.polls: dict[str, int] = {}
+
+    def wrap(self, hub_name: str, fake: FakeNetwork) -> object:
+        adapter = adapter_for(fake)
+        original = adapter.poll
+        counts = self.polls
+
+        async def poll(cursor: str | None) -> object:
+            counts[hub_name] = counts.get(hub_name, 0) + 1
+            return await original(cursor)
+
+        adapter.poll = poll  # type: ignore[method-assign]
+        return adapter
+
+
+async def test_one_worker_reads_each_source_and_another_takes_over(
+    two_stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two hubs on one multi-worker store: one polls the account, the other stands by."""
+    import omnichannel._listening as listening
+
+    monkeypatch.setattr(listening, "_STANDBY_AFTER", 0.2)
+    fake = FakeNetwork()
+    counter = _CountingAdapter()
+    store_a, store_b = two_stores
+    one = Hub(adapters=[counter.wrap("one", fake)], store=store_a, worker="w1")  # type: ignore[list-item]
+    two = Hub(adapters=[counter.wrap("two", fake)], store=store_b, worker="w2")  # type: ignore[list-item]
+    assert one.source_lease is not None
+    async with one, two, anyio.create_task_group() as tg:
+        await tg.start(one.run)
+        await tg.start(two.run)  # returns: the second worker stands by
+        await eventually(lambda: counter.polls.get("one", 0) >= 5)
+        assert counter.polls.get("two", 0) == 0
+        holder = await store_a.lease_holder("source:testnet:default", now=one.clock())
+        assert holder == "w1"
+        one.stop()  # the first worker leaves and gives its lease back
+        await eventually(lambda: counter.polls.get("two", 0) >= 3, limit=10)
+        tg.cancel_scope.cancel()
