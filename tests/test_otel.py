@@ -214,3 +214,38 @@ def test_import_omnichannel_imports_no_opentelemetry() -> None:
         "assert 'opentelemetry.metrics' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_helpdesk_first_answers_and_resolutions_are_a_histogram() -> None:
+    """The workflow's first answer and resolution times, by metric, priority and agent."""
+    from datetime import UTC, datetime, timedelta
+
+    from omnichannel.helpdesk import Triage, TriageRule, Workflow
+    from omnichannel.model import Message, Person, Ref
+
+    telemetry = Telemetry()
+    now = [datetime(2026, 12, 4, 9, 0, tzinfo=UTC)]
+    workflow = Workflow(
+        MemoryStore(), clock=lambda: now[0], instrumentation=[telemetry.consumer],
+        triage=Triage([TriageRule(name="upset", signs=["🙄"], priority="high")]),
+    )
+    thread = Ref(network="mastodon", id="t1")
+    async with workflow.store:  # type: ignore[attr-defined]
+        await workflow.customer_wrote(Message(
+            ref=Ref(network="mastodon", id="m1"), conversation=thread,
+            author=Person(ref=Ref(network="mastodon", id="u1")), text="late again 🙄",
+            created_at=now[0]))
+        now[0] += timedelta(minutes=12)
+        await workflow.we_answered(thread, by="agent:anna")
+        await workflow.we_answered(thread, by="agent:anna")  # not a first answer
+        now[0] += timedelta(hours=2)
+        await workflow.resolve(thread, by="agent:anna")
+        await workflow.resolve(thread, by="agent:anna")  # resolved already
+    points = {(p.attributes["omnichannel.helpdesk.metric"],
+               p.attributes["omnichannel.helpdesk.priority"],
+               p.attributes["omnichannel.helpdesk.agent"]): (p.count, p.sum)
+              for p in telemetry.points("omnichannel.helpdesk.duration")}
+    assert points == {
+        ("first_response", "high", "agent:anna"): (1, 12 * 60.0),
+        ("resolution", "high", "agent:anna"): (1, (2 * 60 + 12) * 60.0),
+    }

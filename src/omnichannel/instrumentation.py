@@ -94,6 +94,17 @@ class Instrumentation:
         stored conversation is short enough to tell (its last 200 messages).
         """
 
+    def helpdesk_timing(
+        self, conversation: Ref, metric: Literal["first_response", "resolution"], *,
+        duration: timedelta, priority: str, agent: str | None,
+    ) -> None:
+        """An agent answered a conversation for the first time, or resolved it.
+
+        Reported by the helpdesk [`Workflow`][omnichannel.helpdesk.Workflow]
+        given this consumer: ``duration`` runs from the customer's first
+        message; ``agent`` is who answered or resolved (``"agent:anna"``).
+        """
+
     def http_attempt(
         self,
         network: str,
@@ -161,6 +172,17 @@ class _Fanout(Instrumentation):
                 consumer.first_response(network, conversation, delay=delay)
             except Exception:
                 logger.exception("the first_response hook of %r failed", consumer)
+
+    def helpdesk_timing(
+        self, conversation: Ref, metric: Literal["first_response", "resolution"], *,
+        duration: timedelta, priority: str, agent: str | None,
+    ) -> None:
+        for consumer in self.consumers:
+            try:
+                consumer.helpdesk_timing(conversation, metric, duration=duration,
+                                         priority=priority, agent=agent)
+            except Exception:
+                logger.exception("the helpdesk_timing hook of %r failed", consumer)
 
     def event_received(self, event: Event) -> None:
         for consumer in self.consumers:

@@ -46,6 +46,7 @@ import time
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
 
 import anyio
 
@@ -146,6 +147,11 @@ class OpenTelemetry(Instrumentation):
             "omnichannel.first_response.delay", unit="s",
             description="From a conversation's first customer message to our first reply.",
         )
+        self._helpdesk = meter.create_histogram(
+            "omnichannel.helpdesk.duration", unit="s",
+            description="From a conversation's first customer message to an agent's first "
+                        "answer (metric first_response) or its resolution (resolution).",
+        )
         # Per task: (task id, start in ns) of the first HTTP attempt since the
         # last delivery outcome reported in that task. A child task inherits
         # its parent's value; the task id tells it is not its own.
@@ -220,6 +226,18 @@ class OpenTelemetry(Instrumentation):
 
     def first_response(self, network: str, conversation: Ref, *, delay: timedelta) -> None:
         self._first_response.record(delay.total_seconds(), {_NETWORK: network})
+
+    def helpdesk_timing(
+        self, conversation: Ref, metric: Literal["first_response", "resolution"], *,
+        duration: timedelta, priority: str, agent: str | None,
+    ) -> None:
+        attributes: dict[str, AttributeValue] = {
+            _NETWORK: conversation.network, "omnichannel.helpdesk.metric": metric,
+            "omnichannel.helpdesk.priority": priority,
+        }
+        if agent is not None:
+            attributes["omnichannel.helpdesk.agent"] = agent
+        self._helpdesk.record(duration.total_seconds(), attributes)
 
     def http_attempt(
         self,

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from ..actions import Action, PrivateReply, Reply
 from ..errors import ConfigurationError, ConversationClaimed, StoreConflict
 from ..events import Event, MessageReceived, SlaBreached, SlaWarning, event_id
+from ..instrumentation import Instrumentation
 from ..model import Message, Ref
 from ..store.states import (
     PRIORITIES,
@@ -119,6 +120,9 @@ class Workflow:
         agents: The team, for [`assign_next`][omnichannel.helpdesk.Workflow.assign_next].
         strategy: How `assign_next` picks an agent (default: least loaded).
         clock: Returns the current aware time (inject a fake one in tests).
+        instrumentation: Consumers told of each first answer and resolution,
+            with its duration, priority and agent (the ``helpdesk_timing`` hook;
+            [`omnichannel.otel`][omnichannel.otel] records them as a histogram).
 
     Example:
         ```python
@@ -136,8 +140,10 @@ class Workflow:
         agents: Sequence[Agent] = (),
         strategy: AssignmentStrategy | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        instrumentation: Sequence[Instrumentation] = (),
     ) -> None:
         self.store = store
+        self.instrumentation = list(instrumentation)
         self.triage = triage
         self.sla = sla
         self.agents: list[Agent] = list(agents)
@@ -311,7 +317,22 @@ class Workflow:
                 [("status", state.status, "resolved")],
             )
 
-        return await self._change(conversation, edit, by=by, why=why)
+        before = await self.state(conversation)
+        state = await self._change(conversation, edit, by=by, why=why)
+        if before.status != "resolved" and state.first_message_at is not None:
+            self._timing(state, "resolution", now - state.first_message_at, by)
+        return state
+
+    def _timing(
+        self, state: ConversationState, metric: Literal["first_response", "resolution"],
+        duration: timedelta, agent: str | None,
+    ) -> None:
+        for consumer in self.instrumentation:
+            try:
+                consumer.helpdesk_timing(state.conversation, metric, duration=duration,
+                                         priority=state.priority, agent=agent)
+            except Exception:
+                logger.exception("the helpdesk_timing hook of %r failed", consumer)
 
     async def prioritize(
         self, conversation: Ref, priority: Priority, *, by: str, why: str | None = None
@@ -517,7 +538,12 @@ class Workflow:
                 fields.update(claimed_by=None, claimed_until=None, claim_activity=None)
             return fields, audited
 
-        return await self._change(conversation, edit, by=by)
+        before = await self.state(conversation)
+        state = await self._change(conversation, edit, by=by)
+        if (before.first_response_at is None and state.first_response_at is not None
+                and state.first_message_at is not None and by.startswith("agent:")):
+            self._timing(state, "first_response", now - state.first_message_at, by)
+        return state
 
     # customers ---------------------------------------------------------------
 
