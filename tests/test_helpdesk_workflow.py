@@ -372,3 +372,65 @@ async def test_sla_events_reach_handlers_once_across_timer_ticks_and_a_second_wo
             tg.cancel_scope.cancel()
         await hub.wait_idle()
     assert heard == ["warning first_response thread-1 high", "breached first_response thread-1"]
+
+
+SETTINGS = """
+assignment = "round_robin"
+
+[[triage]]
+name = "upset"
+signs = ["🙄"]
+priority = "high"
+tags = ["complaint"]
+
+[hours]
+timezone = "Europe/Berlin"
+weekly = { mon = ["09:00-17:00"], tue = ["09:00-17:00"], wed = ["09:00-17:00"], thu = ["09:00-17:00"], fri = ["09:00-17:00"] }
+
+[sla.high]
+first_response = "PT1H"
+
+[sla.networks.x.high]
+first_response = 1800
+
+[[agents]]
+id = "anna"
+capacity = 5
+
+[[agents]]
+id = "ben"
+"""
+
+
+async def test_a_workflow_from_the_settings_file(store: ConversationStateStore) -> None:
+    import tomllib
+
+    from omnichannel.helpdesk import RoundRobin
+
+    workflow = Workflow.from_settings(store, tomllib.loads(SETTINGS), clock=Clock())
+    assert isinstance(workflow.strategy, RoundRobin)
+    assert [a.id for a in workflow.agents] == ["anna", "ben"]
+    assert workflow.sla is not None
+    assert workflow.sla.hours is not None
+    friday_evening = datetime(2026, 12, 4, 17, 30, tzinfo=UTC)  # 18:30 in Berlin
+    state = await workflow.customer_wrote(message("late again 🙄", at=friday_evening))
+    assert state.priority == "high"
+    # Business hours: due on Monday at 10:00 Berlin time (09:00 UTC).
+    assert state.due["first_response"]["due_at"] == datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    on_x = workflow.sla.due("first_response", since=friday_evening, network="x",
+                            priority="high")
+    assert on_x is not None
+    assert on_x.due_at == datetime(2026, 12, 7, 8, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ('assignment = "random"', "assignment"),
+    ('[[triage]]\nname = "x"\npriority = "soon"', "triage"),
+    ('[hours]\ntimezone = "Mars/Base"\nweekly = { mon = ["09:00-17:00"] }', "hours"),
+    ('[sla.high]\nfirst_response = -5', "sla"),
+])
+def test_settings_errors_name_their_table(text: str, named: str) -> None:
+    import tomllib
+
+    with pytest.raises(ConfigurationError, match=named):
+        Workflow.from_settings(MemoryStore(), tomllib.loads(text))

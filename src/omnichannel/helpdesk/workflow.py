@@ -52,7 +52,8 @@ from ..store.states import (
     Priority,
     StateChange,
 )
-from .assign import Agent, AssignmentStrategy, LeastLoaded, Work
+from .assign import Agent, AssignmentStrategy, LeastLoaded, RoundRobin, Work
+from .hours import BusinessHours
 from .metrics import HelpdeskMetrics, measure
 from .sla import SlaMetric, SlaPolicy, SlaState
 from .triage import Triage
@@ -152,6 +153,51 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"<Workflow agents={len(self.agents)} triage={self.triage is not None}>"
+
+    @classmethod
+    def from_settings(
+        cls, store: ConversationStateStore, table: Mapping[str, Any], **options: Any
+    ) -> Workflow:
+        """Build a workflow from the ``[helpdesk]`` table of ``omnichannel.toml``.
+
+        Reads ``[[helpdesk.triage]]`` rules, ``[helpdesk.hours]`` (business
+        hours), ``[helpdesk.sla]`` (targets per priority, and per network under
+        ``[helpdesk.sla.networks.<network>]``), ``[[helpdesk.agents]]`` and
+        ``assignment = "least_loaded" | "round_robin"``. Durations are seconds
+        or ISO 8601 (``"PT1H"``). ``options`` go to the constructor (``clock``,
+        ``instrumentation``).
+
+        Raises:
+            ConfigurationError: A part of the table is not valid; the message names it.
+        """
+        def part(name: str, build: Callable[[Any], Any]) -> Any:
+            try:
+                return build(table[name])
+            except ConfigurationError:
+                raise
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ConfigurationError(f"[helpdesk.{name}] is not valid: {exc}") from None
+
+        triage = part("triage", Triage.from_settings) if "triage" in table else None
+        hours = part("hours", BusinessHours.model_validate) if "hours" in table else None
+        sla = None
+        if "sla" in table:
+            def policy(raw: Mapping[str, Any]) -> SlaPolicy:
+                targets = {k: v for k, v in raw.items() if k != "networks"}
+                return SlaPolicy.model_validate(
+                    {"targets": targets, "networks": raw.get("networks", {}), "hours": hours})
+
+            sla = part("sla", policy)
+        agents = part("agents", lambda raw: [Agent.model_validate(a) for a in raw]) \
+            if "agents" in table else []
+        strategies: dict[str, AssignmentStrategy] = {
+            "least_loaded": LeastLoaded(), "round_robin": RoundRobin()}
+        chosen = table.get("assignment", "least_loaded")
+        if chosen not in strategies:
+            raise ConfigurationError(
+                f"[helpdesk] assignment = {chosen!r}: choose least_loaded or round_robin")
+        return cls(store, triage=triage, sla=sla, agents=agents, strategy=strategies[chosen],
+                   **options)
 
     # reading -----------------------------------------------------------------
 
