@@ -385,7 +385,13 @@ tags = ["complaint"]
 
 [hours]
 timezone = "Europe/Berlin"
-weekly = { mon = ["09:00-17:00"], tue = ["09:00-17:00"], wed = ["09:00-17:00"], thu = ["09:00-17:00"], fri = ["09:00-17:00"] }
+
+[hours.weekly]
+mon = ["09:00-17:00"]
+tue = ["09:00-17:00"]
+wed = ["09:00-17:00"]
+thu = ["09:00-17:00"]
+fri = ["09:00-17:00"]
 
 [sla.high]
 first_response = "PT1H"
