@@ -150,7 +150,15 @@ class ReactionRemoved(_Event):
     reaction: str = "like"
 
 
-class SlaWarning(_Event):
+class _SlaEvent(_Event):
+    conversation: Ref
+    metric: str
+    due_at: AwareDatetime
+    priority: str = "normal"
+    assignee: str | None = None
+
+
+class SlaWarning(_SlaEvent):
     """A conversation's SLA target reached its warning time (given once per target).
 
     Made by the helpdesk workflow's timer
@@ -168,14 +176,9 @@ class SlaWarning(_Event):
     """
 
     type: Literal["sla.warning"] = "sla.warning"
-    conversation: Ref
-    metric: str
-    due_at: AwareDatetime
-    priority: str = "normal"
-    assignee: str | None = None
 
 
-class SlaBreached(_Event):
+class SlaBreached(_SlaEvent):
     """A conversation's SLA target passed its due time (given once per target).
 
     Attributes:
@@ -188,11 +191,6 @@ class SlaBreached(_Event):
     """
 
     type: Literal["sla.breached"] = "sla.breached"
-    conversation: Ref
-    metric: str
-    due_at: AwareDatetime
-    priority: str = "normal"
-    assignee: str | None = None
 
 
 AuthHealthKind = Literal[
