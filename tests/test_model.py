@@ -21,12 +21,15 @@ from omnichannel.actions import (
     parse_action,
 )
 from omnichannel.events import (
+    AuthHealth,
     Event,
     MessageDeleted,
     MessageReceived,
     MessageUpdated,
     ReactionAdded,
     ReactionRemoved,
+    SlaBreached,
+    SlaWarning,
     event_id,
     parse_event,
 )
@@ -111,7 +114,7 @@ def messages(draw: st.DrawFn) -> Message:
 def events(draw: st.DrawFn) -> Event:
     message = draw(messages())
     when = draw(TIMES)
-    kind = draw(st.integers(min_value=0, max_value=4))
+    kind = draw(st.integers(min_value=0, max_value=7))
     common = {
         "network": message.network, "occurred_at": when, "received_at": when,
         "backfilled": draw(st.booleans()),
@@ -129,8 +132,16 @@ def events(draw: st.DrawFn) -> Event:
         return MessageUpdated(id=event_id("message.updated", ref), message=message, **common)
     if kind == 2:
         return MessageDeleted(id=event_id("message.deleted", ref), message=ref, **common)
-    cls = ReactionAdded if kind == 3 else ReactionRemoved
-    return cls(id=event_id("reaction", ref), target=ref, by=message.author, **common)
+    if kind in (3, 4):
+        cls = ReactionAdded if kind == 3 else ReactionRemoved
+        return cls(id=event_id("reaction", ref), target=ref, by=message.author, **common)
+    if kind in (5, 6):
+        sla = SlaWarning if kind == 5 else SlaBreached
+        return sla(id=event_id(f"sla.{kind}", message.conversation, "first_response"),
+                   conversation=message.conversation, metric="first_response", due_at=when,
+                   priority="high", assignee=draw(st.none() | TEXT), **common)
+    return AuthHealth.report(message.network, "expiring", draw(TEXT), at=when,
+                             expires_at=when).model_copy(update=common)
 
 
 @st.composite
