@@ -9,7 +9,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from tests.runtime_adapter import FakeClock, FakeNetwork, RuntimeAdapter, adapter_for, received
+from tests.runtime_adapter import (
+    FakeClock,
+    FakeNetwork,
+    RuntimeAdapter,
+    adapter_for,
+    eventually,
+    received,
+)
 
 from omnichannel.actions import Action, Reply, Sent
 from omnichannel.errors import ConfigurationError
@@ -102,6 +109,12 @@ async def test_the_worker_renews_its_claims_while_a_send_takes_longer_than_the_l
         stolen = []
 
         async def other_worker() -> None:
+            # Tries to take the item only once a holds it (before that it is free to take).
+            async def held_by_a() -> bool:
+                held = await other.get_outbox(item.key)
+                return held is not None and held.worker == "a"
+
+            await eventually(held_by_a)
             while True:
                 stolen.extend(await other.claim_due(now=a.clock(), worker="b", lease=lease))
                 await anyio.sleep(0.02)
