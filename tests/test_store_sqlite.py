@@ -232,7 +232,7 @@ async def test_version_3_file_moves_its_payloads_out_without_loss(tmp_path: Path
             # and without the tables of later versions
             " DROP TABLE conversation_states; DROP TABLE state_changes;"
             " ALTER TABLE outbox DROP COLUMN worker; ALTER TABLE outbox DROP COLUMN lease_until;"
-            " DROP TABLE leases;"
+            " DROP TABLE leases; DROP TABLE named_values;"
         )
         conn.execute("PRAGMA user_version = 3")
     async with SQLiteStore(path) as store:

@@ -36,6 +36,7 @@ from .roles import LeaseStore as LeaseStore
 from .roles import MessageStore as MessageStore
 from .roles import OutboxStore as OutboxStore
 from .roles import Store as Store
+from .roles import ValueStore as ValueStore
 from .sqlite import SQLiteStore as SQLiteStore
 from .states import ConversationState as ConversationState
 from .states import ConversationStateStore as ConversationStateStore
@@ -66,6 +67,7 @@ __all__ = [
     "SQLiteStore",
     "StateChange",
     "Store",
+    "ValueStore",
     "held_lease",
     "is_postgres_url",
     "store_for",

@@ -174,12 +174,24 @@ CREATE TABLE leases (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_STATES, _V3_LEASES)
+# Small named values kept across restarts (an adapter's rotated tokens, say).
+_V4_VALUES = """
+CREATE TABLE named_values (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_CORE, _V2_STATES, _V3_LEASES, _V4_VALUES)
 """Migration ``n`` (1-based) brings a database from version ``n - 1`` to ``n``."""
 
 TABLES: tuple[str, ...] = (
     "events", "cursors", "people", "conversations", "messages", "outbox", "drafts", "audit",
     "dead_letters", "handler_failures", "conversation_states", "state_changes", "leases",
+    "named_values",
 )
 """The tables of the schema: a database holding one of them without the migrations
 table belongs to another application."""

@@ -219,6 +219,17 @@ CREATE TABLE leases (
 );
 """
 
+# Small named values kept across restarts (an adapter's rotated tokens, say).
+_V7_VALUES = """
+CREATE TABLE named_values (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+"""
+
 
 def _json_text(value: object) -> tuple[str, bytes]:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -283,7 +294,7 @@ def _move_payloads(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: tuple[str, ...] = (
-    _V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS, _V5_STATES, _V6_LEASES,
+    _V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS, _V5_STATES, _V6_LEASES, _V7_VALUES,
 )
 """Migration ``n`` (1-based) brings a database from ``user_version`` ``n - 1`` to ``n``."""
 

@@ -127,6 +127,7 @@ class MemoryStore(Store):
         self._states: dict[_Key, ConversationState] = {}
         self._state_changes: dict[_Key, list[StateChange]] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}  # name: (holder, expiry)
+        self._values: dict[tuple[str, str], str] = {}
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -552,6 +553,23 @@ class MemoryStore(Store):
         now = as_utc(now, "now")
         current = self._leases.get(name)
         return current[0] if current is not None and current[1] > now else None
+
+    # values
+
+    async def get_value(self, scope: str, key: str) -> str | None:
+        """Return the value of ``key`` in ``scope``, or ``None``."""
+        await self._ready()
+        return self._values.get((scope, key))
+
+    async def put_value(self, scope: str, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` in ``scope`` (replacing any)."""
+        await self._ready()
+        self._values[(scope, key)] = value
+
+    async def delete_value(self, scope: str, key: str) -> None:
+        """Forget ``key`` in ``scope``."""
+        await self._ready()
+        self._values.pop((scope, key), None)
 
     # drafts
 

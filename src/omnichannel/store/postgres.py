@@ -902,6 +902,37 @@ class PostgresStore(Store):
 
         return await self._call(work)
 
+    # values
+
+    async def get_value(self, scope: str, key: str) -> str | None:
+        """Return the value of ``key`` in ``scope``, or ``None``."""
+        def work(conn: Any) -> str | None:
+            row = conn.execute("SELECT value FROM named_values WHERE scope = %s AND key = %s",
+                               (scope, key)).fetchone()
+            return None if row is None else str(row["value"])
+
+        return await self._call(work)
+
+    async def put_value(self, scope: str, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` in ``scope`` (replacing any)."""
+        await self._call(
+            lambda conn: conn.execute(
+                "INSERT INTO named_values (scope, key, value, updated_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET"
+                " value = excluded.value, updated_at = excluded.updated_at",
+                (scope, key, value, utcnow()),
+            ),
+            write=True,
+        )
+
+    async def delete_value(self, scope: str, key: str) -> None:
+        """Forget ``key`` in ``scope``."""
+        await self._call(
+            lambda conn: conn.execute(
+                "DELETE FROM named_values WHERE scope = %s AND key = %s", (scope, key)),
+            write=True,
+        )
+
     # drafts
 
     async def add_draft(self, draft: Draft) -> None:

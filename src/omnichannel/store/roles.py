@@ -51,6 +51,7 @@ __all__ = [
     "MessageStore",
     "OutboxStore",
     "Store",
+    "ValueStore",
 ]
 
 DEFAULT_LEASE = timedelta(seconds=60)
@@ -344,9 +345,29 @@ class LeaseStore(Protocol):
         ...
 
 
+class ValueStore(Protocol):
+    """Small named values kept across restarts: an adapter's rotated tokens, a spend ledger.
+
+    Values are text (callers encode JSON, or encrypt, as they need), grouped
+    by ``scope`` (``"x.tokens"``); writing a key replaces its value.
+    """
+
+    async def get_value(self, scope: str, key: str) -> str | None:
+        """Return the value of ``key`` in ``scope``, or ``None``."""
+        ...
+
+    async def put_value(self, scope: str, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` in ``scope`` (replacing any)."""
+        ...
+
+    async def delete_value(self, scope: str, key: str) -> None:
+        """Forget ``key`` in ``scope`` (nothing if it is not there)."""
+        ...
+
+
 class Store(
     EventStore, MessageStore, OutboxStore, DraftStore, AuditStore, LeaseStore,
-    ConversationStateStore, Protocol,
+    ConversationStateStore, ValueStore, Protocol,
 ):
     """What the hub needs from persistence: every role, and opening and closing.
 

@@ -76,6 +76,7 @@ from omnichannel.store import (
     Store,
 )
 from omnichannel.testing._state_scenarios import ConversationStateScenarios
+from omnichannel.testing._value_scenarios import ValueScenarios
 
 __all__ = [
     "StoreConformance",
@@ -215,7 +216,7 @@ class StoreHarness:
         return self.store
 
 
-class StoreConformance(ConversationStateScenarios):
+class StoreConformance(ConversationStateScenarios, ValueScenarios):
     """The scenarios every store passes; subclass it and override ``store_factory``.
 
     What a store declares decides some scenarios: one that several processes
