@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._errors import UsageCapped as UsageCapped
     from ._policy import hold_link_posts as hold_link_posts
     from ._ratelimit import parse_x_headers as parse_x_headers
+    from ._store_tokens import StoreTokenStore as StoreTokenStore
     from ._text import XTextRule as XTextRule
     from ._text import x_weighted_length as x_weighted_length
     from ._tokens import AuthProblem as AuthProblem
@@ -57,6 +58,7 @@ _HOMES: dict[str, str] = {
     "NotSummoned": "_errors",
     "Prices": "_costs",
     "ReauthorizationRequired": "_errors",
+    "StoreTokenStore": "_store_tokens",
     "Subscription": "_wire",
     "Tier": "_adapter",
     "TokenStore": "_tokens",
@@ -83,6 +85,7 @@ __all__ = [
     "NotSummoned",
     "Prices",
     "ReauthorizationRequired",
+    "StoreTokenStore",
     "Subscription",
     "Tier",
     "TokenStore",
