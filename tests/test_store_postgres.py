@@ -342,3 +342,30 @@ def test_quick_bot_answers_its_sandbox_customers_on_postgres(
     statuses, unhandled = anyio.run(outcome)
     assert statuses == ["sent"] * 3
     assert unhandled == 0
+
+
+async def test_an_idle_worker_wakes_when_another_process_queues(opener: Opener) -> None:
+    """LISTEN/NOTIFY: an item queued through another store object is sent long before a poll."""
+    from tests.runtime_adapter import FakeNetwork, adapter_for, eventually, received
+
+    from omnichannel.actions import Reply
+    from omnichannel.outbox import Outbox
+
+    fake = FakeNetwork()
+    async with opener() as worker_store, opener() as other, adapter_for(fake) as adapter:
+        outbox = Outbox(worker_store, {"testnet": adapter}, poll_interval=60.0, worker="w1")
+        async with anyio.create_task_group() as tg:
+            await tg.start(outbox.run)
+            await anyio.sleep(0.3)  # the worker found nothing and is waiting
+            queuer = Outbox(other, {"testnet": adapter}, worker="w2")
+            item = await queuer.submit(
+                Reply(network="testnet", to=received(fake, adapter), text="On it!"),
+                origin="handler:test")
+
+            async def sent() -> bool:
+                stored = await other.get_outbox(item.key)
+                return stored is not None and stored.status == "sent"
+
+            await eventually(sent, limit=10)  # its poll would come after 60 s
+            tg.cancel_scope.cancel()
+    assert fake.created[item.key] == 1

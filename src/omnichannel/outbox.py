@@ -49,7 +49,7 @@ import os
 import secrets
 import socket
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -346,6 +346,9 @@ class Outbox:
             async with anyio.create_task_group() as tg:
                 lanes = _Lanes(self, tg, reraise=False)
                 tg.start_soon(self._renew, lanes)
+                wait_for_work = getattr(self.store, "wait_for_work", None)
+                if wait_for_work is not None:  # PostgreSQL: woken by other workers' queuing
+                    tg.start_soon(self._woken_by_store, wait_for_work)
                 task_status.started()
                 while True:
                     self._wake = anyio.Event()
@@ -378,6 +381,22 @@ class Outbox:
             waiting, self._drained = self._drained, []
             for drained in waiting:
                 drained.set()
+
+    async def _woken_by_store(self, wait_for_work: Callable[[float], Awaitable[bool]]) -> None:
+        """Wake the worker whenever the store says an item was queued (by any process).
+
+        Each wait is at most a second: the wait blocks a thread, and stopping
+        the worker waits for that thread to return.
+        """
+        while True:
+            try:
+                queued = await wait_for_work(min(max(self.poll_interval, 0.05), 1.0))
+            except Exception:
+                logger.exception("waiting for the store's notifications failed")
+                await anyio.sleep(self.poll_interval)
+                continue
+            if queued:
+                self.wake()
 
     async def wait_drained(self) -> None:
         """Wait until the running worker finds nothing due; return at once if none runs.

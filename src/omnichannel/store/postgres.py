@@ -14,9 +14,11 @@ span two roles in one transaction (an outcome and its audit line).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -289,8 +291,13 @@ class PostgresStore(Store):
         max_connections: int = 4,
         statement_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        notify: bool = True,
     ) -> None:
         """Describe the store; nothing is opened until ``open()``.
+
+        With ``notify`` (the default), queuing an outbox item sends a
+        PostgreSQL notification, and an idle outbox worker waiting in
+        `wait_for_work` wakes at once instead of at its next poll.
 
         Raises:
             ConfigurationError: ``url`` is not a PostgreSQL URL, ``schema`` is
@@ -318,6 +325,9 @@ class PostgresStore(Store):
         self._pool: ConnectionPool[Any] | None = None
         self._limiter = anyio.CapacityLimiter(max_connections)
         self._lock = anyio.Lock()
+        self.notify = notify
+        self._listener: Any = None  # the connection that LISTENs, opened on first wait
+        self._listening = anyio.CapacityLimiter(1)
 
     @property
     def url(self) -> str:
@@ -494,6 +504,10 @@ class PostgresStore(Store):
             pool, self._pool = self._pool, None
             if pool is not None:
                 await anyio.to_thread.run_sync(pool.close)
+            async with self._listening:  # after any wait under way has returned
+                listener, self._listener = self._listener, None
+                if listener is not None:
+                    await anyio.to_thread.run_sync(listener.close)
 
     # inbound
 
@@ -694,9 +708,47 @@ class PostgresStore(Store):
                     item.lease_until,
                 ),
             )
+            if self.notify:  # delivered on commit, to every worker listening
+                conn.execute("SELECT pg_notify(%s, %s)", (self._channel, item.network))
             return _require_outbox(conn, item.key)
 
         return await self._call(work, write=True)
+
+    @property
+    def _channel(self) -> str:
+        return f"omnichannel_outbox_{self.schema or 'public'}"
+
+    async def wait_for_work(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for an outbox item queued by any worker; return whether one was.
+
+        The outbox worker calls it while idle (``LISTEN`` on a connection of
+        its own), so an item another process queues is delivered at once
+        rather than at the next poll. Returns ``False`` after ``seconds``
+        when nothing came, when ``notify`` is off, or when the listening
+        connection failed (it is opened again on the next call).
+        """
+        if not self.notify or self._pool is None:
+            await anyio.sleep(seconds)
+            return False
+        async with self._listening:
+            return await anyio.to_thread.run_sync(self._wait_for_notification, seconds)
+
+    def _wait_for_notification(self, timeout: float) -> bool:
+        import psycopg
+
+        try:
+            if self._listener is None:
+                listener = psycopg.connect(self._url, **self._connect_kwargs())
+                listener.execute(f"LISTEN {self._channel}")
+                self._listener = listener
+            return any(True for _ in self._listener.notifies(timeout=timeout, stop_after=1))
+        except psycopg.Error:
+            broken, self._listener = self._listener, None
+            if broken is not None:
+                with contextlib.suppress(psycopg.Error):
+                    broken.close()
+            time.sleep(min(timeout, 1.0))
+            return False
 
     async def get_outbox(self, key: str) -> OutboxItem | None:
         """Return the item with this key, or ``None``."""
