@@ -182,3 +182,31 @@ async def test_one_worker_reads_each_source_and_another_takes_over(
         one.stop()  # the first worker leaves and gives its lease back
         await eventually(lambda: counter.polls.get("two", 0) >= 3, limit=10)
         tg.cancel_scope.cancel()
+
+
+async def test_an_event_both_workers_find_unhandled_at_start_is_handled_once(
+    two_stores: tuple[Store, Store],
+) -> None:
+    """Events left unhandled by a stopped worker: two hubs starting together handle each once."""
+    store_a, store_b = two_stores
+    events = [received_event(message(f"m{n}", f"still waiting {n}")) for n in range(6)]
+    await store_a.record_batch(NET, events, cursor=None)
+    fake = FakeNetwork()
+    handled: list[str] = []
+    hubs = [Hub(adapters=[adapter_for(fake)], store=store, worker=name)
+            for store, name in ((store_a, "w1"), (store_b, "w2"))]
+    for hub in hubs:
+
+        @hub.on(MessageReceived)
+        async def count(event: MessageReceived, ctx: Context) -> None:
+            handled.append(event.id)
+            await anyio.sleep(0.01)
+
+    async with hubs[0], hubs[1], anyio.create_task_group() as tg:
+        for hub in hubs:
+            await tg.start(partial(hub.run, listen=False, deliver=False))
+        await eventually(lambda: len(handled) >= len(events))
+        for hub in hubs:
+            await hub.wait_idle()
+        tg.cancel_scope.cancel()
+    assert sorted(handled) == sorted(e.id for e in events)

@@ -36,7 +36,7 @@ from .events import (
     SlaWarning,
 )
 from .model import Ref
-from .store import HandlerFailure, LeaseStore, Store
+from .store import HandlerFailure, Store
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .context import Context
@@ -163,7 +163,8 @@ class ConversationClaims:
     worker has one identity in the store.
     """
 
-    def __init__(self, store: LeaseStore, outbox: Outbox) -> None:
+    def __init__(self, store: Store, outbox: Outbox) -> None:
+        self.store = store
         self._store = store
         self._worker = outbox.worker
         self._ttl: timedelta = outbox.lease
@@ -252,7 +253,7 @@ class Dispatcher:
                 if self._claims is None:
                     await self._limited(event)
                 else:
-                    await self._claims.run(key, partial(self._limited, event))
+                    await self._claims.run(key, partial(self._unless_handled, event))
                 queue.popleft()
                 self._finished(event.id)
         finally:
@@ -262,6 +263,17 @@ class Dispatcher:
     async def _limited(self, event: Event) -> None:
         async with self._limiter:
             await self._handle(event)
+
+    async def _unless_handled(self, event: Event) -> None:
+        """Handle ``event`` under its conversation's lease, unless another worker already did.
+
+        Every worker dispatches the unhandled events it finds when it starts,
+        so two may queue one event; the second to take the lease skips it.
+        """
+        assert self._claims is not None  # noqa: S101 - only called with claims
+        if await self._claims.store.is_handled(event.id):
+            return
+        await self._limited(event)
 
     def _finished(self, event_id: str) -> None:
         self._inflight.discard(event_id)

@@ -287,6 +287,12 @@ class MemoryStore(Store):
         await self._ready()
         return event_id in self._events
 
+    async def is_handled(self, event_id: str) -> bool:
+        """Return whether the event was recorded and marked handled."""
+        await self._ready()
+        row = self._events.get(event_id)
+        return row is not None and row.handled
+
     # messages
 
     async def get_message(self, ref: Ref) -> Message | None:

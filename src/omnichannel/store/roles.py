@@ -101,6 +101,10 @@ class EventStore(Protocol):
 class MessageStore(Protocol):
     """Messages and conversations, as the events carried them, and search over them."""
 
+    async def is_handled(self, event_id: str) -> bool:
+        """Return whether the event was recorded and marked handled (by any worker)."""
+        ...
+
     async def get_message(self, ref: Ref) -> Message | None:
         """Return a stored message, or ``None`` (also when it was deleted)."""
         ...

@@ -850,6 +850,15 @@ class SQLiteStore(Store):
 
         return await self._call(work)
 
+    async def is_handled(self, event_id: str) -> bool:
+        """Return whether the event was recorded and marked handled."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT handled FROM events WHERE id = ?", (event_id,)).fetchone()
+            return row is not None and bool(row["handled"])
+
+        return await self._call(work)
+
     # messages
 
     async def get_message(self, ref: Ref) -> Message | None:

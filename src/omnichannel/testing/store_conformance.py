@@ -304,6 +304,9 @@ class StoreConformance(ConversationStateScenarios, ValueScenarios):
         await store.mark_handled("never-seen")
         assert await store.unhandled_events(NET) == [first, reaction]
         assert await store.unhandled_events("bluesky") == [sky]
+        assert await store.is_handled(second.id)
+        assert not await store.is_handled(first.id)
+        assert not await store.is_handled("never-seen")
 
     async def test_unhandled_events_survive_reopen(self, harness: StoreHarness) -> None:
         """Events recorded but not handled are still there after a restart, handled ones are not."""
