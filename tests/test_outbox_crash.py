@@ -46,3 +46,24 @@ async def test_killed_workers_sharing_a_postgres_store_deliver_every_action_exac
     assert result.lookups > result.lost_responses
     assert result.unfinished == 0
     assert (result.unaudited, result.audit_repeats) == (0, 0)
+
+
+async def test_whole_hubs_sharing_a_postgres_store_survive_kills(
+    tmp_path: Path, postgres_server: PostgresServer, postgres_schema: str
+) -> None:
+    """Three hubs (listeners, handlers, outboxes) on one database, SIGKILLed at random and
+    replaced, on a network that loses 10% of responses: every message answered, once, and
+    each conversation's answers in the order its messages came."""
+    from tests.hub_worker import hub_soak
+
+    fake = FakeNetwork(lose_rate=0.1, latency=0.01, seed=17)
+    with serve_in_thread(fake) as url:
+        result = await hub_soak(
+            db=f"{postgres_server.url}#{postgres_schema}", url=url, fake=fake,
+            log=tmp_path / "hubs.log", workers=3, kills=3, messages=30, conversations=5,
+            seed=3, lease=1.0,
+        )
+    print(result.line())
+    assert result.kills == 3
+    assert (result.unanswered, result.doubled) == (0, 0), result.line()
+    assert result.out_of_order == 0, result.line()

@@ -1,0 +1,180 @@
+"""Several whole hubs on one PostgreSQL store, killed at random: a worker process and its harness.
+
+Run as a module, this file is one *worker*: a hub with the testnet adapter
+(polling the fake network at ``URL``), a handler that answers each customer
+message once, and ``PostgresStore`` on ``postgresql://...#schema``; leases of
+``lease`` seconds, so a killed worker's sources, conversations and replies are
+taken over quickly::
+
+    python -m tests.hub_worker <db> <url> <worker id> <lease seconds>
+
+Imported, it is the *harness* (``hub_soak``): it starts several workers at
+once, has customers write in several conversations while it SIGKILLs workers
+at random and starts new ones, then reads the fake network's ground truth:
+every message answered once, none twice, each conversation's answers in the
+order its messages came.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from subprocess import PIPE
+
+import anyio
+import anyio.abc
+from tests.crash_worker import REPO, open_store
+from tests.runtime_adapter import FakeNetwork, RuntimeAdapter, RuntimeSettings
+
+from omnichannel._listening import store_source_lease
+from omnichannel.events import MessageReceived
+from omnichannel.hub import Context, Hub
+from omnichannel.policy import AutoSend
+
+
+async def work(db: str, url: str, worker: str, lease: float) -> None:
+    """Run one hub until killed."""
+    adapter = RuntimeAdapter(RuntimeSettings(base_url=url, timeout=5.0, poll_interval=0.05))
+    store = open_store(db)
+    ttl = timedelta(seconds=lease)
+    hub = Hub(adapters=[adapter], store=store, policy=AutoSend(caps=None), worker=worker,
+              copy_paste_window=None,
+              source_lease=store_source_lease(store, holder=worker, clock=_now, ttl=ttl))
+    hub.outbox.lease = ttl
+    hub.outbox.ambiguous_delay = timedelta(0)
+    hub.outbox.backoff_initial = timedelta(milliseconds=20)
+    hub.outbox.backoff_max = timedelta(milliseconds=200)
+    hub.outbox.poll_interval = 0.1
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        await ctx.reply(f"Answer to {event.message.ref.id}")
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(hub.run)
+        print("ready", flush=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class HubSoakResult:
+    """What a hub soak did and found, from the fake network's ground truth."""
+
+    workers_started: int
+    kills: int
+    messages: int
+    answered: int
+    unanswered: int
+    doubled: int
+    out_of_order: int
+    lost_responses: int
+    lookups: int
+    seconds: float
+
+    def line(self) -> str:
+        """One printable line of figures."""
+        return (f"workers_started={self.workers_started} kills={self.kills} "
+                f"messages={self.messages} answered={self.answered} "
+                f"unanswered={self.unanswered} doubled={self.doubled} "
+                f"out_of_order={self.out_of_order} lost_responses={self.lost_responses} "
+                f"lookups={self.lookups} seconds={self.seconds:.1f}")
+
+
+async def _start(db: str, url: str, worker: str, lease: float, log: Path) -> anyio.abc.Process:
+    with log.open("ab") as stderr:
+        process = await anyio.open_process(
+            [sys.executable, "-m", "tests.hub_worker", db, url, worker, str(lease)],
+            cwd=REPO, stdout=PIPE, stderr=stderr,
+        )
+    assert process.stdout is not None
+    with anyio.fail_after(60):
+        seen = b""
+        while b"ready" not in seen:
+            seen += await process.stdout.receive()
+    return process
+
+
+async def _stop(process: anyio.abc.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    if process.stdout is not None:
+        await process.stdout.aclose()
+
+
+def _answers(fake: FakeNetwork) -> dict[str, list[int]]:
+    """For each message id, the positions of the posts answering it."""
+    found: dict[str, list[int]] = {}
+    for position, post in enumerate(list(fake.posted)):
+        if post.get("in_reply_to"):
+            found.setdefault(post["in_reply_to"], []).append(position)
+    return found
+
+
+async def hub_soak(
+    *, db: str, url: str, fake: FakeNetwork, log: Path, workers: int, kills: int,
+    messages: int, conversations: int, seed: int, lease: float, limit: float = 120.0,
+) -> HubSoakResult:
+    """Run ``workers`` hubs, have customers write ``messages``, kill ``kills`` times; count."""
+    started = time.monotonic()
+    rng = random.Random(seed)  # noqa: S311 - timings, not secrets
+    count = 0
+    live: list[anyio.abc.Process] = []
+
+    async def start() -> None:
+        nonlocal count
+        count += 1
+        live.append(await _start(db, url, f"w{count}", lease, log))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(workers):
+            tg.start_soon(start)
+    written: dict[str, list[str]] = {}
+    kill_at = sorted(rng.sample(range(1, messages), kills))
+    done_kills = 0
+    try:
+        for n in range(messages):
+            conversation = f"conv{n % conversations}"
+            item = fake.customer_says(f"question {n}", author=f"c{n % conversations}",
+                                      conversation=conversation)
+            written.setdefault(conversation, []).append(item["id"])
+            await anyio.sleep(rng.uniform(0.0, 0.05))
+            if done_kills < kills and n == kill_at[done_kills]:
+                victim = live.pop(rng.randrange(len(live)))
+                await _stop(victim)  # SIGKILL: no cleanup; its leases run out
+                done_kills += 1
+                await start()
+        every = [m for ids in written.values() for m in ids]
+        with anyio.move_on_after(limit):
+            # The fake network runs in another thread: nothing to wait on but its state.
+            while not all(m in _answers(fake) for m in every):  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+        await anyio.sleep(2 * lease)  # a late duplicate would show by now
+    finally:
+        for process in live:
+            await _stop(process)
+    answers = _answers(fake)
+    out_of_order = 0
+    for ids in written.values():
+        firsts = [answers[m][0] for m in ids if m in answers]
+        out_of_order += sum(1 for a, b in itertools.pairwise(firsts) if b < a)
+    return HubSoakResult(
+        workers_started=count, kills=done_kills, messages=messages,
+        answered=sum(1 for m in every if m in answers),
+        unanswered=sum(1 for m in every if m not in answers),
+        doubled=sum(1 for m in every if len(answers.get(m, [])) > 1),
+        out_of_order=out_of_order, lost_responses=fake.lost_responses, lookups=fake.lookups,
+        seconds=time.monotonic() - started,
+    )
+
+
+if __name__ == "__main__":
+    anyio.run(work, sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]))
