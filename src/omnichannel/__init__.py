@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .errors import NotFound as NotFound
     from .errors import OmnichannelError as OmnichannelError
     from .errors import PayloadError as PayloadError
+    from .errors import PrivateReplyUsed as PrivateReplyUsed
     from .errors import RateLimited as RateLimited
     from .errors import RequestRejected as RequestRejected
     from .errors import TextTooLong as TextTooLong
@@ -96,6 +97,7 @@ _HOMES: dict[str, str] = {
     "NotFound": "errors",
     "OmnichannelError": "errors",
     "PayloadError": "errors",
+    "PrivateReplyUsed": "errors",
     "RateLimited": "errors",
     "RequestRejected": "errors",
     "TextTooLong": "errors",
@@ -172,6 +174,7 @@ __all__ = [
     "Person",
     "Post",
     "PrivateReply",
+    "PrivateReplyUsed",
     "RateLimited",
     "React",
     "ReactionAdded",

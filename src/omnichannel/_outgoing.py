@@ -19,6 +19,7 @@ import anyio
 
 from .actions import Action, Post, PrivateReply, Reply
 from .context import Delivery, OutgoingMessage
+from .errors import PrivateReplyUsed
 from .events import Event
 from .outbox import _stamp_writer
 from .policy import Decision, text_digest
@@ -35,6 +36,9 @@ _GUARD_LEASE = timedelta(seconds=30)
 
 _GUARD_RETRY = 0.01
 """Seconds between tries for a guardrail lease another worker holds."""
+
+_ONE_PRIVATE_REPLY = "private-replies"
+"""The store scope remembering each message's one private reply (``private_reply_once``)."""
 
 
 class Outgoing:
@@ -174,6 +178,7 @@ class Outgoing:
         # one at a time in this process, and one worker at a time per text.
         async with self._guard_lock, self._text_lease(action, allow_duplicate=allow_duplicate):
             recipient, digest = await self._guard(action, allow_duplicate=allow_duplicate)
+            once = await self._private_reply_once(action)
             if known is None:
                 known = await store.get_outbox(action.idempotency_key) is not None
             item = OutboxItem.for_action(
@@ -181,10 +186,28 @@ class Outgoing:
                 text_digest=digest, now=self._hub.clock(),
             )
             stored = await store.enqueue(item)
+            if once is not None:
+                await store.put_value(_ONE_PRIVATE_REPLY, once, action.idempotency_key)
         self._hub.outbox.wake()
         if not known:
             self._tally.add(stored.network, "actions_queued")
         return stored
+
+    async def _private_reply_once(self, action: Action) -> str | None:
+        """The store key of ``action``'s one private reply, or ``None`` when unlimited.
+
+        Raises:
+            PrivateReplyUsed: Another private reply to the same message was queued.
+        """
+        if not isinstance(action, PrivateReply) or action.to.is_private:
+            return None
+        if not self._hub.outbox.adapter_for(action.network).capabilities.private_reply_once:
+            return None
+        key = f"{action.network}:{action.to.ref.id}"
+        previous = await self._hub.store.get_value(_ONE_PRIVATE_REPLY, key)
+        if previous is not None and previous != action.idempotency_key:
+            raise PrivateReplyUsed(message=key, previous_key=previous, network=action.network)
+        return key
 
     @asynccontextmanager
     async def _text_lease(self, action: Action, *, allow_duplicate: bool) -> AsyncIterator[None]:

@@ -31,6 +31,9 @@ class Capabilities(BaseModel):
         dm_text: Rule for direct messages (defaults to ``text``).
         post: Whether we can publish new top-level posts.
         private_reply: Whether a public message can be answered privately.
+        private_reply_once: Whether the network allows one private reply per
+            public message (Meta: one per comment); the hub remembers it in
+            the store and refuses a second one before any request.
         private_reply_window: How long after the customer's message a private
             reply is allowed (Meta: 7 days); ``None`` for no limit.
         dm_window: How long after the customer's last message we may write
@@ -58,6 +61,7 @@ class Capabilities(BaseModel):
     dm_text: TextRule | None = None
     post: bool = True
     private_reply: bool = False
+    private_reply_once: bool = False
     private_reply_window: timedelta | None = None
     dm_window: timedelta | None = None
     human_agent_window: timedelta | None = None

@@ -17,6 +17,7 @@ OmnichannelError
 │   ├── WindowClosed
 │   ├── DuplicateReply         same text already sent to another customer
 │   ├── DraftNotPending        no such draft, or it was already decided
+│   ├── PrivateReplyUsed       the message's one private reply was already sent
 │   └── ConversationClaimed    another agent is answering this conversation
 ├── NetworkError
 │   ├── RateLimited
@@ -55,6 +56,7 @@ __all__ = [
     "NotFound",
     "OmnichannelError",
     "PayloadError",
+    "PrivateReplyUsed",
     "RateLimited",
     "RecordNotFound",
     "RequestRejected",
@@ -279,6 +281,28 @@ class ConversationClaimed(ActionError):
         super().__init__(
             f"{holder} is answering conversation {conversation} (claimed until "
             f"{until.isoformat(timespec='seconds')}); pass force=True to answer anyway",
+            network=network,
+        )
+
+
+class PrivateReplyUsed(ActionError):
+    """The network allows one private reply per public message, and it was used.
+
+    Meta answers one private reply per comment; the hub remembers each (in
+    the store, so across restarts and workers) and refuses a second one
+    before any request. Answer in the private conversation it opened instead.
+
+    Attributes:
+        message: ``"<network>:<id>"`` of the public message.
+        previous_key: The idempotency key of the private reply already queued.
+    """
+
+    def __init__(self, *, message: str, previous_key: str, network: str | None = None) -> None:
+        self.message = message
+        self.previous_key = previous_key
+        super().__init__(
+            f"message {message} already had its one private reply (outbox item "
+            f"{previous_key[:12]}); continue in that private conversation",
             network=network,
         )
 

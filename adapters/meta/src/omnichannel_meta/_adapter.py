@@ -1062,6 +1062,7 @@ def _capabilities(text: int, dm_text: int, reactions: tuple[str, ...]) -> Capabi
         text=TextRule.code_points(text), dm_text=TextRule.code_points(dm_text),
         reactions=reactions,
         private_reply=True,
+        private_reply_once=True,  # one per comment: the hub remembers it in the store
         private_reply_window=PRIVATE_REPLY_WINDOW,
         dm_window=STANDARD_WINDOW,
         human_agent_window=HUMAN_AGENT_WINDOW,

@@ -1,0 +1,58 @@
+"""One private reply per public message where the network says so, remembered in the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from tests.runtime_adapter import FakeNetwork, RuntimeAdapter, adapter_for, received
+
+from omnichannel.actions import PrivateReply
+from omnichannel.capabilities import Capabilities
+from omnichannel.errors import PrivateReplyUsed
+from omnichannel.hub import Hub
+from omnichannel.store import SQLiteStore
+
+
+class OnceAdapter(RuntimeAdapter):
+    """The testnet adapter, on a network that allows one private reply per message (Meta)."""
+
+    capabilities: ClassVar[Capabilities] = RuntimeAdapter.capabilities.model_copy(  # type: ignore[misc]
+        update={"private_reply_once": True})
+
+
+async def test_a_second_private_reply_is_refused_across_a_restart(tmp_path: Path) -> None:
+    fake = FakeNetwork()
+    adapter = adapter_for(fake, OnceAdapter)
+    comment = received(fake, adapter, "my card was charged twice")
+    dm_first = PrivateReply(network="testnet", to=comment, text="Hi! Could you DM your order?")
+    async with SQLiteStore(tmp_path / "bot.db") as store:
+        hub = Hub(adapters=[adapter], store=store)
+        first = await hub.queue_as_agent(dm_first, by="agent:anna")
+        # The same action again (a handler re-run, a retried request) is not a second reply.
+        assert (await hub.queue_as_agent(dm_first, by="agent:anna")).key == first.key
+    async with SQLiteStore(tmp_path / "bot.db") as store:  # a restart
+        hub = Hub(adapters=[adapter], store=store)
+        with pytest.raises(PrivateReplyUsed) as refused:
+            await hub.queue_as_agent(
+                PrivateReply(network="testnet", to=comment, text="Hello again, any news?"),
+                by="agent:ben")
+        assert refused.value.previous_key == first.key
+        assert len(await store.list_outbox()) == 1
+        other = received(fake, adapter, "mine too")
+        await hub.queue_as_agent(PrivateReply(network="testnet", to=other, text="Hi there!"),
+                                 by="agent:ben")
+        assert len(await store.list_outbox()) == 2
+
+
+async def test_networks_without_the_rule_allow_several(tmp_path: Path) -> None:
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    comment = received(fake, adapter, "hello")
+    async with SQLiteStore(tmp_path / "bot.db") as store:
+        hub = Hub(adapters=[adapter], store=store)
+        for text in ("First private answer.", "Second private answer."):
+            await hub.queue_as_agent(PrivateReply(network="testnet", to=comment, text=text),
+                                     by="agent:anna")
+        assert len(await store.list_outbox()) == 2
