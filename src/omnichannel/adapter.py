@@ -443,6 +443,16 @@ class Adapter(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} network={self.network!r}>"
 
+    @classmethod
+    def status_lines(cls, settings: AdapterSettings, *, now: datetime) -> list[str]:
+        """Lines `omnichannel inbox` prints about this network, from its settings alone.
+
+        No network call and no open adapter: what the settings point at (a
+        spend ledger, a token's expiry) read as it is on disk. The default
+        has nothing to say.
+        """
+        return []
+
     def report_auth_health(
         self, kind: AuthHealthKind, detail: str = "", *, expires_at: datetime | None = None
     ) -> AuthHealth:

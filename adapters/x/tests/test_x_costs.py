@@ -171,3 +171,34 @@ async def test_public_link_posts_are_held_for_a_human() -> None:
         update={"network": "mastodon"})})
     assert not policy.decide(None, Reply(network="mastodon", to=elsewhere,
                                          text="https://example.com")).held
+
+
+def test_the_inbox_shows_todays_spend_from_the_ledger_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`omnichannel inbox` reads the X ledger file the settings name: no network call."""
+    import anyio
+
+    from omnichannel.cli import main
+    from omnichannel.store import SQLiteStore
+
+    now = datetime.now(UTC)
+    ledger = CostLedger(path=tmp_path / "x-ledger.json", daily_budget=Decimal("5"))
+    ledger.charge("post_create_url", at=now)
+    ledger.charge("post_create", at=now, count=2)
+    ledger.save(today=now.date())
+    store = tmp_path / "bot.db"
+
+    async def create() -> None:
+        async with SQLiteStore(store):
+            pass
+
+    anyio.run(create)
+    config = tmp_path / "omnichannel.toml"
+    config.write_text(
+        f'store = "{store}"\n\n[x]\nclient_id = "c"\naccess_token = "t"\n'
+        f'ledger_file = "{tmp_path / "x-ledger.json"}"\ndaily_budget = 5\n', encoding="utf-8")
+    assert main(["inbox", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    spent = ledger.spent_on(now.date())
+    assert f"x: spent today {spent:.2f} USD of 5.00; this month {spent:.2f} USD" in out

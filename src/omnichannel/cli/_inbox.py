@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,8 @@ from ._drafts import _checking_adapter, _default_agent
 from ._table import render_table, shorten
 
 __all__ = ["add_inbox_actions", "cmd_inbox", "state_json"]
+
+logger = logging.getLogger("omnichannel.cli")
 
 _RELATIVE = re.compile(r"^\+(\d+)([mhd])$")
 
@@ -251,7 +254,27 @@ def run_inbox_action(args: argparse.Namespace, target: str, config: Config,
 # showing the inbox -----------------------------------------------------------------
 
 
-async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO) -> None:
+def _status_lines(
+    config: Config | None, network: str | None, now: datetime
+) -> list[tuple[str, str]]:
+    """What each configured network's adapter says from its settings (spend, say)."""
+    if config is None:
+        return []
+    lines: list[tuple[str, str]] = []
+    for name in config.configured_networks():
+        if network is not None and name != network:
+            continue
+        try:
+            cls = load_adapter(name)
+            settings = cls.settings_model.model_validate(config.settings_for(cls))
+            lines.extend((name, line) for line in cls.status_lines(settings, now=now))
+        except Exception:
+            logger.debug("no status lines for %s", name, exc_info=True)
+    return lines
+
+
+async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO,
+                 config: Config | None = None) -> None:
     now = datetime.now(UTC)
     # Read-only: no migration, no recovery, no write; safe next to a running bot.
     async with store_for(target, read_only=True) as store:
@@ -303,6 +326,8 @@ async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO) -
         for entry in await _auth_health(store, network, now):
             print(f"Account health: {entry.network}: {entry.detail} "
                   f"({_age(entry.at, now)} ago)", file=out)
+        for name, line in _status_lines(config, network, now):
+            print(f"{name}: {line}", file=out)
 
 
 async def _auth_health(store: Store, network: str | None, now: datetime) -> list[AuditEntry]:
@@ -404,5 +429,6 @@ def cmd_inbox(args: argparse.Namespace, out: TextIO) -> int:
     elif args.json:
         anyio.run(lambda: _inbox_json(target, network=args.network, limit=args.limit, out=out))
     else:
-        anyio.run(lambda: _inbox(target, network=args.network, limit=args.limit, out=out))
+        anyio.run(lambda: _inbox(target, network=args.network, limit=args.limit, out=out,
+                                 config=config))
     return 0

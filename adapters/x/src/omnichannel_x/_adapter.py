@@ -338,6 +338,23 @@ class XAdapter(Adapter):
     settings: XSettings
     signature_headers: ClassVar[frozenset[str]] = frozenset({SIGNATURE_HEADER})
 
+    @classmethod
+    def status_lines(cls, settings: AdapterSettings, *, now: datetime) -> list[str]:
+        """Today's and this month's spend from ``ledger_file``, against the budgets."""
+        if not isinstance(settings, XSettings) or settings.ledger_file is None:
+            return []
+        if not settings.ledger_file.exists():
+            return []
+        ledger = CostLedger(settings.prices, daily_budget=settings.daily_budget,
+                            monthly_budget=settings.monthly_budget, path=settings.ledger_file)
+        today = now.astimezone(UTC).date()
+        day = ledger.spent_on(today)
+        month = ledger.spent_in_month(today.year, today.month)
+        of_day = f" of {settings.daily_budget:.2f}" if settings.daily_budget is not None else ""
+        of_month = (f" of {settings.monthly_budget:.2f}"
+                    if settings.monthly_budget is not None else "")
+        return [f"spent today {day:.2f} USD{of_day}; this month {month:.2f} USD{of_month}"]
+
     def __init__(
         self,
         settings: XSettings | Mapping[str, Any],
