@@ -18,7 +18,8 @@ def test_public_names() -> None:
     assert omnichannel_x.__all__ == [
         "AuthProblem", "AuthProblemKind", "BudgetExceeded", "ClientForbidden", "CostLedger",
         "DirectMessageRefused", "FileTokenStore", "NotAuthorizedForResource", "NotSummoned",
-        "Prices", "ReauthorizationRequired", "Subscription", "Tier", "TokenStore", "UsageCapped",
+        "Prices", "ReauthorizationRequired", "StoreTokenStore", "Subscription", "Tier",
+        "TokenStore", "UsageCapped",
         "XAdapter", "XSettings", "XTextRule", "XTokens", "capabilities_for", "hold_link_posts",
         "parse_x_headers",
         "x_weighted_length",
