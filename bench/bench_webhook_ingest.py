@@ -5,9 +5,12 @@ started once: ``bare`` (an ASGI app that reads the body and answers 200: the
 floor set by uvicorn), ``hub-sqlite`` (``hub.asgi`` over a testnet adapter and
 a SQLiteStore with ``synchronous=full``: it answers 200 only after the
 signature check, parsing and the commit that persists the event) and, with
-``--targets``, ``hub-memory``. A ``ceiling`` server (asyncio, no ASGI, a canned
-answer) shows what the load generator itself can drive on this machine: when
-it is not well above ``bare``, the generator is the bottleneck.
+``--targets``, ``hub-sqlite-normal`` (the same with ``synchronous=normal``: no
+disk sync per commit) and ``hub-memory`` (a MemoryStore: no SQLite at all);
+those two show how much of the hub's cost is the store's. A ``ceiling``
+server (asyncio, no ASGI, a canned answer) shows what the load generator
+itself can drive on this machine: when it is not well above ``bare``, the
+generator is the bottleneck.
 
 wrk (``apt-get install wrk``) sends signed deliveries, each a new event (a Lua
 script walks a file of distinct signed bodies; no body is sent twice), at
@@ -72,7 +75,9 @@ def hub_app(store_kind: str, db: Path) -> Any:
 
     fake = FakeNetwork()
     adapter = RuntimeAdapter(RuntimeSettings(poll_interval=3600), transport=fake.transport())
-    store = SQLiteStore(db) if store_kind == "sqlite" else MemoryStore()
+    store = (SQLiteStore(db) if store_kind == "sqlite"
+             else SQLiteStore(db, synchronous="normal") if store_kind == "sqlite-normal"
+             else MemoryStore())
     hub = Hub(adapters=[adapter], store=store)
 
     @hub.on(MessageReceived)

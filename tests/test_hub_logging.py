@@ -73,6 +73,32 @@ async def test_a_received_message_is_one_line_with_its_fields(
     }
 
 
+async def test_a_received_message_builds_no_line_when_info_is_off(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below INFO nothing of the line is built: its text is not cut (it runs per delivery)."""
+    import omnichannel._logging as log_lines
+
+    cut: list[str] = []
+    monkeypatch.setattr(log_lines, "short_text", lambda text, limit=60: cut.append(text) or text)
+    fake = FakeNetwork()
+    hub, adapter = make_hub(fake)
+    item = fake.message_item("where is my parcel?", author="alice")
+    [event] = adapter.parse(WebhookRequest(method="POST", body=fake.webhook_body([item])))
+    caplog.set_level(logging.WARNING, logger="omnichannel.hub")
+    async with hub:
+        await hub.ingest("testnet", [event])
+    assert _records(caplog, "message.received") == []
+    assert cut == []
+    caplog.set_level(logging.INFO, logger="omnichannel.hub")
+    [again] = adapter.parse(WebhookRequest(
+        method="POST", body=fake.webhook_body([fake.message_item("and now?", author="alice")])))
+    async with hub:
+        await hub.ingest("testnet", [again])
+    assert len(_records(caplog, "message.received")) == 1
+    assert "and now?" in cut
+
+
 async def test_a_sent_reply_and_a_held_draft_are_one_line_each(
     logs: pytest.LogCaptureFixture,
 ) -> None:

@@ -71,7 +71,9 @@ def _name(action: Action) -> str:
 
 
 def message_received(logger: logging.Logger, event: MessageReceived) -> None:
-    """Log one new inbound message."""
+    """Log one new inbound message (nothing is built when INFO is off: it runs per delivery)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     message = event.message
     author = message.author.handle or message.author.ref.id
     conversation = event.conversation.ref.id
