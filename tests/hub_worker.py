@@ -39,7 +39,8 @@ from omnichannel.policy import AutoSend
 
 async def work(db: str, url: str, worker: str, lease: float) -> None:
     """Run one hub until killed."""
-    adapter = RuntimeAdapter(RuntimeSettings(base_url=url, timeout=5.0, poll_interval=0.05))
+    adapter = RuntimeAdapter(RuntimeSettings(base_url=url, timeout=5.0, poll_interval=0.05,
+                                             poller=worker))
     store = open_store(db)
     ttl = timedelta(seconds=lease)
     hub = Hub(adapters=[adapter], store=store, policy=AutoSend(caps=None), worker=worker,
@@ -53,6 +54,9 @@ async def work(db: str, url: str, worker: str, lease: float) -> None:
 
     @hub.on(MessageReceived)
     async def answer(event: MessageReceived, ctx: Context) -> None:
+        # A side effect of its own, idempotent by the message's key (a ticket, say),
+        # then the reply: the fake network counts both.
+        await adapter.client.request("POST", "/effects", json={"key": event.message.ref.id})
         await ctx.reply(f"Answer to {event.message.ref.id}")
 
     async with hub, anyio.create_task_group() as tg:
@@ -76,7 +80,13 @@ class HubSoakResult:
     doubled: int
     out_of_order: int
     lost_responses: int
+    refused: int
     lookups: int
+    handled: int
+    handled_again: int
+    effects_doubled: int
+    pollers_overlapping: int
+    takeovers: int
     seconds: float
 
     def line(self) -> str:
@@ -85,7 +95,10 @@ class HubSoakResult:
                 f"messages={self.messages} answered={self.answered} "
                 f"unanswered={self.unanswered} doubled={self.doubled} "
                 f"out_of_order={self.out_of_order} lost_responses={self.lost_responses} "
-                f"lookups={self.lookups} seconds={self.seconds:.1f}")
+                f"refused={self.refused} lookups={self.lookups} handled={self.handled} "
+                f"handled_again={self.handled_again} effects_doubled={self.effects_doubled} "
+                f"pollers_overlapping={self.pollers_overlapping} takeovers={self.takeovers} "
+                f"seconds={self.seconds:.1f}")
 
 
 async def _start(db: str, url: str, worker: str, lease: float, log: Path) -> anyio.abc.Process:
@@ -117,6 +130,35 @@ def _answers(fake: FakeNetwork) -> dict[str, list[int]]:
         if post.get("in_reply_to"):
             found.setdefault(post["in_reply_to"], []).append(position)
     return found
+
+
+def _reading_spans(log: list[tuple[str, float]], gap: float) -> list[tuple[str, float, float]]:
+    """Each poller's stretches of reading: its polls no more than ``gap`` apart."""
+    spans: dict[str, list[list[float]]] = {}
+    for poller, at in log:
+        runs = spans.setdefault(poller, [])
+        if runs and at - runs[-1][1] <= gap:
+            runs[-1][1] = at
+        else:
+            runs.append([at, at])
+    return sorted((poller, first, last) for poller, runs in spans.items()
+                  for first, last in runs)
+
+
+def pollers_overlapping(log: list[tuple[str, float]], gap: float) -> int:
+    """Pairs of different pollers whose reading stretches overlap in time.
+
+    A poller reads every poll interval while it holds the source; a worker that
+    took over polls first after the dead one's last poll plus its lease. Any
+    overlap means two workers read one account at the same moment.
+    """
+    spans = _reading_spans(log, gap)
+    return sum(
+        1
+        for i, (a, a_first, a_last) in enumerate(spans)
+        for b, b_first, b_last in spans[i + 1:]
+        if a != b and a_first <= b_last and b_first <= a_last
+    )
 
 
 async def hub_soak(
@@ -162,6 +204,8 @@ async def hub_soak(
         for process in live:
             await _stop(process)
     answers = _answers(fake)
+    log = list(fake.poll_log)
+    spans = _reading_spans(log, lease)
     out_of_order = 0
     for ids in written.values():
         firsts = [answers[m][0] for m in ids if m in answers]
@@ -171,7 +215,13 @@ async def hub_soak(
         answered=sum(1 for m in every if m in answers),
         unanswered=sum(1 for m in every if m not in answers),
         doubled=sum(1 for m in every if len(answers.get(m, [])) > 1),
-        out_of_order=out_of_order, lost_responses=fake.lost_responses, lookups=fake.lookups,
+        out_of_order=out_of_order, lost_responses=fake.lost_responses, refused=fake.refused,
+        lookups=fake.lookups,
+        handled=sum(1 for m in every if fake.effect_calls[m]),
+        handled_again=sum(fake.effect_calls[m] - 1 for m in every if fake.effect_calls[m] > 1),
+        effects_doubled=sum(1 for m in every if fake.effects[m] > 1),
+        pollers_overlapping=pollers_overlapping(log, lease),
+        takeovers=max(0, len(spans) - 1),
         seconds=time.monotonic() - started,
     )
 
