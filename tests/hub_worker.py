@@ -10,7 +10,8 @@ taken over quickly::
 
 Imported, it is the *harness* (``hub_soak``): it starts several workers at
 once, has customers write in several conversations while it SIGKILLs workers
-at random and starts new ones, then reads the fake network's ground truth:
+(half of the kills the worker reading the account, the rest at random)
+and starts new ones, then reads the fake network's ground truth:
 every message answered once, none twice, each conversation's answers in the
 order its messages came.
 """
@@ -169,12 +170,13 @@ async def hub_soak(
     started = time.monotonic()
     rng = random.Random(seed)  # noqa: S311 - timings, not secrets
     count = 0
-    live: list[anyio.abc.Process] = []
+    live: list[tuple[str, anyio.abc.Process]] = []
 
     async def start() -> None:
         nonlocal count
         count += 1
-        live.append(await _start(db, url, f"w{count}", lease, log))
+        worker = f"w{count}"
+        live.append((worker, await _start(db, url, worker, lease, log)))
 
     async with anyio.create_task_group() as tg:
         for _ in range(workers):
@@ -190,7 +192,12 @@ async def hub_soak(
             written.setdefault(conversation, []).append(item["id"])
             await anyio.sleep(rng.uniform(0.0, 0.05))
             if done_kills < kills and n == kill_at[done_kills]:
-                victim = live.pop(rng.randrange(len(live)))
+                # Every other kill is the worker reading the account (the last to
+                # poll), so its source is taken over; the rest are at random.
+                reader = fake.poll_log[-1][0] if fake.poll_log else ""
+                ids = [worker for worker, _ in live]
+                pick = ids.index(reader) if done_kills % 2 == 0 and reader in ids else None
+                _, victim = live.pop(rng.randrange(len(live)) if pick is None else pick)
                 await _stop(victim)  # SIGKILL: no cleanup; its leases run out
                 done_kills += 1
                 await start()
@@ -201,7 +208,7 @@ async def hub_soak(
                 await anyio.sleep(0.2)
         await anyio.sleep(2 * lease)  # a late duplicate would show by now
     finally:
-        for process in live:
+        for _, process in live:
             await _stop(process)
     answers = _answers(fake)
     log = list(fake.poll_log)
@@ -221,7 +228,8 @@ async def hub_soak(
         handled_again=sum(fake.effect_calls[m] - 1 for m in every if fake.effect_calls[m] > 1),
         effects_doubled=sum(1 for m in every if fake.effects[m] > 1),
         pollers_overlapping=pollers_overlapping(log, lease),
-        takeovers=max(0, len(spans) - 1),
+        takeovers=sum(1 for a, b in itertools.pairwise(sorted(spans, key=lambda s: s[1]))
+                      if a[0] != b[0]),
         seconds=time.monotonic() - started,
     )
 
