@@ -10,7 +10,8 @@ taken over quickly::
 
 Imported, it is the *harness* (``hub_soak``): it starts several workers at
 once, has customers write in several conversations while it SIGKILLs workers
-at random and starts new ones, then reads the fake network's ground truth:
+(half of the kills the worker reading the account, the rest at random)
+and starts new ones, then reads the fake network's ground truth:
 every message answered once, none twice, each conversation's answers in the
 order its messages came.
 """
@@ -39,7 +40,8 @@ from omnichannel.policy import AutoSend
 
 async def work(db: str, url: str, worker: str, lease: float) -> None:
     """Run one hub until killed."""
-    adapter = RuntimeAdapter(RuntimeSettings(base_url=url, timeout=5.0, poll_interval=0.05))
+    adapter = RuntimeAdapter(RuntimeSettings(base_url=url, timeout=5.0, poll_interval=0.05,
+                                             poller=worker))
     store = open_store(db)
     ttl = timedelta(seconds=lease)
     hub = Hub(adapters=[adapter], store=store, policy=AutoSend(caps=None), worker=worker,
@@ -53,6 +55,9 @@ async def work(db: str, url: str, worker: str, lease: float) -> None:
 
     @hub.on(MessageReceived)
     async def answer(event: MessageReceived, ctx: Context) -> None:
+        # A side effect of its own, idempotent by the message's key (a ticket, say),
+        # then the reply: the fake network counts both.
+        await adapter.client.request("POST", "/effects", json={"key": event.message.ref.id})
         await ctx.reply(f"Answer to {event.message.ref.id}")
 
     async with hub, anyio.create_task_group() as tg:
@@ -76,7 +81,13 @@ class HubSoakResult:
     doubled: int
     out_of_order: int
     lost_responses: int
+    refused: int
     lookups: int
+    handled: int
+    handled_again: int
+    effects_doubled: int
+    pollers_overlapping: int
+    takeovers: int
     seconds: float
 
     def line(self) -> str:
@@ -85,7 +96,10 @@ class HubSoakResult:
                 f"messages={self.messages} answered={self.answered} "
                 f"unanswered={self.unanswered} doubled={self.doubled} "
                 f"out_of_order={self.out_of_order} lost_responses={self.lost_responses} "
-                f"lookups={self.lookups} seconds={self.seconds:.1f}")
+                f"refused={self.refused} lookups={self.lookups} handled={self.handled} "
+                f"handled_again={self.handled_again} effects_doubled={self.effects_doubled} "
+                f"pollers_overlapping={self.pollers_overlapping} takeovers={self.takeovers} "
+                f"seconds={self.seconds:.1f}")
 
 
 async def _start(db: str, url: str, worker: str, lease: float, log: Path) -> anyio.abc.Process:
@@ -119,6 +133,35 @@ def _answers(fake: FakeNetwork) -> dict[str, list[int]]:
     return found
 
 
+def _reading_spans(log: list[tuple[str, float]], gap: float) -> list[tuple[str, float, float]]:
+    """Each poller's stretches of reading: its polls no more than ``gap`` apart."""
+    spans: dict[str, list[list[float]]] = {}
+    for poller, at in log:
+        runs = spans.setdefault(poller, [])
+        if runs and at - runs[-1][1] <= gap:
+            runs[-1][1] = at
+        else:
+            runs.append([at, at])
+    return sorted((poller, first, last) for poller, runs in spans.items()
+                  for first, last in runs)
+
+
+def pollers_overlapping(log: list[tuple[str, float]], gap: float) -> int:
+    """Pairs of different pollers whose reading stretches overlap in time.
+
+    A poller reads every poll interval while it holds the source; a worker that
+    took over polls first after the dead one's last poll plus its lease. Any
+    overlap means two workers read one account at the same moment.
+    """
+    spans = _reading_spans(log, gap)
+    return sum(
+        1
+        for i, (a, a_first, a_last) in enumerate(spans)
+        for b, b_first, b_last in spans[i + 1:]
+        if a != b and a_first <= b_last and b_first <= a_last
+    )
+
+
 async def hub_soak(
     *, db: str, url: str, fake: FakeNetwork, log: Path, workers: int, kills: int,
     messages: int, conversations: int, seed: int, lease: float, limit: float = 120.0,
@@ -127,12 +170,13 @@ async def hub_soak(
     started = time.monotonic()
     rng = random.Random(seed)  # noqa: S311 - timings, not secrets
     count = 0
-    live: list[anyio.abc.Process] = []
+    live: list[tuple[str, anyio.abc.Process]] = []
 
     async def start() -> None:
         nonlocal count
         count += 1
-        live.append(await _start(db, url, f"w{count}", lease, log))
+        worker = f"w{count}"
+        live.append((worker, await _start(db, url, worker, lease, log)))
 
     async with anyio.create_task_group() as tg:
         for _ in range(workers):
@@ -148,7 +192,12 @@ async def hub_soak(
             written.setdefault(conversation, []).append(item["id"])
             await anyio.sleep(rng.uniform(0.0, 0.05))
             if done_kills < kills and n == kill_at[done_kills]:
-                victim = live.pop(rng.randrange(len(live)))
+                # Every other kill is the worker reading the account (the last to
+                # poll), so its source is taken over; the rest are at random.
+                reader = fake.poll_log[-1][0] if fake.poll_log else ""
+                ids = [worker for worker, _ in live]
+                pick = ids.index(reader) if done_kills % 2 == 0 and reader in ids else None
+                _, victim = live.pop(rng.randrange(len(live)) if pick is None else pick)
                 await _stop(victim)  # SIGKILL: no cleanup; its leases run out
                 done_kills += 1
                 await start()
@@ -159,9 +208,11 @@ async def hub_soak(
                 await anyio.sleep(0.2)
         await anyio.sleep(2 * lease)  # a late duplicate would show by now
     finally:
-        for process in live:
+        for _, process in live:
             await _stop(process)
     answers = _answers(fake)
+    log = list(fake.poll_log)
+    spans = _reading_spans(log, lease)
     out_of_order = 0
     for ids in written.values():
         firsts = [answers[m][0] for m in ids if m in answers]
@@ -171,7 +222,14 @@ async def hub_soak(
         answered=sum(1 for m in every if m in answers),
         unanswered=sum(1 for m in every if m not in answers),
         doubled=sum(1 for m in every if len(answers.get(m, [])) > 1),
-        out_of_order=out_of_order, lost_responses=fake.lost_responses, lookups=fake.lookups,
+        out_of_order=out_of_order, lost_responses=fake.lost_responses, refused=fake.refused,
+        lookups=fake.lookups,
+        handled=sum(1 for m in every if fake.effect_calls[m]),
+        handled_again=sum(fake.effect_calls[m] - 1 for m in every if fake.effect_calls[m] > 1),
+        effects_doubled=sum(1 for m in every if fake.effects[m] > 1),
+        pollers_overlapping=pollers_overlapping(log, lease),
+        takeovers=sum(1 for a, b in itertools.pairwise(sorted(spans, key=lambda s: s[1]))
+                      if a[0] != b[0]),
         seconds=time.monotonic() - started,
     )
 

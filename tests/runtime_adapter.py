@@ -104,6 +104,12 @@ class FakeNetwork:
         reactions: Reactions we sent, counted by ``(target, reaction)``.
         hidden: Hidden state per target id.
         polled_after: The ``after`` cursor of every ``GET /events``, in order.
+        poll_log: Who polled (the ``by`` parameter, ``RuntimeSettings.poller``) and
+            when (``time.monotonic()`` on arrival), for every ``GET /events``.
+        effects: How many times each key's side effect (``POST /effects``, a
+            handler's own call) took effect: a repeat of a key is answered with
+            the first, as a network that deduplicates by key does.
+        effect_calls: How many ``POST /effects`` each key reached the network with.
         faults: Faults for the next ``POST /messages`` calls, consumed in order:
             ``"lose"`` (commit, then drop the response), ``"503"`` (refuse,
             nothing committed), ``"429"`` (rate limited for an hour, nothing
@@ -118,6 +124,7 @@ class FakeNetwork:
         secret: str = "whsec-test",  # noqa: S107 - a test secret
         verify_token: str = "verify-me",  # noqa: S107 - a test token
         lose_rate: float = 0.0,
+        refuse_rate: float = 0.0,
         latency: float = 0.0,
         seed: int = 0,
         native_idempotency: bool = False,
@@ -125,6 +132,7 @@ class FakeNetwork:
         self.secret = secret
         self.verify_token = verify_token
         self.lose_rate = lose_rate
+        self.refuse_rate = refuse_rate
         self.latency = latency
         self.native_idempotency = native_idempotency
         self.inbox: list[dict[str, Any]] = []
@@ -136,6 +144,10 @@ class FakeNetwork:
         self.faults: deque[str] = deque()
         self.polls = 0
         self.polled_after: list[int] = []
+        self.poll_log: list[tuple[str, float]] = []
+        self.effects: Counter[str] = Counter()
+        self.effect_calls: Counter[str] = Counter()
+        self.refused = 0
         self.lost_responses = 0
         self.fail_polls = 0
         self.lookups = 0
@@ -266,6 +278,13 @@ class FakeNetwork:
             return (200, self._events(query), False)
         if method == "POST" and path == "/messages":
             return await self._post_message(json.loads(body), headers)
+        if method == "POST" and path == "/effects":
+            key = json.loads(body)["key"]
+            with self._lock:
+                self.effect_calls[key] += 1
+                if not self.effects[key]:
+                    self.effects[key] = 1
+            return 200, {"key": key}, False
         if method == "GET" and path == "/messages":
             key = query.get("key", "")
             with self._lock:
@@ -296,6 +315,7 @@ class FakeNetwork:
         with self._lock:
             self.polls += 1
             self.polled_after.append(after)
+            self.poll_log.append((query.get("by", ""), time.monotonic()))
             page = self.inbox[after : after + limit]
             more = len(self.inbox) > after + limit
         return {"events": page, "cursor": str(after + len(page)), "more": more}
@@ -306,6 +326,9 @@ class FakeNetwork:
         key = data["key"]
         with self._lock:
             fault = self.faults.popleft() if self.faults else None
+            if fault is None and self.refuse_rate > 0 and self._rng.random() < self.refuse_rate:
+                fault = "503"  # refused before committing anything
+                self.refused += 1
             self.attempts[key] += 1
         if fault == "503":
             return 503, {"error": "unavailable"}, False
@@ -419,6 +442,7 @@ class RuntimeSettings(AdapterSettings):
     poll_interval: float = 0.02
     page_size: int = 50
     timeout: float = 5.0
+    poller: str = ""  # sent as ``by`` with each poll, so the fake network can tell pollers apart
 
 
 class RuntimeAdapter(Adapter):
@@ -487,9 +511,10 @@ class RuntimeAdapter(Adapter):
 
     async def poll(self, cursor: str | None) -> Batch:
         """Fetch the next page of customer items."""
-        response = await self.client.request(
-            "GET", "/events", params={"after": cursor or "0", "limit": self.conf.page_size}
-        )
+        params = {"after": cursor or "0", "limit": str(self.conf.page_size)}
+        if self.conf.poller:
+            params["by"] = self.conf.poller
+        response = await self.client.request("GET", "/events", params=params)
         data = response.json()
         events: list[Event] = []
         rejected: list[Rejected] = []
