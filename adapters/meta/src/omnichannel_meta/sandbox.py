@@ -71,9 +71,10 @@ from omnichannel.testing.sandbox import (
 from omnichannel.text import index_to_utf16
 
 from ._adapter import HUMAN_AGENT_WINDOW, PRIVATE_REPLY_WINDOW, STANDARD_WINDOW
+from ._demo import DemoRun, DemoStep, demo_steps
 from ._setup import FIELD_PERMISSIONS, Setup
 
-__all__ = ["FacebookSandbox", "InstagramSandbox"]
+__all__ = ["DemoRun", "DemoStep", "FacebookSandbox", "InstagramSandbox", "demo_steps"]
 
 _V = "/{version}"
 
@@ -398,6 +399,7 @@ class _GraphSandbox(Sandbox):
             allowed = age <= STANDARD_WINDOW and kind in ("RESPONSE", "UPDATE")
             if kind == "MESSAGE_TAG" and tag == "HUMAN_AGENT":
                 allowed = self.human_agent_permission and age <= HUMAN_AGENT_WINDOW
+                extra["tag"] = tag
             if not allowed:
                 raise self._refuse("(#10) This message is sent outside of allowed window.",
                                    10, 2018278)
