@@ -11,7 +11,7 @@ Ctrl+C or SIGTERM stops it cleanly and prints what this run did.
 
 from omnichannel import MessageReceived
 from omnichannel.bot import Bot
-from omnichannel.errors import DuplicateReply
+from omnichannel.errors import DuplicateReply, WindowClosed
 from omnichannel.hub import Context
 from omnichannel.policy import AutoSend
 
@@ -35,6 +35,8 @@ async def answer(event: MessageReceived, ctx: Context) -> None:
             await ctx.reply(f"Hi {name}, thanks for writing! We'll get back to you shortly.")
     except DuplicateReply:  # these exact words already went to someone else today
         await ctx.draft(f"Hi {name}, thanks for your message!", note="would repeat an answer")
+    except WindowClosed:  # too late for a bot (Meta: 24 hours); a human may still answer
+        await ctx.draft(f"Hi {name}, sorry for the wait! How can we help?", note="window closed")
 
 
 if __name__ == "__main__":

@@ -110,3 +110,22 @@ def test_allowed_actions_pass_quietly() -> None:
         Post(network="facebook", text="News"),
     ]:
         META_LIKE.check(action, network="facebook", now=T0)
+
+
+def test_dm_reactions_are_declared_apart_from_public_reactions() -> None:
+    """A React naming a DM conversation is checked against ``dm_reactions`` only."""
+    caps = Capabilities(text=TextRule.code_points(1000), dm_reactions=("love",))
+    message = Ref(network="instagram", id="m1")
+    in_dm = React(network="instagram", target=message, reaction="love",
+                  conversation=Ref(network="instagram", id="psid-1"))
+    caps.check(in_dm, network="instagram")
+    with pytest.raises(CapabilityNotSupported) as public:
+        caps.check(React(network="instagram", target=message, reaction="love"),
+                   network="instagram")
+    assert public.value.capability == "react"
+    with pytest.raises(CapabilityNotSupported) as other:
+        caps.check(in_dm.model_copy(update={"reaction": "like"}), network="instagram")
+    assert other.value.capability == "dm_reactions"
+    with pytest.raises(CapabilityNotSupported):  # public reactions promise no DM ones
+        Capabilities(text=TextRule.code_points(1000), reactions=("love",)).check(
+            in_dm, network="instagram")

@@ -56,3 +56,27 @@ async def test_networks_without_the_rule_allow_several(tmp_path: Path) -> None:
             await hub.queue_as_agent(PrivateReply(network="testnet", to=comment, text=text),
                                      by="agent:anna")
         assert len(await store.list_outbox()) == 2
+
+
+async def test_a_private_visibility_reply_counts_as_the_private_reply(tmp_path: Path) -> None:
+    """``Reply(visibility="private")`` to a comment is its private reply: one of the two only."""
+    from omnichannel.actions import Reply
+
+    fake = FakeNetwork()
+    adapter = adapter_for(fake, OnceAdapter)
+    comment = received(fake, adapter, "where is my parcel?")
+    async with SQLiteStore(tmp_path / "bot.db") as store:
+        hub = Hub(adapters=[adapter], store=store)
+        first = await hub.queue_as_agent(
+            Reply(network="testnet", to=comment, text="Hi! I sent you a message.",
+                  visibility="private"), by="agent:anna")
+    async with SQLiteStore(tmp_path / "bot.db") as store:  # a restart
+        hub = Hub(adapters=[adapter], store=store)
+        with pytest.raises(PrivateReplyUsed) as refused:
+            await hub.queue_as_agent(
+                PrivateReply(network="testnet", to=comment, text="Any news?"), by="agent:ben")
+        assert refused.value.previous_key == first.key
+        # A public answer in the thread is still allowed.
+        await hub.queue_as_agent(Reply(network="testnet", to=comment, text="Answered in DM."),
+                                 by="agent:ben")
+        assert len(await store.list_outbox()) == 2

@@ -199,7 +199,11 @@ class Outgoing:
         Raises:
             PrivateReplyUsed: Another private reply to the same message was queued.
         """
-        if not isinstance(action, PrivateReply) or action.to.is_private:
+        # A reply with ``visibility="private"`` to a public message is the
+        # same private reply (adapters send it so), and counts the same.
+        if not isinstance(action, PrivateReply | Reply) or action.to.is_private:
+            return None
+        if isinstance(action, Reply) and action.visibility != "private":
             return None
         if not self._hub.outbox.adapter_for(action.network).capabilities.private_reply_once:
             return None

@@ -106,15 +106,23 @@ class Post(_Action):
 class React(_Action):
     """React to a message (like, favourite, or an emoji where supported).
 
+    A reaction to a message in a direct-message conversation names that
+    conversation too (``conversation``): Meta's Send API addresses it to the
+    conversation's customer. Such reactions are checked against
+    ``Capabilities.dm_reactions``, the others against ``Capabilities.reactions``.
+
     Attributes:
         type: Always ``"react"``.
         target: The message reacted to.
         reaction: ``"like"``, or an emoji the network accepts.
+        conversation: The direct-message conversation of ``target``
+            (``message.conversation``); ``None`` for a public message.
     """
 
     type: Literal["react"] = "react"
     target: Ref
     reaction: str = "like"
+    conversation: Ref | None = None
 
 
 class Hide(_Action):

@@ -40,7 +40,11 @@ class Capabilities(BaseModel):
             in a DM conversation (Meta: 24 h); ``None`` for no limit.
         human_agent_window: The longer window open to a human agent (Meta's
             ``HUMAN_AGENT`` tag: 7 days), when the network has one.
-        reactions: Reactions we can send; empty when reacting is unsupported.
+        reactions: Reactions we can send to public messages (posts,
+            comments); empty when reacting to them is unsupported.
+        dm_reactions: Reactions we can send to a message in a direct-message
+            conversation (a `React` naming its ``conversation``); empty when
+            unsupported. Declaring them promises nothing about ``reactions``.
         hide: Whether comments on our content can be hidden.
         delete: Whether we can delete what we posted.
         edit: Whether we can edit what we posted.
@@ -66,6 +70,7 @@ class Capabilities(BaseModel):
     dm_window: timedelta | None = None
     human_agent_window: timedelta | None = None
     reactions: tuple[str, ...] = ()
+    dm_reactions: tuple[str, ...] = ()
     hide: bool = False
     delete: bool = False
     edit: bool = False
@@ -119,12 +124,15 @@ class Capabilities(BaseModel):
                 sent_text = action.text if text is None else text
                 self.rule_for(action).check(sent_text, network=network)
             case React():
-                if not self.reactions:
-                    raise CapabilityNotSupported("react", network=network)
-                if action.reaction not in self.reactions:
-                    supported = ", ".join(self.reactions)
+                dm = action.conversation is not None
+                allowed = self.dm_reactions if dm else self.reactions
+                what = "dm_reactions" if dm else "react"
+                if not allowed:
+                    raise CapabilityNotSupported(what, network=network)
+                if action.reaction not in allowed:
+                    supported = ", ".join(allowed)
                     raise CapabilityNotSupported(
-                        "react", network=network,
+                        what, network=network,
                         detail=f"reaction {action.reaction!r} (supported: {supported})",
                     )
             case Hide():

@@ -223,13 +223,21 @@ class Context:
     async def react(self, reaction: str = "like", *, target: Ref | None = None) -> Delivery:
         """React to the event's message (or to ``target``); sent at once.
 
+        A reaction to the event's own direct message names its conversation
+        (``React.conversation``) and is checked against ``dm_reactions``.
+
         Raises:
             ActionError: No target was given and the event carries no message.
             CapabilityNotSupported: The network cannot react, or not with ``reaction``.
         """
-        ref = target if target is not None else self._require_message("react").ref
+        conversation = None
+        if target is None:
+            message = self._require_message("react")
+            target = message.ref
+            conversation = message.conversation if message.is_private else None
         action = React(
-            network=self.network, target=ref, reaction=reaction, idempotency_key=self._next_key()
+            network=self.network, target=target, reaction=reaction,
+            conversation=conversation, idempotency_key=self._next_key(),
         )
         item = await self.hub._outgoing.queue(
             action, origin=self.origin, human_agent=False, allow_duplicate=True

@@ -29,7 +29,7 @@ from ..registry import install_hint
 from ..store import SQLiteStore
 from ._helpdesk import HelpdeskDemo, helpdesk_table
 from ._report import LEGEND, Outcome, collect_outcomes, figures, figures_table
-from ._sandboxes import SandboxNetwork, open_sandbox_networks
+from ._sandboxes import SandboxNetwork, StepRun, open_sandbox_networks
 from ._scenario import AFTER_OUTAGE, CUSTOMERS, Written, write, write_history
 
 __all__ = ["load_quickbot", "run_demo"]
@@ -248,6 +248,9 @@ class _Script:
         if self.helpdesk is not None and complaint is not None:
             await self.helpdesk.run(self.hub, complaint, line=self.progress.line,
                                     check=lambda what, ok, detail: self.check(what, ok, detail))
+        for step in self.net.steps:
+            await step(StepRun(self.hub, self.net.adapter,
+                               partial(self.progress.line, network), self.check))
         self._check_no_copy_paste()
         await self._check_history_left_alone()
 

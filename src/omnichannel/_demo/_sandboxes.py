@@ -5,17 +5,50 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..adapter import Adapter
 from ..http import RetryPolicy
+from ..hub import Hub
 from ..registry import AdapterInfo, adapters
 from ..testing import Sandbox, VirtualClock
 
-__all__ = ["SandboxNetwork", "find_sandbox_class", "open_sandbox_networks", "uvicorn_available"]
+__all__ = [
+    "SandboxNetwork", "StepRun", "find_demo_steps", "find_sandbox_class", "open_sandbox_networks",
+    "uvicorn_available",
+]
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """What a network's own scripted step gets: the hub, its adapter, progress and checks."""
+
+    hub: Hub
+    adapter: Adapter
+    line: Callable[[str, str], None]
+    check: Callable[[str, bool, str], None]
+
+
+DemoStep = Callable[[StepRun], Awaitable[None]]
+
+
+def find_demo_steps(adapter: type[Adapter], sandbox: Sandbox) -> tuple[DemoStep, ...]:
+    """The network's own demo steps: ``demo_steps(sandbox)`` in its ``sandbox`` module.
+
+    A network with rules the common script cannot show (Meta's 24-hour window
+    and its human-agent tag) offers them there; it is called before the
+    adapter is built, so it may set up the sandbox (grant a permission).
+    """
+    package = adapter.__module__.split(".")[0]
+    try:
+        module = importlib.import_module(f"{package}.sandbox")
+    except ImportError:
+        return ()
+    hook = getattr(module, "demo_steps", None)
+    return tuple(hook(sandbox)) if callable(hook) else ()
 
 
 def find_sandbox_class(adapter: type[Adapter]) -> type[Sandbox] | None:
@@ -58,6 +91,7 @@ class SandboxNetwork:
         adapter: An adapter (not opened) talking to it.
         url: The loopback URL when served over HTTP, else ``None`` (in-process).
         http_attempts: How many times the adapter's HTTP layer tries a request.
+        steps: The network's own scripted steps (`find_demo_steps`).
     """
 
     network: str
@@ -66,6 +100,7 @@ class SandboxNetwork:
     adapter: Adapter
     url: str | None = None
     http_attempts: int = field(default_factory=lambda: RetryPolicy().attempts)
+    steps: tuple[DemoStep, ...] = ()
 
     def new_adapter(self) -> Adapter:
         """Build another adapter for the same sandbox (a second worker, say)."""
@@ -133,7 +168,10 @@ async def open_sandbox_networks(
             if sandbox_cls is None:
                 continue
             sandbox = sandbox_cls(seed=seed, clock=VirtualClock(datetime.now(UTC)))
+            steps = find_demo_steps(info.adapter, sandbox)
             url = await stack.enter_async_context(sandbox.serve()) if serve else None
             adapter, attempts = _build(info, sandbox, url, poll_interval=poll_interval)
-            found.append(SandboxNetwork(info.network, info, sandbox, adapter, url, attempts))
+            found.append(
+                SandboxNetwork(info.network, info, sandbox, adapter, url, attempts, steps)
+            )
         yield found

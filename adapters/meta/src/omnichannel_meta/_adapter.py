@@ -74,6 +74,9 @@ _IG_COMMENT = "id,text,timestamp,from,username,parent_id"
 
 STANDARD_WINDOW = timedelta(hours=24)
 """How long after the customer's last message anything may be sent (``RESPONSE``)."""
+DM_REACTIONS: tuple[str, ...] = ("love",)
+"""The reactions the Send API puts on a DM (``sender_action: react``): a heart."""
+
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 """How long a human agent may answer with the ``HUMAN_AGENT`` tag."""
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
@@ -846,6 +849,31 @@ class MetaAdapter(Adapter):
         self._last_written[customer] = (self._now(), action.human_agent)
         return sent
 
+    async def react(self, action: React) -> Sent:
+        """React to a DM (``sender_action: react`` on the Send API, a ``"love"``).
+
+        The ``conversation`` of the `React` names the customer (a Messenger
+        PSID, an Instagram-scoped id); a reaction to a comment has none and
+        is not supported here (Facebook likes comments, see
+        `FacebookAdapter.react`).
+
+        Raises:
+            CapabilityNotSupported: No ``conversation``, or a reaction other
+                than ``"love"``.
+        """
+        if action.conversation is None:
+            raise CapabilityNotSupported("react", network=self.network)
+        if action.reaction not in DM_REACTIONS:
+            raise CapabilityNotSupported("dm_reactions", network=self.network,
+                                         detail=f"reaction {action.reaction!r}")
+        await self._json("POST", "/{id}/messages", path_params={"id": self.messaging_id},
+                         json={"recipient": {"id": action.conversation.id},
+                               "sender_action": "react",
+                               "payload": {"message_id": action.target.id,
+                                           "reaction": action.reaction}})
+        return Sent(idempotency_key=action.idempotency_key, ref=action.target,
+                    conversation=action.conversation, sent_at=self._now())
+
     def _discloses_before(self, action: Reply | PrivateReply, customer: str) -> bool:
         """Whether an automated DM to ``customer`` needs the disclosure first.
 
@@ -1061,6 +1089,7 @@ def _capabilities(text: int, dm_text: int, reactions: tuple[str, ...]) -> Capabi
     return Capabilities(
         text=TextRule.code_points(text), dm_text=TextRule.code_points(dm_text),
         reactions=reactions,
+        dm_reactions=DM_REACTIONS,
         private_reply=True,
         private_reply_once=True,  # one per comment: the hub remembers it in the store
         private_reply_window=PRIVATE_REPLY_WINDOW,
@@ -1156,11 +1185,16 @@ class FacebookAdapter(MetaAdapter):
                     )
 
     async def react(self, action: React) -> Sent:
-        """Like a comment or post as the Page (``POST /{id}/likes``).
+        """Like a comment or post as the Page (``POST /{id}/likes``), or react to a DM.
+
+        A `React` naming a ``conversation`` reacts to a Messenger message
+        (`MetaAdapter.react`).
 
         Raises:
-            CapabilityNotSupported: A reaction other than ``"like"``.
+            CapabilityNotSupported: A reaction other than ``"like"`` on a comment.
         """
+        if action.conversation is not None:
+            return await super().react(action)
         if action.reaction != "like":
             raise CapabilityNotSupported("react", network=self.network,
                                          detail=f"reaction {action.reaction!r}")

@@ -71,9 +71,10 @@ from omnichannel.testing.sandbox import (
 from omnichannel.text import index_to_utf16
 
 from ._adapter import HUMAN_AGENT_WINDOW, PRIVATE_REPLY_WINDOW, STANDARD_WINDOW
+from ._demo import DemoRun, DemoStep, demo_steps
 from ._setup import FIELD_PERMISSIONS, Setup
 
-__all__ = ["FacebookSandbox", "InstagramSandbox"]
+__all__ = ["DemoRun", "DemoStep", "FacebookSandbox", "InstagramSandbox", "demo_steps"]
 
 _V = "/{version}"
 
@@ -126,6 +127,8 @@ class _GraphSandbox(Sandbox):
         self.verify_token = secrets.token_hex(8)
         self.human_agent_permission = False
         self._private_replies: set[str] = set()
+        # Our reaction on each customer DM that has one (message id -> reaction).
+        self.dm_reactions: dict[str, str] = {}
         self.app_id = str(900_000_000_000_000 + self.seed)
         self.subscribed_apps: dict[str, tuple[str, ...]] = {}
         self.granted_permissions: set[str] = {
@@ -354,6 +357,25 @@ class _GraphSandbox(Sandbox):
             raise SandboxAbort(self.not_found(request))
         return self._paged(request, self._all_messages(convo))
 
+    def _react(self, request: SandboxRequest, body: dict[str, Any]) -> HandlerResult:
+        """``sender_action: react``/``unreact``: a heart on a customer's DM (`dm_reactions`)."""
+        recipient, payload = body.get("recipient"), body.get("payload")
+        if not isinstance(recipient, dict) or not isinstance(payload, dict):
+            raise SandboxAbort(self.bad_request(request, "recipient and payload are required"))
+        customer = str(recipient.get("id") or "")
+        convo = self.world.conversation_between(customer, self.our_account, create=False)
+        target = next((m for m in (convo.messages if convo else [])
+                       if m.id == payload.get("message_id") and m.sender_id == customer), None)
+        if target is None:
+            raise SandboxAbort(self.not_found(request))
+        if body["sender_action"] == "unreact":
+            self.dm_reactions.pop(target.id, None)
+        elif payload.get("reaction") != "love":
+            raise SandboxAbort(self.bad_request(request, "payload[reaction] must be love"))
+        else:
+            self.dm_reactions[target.id] = "love"
+        return {"recipient_id": customer}
+
     @route("POST", _V + "/{id}/messages")
     def send(self, request: SandboxRequest) -> HandlerResult:
         """The Send API: a DM to a PSID within the windows, or a private reply to a comment."""
@@ -361,6 +383,8 @@ class _GraphSandbox(Sandbox):
         body = request.json()
         if not isinstance(body, dict):
             raise SandboxAbort(self.bad_request(request, "body must be an object"))
+        if body.get("sender_action") in ("react", "unreact"):
+            return self._react(request, body)
         recipient, message = body.get("recipient"), body.get("message")
         if not isinstance(recipient, dict) or not isinstance(message, dict):
             raise SandboxAbort(self.bad_request(request, "recipient and message are required"))
@@ -398,6 +422,7 @@ class _GraphSandbox(Sandbox):
             allowed = age <= STANDARD_WINDOW and kind in ("RESPONSE", "UPDATE")
             if kind == "MESSAGE_TAG" and tag == "HUMAN_AGENT":
                 allowed = self.human_agent_permission and age <= HUMAN_AGENT_WINDOW
+                extra["tag"] = tag
             if not allowed:
                 raise self._refuse("(#10) This message is sent outside of allowed window.",
                                    10, 2018278)
@@ -424,6 +449,8 @@ class FacebookSandbox(_GraphSandbox):
         verify_token: The webhook verify token the settings carry.
         human_agent_permission: Whether the app has the Human Agent permission
             (``MESSAGE_TAG``/``HUMAN_AGENT`` accepted up to 7 days).
+        dm_reactions: Our reaction on each customer DM that has one
+            (``sender_action: react``), by message id.
         graph_version: The version the adapter is pointed at.
     """
 
@@ -659,6 +686,8 @@ class InstagramSandbox(_GraphSandbox):
     Attributes:
         verify_token: The webhook verify token the settings carry.
         human_agent_permission: Whether the app has the Human Agent permission.
+        dm_reactions: Our reaction on each customer DM that has one
+            (``sender_action: react``), by message id.
     """
 
     network = "instagram"
