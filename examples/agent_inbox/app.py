@@ -91,6 +91,7 @@ class Inbox:
         return self.hub.adapters[network]
 
 
+# --8<-- [start:hub]
 def build_hub(adapters: Iterable[Adapter], store: Store) -> tuple[Hub, Workflow]:
     """A hub whose handler suggests an answer to every customer message, held as a draft."""
     hub = Hub(adapters=adapters, store=store)
@@ -104,6 +105,7 @@ def build_hub(adapters: Iterable[Adapter], store: Store) -> tuple[Hub, Workflow]
                         note="suggested answer")
 
     return hub, workflow
+# --8<-- [end:hub]
 
 
 def _label(ref: Ref) -> str:
