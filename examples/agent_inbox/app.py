@@ -46,6 +46,7 @@ from omnichannel.helpdesk import CannedReply, SlaPolicy, SlaTargets, Workflow
 from omnichannel.hub import Context, Hub
 from omnichannel.model import Ref
 from omnichannel.store import ConversationState, MemoryStore, OutboxItem, Store
+from omnichannel.testing import VirtualClock
 
 from .auth import Sessions, check_password, hash_password
 
@@ -138,7 +139,8 @@ def create_app(inbox: Inbox, *, run_hub: bool = True,
         states = await workflow.queue(status=None, limit=500)
         drafts = await hub.drafts.pending(limit=500)
         outbox = await hub.store.list_outbox(limit=500)
-        return (tuple((_label(s.conversation), s.version) for s in states),
+        now = workflow.clock()  # an SLA warning or breach is a change too
+        return (tuple((_label(s.conversation), s.version, _sla(s, now)) for s in states),
                 tuple(d.id for d in drafts), tuple((o.key, o.status) for o in outbox))
 
     async def watch() -> None:
@@ -475,7 +477,9 @@ def sandbox_inbox(*, agents: Mapping[str, str] | None = None) -> tuple[Inbox, li
     from omnichannel_mastodon import MastodonAdapter
     from omnichannel_mastodon.sandbox import MastodonSandbox
 
-    mastodon, bluesky = MastodonSandbox(seed=1), BlueskySandbox(seed=1)
+    # The sandboxes' clocks start at the wall clock's time, so the SLA timers mean something.
+    mastodon = MastodonSandbox(seed=1, clock=VirtualClock(datetime.now(UTC)))
+    bluesky = BlueskySandbox(seed=1, clock=VirtualClock(datetime.now(UTC)))
     adapters: list[Adapter] = [
         MastodonAdapter({**mastodon.adapter_settings(), "poll_interval": 0.5},
                         transport=mastodon.transport()),
@@ -497,6 +501,9 @@ def customers_write(
     async def run() -> None:
         for index, (handle, name, kind, text) in enumerate(SCRIPT * 50):
             sandbox = sandboxes[index % len(sandboxes)]
+            now = datetime.now(UTC)
+            if now > sandbox.clock.peek():
+                sandbox.clock.set(now)
             author = sandbox.customer(handle, display_name=name)
             if kind == "dm":
                 sandbox.customer_dm(text, author=author)

@@ -18,13 +18,28 @@
     });
   }
 
-  async function refresh(box) {
-    if (!box || box.contains(document.activeElement) && document.activeElement.tagName === "TEXTAREA") {
-      return;
-    }
-    const response = await fetch(box.dataset.src, {credentials: "same-origin"});
-    if (response.ok) { box.innerHTML = await response.text(); }
+  // A panel the agent is working in (focus inside, or a draft edited) is not replaced under
+  // their hands; it is refreshed once they leave it.
+  function busy(box) {
+    const edited = Array.from(box.querySelectorAll("textarea"))
+      .some(function (area) { return area.value !== area.defaultValue; });
+    return edited || box.contains(document.activeElement);
   }
+
+  async function refresh(box) {
+    if (!box) { return; }
+    if (busy(box)) { box.dataset.stale = "1"; return; }
+    const response = await fetch(box.dataset.src, {credentials: "same-origin"});
+    if (response.ok && !busy(box)) { box.innerHTML = await response.text(); delete box.dataset.stale; }
+  }
+
+  [queue, thread].forEach(function (box) {
+    if (box) {
+      box.addEventListener("focusout", function () {
+        setTimeout(function () { if (box.dataset.stale) { refresh(box); } }, 0);
+      });
+    }
+  });
 
   const events = new EventSource("/events");
   events.addEventListener("changed", function (event) {
