@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -153,3 +154,52 @@ async def test_a_colleagues_claim_refuses_the_send_and_names_them(inbox: Client)
     claimed = await client.post(f"/claim/mastodon/{cid}", data={"csrf": _csrf(page.text)})
     assert claimed.status_code == 409
     assert claimed.json() == {"holder": "ben", "mine": False}
+
+
+async def test_canned_replies_take_the_networks_variant(inbox: Client) -> None:
+    client, _, _ = inbox
+    await _sign_in(client, "anna")
+    bluesky = await client.get("/canned", params={"name": "parcel", "network": "bluesky",
+                                                   "customer": "Bob"})
+    mastodon = await client.get("/canned", params={"name": "parcel", "network": "mastodon",
+                                                    "customer": "Bob"})
+    assert bluesky.text == "Hi Bob, sorry for the wait! Your parcel is on its way 📦"
+    assert mastodon.text.startswith("Hi Bob, sorry for the wait! Your parcel is on its way; ")
+
+
+def test_one_command_starts_it_on_the_sandboxes() -> None:
+    """``python -m examples.agent_inbox --sandbox`` serves the login page, customers writing."""
+    import socket
+    import subprocess
+
+    pytest.importorskip("uvicorn")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNEL_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "examples.agent_inbox", "--sandbox", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    with process:
+        _wait_for_login(process, port)
+
+
+def _wait_for_login(process: Any, port: int) -> None:
+    import time
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline, "the inbox did not start"
+                time.sleep(0.2)
+        assert page.status_code == 200
+        assert 'name="csrf"' in page.text
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
