@@ -356,7 +356,7 @@ def test_hooks_are_registered_in_mkdocs() -> None:
 
 
 def test_the_site_publishes_pages_and_the_stylesheet_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/hooks.py runs at build time but is not published; the extra stylesheet is."""
+    """docs/hooks.py runs at build time but is not published; the stylesheet and screenshot are."""
     from mkdocs.config import load_config
     from mkdocs.structure.files import get_files
 
@@ -365,7 +365,9 @@ def test_the_site_publishes_pages_and_the_stylesheet_only(monkeypatch: pytest.Mo
     files = get_files(load_config(str(REPO / "mkdocs.yml")))
     published = {f.src_uri for f in files if f.inclusion.is_included()}
     assert "hooks.py" not in published
-    assert {uri for uri in published if not uri.endswith(".md")} == {"stylesheets/extra.css"}
+    assert {uri for uri in published if not uri.endswith(".md")} == {
+        "stylesheets/extra.css", "images/agent-inbox.png",  # the agent inbox's screenshot
+    }
 
 
 def test_code_blocks_wrap_and_keep_clear_of_the_copy_button() -> None:

@@ -30,6 +30,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHANNE
 RUNNERS = {
     "quickbot.py": "test_quickbot_answers_the_sandbox_customers",
     "helpdesk_fastapi": "test_helpdesk_agents_approve_and_reject_drafts",
+    "agent_inbox": "tests/test_agent_inbox.py",
     "adapter_tutorial": "tests/test_conformance_tutorial.py",
     "service": "tests/test_service.py",
 }
