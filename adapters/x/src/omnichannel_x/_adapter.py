@@ -155,6 +155,12 @@ class XSettings(AdapterSettings):
         max_results: Posts per mentions page (5 to 100).
         max_pages: Pages one poll follows back to the cursor (X keeps 800 mentions).
         read_dms: Whether to poll ``GET /2/dm_events`` as well.
+        read_replies: Also run the ``replies`` source: posts in the threads of
+            our latest posts that the mentions timeline does not list (a
+            reply to a reply under our post), by ``conversation_id`` search.
+        replies_threads: How many of our latest threads the ``replies``
+            source searches (1 to 20: the terms fit X's 512-character query).
+        replies_poll_interval: Seconds between ``replies`` searches.
         dm_poll_interval: Seconds between DM polls at the least: X allows 15 DM
             reads per 15 minutes, so the default is 60.
         find_sent_depth: How many of our latest posts `find_sent` reads (5 to 100).
@@ -196,6 +202,9 @@ class XSettings(AdapterSettings):
     max_pages: int = Field(default=8, ge=1, le=50)
     read_dms: bool = True
     dm_poll_interval: float = Field(default=60.0, ge=0)
+    read_replies: bool = False
+    replies_threads: int = Field(default=10, ge=1, le=20)
+    replies_poll_interval: float = Field(default=120.0, gt=0)
     find_sent_depth: int = Field(default=100, ge=5, le=100)
     prices: Prices = Prices()
     daily_budget: Decimal | None = Field(default=None, ge=0)
@@ -647,6 +656,9 @@ class XAdapter(Adapter):
         settings = self.settings
         found: list[Source] = [PollSource("mentions", self._mentions,
                                           interval=settings.poll_interval)]
+        if settings.read_replies:
+            found.append(PollSource("replies", self._replies,
+                                    interval=settings.replies_poll_interval))
         if settings.read_dms:
             found.append(PollSource("dms", self._dms,
                                     interval=settings.dm_poll_interval or settings.poll_interval))
@@ -664,6 +676,53 @@ class XAdapter(Adapter):
         rejected: list[Rejected] = []
         newest = await self._poll_mentions(cursor, events, rejected)
         events.sort(key=_order)
+        return Batch(events=tuple(events), cursor=newest or cursor or _BEGINNING,
+                     rejected=tuple(rejected))
+
+    async def _replies(self, cursor: str | None) -> Batch:
+        """Posts in our threads after ``cursor`` (a post id; the ``replies`` source).
+
+        Reads our latest posts (``GET /2/users/:id/tweets``, an owned read),
+        then searches the recent posts of their threads
+        (``GET /2/tweets/search/recent`` with ``conversation_id:`` terms,
+        without our own): a reply that does not @mention us, which the
+        mentions timeline does not list, is read here. Whether it may be
+        answered is still the summoned rule's decision.
+        """
+        self._guard(Decimal(0))
+        ours = await self._json(
+            "GET", "/2/users/{id}/tweets", path_params={"id": self._our_id},
+            params={"max_results": max(5, self.settings.replies_threads),
+                    "tweet.fields": "conversation_id"})
+        own = parse(TweetPage, ours, path="tweets")
+        self._charge_page(own, "owned_read")
+        threads: list[str] = []
+        for tweet in own.data:
+            thread = tweet.get("conversation_id") if isinstance(tweet, dict) else None
+            if isinstance(thread, str) and thread.isdigit() and thread not in threads:
+                threads.append(thread)
+        threads = threads[: self.settings.replies_threads]
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        if not threads:
+            return Batch(cursor=cursor or _BEGINNING)
+        terms = " OR ".join(f"conversation_id:{thread}" for thread in threads)
+        params: dict[str, Any] = {
+            "query": f"({terms}) -from:{self._our_id}",
+            "max_results": max(10, self.settings.max_results),
+            "tweet.fields": TWEET_FIELDS,
+            "expansions": EXPANSIONS,
+            "user.fields": USER_FIELDS,
+        }
+        if cursor is not None and cursor != _BEGINNING:
+            params["since_id"] = cursor
+        body = await self._json("GET", "/2/tweets/search/recent", params=params)
+        page = parse(TweetPage, body, path="search")
+        self._charge_page(page, "post_read")
+        self._page_events(page, body, events, rejected, path="search")
+        events.sort(key=_order)
+        await self._keep_costs()
+        newest = _usable_id(page.meta.newest_id)
         return Batch(events=tuple(events), cursor=newest or cursor or _BEGINNING,
                      rejected=tuple(rejected))
 

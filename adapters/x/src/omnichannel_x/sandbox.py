@@ -26,7 +26,8 @@ customers who closed them refused; OAuth 2.0 refresh tokens that rotate on
 every refresh (the old one stops working).
 
 Served endpoints: ``GET /2/users/me``, ``GET /2/users/:id/mentions``,
-``GET /2/users/:id/tweets``, ``GET/DELETE /2/tweets/:id``, ``POST /2/tweets``,
+``GET /2/users/:id/tweets``, ``GET /2/tweets/search/recent`` (``conversation_id:``
+terms and ``-from:``), ``GET/DELETE /2/tweets/:id``, ``POST /2/tweets``,
 ``PUT /2/tweets/:id/hidden``, ``POST/DELETE /2/users/:id/likes``,
 ``GET /2/dm_events``, ``GET /2/dm_conversations/[with/]:id/dm_events``,
 ``POST /2/dm_conversations/[with/]:id/messages``, ``POST /2/oauth2/token``
@@ -108,6 +109,10 @@ def _problem(status: int, title: str, detail: str, kind: str = "about:blank") ->
     return SandboxResponse.json(
         {"title": title, "detail": detail, "type": kind, "status": status}, status=status
     )
+
+
+_CONVERSATION_TERM = re.compile(r"conversation_id:(\d+)")
+_NOT_FROM_TERM = re.compile(r"-from:(\d+)")
 
 
 class XSandbox(Sandbox):
@@ -542,6 +547,20 @@ class XSandbox(Sandbox):
         if author is None:
             raise SandboxAbort(self.not_found(request))
         posts = [p for p in self.world.posts_by(author) if p.visibility != "direct"]
+        return self._page_of_posts(request, posts, default=10)
+
+    @route("GET", "/2/tweets/search/recent", rate_limit="search")
+    def search_recent(self, request: SandboxRequest) -> HandlerResult:
+        """Posts in the threads the query names (``conversation_id:`` terms, ``-from:``)."""
+        self._me(request)
+        query = request.query.get("query", "")
+        threads = set(_CONVERSATION_TERM.findall(query))
+        left_out = set(_NOT_FROM_TERM.findall(query))
+        posts = [
+            p for p in self.world.posts.values()
+            if not p.deleted and p.visibility != "direct" and p.root in threads
+            and p.id != p.root and p.author_id not in left_out
+        ]
         return self._page_of_posts(request, posts, default=10)
 
     @route("GET", "/2/tweets/{id}", rate_limit="lookup")
