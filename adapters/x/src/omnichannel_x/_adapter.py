@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import functools
 import inspect
+import json
 import logging
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,7 +48,7 @@ from omnichannel.http import (
     open_client,
 )
 from omnichannel.model import Mention, Message, Ref
-from omnichannel.sources import PollSource, Source
+from omnichannel.sources import PollSource, Source, StreamSource
 from omnichannel.text import TextRule
 
 from ._convert import (
@@ -155,6 +156,9 @@ class XSettings(AdapterSettings):
         max_results: Posts per mentions page (5 to 100).
         max_pages: Pages one poll follows back to the cursor (X keeps 800 mentions).
         read_dms: Whether to poll ``GET /2/dm_events`` as well.
+        activity_stream: Also run the ``activity`` source: the X Activity
+            API's persistent stream (``GET /2/activity/stream``), caught up by
+            the ``mentions`` source after each drop.
         read_replies: Also run the ``replies`` source: posts in the threads of
             our latest posts that the mentions timeline does not list (a
             reply to a reply under our post), by ``conversation_id`` search.
@@ -203,6 +207,7 @@ class XSettings(AdapterSettings):
     read_dms: bool = True
     dm_poll_interval: float = Field(default=60.0, ge=0)
     read_replies: bool = False
+    activity_stream: bool = False
     replies_threads: int = Field(default=10, ge=1, le=20)
     replies_poll_interval: float = Field(default=120.0, gt=0)
     find_sent_depth: int = Field(default=100, ge=5, le=100)
@@ -280,6 +285,17 @@ def _usable_token(token: str | None) -> str | None:
     except UnicodeEncodeError:
         return None
     return token
+
+
+def _mention_id(body: bytes, dotted: Callable[[str], str]) -> str | None:
+    """The post id of a ``post.mention.create`` stream line, else ``None``."""
+    try:
+        data = json.loads(body).get("data") or {}
+        if dotted(str(data.get("event_type", ""))) != "post.mention.create":
+            return None
+        return _usable_id(data.get("payload", {}).get("id"))
+    except (ValueError, AttributeError):
+        return None
 
 
 def _usable_id(value: object) -> str | None:
@@ -656,6 +672,8 @@ class XAdapter(Adapter):
         settings = self.settings
         found: list[Source] = [PollSource("mentions", self._mentions,
                                           interval=settings.poll_interval)]
+        if settings.activity_stream:
+            found.append(StreamSource("activity", self._activity_stream, catch_up="mentions"))
         if settings.read_replies:
             found.append(PollSource("replies", self._replies,
                                     interval=settings.replies_poll_interval))
@@ -678,6 +696,38 @@ class XAdapter(Adapter):
         events.sort(key=_order)
         return Batch(events=tuple(events), cursor=newest or cursor or _BEGINNING,
                      rejected=tuple(rejected))
+
+    async def _activity_stream(self, cursor: str | None) -> AsyncIterator[Batch]:
+        """One connection to ``GET /2/activity/stream`` (the ``activity`` source).
+
+        Each line is an X Activity event, read as a webhook delivery is (the
+        same event ids, so a message read by both is stored once). The
+        cursor is shared with ``mentions``: only a ``post.mention.create``
+        moves it, so a catch-up after a drop reads the mentions the gap hid.
+        The app-only bearer token opens it when configured, else the
+        account's token. Reconnection is the hub's.
+        """
+        from ._activity import dotted, parse_delivery  # only stream and webhook apps need it
+
+        self._guard(Decimal(0))
+        token = self.settings.app_bearer_token
+        headers = {} if token is None else {
+            "Authorization": f"Bearer {token.get_secret_value()}"}
+        async with self._api.open_stream(
+            "GET", "/2/activity/stream", headers=headers, authenticated=token is None,
+        ) as response:
+            yield Batch()  # connected: the hub catches up now
+            async for line in response.aiter_lines():
+                body = line.strip().encode()
+                if not body:
+                    continue  # keep-alive
+                try:
+                    batch = parse_delivery(body, self._converter)
+                except PayloadError as exc:
+                    yield Batch(rejected=(Rejected.from_error(exc, line),))
+                    continue
+                yield Batch(events=batch.events, rejected=batch.rejected,
+                            cursor=_mention_id(body, dotted))
 
     async def _replies(self, cursor: str | None) -> Batch:
         """Posts in our threads after ``cursor`` (a post id; the ``replies`` source).
