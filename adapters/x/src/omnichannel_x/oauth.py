@@ -8,9 +8,11 @@ within X's 30 seconds. From a terminal::
     python -m omnichannel_x.oauth --client-id ID --redirect-uri https://example.com/cb \
         --out tokens.json
 
-prints the URL, reads the redirected URL pasted back, and writes the tokens
-(mode 0600). Keep that file, or better your secret store, as the adapter's
-``on_tokens`` hook keeps it afterwards: the refresh token rotates.
+prints the URL, reads the redirected URL pasted back (or, with ``--listen``
+and a ``http://127.0.0.1:<port>/...`` redirect URI, receives it on a
+loopback listener: `receive_redirect`), and writes the tokens (mode 0600).
+Keep that file, or better your secret store, as the adapter's ``on_tokens``
+hook keeps it afterwards: the refresh token rotates.
 
 ```python
 from omnichannel_x.oauth import start_authorization
