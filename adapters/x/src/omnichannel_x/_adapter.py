@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import functools
 import inspect
+import json
 import logging
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,7 +48,7 @@ from omnichannel.http import (
     open_client,
 )
 from omnichannel.model import Mention, Message, Ref
-from omnichannel.sources import PollSource, Source
+from omnichannel.sources import PollSource, Source, StreamSource
 from omnichannel.text import TextRule
 
 from ._convert import (
@@ -155,6 +156,15 @@ class XSettings(AdapterSettings):
         max_results: Posts per mentions page (5 to 100).
         max_pages: Pages one poll follows back to the cursor (X keeps 800 mentions).
         read_dms: Whether to poll ``GET /2/dm_events`` as well.
+        activity_stream: Also run the ``activity`` source: the X Activity
+            API's persistent stream (``GET /2/activity/stream``), caught up by
+            the ``mentions`` source after each drop.
+        read_replies: Also run the ``replies`` source: posts in the threads of
+            our latest posts that the mentions timeline does not list (a
+            reply to a reply under our post), by ``conversation_id`` search.
+        replies_threads: How many of our latest threads the ``replies``
+            source searches (1 to 20: the terms fit X's 512-character query).
+        replies_poll_interval: Seconds between ``replies`` searches.
         dm_poll_interval: Seconds between DM polls at the least: X allows 15 DM
             reads per 15 minutes, so the default is 60.
         find_sent_depth: How many of our latest posts `find_sent` reads (5 to 100).
@@ -196,6 +206,10 @@ class XSettings(AdapterSettings):
     max_pages: int = Field(default=8, ge=1, le=50)
     read_dms: bool = True
     dm_poll_interval: float = Field(default=60.0, ge=0)
+    read_replies: bool = False
+    activity_stream: bool = False
+    replies_threads: int = Field(default=10, ge=1, le=20)
+    replies_poll_interval: float = Field(default=120.0, gt=0)
     find_sent_depth: int = Field(default=100, ge=5, le=100)
     prices: Prices = Prices()
     daily_budget: Decimal | None = Field(default=None, ge=0)
@@ -271,6 +285,17 @@ def _usable_token(token: str | None) -> str | None:
     except UnicodeEncodeError:
         return None
     return token
+
+
+def _mention_id(body: bytes, dotted: Callable[[str], str]) -> str | None:
+    """The post id of a ``post.mention.create`` stream line, else ``None``."""
+    try:
+        data = json.loads(body).get("data") or {}
+        if dotted(str(data.get("event_type", ""))) != "post.mention.create":
+            return None
+        return _usable_id(data.get("payload", {}).get("id"))
+    except (ValueError, AttributeError):
+        return None
 
 
 def _usable_id(value: object) -> str | None:
@@ -647,6 +672,11 @@ class XAdapter(Adapter):
         settings = self.settings
         found: list[Source] = [PollSource("mentions", self._mentions,
                                           interval=settings.poll_interval)]
+        if settings.activity_stream:
+            found.append(StreamSource("activity", self._activity_stream, catch_up="mentions"))
+        if settings.read_replies:
+            found.append(PollSource("replies", self._replies,
+                                    interval=settings.replies_poll_interval))
         if settings.read_dms:
             found.append(PollSource("dms", self._dms,
                                     interval=settings.dm_poll_interval or settings.poll_interval))
@@ -664,6 +694,85 @@ class XAdapter(Adapter):
         rejected: list[Rejected] = []
         newest = await self._poll_mentions(cursor, events, rejected)
         events.sort(key=_order)
+        return Batch(events=tuple(events), cursor=newest or cursor or _BEGINNING,
+                     rejected=tuple(rejected))
+
+    async def _activity_stream(self, cursor: str | None) -> AsyncIterator[Batch]:
+        """One connection to ``GET /2/activity/stream`` (the ``activity`` source).
+
+        Each line is an X Activity event, read as a webhook delivery is (the
+        same event ids, so a message read by both is stored once). The
+        cursor is shared with ``mentions``: only a ``post.mention.create``
+        moves it, so a catch-up after a drop reads the mentions the gap hid.
+        The app-only bearer token opens it when configured, else the
+        account's token. Reconnection is the hub's.
+        """
+        from ._activity import dotted, parse_delivery  # only stream and webhook apps need it
+
+        self._guard(Decimal(0))
+        token = self.settings.app_bearer_token
+        headers = {} if token is None else {
+            "Authorization": f"Bearer {token.get_secret_value()}"}
+        async with self._api.open_stream(
+            "GET", "/2/activity/stream", headers=headers, authenticated=token is None,
+        ) as response:
+            yield Batch()  # connected: the hub catches up now
+            async for line in response.aiter_lines():
+                body = line.strip().encode()
+                if not body:
+                    continue  # keep-alive
+                try:
+                    batch = parse_delivery(body, self._converter)
+                except PayloadError as exc:
+                    yield Batch(rejected=(Rejected.from_error(exc, line),))
+                    continue
+                yield Batch(events=batch.events, rejected=batch.rejected,
+                            cursor=_mention_id(body, dotted))
+
+    async def _replies(self, cursor: str | None) -> Batch:
+        """Posts in our threads after ``cursor`` (a post id; the ``replies`` source).
+
+        Reads our latest posts (``GET /2/users/:id/tweets``, an owned read),
+        then searches the recent posts of their threads
+        (``GET /2/tweets/search/recent`` with ``conversation_id:`` terms,
+        without our own): a reply that does not @mention us, which the
+        mentions timeline does not list, is read here. Whether it may be
+        answered is still the summoned rule's decision.
+        """
+        self._guard(Decimal(0))
+        ours = await self._json(
+            "GET", "/2/users/{id}/tweets", path_params={"id": self._our_id},
+            params={"max_results": max(5, self.settings.replies_threads),
+                    "tweet.fields": "conversation_id"})
+        own = parse(TweetPage, ours, path="tweets")
+        self._charge_page(own, "owned_read")
+        threads: list[str] = []
+        for tweet in own.data:
+            thread = tweet.get("conversation_id") if isinstance(tweet, dict) else None
+            if isinstance(thread, str) and thread.isdigit() and thread not in threads:
+                threads.append(thread)
+        threads = threads[: self.settings.replies_threads]
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        if not threads:
+            return Batch(cursor=cursor or _BEGINNING)
+        terms = " OR ".join(f"conversation_id:{thread}" for thread in threads)
+        params: dict[str, Any] = {
+            "query": f"({terms}) -from:{self._our_id}",
+            "max_results": max(10, self.settings.max_results),
+            "tweet.fields": TWEET_FIELDS,
+            "expansions": EXPANSIONS,
+            "user.fields": USER_FIELDS,
+        }
+        if cursor is not None and cursor != _BEGINNING:
+            params["since_id"] = cursor
+        body = await self._json("GET", "/2/tweets/search/recent", params=params)
+        page = parse(TweetPage, body, path="search")
+        self._charge_page(page, "post_read")
+        self._page_events(page, body, events, rejected, path="search")
+        events.sort(key=_order)
+        await self._keep_costs()
+        newest = _usable_id(page.meta.newest_id)
         return Batch(events=tuple(events), cursor=newest or cursor or _BEGINNING,
                      rejected=tuple(rejected))
 

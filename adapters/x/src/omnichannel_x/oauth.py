@@ -8,9 +8,11 @@ within X's 30 seconds. From a terminal::
     python -m omnichannel_x.oauth --client-id ID --redirect-uri https://example.com/cb \
         --out tokens.json
 
-prints the URL, reads the redirected URL pasted back, and writes the tokens
-(mode 0600). Keep that file, or better your secret store, as the adapter's
-``on_tokens`` hook keeps it afterwards: the refresh token rotates.
+prints the URL, reads the redirected URL pasted back (or, with ``--listen``
+and a ``http://127.0.0.1:<port>/...`` redirect URI, receives it on a
+loopback listener: `receive_redirect`), and writes the tokens (mode 0600).
+Keep that file, or better your secret store, as the adapter's ``on_tokens``
+hook keeps it afterwards: the refresh token rotates.
 
 ```python
 from omnichannel_x.oauth import start_authorization
@@ -37,10 +39,11 @@ from typing import TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio
+import anyio.abc
 import httpx
 from pydantic import SecretStr
 
-from omnichannel.errors import AuthenticationError
+from omnichannel.errors import AuthenticationError, ConfigurationError
 
 from ._tokens import FileTokenStore, XTokens
 
@@ -52,6 +55,7 @@ __all__ = [
     "code_from_redirect",
     "exchange_code",
     "main",
+    "receive_redirect",
     "start_authorization",
 ]
 
@@ -180,6 +184,67 @@ async def exchange_code(
     )
 
 
+_BODY = b"Authorization received: you may close this window.\n"
+_PAGE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+         + f"Content-Length: {len(_BODY)}\r\n\r\n".encode() + _BODY)
+_NOT_HERE = (b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+
+
+async def receive_redirect(
+    request: AuthorizationRequest, *, within: float = 300.0,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> str:
+    """Wait for X's redirect on a loopback listener; return the URL it asked for.
+
+    Instead of pasting the URL, register a redirect URI such as
+    ``http://127.0.0.1:8765/callback``: this listens on that address and
+    port only (never on another interface), answers the browser's one
+    request to the redirect's path with a short page, then closes. Requests
+    to another path are answered 404 and do not count. Pass what it returns to
+    `code_from_redirect`, which checks ``state``. ``task_status`` reports
+    when it listens (``TaskGroup.start``).
+
+    Raises:
+        ConfigurationError: The redirect URI is not ``http://127.0.0.1:<port>/...``.
+        AuthenticationError: No redirect came within ``within`` seconds.
+    """
+    target = urlsplit(request.redirect_uri)
+    if target.scheme != "http" or target.hostname != "127.0.0.1" or not target.port:
+        raise ConfigurationError(
+            "a loopback redirect URI is http://127.0.0.1:<port>/<path>", network=_NETWORK)
+    path = target.path or "/"
+    listeners = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=target.port)
+    async with listeners:
+        task_status.started()
+        listener = listeners.listeners[0]
+        if not isinstance(listener, anyio.abc.SocketListener):  # pragma: no cover
+            raise TypeError("a TCP listener accepts sockets")
+        with anyio.move_on_after(within):
+            while True:
+                async with await listener.accept() as client:
+                    asked = await _request_target(client)
+                    if asked is not None and urlsplit(asked).path == path:
+                        await client.send(_PAGE)
+                        return f"http://127.0.0.1:{target.port}{asked}"
+                    await client.send(_NOT_HERE)
+    raise AuthenticationError(f"no redirect arrived within {within:g} s", network=_NETWORK)
+
+
+async def _request_target(client: anyio.abc.SocketStream) -> str | None:
+    """The target of the HTTP request line (``/callback?code=...``), or ``None``."""
+    head = b""
+    with anyio.move_on_after(10):
+        while b"\r\n\r\n" not in head and len(head) < 16_384:
+            try:
+                head += await client.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(parts) != 3 or parts[0] != b"GET" or not parts[1].startswith(b"/"):
+        return None
+    return parts[1].decode("ascii", "replace")
+
+
 def _write(tokens: XTokens, path: str) -> None:
     # The file the adapter's ``token_file`` reads: mode 0600, replaced atomically.
     FileTokenStore(path)._save(tokens)
@@ -203,6 +268,11 @@ def main(
     parser.add_argument("--out", required=True, help="file to write the tokens to (mode 0600)")
     parser.add_argument("--client-secret-env", default=None,
                         help="environment variable holding a confidential client's secret")
+    parser.add_argument("--listen", action="store_true",
+                        help="receive the redirect on the loopback --redirect-uri "
+                             "(http://127.0.0.1:<port>/<path>) instead of a pasted URL")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds to wait for the redirect with --listen")
     parser.add_argument("--authorize-url", default=AUTHORIZE_URL)
     parser.add_argument("--token-url", default=TOKEN_URL)
     args = parser.parse_args(argv)
@@ -211,15 +281,22 @@ def main(
     secret = os.environ.get(args.client_secret_env) if args.client_secret_env else None
     request = start_authorization(args.client_id, args.redirect_uri,
                                   authorize_url=args.authorize_url)
-    print("Open this URL, approve the app, then paste the URL you were sent to:", file=stdout)
-    print(request.authorize_url, file=stdout)
-    redirected = stdin.readline()
     try:
+        if args.listen:
+            print("Open this URL and approve the app; the redirect is received on "
+                  f"{args.redirect_uri}:", file=stdout)
+            print(request.authorize_url, file=stdout, flush=True)
+            redirected = anyio.run(lambda: receive_redirect(request, within=args.timeout))
+        else:
+            print("Open this URL, approve the app, then paste the URL you were sent to:",
+                  file=stdout)
+            print(request.authorize_url, file=stdout)
+            redirected = stdin.readline()
         code = code_from_redirect(request, redirected)
         tokens = anyio.run(lambda: exchange_code(
             request, code, client_id=args.client_id, client_secret=secret,
             token_url=args.token_url, transport=transport))
-    except AuthenticationError as exc:
+    except (AuthenticationError, ConfigurationError) as exc:
         print(f"error: {exc}", file=stdout)
         return 1
     _write(tokens, args.out)

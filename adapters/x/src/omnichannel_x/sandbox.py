@@ -26,10 +26,12 @@ customers who closed them refused; OAuth 2.0 refresh tokens that rotate on
 every refresh (the old one stops working).
 
 Served endpoints: ``GET /2/users/me``, ``GET /2/users/:id/mentions``,
-``GET /2/users/:id/tweets``, ``GET/DELETE /2/tweets/:id``, ``POST /2/tweets``,
+``GET /2/users/:id/tweets``, ``GET /2/tweets/search/recent`` (``conversation_id:``
+terms and ``-from:``), ``GET/DELETE /2/tweets/:id``, ``POST /2/tweets``,
 ``PUT /2/tweets/:id/hidden``, ``POST/DELETE /2/users/:id/likes``,
 ``GET /2/dm_events``, ``GET /2/dm_conversations/[with/]:id/dm_events``,
-``POST /2/dm_conversations/[with/]:id/messages``, ``POST /2/oauth2/token``
+``POST /2/dm_conversations/[with/]:id/messages``, ``GET /2/activity/stream``
+(`XSandbox.miss_stream` drops what it has not sent), ``POST /2/oauth2/token``
 (refresh, and the authorization code of `XSandbox.authorize`),
 ``POST/GET /2/activity/subscriptions``, ``DELETE /2/activity/subscriptions/:id``
 and ``POST /2/webhooks/replay``.
@@ -110,6 +112,10 @@ def _problem(status: int, title: str, detail: str, kind: str = "about:blank") ->
     )
 
 
+_CONVERSATION_TERM = re.compile(r"conversation_id:(\d+)")
+_NOT_FROM_TERM = re.compile(r"-from:(\d+)")
+
+
 class XSandbox(Sandbox):
     """A fake X with our account ``@shop``, OAuth 2.0 tokens and a tier.
 
@@ -149,6 +155,8 @@ class XSandbox(Sandbox):
         self.webhook_id = "1146654567674912769"
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.replay_jobs: dict[str, tuple[datetime, datetime, str]] = {}
+        self.stream_seq = 0
+        self.stream_connections = 0
 
     # ids, text and errors, X's way -------------------------------------------------
 
@@ -542,6 +550,41 @@ class XSandbox(Sandbox):
         if author is None:
             raise SandboxAbort(self.not_found(request))
         posts = [p for p in self.world.posts_by(author) if p.visibility != "direct"]
+        return self._page_of_posts(request, posts, default=10)
+
+    def miss_stream(self) -> None:
+        """Lose what happened so far for ``GET /2/activity/stream`` (a connection drop)."""
+        found = self.world.notifications_for(self.our_account, after_seq=self.stream_seq)
+        if found:
+            self.stream_seq = max(n.seq for n in found)
+
+    @route("GET", "/2/activity/stream", rate_limit="activity_stream")
+    def activity_stream(self, request: SandboxRequest) -> HandlerResult:
+        """One connection: every X Activity event since the last one, a line each, then closed."""
+        self._me(request)
+        self.stream_connections += 1
+        lines = [b"\r\n"]  # a keep-alive first
+        for notification in self.world.notifications_for(
+                self.our_account, after_seq=self.stream_seq):
+            self.stream_seq = max(self.stream_seq, notification.seq)
+            event = self.activity_event(notification)
+            if event is not None:
+                lines.append(json.dumps({"data": event}, separators=(",", ":")).encode() + b"\r\n")
+        return SandboxResponse(body=b"".join(lines),
+                               headers={"Content-Type": "application/json"})
+
+    @route("GET", "/2/tweets/search/recent", rate_limit="search")
+    def search_recent(self, request: SandboxRequest) -> HandlerResult:
+        """Posts in the threads the query names (``conversation_id:`` terms, ``-from:``)."""
+        self._me(request)
+        query = request.query.get("query", "")
+        threads = set(_CONVERSATION_TERM.findall(query))
+        left_out = set(_NOT_FROM_TERM.findall(query))
+        posts = [
+            p for p in self.world.posts.values()
+            if not p.deleted and p.visibility != "direct" and p.root in threads
+            and p.id != p.root and p.author_id not in left_out
+        ]
         return self._page_of_posts(request, posts, default=10)
 
     @route("GET", "/2/tweets/{id}", rate_limit="lookup")
