@@ -38,7 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_webhook_ingest import bare_app, wait_for, wrk  # noqa: E402
+from bench_webhook_ingest import bare_app, lua_script, wait_for, wrk  # noqa: E402
 from bench_x_parse import interleaved  # noqa: E402
 
 from omnichannel_meta import FacebookAdapter  # noqa: E402
@@ -102,31 +102,7 @@ def parse_bench(args: argparse.Namespace) -> None:
     print(f"load average after: {os.getloadavg()}")
 
 
-LUA = """
-local sigs, bodies = {}, {}
-local created = 0
-function setup(thread)
-  thread:set("id", created)
-  created = created + 1
-end
-function init(args)
-  step = tonumber(args[3])
-  local file = io.open(args[1], "r")
-  for line in file:lines() do
-    local sig, body = line:match("^(%S+) (.*)$")
-    sigs[#sigs + 1] = sig
-    bodies[#bodies + 1] = body
-  end
-  file:close()
-  counter = tonumber(args[2]) + id
-end
-function request()
-  local i = counter % #bodies + 1
-  counter = counter + step
-  return wrk.format("POST", "/facebook",
-    {["Content-Type"] = "application/json", ["X-Hub-Signature-256"] = sigs[i]}, bodies[i])
-end
-"""
+LUA = lua_script("/facebook", "X-Hub-Signature-256")
 
 
 def hub_app(db: Path, secret: str) -> Any:

@@ -122,7 +122,7 @@ def serve(target: str, port: int, db: Path) -> None:
 
 # --------------------------------------------------------------------------- load
 
-LUA = """
+_LUA = """
 local sigs, bodies = {}, {}
 local created = 0
 function setup(thread)
@@ -143,10 +143,18 @@ end
 function request()
   local i = counter % #bodies + 1
   counter = counter + step
-  return wrk.format("POST", "/testnet",
+  return wrk.format("POST", "PATH",
     {["Content-Type"] = "application/json", ["HEADER"] = sigs[i]}, bodies[i])
 end
-""".replace("HEADER", SIGNATURE_HEADER)
+"""
+
+
+def lua_script(path: str, signature_header: str) -> str:
+    """The wrk script posting signed deliveries (``<signature> <body>`` lines) to ``path``."""
+    return _LUA.replace("PATH", path).replace("HEADER", signature_header)
+
+
+LUA = lua_script("/testnet", SIGNATURE_HEADER)
 
 
 def write_bodies(path: Path, count: int) -> None:

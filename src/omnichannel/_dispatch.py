@@ -165,7 +165,6 @@ class ConversationClaims:
 
     def __init__(self, store: Store, outbox: Outbox) -> None:
         self.store = store
-        self._store = store
         self._worker = outbox.worker
         self._ttl: timedelta = outbox.lease
         self._clock = outbox.clock
@@ -175,7 +174,7 @@ class ConversationClaims:
         name = f"conversation:{key}"
         while True:
             now = self._clock()
-            if await self._store.acquire_lease(name, holder=self._worker, ttl=self._ttl, now=now):
+            if await self.store.acquire_lease(name, holder=self._worker, ttl=self._ttl, now=now):
                 break
             await anyio.sleep(_CLAIM_RETRY)
         try:
@@ -186,7 +185,7 @@ class ConversationClaims:
         finally:
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._store.release_lease(name, holder=self._worker)
+                    await self.store.release_lease(name, holder=self._worker)
                 except Exception:  # it runs out on its own
                     logger.exception("could not release the lease on %s", name)
 
@@ -194,7 +193,7 @@ class ConversationClaims:
         while True:
             await anyio.sleep(self._ttl.total_seconds() / 3)
             try:
-                held = await self._store.renew_lease(
+                held = await self.store.renew_lease(
                     name, holder=self._worker, ttl=self._ttl, now=self._clock()
                 )
             except Exception:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ConfigurationError, TextTooLong
 from ..text import TextRule
+from ._tables import validate_tables
 
 __all__ = ["CannedReplies", "CannedReply"]
 
@@ -171,14 +172,5 @@ class CannedReplies:
         Raises:
             ConfigurationError: A table is not a valid canned reply; the message names it.
         """
-        built = []
-        for index, table in enumerate(tables):
-            try:
-                built.append(CannedReply.model_validate(table))
-            except ConfigurationError:
-                raise
-            except ValueError as exc:
-                name = table.get("name", f"#{index + 1}")
-                raise ConfigurationError(f"canned reply {name}: {exc}") from None
-        return cls(built)
+        return cls(validate_tables(CannedReply, tables, "canned reply"))
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigurationError
 from ..model import Message, Visibility
+from ._tables import validate_tables
 from .sla import PRIORITIES, Priority
 
 __all__ = ["Triage", "TriageResult", "TriageRule"]
@@ -199,16 +200,7 @@ class Triage:
         Raises:
             ConfigurationError: A table is not a valid rule; the message names it.
         """
-        built = []
-        for index, table in enumerate(rules):
-            try:
-                built.append(TriageRule.model_validate(table))
-            except ConfigurationError:
-                raise
-            except ValueError as exc:
-                name = table.get("name", f"#{index + 1}") if isinstance(table, Mapping) else index
-                raise ConfigurationError(f"triage rule {name}: {exc}") from None
-        return cls(built)
+        return cls(validate_tables(TriageRule, rules, "triage rule"))
 
     def evaluate(
         self, message: Message, *, now: datetime | None = None,

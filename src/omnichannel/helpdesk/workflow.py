@@ -354,8 +354,12 @@ class Workflow:
         """Mark ``conversation`` resolved; its SLA clocks stop."""
         now = self.clock()
 
+        resolving = False  # whether the write that landed is this call's resolution
+
         def edit(state: ConversationState) -> _EditResult:
-            if state.status == "resolved":
+            nonlocal resolving
+            resolving = state.status != "resolved"
+            if not resolving:
                 return {}, []
             return (
                 {"status": "resolved", "snoozed_until": None, "resolved_at": now, "due": {},
@@ -363,9 +367,8 @@ class Workflow:
                 [("status", state.status, "resolved")],
             )
 
-        before = await self.state(conversation)
         state = await self._change(conversation, edit, by=by, why=why)
-        if before.status != "resolved" and state.first_message_at is not None:
+        if resolving and state.first_message_at is not None:
             self._timing(state, "resolution", now - state.first_message_at, by)
         return state
 
@@ -569,13 +572,17 @@ class Workflow:
         """Record that we answered: response clocks stop; it waits for the customer now."""
         now = self.clock()
 
+        first = False  # whether the write that landed is the conversation's first answer
+
         def edit(state: ConversationState) -> _EditResult:
+            nonlocal first
             fields: dict[str, Any] = {
                 "waiting_since": None,
                 "due": {k: v for k, v in state.due.items() if k == "resolution"},
             }
             audited: _Audit = [("answered", None, now.isoformat())]
-            if state.first_response_at is None:
+            first = state.first_response_at is None
+            if first:
                 fields["first_response_at"] = now
             if state.status == "open":
                 fields["status"] = "pending"
@@ -584,10 +591,8 @@ class Workflow:
                 fields.update(claimed_by=None, claimed_until=None, claim_activity=None)
             return fields, audited
 
-        before = await self.state(conversation)
         state = await self._change(conversation, edit, by=by)
-        if (before.first_response_at is None and state.first_response_at is not None
-                and state.first_message_at is not None and by.startswith("agent:")):
+        if first and state.first_message_at is not None and by.startswith("agent:"):
             self._timing(state, "first_response", now - state.first_message_at, by)
         return state
 
