@@ -17,6 +17,8 @@ logger = logging.getLogger("omnichannel.hub")
 async def open_all(store: Store, adapters: Iterable[Adapter]) -> None:
     """Open ``store``, then each adapter; on a failure close what was opened and re-raise.
 
+    An adapter's spend meter without a store of its own is bound to ``store`` first.
+
     Raises:
         ConfigurationError: The store was opened read-only (the hub writes to
             it), or an adapter's settings cannot work.
@@ -28,6 +30,8 @@ async def open_all(store: Store, adapters: Iterable[Adapter]) -> None:
     opened: list[Adapter] = []
     try:
         for adapter in adapters:
+            if adapter.spend is not None and adapter.spend.store is None:
+                adapter.spend.bind(store)  # the spend is kept where the hub keeps the rest
             await adapter.open()
             opened.append(adapter)
     except BaseException:

@@ -50,6 +50,7 @@ from .errors import CapabilityNotSupported, ConfigurationError, PayloadError
 from .events import AuthHealth, AuthHealthKind, Event
 from .model import Message, Person, Ref
 from .sources import DEFAULT_SOURCE, PollSource, Source, StreamSource
+from .spend import SpendMeter
 
 __all__ = [
     "MAX_BACKFILL",
@@ -422,6 +423,14 @@ class Adapter(ABC):
 
     auth_health_sink: Callable[[AuthHealth], None] | None = None
     """Where `report_auth_health` sends reports; the hub sets it."""
+
+    spend: SpendMeter | None = None
+    """What the network charged, for an adapter of a network that bills each
+    request: the adapter records each price on this
+    [`SpendMeter`][omnichannel.spend.SpendMeter] and checks its budgets with
+    it. The hub keeps the meter's figures in its store (``bind`` when it
+    opens) and shows them per day in ``hub.statistics()``. ``None``: the
+    network charges nothing per request."""
 
     def __init__(
         self,

@@ -7,12 +7,17 @@ snapshot; the pipeline counts as it works, in this process.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Literal
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from .store import OutboxItem
+
+if TYPE_CHECKING:
+    from .adapter import Adapter
 
 __all__ = ["HubStatistics", "NetworkStatistics"]
 
@@ -52,6 +57,12 @@ class NetworkStatistics(BaseModel):
         actions_retried: Delivery attempts put back for a later try: a
             transient error, a rate limit, a send that may have landed.
         drafts_held: Replies held as drafts for a human.
+        spend: What the network charged per UTC day, in US dollars, for a
+            network that bills each request (its adapter's
+            [`SpendMeter`][omnichannel.spend.SpendMeter]): the figures of the
+            hub's store as this process last read or added to them, so they
+            count every worker sharing the store and survive a restart. In
+            ``total``, the sum over networks.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +77,7 @@ class NetworkStatistics(BaseModel):
     actions_failed: int = 0
     actions_retried: int = 0
     drafts_held: int = 0
+    spend: Mapping[date, Decimal] = {}
 
 
 class HubStatistics(BaseModel):
@@ -104,17 +116,27 @@ class _Tally:
         if amount:
             self.counts.setdefault(network, Counter())[figure] += amount
 
-    def snapshot(self, networks: Iterable[str], *, pending: int) -> HubStatistics:
-        names = sorted({*networks, *self.counts})
+    def snapshot(self, adapters: Mapping[str, Adapter], *, pending: int) -> HubStatistics:
+        names = sorted({*adapters, *self.counts})
         total: Counter[_Figure] = Counter()
         for counts in self.counts.values():
             total.update(counts)
+        spend: dict[str, dict[date, Decimal]] = {}
+        for name, adapter in adapters.items():
+            if adapter.spend is not None:
+                spend[name] = adapter.spend.days()
+        total_spend: dict[date, Decimal] = {}
+        for days in spend.values():
+            for day, amount in days.items():
+                total_spend[day] = total_spend.get(day, Decimal(0)) + amount
         return HubStatistics(
             networks={
-                name: NetworkStatistics.model_validate(dict(self.counts.get(name, {})))
+                name: NetworkStatistics.model_validate(
+                    {**self.counts.get(name, {}), "spend": spend.get(name, {})})
                 for name in names
             },
-            total=NetworkStatistics.model_validate(dict(total)),
+            total=NetworkStatistics.model_validate(
+                {**total, "spend": dict(sorted(total_spend.items()))}),
             events_pending=pending,
         )
 

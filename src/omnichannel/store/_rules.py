@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from ..actions import Action, Post, PrivateReply, Reply
 from ..errors import StoreConflict
@@ -15,6 +16,7 @@ from .base import Draft, DraftStatus
 
 __all__ = [
     "Phrase",
+    "added_values",
     "as_utc",
     "decided",
     "fts_match",
@@ -42,6 +44,34 @@ def as_utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
     return value.astimezone(UTC)
+
+
+def added_values(
+    scope: str,
+    current: Mapping[str, str | None],
+    amounts: Mapping[str, Decimal],
+    limits: Mapping[str, Decimal] | None,
+) -> dict[str, Decimal] | None:
+    """The totals `add_values` writes (``None``: a limit refuses), from the values it read.
+
+    Raises:
+        StoreConflict: A key holds text that is not a number.
+    """
+    totals: dict[str, Decimal] = {}
+    for key, amount in amounts.items():
+        text = current.get(key)
+        try:
+            number = Decimal(text) if text is not None else Decimal(0)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            raise StoreConflict(f"value {key!r} in {scope!r} is not a number",
+                                record="value", key=key)
+        totals[key] = number + amount
+    for key, limit in (limits or {}).items():
+        if key in totals and totals[key] > limit:
+            return None
+    return totals
 
 
 def lease_lost(key: str, worker: str) -> StoreConflict:

@@ -8,9 +8,10 @@ indexes (an outbox outcome and its audit line land in one step).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TypeVar
 
 from anyio.lowlevel import checkpoint
@@ -21,6 +22,7 @@ from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated
 from ..model import Conversation, Message, Person, Ref
 from ._rules import (
     Phrase,
+    added_values,
     as_utc,
     decided,
     lease_lost,
@@ -576,6 +578,22 @@ class MemoryStore(Store):
         """Forget ``key`` in ``scope``."""
         await self._ready()
         self._values.pop((scope, key), None)
+
+    async def add_values(
+        self,
+        scope: str,
+        amounts: Mapping[str, Decimal],
+        *,
+        limits: Mapping[str, Decimal] | None = None,
+    ) -> dict[str, Decimal] | None:
+        """Add each amount to its key's number, all or none; ``None`` when a limit refuses."""
+        await self._ready()
+        current = {key: self._values.get((scope, key)) for key in amounts}
+        totals = added_values(scope, current, amounts, limits)
+        if totals is not None:
+            for key, total in totals.items():
+                self._values[(scope, key)] = str(total)
+        return totals
 
     # drafts
 

@@ -19,8 +19,9 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +40,7 @@ from ._postgres_states import list_states as _list_states
 from ._postgres_states import put_state as _put_state
 from ._postgres_states import state_changes as _state_changes
 from ._rules import (
+    added_values,
     as_utc,
     decided,
     lease_lost,
@@ -993,6 +995,44 @@ class PostgresStore(Store):
                 "DELETE FROM named_values WHERE scope = %s AND key = %s", (scope, key)),
             write=True,
         )
+
+    async def add_values(
+        self,
+        scope: str,
+        amounts: Mapping[str, Decimal],
+        *,
+        limits: Mapping[str, Decimal] | None = None,
+    ) -> dict[str, Decimal] | None:
+        """Add each amount to its key's number, all or none, under row locks.
+
+        The rows are created first (``0``) and locked in key order, so workers
+        adding to the same keys at once wait for each other instead of
+        losing an addition or deadlocking.
+        """
+        keys = sorted(amounts)
+        at = utcnow()
+
+        def work(conn: Any) -> dict[str, Decimal] | None:
+            for key in keys:
+                conn.execute(
+                    "INSERT INTO named_values (scope, key, value, updated_at)"
+                    " VALUES (%s, %s, '0', %s) ON CONFLICT (scope, key) DO NOTHING",
+                    (scope, key, at),
+                )
+            rows = conn.execute(
+                "SELECT key, value FROM named_values WHERE scope = %s AND key = ANY(%s)"
+                " ORDER BY key FOR UPDATE", (scope, keys),
+            ).fetchall()
+            current: dict[str, str | None] = {str(row["key"]): str(row["value"]) for row in rows}
+            totals = added_values(scope, current, amounts, limits)
+            for key, total in (totals or {}).items():
+                conn.execute(
+                    "UPDATE named_values SET value = %s, updated_at = %s"
+                    " WHERE scope = %s AND key = %s", (str(total), at, scope, key),
+                )
+            return totals
+
+        return await self._call(work, write=True)
 
     # drafts
 

@@ -23,8 +23,9 @@ works, and only a lease that ran out is taken over by another worker.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -354,6 +355,8 @@ class ValueStore(Protocol):
 
     Values are text (callers encode JSON, or encrypt, as they need), grouped
     by ``scope`` (``"x.tokens"``); writing a key replaces its value.
+    `add_values` keeps numbers (the spend of a day) that several workers add
+    to at once.
     """
 
     async def get_value(self, scope: str, key: str) -> str | None:
@@ -366,6 +369,30 @@ class ValueStore(Protocol):
 
     async def delete_value(self, scope: str, key: str) -> None:
         """Forget ``key`` in ``scope`` (nothing if it is not there)."""
+        ...
+
+    async def add_values(
+        self,
+        scope: str,
+        amounts: Mapping[str, Decimal],
+        *,
+        limits: Mapping[str, Decimal] | None = None,
+    ) -> dict[str, Decimal] | None:
+        """Add each amount to the number kept under its key, all or none, atomically.
+
+        A key not there yet counts as ``0``; numbers are kept as decimal text.
+        With ``limits``, nothing is added when a key's new total would go
+        over its limit. Several tasks, processes or workers adding to one key
+        at once each see their own addition counted once, so a budget shared
+        through the store is never overrun.
+
+        Returns:
+            Each key's new total, or ``None`` when a limit refused the addition
+            (nothing was changed).
+
+        Raises:
+            StoreConflict: A key holds text that is not a number (nothing is changed).
+        """
         ...
 
 

@@ -12,9 +12,10 @@ import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from textwrap import shorten
 from typing import Literal, TypeVar, cast
@@ -36,6 +37,7 @@ from ..events import Event, MessageDeleted, MessageReceived, MessageUpdated, par
 from ..model import Conversation, Message, Person, Ref
 from ._filelock import FileLock, LockHeld, lock_path
 from ._rules import (
+    added_values,
     as_utc,
     decided,
     fts_match,
@@ -1189,6 +1191,34 @@ class SQLiteStore(Store):
                 "DELETE FROM named_values WHERE scope = ? AND key = ?", (scope, key)),
             operation="delete_value",
         )
+
+    async def add_values(
+        self,
+        scope: str,
+        amounts: Mapping[str, Decimal],
+        *,
+        limits: Mapping[str, Decimal] | None = None,
+    ) -> dict[str, Decimal] | None:
+        """Add each amount to its key's number, all or none, in one write transaction."""
+        at = _ts(utcnow())
+
+        def work(conn: sqlite3.Connection) -> dict[str, Decimal] | None:
+            current: dict[str, str | None] = {}
+            for key in amounts:
+                row = conn.execute("SELECT value FROM named_values WHERE scope = ? AND key = ?",
+                                   (scope, key)).fetchone()
+                current[key] = None if row is None else str(row["value"])
+            totals = added_values(scope, current, amounts, limits)
+            for key, total in (totals or {}).items():
+                conn.execute(
+                    "INSERT INTO named_values (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
+                    " updated_at = excluded.updated_at",
+                    (scope, key, str(total), at),
+                )
+            return totals
+
+        return await self._write(work, operation="add_values")
 
     # drafts
 

@@ -24,10 +24,12 @@ it arrived. Our own posts and DMs (``dm.sent``, our tweets in
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from omnichannel.adapter import Batch, Rejected, decode_json
 from omnichannel.errors import PayloadError
@@ -36,7 +38,7 @@ from omnichannel.events import Event
 from ._convert import NETWORK, Converter, RawIncludes, parse, raw_tweet, users_by_id
 from ._wire import DmEvent, Includes, Tweet, User
 
-__all__ = ["POST_EVENTS", "dotted", "parse_delivery"]
+__all__ = ["POST_EVENTS", "delivery_charge", "dotted", "parse_delivery"]
 
 POST_EVENTS = frozenset({
     "post.mention.create", "post.reply.create", "post.quote.create", "post.create",
@@ -57,6 +59,37 @@ def dotted(event_type: str) -> str:
     if "." in event_type:
         return event_type.lower()
     return ".".join(word.lower() for word in _WORD.findall(event_type))
+
+
+_BILLED_DM = frozenset({"dm.received", "chat.received"})
+_UNBILLED_POST = frozenset({"post.delete"})
+
+
+def delivery_charge(body: bytes) -> tuple[Literal["post_event", "dm_event"], str] | None:
+    """What an X Activity delivery is billed as, and the event's id; ``None``: not billed.
+
+    X bills pay-per-use apps per XAA event delivered
+    (``docs.x.com/x-api/activity/event-pricing``): post events as a post,
+    ``dm.received`` and ``chat.received`` as a DM event; ``post.delete``,
+    sent DMs, read receipts and typing are free. Account Activity API
+    deliveries (a subscription product) are not priced here.
+    """
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("event_type"), str):
+        return None
+    kind = dotted(data["event_type"])
+    payload = data.get("payload")
+    ident = data.get("event_uuid") or (payload.get("id") if isinstance(payload, dict) else None)
+    if not isinstance(ident, str) or not ident:
+        ident = hashlib.blake2b(body, digest_size=12).hexdigest()
+    if kind in _BILLED_DM:
+        return "dm_event", ident
+    if kind.startswith("post.") and kind not in _UNBILLED_POST:
+        return "post_event", ident
+    return None
 
 
 def parse_delivery(body: bytes, converter: Converter) -> Batch:

@@ -32,6 +32,7 @@ from omnichannel.adapter import (
 )
 from omnichannel.capabilities import Capabilities
 from omnichannel.errors import (
+    AmbiguousDelivery,
     AuthenticationError,
     CapabilityNotSupported,
     ConfigurationError,
@@ -405,6 +406,7 @@ class XAdapter(Adapter):
         self.costs = CostLedger(self.settings.prices, daily_budget=self.settings.daily_budget,
                                 monthly_budget=self.settings.monthly_budget,
                                 path=self.settings.ledger_file)
+        self.spend = self.costs.meter
         self.tokens: XTokens | None = None
         if self.settings.access_token is not None or self.settings.refresh_token is not None:
             self.tokens = XTokens(
@@ -470,9 +472,12 @@ class XAdapter(Adapter):
         self._converter.our_id = me.id
         self._charge_reads("user_read", [me.id])
         await self._keep_costs()
+        await self._refresh_costs()
 
     async def aclose(self) -> None:
         """Close the HTTP client. Safe to call twice."""
+        with anyio.CancelScope(shield=True):
+            await self._keep_costs()
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
@@ -648,7 +653,7 @@ class XAdapter(Adapter):
             PayloadError: A page as a whole is not what X sends.
         """
         since, dm_since = _cursor(cursor)
-        self._guard(Decimal(0))
+        await self._budget_left()
         events: list[Event] = []
         rejected: list[Rejected] = []
         newest = await self._poll_mentions(since, events, rejected)
@@ -689,7 +694,7 @@ class XAdapter(Adapter):
 
     async def _mentions(self, cursor: str | None) -> Batch:
         """The mentions after ``cursor`` (a post id; the ``mentions`` source)."""
-        self._guard(Decimal(0))
+        await self._budget_left()
         events: list[Event] = []
         rejected: list[Rejected] = []
         newest = await self._poll_mentions(cursor, events, rejected)
@@ -709,7 +714,7 @@ class XAdapter(Adapter):
         """
         from ._activity import dotted, parse_delivery  # only stream and webhook apps need it
 
-        self._guard(Decimal(0))
+        await self._budget_left()
         token = self.settings.app_bearer_token
         headers = {} if token is None else {
             "Authorization": f"Bearer {token.get_secret_value()}"}
@@ -721,6 +726,8 @@ class XAdapter(Adapter):
                 body = line.strip().encode()
                 if not body:
                     continue  # keep-alive
+                self._charge_delivery(body)  # X bills stream events as webhook ones
+                await self._keep_costs()
                 try:
                     batch = parse_delivery(body, self._converter)
                 except PayloadError as exc:
@@ -739,7 +746,7 @@ class XAdapter(Adapter):
         mentions timeline does not list, is read here. Whether it may be
         answered is still the summoned rule's decision.
         """
-        self._guard(Decimal(0))
+        await self._budget_left()
         ours = await self._json(
             "GET", "/2/users/{id}/tweets", path_params={"id": self._our_id},
             params={"max_results": max(5, self.settings.replies_threads),
@@ -778,7 +785,7 @@ class XAdapter(Adapter):
 
     async def _dms(self, cursor: str | None) -> Batch:
         """The DMs after ``cursor`` (a DM event id; the ``dms`` source)."""
-        self._guard(Decimal(0))
+        await self._budget_left()
         events: list[Event] = []
         rejected: list[Rejected] = []
         newest = await self._poll_dms(cursor, events, rejected)
@@ -934,6 +941,7 @@ class XAdapter(Adapter):
         if request.method == "GET":
             return crc_response(request.query.get("crc_token", ""), secret)
         verify_signature(request.body, request.header(SIGNATURE_HEADER), secret)
+        await self._keep_costs()  # what earlier deliveries cost goes to the store now
         return None
 
     def parse(self, request: WebhookRequest) -> Batch:
@@ -954,7 +962,9 @@ class XAdapter(Adapter):
         self._signing_secret()
         from ._activity import parse_delivery  # only webhook apps need it
 
-        return parse_delivery(request.body, self._converter)
+        batch = parse_delivery(request.body, self._converter)
+        self._charge_delivery(request.body)
+        return batch
 
     async def _manage(self, method: str, path: str, *, app: bool = False,
                       **kwargs: Any) -> Any:
@@ -1159,16 +1169,57 @@ class XAdapter(Adapter):
                 return None
 
     def _guard(self, price: Decimal, *, at: datetime | None = None) -> None:
+        """Refuse ``price`` over a budget by the figures last read (``check``: no I/O)."""
         if self._charging:
             self.costs.guard(price, at=at or datetime.now(UTC))
+
+    async def _reserve(self, what: Charge | None, price: Decimal) -> None:
+        """Check a write's price against the shared budgets and count it, before the request."""
+        if self._charging and what is not None:
+            await self._keep_costs()
+            await self.costs.reserve(what, price, at=datetime.now(UTC))
+
+    def _refund(self, what: Charge | None, price: Decimal) -> None:
+        """Give back a reserved price: the request did not happen (sent at the next flush)."""
+        if self._charging and what is not None and price:
+            self.costs.meter.charge(what, -price, at=datetime.now(UTC))
+
+    async def _budget_left(self) -> None:
+        """Refuse a read once a budget is spent, by the shared figures (a read is priced after)."""
+        if self._charging:
+            await self._keep_costs()
+            await self.costs.reserve(None, Decimal(0), at=datetime.now(UTC))
+
+    async def _refresh_costs(self) -> None:
+        """Read today's and this month's spend back from the store (after a restart, say)."""
+        try:
+            await self.costs.meter.refresh(datetime.now(UTC))
+        except Exception as exc:
+            logger.error("reading the x spend from the store failed (%s)",  # noqa: TRY400
+                         type(exc).__name__, extra={"network": NETWORK})
+
+    def _charge_delivery(self, body: bytes) -> None:
+        """Charge an X Activity event delivered (webhook or stream), once per event."""
+        if not self._charging:
+            return
+        from ._activity import delivery_charge
+
+        charge = delivery_charge(body)
+        if charge is not None:
+            self._charge_reads(charge[0], [charge[1]])
 
     def _charge_reads(self, what: Charge, ids: list[str]) -> None:
         if self._charging and ids:
             self.costs.charge_reads(what, ids, at=datetime.now(UTC))
 
     async def _keep_costs(self) -> None:
-        """Write the ledger to its file when something was charged (never fails the request)."""
-        if self.costs.path is None or not self.costs.dirty:
+        """Add what was charged to the store, or write the ledger file (never fails the request)."""
+        try:
+            await self.costs.meter.flush()
+        except Exception as exc:
+            logger.error("keeping the x spend in the store failed (%s)",  # noqa: TRY400
+                         type(exc).__name__, extra={"network": NETWORK})
+        if self.costs.path is None or not self.costs.dirty or self.costs.meter.store is not None:
             return
         today = datetime.now(UTC).date()
         try:
@@ -1205,12 +1256,15 @@ class XAdapter(Adapter):
         """
         rule = self.capabilities.rule_for(action)
         rule.check(action.text, network=self.network)
-        price = self.price_of(action)
-        self._guard(price)
-        sent = await (self._send_dm(action) if self._is_dm(action) else self._post(action))
-        what = self._charge_for(action)
-        if what is not None:
-            self._charge_reads(what, [sent.ref.id])
+        what, price = self._charge_for(action), self.price_of(action)
+        await self._reserve(what, price)
+        try:
+            sent = await (self._send_dm(action) if self._is_dm(action) else self._post(action))
+        except AmbiguousDelivery:
+            raise  # it may have landed and been billed: the price stays counted
+        except BaseException:
+            self._refund(what, price)
+            raise
         await self._keep_costs()
         return sent
 
@@ -1386,9 +1440,16 @@ class XAdapter(Adapter):
             NotFound: There is no such post.
             RequestRejected: It is not ours.
         """
-        self._guard(self.price_of(action))
-        body = await self._json("DELETE", "/2/tweets/{id}", path_params={"id": action.target.id})
-        self._charge_reads("interaction_delete", [action.target.id])
+        price = self.price_of(action)
+        await self._reserve("interaction_delete", price)
+        try:
+            body = await self._json("DELETE", "/2/tweets/{id}",
+                                    path_params={"id": action.target.id})
+        except AmbiguousDelivery:
+            raise
+        except BaseException:
+            self._refund("interaction_delete", price)
+            raise
         await self._keep_costs()
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or data.get("deleted") is not True:
