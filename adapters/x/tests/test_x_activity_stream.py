@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
+from pydantic import ValidationError
 
 from omnichannel import Context, Hub, MemoryStore, MessageReceived
 from omnichannel.adapter import Batch
@@ -60,3 +62,22 @@ async def test_the_hub_catches_up_what_a_dropped_stream_missed() -> None:
         assert seen == ["@shop first", "@shop second"]
         assert sandbox.stream_connections > connections
         tasks.cancel_scope.cancel()
+
+
+async def test_the_stream_is_opened_with_the_app_only_bearer_token_alone() -> None:
+    """X's spec gives ``GET /2/activity/stream`` the app-only scheme alone: no user token."""
+    sandbox = XSandbox()
+    sandbox.customer_mention("@shop hi")
+    settings = {**sandbox.adapter_settings(), "activity_stream": True}
+    with pytest.raises(ValidationError, match="app_bearer_token"):
+        XAdapter({**settings, "app_bearer_token": None})
+    async with XAdapter(settings, transport=sandbox.transport()) as adapter:
+        stream = {s.name: s for s in adapter.sources()}["activity"]
+        assert isinstance(stream, StreamSource)
+        batches = [batch async for batch in stream.stream(None)]
+    assert [e.message.text for b in batches for e in b.events] == ["@shop hi"]
+    async with httpx.AsyncClient(transport=sandbox.transport(), base_url=sandbox.base_url) as http:
+        user = await http.get("/2/activity/stream",
+                              headers={"Authorization": f"Bearer {sandbox.token}"})
+    assert user.status_code == 403
+    assert user.json()["title"] == "Unsupported Authentication"

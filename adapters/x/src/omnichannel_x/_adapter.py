@@ -159,7 +159,8 @@ class XSettings(AdapterSettings):
         read_dms: Whether to poll ``GET /2/dm_events`` as well.
         activity_stream: Also run the ``activity`` source: the X Activity
             API's persistent stream (``GET /2/activity/stream``), caught up by
-            the ``mentions`` source after each drop.
+            the ``mentions`` source after each drop. Needs ``app_bearer_token``:
+            X opens the stream with the app-only bearer token alone.
         read_replies: Also run the ``replies`` source: posts in the threads of
             our latest posts that the mentions timeline does not list (a
             reply to a reply under our post), by ``conversation_id`` search.
@@ -177,8 +178,9 @@ class XSettings(AdapterSettings):
             challenge and every webhook delivery. With OAuth 1.0a the
             ``consumer_secret`` serves when this is not given. Setting either
             declares ``webhook`` inbound.
-        app_bearer_token: The app-only bearer token, for managing webhooks
-            (``POST /2/webhooks/replay``); without it the user token is used.
+        app_bearer_token: The app-only bearer token: it opens the activity
+            stream (required there) and manages webhooks (``POST
+            /2/webhooks/replay``; without it the user token is tried).
         ledger_file: A file keeping the cost ledger across restarts (JSON, mode
             0600, replaced atomically): the day's and month's spend, and what
             was billed today, so the budgets hold after a restart. From the
@@ -253,6 +255,9 @@ class XSettings(AdapterSettings):
                              "token_file) or the four OAuth 1.0a values")
         if self.refresh_token is not None and not self.client_id:
             raise ValueError("refreshing OAuth 2.0 tokens needs client_id")
+        if self.activity_stream and self.app_bearer_token is None:
+            raise ValueError("activity_stream needs app_bearer_token: X opens "
+                             "GET /2/activity/stream with the app-only bearer token alone")
         return self
 
 
@@ -709,17 +714,23 @@ class XAdapter(Adapter):
         same event ids, so a message read by both is stored once). The
         cursor is shared with ``mentions``: only a ``post.mention.create``
         moves it, so a catch-up after a drop reads the mentions the gap hid.
-        The app-only bearer token opens it when configured, else the
-        account's token. Reconnection is the hub's.
+        The app-only bearer token opens it (the settings require it with
+        ``activity_stream``). Each event delivered is billed (``post_event``,
+        ``dm_event``). Reconnection is the hub's.
         """
         from ._activity import dotted, parse_delivery  # only stream and webhook apps need it
 
         await self._budget_left()
         token = self.settings.app_bearer_token
-        headers = {} if token is None else {
-            "Authorization": f"Bearer {token.get_secret_value()}"}
+        if token is None:  # pragma: no cover - the settings validator requires it
+            raise ConfigurationError("activity_stream needs app_bearer_token", network=NETWORK)
+        # App-only: X's OpenAPI spec gives GET /2/activity/stream the security
+        # scheme BearerToken alone (xdevplatform/xdk latest-openapi.json, v2.159,
+        # operationId activityStream), where POST /2/activity/subscriptions also
+        # takes OAuth2UserToken; a user token there is refused.
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
         async with self._api.open_stream(
-            "GET", "/2/activity/stream", headers=headers, authenticated=token is None,
+            "GET", "/2/activity/stream", headers=headers, authenticated=False,
         ) as response:
             yield Batch()  # connected: the hub catches up now
             async for line in response.aiter_lines():

@@ -52,10 +52,13 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+import anyio
 
 from omnichannel.testing import (
     Account,
@@ -132,6 +135,11 @@ class XSandbox(Sandbox):
             posts that does not @mention us (X's docs leave it open).
         client_id: The OAuth 2.0 client id refreshes must name.
         refresh_token: Our current refresh token (rotated by every refresh).
+        app_bearer_token: The app-only bearer token (the activity stream takes
+            no other; replay takes it too).
+        stream_lifetime: Seconds a ``GET /2/activity/stream`` connection stays
+            open sending new events, from the first connection on (``0``: it
+            sends what happened since the previous connection and closes).
         refreshes: How many refreshes succeeded.
     """
 
@@ -144,6 +152,8 @@ class XSandbox(Sandbox):
     tier: str = "pay_per_use"
     thread_replies_summon: bool = True
     client_id: ClassVar[str] = "sandbox-client"
+    stream_lifetime: float = 0.0
+    stream_interval: float = 0.02
     access_lifetime: ClassVar[float] = 7200.0
 
     def setup(self) -> None:
@@ -157,6 +167,7 @@ class XSandbox(Sandbox):
         self.replay_jobs: dict[str, tuple[datetime, datetime, str]] = {}
         self.stream_seq = 0
         self.stream_connections = 0
+        self.app_bearer_token = "app-" + secrets.token_urlsafe(24)
 
     # ids, text and errors, X's way -------------------------------------------------
 
@@ -184,6 +195,7 @@ class XSandbox(Sandbox):
             "thread_replies_summon": self.thread_replies_summon,
             "dm_poll_interval": 0,
             "webhook_secret": self.webhook_secret,
+            "app_bearer_token": self.app_bearer_token,
         }
 
     def auth_error(self, request: SandboxRequest, reason: AuthFailure) -> SandboxResponse:
@@ -558,20 +570,58 @@ class XSandbox(Sandbox):
         if found:
             self.stream_seq = max(n.seq for n in found)
 
-    @route("GET", "/2/activity/stream", rate_limit="activity_stream")
+    def _app_only(self, request: SandboxRequest) -> None:
+        """Refuse all but the app-only bearer token, as X does (403 unsupported-authentication)."""
+        token = request.bearer()
+        if token is None or not hmac.compare_digest(token, self.app_bearer_token):
+            raise SandboxAbort(_problem(
+                403, "Unsupported Authentication",
+                "Authenticating with OAuth 2.0 User Context is forbidden for this endpoint.  "
+                "Supported authentication types are [OAuth 2.0 Application-Only].",
+                _PROBLEMS + "unsupported-authentication"))
+
+    @route("GET", "/2/activity/stream", auth=False, rate_limit="activity_stream")
     def activity_stream(self, request: SandboxRequest) -> HandlerResult:
-        """One connection: every X Activity event since the last one, a line each, then closed."""
-        self._me(request)
+        """One connection: every X Activity event since the last one, a line each, then closed.
+
+        Opened with the app-only bearer token only (X's OpenAPI spec: ``BearerToken``).
+        With ``stream_lifetime`` above 0 the connection stays open that many
+        seconds, sending each new event as it happens, and the first
+        connection starts live, as X's does (no history). With ``0``, a test
+        convenience, a connection sends what happened since the previous one
+        (since the start for the first) and closes.
+        """
+        self._app_only(request)
+        if self.stream_lifetime > 0 and self.stream_connections == 0:
+            with self.world.lock:
+                self.stream_seq = max(self.stream_seq, self.world.last_seq)
         self.stream_connections += 1
-        lines = [b"\r\n"]  # a keep-alive first
-        for notification in self.world.notifications_for(
-                self.our_account, after_seq=self.stream_seq):
+        headers = {"Content-Type": "application/json"}
+        if self.stream_lifetime <= 0:
+            return SandboxResponse(body=b"\r\n" + b"".join(self._stream_lines()),
+                                   headers=headers)
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield b"\r\n"  # a keep-alive first
+            ends = time.monotonic() + self.stream_lifetime
+            while time.monotonic() < ends:
+                for line in self._stream_lines():
+                    yield line
+                await anyio.sleep(self.stream_interval)
+
+        return SandboxResponse(headers=headers, stream=stream)
+
+    def _stream_lines(self) -> list[bytes]:
+        """The X Activity events since the stream's last one, a JSON line each."""
+        lines: list[bytes] = []
+        with self.world.lock:
+            found = self.world.notifications_for(self.our_account, after_seq=self.stream_seq)
+        for notification in found:
             self.stream_seq = max(self.stream_seq, notification.seq)
             event = self.activity_event(notification)
             if event is not None:
                 lines.append(json.dumps({"data": event}, separators=(",", ":")).encode() + b"\r\n")
-        return SandboxResponse(body=b"".join(lines),
-                               headers={"Content-Type": "application/json"})
+        return lines
 
     @route("GET", "/2/tweets/search/recent", rate_limit="search")
     def search_recent(self, request: SandboxRequest) -> HandlerResult:
@@ -873,10 +923,16 @@ class XSandbox(Sandbox):
             raise SandboxAbort(self.not_found(request))
         return {"data": {"deleted": True}}
 
-    @route("POST", "/2/webhooks/replay", rate_limit="replay")
+    @route("POST", "/2/webhooks/replay", auth=False, rate_limit="replay")
     def replay(self, request: SandboxRequest) -> HandlerResult:
-        """A replay job for ``from_date``..``to_date`` (``yyyymmddhhmm``, UTC, whole minutes)."""
-        self._me(request)
+        """A replay job for ``from_date``..``to_date`` (``yyyymmddhhmm``, UTC, whole minutes).
+
+        The app-only bearer token opens it; so does a valid user token, as it
+        did before X's spec named the app-only one alone.
+        """
+        token = request.bearer()
+        if token is None or not hmac.compare_digest(token, self.app_bearer_token):
+            self.authenticate(request)
         body = request.json() if request.body else None
         if not isinstance(body, dict):
             raise SandboxAbort(self.bad_request(request, "a JSON body is required"))
