@@ -46,3 +46,22 @@ async def test_the_replies_source_is_off_by_default() -> None:
     sandbox = XSandbox()
     async with XAdapter(sandbox.adapter_settings(), transport=sandbox.transport()) as adapter:
         assert "replies" not in {source.name for source in adapter.sources()}
+
+
+async def test_a_burst_bigger_than_a_page_is_read_whole_back_to_the_cursor() -> None:
+    """25 replies between two polls, 10 a page: every one arrives, oldest first."""
+    sandbox = XSandbox()
+    ours = sandbox.our_post("Big sale today!")
+    first = sandbox.customer_reply(ours, "is it online?")
+    settings = {**sandbox.adapter_settings(), "read_replies": True, "max_results": 10}
+    async with XAdapter(settings, transport=sandbox.transport()) as adapter:
+        source = _source(adapter, "replies")
+        batch = await source.poll(None)
+        assert [e.message.ref.id for e in batch.events] == [first.id]
+        burst = [sandbox.customer_reply(first, f"me too {n}").id for n in range(25)]
+        requests = sandbox.request_count()
+        again = await source.poll(batch.cursor)
+        assert [e.message.ref.id for e in again.events] == burst
+        assert again.cursor == burst[-1]
+        assert sandbox.request_count() - requests == 1 + 3  # our posts, then three pages
+        assert (await source.poll(again.cursor)).events == ()

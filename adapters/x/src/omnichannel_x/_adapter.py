@@ -754,8 +754,10 @@ class XAdapter(Adapter):
         then searches the recent posts of their threads
         (``GET /2/tweets/search/recent`` with ``conversation_id:`` terms,
         without our own): a reply that does not @mention us, which the
-        mentions timeline does not list, is read here. Whether it may be
-        answered is still the summoned rule's decision.
+        mentions timeline does not list, is read here. Every page back to the
+        cursor is read, as for mentions, so a burst bigger than
+        ``max_results`` is delivered whole. Whether it may be answered is
+        still the summoned rule's decision.
         """
         await self._budget_left()
         ours = await self._json(
@@ -784,13 +786,11 @@ class XAdapter(Adapter):
         }
         if cursor is not None and cursor != _BEGINNING:
             params["since_id"] = cursor
-        body = await self._json("GET", "/2/tweets/search/recent", params=params)
-        page = parse(TweetPage, body, path="search")
-        self._charge_page(page, "post_read")
-        self._page_events(page, body, events, rejected, path="search")
+        newest = await self._read_pages(
+            "/2/tweets/search/recent", params, {}, "post_read", cursor, events, rejected,
+            path="search")
         events.sort(key=_order)
         await self._keep_costs()
-        newest = _usable_id(page.meta.newest_id)
         return Batch(events=tuple(events), cursor=newest or cursor or _BEGINNING,
                      rejected=tuple(rejected))
 
@@ -815,25 +815,39 @@ class XAdapter(Adapter):
         }
         if since is not None and since != _BEGINNING:
             params["since_id"] = since
+        return await self._read_pages(
+            "/2/users/{id}/mentions", params, {"id": self._our_id}, "owned_read",
+            since, events, rejected, path="mentions")
+
+    async def _read_pages(
+        self, endpoint: str, params: dict[str, Any], path_params: dict[str, str],
+        charge: Charge, since: str | None, events: list[Event], rejected: list[Rejected],
+        *, path: str,
+    ) -> str | None:
+        """Read pages of posts newest first, back to ``since`` (``since_id`` in ``params``).
+
+        A burst bigger than a page is read whole, up to ``max_pages`` pages;
+        the first poll (no ``since``) reads the newest page only. Returns the
+        newest post id read.
+        """
         newest: str | None = None
         token: str | None = None
         for number in range(self.settings.max_pages):
             if token is not None:
                 params["pagination_token"] = token
-            body = await self._json(
-                "GET", "/2/users/{id}/mentions", path_params={"id": self._our_id}, params=params
-            )
-            page = parse(TweetPage, body, path="mentions")
-            self._charge_page(page, "owned_read")
+            body = await self._json("GET", endpoint, path_params=path_params, params=params)
+            page = parse(TweetPage, body, path=path)
+            self._charge_page(page, charge)
             if number == 0:
                 newest = _usable_id(page.meta.newest_id)
-            self._page_events(page, body, events, rejected, path="mentions")
+            self._page_events(page, body, events, rejected, path=path)
             token = _usable_token(page.meta.next_token)
             if token is None or since is None:
                 break  # the first poll starts from the newest page
         else:
-            logger.warning("x mentions: more than %d pages since the cursor; older ones are "
-                           "left behind", self.settings.max_pages, extra={"network": NETWORK})
+            logger.warning("x %s: more than %d pages since the cursor; older ones are "
+                           "left behind", path, self.settings.max_pages,
+                           extra={"network": NETWORK})
         return newest
 
     def _page_events(
