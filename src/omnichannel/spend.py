@@ -152,7 +152,8 @@ class SpendMeter:
         """Add the charges recorded since the last flush to the store's figures.
 
         Raises:
-            StoreError: The store failed; the charges are kept for the next flush.
+            Exception: What the store raised (a `StoreError`, say); the
+                charges are kept for the next flush.
         """
         store = self.store
         while store is not None and self._pending:

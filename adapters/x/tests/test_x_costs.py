@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import anyio
 import pytest
 
+from omnichannel import Hub
 from omnichannel.actions import Delete, Post, PrivateReply, Reply
 from omnichannel.errors import ConfigurationError
 from omnichannel.events import MessageReceived
 from omnichannel.policy import AutoSend
+from omnichannel.sources import StreamSource
+from omnichannel.store import MemoryStore, SQLiteStore, Store
 from omnichannel_x import BudgetExceeded, CostLedger, Prices, XAdapter, hold_link_posts
 from omnichannel_x.sandbox import XSandbox
 
@@ -202,3 +207,113 @@ def test_the_inbox_shows_todays_spend_from_the_ledger_file(
     out = capsys.readouterr().out
     spent = ledger.spent_on(now.date())
     assert f"x: spent today {spent:.2f} USD of 5.00; this month {spent:.2f} USD" in out
+
+
+# the spend in the hub's store -------------------------------------------------------------
+
+
+def _stores(tmp_path: Path) -> dict[str, Callable[[], Store]]:
+    shared = MemoryStore()
+    return {"memory": lambda: shared, "sqlite": lambda: SQLiteStore(tmp_path / "bot.db")}
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_the_spend_is_kept_in_the_hubs_store_and_shown_in_its_statistics(
+    kind: str, tmp_path: Path
+) -> None:
+    """Under a hub, what X charges goes to the hub's store, per day, and to hub.statistics()."""
+    sandbox = XSandbox(seed=6)
+    opener = _stores(tmp_path)[kind]
+    x = XAdapter(sandbox.adapter_settings(), transport=sandbox.transport())
+    hub = Hub(adapters=[x], store=opener())
+    today = datetime.now(UTC).date()
+    async with hub:
+        assert x.spend is x.costs.meter
+        assert x.spend.store is hub.store
+        event = await _first_mention(sandbox, x, "my order is late")
+        await x.send(Reply(network="x", to=event.message, text="See example.com/t/1"))
+        spent = x.costs.spent_on(today)
+        # us and the customer read, one owned read, the reply with a URL
+        assert spent == Decimal("0.010") * 2 + Decimal("0.001") + Decimal("0.200")
+        stats = hub.statistics()
+        assert stats.networks["x"].spend == {today: spent}
+        assert stats.total.spend == {today: spent}
+        assert await hub.store.get_value("spend.x", today.isoformat()) == str(spent)
+        assert x.costs.breakdown(today)["post_create_url"] == Decimal("0.200")
+    assert not (tmp_path / "ledger.json").exists()
+
+
+async def test_a_restarted_worker_reads_the_days_spend_back_and_refuses(tmp_path: Path) -> None:
+    """SQLite: the day's spend outlives the process; the budget refuses before any request."""
+    sandbox = XSandbox(seed=7)
+    settings = {**sandbox.adapter_settings(), "daily_budget": "0.30"}
+    x = XAdapter(settings, transport=sandbox.transport())
+    async with Hub(adapters=[x], store=SQLiteStore(tmp_path / "bot.db")):
+        event = await _first_mention(sandbox, x, "where is it?")
+        await x.send(Reply(network="x", to=event.message, text="See https://example.com/t/9"))
+        spent = x.costs.spent_on(datetime.now(UTC).date())
+    again = XAdapter(settings, transport=sandbox.transport())
+    async with Hub(adapters=[again], store=SQLiteStore(tmp_path / "bot.db")):
+        today = datetime.now(UTC).date()
+        # read back at open: users/me read again, by this new process
+        assert again.costs.spent_on(today) == spent + Decimal("0.010")
+        action = Reply(network="x", to=event.message, text="Also https://example.com/t/10")
+        with pytest.raises(BudgetExceeded):
+            again.check(action)
+        before = sandbox.request_count()
+        with pytest.raises(BudgetExceeded) as caught:
+            await again.send(action)
+        assert sandbox.request_count() == before
+        assert caught.value.spent == spent + Decimal("0.010")
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_two_adapters_on_one_store_share_the_budget(kind: str, tmp_path: Path) -> None:
+    """Two workers sending URL replies at once: the shared budget lets two through, not four."""
+    sandbox = XSandbox(seed=8)
+    store = _stores(tmp_path)[kind]()
+    workers = [XAdapter(sandbox.adapter_settings(), transport=sandbox.transport())
+               for _ in range(2)]
+    async with store:
+        for worker in workers:
+            worker.spend.bind(store)
+        async with workers[0], workers[1]:
+            event = await _first_mention(sandbox, workers[0], "where is it?")
+            today = datetime.now(UTC).date()
+            await workers[0].spend.refresh(datetime.now(UTC))
+            budget = workers[0].spend.spent_on(today) + Decimal("0.45")
+            for worker in workers:
+                worker.spend.daily_budget = budget
+            refused: list[BudgetExceeded] = []
+
+            async def send(worker: XAdapter, number: int) -> None:
+                action = Reply(network="x", to=event.message,
+                               text=f"Tracking {number}: https://example.com/t/{number}")
+                try:
+                    await worker.send(action)
+                except BudgetExceeded as exc:
+                    refused.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                for number in range(4):
+                    tg.start_soon(send, workers[number % 2], number)
+        assert len(sandbox.sent()) == 2
+        assert len(refused) == 2
+        total = Decimal(await store.get_value("spend.x", today.isoformat()) or "0")
+        assert budget - Decimal("0.05") == total
+
+
+async def test_activity_events_delivered_are_billed(tmp_path: Path) -> None:
+    """Each X Activity event on the stream is billed: a mention 0.005, a received DM 0.010."""
+    sandbox = XSandbox(seed=9)
+    sandbox.customer_mention("@shop hello")
+    sandbox.customer_dm("and a DM")
+    settings = {**sandbox.adapter_settings(), "activity_stream": True, "read_dms": False}
+    async with XAdapter(settings, transport=sandbox.transport()) as x:
+        stream = {s.name: s for s in x.sources()}["activity"]
+        assert isinstance(stream, StreamSource)
+        async for _batch in stream.stream(None):
+            pass
+        spent = x.costs.breakdown(datetime.now(UTC).date())
+    assert spent["post_event"] == Decimal("0.005")
+    assert spent["dm_event"] == Decimal("0.010")
