@@ -358,8 +358,12 @@ class XAdapter(Adapter):
         token_store: The `TokenStore` in use, or ``None``.
         auth_problem: The last `AuthProblem`, or ``None`` while all is well.
         costs: What this adapter spent, per UTC day (``pay_per_use`` only;
-            on the subscription tiers nothing is charged per request); kept
-            in ``settings.ledger_file`` when set.
+            on the subscription tiers nothing is charged per request): a
+            `CostLedger` over ``spend``.
+        spend: The core `SpendMeter` with the figures: the hub binds it to
+            its store when it opens (shared by workers, kept across
+            restarts, shown in ``hub.statistics()``); without a hub it lives
+            in memory, or in ``settings.ledger_file`` when set.
     """
 
     network = NETWORK
