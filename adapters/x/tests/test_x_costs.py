@@ -317,3 +317,29 @@ async def test_activity_events_delivered_are_billed(tmp_path: Path) -> None:
         spent = x.costs.breakdown(datetime.now(UTC).date())
     assert spent["post_event"] == Decimal("0.005")
     assert spent["dm_event"] == Decimal("0.010")
+
+
+def test_the_inbox_shows_todays_spend_from_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`omnichannel inbox` reads the spend every worker added to the store (no ledger file)."""
+    from omnichannel.cli import main
+
+    now = datetime.now(UTC)
+    store = tmp_path / "bot.db"
+
+    async def spend() -> None:
+        async with SQLiteStore(store) as opened:
+            ledger = CostLedger()
+            ledger.meter.bind(opened)
+            ledger.charge("post_create_url", at=now)
+            ledger.charge("post_create", at=now, count=2)
+            await ledger.meter.flush()
+
+    anyio.run(spend)
+    config = tmp_path / "omnichannel.toml"
+    config.write_text(f'store = "{store}"\n\n[x]\nclient_id = "c"\naccess_token = "t"\n',
+                      encoding="utf-8")
+    assert main(["inbox", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "x: spent today 0.23 USD; this month 0.23 USD (every worker, from the store)" in out

@@ -29,6 +29,7 @@ from ..hub import Hub
 from ..model import Message, Ref
 from ..registry import check_networks, load_adapter
 from ..settings import Config
+from ..spend import SpendMeter
 from ..store import AuditEntry, ConversationState, Store, store_for
 from ._commands import _addressee, _age, _handle, existing_store
 from ._drafts import _checking_adapter, _default_agent
@@ -328,6 +329,27 @@ async def _inbox(target: str, *, network: str | None, limit: int, out: TextIO,
                   f"({_age(entry.at, now)} ago)", file=out)
         for name, line in _status_lines(config, network, now):
             print(f"{name}: {line}", file=out)
+        shown = {c.ref.network for c in conversations}
+        for name, line in await _spend_lines(store, config, network, shown, now):
+            print(f"{name}: {line}", file=out)
+
+
+async def _spend_lines(
+    store: Store, config: Config | None, network: str | None, shown: set[str], now: datetime
+) -> list[tuple[str, str]]:
+    """Today's and this month's spend the store keeps, for each network that has some."""
+    names = set(shown) | set(config.configured_networks() if config is not None else ())
+    lines: list[tuple[str, str]] = []
+    for name in sorted(names):
+        if network is not None and name != network:
+            continue
+        meter = SpendMeter(name, store=store)
+        await meter.refresh(now)
+        month = meter.spent_in_month(now.year, now.month)
+        if month:
+            lines.append((name, f"spent today {meter.spent_on(now.date()):.2f} USD; this month "
+                                f"{month:.2f} USD (every worker, from the store)"))
+    return lines
 
 
 async def _auth_health(store: Store, network: str | None, now: datetime) -> list[AuditEntry]:
