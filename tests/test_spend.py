@@ -69,6 +69,10 @@ async def test_reserving_a_price_counts_it_and_refuses_over_the_budget(opener: O
         assert caught.value.spent == Decimal("0.400")
         assert caught.value.budget == Decimal("0.50")
         assert await store.get_value("spend.chirp", DAY.isoformat()) == "0.400"
+        await meter.reserve(None, Decimal(0), at=NOON)  # a read may go: 0.40 is not over
+        other = SpendMeter("chirp", daily_budget=Decimal("0.30"), store=store)
+        with pytest.raises(BudgetExceeded):  # another worker's reads were spent: over its budget
+            await other.reserve(None, Decimal(0), at=NOON)
         meter.charge("post_create_url", -URL_POST, at=NOON)  # the request did not happen
         assert meter.spent_on(DAY) == Decimal("0.200"), "counted before the flush"
         await meter.flush()

@@ -156,15 +156,20 @@ class SpendMeter:
                 charges are kept for the next flush.
         """
         store = self.store
-        while store is not None and self._pending:
-            (kind, day), amount = next(iter(self._pending.items()))
-            del self._pending[(kind, day)]
-            try:
-                totals = await store.add_values(self.scope, _keys(kind, amount, day))
-            except BaseException:
-                self._pending[(kind, day)] = self._pending.get((kind, day), Decimal(0)) + amount
-                raise
-            self._known.update(totals or {})
+        if store is None or not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        amounts: dict[str, Decimal] = {}
+        for (kind, day), amount in pending.items():
+            for key, value in _keys(kind, amount, day).items():
+                amounts[key] = amounts.get(key, Decimal(0)) + value
+        try:
+            totals = await store.add_values(self.scope, amounts)  # one transaction
+        except BaseException:
+            for key, amount in pending.items():
+                self._pending[key] = self._pending.get(key, Decimal(0)) + amount
+            raise
+        self._known.update(totals or {})
 
     async def reserve(self, kind: str | None, price: Decimal, *, at: datetime) -> None:
         """Check ``price`` against the budgets and record it, in one step (before the request).
@@ -186,6 +191,10 @@ class SpendMeter:
         if self.store is None:
             self.check(price, at=at)
             self._add_known(amounts)
+            return
+        if kind is None and not price:  # nothing to record: a read of the figures will do
+            await self.refresh(at)
+            self.check(price, at=at)
             return
         limits: dict[str, Decimal] = {}
         if self.daily_budget is not None:

@@ -1221,6 +1221,8 @@ class XAdapter(Adapter):
 
     async def _refresh_costs(self) -> None:
         """Read today's and this month's spend back from the store (after a restart, say)."""
+        if not self._charging:
+            return
         try:
             await self.costs.meter.refresh(datetime.now(UTC))
         except Exception as exc:
