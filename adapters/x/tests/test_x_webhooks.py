@@ -243,6 +243,10 @@ async def test_subscriptions_are_created_listed_and_deleted() -> None:
         "post.mention.create", "helpdesk", sandbox.our_account.id)
     assert {s.subscription_id for s in listed} == {made.subscription_id, dms.subscription_id}
     assert [s.subscription_id for s in left] == [dms.subscription_id]
+    # X's spec: the app-only token lists and deletes; creating a private event's takes the user's
+    assert {line.rsplit("/", 1)[0] if line.startswith("DELETE") else line
+            for line in sandbox.app_requests} == {
+        "GET /2/activity/subscriptions", "DELETE /2/activity/subscriptions"}
 
 
 async def test_replay_redelivers_a_range_and_the_hub_keeps_each_once() -> None:

@@ -1047,13 +1047,17 @@ class XAdapter(Adapter):
     async def list_subscriptions(self) -> list[Subscription]:
         """Our X Activity subscriptions (``GET /2/activity/subscriptions``, every page).
 
+        With the ``app_bearer_token`` when configured (X's spec names the
+        app-only token alone for it), else the account's token.
+
         Raises:
             PayloadError: The listing cannot be read.
         """
         found: list[Subscription] = []
         params: dict[str, Any] = {"max_results": 1000}
         for _page in range(self.settings.max_pages):
-            answer = await self._manage("GET", "/2/activity/subscriptions", params=params,
+            answer = await self._manage("GET", "/2/activity/subscriptions", app=True,
+                                        params=params,
                                         bucket="activity/subscriptions")
             page = parse(SubscriptionPage, answer if answer is not None else {},
                          path="activity.subscriptions")
@@ -1067,10 +1071,13 @@ class XAdapter(Adapter):
     async def delete_subscription(self, subscription_id: str) -> None:
         """End a subscription (``DELETE /2/activity/subscriptions/:id``).
 
+        With the ``app_bearer_token`` when configured (X's spec names the
+        app-only token alone for it), else the account's token.
+
         Raises:
             NotFound: There is no such subscription.
         """
-        await self._manage("DELETE", "/2/activity/subscriptions/{id}",
+        await self._manage("DELETE", "/2/activity/subscriptions/{id}", app=True,
                            path_params={"id": subscription_id}, idempotent=True,
                            bucket="activity/subscriptions")
 

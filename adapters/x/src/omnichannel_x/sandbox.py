@@ -136,7 +136,8 @@ class XSandbox(Sandbox):
         client_id: The OAuth 2.0 client id refreshes must name.
         refresh_token: Our current refresh token (rotated by every refresh).
         app_bearer_token: The app-only bearer token (the activity stream takes
-            no other; replay takes it too).
+            no other; replay and listing or deleting subscriptions take it too).
+        app_requests: ``"METHOD /path"`` of each request made with it.
         stream_lifetime: Seconds a ``GET /2/activity/stream`` connection stays
             open sending new events, from the first connection on (``0``: it
             sends what happened since the previous connection and closes).
@@ -168,6 +169,7 @@ class XSandbox(Sandbox):
         self.stream_seq = 0
         self.stream_connections = 0
         self.app_bearer_token = "app-" + secrets.token_urlsafe(24)
+        self.app_requests: list[str] = []
 
     # ids, text and errors, X's way -------------------------------------------------
 
@@ -570,10 +572,17 @@ class XSandbox(Sandbox):
         if found:
             self.stream_seq = max(n.seq for n in found)
 
-    def _app_only(self, request: SandboxRequest) -> None:
-        """Refuse all but the app-only bearer token, as X does (403 unsupported-authentication)."""
+    def _is_app(self, request: SandboxRequest) -> bool:
+        """Whether the request carries the app-only bearer token (kept in ``app_requests``)."""
         token = request.bearer()
         if token is None or not hmac.compare_digest(token, self.app_bearer_token):
+            return False
+        self.app_requests.append(f"{request.method} {request.path}")
+        return True
+
+    def _app_only(self, request: SandboxRequest) -> None:
+        """Refuse all but the app-only bearer token, as X does (403 unsupported-authentication)."""
+        if not self._is_app(request):
             raise SandboxAbort(_problem(
                 403, "Unsupported Authentication",
                 "Authenticating with OAuth 2.0 User Context is forbidden for this endpoint.  "
@@ -908,17 +917,22 @@ class XSandbox(Sandbox):
             "meta": {"total_subscriptions": len(self.subscriptions)},
         }, status=201)
 
-    @route("GET", "/2/activity/subscriptions", rate_limit="activity")
+    def _app_or_user(self, request: SandboxRequest) -> None:
+        """Take the app-only bearer token, or (leniently) a valid user token."""
+        if not self._is_app(request):
+            self.authenticate(request)
+
+    @route("GET", "/2/activity/subscriptions", auth=False, rate_limit="activity")
     def get_subscriptions(self, request: SandboxRequest) -> HandlerResult:
         """The app's subscriptions, pages of ``max_results``."""
-        self._me(request)
+        self._app_or_user(request)
         items = [(sid, item) for sid, item in self.subscriptions.items()]
         return self._page(request, items, default=1000, low=1, high=1000)
 
-    @route("DELETE", "/2/activity/subscriptions/{id}", rate_limit="activity")
+    @route("DELETE", "/2/activity/subscriptions/{id}", auth=False, rate_limit="activity")
     def delete_subscription(self, request: SandboxRequest) -> HandlerResult:
         """End a subscription."""
-        self._me(request)
+        self._app_or_user(request)
         if self.subscriptions.pop(request.params["id"], None) is None:
             raise SandboxAbort(self.not_found(request))
         return {"data": {"deleted": True}}
@@ -930,9 +944,7 @@ class XSandbox(Sandbox):
         The app-only bearer token opens it; so does a valid user token, as it
         did before X's spec named the app-only one alone.
         """
-        token = request.bearer()
-        if token is None or not hmac.compare_digest(token, self.app_bearer_token):
-            self.authenticate(request)
+        self._app_or_user(request)
         body = request.json() if request.body else None
         if not isinstance(body, dict):
             raise SandboxAbort(self.bad_request(request, "a JSON body is required"))
