@@ -166,8 +166,8 @@ class SpendMeter:
         try:
             totals = await store.add_values(self.scope, amounts)  # one transaction
         except BaseException:
-            for key, amount in pending.items():
-                self._pending[key] = self._pending.get(key, Decimal(0)) + amount
+            for entry, amount in pending.items():
+                self._pending[entry] = self._pending.get(entry, Decimal(0)) + amount
             raise
         self._known.update(totals or {})
 
