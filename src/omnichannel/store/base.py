@@ -147,7 +147,7 @@ class OutboxItem(_Record):
             assert post.order_key is None
             ```
         """
-        return order_key(self.action)
+        return _order_key(self.action)
 
     @classmethod
     def for_action(
@@ -185,7 +185,7 @@ class OutboxItem(_Record):
         )
 
 
-def order_key(action: Action) -> str | None:
+def _order_key(action: Action) -> str | None:
     """The order key of ``action`` (see `OutboxItem.order_key`)."""
     if isinstance(action, Reply | PrivateReply):
         return f"conversation:{action.to.conversation.id}"
