@@ -153,12 +153,15 @@ def _terminate_workers_connections(url: str) -> int:
     """End every database connection of the workers, mid-transaction or idle; return how many."""
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as admin:
-        row = admin.execute(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()) AS ended",
-            (_APPLICATION,),
-        ).fetchone()
+    try:
+        with psycopg.connect(url, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()) AS ended",
+                (_APPLICATION,),
+            ).fetchone()
+    except psycopg.OperationalError:  # the server is restarting: it ends them all itself
+        return 0
     return int(row[0]) if row is not None else 0
 
 

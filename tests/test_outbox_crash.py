@@ -53,11 +53,11 @@ async def test_whole_hubs_sharing_a_postgres_store_survive_kills(
     tmp_path: Path, postgres_server: PostgresServer, postgres_schema: str
 ) -> None:
     """Four hubs (listeners, handlers, outboxes) on one database, SIGKILLed at random and
-    replaced, their database connections ended at random moments (mid-transaction or idle)
-    and the server restarted once (when the tests own it), on a network that fails about 12% of sends (8% committed with the response lost, 4%
-    refused): every message handled and answered, its side effect and its answer once, each
-    conversation's answers in its messages' order, and never two workers polling the
-    account at the same moment."""
+    replaced, their database connections ended at random moments (mid-transaction or
+    idle) and the server restarted once (when the tests own it), on a network that fails
+    about 12% of sends (8% committed with the response lost, 4% refused): every message
+    handled and answered, its side effect and its answer once, each conversation's answers
+    in its messages' order, and never two workers polling the account at the same moment."""
     from tests.hub_worker import hub_soak
 
     fake = FakeNetwork(lose_rate=0.08, refuse_rate=0.04, latency=0.01, seed=5)
