@@ -408,7 +408,8 @@ class Outbox:
 
         Every item due when this is called has then been tried: sent, failed,
         or put back for a later attempt. Items waiting for that later attempt
-        (a retry after a network error) are not waited for.
+        (a retry after a network error) are not waited for, nor are the items
+        of their conversations queued after them, which wait for them.
         """
         if self._wake is None:
             return
