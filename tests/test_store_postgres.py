@@ -6,6 +6,7 @@ throwaway ``pgserver``); every test gets a fresh schema of its own.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -95,6 +96,59 @@ async def test_concurrent_opens_migrate_once(
             await each.aclose()
     rows = _rows(postgres_server.url, postgres_schema, "SELECT version FROM omnichannel_migrations")
     assert rows == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
+
+
+async def test_three_stores_claiming_at_once_finish_each_conversation_in_queue_order(
+    opener: Opener,
+) -> None:
+    """Three stores, three claimers each, outcomes at random (sent, failed, or put back due
+    at once as pending or ambiguous): each conversation's items finish in queue order and
+    no two of one conversation are ever held at once."""
+    rng = random.Random(7)  # noqa: S311 - outcomes, not secrets
+    now = T0 + timedelta(hours=1)
+    async with (opener(shared=True) as one, opener(shared=True) as two,
+                opener(shared=True) as three):
+        queued: dict[str, list[str]] = {}
+        for n in range(5):
+            for thread in range(8):
+                to = message(f"1301{thread:02}", "help")
+                item = await one.enqueue(reply_item(to, f"answer {n}", at=T0))
+                queued.setdefault(to.conversation.id, []).append(item.key)
+        thread_of = {key: thread for thread, keys in queued.items() for key in keys}
+        finished: dict[str, list[str]] = {thread: [] for thread in queued}
+        held: dict[str, str] = {}
+        overlaps: list[str] = []
+
+        async def claimer(worker: str, store: Store) -> None:
+            idle = 0
+            while idle < 20:
+                batch = await store.claim_due(now=now, worker=worker, limit=2)
+                if not batch:
+                    idle += 1
+                    await anyio.sleep(0.005)
+                    continue
+                idle = 0
+                for item in batch:
+                    thread = thread_of[item.key]
+                    if thread in held:
+                        overlaps.append(thread)
+                    held[thread] = item.key
+                await anyio.sleep(rng.uniform(0, 0.003))
+                for item in batch:
+                    outcome = rng.choice(["sent", "sent", "failed", "pending", "ambiguous"])
+                    del held[thread_of[item.key]]
+                    await store.update_outbox(item.key, status=outcome, next_attempt_at=now,
+                                              worker=worker)
+                    if outcome in ("sent", "failed"):
+                        finished[thread_of[item.key]].append(item.key)
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                for name, store in (("one", one), ("two", two), ("three", three)):
+                    for n in range(3):
+                        tg.start_soon(claimer, f"{name}.{n}", store)
+    assert overlaps == []
+    assert finished == queued
 
 
 async def test_two_stores_claiming_together_never_take_the_same_item(opener: Opener) -> None:
