@@ -405,16 +405,18 @@ class MemoryStore(Store):
         order = item.order_key
         if order is None:
             return
-        line = self._lines.setdefault((item.network, order), [])
+        name = (item.network, order)
+        line = self._lines.get(name, [])
         place = (self._queued[item.key], item.key)
         at = bisect.bisect_left(line, place)
         present = at < len(line) and line[at] == place
         if unfinished and not present:
             line.insert(at, place)
+            self._lines[name] = line
         elif not unfinished and present:
             del line[at]
             if not line:
-                del self._lines[(item.network, order)]
+                del self._lines[name]
 
     def _first_in_line(self, item: OutboxItem) -> bool:
         """Whether no unfinished item of ``item``'s order key was queued before it."""
