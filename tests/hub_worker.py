@@ -11,9 +11,11 @@ taken over quickly::
 Imported, it is the *harness* (``hub_soak``): it starts several workers at
 once, has customers write in several conversations while it SIGKILLs workers
 (half of the kills the worker reading the account, the rest at random)
-and starts new ones, then reads the fake network's ground truth:
-every message answered once, none twice, each conversation's answers in the
-order its messages came.
+and starts new ones, ends every database connection of the workers at random
+moments (``pg_terminate_backend``: a transaction in flight is cut off), and
+may restart the database server once, then reads the fake network's ground
+truth: every message answered once, none twice, each conversation's answers in
+the order its messages came.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import itertools
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from subprocess import PIPE
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import anyio.abc
@@ -89,6 +93,8 @@ class HubSoakResult:
     pollers_overlapping: int
     takeovers: int
     seconds: float
+    connections_killed: int = 0
+    restarts: int = 0
 
     def line(self) -> str:
         """One printable line of figures."""
@@ -99,7 +105,14 @@ class HubSoakResult:
                 f"refused={self.refused} lookups={self.lookups} handled={self.handled} "
                 f"handled_again={self.handled_again} effects_doubled={self.effects_doubled} "
                 f"pollers_overlapping={self.pollers_overlapping} takeovers={self.takeovers} "
+                f"connections_killed={self.connections_killed} restarts={self.restarts} "
                 f"seconds={self.seconds:.1f}")
+
+    def problems(self) -> int:
+        """How many things went wrong: lost, doubled or out of order, or two pollers at once."""
+        return (self.unanswered + self.doubled + self.out_of_order
+                + (self.messages - self.handled) + self.effects_doubled
+                + self.pollers_overlapping)
 
 
 async def _start(db: str, url: str, worker: str, lease: float, log: Path) -> anyio.abc.Process:
@@ -122,6 +135,34 @@ async def _stop(process: anyio.abc.Process) -> None:
         await process.wait()
     if process.stdout is not None:
         await process.stdout.aclose()
+
+
+_APPLICATION = "omnichannel-hub-soak"
+"""The ``application_name`` of the workers' database connections, so the harness finds them."""
+
+
+def _named(db: str) -> str:
+    """``postgresql://...#schema`` with the workers' ``application_name`` in its URL."""
+    url, _, schema = db.partition("#")
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query), ("application_name", _APPLICATION)])
+    return urlunsplit(parts._replace(query=query)) + (f"#{schema}" if schema else "")
+
+
+def _terminate_workers_connections(url: str) -> int:
+    """End every database connection of the workers, mid-transaction or idle; return how many."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()) AS ended",
+                (_APPLICATION,),
+            ).fetchone()
+    except psycopg.OperationalError:  # the server is restarting: it ends them all itself
+        return 0
+    return int(row[0]) if row is not None else 0
 
 
 def _answers(fake: FakeNetwork) -> dict[str, list[int]]:
@@ -165,12 +206,21 @@ def pollers_overlapping(log: list[tuple[str, float]], gap: float) -> int:
 async def hub_soak(
     *, db: str, url: str, fake: FakeNetwork, log: Path, workers: int, kills: int,
     messages: int, conversations: int, seed: int, lease: float, limit: float = 120.0,
+    connection_kills: int = 0, restart: Callable[[], None] | None = None,
 ) -> HubSoakResult:
-    """Run ``workers`` hubs, have customers write ``messages``, kill ``kills`` times; count."""
+    """Run ``workers`` hubs, have customers write ``messages``, kill ``kills`` times; count.
+
+    ``connection_kills`` times, at random moments while customers write, every
+    database connection of the workers is ended (``pg_terminate_backend``);
+    with ``restart``, the database server is restarted once, halfway through.
+    """
     started = time.monotonic()
     rng = random.Random(seed)  # noqa: S311 - timings, not secrets
     count = 0
     live: list[tuple[str, anyio.abc.Process]] = []
+    admin_url = db.partition("#")[0]
+    db = _named(db)
+    severed = restarts = 0
 
     async def start() -> None:
         nonlocal count
@@ -178,29 +228,47 @@ async def hub_soak(
         worker = f"w{count}"
         live.append((worker, await _start(db, url, worker, lease, log)))
 
+    async def sever(at: float) -> None:
+        nonlocal severed
+        await anyio.sleep(at)
+        severed += await anyio.to_thread.run_sync(_terminate_workers_connections, admin_url)
+
+    async def restart_server(at: float) -> None:
+        nonlocal restarts
+        assert restart is not None
+        await anyio.sleep(at)
+        await anyio.to_thread.run_sync(restart)
+        restarts += 1
+
     async with anyio.create_task_group() as tg:
         for _ in range(workers):
             tg.start_soon(start)
     written: dict[str, list[str]] = {}
     kill_at = sorted(rng.sample(range(1, messages), kills))
     done_kills = 0
+    writing = messages * 0.025  # about how long customers write (0-50 ms between messages)
     try:
-        for n in range(messages):
-            conversation = f"conv{n % conversations}"
-            item = fake.customer_says(f"question {n}", author=f"c{n % conversations}",
-                                      conversation=conversation)
-            written.setdefault(conversation, []).append(item["id"])
-            await anyio.sleep(rng.uniform(0.0, 0.05))
-            if done_kills < kills and n == kill_at[done_kills]:
-                # Every other kill is the worker reading the account (the last to
-                # poll), so its source is taken over; the rest are at random.
-                reader = fake.poll_log[-1][0] if fake.poll_log else ""
-                ids = [worker for worker, _ in live]
-                pick = ids.index(reader) if done_kills % 2 == 0 and reader in ids else None
-                _, victim = live.pop(rng.randrange(len(live)) if pick is None else pick)
-                await _stop(victim)  # SIGKILL: no cleanup; its leases run out
-                done_kills += 1
-                await start()
+        async with anyio.create_task_group() as faults:
+            for _ in range(connection_kills):
+                faults.start_soon(sever, rng.uniform(0.1, writing))
+            if restart is not None:
+                faults.start_soon(restart_server, writing / 2)
+            for n in range(messages):
+                conversation = f"conv{n % conversations}"
+                item = fake.customer_says(f"question {n}", author=f"c{n % conversations}",
+                                          conversation=conversation)
+                written.setdefault(conversation, []).append(item["id"])
+                await anyio.sleep(rng.uniform(0.0, 0.05))
+                if done_kills < kills and n == kill_at[done_kills]:
+                    # Every other kill is the worker reading the account (the last to
+                    # poll), so its source is taken over; the rest are at random.
+                    reader = fake.poll_log[-1][0] if fake.poll_log else ""
+                    ids = [worker for worker, _ in live]
+                    pick = ids.index(reader) if done_kills % 2 == 0 and reader in ids else None
+                    _, victim = live.pop(rng.randrange(len(live)) if pick is None else pick)
+                    await _stop(victim)  # SIGKILL: no cleanup; its leases run out
+                    done_kills += 1
+                    await start()
         every = [m for ids in written.values() for m in ids]
         with anyio.move_on_after(limit):
             # The fake network runs in another thread: nothing to wait on but its state.
@@ -230,7 +298,7 @@ async def hub_soak(
         pollers_overlapping=pollers_overlapping(log, lease),
         takeovers=sum(1 for a, b in itertools.pairwise(sorted(spans, key=lambda s: s[1]))
                       if a[0] != b[0]),
-        seconds=time.monotonic() - started,
+        seconds=time.monotonic() - started, connections_killed=severed, restarts=restarts,
     )
 
 

@@ -53,13 +53,11 @@ async def test_whole_hubs_sharing_a_postgres_store_survive_kills(
     tmp_path: Path, postgres_server: PostgresServer, postgres_schema: str
 ) -> None:
     """Four hubs (listeners, handlers, outboxes) on one database, SIGKILLed at random and
-    replaced, on a network that fails about 12% of sends (8% committed with the response
-    lost, 4% refused): every message handled and answered, its side effect and its answer
-    once, and never two workers polling the account at the same moment.
-
-    The order of one conversation's answers is reported, not asserted: a refused send
-    retried after its backoff, or a dead worker's reply waiting for its lease, lets the
-    next answer of that conversation go first (a known gap, see delivery guarantees)."""
+    replaced, their database connections ended at random moments (mid-transaction or
+    idle) and the server restarted once (when the tests own it), on a network that fails
+    about 12% of sends (8% committed with the response lost, 4% refused): every message
+    handled and answered, its side effect and its answer once, each conversation's answers
+    in its messages' order, and never two workers polling the account at the same moment."""
     from tests.hub_worker import hub_soak
 
     fake = FakeNetwork(lose_rate=0.08, refuse_rate=0.04, latency=0.01, seed=5)
@@ -67,15 +65,18 @@ async def test_whole_hubs_sharing_a_postgres_store_survive_kills(
         result = await hub_soak(
             db=f"{postgres_server.url}#{postgres_schema}", url=url, fake=fake,
             log=tmp_path / "hubs.log", workers=4, kills=4, messages=40, conversations=5,
-            seed=3, lease=1.0,
+            seed=3, lease=1.0, connection_kills=3, restart=postgres_server.restart,
         )
     print(result.line())
     assert result.kills == 4
     assert (result.unanswered, result.doubled) == (0, 0), result.line()
+    assert result.out_of_order == 0, result.line()
     assert result.handled == result.messages, result.line()  # no event lost
     assert result.effects_doubled == 0, result.line()
     assert result.pollers_overlapping == 0, result.line()
     assert result.lost_responses + result.refused > 0, result.line()  # the faults happened
+    assert result.connections_killed > 0, result.line()
+    assert result.restarts == (0 if postgres_server.restart is None else 1), result.line()
 
 
 def test_pollers_overlapping_counts_two_readers_at_once() -> None:

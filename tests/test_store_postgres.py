@@ -6,6 +6,7 @@ throwaway ``pgserver``); every test gets a fresh schema of its own.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -97,11 +98,64 @@ async def test_concurrent_opens_migrate_once(
     assert rows == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
 
 
+async def test_three_stores_claiming_at_once_finish_each_conversation_in_queue_order(
+    opener: Opener,
+) -> None:
+    """Three stores, three claimers each, outcomes at random (sent, failed, or put back due
+    at once as pending or ambiguous): each conversation's items finish in queue order and
+    no two of one conversation are ever held at once."""
+    rng = random.Random(7)  # noqa: S311 - outcomes, not secrets
+    now = T0 + timedelta(hours=1)
+    async with (opener(shared=True) as one, opener(shared=True) as two,
+                opener(shared=True) as three):
+        queued: dict[str, list[str]] = {}
+        for n in range(5):
+            for thread in range(8):
+                to = message(f"1301{thread:02}", "help")
+                item = await one.enqueue(reply_item(to, f"answer {n}", at=T0))
+                queued.setdefault(to.conversation.id, []).append(item.key)
+        thread_of = {key: thread for thread, keys in queued.items() for key in keys}
+        finished: dict[str, list[str]] = {thread: [] for thread in queued}
+        held: dict[str, str] = {}
+        overlaps: list[str] = []
+
+        async def claimer(worker: str, store: Store) -> None:
+            idle = 0
+            while idle < 20:
+                batch = await store.claim_due(now=now, worker=worker, limit=2)
+                if not batch:
+                    idle += 1
+                    await anyio.sleep(0.005)
+                    continue
+                idle = 0
+                for item in batch:
+                    thread = thread_of[item.key]
+                    if thread in held:
+                        overlaps.append(thread)
+                    held[thread] = item.key
+                await anyio.sleep(rng.uniform(0, 0.003))
+                for item in batch:
+                    outcome = rng.choice(["sent", "sent", "failed", "pending", "ambiguous"])
+                    del held[thread_of[item.key]]
+                    await store.update_outbox(item.key, status=outcome, next_attempt_at=now,
+                                              worker=worker)
+                    if outcome in ("sent", "failed"):
+                        finished[thread_of[item.key]].append(item.key)
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                for name, store in (("one", one), ("two", two), ("three", three)):
+                    for n in range(3):
+                        tg.start_soon(claimer, f"{name}.{n}", store)
+    assert overlaps == []
+    assert finished == queued
+
+
 async def test_two_stores_claiming_together_never_take_the_same_item(opener: Opener) -> None:
     """Claims use FOR UPDATE SKIP LOCKED: two stores on one database split the due items."""
-    to = message("130000", "help")
     async with opener(shared=True) as one, opener(shared=True) as two:
         for n in range(60):
+            to = message(f"1300{n:02}", "help")  # a conversation each: none waits for another
             await one.enqueue(reply_item(to, f"answer {n}", at=T0 + timedelta(seconds=n)))
         claimed: dict[str, list[str]] = {"one": [], "two": []}
 
@@ -165,6 +219,42 @@ async def test_version_1_schema_gains_leases(
         assert await store.acquire_lease("x", holder="w2", ttl=timedelta(seconds=5), now=T0)
     rows = _rows(postgres_server.url, postgres_schema, "SELECT version FROM omnichannel_migrations")
     assert rows == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
+
+
+async def test_version_4_schema_orders_the_items_it_had_queued(
+    postgres_server: PostgresServer, postgres_schema: str, opener: Opener
+) -> None:
+    """The unfinished items of a version 4 database keep their queue order per conversation:
+    a conversation's second reply waits for its first, left ``sending`` by a worker."""
+    to = message("130250", "help")
+    first = reply_item(to, "first", at=T0)
+    second = reply_item(to, "second", at=T0 + timedelta(seconds=1))
+    elsewhere = reply_item(message("130251", "help"), "elsewhere", at=T0)
+    for script in MIGRATIONS[:4]:
+        _rows(postgres_server.url, postgres_schema, script)
+    _rows(
+        postgres_server.url, postgres_schema,
+        "CREATE TABLE omnichannel_migrations (version INTEGER PRIMARY KEY,"
+        " applied_at TIMESTAMPTZ NOT NULL);"
+        " INSERT INTO omnichannel_migrations SELECT n, now() FROM generate_series(1, 4) AS n",
+    )
+    with psycopg.connect(
+        postgres_server.url, autocommit=True, options=f"-c search_path={postgres_schema}"
+    ) as conn:
+        for item, state in ((second, "pending"), (first, "sending"), (elsewhere, "pending")):
+            conn.execute(
+                "INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at,"
+                " updated_at, origin, action) VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s)",
+                (item.key, item.network, state, item.next_attempt_at, item.created_at,
+                 item.updated_at, item.origin, item.action.model_dump_json()),
+            )
+    async with opener() as store:
+        assert store.schema_version == len(MIGRATIONS)
+        now = T0 + timedelta(minutes=1)
+        claimed = await store.claim_due(now=now, worker="w2")
+        assert sorted(i.key for i in claimed) == sorted([first.key, elsewhere.key])
+        await store.update_outbox(first.key, status="sent", worker="w2")
+        assert [i.key for i in await store.claim_due(now=now, worker="w2")] == [second.key]
 
 
 async def test_connections_killed_by_the_server_are_replaced(

@@ -167,6 +167,42 @@ async def test_version_4_file_gains_leases(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == len(MIGRATIONS)
 
 
+
+async def test_version_7_file_orders_the_items_it_had_queued(tmp_path: Path) -> None:
+    """A version 7 file's unfinished items keep their queue order, per conversation, after
+    migrating: the reply a dead worker left ``sending`` goes out before the next one."""
+    path = tmp_path / "v7.db"
+    to = status("113060", "help")
+    first, second = (
+        OutboxItem.for_action(Reply(network="mastodon", to=to, text=text),
+                              origin="handler:triage", now=T0)
+        for text in ("first", "second")
+    )
+    elsewhere = OutboxItem.for_action(
+        Reply(network="mastodon", to=status("113061", "help"), text="elsewhere"),
+        origin="handler:triage", now=T0,
+    )
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for script in MIGRATIONS[:7]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 7")
+        for item, state in ((first, "sending"), (second, "pending"), (elsewhere, "pending")):
+            conn.execute(
+                "INSERT INTO outbox (key, network, status, attempts, next_attempt_at,"
+                " created_at, updated_at, origin, action) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                (item.key, item.network, state, *(t.isoformat(timespec="microseconds")
+                 for t in (item.next_attempt_at, item.created_at, item.updated_at)),
+                 item.origin, zlib.compress(item.action.model_dump_json().encode())),
+            )
+    async with SQLiteStore(path) as store:
+        now = T0 + timedelta(minutes=1)
+        claimed = await store.claim_due(now=now, worker="w1")
+        assert sorted(i.key for i in claimed) == sorted([first.key, elsewhere.key])
+        await store.update_outbox(first.key, status="sent", worker="w1")
+        assert [i.key for i in await store.claim_due(now=now, worker="w1")] == [second.key]
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
 RAW = {"id": "113030", "content": "<p>@shop où est ma commande ?</p>", "tags": [{"name": "x"}]}
 
 
@@ -233,6 +269,8 @@ async def test_version_3_file_moves_its_payloads_out_without_loss(tmp_path: Path
             " DROP TABLE conversation_states; DROP TABLE state_changes;"
             " ALTER TABLE outbox DROP COLUMN worker; ALTER TABLE outbox DROP COLUMN lease_until;"
             " DROP TABLE leases; DROP TABLE named_values;"
+            " DROP INDEX outbox_queued; DROP INDEX outbox_line;"
+            " ALTER TABLE outbox DROP COLUMN queued; ALTER TABLE outbox DROP COLUMN order_key;"
         )
         conn.execute("PRAGMA user_version = 3")
     async with SQLiteStore(path) as store:

@@ -30,11 +30,16 @@ has the item, and an outcome is recorded only while the lease holds. A worker
 that dies stops renewing: once its lease ran out, another worker claims the
 item as ``ambiguous`` and reconciles it before any resend.
 
-Delivery is concurrent across conversations and ordered within one: the worker
-puts every claimed item in the lane of its conversation (a post in its network's
-lane of posts, a reaction, hide or delete in the lane of its target), sends the
-items of a lane one after another in queue order, and lets up to
-``max_in_flight`` lanes of one network have a request out at the same time.
+Delivery is concurrent across conversations and ordered within one. The store
+keeps the order across retries and workers: it lets a conversation's next item
+be claimed only once the one queued before it is finished (sent, failed or
+cancelled; see `OutboxItem.order_key`), so a reply backing off or held by a dead
+worker holds back the replies queued after it. In the worker, every claimed item
+goes in the lane of its conversation (a post in its network's lane of posts, a
+reaction, hide or delete in the lane of its target); the items of a lane go out
+one after another in claim order, and up to ``max_in_flight`` lanes of one
+network have a request out at the same time. An item finished for good wakes
+the worker to claim what it held back.
 
 Long because: the worker's outcomes (send, retry, reconcile, fail) and its
 per-conversation lanes are one state machine over the same items; apart, each
@@ -57,7 +62,7 @@ import anyio
 import anyio.abc
 
 from ._logging import with_log_lines
-from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
+from .actions import Action, Post, PrivateReply, Reply, Sent
 from .adapter import Adapter
 from .errors import (
     AmbiguousDelivery,
@@ -86,7 +91,7 @@ _FIRST_RESPONSE_SCAN = 200
 
 _MESSAGE_ACTIONS = (Reply, PrivateReply, Post)
 _Retry = Literal["pending", "ambiguous"]
-_Lane = tuple[str, str, str]
+_Lane = tuple[str, str]
 
 DEFAULT_MAX_IN_FLIGHT = 16
 """Requests the outbox has out at once per network unless told otherwise.
@@ -100,13 +105,13 @@ delivery below 160 actions a second while staying polite to small instances.
 """
 
 
-def _lane(action: Action) -> _Lane:
-    """The lane an action is delivered in: actions of one lane go out in order."""
-    if isinstance(action, Reply | PrivateReply):
-        return (action.network, "conversation", action.to.conversation.id)
-    if isinstance(action, React | Hide | Delete):
-        return (action.network, "target", action.target.id)
-    return (action.network, "posts", "")
+_FINAL = frozenset({"sent", "failed", "cancelled"})
+"""Outcomes that finish an item for good, letting the next of its conversation go."""
+
+
+def _lane(item: OutboxItem) -> _Lane:
+    """The lane an item is delivered in: items of one lane go out in order."""
+    return (item.network, item.order_key or "posts")
 
 
 def _utcnow() -> datetime:
@@ -403,7 +408,8 @@ class Outbox:
 
         Every item due when this is called has then been tried: sent, failed,
         or put back for a later attempt. Items waiting for that later attempt
-        (a retry after a network error) are not waited for.
+        (a retry after a network error) are not waited for, nor are the items
+        of their conversations queued after them, which wait for them.
         """
         if self._wake is None:
             return
@@ -455,22 +461,28 @@ class Outbox:
     async def run_once(self) -> int:
         """Claim the items due now and try each once; return how many were claimed.
 
-        Items of one conversation go out one after another, in queue order;
-        conversations are served concurrently, up to ``max_in_flight`` of one
-        network at a time, and networks independently.
+        Items of one conversation go out one after another, in queue order:
+        the store gives a conversation's next item once the one before it is
+        finished, so a round of claims follows every round that finished one
+        (up to ``batch_size`` items a round). Conversations are served
+        concurrently, up to ``max_in_flight`` of one network at a time, and
+        networks independently. An item put back for a later try holds back
+        the rest of its conversation until then.
         """
-        items = await self._claim(self.batch_size)
-        if not items:
-            return 0
-        async with anyio.create_task_group() as renewing:
-            async with anyio.create_task_group() as tg:
-                lanes = _Lanes(self, tg, reraise=True)
-                renewing.start_soon(self._renew, lanes)
-                lanes.add(items)
-            renewing.cancel_scope.cancel()
-        if lanes.errors:
-            raise lanes.errors[0]
-        return len(items)
+        claimed = 0
+        while items := await self._claim(self.batch_size):
+            claimed += len(items)
+            async with anyio.create_task_group() as renewing:
+                async with anyio.create_task_group() as tg:
+                    lanes = _Lanes(self, tg, reraise=True)
+                    renewing.start_soon(self._renew, lanes)
+                    lanes.add(items)
+                renewing.cancel_scope.cancel()
+            if lanes.errors:
+                raise lanes.errors[0]
+            if not lanes.finished:
+                break  # nothing was let go: what is left waits for a later try
+        return claimed
 
     async def deliver(self, item: OutboxItem) -> OutboxItem:
         """Try one claimed item once and record the outcome; return the updated item.
@@ -699,6 +711,7 @@ class _Lanes:
         self._seq = 0
         self._keys: set[str] = set()
         self.outstanding = 0
+        self.finished = 0  # items with an order key finished for good
         self.starved = False  # the worker waits for an item to finish
         self.errors: list[Exception] = []
 
@@ -716,7 +729,7 @@ class _Lanes:
             self._seq += 1
             self.outstanding += 1
             self._keys.add(item.key)
-            lane = _lane(item.action)
+            lane = _lane(item)
             queue = self._queues.get(lane)
             if queue is not None:
                 queue.append((self._seq, item))
@@ -746,9 +759,14 @@ class _Lanes:
                         slots.release()
                     raise
                 try:
-                    await self._outbox.deliver(item)
+                    outcome = await self._outbox.deliver(item)
                 except Exception as exc:
                     failure = exc
+                else:
+                    if outcome.status in _FINAL and outcome.order_key is not None:
+                        # The store now lets the next item of this conversation go.
+                        self.finished += 1
+                        self._outbox.wake()
                 finally:
                     queue.popleft()
                     self.outstanding -= 1

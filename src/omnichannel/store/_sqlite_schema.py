@@ -230,6 +230,43 @@ CREATE TABLE named_values (
 );
 """
 
+# One conversation's outbox items go out in the order they were queued: each
+# item keeps its place in the queue (``queued``, counted up at enqueue) and what
+# it is ordered within (``order_key``: ``conversation:<id>``, ``target:<id>``,
+# NULL for posts). The partial index holds the unfinished items only, so the
+# claim finds what an item waits for in one index lookup. Items queued before
+# keep the queue's order (their rowid) and get their order key in the data step.
+_V8_ORDER = """
+ALTER TABLE outbox ADD COLUMN queued INTEGER;
+ALTER TABLE outbox ADD COLUMN order_key TEXT;
+UPDATE outbox SET queued = rowid;
+CREATE UNIQUE INDEX outbox_queued ON outbox (queued);
+CREATE INDEX outbox_line ON outbox (network, order_key, queued)
+    WHERE status IN ('pending', 'sending', 'ambiguous') AND order_key IS NOT NULL;
+"""
+
+
+def action_order_key(action: dict[str, Any]) -> str | None:
+    """The order key of an action's JSON (as ``OutboxItem.order_key`` gives it)."""
+    kind = action.get("type")
+    if kind in ("reply", "private_reply"):
+        return f"conversation:{action['to']['conversation']['id']}"
+    if kind in ("react", "hide", "delete"):
+        return f"target:{action['target']['id']}"
+    return None
+
+
+def _order_unfinished(conn: sqlite3.Connection) -> None:
+    """Give every unfinished outbox item queued before migration 8 its order key."""
+    rows = conn.execute(
+        "SELECT key, action FROM outbox WHERE status IN ('pending', 'sending', 'ambiguous')"
+    ).fetchall()
+    for key, stored in rows:
+        text = zlib.decompress(stored) if isinstance(stored, bytes) else stored
+        order = action_order_key(json.loads(text))
+        if order is not None:
+            conn.execute("UPDATE outbox SET order_key = ? WHERE key = ?", (order, key))
+
 
 def _json_text(value: object) -> tuple[str, bytes]:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -295,8 +332,11 @@ def _move_payloads(conn: sqlite3.Connection) -> None:
 
 MIGRATIONS: tuple[str, ...] = (
     _V1_CORE, _V2_SEARCH, _V3_DRAFT_ORIGIN, _V4_PAYLOADS, _V5_STATES, _V6_LEASES, _V7_VALUES,
+    _V8_ORDER,
 )
 """Migration ``n`` (1-based) brings a database from ``user_version`` ``n - 1`` to ``n``."""
 
-DATA_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {4: _move_payloads}
+DATA_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    4: _move_payloads, 8: _order_unfinished,
+}
 """Steps run after migration ``n``'s script, in the same transaction."""

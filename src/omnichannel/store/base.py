@@ -23,7 +23,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..actions import Action, Post, PrivateReply, Reply, Sent
+from ..actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 
 __all__ = [
     "AuditEntry",
@@ -94,6 +94,12 @@ class OutboxItem(_Record):
             (as ``ambiguous``: the send may have landed). ``None`` when no
             worker holds it.
 
+    Items of one network with the same
+    [`order_key`][omnichannel.store.OutboxItem.order_key] (one conversation's
+    replies) go out in the order they were queued: a store claims such an
+    item only once every item queued before it is finished (see
+    [`claim_due`][omnichannel.store.OutboxStore.claim_due]).
+
     Raises:
         pydantic.ValidationError: ``key`` or ``network`` differ from the action's.
     """
@@ -122,6 +128,26 @@ class OutboxItem(_Record):
         if self.network != self.action.network:
             raise ValueError("network must be the action's network")
         return self
+
+    @property
+    def order_key(self) -> str | None:
+        """What this item is ordered within, on its network; ``None`` when nothing.
+
+        ``"conversation:<id>"`` for a reply or a private reply (the conversation
+        of the message answered), ``"target:<id>"`` for a reaction, a hide or a
+        delete (the thing acted on), ``None`` for a post: a new post starts a
+        conversation of its own and waits for no other item.
+
+        Example:
+            ```python
+            from omnichannel.actions import Post
+            from omnichannel.store import OutboxItem
+
+            post = OutboxItem.for_action(Post(network="mastodon", text="Hi"), origin="docs")
+            assert post.order_key is None
+            ```
+        """
+        return _order_key(self.action)
 
     @classmethod
     def for_action(
@@ -157,6 +183,15 @@ class OutboxItem(_Record):
             recipient=recipient,
             text_digest=text_digest,
         )
+
+
+def _order_key(action: Action) -> str | None:
+    """The order key of ``action`` (see `OutboxItem.order_key`)."""
+    if isinstance(action, Reply | PrivateReply):
+        return f"conversation:{action.to.conversation.id}"
+    if isinstance(action, React | Hide | Delete):
+        return f"target:{action.target.id}"
+    return None
 
 
 class Draft(_Record):

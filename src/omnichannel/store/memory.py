@@ -116,6 +116,9 @@ class MemoryStore(Store):
         self._vocabulary: list[str] | None = []  # sorted words (None: to sort again)
         self._position: dict[_Key, int] = {}  # first-stored order of messages
         self._claimable: dict[str, None] = {}  # outbox keys not final (claimable in time)
+        self._queued: dict[str, int] = {}  # outbox key: its place in the queue
+        # (network, order key): the unfinished items' (place, key), in queue order
+        self._lines: dict[tuple[str, str], list[tuple[int, str]]] = {}
         self._by_digest: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
         self._cursors: dict[tuple[str, str], str] = {}
         self._people: dict[_Key, Person] = {}
@@ -385,6 +388,7 @@ class MemoryStore(Store):
         if stored is not None:
             return stored
         self._outbox[item.key] = item
+        self._queued[item.key] = len(self._queued)
         self._track(item)
         if item.recipient is not None and item.text_digest is not None:
             bisect.insort(
@@ -394,11 +398,35 @@ class MemoryStore(Store):
         return item
 
     def _track(self, item: OutboxItem) -> None:
-        """Keep the claimable index in step with the item's status."""
-        if item.status in ("pending", "sending", "ambiguous"):
+        """Keep the claimable index and the item's line in step with its status."""
+        unfinished = item.status in ("pending", "sending", "ambiguous")
+        if unfinished:
             self._claimable[item.key] = None
         else:
             self._claimable.pop(item.key, None)
+        order = item.order_key
+        if order is None:
+            return
+        name = (item.network, order)
+        line = self._lines.get(name, [])
+        place = (self._queued[item.key], item.key)
+        at = bisect.bisect_left(line, place)
+        present = at < len(line) and line[at] == place
+        if unfinished and not present:
+            line.insert(at, place)
+            self._lines[name] = line
+        elif not unfinished and present:
+            del line[at]
+            if not line:
+                del self._lines[name]
+
+    def _first_in_line(self, item: OutboxItem) -> bool:
+        """Whether no unfinished item of ``item``'s order key was queued before it."""
+        order = item.order_key
+        if order is None:
+            return True
+        line = self._lines.get((item.network, order))
+        return not line or line[0][1] == item.key
 
     async def get_outbox(self, key: str) -> OutboxItem | None:
         """Return the item with this key, or ``None``."""
@@ -419,7 +447,7 @@ class MemoryStore(Store):
         due = [
             item
             for key in self._claimable
-            if _claimable((item := self._outbox[key]), now)
+            if _claimable((item := self._outbox[key]), now) and self._first_in_line(item)
         ]
         due.sort(key=lambda item: (item.created_at, item.key))
         claimed: list[OutboxItem] = []

@@ -86,6 +86,16 @@ _DUE = (
     " AND (lease_until IS NULL OR lease_until <= %(now)s))"
     " OR (status = 'sending' AND (lease_until IS NULL OR lease_until <= %(now)s))"
 )
+_FIRST_IN_LINE = (
+    # No unfinished item of the same order key was queued before: one probe of
+    # the partial index ``outbox_line``. An unfinished item stays unfinished in
+    # every snapshot until its final outcome commits, so two claims at once
+    # never pass a conversation's second item while its first is unfinished.
+    "(order_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox AS earlier"
+    " WHERE earlier.network = o.network AND earlier.order_key = o.order_key"
+    " AND earlier.status IN ('pending', 'sending', 'ambiguous')"
+    " AND earlier.order_key IS NOT NULL AND earlier.queued < o.queued))"
+)
 _HELD = "status IN ('sending', 'ambiguous') AND worker = %(worker)s AND lease_until IS NOT NULL"
 _DRAFT_COLUMNS = (
     "id, status, event_id, action, created_at, decided_at, decided_by, reason, note, origin"
@@ -697,8 +707,8 @@ class PostgresStore(Store):
 
         def work(conn: Any) -> OutboxItem:
             conn.execute(
-                f"INSERT INTO outbox ({_OUTBOX_COLUMNS})"  # noqa: S608 - a constant
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f"INSERT INTO outbox ({_OUTBOX_COLUMNS}, order_key)"  # noqa: S608 - a constant
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (key) DO NOTHING",
                 (
                     item.key,
@@ -717,6 +727,7 @@ class PostgresStore(Store):
                     None if item.sent is None else item.sent.model_dump_json(),
                     item.worker,
                     item.lease_until,
+                    item.order_key,
                 ),
             )
             if self.notify:  # delivered on commit, to every worker listening
@@ -786,8 +797,8 @@ class PostgresStore(Store):
                 "UPDATE outbox SET attempts = attempts + 1, updated_at = %(now)s,"  # noqa: S608 - constants only
                 " worker = %(worker)s, lease_until = %(until)s,"
                 " status = CASE WHEN status = 'pending' THEN 'sending' ELSE 'ambiguous' END"
-                f" WHERE key IN (SELECT key FROM outbox WHERE {_DUE}"
-                "  ORDER BY created_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                f" WHERE key IN (SELECT key FROM outbox AS o WHERE ({_DUE}) AND {_FIRST_IN_LINE}"
+                "  ORDER BY created_at, key LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED)"
                 f" RETURNING {_OUTBOX_COLUMNS}",
                 values,
             ).fetchall()

@@ -170,6 +170,17 @@ class OutboxStore(Protocol):
         reconciles them before any retry. Two workers claiming at the same
         moment never get the same item.
 
+        One conversation's items go out in the order they were queued: an item
+        with an [`order_key`][omnichannel.store.OutboxItem.order_key] is
+        claimable only while no item of the same network and order key queued
+        before it is unfinished (``pending``, even one waiting for a later
+        retry; ``sending``; ``ambiguous``), whoever holds it. So a claim takes
+        at most one item of a conversation, and that conversation's next item
+        only once the one before it is ``sent``, ``failed`` or ``cancelled``:
+        a final outcome, a failure included, lets the next one go. Items
+        without an order key (posts) wait for nothing. Finding what holds an
+        item back is an index lookup, not a scan.
+
         Args:
             now: The current time.
             limit: The most items to claim.

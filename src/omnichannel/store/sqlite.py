@@ -80,8 +80,9 @@ _DRAFT_ACTION: TypeAdapter[DraftAction] = TypeAdapter(DraftAction, config=_DEFER
 _INSERT_OUTBOX = """
     INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at, updated_at,
                         origin, approved_by, recipient, text_digest, last_error, action, sent,
-                        raw, worker, lease_until)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        raw, worker, lease_until, order_key, queued)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+            (SELECT COALESCE(MAX(queued), 0) + 1 FROM outbox))
     ON CONFLICT (key) DO NOTHING
 """
 _OUTBOX_COLUMNS = """
@@ -91,11 +92,18 @@ _OUTBOX_COLUMNS = """
     FROM outbox AS o LEFT JOIN payloads AS p ON p.digest = o.raw
 """
 _SELECT_OUTBOX = _OUTBOX_COLUMNS + "WHERE o.key = ?"
+# An item waits while an unfinished item of its order key was queued before it:
+# the NOT EXISTS is one probe of the partial index ``outbox_line``.
 _SELECT_DUE = """
-    SELECT key FROM outbox
-    WHERE (status IN ('pending', 'ambiguous') AND next_attempt_at <= :now
-           AND (lease_until IS NULL OR lease_until <= :now))
-       OR (status = 'sending' AND (lease_until IS NULL OR lease_until <= :now))
+    SELECT key FROM outbox AS o
+    WHERE ((status IN ('pending', 'ambiguous') AND next_attempt_at <= :now
+            AND (lease_until IS NULL OR lease_until <= :now))
+           OR (status = 'sending' AND (lease_until IS NULL OR lease_until <= :now)))
+      AND (order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM outbox AS earlier
+          WHERE earlier.network = o.network AND earlier.order_key = o.order_key
+            AND earlier.status IN ('pending', 'sending', 'ambiguous')
+            AND earlier.order_key IS NOT NULL AND earlier.queued < o.queued))
     ORDER BY created_at, key LIMIT :limit
 """
 _CLAIM = """
@@ -979,6 +987,7 @@ class SQLiteStore(Store):
                     digest,
                     item.worker,
                     None if item.lease_until is None else _ts(item.lease_until),
+                    item.order_key,
                 ),
             )
             return _require_outbox(conn, item.key)

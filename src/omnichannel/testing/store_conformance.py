@@ -28,7 +28,8 @@ database, opened beside the first, when the store says several processes may
 work on it (``Store.multi_worker``: PostgreSQL), or else (SQLite, memory) the
 same object shared by two worker ids. The scenarios cover events and cursors,
 messages, conversations and search, the outbox and the workers' claims on it
-(leases expiring on a virtual clock: every time is passed in), named leases,
+(leases expiring on a virtual clock: every time is passed in), the order of one
+conversation's items (a claim waits for the items queued before), named leases,
 drafts, the audit log, dead letters, handler failures, the typed errors stores
 raise, and many tasks calling one store at once. What only one backend has (SQLite's file
 lock, PostgreSQL's pool) is tested beside the suite, not in it.
@@ -75,6 +76,7 @@ from omnichannel.store import (
     OutboxStatus,
     Store,
 )
+from omnichannel.testing._order_scenarios import OutboxOrderScenarios
 from omnichannel.testing._state_scenarios import ConversationStateScenarios
 from omnichannel.testing._value_scenarios import ValueScenarios
 
@@ -216,7 +218,7 @@ class StoreHarness:
         return self.store
 
 
-class StoreConformance(ConversationStateScenarios, ValueScenarios):
+class StoreConformance(ConversationStateScenarios, ValueScenarios, OutboxOrderScenarios):
     """The scenarios every store passes; subclass it and override ``store_factory``.
 
     What a store declares decides some scenarios: one that several processes
@@ -525,9 +527,11 @@ class StoreConformance(ConversationStateScenarios, ValueScenarios):
 
     async def test_claim_due_takes_oldest_due_items_once(self, store: Store) -> None:
         """Due items are claimed oldest first, become sending, and are not claimed twice."""
-        to = message("114500", "help")
-        items = [reply_item(to, f"answer {n}", at=T0 + timedelta(seconds=n)) for n in range(3)]
-        later = reply_item(to, "later", at=T0).model_copy(
+        items = [
+            reply_item(message(f"11450{n}", "help"), f"answer {n}", at=T0 + timedelta(seconds=n))
+            for n in range(3)
+        ]
+        later = reply_item(message("114509", "help"), "later", at=T0).model_copy(
             update={"next_attempt_at": T0 + timedelta(hours=1)}
         )
         for item in [items[2], later, items[0], items[1]]:
@@ -711,9 +715,10 @@ class StoreConformance(ConversationStateScenarios, ValueScenarios):
         self, store: Store, other_worker: Store
     ) -> None:
         """A worker that renews keeps its items; only the keys it still holds are renewed."""
-        to = message("117300", "help")
-        a = await store.enqueue(reply_item(to, "a", at=T0))
-        b = await store.enqueue(reply_item(to, "b", at=T0 + timedelta(seconds=1)))
+        a = await store.enqueue(reply_item(message("117300", "help"), "a", at=T0))
+        b = await store.enqueue(
+            reply_item(message("117301", "help"), "b", at=T0 + timedelta(seconds=1))
+        )
         now = T0 + timedelta(seconds=1)
         await store.claim_due(now=now, worker="w1", lease=timedelta(seconds=30))
         await store.update_outbox(b.key, status="sent", worker="w1")
@@ -731,9 +736,10 @@ class StoreConformance(ConversationStateScenarios, ValueScenarios):
         self, store: Store, other_worker: Store
     ) -> None:
         """Workers claiming at the same moment, leases expiring between rounds: one holder each."""
-        to = message("117400", "help")
         keys = [
-            (await store.enqueue(reply_item(to, f"n{n}", at=T0 + timedelta(seconds=n)))).key
+            (await store.enqueue(reply_item(
+                message(f"1174{n:02}", "help"), f"n{n}", at=T0 + timedelta(seconds=n)
+            ))).key
             for n in range(12)
         ]
         lease = timedelta(seconds=10)
