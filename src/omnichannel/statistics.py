@@ -54,7 +54,7 @@ class NetworkStatistics(BaseModel):
         drafts_held: Replies held as drafts for a human.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     events_recorded: int = 0
     duplicates_dropped: int = 0
@@ -79,7 +79,7 @@ class HubStatistics(BaseModel):
             (``0`` when the hub is not running).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     networks: Mapping[str, NetworkStatistics]
     total: NetworkStatistics
