@@ -26,6 +26,7 @@ LOADED_ON_FIRST_USE = (
     "omnichannel.text._counters",
     "omnichannel.text._links",
     "omnichannel.store.postgres",  # PostgresStore, store_for
+    "omnichannel.store.memory",  # MemoryStore
     "psycopg",
     "uvicorn",  # serving webhooks
     "omnichannel.registry",  # adapters found by entry point
@@ -52,6 +53,7 @@ def test_the_bot_core_leaves_out_what_is_loaded_on_first_use() -> None:
         ("from omnichannel.text import TextRule; TextRule.mastodon().count('é')",
          "omnichannel.text._counters"),
         ("from omnichannel.store import PostgresStore", "omnichannel.store.postgres"),
+        ("from omnichannel import MemoryStore", "omnichannel.store.memory"),
         ("from omnichannel.store import store_for; store_for('bot.db')",
          "omnichannel.store.postgres"),
         ("import omnichannel.text; omnichannel.text.count_graphemes('é')", "regex"),

@@ -27,7 +27,6 @@ from .base import DraftStatus as DraftStatus
 from .base import HandlerFailure as HandlerFailure
 from .base import OutboxItem as OutboxItem
 from .base import OutboxStatus as OutboxStatus
-from .memory import MemoryStore as MemoryStore
 from .roles import DEFAULT_LEASE as DEFAULT_LEASE
 from .roles import AuditStore as AuditStore
 from .roles import DraftStore as DraftStore
@@ -45,12 +44,13 @@ from .states import StateChange as StateChange
 
 if TYPE_CHECKING:
     from ._choose import store_for as store_for
+    from .memory import MemoryStore as MemoryStore
     from .postgres import PostgresStore as PostgresStore
     from .postgres import is_postgres_url as is_postgres_url
 
-# Loaded on first use (module ``__getattr__``): a SQLite or memory store never
-# needs the PostgreSQL store's module.
+# Loaded on first use (module ``__getattr__``): a store needs no other store's module.
 _HOMES: dict[str, str] = {
+    "MemoryStore": ".memory",
     "PostgresStore": ".postgres",
     "is_postgres_url": ".postgres",
     "store_for": "._choose",
