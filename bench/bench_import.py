@@ -5,12 +5,15 @@ outside, minus a fresh interpreter running nothing (the interpreter's own
 start). ``omnichannel`` loads its names on first use, so ``import omnichannel``
 alone is nearly free; what a bot really pays is ``bot core`` (``from omnichannel
 import Hub, Reply, SQLiteStore``), and an adapter's share is measured on top of
-that. Peers: tweepy and Mastodon.py, when installed (skipped with a message
-otherwise). Interleaved (the order rotates each repeat); prints min and median
-milliseconds, ours over tweepy, what each adapter adds, the heaviest modules
-of one ``python -X importtime`` run of the bot core, and the machine's load.
+that. ``floor`` imports only the third-party pieces the bot core cannot start
+without (pydantic with the types our models use, anyio, sqlite3): the bot core
+minus the floor is what our own modules cost. Peers: tweepy and Mastodon.py,
+when installed (skipped with a message otherwise). Interleaved (the order
+rotates each repeat); prints min and median milliseconds, ours over tweepy,
+what each adapter adds, the heaviest modules of one ``python -X importtime``
+run of the bot core, and the machine's load.
 
-Goals: ``import omnichannel`` <= tweepy's; each adapter adds <= 50 ms.
+Goals: ``import omnichannel`` and the bot core <= tweepy's; each adapter adds <= 50 ms.
 
 Run: ``.venv/bin/python bench/bench_import.py [--repeats 7]``.
 """
@@ -34,6 +37,9 @@ CASES = {
     "core + bluesky": f"{CORE}; import omnichannel_bluesky",
     # omnichannel_x loads its names on first use: the adapter's share is XAdapter's.
     "core + x": f"{CORE}; from omnichannel_x import XAdapter",
+    # AnyUrl loads pydantic.networks, which imports importlib.metadata.
+    "floor": "from pydantic import AnyUrl, AwareDatetime, BaseModel, TypeAdapter; "
+             "import anyio, sqlite3",
 }
 PEERS = {"tweepy": "tweepy", "Mastodon.py": "mastodon"}
 
@@ -125,6 +131,18 @@ def main() -> None:
             print(f"{ours} / tweepy: {low / peer_min:.2f} (min) {mid / peer_median:.2f} "
                   "(median); goal <= 1.0")
     core_min, core_median = cost("bot core")
+    floor_min, floor_median = cost("floor")
+    print(f"bot core minus floor (our own modules): {core_min - floor_min:.1f} ms (min) "
+          f"{core_median - floor_median:.1f} ms (median)")
+    if "tweepy" in times:
+        print(f"floor / tweepy: {floor_min / peer_min:.2f} (min) "
+              f"{floor_median / peer_median:.2f} (median)")
+    # Like for like: a bot with its network's adapter (HTTP client included) vs that network's
+    # library (its HTTP client included).
+    for case, peer in (("core + x", "tweepy"), ("core + mastodon", "Mastodon.py")):
+        if peer in times:
+            (low, mid), (peer_low, peer_mid) = cost(case), cost(peer)
+            print(f"{case} / {peer}: {low / peer_low:.2f} (min) {mid / peer_mid:.2f} (median)")
     for case in ("core + mastodon", "core + bluesky", "core + x"):
         low, mid = cost(case)
         print(f"{case.split()[-1]} adapter adds {low - core_min:.1f} ms (min) "
