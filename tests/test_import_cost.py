@@ -1,11 +1,12 @@
-"""What a bot's first import loads: never what only the network, text measuring or PostgreSQL needs.
+"""What a bot's first import loads: nothing only the network, text measuring or another store needs.
 
 ``from omnichannel import Hub, Reply, SQLiteStore`` is what every bot pays at
 start. The modules below are loaded where they are first used (an adapter
 talking to its network, a reply measured against a limit, a PostgreSQL store
-opened); a module-level import that brings one back into the bot's start is
-caught here. Each check runs in a fresh interpreter, since this test session
-has imported everything already.
+opened), and every model builds its validator on first use; a module-level
+import or an eagerly built model that comes back into the bot's start is caught
+here. Each check runs in a fresh interpreter, since this test session has
+imported everything already.
 """
 
 from __future__ import annotations
@@ -45,6 +46,33 @@ def test_the_bot_core_leaves_out_what_is_loaded_on_first_use() -> None:
     loaded = _modules_after(BOT_CORE)
     assert "omnichannel.hub" in loaded  # the check itself sees what was imported
     assert sorted(name for name in LOADED_ON_FIRST_USE if name in loaded) == []
+
+
+_BUILT_MODELS = """
+from pydantic import BaseModel
+
+def built(cls):
+    for sub in cls.__subclasses__():
+        if sub.__module__.startswith("omnichannel") and sub.__dict__.get("__pydantic_complete__"):
+            yield f"{sub.__module__}.{sub.__qualname__}"
+        yield from built(sub)
+
+print(" ".join(sorted(set(built(BaseModel)))))
+"""
+
+
+def _built_after(code: str) -> list[str]:
+    shown = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{_BUILT_MODELS}"],
+        check=True, capture_output=True, text=True,
+    )
+    return shown.stdout.split()
+
+
+def test_the_bot_core_builds_no_validator_at_import() -> None:
+    assert _built_after(BOT_CORE) == []  # each model builds on first use (defer_build)
+    first_use = f"{BOT_CORE}\nfrom omnichannel.text import TextRule\nTextRule.mastodon()"
+    assert _built_after(first_use) == ["omnichannel.text._rules.TextRule"]
 
 
 @pytest.mark.parametrize(
