@@ -22,7 +22,6 @@ from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sen
 from .events import Event, MessageReceived
 from .instrumentation import DeliveryOutcome, Instrumentation, _Fanout
 from .store import Draft, OutboxItem
-from .text import graphemes
 
 TEXT_LIMIT = 60
 """Graphemes of a message's text shown in a log line; longer texts end with ``…``."""
@@ -30,6 +29,8 @@ TEXT_LIMIT = 60
 
 def short_text(text: str, limit: int = TEXT_LIMIT) -> str:
     """Return ``text`` on one line, cut to ``limit`` graphemes (``…`` marks a cut)."""
+    from .text import graphemes  # compiles its patterns on first use
+
     flat = " ".join(text[: limit * 8].split())
     clusters = graphemes(flat)
     if len(clusters) <= limit and len(text) <= limit * 8:

@@ -38,10 +38,9 @@ from collections.abc import (
 )
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import anyio
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
@@ -51,6 +50,9 @@ from .events import AuthHealth, AuthHealthKind, Event
 from .model import Message, Person, Ref
 from .sources import DEFAULT_SOURCE, PollSource, Source, StreamSource
 from .spend import SpendMeter
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import httpx
 
 __all__ = [
     "MAX_BACKFILL",

@@ -45,7 +45,7 @@ class Delivery(BaseModel):
         reason: Why the policy decided so.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     status: Literal["queued", "held"]
     action: Action

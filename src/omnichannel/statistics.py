@@ -65,7 +65,7 @@ class NetworkStatistics(BaseModel):
             ``total``, the sum over networks.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     events_recorded: int = 0
     duplicates_dropped: int = 0
@@ -91,7 +91,7 @@ class HubStatistics(BaseModel):
             (``0`` when the hub is not running).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     networks: Mapping[str, NetworkStatistics]
     total: NetworkStatistics

@@ -14,12 +14,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from omnichannel.errors import (
     AmbiguousDelivery,
@@ -47,6 +46,9 @@ from ._retry import (
     seconds_until,
     sent_state,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; tenacity loads with the first request
+    from tenacity import RetryCallState
 
 __all__ = ["ApiClient", "ErrorMapper", "Reconnects", "open_client"]
 
@@ -276,6 +278,8 @@ class ApiClient:
             files=files,
             headers=headers,
         )
+        from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.attempts),
             wait=self._wait,

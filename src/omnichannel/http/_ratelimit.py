@@ -30,7 +30,7 @@ class RateLimitInfo(BaseModel):
         policy_window: Length of the window, when the network says (Bluesky).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     limit: NonNegativeInt | None = None
     remaining: NonNegativeInt | None = None

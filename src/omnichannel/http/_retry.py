@@ -40,7 +40,7 @@ class RetryPolicy(BaseModel):
         max_rate_limit_wait: Longest wait for a rate-limit reset, in seconds.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     attempts: int = Field(default=4, ge=1)
     wait_initial: float = Field(default=0.2, ge=0)

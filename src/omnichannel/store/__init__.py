@@ -15,7 +15,9 @@ server (the ``omnichannel[postgres]`` extra).
 
 from __future__ import annotations
 
-from ._choose import store_for as store_for
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._held import held_lease as held_lease
 from .base import AuditEntry as AuditEntry
 from .base import DeadLetter as DeadLetter
@@ -25,9 +27,6 @@ from .base import DraftStatus as DraftStatus
 from .base import HandlerFailure as HandlerFailure
 from .base import OutboxItem as OutboxItem
 from .base import OutboxStatus as OutboxStatus
-from .memory import MemoryStore as MemoryStore
-from .postgres import PostgresStore as PostgresStore
-from .postgres import is_postgres_url as is_postgres_url
 from .roles import DEFAULT_LEASE as DEFAULT_LEASE
 from .roles import AuditStore as AuditStore
 from .roles import DraftStore as DraftStore
@@ -42,6 +41,20 @@ from .states import ConversationState as ConversationState
 from .states import ConversationStateStore as ConversationStateStore
 from .states import ConversationStatus as ConversationStatus
 from .states import StateChange as StateChange
+
+if TYPE_CHECKING:
+    from ._choose import store_for as store_for
+    from .memory import MemoryStore as MemoryStore
+    from .postgres import PostgresStore as PostgresStore
+    from .postgres import is_postgres_url as is_postgres_url
+
+# Loaded on first use (module ``__getattr__``): a store needs no other store's module.
+_HOMES: dict[str, str] = {
+    "MemoryStore": ".memory",
+    "PostgresStore": ".postgres",
+    "is_postgres_url": ".postgres",
+    "store_for": "._choose",
+}
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -72,3 +85,16 @@ __all__ = [
     "is_postgres_url",
     "store_for",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -73,7 +73,7 @@ class ConversationState(BaseModel):
         updated_at: When it was last written.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     conversation: Ref
     version: int = Field(default=0, ge=0)
@@ -122,7 +122,7 @@ class StateChange(BaseModel):
         version: The state's version this change produced.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     conversation: Ref
     at: AwareDatetime

@@ -24,20 +24,43 @@ See the "Counting text" explanation page for the rules and their sources.
 
 from __future__ import annotations
 
-from ._counters import count_code_points as count_code_points
-from ._counters import count_graphemes as count_graphemes
-from ._counters import count_utf8_bytes as count_utf8_bytes
-from ._counters import count_utf16_units as count_utf16_units
-from ._counters import graphemes as graphemes
-from ._offsets import OffsetMap as OffsetMap
-from ._offsets import index_to_utf8 as index_to_utf8
-from ._offsets import index_to_utf16 as index_to_utf16
-from ._offsets import utf8_to_index as utf8_to_index
-from ._offsets import utf16_to_index as utf16_to_index
-from ._rules import TextRule as TextRule
-from ._rules import TextUnit as TextUnit
-from ._rules import mastodon_length as mastodon_length
-from ._split import split_thread as split_thread
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._counters import count_code_points as count_code_points
+    from ._counters import count_graphemes as count_graphemes
+    from ._counters import count_utf8_bytes as count_utf8_bytes
+    from ._counters import count_utf16_units as count_utf16_units
+    from ._counters import graphemes as graphemes
+    from ._offsets import OffsetMap as OffsetMap
+    from ._offsets import index_to_utf8 as index_to_utf8
+    from ._offsets import index_to_utf16 as index_to_utf16
+    from ._offsets import utf8_to_index as utf8_to_index
+    from ._offsets import utf16_to_index as utf16_to_index
+    from ._rules import TextRule as TextRule
+    from ._rules import TextUnit as TextUnit
+    from ._rules import mastodon_length as mastodon_length
+    from ._split import split_thread as split_thread
+
+# Loaded on first use (module ``__getattr__``): the counters compile their
+# ``regex`` patterns when imported, which only measuring text needs.
+_HOMES: dict[str, str] = {
+    "count_code_points": "._counters",
+    "count_graphemes": "._counters",
+    "count_utf8_bytes": "._counters",
+    "count_utf16_units": "._counters",
+    "graphemes": "._counters",
+    "OffsetMap": "._offsets",
+    "index_to_utf8": "._offsets",
+    "index_to_utf16": "._offsets",
+    "utf8_to_index": "._offsets",
+    "utf16_to_index": "._offsets",
+    "TextRule": "._rules",
+    "TextUnit": "._rules",
+    "mastodon_length": "._rules",
+    "split_thread": "._split",
+}
 
 __all__ = [
     "OffsetMap",
@@ -55,3 +78,16 @@ __all__ = [
     "utf8_to_index",
     "utf16_to_index",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

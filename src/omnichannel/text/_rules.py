@@ -7,8 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import TextTooLong
-from ._counters import count_graphemes, count_utf8_bytes
-from ._links import REMOTE_MENTION, replace_spans, scheme_urls, strip_leading_mentions
+
+# The counters and link finders compile their ``regex`` patterns when imported:
+# they are imported where text is first measured, not with the rule.
 
 TextUnit = Literal["code_points", "graphemes", "weighted", "utf8_bytes"]
 """What a [`TextRule`][omnichannel.text.TextRule] counts.
@@ -36,6 +37,8 @@ def mastodon_length(text: str, *, url_length: int = 23, spoiler_text: str = "") 
     Returns:
         The length to compare with the instance's ``max_characters``.
     """
+    from ._counters import count_graphemes
+
     rule = TextRule.mastodon(url_length=url_length)
     return count_graphemes(spoiler_text + rule.countable(text))
 
@@ -73,7 +76,7 @@ class TextRule(BaseModel):
             ``@user`` (Mastodon).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     unit: TextUnit
     limit: int = Field(ge=0)
@@ -144,6 +147,8 @@ class TextRule(BaseModel):
             ``(start, end)`` spans of the ``http://`` and ``https://`` URLs,
             as ``str`` indices, in order.
         """
+        from ._links import scheme_urls
+
         return scheme_urls(text)
 
     def countable(self, text: str) -> str:
@@ -156,6 +161,8 @@ class TextRule(BaseModel):
             ``text`` with each link replaced by ``url_length`` placeholder
             characters and remote mentions shortened, as this rule asks.
         """
+        from ._links import REMOTE_MENTION, replace_spans
+
         if self.url_length is not None:
             text = replace_spans(text, self.link_spans(text), "x" * self.url_length)
         if self.strip_mention_domains and "@" in text:
@@ -177,8 +184,12 @@ class TextRule(BaseModel):
             case "code_points":
                 return len(countable)
             case "graphemes":
+                from ._counters import count_graphemes
+
                 return count_graphemes(countable)
             case "utf8_bytes":
+                from ._counters import count_utf8_bytes
+
                 return count_utf8_bytes(countable)
             case _:
                 raise TypeError(f"{type(self).__name__} does not count {self.unit!r}")
@@ -196,6 +207,8 @@ class TextRule(BaseModel):
             The length in ``unit``. The byte ceiling is not part of it.
         """
         if skip_leading_mentions:
+            from ._links import strip_leading_mentions
+
             text = strip_leading_mentions(text)
         return self.measure(self.countable(text))
 
@@ -204,6 +217,9 @@ class TextRule(BaseModel):
         if length > self.limit:
             return length, self.limit, self.unit
         if self.max_bytes is not None:
+            from ._counters import count_utf8_bytes
+            from ._links import strip_leading_mentions
+
             raw = strip_leading_mentions(text) if skip_leading_mentions else text
             size = count_utf8_bytes(raw)
             if size > self.max_bytes:

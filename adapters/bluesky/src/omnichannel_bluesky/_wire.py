@@ -63,7 +63,9 @@ REASONS = AUTHOR_REASONS | {"like"}
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, defer_build=True
+    )
 
 
 # --- records -------------------------------------------------------------------
