@@ -20,6 +20,13 @@ median requests/s, median p99 latency, and each target over ``bare``.
 
     .venv/bin/python bench/bench_webhook_ingest.py --repeats 5 --duration 3
 
+``--compare TREE`` also serves each ``hub-*`` target from another checkout
+(its ``src`` and its ``tests/runtime_adapter.py``) as ``<target>@before``, in
+the same interleaved runs:
+
+    .venv/bin/python bench/bench_webhook_ingest.py --repeats 5 --duration 1 \
+        --targets bare,hub-memory,hub-sqlite --compare ../main
+
 Goal: hub-sqlite >= 0.5x bare at 16 and 64 connections.
 """
 
@@ -42,6 +49,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+if "--serve" in sys.argv and Path.cwd().resolve() != REPO:  # a --compare checkout's hub
+    sys.path.insert(0, str(Path.cwd().resolve()))
 
 from tests.runtime_adapter import SIGNATURE_HEADER, FakeNetwork, free_port, sign  # noqa: E402
 
@@ -110,6 +119,7 @@ async def _ceiling(port: int) -> None:
 
 def serve(target: str, port: int, db: Path) -> None:
     """Serve one target in this process until terminated."""
+    target = target.removesuffix(BEFORE)
     if target == "ceiling":
         asyncio.run(_ceiling(port))
         return
@@ -166,6 +176,16 @@ def write_bodies(path: Path, count: int) -> None:
             out.write(f"{sign(body, fake.secret)} {body.decode()}\n")
 
 
+BEFORE = "@before"
+"""The suffix of a target served from the ``--compare`` checkout."""
+
+
+def compare_env(tree: Path) -> dict[str, str]:
+    """This environment with another checkout's packages first on ``PYTHONPATH``."""
+    paths = [tree / "src", *sorted((tree / "adapters").glob("*/src"))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(str(path) for path in paths)}
+
+
 def wrk(url: str, connections: int, duration: float, script: Path, bodies: Path,
         offset: int, threads: int) -> dict[str, float]:
     result = subprocess.run(  # noqa: S603 - wrk, fixed arguments
@@ -212,6 +232,8 @@ def main() -> None:
     parser.add_argument("--targets", default="ceiling,bare,hub-sqlite")
     parser.add_argument("--bodies", type=int, default=0,
                         help="distinct deliveries to write (default: enough for every run)")
+    parser.add_argument("--compare", metavar="TREE", type=Path,
+                        help="another checkout whose hub targets run too, as <target>@before")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -222,6 +244,11 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     targets = args.targets.split(",")
+    if args.compare:
+        args.compare = args.compare.resolve()
+        if not (args.compare / "src" / "omnichannel").is_dir():
+            raise SystemExit(f"{args.compare} is not a checkout of this project")
+        targets += [target + BEFORE for target in targets if target.startswith("hub")]
     connections = [int(c) for c in args.connections.split(",")]
     runs = args.repeats * len(connections)
     count = args.bodies or int(runs * args.duration * 6000)  # above any hub rate seen here
@@ -235,10 +262,12 @@ def main() -> None:
         try:
             for target in targets:
                 port = free_port()
+                before = target.endswith(BEFORE)
                 proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
                     [sys.executable, __file__, "--serve", target, "--port", str(port),
                      "--db", str(folder / f"{target}.db")],
-                    cwd=REPO,
+                    cwd=args.compare if before else REPO,
+                    env=compare_env(args.compare) if before else None,
                 )
                 servers[target] = (proc, f"http://127.0.0.1:{port}")
             for _, url in servers.values():
@@ -269,7 +298,7 @@ def main() -> None:
     print(f"load average after:  {load()}")
     print(f"\nwrk -t{args.threads}, {args.duration:g} s per run, {args.repeats} repeats, "
           "one new event per request")
-    print(f"{'target':<12} {'conns':>5} {'req/s min':>10} {'median':>8} {'p99 ms med':>11} "
+    print(f"{'target':<18} {'conns':>5} {'req/s min':>10} {'median':>8} {'p99 ms med':>11} "
           f"{'x bare (median)':>16}")
     for conns in connections:
         base = statistics.median(r["rps"] for r in results[("bare", conns)]) \
@@ -278,7 +307,7 @@ def main() -> None:
             rs = results[(target, conns)]
             med = statistics.median(r["rps"] for r in rs)
             ratio = f"{med / base:.2f}" if base else "-"
-            print(f"{target:<12} {conns:>5} {min(r['rps'] for r in rs):10.0f} {med:8.0f} "
+            print(f"{target:<18} {conns:>5} {min(r['rps'] for r in rs):10.0f} {med:8.0f} "
                   f"{statistics.median(r['p99'] for r in rs):11.1f} {ratio:>16}")
 
 
