@@ -207,6 +207,41 @@ async def test_events_of_one_conversation_are_handled_in_order_others_concurrent
     assert overlap["conversations"] >= 1
 
 
+async def test_conversations_take_turns_within_the_concurrency_limit() -> None:
+    """At most ``max_concurrency`` events at once; a conversation with a backlog takes turns."""
+    handled: list[str] = []
+    active = {"now": 0, "most": 0}
+
+    async def track(event: MessageReceived, ctx: Context) -> None:
+        active["now"] += 1
+        active["most"] = max(active["most"], active["now"])
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        handled.append(event.message.text)
+        active["now"] -= 1
+
+    async def deliver(limit: int, items: list[tuple[str, str]]) -> None:
+        fake = FakeNetwork()
+        hub = make_hub(fake, max_concurrency=limit)
+        hub.on(MessageReceived)(track)
+        body = fake.webhook_body([fake.message_item(text, conversation=conversation)
+                                  for text, conversation in items])
+        async with running(hub), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=hub.asgi), base_url="http://hub"
+        ) as c:
+            assert (await c.post("/testnet", content=body, headers=fake.signed(body))).is_success
+            await eventually(lambda: len(handled) == len(items))
+
+    # one batch, queued conversation by conversation: each takes one event a turn
+    await deliver(1, [(f"{c.lower()}{i}", c) for c in "ABC" for i in range(3)])
+    assert handled == ["a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"]
+    assert active["most"] == 1
+
+    handled.clear()
+    await deliver(4, [(f"x{i}", f"X{i}") for i in range(12)])
+    assert active["most"] == 4
+
+
 async def test_a_failing_handler_is_recorded_and_stops_nothing() -> None:
     """A handler's exception is stored with the event id; other handlers and later events run."""
     fake = FakeNetwork()

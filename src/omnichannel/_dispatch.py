@@ -1,7 +1,10 @@
 """Dispatching: the order events are handled in, and one event's handlers run.
 
 Events of one conversation are handled one after another, in order; different
-conversations concurrently, up to the hub's ``max_concurrency``. Each event's
+conversations concurrently, up to the hub's ``max_concurrency``: that many
+worker tasks at most (started as they are needed, then kept) take turns on the
+conversations that have events waiting, one event a turn, so a new event costs
+no new task. Each event's
 matching handlers run in registration order, each wrapped in the middleware;
 a handler that raises is logged and stored, and the event is marked handled
 once every handler has run.
@@ -205,7 +208,15 @@ class ConversationClaims:
 
 
 class Dispatcher:
-    """Per-conversation FIFO queues drained concurrently under one limiter."""
+    """Per-conversation FIFO queues, handled by at most ``concurrency`` workers at once.
+
+    A conversation with events waiting is in the ready queue once; a worker
+    takes it, handles its first event and, when more wait, puts it back at the
+    end (so a busy conversation does not keep a worker from the others). With
+    claims (a store several processes work on), each conversation is drained
+    by a task of its own instead, which waits for the conversation's lease
+    without holding a worker.
+    """
 
     def __init__(
         self,
@@ -219,9 +230,13 @@ class Dispatcher:
         self._tg = tg
         self._handle = handle
         self._claims = claims
+        self._concurrency = concurrency
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._max_pending = max_pending
         self._queues: dict[str, deque[Event]] = {}
+        self._ready: deque[str] = deque()
+        self._workers = 0
+        self._asleep: list[anyio.Event] = []
         self._inflight: set[str] = set()
         self._done: OrderedDict[str, None] = OrderedDict()
         self._room: anyio.Event | None = None
@@ -239,20 +254,50 @@ class Dispatcher:
         queue = self._queues.get(key)
         if queue is not None:
             queue.append(event)
-        else:
-            self._queues[key] = deque([event])
+            return True
+        self._queues[key] = deque([event])
+        if self._claims is not None:
             self._tg.start_soon(self._drain, key, name=f"omnichannel conversation {key}")
+            return True
+        self._in_line(key)
         return True
 
+    def _in_line(self, key: str) -> None:
+        """Put conversation ``key`` in line for a worker, waking or starting one if none is busy."""
+        self._ready.append(key)
+        if self._asleep:
+            self._asleep.pop().set()
+        elif self._workers < self._concurrency:
+            self._workers += 1
+            self._tg.start_soon(self._work, name="omnichannel dispatch worker")
+
+    async def _work(self) -> None:
+        while True:
+            while not self._ready:  # another worker may take the key it was woken for
+                wake = anyio.Event()
+                self._asleep.append(wake)
+                await wake.wait()
+            await self._turn(self._ready.popleft())
+
+    async def _turn(self, key: str) -> None:
+        """Handle the first event of conversation ``key``; put it back in line if more wait."""
+        queue = self._queues[key]
+        event = queue[0]
+        await self._handle(event)
+        queue.popleft()
+        self._finished(event.id)
+        if queue:
+            self._in_line(key)
+        else:
+            del self._queues[key]
+
     async def _drain(self, key: str) -> None:
+        assert self._claims is not None  # noqa: S101 - only started with claims
         queue = self._queues[key]
         try:
             while queue:
                 event = queue[0]
-                if self._claims is None:
-                    await self._limited(event)
-                else:
-                    await self._claims.run(key, partial(self._unless_handled, event))
+                await self._claims.run(key, partial(self._unless_handled, event))
                 queue.popleft()
                 self._finished(event.id)
         finally:
