@@ -16,14 +16,17 @@ in a fresh interpreter, interleaved (the order rotates each repeat):
   ``hub.wait_idle()`` returns (every event marked handled);
 - ``bare``: an ``httpx.AsyncClient`` loop doing the same requests with no
   store: each page in turn, then one ``POST`` reply per message of it;
+- ``hub-memory`` (with ``--memory``): the same hub on a `MemoryStore`, which
+  shows what the hub costs with no store work to speak of;
 - ``hub@<dir>`` (with ``--compare-src DIR``): the hub case run on another
   checkout's code (``DIR/src`` and ``DIR/adapters/mastodon/src`` first on
   ``PYTHONPATH``), for before/after figures in one run.
 
 Prints min and median seconds of each, the ratio bare / hub (the goal: at
 least 0.5), the hub's store calls and write transactions per answered message
-(counted on the store: calls are hops to its thread, transactions are
-``COMMIT``s), and the machine's load before and after.
+(counted on the store: transactions are ``COMMIT``s; hops to the store's
+thread are its transactions and the reads that run there), and the machine's
+load before and after.
 
 Run: ``.venv/bin/python bench/bench_hub_e2e.py [--messages 400] [--repeats 5]
 [--compare-src ../main]``.
@@ -179,12 +182,12 @@ def run_bare(url: str) -> dict[str, Any]:
     return anyio.run(main)
 
 
-def run_hub(url: str, count: int, synchronous: str) -> dict[str, Any]:
+def run_hub(url: str, count: int, synchronous: str, memory: bool = False) -> dict[str, Any]:
     import sqlite3
 
     import anyio
 
-    from omnichannel import Context, Hub, MessageReceived, SQLiteStore
+    from omnichannel import Context, Hub, MemoryStore, MessageReceived, SQLiteStore
     from omnichannel.instrumentation import Instrumentation
     from omnichannel.policy import AutoSend
     from omnichannel_mastodon import MastodonAdapter
@@ -196,6 +199,7 @@ def run_hub(url: str, count: int, synchronous: str) -> dict[str, Any]:
             super().__init__(*args, **kwargs)
             self.calls: Counter[str] = Counter()
             self.commits = 0
+            self.read_hops = 0
 
         def _trace(self, statement: str) -> None:
             if statement == "COMMIT":
@@ -208,8 +212,15 @@ def run_hub(url: str, count: int, synchronous: str) -> dict[str, Any]:
             conn.set_trace_callback(self._trace)
 
         async def _call(self, work: Any) -> Any:
-            self.calls[sys._getframe(1).f_code.co_name] += 1
+            caller = sys._getframe(1).f_code.co_name
+            if caller != "_lookup":
+                self.calls[caller] += 1
+                self.read_hops += 1
             return await super()._call(work)
+
+        async def _lookup(self, work: Any) -> Any:  # absent before: never called there
+            self.calls[sys._getframe(1).f_code.co_name] += 1
+            return await super()._lookup(work)
 
         async def _write(self, work: Any, *, operation: str) -> Any:
             self.calls[operation] += 1
@@ -228,7 +239,7 @@ def run_hub(url: str, count: int, synchronous: str) -> dict[str, Any]:
 
     async def main(path: str) -> dict[str, Any]:
         answered = Answered()
-        store = CountingStore(path, synchronous=synchronous)
+        store = MemoryStore() if memory else CountingStore(path, synchronous=synchronous)
         adapter = MastodonAdapter({"base_url": url, "access_token": TOKEN, "page_size": PAGE,
                                    "poll_interval": 60})
         hub = Hub(adapters=[adapter], store=store, policy=AutoSend(),
@@ -241,8 +252,10 @@ def run_hub(url: str, count: int, synchronous: str) -> dict[str, Any]:
         async with hub:
             # Where the hub starts: before every notification (not a first run).
             await store.record_batch("mastodon", [], cursor="0", stream="notifications")
-            store.calls.clear()
-            store.commits = 0
+            if isinstance(store, CountingStore):
+                store.calls.clear()
+                store.commits = 0
+                store.read_hops = 0
             async with anyio.create_task_group() as tg:
                 start = time.perf_counter()
                 await tg.start(hub.run)
@@ -251,8 +264,11 @@ def run_hub(url: str, count: int, synchronous: str) -> dict[str, Any]:
                 seconds = time.perf_counter() - start
                 hub.stop()
             handled = len(await store.unhandled_events())
+        counts = store if isinstance(store, CountingStore) else None
         return {"seconds": seconds, "replies": answered.sent, "unhandled": handled,
-                "commits": store.commits, "calls": dict(store.calls)}
+                "commits": counts.commits if counts else 0,
+                "read_hops": counts.read_hops if counts else 0,
+                "calls": dict(counts.calls) if counts else {}}
 
     with tempfile.TemporaryDirectory() as folder:
         return anyio.run(main, str(Path(folder) / "hub.db"))
@@ -265,7 +281,9 @@ def measure(args: argparse.Namespace, case: str) -> dict[str, Any]:
     server = _loopback.Child([__file__, "--serve", "--messages", str(args.messages)])
     env = dict(os.environ)
     kind = case
-    if case.startswith("hub@"):
+    if case == "hub-memory":
+        kind = "hub-memory"
+    elif case.startswith("hub@"):
         kind, tree = "hub", Path(case[4:])
         env["PYTHONPATH"] = os.pathsep.join(
             [str(tree / "src"), str(tree / "adapters" / "mastodon" / "src"),
@@ -305,7 +323,9 @@ def main() -> None:
     parser.add_argument("--synchronous", choices=["full", "normal"], default="full",
                         help="the hub's SQLiteStore setting (default: its default, full)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--run", choices=["hub", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory", action="store_true",
+                        help="also run the hub on a MemoryStore (no store cost to speak of)")
+    parser.add_argument("--run", choices=["hub", "hub-memory", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -313,13 +333,16 @@ def main() -> None:
         return
     if args.run:
         runner: Callable[[], dict[str, Any]] = (
-            (lambda: run_hub(args.url, args.messages, args.synchronous)) if args.run == "hub"
-            else (lambda: run_bare(args.url))
+            (lambda: run_bare(args.url)) if args.run == "bare"
+            else (lambda: run_hub(args.url, args.messages, args.synchronous,
+                                  memory=args.run == "hub-memory"))
         )
         print(json.dumps(runner()))
         return
 
     cases = ["hub", "bare"] + [f"hub@{Path(tree).resolve()}" for tree in args.compare_src]
+    if args.memory:
+        cases.append("hub-memory")
     print(f"{args.messages} messages answered, pages of {PAGE}, {args.repeats} repeats, "
           "interleaved")
     print(f"load average before: {load()} ({os.cpu_count()} cpus)")
@@ -344,13 +367,16 @@ def main() -> None:
               f"{statistics.median(times['bare']) / statistics.median(times[case]):.2f} "
               "(median); goal >= 0.5")
         runs = results[case]
+        if case == "hub-memory":
+            continue
         calls: Counter[str] = Counter()
         for run in runs:
             calls.update(run["calls"])
         total = len(runs) * args.messages
         commits = sum(run["commits"] for run in runs) / total
+        hops = sum(run["read_hops"] for run in runs) / total + commits
         print(f"  per answered message: {sum(calls.values()) / total:.2f} store calls, "
-              f"{commits:.2f} write transactions")
+              f"{commits:.2f} write transactions, {hops:.2f} hops to the store's thread")
         print("  calls per message: " + ", ".join(
             f"{name} {number / total:.2f}" for name, number in calls.most_common()))
 

@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 import sqlite3
+import threading
 import zlib
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -396,3 +397,40 @@ async def test_concurrent_writes_share_commits_and_fail_alone(tmp_path: Path) ->
     assert sorted(d.id for d in stored) == sorted(d.id for d in drafts)
     commits = statements.count("COMMIT")
     assert commits <= len(drafts) // 4, statements  # one per write would be 15
+
+
+async def test_a_lookup_by_key_answers_from_what_is_committed_while_a_write_is_under_way(
+    tmp_path: Path,
+) -> None:
+    """Reads by key go to a reading connection at once: they never wait behind a write.
+
+    They see what is committed (write-ahead logging), not the write under way.
+    """
+    under_way, finish = threading.Event(), threading.Event()
+
+    def slow_write(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE named_values SET value = 'new' WHERE scope = 's' AND key = 'k'")
+        under_way.set()
+        finish.wait(10)
+
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        await store.put_value("s", "k", "old")
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: store._write(slow_write, operation="slow_write"))
+                await anyio.to_thread.run_sync(under_way.wait, 10)
+                with anyio.fail_after(5):
+                    during = await store.get_value("s", "k")
+                finish.set()
+        finally:
+            finish.set()
+        after = await store.get_value("s", "k")
+
+    assert (during, after) == ("old", "new")
+
+
+async def test_a_private_database_looks_up_on_its_one_connection() -> None:
+    """``":memory:"`` has no second connection to read from: lookups see its writes."""
+    async with SQLiteStore(":memory:") as store:
+        await store.put_value("s", "k", "v")
+        assert await store.get_value("s", "k") == "v"
