@@ -434,3 +434,21 @@ async def test_a_private_database_looks_up_on_its_one_connection() -> None:
     async with SQLiteStore(":memory:") as store:
         await store.put_value("s", "k", "v")
         assert await store.get_value("s", "k") == "v"
+
+
+async def test_an_outbox_item_read_again_shares_its_decoded_action(tmp_path: Path) -> None:
+    """An item is read back after every write to it; its action is decoded once."""
+    message = status("113200", "where is my parcel?").model_copy(
+        update={"raw": {"id": "113200", "content": "<p>where is my parcel?</p>"}}
+    )
+    action = Reply(network="mastodon", to=message, text="On its way!")
+    item = OutboxItem.for_action(action, origin="handler:test", now=T0)
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        queued = await store.enqueue(item)
+        [claimed] = await store.claim_due(now=T0 + timedelta(seconds=1), worker="w")
+        sent = await store.update_outbox(item.key, status="sent", worker="w")
+
+    assert queued.action == action
+    assert claimed.action is queued.action
+    assert sent.action is queued.action
+    assert (claimed.status, sent.status) == ("sending", "sent")

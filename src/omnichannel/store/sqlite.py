@@ -227,13 +227,24 @@ def _event_json(event: Event, payloads: _Payloads) -> tuple[bytes, bytes | None]
     return _packed(event.model_dump_json()), None
 
 
+@functools.lru_cache(maxsize=256)
+def _stored_action(stored: str | bytes, payload: bytes | None) -> Action:
+    """The action of an outbox row (with its message's payload put back), decoded once.
+
+    An item is read back after each write to it (queued, claimed, its outcome),
+    and decoding its action (zlib, JSON, the payload's JSON, validation) is
+    most of that work. Actions are immutable, so rows with the same stored
+    bytes share one decoded action (its payload dict is shared too, as copies
+    of a model share it).
+    """
+    return _with_payload_action(_ACTION.validate_json(_unpacked(stored)), payload)
+
+
 def _outbox_item(row: sqlite3.Row) -> OutboxItem:
     return OutboxItem(
         key=row["key"],
         network=row["network"],
-        action=_with_payload_action(
-            _ACTION.validate_json(_unpacked(row["action"])), row["payload"]
-        ),
+        action=_stored_action(row["action"], row["payload"]),
         status=row["status"],
         attempts=row["attempts"],
         next_attempt_at=_dt(row["next_attempt_at"]),
