@@ -452,3 +452,26 @@ async def test_an_outbox_item_read_again_shares_its_decoded_action(tmp_path: Pat
     assert claimed.action is queued.action
     assert sent.action is queued.action
     assert (claimed.status, sent.status) == ("sending", "sent")
+
+
+async def test_a_write_runs_its_statements_here_and_waits_for_the_disk_in_a_thread(
+    tmp_path: Path,
+) -> None:
+    """Only the commit (the sync to disk) leaves the event loop's thread.
+
+    In a thread each statement would wait for the interpreter's lock while the
+    loop's thread works; the commit is the part that waits for the disk.
+    """
+    here = threading.get_ident()
+    seen: list[tuple[bool, str]] = []
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        store._conn.set_trace_callback(  # type: ignore[union-attr]
+            lambda statement: seen.append((threading.get_ident() == here, statement))
+        )
+        await store.put_value("s", "k", "v")
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+
+    assert [statement for in_loop, statement in seen if not in_loop] == ["COMMIT"]
+    assert [statement for in_loop, statement in seen if in_loop][:2] == [
+        "BEGIN IMMEDIATE", "SAVEPOINT job"
+    ]

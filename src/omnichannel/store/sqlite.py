@@ -342,11 +342,11 @@ class _Job:
         return self.result
 
 
-def _commit_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
-    """Run ``jobs`` in one transaction, each in a savepoint; commit once.
+def _run_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Open a write transaction and run ``jobs`` in it, each in a savepoint.
 
     A job that raises is rolled back to its savepoint and keeps its error;
-    the others go on. When the commit itself fails, every job gets its error.
+    the others go on. `_commit` ends the transaction.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -358,16 +358,31 @@ def _commit_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
                 conn.execute("ROLLBACK TO job")
                 job.error = exc
             conn.execute("RELEASE job")
-        conn.execute("COMMIT")
     except BaseException as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        for job in jobs:
-            if job.error is None:
-                job.error = exc
-                job.result = None
+        _failed(conn, jobs, exc)
         if not isinstance(exc, Exception):
             raise
+
+
+def _commit(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Commit the transaction `_run_group` opened; when that fails every job gets the error."""
+    if not conn.in_transaction:  # the group failed as a whole: already rolled back
+        return
+    try:
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        _failed(conn, jobs, exc)
+        if not isinstance(exc, Exception):
+            raise
+
+
+def _failed(conn: sqlite3.Connection, jobs: list[_Job], exc: BaseException) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    for job in jobs:
+        if job.error is None:
+            job.error = exc
+            job.result = None
 
 
 _APPLICATION_ID = 0x4F4D4E49
@@ -656,6 +671,9 @@ class SQLiteStore(Store):
         trio may run a round of ready tasks in either order). Each write runs
         in its own savepoint, so one that raises is undone alone and raises to
         its caller; none returns before the transaction holding it is committed.
+        The statements run in the event loop's thread (one process writes the
+        file, so ``BEGIN IMMEDIATE`` finds no other writer to wait for); only
+        the commit, which waits for the disk, runs in a worker thread.
         """
         if self.read_only:
             raise RuntimeError(
@@ -674,7 +692,12 @@ class SQLiteStore(Store):
                     batch, self._pending = self._pending, []
                     for queued in batch:
                         queued.taken = True
-                    await anyio.to_thread.run_sync(_commit_group, conn, batch)
+                    # The statements run here, in the event loop's thread: a
+                    # thread would wait for the interpreter's lock around each
+                    # one while this thread works. The commit, which waits for
+                    # the disk, runs in a thread.
+                    _run_group(conn, batch)
+                    await anyio.to_thread.run_sync(_commit, conn, batch)
         finally:
             if not job.taken:  # cancelled (or not open) before anyone ran it: it never happens
                 self._pending.remove(job)
