@@ -406,24 +406,18 @@ async def test_a_lookup_by_key_answers_from_what_is_committed_while_a_write_is_u
 
     They see what is committed (write-ahead logging), not the write under way.
     """
-    under_way, finish = threading.Event(), threading.Event()
-
-    def slow_write(conn: sqlite3.Connection) -> None:
-        conn.execute("UPDATE named_values SET value = 'new' WHERE scope = 's' AND key = 'k'")
-        under_way.set()
-        finish.wait(10)
-
     async with SQLiteStore(tmp_path / "helpdesk.db") as store:
         await store.put_value("s", "k", "old")
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: store._write(slow_write, operation="slow_write"))
-                await anyio.to_thread.run_sync(under_way.wait, 10)
+        async with store._lock:  # a write under way holds the store's connection
+            conn = store._conn
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE named_values SET value = 'new' WHERE scope = 's' AND key = 'k'")
+            try:
                 with anyio.fail_after(5):
                     during = await store.get_value("s", "k")
-                finish.set()
-        finally:
-            finish.set()
+            finally:
+                conn.execute("COMMIT")
         after = await store.get_value("s", "k")
 
     assert (during, after) == ("old", "new")
