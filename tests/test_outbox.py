@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -22,7 +22,7 @@ from tests.runtime_adapter import (
 from omnichannel.actions import Post, React, Reply
 from omnichannel.errors import ConfigurationError, TextTooLong
 from omnichannel.outbox import Outbox
-from omnichannel.store import DEFAULT_LEASE, MemoryStore, OutboxItem, SQLiteStore
+from omnichannel.store import MemoryStore, SQLiteStore
 
 
 class Rig:
@@ -321,53 +321,6 @@ async def test_the_worker_wakes_up_when_something_is_queued() -> None:
             await r.outbox.submit(r.reply(), origin="handler:test")
             await eventually(lambda: len(r.fake.posted) == 1)
             tg.cancel_scope.cancel()
-
-
-class CountingClaims(MemoryStore):
-    """A memory store counting the claims made on it."""
-
-    claims = 0
-
-    async def claim_due(
-        self, *, now: datetime, limit: int = 10, worker: str | None = None,
-        lease: timedelta = DEFAULT_LEASE,
-    ) -> list[OutboxItem]:
-        self.claims += 1
-        return await super().claim_due(now=now, limit=limit, worker=worker, lease=lease)
-
-
-async def test_the_worker_claims_again_only_when_more_can_be_due() -> None:
-    """One claim per item queued alone: none straight after a claim short of its limit.
-
-    Each claim is a write to the store. Claiming again at once after a claim
-    that found fewer items than it asked for, or after the last send, finds
-    nothing: an item queued meanwhile wakes the worker anyway.
-    """
-    async with rig() as r:
-        store = r.outbox.store = CountingClaims()
-        r.outbox.poll_interval = 3600
-        async with store, anyio.create_task_group() as tg:
-            await tg.start(r.outbox.run)
-            for n in range(5):
-                # Posts: no item waits for another (a reply's finishing wakes the
-                # worker for the next of its conversation).
-                post = Post(network="testnet", text=f"News {n}")
-                item = await r.outbox.submit(post, origin="handler:test")
-
-                async def sent(key: str = item.key) -> bool:
-                    stored = await store.get_outbox(key)
-                    return stored is not None and stored.status == "sent"
-
-                await eventually(sent)
-            delivered = len(await store.list_outbox(status="sent"))
-            claims = store.claims
-            await r.outbox.wait_drained()  # still answered when the queue is empty
-            tg.cancel_scope.cancel()
-
-    assert delivered == 5
-    # The claim at start, then one per item (it was 16: each item's claim was
-    # followed by one at once and another after its send).
-    assert claims == 1 + 5, claims
 
 
 async def test_a_delivery_records_its_outcome_and_our_message_in_one_commit(

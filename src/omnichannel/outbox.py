@@ -368,13 +368,6 @@ class Outbox:
                         if fresh:
                             lanes.add(fresh)
                             self._drained[:0] = waiting
-                            if len(items) >= min(room, self.batch_size):
-                                continue  # there may be more due now
-                            # Fewer were due than asked for: nothing more is due
-                            # until an item is queued (which wakes the worker,
-                            # even during the claim) or a retry falls due.
-                            with anyio.move_on_after(self.poll_interval):
-                                await self._wake.wait()
                             continue
                         if failed or lanes.outstanding:
                             self._drained[:0] = waiting
@@ -792,9 +785,8 @@ class _Lanes:
                     slots.release()
                 if failure is not None and not self._reraise:
                     logger.error("the outbox worker failed; trying again", exc_info=failure)
-                if self.starved or (self.outstanding == 0 and self._outbox._drained):
-                    # The worker waits for room, or for the last send (to report a
-                    # drain to those waiting for one): a claim now can find more.
+                if self.starved or self.outstanding == 0:
+                    # The worker waits for room, or for the last send (to report a drain).
                     self.starved = False
                     self._outbox.wake()
         finally:
