@@ -1,7 +1,8 @@
 """Benchmark: delivering replies across many conversations, against a sequential loop.
 
-A Mastodon sandbox runs in a child process (its own interpreter, so it does not
-share our GIL), served over loopback by uvicorn, with a fixed delay on every
+A fake Mastodon (a sandbox's recorded answers) runs in a child process (its own
+interpreter, so it does not share our GIL), a bare HTTP/1.1 server on loopback
+(``bench/_loopback.py``), with a fixed delay on every
 ``POST /api/v1/statuses`` standing for the network round trip (100 ms by
 default) and its default rate limit (300 requests per 5 minutes per account)
 in force. Customers have opened ``--conversations`` threads; we answer each
@@ -33,15 +34,15 @@ import json
 import math
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import _loopback
 import anyio
 import httpx
+from _loopback import Answer, recorded_mastodon
 
 from omnichannel.actions import Reply
 from omnichannel.model import Message, Person, Ref
@@ -49,126 +50,49 @@ from omnichannel.outbox import Outbox
 from omnichannel.store import MemoryStore, OutboxItem
 
 
-def recorded(conversations: int) -> dict[str, Any]:
-    """Answers of a Mastodon sandbox (our account, the instance, a reply) to serve again."""
-    from omnichannel_mastodon.sandbox import MastodonSandbox
-
-    sandbox = MastodonSandbox(seed=1)
-    mention = sandbox.customer_mention("help with my order")
-
-    async def fetch() -> dict[str, Any]:
-        async with sandbox.client() as http:
-            me = (await http.get("/api/v1/accounts/verify_credentials")).json()
-            instance = (await http.get("/api/v2/instance")).json()
-            status = (await http.post("/api/v1/statuses", data={
-                "status": "@alice thanks", "in_reply_to_id": mention.id,
-            })).json()
-        return {"me": me, "instance": instance, "status": status}
-
-    answers = anyio.run(fetch)
-    answers["mentions"] = [str(10**17 + n) for n in range(conversations)]
-    return answers
-
-
 def serve(rtt: float, conversations: int) -> None:
-    """Child process: a bare HTTP/1.1 server with Mastodon's answers, until stdin closes.
+    """Child process: Mastodon's answers over bare HTTP/1.1 (`_loopback`), until stdin closes.
 
     Every ``POST /api/v1/statuses`` is answered ``rtt`` seconds later with a
     status of a new id, and counts against a budget of 300 requests (then 429),
     as Mastodon's default limit does; the rate-limit headers say what is left.
     """
-    import asyncio
-    import threading
-
-    answers = recorded(conversations)
+    answers = recorded_mastodon()
     state = {"statuses": 0, "served_429": 0, "left": 300}
     reset = "2099-01-01T00:00:00.000000Z"
 
-    def answer(method: str, path: str) -> tuple[int, bytes, float]:
+    def answer(method: str, path: str, body: bytes) -> Answer:
+        headers = {"x-ratelimit-limit": "300", "x-ratelimit-reset": reset}
         if method == "POST" and path.startswith("/api/v1/statuses"):
             if state["left"] == 0:
                 state["served_429"] += 1
-                return 429, b'{"error": "Too many requests"}', 0.0
+                return Answer(429, b'{"error": "Too many requests"}',
+                              {**headers, "x-ratelimit-remaining": "0"})
             state["left"] -= 1
             state["statuses"] += 1
             status = dict(answers["status"], id=str(2 * 10**17 + state["statuses"]))
-            return 200, json.dumps(status).encode(), rtt
+            return Answer(200, json.dumps(status).encode(),
+                          {**headers, "x-ratelimit-remaining": str(state["left"])}, delay=rtt)
+        headers["x-ratelimit-remaining"] = str(state["left"])
         if path.startswith("/api/v1/accounts/verify_credentials"):
-            return 200, json.dumps(answers["me"]).encode(), 0.0
+            return Answer(200, json.dumps(answers["me"]).encode(), headers)
         if path.startswith("/api/v2/instance"):
-            return 200, json.dumps(answers["instance"]).encode(), 0.0
-        return 404, b'{"error": "Record not found"}', 0.0
+            return Answer(200, json.dumps(answers["instance"]).encode(), headers)
+        return Answer(404, b'{"error": "Record not found"}', headers)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                length = 0
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                if length:
-                    await reader.readexactly(length)
-                status, body, delay = answer(method, target)
-                if delay:
-                    await asyncio.sleep(delay)
-                writer.write(
-                    f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
-                    f"content-length: {len(body)}\r\nx-ratelimit-limit: 300\r\n"
-                    f"x-ratelimit-remaining: {state['left']}\r\n"
-                    f"x-ratelimit-reset: {reset}\r\n\r\n".encode() + body
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=512)
-        port = server.sockets[0].getsockname()[1]
-        print(json.dumps({"url": f"http://127.0.0.1:{port}", "token": "bench-token",
-                          "mentions": answers["mentions"]}), flush=True)
-        closed = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        threading.Thread(
-            target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(closed.set)),
-            daemon=True,
-        ).start()
-        await closed.wait()
-        server.close()
-        print(json.dumps({"served_429": state["served_429"], "statuses": state["statuses"]}),
-              flush=True)
-
-    asyncio.run(main())
+    mentions = [str(10**17 + n) for n in range(conversations)]
+    _loopback.serve(answer, {"token": "bench-token", "mentions": mentions},
+                    lambda: {"served_429": state["served_429"], "statuses": state["statuses"]})
 
 
-class Server:
-    """A sandbox in a child process, fresh for one measured run."""
+class Server(_loopback.Child):
+    """The fake Mastodon in a child process, fresh for one measured run."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self._child = subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, __file__, "--serve", "--rtt", str(args.rtt),
-             "--conversations", str(args.conversations)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        assert self._child.stdout is not None
-        info = json.loads(self._child.stdout.readline())
-        self.url: str = info["url"]
-        self.token: str = info["token"]
-        self.mentions: list[str] = info["mentions"]
-
-    def close(self) -> dict[str, int]:
-        """Stop the child; return what it served."""
-        assert self._child.stdin is not None
-        assert self._child.stdout is not None
-        self._child.stdin.close()
-        counts: dict[str, int] = json.loads(self._child.stdout.readline())
-        self._child.wait(timeout=30)
-        return counts
+        super().__init__([__file__, "--serve", "--rtt", str(args.rtt),
+                          "--conversations", str(args.conversations)])
+        self.token: str = self.info["token"]
+        self.mentions: list[str] = self.info["mentions"]
 
 
 def plan(args: argparse.Namespace, mentions: list[str]) -> list[tuple[str, str]]:

@@ -709,3 +709,32 @@ async def test_our_own_messages_are_stored_but_never_handled() -> None:
     assert seen == ["help?"]
     assert unhandled == []
     assert [m.text for m in history] == ["help?", "On it!"]
+
+
+async def test_answered_messages_cost_few_commits_on_sqlite(tmp_path: Path) -> None:
+    """Received, answered and delivered on SQLite: the store's writes share commits.
+
+    An answered message writes its event (with its message), its reply, the
+    reply's claim and outcome (with our message), and its event marked handled.
+    These 8 took 33 commits when each write had its own and the guardrail took
+    and gave back a lease in the store for every reply; they take 13 or 14 now.
+    """
+    fake = FakeNetwork()
+    store = SQLiteStore(tmp_path / "hub.db")
+    hub = Hub(adapters=[adapter_for(fake)], store=store, policy=AutoSend())
+
+    @hub.on(MessageReceived)
+    async def answer(event: MessageReceived, ctx: Context) -> None:
+        await ctx.reply(f"On it: {event.message.text}")
+
+    statements: list[str] = []
+    async with running(hub):
+        store._conn.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        for n in range(8):
+            fake.customer_says(f"order {n}", author=f"customer{n}")
+        await eventually(lambda: len(fake.posted) == 8)
+        await hub.wait_idle()
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+
+    commits = statements.count("COMMIT")
+    assert commits <= 20, commits

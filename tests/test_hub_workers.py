@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -58,6 +58,47 @@ async def test_two_workers_never_both_send_one_text_to_two_customers(
     assert sorted(outcomes) in (["alice queued", "bob refused"], ["alice refused", "bob queued"])
     assert len(queued) == 1
     assert guard_left is None  # released once queued
+
+
+class CountingLeases(SQLiteStore):
+    """A SQLite store counting the named leases taken on it."""
+
+    acquired = 0
+
+    async def acquire_lease(
+        self, name: str, *, holder: str, ttl: timedelta, now: datetime
+    ) -> bool:
+        self.acquired += 1
+        return await super().acquire_lease(name, holder=holder, ttl=ttl, now=now)
+
+
+async def test_the_guardrail_takes_no_store_lease_on_a_store_one_process_owns(
+    tmp_path: Path,
+) -> None:
+    """On SQLite (one process writes it) the guardrail's turn per text is held in memory.
+
+    Only this process's hubs queue into the store, so the lease per text
+    costs no writes there (it took two per reply); two hubs of the process
+    still take turns (the test above, on SQLite and memory).
+    """
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    store = CountingLeases(tmp_path / "hub.db")
+    hub = Hub(adapters=[adapter], store=store, clock=FakeClock())
+    async with store:
+        for n in range(3):
+            customer = received(fake, adapter, "my order", author=f"customer{n}")
+            await hub.queue_as_agent(
+                Reply(network="testnet", to=customer, text=f"{TEXT} Ticket {n}."), by="agent:anna"
+            )
+        other = received(fake, adapter, "my parcel", author="someone else")
+        same = Reply(network="testnet", to=other, text=f"{TEXT} Ticket 0.")
+        with pytest.raises(DuplicateReply):
+            await hub.queue_as_agent(same, by="agent:anna")
+        queued = await store.list_outbox()
+
+    assert len(queued) == 3
+    assert store.acquired == 0
 
 
 class SharedMemoryStore(MemoryStore):

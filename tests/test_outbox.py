@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 import pytest
@@ -21,7 +22,7 @@ from tests.runtime_adapter import (
 from omnichannel.actions import Post, React, Reply
 from omnichannel.errors import ConfigurationError, TextTooLong
 from omnichannel.outbox import Outbox
-from omnichannel.store import MemoryStore
+from omnichannel.store import MemoryStore, SQLiteStore
 
 
 class Rig:
@@ -320,6 +321,57 @@ async def test_the_worker_wakes_up_when_something_is_queued() -> None:
             await r.outbox.submit(r.reply(), origin="handler:test")
             await eventually(lambda: len(r.fake.posted) == 1)
             tg.cancel_scope.cancel()
+
+
+async def test_a_delivery_records_its_outcome_and_our_message_in_one_commit(
+    tmp_path: Path,
+) -> None:
+    """Marking a reply sent (with its audit line) and saving our message share a commit."""
+    fake = FakeNetwork()
+    adapter = adapter_for(fake)
+    statements: list[str] = []
+    async with adapter, SQLiteStore(tmp_path / "outbox.db") as store:
+        outbox = Outbox(store, {"testnet": adapter}, clock=FakeClock())
+        action = Reply(network="testnet", to=received(fake, adapter), text="Thanks, on it!")
+        item = await outbox.submit(action, origin="handler:test")
+        store._conn.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        assert await outbox.run_once() == 1
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+        stored = await store.get_outbox(item.key)
+        history = await store.conversation_messages(action.to.conversation)
+        [entry] = await store.audit_log()
+
+    assert stored is not None
+    assert stored.status == "sent"
+    assert entry.idempotency_key == item.key
+    assert [(m.text, m.from_us) for m in history] == [("Thanks, on it!", True)]
+    transactions = "\n".join(statements).split("\nCOMMIT")
+    outcome = [t for t in transactions if "UPDATE outbox SET status" in t]
+    saved = [t for t in transactions if "INSERT INTO messages" in t]
+    assert len(outcome) == 1, statements
+    assert saved == outcome  # one commit for both (they were two)
+
+
+async def test_a_sent_message_that_cannot_be_saved_leaves_the_item_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Saving our message is history: its failure is logged, the outcome stands."""
+
+    class NoHistory(MemoryStore):
+        async def save_messages(self, messages: object) -> None:
+            raise RuntimeError("disk full")
+
+    async with rig() as r:
+        store = r.outbox.store = NoHistory()
+        async with store:
+            item = await r.outbox.submit(r.reply(), origin="handler:test")
+            assert await r.outbox.run_once() == 1
+            stored = await store.get_outbox(item.key)
+
+    assert stored is not None
+    assert stored.status == "sent"
+    assert len(r.fake.posted) == 1
+    assert "sent, but our message could not be saved" in caplog.text
 
 
 async def test_the_outcome_hook_sees_every_attempt_and_cannot_stop_delivery(

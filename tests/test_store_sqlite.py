@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 import sqlite3
+import threading
 import zlib
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -434,3 +435,75 @@ async def test_concurrent_writes_share_commits_and_fail_alone(tmp_path: Path) ->
     assert sorted(d.id for d in stored) == sorted(d.id for d in drafts)
     commits = statements.count("COMMIT")
     assert commits <= len(drafts) // 4, statements  # one per write would be 15
+
+
+async def test_a_lookup_by_key_answers_from_what_is_committed_while_a_write_is_under_way(
+    tmp_path: Path,
+) -> None:
+    """Reads by key go to a reading connection at once: they never wait behind a write.
+
+    They see what is committed (write-ahead logging), not the write under way.
+    """
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        await store.put_value("s", "k", "old")
+        async with store._lock:  # a write under way holds the store's connection
+            conn = store._conn
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE named_values SET value = 'new' WHERE scope = 's' AND key = 'k'")
+            try:
+                with anyio.fail_after(5):
+                    during = await store.get_value("s", "k")
+            finally:
+                conn.execute("COMMIT")
+        after = await store.get_value("s", "k")
+
+    assert (during, after) == ("old", "new")
+
+
+async def test_a_private_database_looks_up_on_its_one_connection() -> None:
+    """``":memory:"`` has no second connection to read from: lookups see its writes."""
+    async with SQLiteStore(":memory:") as store:
+        await store.put_value("s", "k", "v")
+        assert await store.get_value("s", "k") == "v"
+
+
+async def test_an_outbox_item_read_again_shares_its_decoded_action(tmp_path: Path) -> None:
+    """An item is read back after every write to it; its action is decoded once."""
+    message = status("113200", "where is my parcel?").model_copy(
+        update={"raw": {"id": "113200", "content": "<p>where is my parcel?</p>"}}
+    )
+    action = Reply(network="mastodon", to=message, text="On its way!")
+    item = OutboxItem.for_action(action, origin="handler:test", now=T0)
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        queued = await store.enqueue(item)
+        [claimed] = await store.claim_due(now=T0 + timedelta(seconds=1), worker="w")
+        sent = await store.update_outbox(item.key, status="sent", worker="w")
+
+    assert queued.action == action
+    assert claimed.action is queued.action
+    assert sent.action is queued.action
+    assert (claimed.status, sent.status) == ("sending", "sent")
+
+
+async def test_a_write_runs_its_statements_here_and_waits_for_the_disk_in_a_thread(
+    tmp_path: Path,
+) -> None:
+    """Only the commit (the sync to disk) leaves the event loop's thread.
+
+    In a thread each statement would wait for the interpreter's lock while the
+    loop's thread works; the commit is the part that waits for the disk.
+    """
+    here = threading.get_ident()
+    seen: list[tuple[bool, str]] = []
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        store._conn.set_trace_callback(  # type: ignore[union-attr]
+            lambda statement: seen.append((threading.get_ident() == here, statement))
+        )
+        await store.put_value("s", "k", "v")
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+
+    assert [statement for in_loop, statement in seen if not in_loop] == ["COMMIT"]
+    assert [statement for in_loop, statement in seen if in_loop][:2] == [
+        "BEGIN IMMEDIATE", "SAVEPOINT job"
+    ]

@@ -37,6 +37,10 @@ _GUARD_LEASE = timedelta(seconds=30)
 _GUARD_RETRY = 0.01
 """Seconds between tries for a guardrail lease another worker holds."""
 
+_TEXTS_HERE: dict[tuple[int, str], anyio.Event] = {}
+"""Guardrail leases held in this process on stores it owns, by ``(id(store), lease name)``;
+each event is set when its lease is given back."""
+
 _ONE_PRIVATE_REPLY = "private-replies"
 """The store scope remembering each message's one private reply (``private_reply_once``)."""
 
@@ -219,7 +223,10 @@ class Outgoing:
 
         Workers sharing a store each check the guardrail in their own process;
         the lease (one per network and normalized text) makes their
-        check-then-queue steps for one text take turns.
+        check-then-queue steps for one text take turns. A store one process
+        owns (``multi_worker`` false: SQLite's lock, memory) is only written by
+        the hubs of this process, so the lease is held here, in memory, and
+        costs the store no write (two per reply).
         """
         if (
             not isinstance(action, Reply | PrivateReply)
@@ -230,6 +237,17 @@ class Outgoing:
             return
         store = self._hub.store
         name = f"guardrail:{action.network}:{text_digest(action.text)}"
+        if not store.multi_worker:
+            here = (id(store), name)
+            while (held := _TEXTS_HERE.get(here)) is not None:
+                await held.wait()
+            _TEXTS_HERE[here] = given_back = anyio.Event()
+            try:
+                yield
+            finally:
+                del _TEXTS_HERE[here]
+                given_back.set()
+            return
         holder = self._hub.outbox.worker
         while True:
             now = self._hub.clock()

@@ -635,21 +635,38 @@ class Outbox:
             result_ref=str(sent.ref) if sent is not None else None,
             detail="; ".join(notes) or None,
         )
+        message = _sent_message(item.action, sent, adapter.account)
+        failure: Exception | None = None
         with anyio.CancelScope(shield=True):
-            # One transaction marks the item sent and writes its audit line: a
-            # crash leaves both or neither (then the item is reconciled and
-            # audited once), so every sent action has exactly one line.
-            updated = await self.store.update_outbox(
-                item.key, status="sent", sent=sent, audit=audit, worker=item.worker
-            )
-            message = _sent_message(item.action, sent, adapter.account)
-            if message is not None:
-                await self.store.save_messages([message])
+            async with anyio.create_task_group() as tg:
+                # Our message is saved while the outcome is recorded: a store that
+                # commits writes arriving together at once (SQLite) writes both in
+                # one commit. Either order is right: the network has it now.
+                if message is not None:
+                    tg.start_soon(self._save_sent, item.key, message)
+                try:
+                    # One transaction marks the item sent and writes its audit line:
+                    # a crash leaves both or neither (then the item is reconciled
+                    # and audited once), so every sent action has exactly one line.
+                    updated = await self.store.update_outbox(
+                        item.key, status="sent", sent=sent, audit=audit, worker=item.worker
+                    )
+                except Exception as exc:  # raised as it is, not in an exception group
+                    failure = exc
+        if failure is not None:
+            raise failure
         self.instrumentation.delivery_outcome(
             item, "reconciled" if reconciled else "sent", sent=sent
         )
         return updated
 
+
+    async def _save_sent(self, key: str, message: Message) -> None:
+        """Keep our sent message in its conversation's history (a failure is logged)."""
+        try:
+            await self.store.save_messages([message])
+        except Exception:
+            logger.exception("outbox %s: sent, but our message could not be saved", key)
 
     async def _first_response(self, action: Reply | PrivateReply, *, now: datetime) -> None:
         """Report the delay to our first reply in ``action``'s conversation, if it is the first."""

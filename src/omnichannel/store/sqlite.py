@@ -21,6 +21,7 @@ from textwrap import shorten
 from typing import Literal, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from pydantic import ConfigDict, JsonValue, TypeAdapter
 
@@ -236,13 +237,24 @@ def _event_json(event: Event, payloads: _Payloads) -> tuple[bytes, bytes | None]
     return _packed(event.model_dump_json()), None
 
 
+@functools.lru_cache(maxsize=256)
+def _stored_action(stored: str | bytes, payload: bytes | None) -> Action:
+    """The action of an outbox row (with its message's payload put back), decoded once.
+
+    An item is read back after each write to it (queued, claimed, its outcome),
+    and decoding its action (zlib, JSON, the payload's JSON, validation) is
+    most of that work. Actions are immutable, so rows with the same stored
+    bytes share one decoded action (its payload dict is shared too, as copies
+    of a model share it).
+    """
+    return _with_payload_action(_ACTION.validate_json(_unpacked(stored)), payload)
+
+
 def _outbox_item(row: sqlite3.Row) -> OutboxItem:
     return OutboxItem(
         key=row["key"],
         network=row["network"],
-        action=_with_payload_action(
-            _ACTION.validate_json(_unpacked(row["action"])), row["payload"]
-        ),
+        action=_stored_action(row["action"], row["payload"]),
         status=row["status"],
         attempts=row["attempts"],
         next_attempt_at=_dt(row["next_attempt_at"]),
@@ -340,11 +352,11 @@ class _Job:
         return self.result
 
 
-def _commit_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
-    """Run ``jobs`` in one transaction, each in a savepoint; commit once.
+def _run_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Open a write transaction and run ``jobs`` in it, each in a savepoint.
 
     A job that raises is rolled back to its savepoint and keeps its error;
-    the others go on. When the commit itself fails, every job gets its error.
+    the others go on. `_commit` ends the transaction.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -356,16 +368,31 @@ def _commit_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
                 conn.execute("ROLLBACK TO job")
                 job.error = exc
             conn.execute("RELEASE job")
-        conn.execute("COMMIT")
     except BaseException as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        for job in jobs:
-            if job.error is None:
-                job.error = exc
-                job.result = None
+        _failed(conn, jobs, exc)
         if not isinstance(exc, Exception):
             raise
+
+
+def _commit(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Commit the transaction `_run_group` opened; when that fails every job gets the error."""
+    if not conn.in_transaction:  # the group failed as a whole: already rolled back
+        return
+    try:
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        _failed(conn, jobs, exc)
+        if not isinstance(exc, Exception):
+            raise
+
+
+def _failed(conn: sqlite3.Connection, jobs: list[_Job], exc: BaseException) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    for job in jobs:
+        if job.error is None:
+            job.error = exc
+            job.result = None
 
 
 _APPLICATION_ID = 0x4F4D4E49
@@ -542,9 +569,11 @@ class SQLiteStore(Store):
     """Keep everything in one SQLite database file.
 
     The embedded default: durable, searchable (FTS5) and safe for one process
-    with many tasks. Calls run in a worker thread over a single connection,
-    one at a time; the database uses write-ahead logging, so other processes
-    (a backup, a report) can read while the hub writes. The schema is created
+    with many tasks. Writes, and reads of many rows, run in a worker thread over
+    one connection, one at a time (writes that arrive together share a commit);
+    reads by key run at once on a second, read-only connection. The database
+    uses write-ahead logging, so those reads, and other processes (a backup, a
+    report), read what is committed while the hub writes. The schema is created
     on first open and migrated forward on later opens. One process at a time
     opens a file read-write: a second one gets
     [`StoreLocked`][omnichannel.errors.StoreLocked]. A file that is not a
@@ -596,6 +625,7 @@ class SQLiteStore(Store):
         self.synchronous = synchronous
         self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._file_lock: FileLock | None = None
         self._lock = anyio.Lock()
         self._pending: list[_Job] = []
@@ -619,13 +649,41 @@ class SQLiteStore(Store):
                     raise _store_error(exc, self.path, "use") from exc
                 raise
 
+    async def _lookup(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a read by key (or a narrow index range) at once, in the calling thread.
+
+        Such a read takes tens of microseconds, much less than a hop to the
+        store's thread, which waits behind every write under way (and, on a
+        busy machine, for the thread to be scheduled). It runs on a second,
+        read-only connection: with write-ahead logging it sees what is
+        committed and never waits for the writer. A private ``":memory:"``
+        database, and a read-only store, have one connection: there the read
+        goes to the thread as others do.
+        """
+        reader = self._reader
+        if reader is None:
+            return await self._call(work)
+        await anyio.lowlevel.checkpoint()
+        try:
+            return work(reader)
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):  # damaged while in use: say so, naming the file
+                raise _store_error(exc, self.path, "use") from exc
+            raise
+
     async def _write(self, work: Callable[[sqlite3.Connection], _T], *, operation: str) -> _T:
         """Run ``work`` in a write transaction; return once it is committed.
 
         Writes that arrive while another is under way share one transaction
-        (a group commit: one sync to disk for all of them). Each runs in its
-        own savepoint, so one that raises is undone alone and raises to its
-        caller; none returns before the transaction holding it is committed.
+        (a group commit: one sync to disk for all of them), and so do those of
+        tasks ready to run when the transaction starts: before taking its
+        group, the writer lets them run (two turns of the event loop, since
+        trio may run a round of ready tasks in either order). Each write runs
+        in its own savepoint, so one that raises is undone alone and raises to
+        its caller; none returns before the transaction holding it is committed.
+        The statements run in the event loop's thread (one process writes the
+        file, so ``BEGIN IMMEDIATE`` finds no other writer to wait for); only
+        the commit, which waits for the disk, runs in a worker thread.
         """
         if self.read_only:
             raise RuntimeError(
@@ -636,13 +694,20 @@ class SQLiteStore(Store):
         try:
             async with self._lock:
                 if not job.taken:
+                    await anyio.lowlevel.checkpoint()
+                    await anyio.lowlevel.checkpoint()
                     conn = self._conn
                     if conn is None:
                         raise RuntimeError("the store is not open")
                     batch, self._pending = self._pending, []
                     for queued in batch:
                         queued.taken = True
-                    await anyio.to_thread.run_sync(_commit_group, conn, batch)
+                    # The statements run here, in the event loop's thread: a
+                    # thread would wait for the interpreter's lock around each
+                    # one while this thread works. The commit, which waits for
+                    # the disk, runs in a thread.
+                    _run_group(conn, batch)
+                    await anyio.to_thread.run_sync(_commit, conn, batch)
         finally:
             if not job.taken:  # cancelled (or not open) before anyone ran it: it never happens
                 self._pending.remove(job)
@@ -677,16 +742,42 @@ class SQLiteStore(Store):
             ) from None
         return lock
 
-    def _connect(self) -> tuple[sqlite3.Connection, FileLock | None]:
+    def _connect(
+        self,
+    ) -> tuple[sqlite3.Connection, sqlite3.Connection | None, FileLock | None]:
+        """The connection, the reading one (see `_lookup`) and the file lock."""
         if self.read_only:
-            return self._connect_read_only(), None
+            return self._connect_read_only(), None, None
         lock = self._take_file_lock()
         try:
-            return self._connect_read_write(), lock
+            conn = self._connect_read_write()
+            try:
+                reader = self._connect_reader()
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             if lock is not None:
                 lock.release()
             raise
+        return conn, reader, lock
+
+    def _connect_reader(self) -> sqlite3.Connection | None:
+        """A second connection for lookups; ``None`` for a private database (it has one)."""
+        if self.path in ("", ":memory:"):
+            return None
+        try:
+            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path, "open") from exc
+        try:
+            reader.row_factory = sqlite3.Row
+            reader.execute("PRAGMA busy_timeout = 5000")
+            reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            reader.close()
+            raise _store_error(exc, self.path, "open") from exc
+        return reader
 
     def _connect_read_write(self) -> sqlite3.Connection:
         try:
@@ -763,14 +854,19 @@ class SQLiteStore(Store):
         """
         async with self._lock:
             if self._conn is None:
-                self._conn, self._file_lock = await anyio.to_thread.run_sync(self._connect)
+                self._conn, self._reader, self._file_lock = await anyio.to_thread.run_sync(
+                    self._connect
+                )
 
     async def aclose(self) -> None:
         """Close the database and give the lock back; the store may be opened again."""
         async with self._lock:
             conn, self._conn = self._conn, None
+            reader, self._reader = self._reader, None
             lock, self._file_lock = self._file_lock, None
             try:
+                if reader is not None:
+                    reader.close()
                 if conn is not None:
                     await anyio.to_thread.run_sync(conn.close)
             finally:
@@ -825,7 +921,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else str(row["cursor"])
 
-        return await self._call(work)
+        return await self._lookup(work)
 
     async def mark_handled(self, event_id: str) -> None:
         """Mark an event handled (an unknown id is ignored)."""
@@ -858,7 +954,7 @@ class SQLiteStore(Store):
             row = conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
             return row is not None
 
-        return await self._call(work)
+        return await self._lookup(work)
 
     async def is_handled(self, event_id: str) -> bool:
         """Return whether the event was recorded and marked handled."""
@@ -867,7 +963,7 @@ class SQLiteStore(Store):
             row = conn.execute("SELECT handled FROM events WHERE id = ?", (event_id,)).fetchone()
             return row is not None and bool(row["handled"])
 
-        return await self._call(work)
+        return await self._lookup(work)
 
     # messages
 
@@ -881,7 +977,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else _message_from(row)
 
-        return await self._call(work)
+        return await self._lookup(work)
 
     async def get_conversation(self, ref: Ref) -> Conversation | None:
         """Return a stored conversation, or ``None``."""
@@ -996,7 +1092,7 @@ class SQLiteStore(Store):
 
     async def get_outbox(self, key: str) -> OutboxItem | None:
         """Return the item with this key, or ``None``."""
-        return await self._call(lambda conn: _get_outbox(conn, key))
+        return await self._lookup(lambda conn: _get_outbox(conn, key))
 
     async def claim_due(
         self,
@@ -1118,7 +1214,7 @@ class SQLiteStore(Store):
             ).fetchall()
             return list(dict.fromkeys(str(row["recipient"]) for row in rows))
 
-        return await self._call(work)
+        return await self._lookup(work)
 
     # named leases
 
@@ -1168,7 +1264,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else str(row["holder"])
 
-        return await self._call(work)
+        return await self._lookup(work)
 
     # values
 
@@ -1179,7 +1275,7 @@ class SQLiteStore(Store):
                                (scope, key)).fetchone()
             return None if row is None else str(row["value"])
 
-        return await self._call(work)
+        return await self._lookup(work)
 
     async def put_value(self, scope: str, key: str, value: str) -> None:
         """Store ``value`` under ``key`` in ``scope`` (replacing any)."""
@@ -1249,7 +1345,7 @@ class SQLiteStore(Store):
 
     async def get_draft(self, draft_id: str) -> Draft | None:
         """Return a draft, or ``None``."""
-        return await self._call(lambda conn: _get_draft(conn, draft_id))
+        return await self._lookup(lambda conn: _get_draft(conn, draft_id))
 
     async def list_drafts(
         self, *, status: DraftStatus | None = "pending", limit: int = 100
