@@ -40,6 +40,9 @@ import statistics
 import tempfile
 import time
 import zlib
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -104,21 +107,45 @@ def outbox_item(message: Message) -> OutboxItem:
                                  text_digest="canned", now=message.created_at)
 
 
-async def answer(store: SQLiteStore, event: MessageReceived, n: int) -> None:
+class Calls:
+    """Seconds spent in each store call, summed (``with calls("name"): ...``)."""
+
+    def __init__(self) -> None:
+        self.spent: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        self.spent[name] += time.perf_counter() - began
+
+
+async def answer(store: SQLiteStore, event: MessageReceived, n: int,
+                 calls: Calls | None = None) -> None:
     """The store calls of the hub for one inbound message it answers."""
-    await store.record_batch(NET, [event], cursor=str(n))
+    timed = calls or Calls()
+    with timed("record_batch"):
+        await store.record_batch(NET, [event], cursor=str(n))
     message = event.message
-    await store.conversation_messages(message.conversation, limit=20)
+    with timed("conversation_messages"):
+        await store.conversation_messages(message.conversation, limit=20)
     now = message.created_at
-    await store.recent_recipients(network=NET, text_digest="canned",
-                                  since=now - timedelta(hours=1))
-    await store.enqueue(outbox_item(message))
-    for claimed in await store.claim_due(now=now, limit=20):
-        sent = Sent(idempotency_key=claimed.key, ref=Ref(network=NET, id=f"r{n}"),
+    with timed("recent_recipients"):
+        await store.recent_recipients(network=NET, text_digest="canned",
+                                      since=now - timedelta(hours=1))
+    with timed("enqueue"):
+        await store.enqueue(outbox_item(message))
+    with timed("claim_due"):
+        claimed = await store.claim_due(now=now, limit=20)
+    for item in claimed:
+        sent = Sent(idempotency_key=item.key, ref=Ref(network=NET, id=f"r{n}"),
                     conversation=message.conversation, sent_at=now)
-        await store.update_outbox(claimed.key, status="sent", sent=sent)
-        await store.save_messages([our_reply(n, message)])
-    await store.mark_handled(event.id)
+        with timed("update_outbox"):
+            await store.update_outbox(item.key, status="sent", sent=sent)
+        with timed("save_messages"):
+            await store.save_messages([our_reply(n, message)])
+    with timed("mark_handled"):
+        await store.mark_handled(event.id)
 
 
 SEEDS = 5_000
@@ -382,11 +409,11 @@ async def storage(folder: Path, count: int) -> None:
           f"(goal <= 2x); {per_message * 100_000 / 1e9:.2f} GB per 100,000")
 
 
-async def per_event(store: SQLiteStore, start: int, events: int) -> float:
+async def per_event(store: SQLiteStore, start: int, events: int, calls: Calls) -> float:
     batch = [inbound(n) for n in range(start, start + events)]
     began = time.perf_counter()
     for offset, event in enumerate(batch):
-        await answer(store, event, start + offset)
+        await answer(store, event, start + offset, calls)
     return (time.perf_counter() - began) / events
 
 
@@ -412,10 +439,12 @@ async def main(args: argparse.Namespace) -> None:
         for size in sizes:
             next_n[size] = size
         cost: dict[int, list[float]] = {size: [] for size in sizes}
+        calls = {size: Calls() for size in sizes}
         for repeat in range(args.repeats):
             shift = repeat % len(sizes) if sizes else 0
             for size in sizes[shift:] + sizes[:shift]:
-                cost[size].append(await per_event(stores[size], next_n[size], args.events))
+                cost[size].append(await per_event(stores[size], next_n[size], args.events,
+                                                  calls[size]))
                 next_n[size] += args.events
         for store in stores.values():
             await store.aclose()
@@ -429,6 +458,13 @@ async def main(args: argparse.Namespace) -> None:
         c = cost[size]
         print(f"{size:>9} {min(c) * 1e6:13.0f} {statistics.median(c) * 1e6:10.0f} "
               f"{statistics.median(c) / base:8.2f}")
+    events = args.repeats * args.events
+    print(f"\nmean us per event in each call ({events} events per size)")
+    print(f"{'call':>22} " + " ".join(f"{size:>9}" for size in sizes) + f" {'x first':>8}")
+    for name in calls[sizes[0]].spent:
+        spent = [calls[size].spent[name] / events * 1e6 for size in sizes]
+        print(f"{name:>22} " + " ".join(f"{us:9.0f}" for us in spent)
+              + f" {spent[-1] / spent[0]:8.2f}")
 
 
 if __name__ == "__main__":
