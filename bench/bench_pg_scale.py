@@ -4,8 +4,18 @@ Two measurements, each run interleaved (the order rotates each repeat):
 
 - **size**: the store work of one event answered once (``handle`` in
   bench_store_postgres.py: record, enqueue, claim, mark sent with its audit line,
-  mark handled, save our reply) on schemas already holding 1k and 10k answered
-  messages (``--sizes``), in µs per event. It must not grow with the store.
+  mark handled, save our reply) on schemas already holding ``--sizes`` answered
+  messages (1k, 10k by default), in µs per event. It must not grow with the store.
+  A schema is filled fast: the first 2,000 answered messages through the store's
+  calls (``seed``: each event, its reply queued, claimed and marked sent with an
+  audit line, our answer saved), the rest copied from those rows in SQL
+  (``multiply``: ``INSERT ... SELECT`` over ``generate_series``, 100,000 per
+  transaction, with the ids, text, times and outbox keys ``customer(n)`` would
+  give; the search column is generated and every index follows), then
+  ``ANALYZE``; then checked (``check``): row counts, and sampled copies read back
+  through the store equal to what the store's calls would have written.
+  ``--no-sync`` takes the disk syncs out of the commits (on the bench's own
+  server), leaving the store's own work, which is what grows if anything does.
 - **claims**: ``--items`` replies queued, then 1 or 4 claimers (each its own
   ``PostgresStore``, as separate workers are) take them one at a time with
   ``claim_due(limit=1)`` and mark each sent; the latency of every claim, p50 / p99 /
@@ -13,7 +23,7 @@ Two measurements, each run interleaved (the order rotates each repeat):
 
 PostgreSQL is ``$OMNICHANNEL_BENCH_POSTGRES_URL`` when set, else a throwaway ``pgserver``.
 
-    .venv/bin/python bench/bench_pg_scale.py --sizes 1000,10000 --repeats 5
+    .venv/bin/python bench/bench_pg_scale.py --sizes 1000,100000,1000000 --repeats 5
 """
 
 from __future__ import annotations
@@ -310,6 +320,17 @@ async def claims(url: str, schema: str, claimers: int, items: int, run: str) -> 
     return latencies
 
 
+def no_sync(url: str) -> None:
+    """Commit without waiting for the disk, as the test suite's throwaway server does."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("SELECT pg_reload_conf()")
+    print("commits without a disk sync (fsync off, synchronous_commit off)")
+
+
 async def schema_bytes(url: str, schema: str) -> int:
     """Bytes on disk of a schema's tables with their indexes and TOAST."""
     import psycopg
@@ -334,10 +355,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100, help="events per timed run (100)")
     parser.add_argument("--items", type=int, default=200, help="items per claim run (200)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per case (5)")
+    parser.add_argument("--no-sync", action="store_true",
+                        help="commits without a disk sync (the bench's own server only)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.no_sync and os.environ.get("OMNICHANNEL_BENCH_POSTGRES_URL"):
+        raise SystemExit("--no-sync changes the server's settings: only on the bench's own server")
     print(f"load average before: {os.getloadavg()}")
     with postgres_url() as url:
+        if args.no_sync:
+            no_sync(url)
         cost: dict[int, list[float]] = {size: [] for size in sizes}
         latency: dict[int, list[float]] = {1: [], 4: []}
         claim_rate: dict[int, list[float]] = {1: [], 4: []}
