@@ -392,9 +392,11 @@ def main() -> None:
         anyio.run(run_all)
     print(f"{args.repeats} repeats, interleaved; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"per event, {args.events} events per run (µs):")
+    first = statistics.median(cost[sizes[0]])
     for size, values in cost.items():
         print(f"  {size:>9} stored  min {min(values):8.0f}  "
-              f"median {statistics.median(values):8.0f}")
+              f"median {statistics.median(values):8.0f}  "
+              f"x first {statistics.median(values) / first:5.2f}")
     print(f"claim_due(limit=1) latency, {args.items} items per run, all runs pooled (ms):")
     for claimers, values in latency.items():
         print(f"  {claimers} claimer(s)  p50 {_pct(values, 0.5) * 1e3:6.2f}  "
