@@ -327,10 +327,11 @@ def multiply(path: Path, seeds: int, size: int, chunk: int = 100_000) -> None:
 def finish_merges(conn: sqlite3.Connection) -> None:
     """Do the search index's pending segment merges now, as a store written over time has.
 
-    FTS5 merges its segments a little at each write (``automerge``). Copies written
-    100,000 to a transaction leave big segments whose merging would otherwise fall
-    on the first few hundred timed events (spikes of 30-60 ms in ``save_messages``
-    at 1M); ``merge`` with a positive count does that same work until none is left.
+    FTS5 merges its segments a little at each write (``automerge``); copies written
+    100,000 to a transaction may leave merges pending, which would otherwise fall
+    on the timed events. ``merge`` with a positive count does that same work until
+    none is left. (It does not remove the growth of ``save_messages`` at 1M: see
+    bench/README.md.)
     """
     while True:
         before = conn.total_changes
