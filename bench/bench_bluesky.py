@@ -13,8 +13,10 @@ the same run, each against a bare ``json.loads`` of the same bytes:
 - Notification pages: the recorded page of 50 notifications (18 mentions and
   quotes, 13 likes) parsed into ``MessageReceived`` and ``ReactionAdded``
   events the way ``poll`` does (follows and reposts are read for their time
-  and URI only), with and without ``Message.raw``; and, for scale, the wire
-  model over all 50.
+  and URI only), with and without ``Message.raw``; for scale, the wire
+  model over all 50; and, when the atproto SDK is installed (``pip install
+  atproto``; not a requirement), its own typed models over the same bytes, read
+  the way its client reads a response.
 
 Interleaved (the order rotates each repeat), ``--repeats`` repeats; prints min
 and median microseconds per item, the ratio to ``json.loads`` and the load.
@@ -199,14 +201,54 @@ def bench_notifications(repeats: int, pages: int) -> None:
 
     assert sum(item.event is not None for item in notification_page(
         json.loads(page), our_did=BSKYR)[0]) == 31
-    per_item = interleaved({
+    cases = {
         "json.loads": times(baseline), "parse to events (raw kept)": times(parse),
         "parse to events (no raw)": times(parse_no_raw),
         "wire model for all 50": times(validate_all),
-    }, repeats)
+    }
+    peer = atproto_parse(page)
+    if peer is None:
+        print("atproto is not installed: its models are skipped (pip install atproto)")
+    else:
+        cases[ATPROTO] = times(peer)
+    per_item = interleaved(cases, repeats)
     print(f"Notifications: recorded page of 50 (31 become events), {len(page):,} bytes, "
           f"x {pages} per run")
     report(per_item, "json.loads")
+    if peer is not None:
+        theirs = statistics.median(per_item[ATPROTO])
+        for name in ("wire model for all 50", "parse to events (raw kept)"):
+            print(f"  atproto's models / ours ({name}): "
+                  f"{theirs / statistics.median(per_item[name]):.2f}x (median)")
+
+
+ATPROTO = "atproto models for all 50"
+
+
+def atproto_parse(page: bytes) -> Callable[[], int] | None:
+    """The atproto SDK's parse of the same bytes, as its client does it; ``None`` if missing.
+
+    Its client reads a response with ``pydantic_core.from_json`` and builds the
+    typed response with ``get_or_create`` (records resolved by their ``$type``).
+    """
+    try:
+        from atproto_client import models  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from atproto_client.models.utils import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+            get_or_create,
+        )
+        from pydantic_core import from_json
+    except ImportError:
+        return None
+    response_model = models.AppBskyNotificationListNotifications.Response
+
+    def parse() -> int:
+        parsed = get_or_create(from_json(page), response_model, strict=True)
+        assert isinstance(parsed, response_model)
+        return len(parsed.notifications)
+
+    if parse() != 50:
+        raise SystemExit("atproto's models did not read the 50 notifications")
+    return parse
 
 
 def main() -> None:
@@ -220,12 +262,6 @@ def main() -> None:
     bench_jetstream(lines, args.repeats)
     bench_notifications(args.repeats, args.pages)
     print(f"load average after:  {load_average()}")
-    try:
-        import atproto  # noqa: F401
-    except ImportError:
-        print("atproto is not installed: no peer measured (pip install atproto)")
-    else:
-        print("atproto is installed, but this bench has no atproto case yet")
 
 
 if __name__ == "__main__":

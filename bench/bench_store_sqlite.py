@@ -14,11 +14,15 @@ Mastodon adapter keeps it in ``Message.raw``.
    the sizes interleaved (order rotates each repeat), ``--repeats`` repeats;
    min and median microseconds per event and the ratio to the smallest size.
 
-The stores for (2) are built fast: ``record_batch`` and ``save_messages`` with
-1,000 messages per call (one transaction each) and the outbox rows inserted in
-bulk through the store's own connection, in the shape ``enqueue`` and
-``update_outbox`` give them. Every row is what the per-event calls would have
-written; only the number of transactions differs.
+The stores for (2) are built fast: the first 5,000 answered messages go through
+the store's calls (``seed``: the calls of 1,000 messages made together, so their
+writes share commits); the rest are copies of those rows made in SQL
+(``multiply``: ``INSERT ... SELECT`` over a recursive CTE of new numbers, 100,000
+per transaction), each with the ids, text, times, outbox key and native payload
+``inbound(n)`` would give it; the search index follows by the store's triggers.
+The filled store is then opened (its ``quick_check``) and checked (``check``):
+row counts, the search index's integrity check, and sampled copies read back
+through the store equal to what ``answer`` would have written.
 
 Run: ``.venv/bin/python bench/bench_store_sqlite.py [--sizes 1000,10000,100000]``.
 """
@@ -27,23 +31,30 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
+import random
 import sqlite3
 import statistics
 import tempfile
 import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
+import anyio.to_thread
 
 from omnichannel.actions import Reply, Sent
 from omnichannel.events import MessageReceived, event_id
 from omnichannel.model import Conversation, Message, Person, Ref
 from omnichannel.store import OutboxItem, SQLiteStore
-from omnichannel.store import sqlite as sqlite_module
+from omnichannel.store import _sqlite_schema as sqlite_schema
 
 NET = "mastodon"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -96,50 +107,298 @@ def outbox_item(message: Message) -> OutboxItem:
                                  text_digest="canned", now=message.created_at)
 
 
-async def answer(store: SQLiteStore, event: MessageReceived, n: int) -> None:
+class Calls:
+    """Seconds spent in each store call, summed (``with calls("name"): ...``)."""
+
+    def __init__(self) -> None:
+        self.spent: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        self.spent[name] += time.perf_counter() - began
+
+
+async def answer(store: SQLiteStore, event: MessageReceived, n: int,
+                 calls: Calls | None = None) -> None:
     """The store calls of the hub for one inbound message it answers."""
-    await store.record_batch(NET, [event], cursor=str(n))
+    timed = calls or Calls()
+    with timed("record_batch"):
+        await store.record_batch(NET, [event], cursor=str(n))
     message = event.message
-    await store.conversation_messages(message.conversation, limit=20)
+    with timed("conversation_messages"):
+        await store.conversation_messages(message.conversation, limit=20)
     now = message.created_at
-    await store.recent_recipients(network=NET, text_digest="canned",
-                                  since=now - timedelta(hours=1))
-    await store.enqueue(outbox_item(message))
-    for claimed in await store.claim_due(now=now, limit=20):
-        sent = Sent(idempotency_key=claimed.key, ref=Ref(network=NET, id=f"r{n}"),
+    with timed("recent_recipients"):
+        await store.recent_recipients(network=NET, text_digest="canned",
+                                      since=now - timedelta(hours=1))
+    with timed("enqueue"):
+        await store.enqueue(outbox_item(message))
+    with timed("claim_due"):
+        claimed = await store.claim_due(now=now, limit=20)
+    for item in claimed:
+        sent = Sent(idempotency_key=item.key, ref=Ref(network=NET, id=f"r{n}"),
                     conversation=message.conversation, sent_at=now)
-        await store.update_outbox(claimed.key, status="sent", sent=sent)
-        await store.save_messages([our_reply(n, message)])
-    await store.mark_handled(event.id)
+        with timed("update_outbox"):
+            await store.update_outbox(item.key, status="sent", sent=sent)
+        with timed("save_messages"):
+            await store.save_messages([our_reply(n, message)])
+    with timed("mark_handled"):
+        await store.mark_handled(event.id)
 
 
-async def bulk_fill(store: SQLiteStore, size: int, chunk: int = 1000) -> None:
-    """Write ``size`` answered messages, ``chunk`` per transaction (see the module doc)."""
-    for start in range(0, size, chunk):
-        numbers = range(start, min(start + chunk, size))
+SEEDS = 5_000
+"""Answered messages written through the store's calls before the rest are copied in SQL:
+the 5,000 customers once each, so a copy keeps its seed's author."""
+
+
+async def seed(store: SQLiteStore, count: int, chunk: int = 1000) -> None:
+    """Write ``count`` answered messages through the store's calls, ``chunk`` at a time.
+
+    The same rows the per-event calls write (``answer``), with the calls of a chunk
+    made together so their writes share commits.
+    """
+    for start in range(0, count, chunk):
+        numbers = range(start, min(start + chunk, count))
         events = [inbound(n) for n in numbers]
         await store.record_batch(NET, events, cursor=str(numbers[-1]))
-        replies = [our_reply(n, e.message) for n, e in zip(numbers, events, strict=True)]
-        await store.save_messages(replies)
-        items = [outbox_item(e.message) for e in events]
+        async with anyio.create_task_group() as group:
+            for event in events:
+                group.start_soon(store.enqueue, outbox_item(event.message))
+        claimed = await store.claim_due(now=events[-1].message.created_at, limit=len(events))
+        by_message = {item.action.to.ref.id: item for item in claimed}  # type: ignore[union-attr]
 
-        def write(conn: sqlite3.Connection, items: list[OutboxItem] = items) -> None:
-            payloads = sqlite_module._Payloads(conn)
-            for item in items:
-                action, digest = sqlite_module._action_json(item.action, payloads)
-                sent = Sent(idempotency_key=item.key, ref=Ref(network=NET, id="r"),
-                            conversation=item.action.to.conversation,  # type: ignore[union-attr]
-                            sent_at=item.created_at)
-                ts = sqlite_module._ts
-                conn.execute(sqlite_module._INSERT_OUTBOX, (
-                    item.key, item.network, "sent", 1, ts(item.next_attempt_at),
-                    ts(item.created_at), ts(item.updated_at), item.origin, item.approved_by,
-                    item.recipient, item.text_digest, None, action, sent.model_dump_json(),
-                    digest, None, None,
-                ))
-            conn.execute("UPDATE events SET handled = 1 WHERE handled = 0")
+        async def sent(n: int, event: MessageReceived,
+                       by_message: dict[str, OutboxItem] = by_message) -> None:
+            message = event.message
+            item = by_message[message.ref.id]
+            await store.update_outbox(item.key, status="sent", sent=Sent(
+                idempotency_key=item.key, ref=Ref(network=NET, id=f"r{n}"),
+                conversation=message.conversation, sent_at=message.created_at))
+            await store.mark_handled(event.id)
 
-        await store._write(write, operation="bulk_fill")
+        async with anyio.create_task_group() as group:
+            for n, event in zip(numbers, events, strict=True):
+                group.start_soon(sent, n, event)
+        await store.save_messages([our_reply(n, e.message)
+                                   for n, e in zip(numbers, events, strict=True)])
+
+
+# Copying in SQL. A copy ``n`` of seed ``t = n % seeds`` is the seed's rows with
+# every value that names ``t`` replaced by the one ``inbound(n)`` would give
+# (quoted JSON strings, so "m1" never matches inside "m10"); zlib-packed JSON is
+# unpacked, changed and packed again by functions registered on the connection,
+# and each copy gets a payload of its own (``fill_payload``), as ``inbound`` makes.
+
+_TEMPLATES = """
+CREATE TEMP TABLE tmpl AS
+SELECT CAST(substr(m.id, 2) AS INTEGER) AS t, m.text, substr(m.created_at, 1, 19) || 'Z' AS at,
+       unpack(e.json) AS event, e.received_at, m.json AS msg, m.author,
+       r.json AS reply, r.author AS reply_author, r.text AS reply_text, c.json AS conv, c.kind,
+       o.key, unpack(o.action) AS action, o.sent, o.status, o.attempts, o.updated_at,
+       o.origin, o.recipient, o.text_digest, p.raw AS payload
+FROM messages AS m
+JOIN events AS e ON e.id = 'mastodon:message.received:' || m.id
+JOIN messages AS r ON r.network = m.network AND r.id = 'r' || substr(m.id, 2)
+JOIN conversations AS c ON c.network = m.network AND c.id = m.id
+JOIN outbox AS o ON o.raw = m.raw
+JOIN payloads AS p ON p.digest = m.raw
+WHERE m.network = 'mastodon' AND m.id GLOB 'm[0-9]*'
+"""
+_WORDS = "CREATE TEMP TABLE words (i INTEGER PRIMARY KEY, w TEXT NOT NULL)"
+_NUMBERS = """
+CREATE TEMP TABLE fill AS
+WITH RECURSIVE seq(n) AS (SELECT :first UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < :end)
+SELECT n, n % :seeds AS t,
+       (SELECT w FROM words WHERE i = n % 10) || ' ' || (SELECT w FROM words WHERE i = (n / 7) % 10)
+       || ' number' || (n % 100) || ' ticket' || n AS text,
+       strftime('%Y-%m-%dT%H:%M:%S', '2026-01-01 00:00:00', '+' || n || ' minutes') AS at,
+       lower(hex(randomblob(16))) AS key, NULL AS payload, NULL AS digest
+FROM seq
+"""
+_PAYLOADS = """
+UPDATE fill SET payload = fill_payload((SELECT payload FROM tmpl WHERE tmpl.t = fill.t), n, text);
+UPDATE fill SET digest = payload_digest(payload);
+INSERT INTO payloads (digest, raw) SELECT digest, payload FROM fill ORDER BY n;
+"""
+
+
+def _swapped(column: str) -> str:
+    """SQL for ``column`` of a seed's row with the seed's values replaced by copy ``n``'s."""
+    steps = (
+        ("'\"m' || tmpl.t || '\"'", "'\"m' || fill.n || '\"'"),
+        ("'\"r' || tmpl.t || '\"'", "'\"r' || fill.n || '\"'"),
+        ("':m' || tmpl.t || '\"'", "':m' || fill.n || '\"'"),
+        ("'\"' || tmpl.text || '\"'", "'\"' || fill.text || '\"'"),
+        ("'\"' || tmpl.at || '\"'", "'\"' || fill.at || 'Z\"'"),
+        ("'\"' || tmpl.key || '\"'", "'\"' || fill.key || '\"'"),
+    )
+    sql = column
+    for old, new in steps:
+        sql = f"replace({sql}, {old}, {new})"
+    return sql
+
+
+_TS = "fill.at || '.000000+00:00'"
+_COPIES = f"""
+INSERT INTO events (id, network, type, json, handled, received_at, raw)
+SELECT 'mastodon:message.received:m' || fill.n, 'mastodon', 'message.received',
+       pack({_swapped("tmpl.event")}), 1, tmpl.received_at, fill.digest
+FROM fill JOIN tmpl USING (t) ORDER BY fill.n;
+INSERT INTO messages (network, id, conversation, author, text, created_at, version_at, json,
+                      deleted, raw)
+SELECT network, id, conversation, author, text, at, at, json, 0, raw FROM (
+  SELECT fill.n, 0 AS k, 'mastodon' AS network, 'm' || fill.n AS id, 'm' || fill.n AS conversation,
+         tmpl.author, fill.text, {_TS} AS at, {_swapped("tmpl.msg")} AS json, fill.digest AS raw
+  FROM fill JOIN tmpl USING (t)
+  UNION ALL
+  SELECT fill.n, 1, 'mastodon', 'r' || fill.n, 'm' || fill.n, tmpl.reply_author,
+         tmpl.reply_text, {_TS}, {_swapped("tmpl.reply")}, NULL
+  FROM fill JOIN tmpl USING (t)
+) ORDER BY n, k;
+INSERT INTO conversations (network, id, kind, json, last_activity_at)
+SELECT 'mastodon', 'm' || fill.n, tmpl.kind, {_swapped("tmpl.conv")}, {_TS}
+FROM fill JOIN tmpl USING (t) ORDER BY fill.n;
+INSERT INTO outbox (key, network, status, attempts, next_attempt_at, created_at, updated_at,
+                    origin, approved_by, recipient, text_digest, last_error, action, sent, raw,
+                    worker, lease_until)
+SELECT fill.key, 'mastodon', tmpl.status, tmpl.attempts, {_TS}, {_TS}, tmpl.updated_at,
+       tmpl.origin, NULL, tmpl.recipient, tmpl.text_digest, NULL, pack({_swapped("tmpl.action")}),
+       {_swapped("tmpl.sent")}, fill.digest, NULL, NULL
+FROM fill JOIN tmpl USING (t) ORDER BY fill.n;
+DROP TABLE fill;
+"""  # noqa: S608 - constants only
+
+
+def _fill_payload(template: bytes, n: int, text: str) -> bytes:
+    """Seed ``template``'s native payload as ``inbound(n)`` makes it, packed as stored."""
+    raw = json.loads(sqlite_schema.payload_json(template))
+    raw["id"] = str(n)
+    raw["status"]["id"] = f"m{n}"
+    raw["status"]["content"] = f"<p>@shop {text}</p>"
+    raw["status"]["uri"] = f"https://mastodon.example/users/c/statuses/m{n}"
+    return zlib.compress(sqlite_schema.payload_digest(raw)[1])
+
+
+def _payload_digest(packed: bytes) -> bytes:
+    return hashlib.blake2b(zlib.decompress(packed), digest_size=16).digest()
+
+
+def multiply(path: Path, seeds: int, size: int, chunk: int = 100_000) -> None:
+    """Copy the ``seeds`` stored answered messages in SQL until the store holds ``size``.
+
+    The store must be closed (it holds the file's lock while open). Each chunk
+    of copies is one transaction; the search index follows by the store's own
+    triggers on ``messages``.
+    """
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -200000")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.create_function("unpack", 1, lambda b: zlib.decompress(b).decode(),
+                             deterministic=True)
+        conn.create_function("pack", 1, lambda s: zlib.compress(s.encode()), deterministic=True)
+        conn.create_function("fill_payload", 3, _fill_payload, deterministic=True)
+        conn.create_function("payload_digest", 1, _payload_digest, deterministic=True)
+        conn.execute(_TEMPLATES)
+        conn.execute("CREATE UNIQUE INDEX temp.tmpl_t ON tmpl (t)")
+        (found,) = conn.execute("SELECT count(*) FROM tmpl").fetchone()
+        if found != seeds:
+            raise SystemExit(f"{found} seed messages found of {seeds}")
+        conn.execute(_WORDS)
+        conn.executemany("INSERT INTO words VALUES (?, ?)", enumerate(WORDS))
+        for first in range(seeds, size, chunk):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_NUMBERS, {"first": first, "end": min(first + chunk, size),
+                                    "seeds": seeds})
+            for statement in (_PAYLOADS + _COPIES).split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        finish_merges(conn)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def finish_merges(conn: sqlite3.Connection) -> None:
+    """Do the search index's pending segment merges now, as a store written over time has.
+
+    FTS5 merges its segments a little at each write (``automerge``); copies written
+    100,000 to a transaction may leave merges pending, which would otherwise fall
+    on the timed events. ``merge`` with a positive count does that same work until
+    none is left. (It does not remove the growth of ``save_messages`` at 1M: see
+    bench/README.md.)
+    """
+    while True:
+        before = conn.total_changes
+        conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', 500)")
+        if conn.total_changes - before < 2:
+            return
+
+
+async def fill(path: Path, size: int, synchronous: Literal["normal", "full"]) -> SQLiteStore:
+    """A store at ``path`` holding ``size`` answered messages; returned open (and checked)."""
+    seeds = min(size, SEEDS)
+    async with SQLiteStore(path, synchronous=synchronous) as store:
+        await seed(store, seeds)
+    if size > seeds:
+        await anyio.to_thread.run_sync(multiply, path, seeds, size)
+    store = SQLiteStore(path, synchronous=synchronous)
+    await store.open()  # quick_check and the schema checks
+    await check(store, path, seeds, size)
+    return store
+
+
+async def check(store: SQLiteStore, path: Path, seeds: int, size: int, samples: int = 20) -> None:
+    """Stop unless the filled store reads back as ``inbound``/``answer`` would have written it."""
+    picked = _samples(seeds, size, samples)
+    with sqlite3.connect(path) as conn:
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM messages),"
+            " (SELECT count(*) FROM outbox), (SELECT count(*) FROM payloads),"
+            " (SELECT count(*) FROM conversations)").fetchone()
+        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+        (fts_rows,) = conn.execute("SELECT count(*) FROM messages_fts").fetchone()
+        keys = {n: conn.execute(
+            "SELECT o.key FROM messages AS m JOIN outbox AS o ON o.raw = m.raw"
+            " WHERE m.network = 'mastodon' AND m.id = ?", (f"m{n}",)).fetchone()[0]
+            for n in picked}
+    expected = (size, 2 * size, size, size, size)
+    if counts != expected or fts_rows != 2 * size:
+        raise SystemExit(f"filled store: counts {counts} (events, messages, outbox, payloads,"
+                         f" conversations), search rows {fts_rows}; expected {expected}")
+    for n in picked:
+        wanted = inbound(n).message
+        ref = wanted.ref
+        got = await store.get_message(ref)
+        thread = await store.conversation_messages(ref, limit=20)
+        item = await store.get_outbox(keys[n])
+        hits = await store.search(f"ticket{n}", network=NET)
+        problems = [
+            name for name, ok in (
+                ("message", got == wanted),
+                ("conversation", [m.ref.id for m in thread] == [f"m{n}", f"r{n}"]
+                 and thread[1] == our_reply(n, wanted)),
+                ("event", await store.is_handled(inbound(n).id)),
+                ("outbox", item is not None and item.status == "sent"
+                 and item.action == Reply(network=NET, to=wanted, text=CANNED,
+                                          idempotency_key=item.key)
+                 and item.sent is not None and item.sent.ref.id == f"r{n}"),
+                ("search", [m.ref for m in hits] == [ref]),
+            ) if not ok
+        ]
+        if problems:
+            raise SystemExit(f"filled store: copy {n} reads back wrong: {', '.join(problems)}")
+
+
+def _samples(seeds: int, size: int, count: int) -> list[int]:
+    picker = random.Random(size)
+    return sorted({picker.randrange(size) for _ in range(count)}
+                  | {seeds - 1, size - 1, min(seeds, size - 1)})[:count]
 
 
 def file_bytes(path: Path) -> int:
@@ -167,11 +426,11 @@ async def storage(folder: Path, count: int) -> None:
           f"(goal <= 2x); {per_message * 100_000 / 1e9:.2f} GB per 100,000")
 
 
-async def per_event(store: SQLiteStore, start: int, events: int) -> float:
+async def per_event(store: SQLiteStore, start: int, events: int, calls: Calls) -> float:
     batch = [inbound(n) for n in range(start, start + events)]
     began = time.perf_counter()
     for offset, event in enumerate(batch):
-        await answer(store, event, start + offset)
+        await answer(store, event, start + offset, calls)
     return (time.perf_counter() - began) / events
 
 
@@ -189,18 +448,20 @@ async def main(args: argparse.Namespace) -> None:
         stores: dict[int, SQLiteStore] = {}
         for size in sizes:
             began = time.perf_counter()
-            stores[size] = SQLiteStore(folder / f"s{size}.db", synchronous=args.synchronous)
-            await stores[size].open()
-            await bulk_fill(stores[size], size)
-            print(f"filled {size:>8} in {time.perf_counter() - began:6.1f} s")
+            path = folder / f"s{size}.db"
+            stores[size] = await fill(path, size, args.synchronous)
+            print(f"filled {size:>8} in {time.perf_counter() - began:6.1f} s"
+                  f" (checked), {file_bytes(path) / 2**20:,.0f} MiB", flush=True)
         next_n = dict.fromkeys(sizes, 0)
         for size in sizes:
             next_n[size] = size
         cost: dict[int, list[float]] = {size: [] for size in sizes}
+        calls = {size: Calls() for size in sizes}
         for repeat in range(args.repeats):
             shift = repeat % len(sizes) if sizes else 0
             for size in sizes[shift:] + sizes[:shift]:
-                cost[size].append(await per_event(stores[size], next_n[size], args.events))
+                cost[size].append(await per_event(stores[size], next_n[size], args.events,
+                                                  calls[size]))
                 next_n[size] += args.events
         for store in stores.values():
             await store.aclose()
@@ -214,6 +475,13 @@ async def main(args: argparse.Namespace) -> None:
         c = cost[size]
         print(f"{size:>9} {min(c) * 1e6:13.0f} {statistics.median(c) * 1e6:10.0f} "
               f"{statistics.median(c) / base:8.2f}")
+    events = args.repeats * args.events
+    print(f"\nmean us per event in each call ({events} events per size)")
+    print(f"{'call':>22} " + " ".join(f"{size:>9}" for size in sizes) + f" {'x first':>8}")
+    for name in calls[sizes[0]].spent:
+        spent = [calls[size].spent[name] / events * 1e6 for size in sizes]
+        print(f"{name:>22} " + " ".join(f"{us:9.0f}" for us in spent)
+              + f" {spent[-1] / spent[0]:8.2f}")
 
 
 if __name__ == "__main__":
