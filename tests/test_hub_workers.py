@@ -17,6 +17,7 @@ from omnichannel.errors import DuplicateReply
 from omnichannel.events import MessageReceived
 from omnichannel.hub import Context, Hub
 from omnichannel.store import MemoryStore, PostgresStore, SQLiteStore, Store
+from omnichannel.webhooks import WebhookRequest
 from omnichannel.testing.store_conformance import NET, T0, message
 from omnichannel.testing.store_conformance import received as received_event
 
@@ -251,3 +252,76 @@ async def test_an_event_both_workers_find_unhandled_at_start_is_handled_once(
             await hub.wait_idle()
         tg.cancel_scope.cancel()
     assert sorted(handled) == sorted(e.id for e in events)
+
+
+async def test_events_a_worker_recorded_and_left_are_taken_up_by_a_running_one(
+    two_stores: tuple[Store, Store],
+) -> None:
+    """A worker that died between recording events and handling them: another handles them."""
+    _, store = two_stores
+    hub = Hub(store=store, worker="w2")
+    hub.outbox.lease = timedelta(seconds=0.2)
+    handled: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def count(event: MessageReceived, ctx: Context) -> None:
+        handled.append(event.message.text)
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(partial(hub.run, listen=False, deliver=False))
+        # recorded by a worker that died before it handled them: nobody dispatched them here
+        left = [received_event(message(f"left-{n}", f"left behind {n}")) for n in range(3)]
+        await store.record_batch(NET, left, cursor=None)
+        await eventually(lambda: len(handled) == 3, limit=10)
+        await hub.wait_idle()
+        assert not await store.unhandled_events()
+        tg.cancel_scope.cancel()
+    assert sorted(handled) == [f"left behind {n}" for n in range(3)]
+
+
+async def test_a_worker_taking_over_a_source_handles_what_the_last_reader_left_first(
+    two_stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reader dies after recording a message; the next one reads a later one of the thread.
+
+    The worker taking the source over handles the message left behind before the
+    later one it reads itself, so the conversation's order holds.
+    """
+    import omnichannel._listening as listening
+
+    monkeypatch.setattr(listening, "_STANDBY_AFTER", 0.2)
+    fake = FakeNetwork()
+    store_a, store_b = two_stores
+    stuck, polling = anyio.Event(), anyio.Event()
+    first = adapter_for(fake)
+    original = first.poll
+
+    async def poll_until_stuck(cursor: str | None) -> object:
+        if stuck.is_set():
+            polling.set()
+            await anyio.sleep_forever()
+        return await original(cursor)
+
+    first.poll = poll_until_stuck  # type: ignore[method-assign]
+    one = Hub(adapters=[first], store=store_a, worker="w1")
+    two = Hub(adapters=[adapter_for(fake)], store=store_b, worker="w2")
+    handled: list[str] = []
+    for hub in (one, two):
+
+        @hub.on(MessageReceived)
+        async def note(event: MessageReceived, ctx: Context) -> None:
+            handled.append(event.message.text)
+
+    async with one, two, anyio.create_task_group() as tg:
+        await tg.start(partial(one.run, deliver=False))
+        await tg.start(partial(two.run, deliver=False))  # stands by
+        stuck.set()
+        await polling.wait()  # the reader is stuck: it reads nothing more
+        left = fake.message_item("my parcel is lost", conversation="thread-9")
+        [event] = first.parse(WebhookRequest(method="POST", body=fake.webhook_body([left])))
+        await store_a.record_batch("testnet", [event], cursor=None)  # recorded, then it dies
+        fake.customer_says("hello? anyone?", conversation="thread-9")
+        one.stop()
+        await eventually(lambda: len(handled) == 2, limit=10)
+        tg.cancel_scope.cancel()
+    assert handled == ["my parcel is lost", "hello? anyone?"]

@@ -346,3 +346,44 @@ class Dispatcher:
                 self._idle = anyio.Event()
             await self._idle.wait()
 
+
+
+async def dispatch_unhandled(
+    store: Store, dispatcher: Dispatcher, network: str | None = None
+) -> int:
+    """Queue the events recorded but not yet handled (of ``network``, or all); return how many.
+
+    Events this worker already has in hand are not queued twice (`Dispatcher.submit`).
+    """
+    queued = 0
+    for event in await store.unhandled_events(network):
+        queued += dispatcher.submit(event, await ordering_key(store, event))
+    return queued
+
+
+async def sweep_unhandled(
+    store: Store, dispatcher: Dispatcher, every: Callable[[], timedelta]
+) -> None:
+    """On a store several workers share, take up events a worker recorded and then left.
+
+    A worker that dies between recording a batch and handling it leaves its
+    events unhandled in the store; with no restart, nothing else would look
+    at them. Every ``every()`` (the length of a claim: a live worker renews
+    its conversation leases faster than that), the events found unhandled at
+    the previous look and still unhandled are queued here. An event another
+    worker is still handling waits for its conversation's lease and is then
+    skipped as handled.
+    """
+    seen: set[str] = set()
+    while True:
+        await anyio.sleep(every().total_seconds())
+        try:
+            events = await store.unhandled_events()
+        except Exception:  # the store is away for a moment: look again next time
+            logger.exception("could not read the unhandled events; looking again later")
+            continue
+        for event in events:
+            if event.id in seen and dispatcher.submit(event, await ordering_key(store, event)):
+                logger.info("taking up event %s, recorded and left unhandled",
+                            event.id, extra={"event_id": event.id, "network": event.network})
+        seen = {event.id for event in events}

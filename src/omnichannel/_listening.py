@@ -66,6 +66,10 @@ class Inbound(Protocol):
         """Return once the dispatcher can take more events."""
         ...
 
+    def dispatch_unhandled(self, network: str | None = None) -> Awaitable[int]:
+        """Queue the stored events of ``network`` not yet handled (another worker's, say)."""
+        ...
+
 
 @asynccontextmanager
 async def _no_lease(network: str, source: str) -> AsyncIterator[None]:
@@ -177,6 +181,10 @@ async def _held(
 
     async def hold() -> None:
         async with lease(runner.network, runner.source.name):
+            # The worker read here before may have died between recording a
+            # batch and handling it: its events go first, before anything read
+            # next of their conversations.
+            await runner.inbound.dispatch_unhandled(runner.network)
             await runner.run(task_status=started)
 
     async with anyio.create_task_group() as tg:

@@ -23,6 +23,9 @@ de-duplicated by its id, persisted with its message and conversation, the
 cursor advanced only once the batch is stored, then dispatched. Events of one
 conversation are handled one after another, in order; different conversations
 are handled concurrently, up to ``max_concurrency`` at a time.
+
+Long because: `Hub` is the one public facade of the runtime; its methods are
+short and documented, and the work is in the modules they call.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from ._dispatch import Dispatcher, claims_for, handle_event, ordering_key
+from ._dispatch import (
+    Dispatcher,
+    claims_for,
+    dispatch_unhandled,
+    handle_event,
+    ordering_key,
+    sweep_unhandled,
+)
 from ._health import AuthReports
 from ._lifecycle import close_all, open_all
 from ._listening import listeners, rejected_letter, start_listeners, store_source_lease
@@ -313,8 +323,10 @@ class Hub:
                 if deliver:
                     await tg.start(self.outbox.run)
                 await tg.start(self._auth_reports.run, self.ingest, self.store)
-                for event in await self.store.unhandled_events():
-                    dispatcher.submit(event, await ordering_key(self.store, event))
+                await dispatch_unhandled(self.store, dispatcher)
+                if self.store.multi_worker:
+                    tg.start_soon(sweep_unhandled, self.store, dispatcher,
+                                  lambda: self.outbox.lease)
                 await start_listeners(tg, listeners(self.adapters, listen), inbound=self,
                                       backoff=self.listener_backoff, lease=self.source_lease)
                 if serve_webhooks is not None:
@@ -472,6 +484,18 @@ class Hub:
         """Return once the running dispatcher can take more events (at once when not running)."""
         if self._dispatcher is not None:
             await self._dispatcher.wait_for_room()
+
+    async def dispatch_unhandled(self, network: str | None = None) -> int:
+        """Queue the stored events not yet handled (of ``network``, or all); return how many.
+
+        The running hub does it when it starts, when it takes over a source
+        from another worker (before reading on, so a conversation's events
+        keep their order) and, on a store several workers share, for events
+        left unhandled longer than a claim lasts. Not running: nothing, 0.
+        """
+        if self._dispatcher is None:
+            return 0
+        return await dispatch_unhandled(self.store, self._dispatcher, network)
 
     async def _handle_event(self, event: Event) -> None:
         await handle_event(
