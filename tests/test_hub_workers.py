@@ -17,9 +17,9 @@ from omnichannel.errors import DuplicateReply
 from omnichannel.events import MessageReceived
 from omnichannel.hub import Context, Hub
 from omnichannel.store import MemoryStore, PostgresStore, SQLiteStore, Store
-from omnichannel.webhooks import WebhookRequest
 from omnichannel.testing.store_conformance import NET, T0, message
 from omnichannel.testing.store_conformance import received as received_event
+from omnichannel.webhooks import WebhookRequest
 
 _SECOND = timedelta(seconds=1)
 
