@@ -80,3 +80,38 @@ async def test_a_private_visibility_reply_counts_as_the_private_reply(tmp_path: 
         await hub.queue_as_agent(Reply(network="testnet", to=comment, text="Answered in DM."),
                                  by="agent:ben")
         assert len(await store.list_outbox()) == 2
+
+
+async def test_a_private_reply_that_failed_for_good_leaves_room_for_another(
+    tmp_path: Path,
+) -> None:
+    """The network refused the first private reply outright: it used nothing up, so a second may go.
+
+    One that is still on its way (queued, retrying) or sent keeps the second refused.
+    """
+    fake = FakeNetwork()
+    adapter = adapter_for(fake, OnceAdapter)
+    comment = received(fake, adapter, "my card was charged twice")
+    first = PrivateReply(network="testnet", to=comment, text="Hi! Could you DM your order?")
+    second = PrivateReply(network="testnet", to=comment, text="Hi! Which order is it?")
+    store = SQLiteStore(tmp_path / "bot.db")
+    hub = Hub(adapters=[adapter], store=store)
+    async with hub:
+        queued = await hub.queue_as_agent(first, by="agent:anna")
+        with pytest.raises(PrivateReplyUsed):  # the first is still on its way
+            await hub.queue_as_agent(second, by="agent:anna")
+        fake.faults.append("422")  # refused for good
+        assert await hub.outbox.run_once() == 1
+        failed = await store.get_outbox(queued.key)
+        assert failed is not None
+        assert failed.status == "failed"
+
+        retried = await hub.queue_as_agent(second, by="agent:anna")
+        assert await hub.outbox.run_once() == 1
+        sent = await store.get_outbox(retried.key)
+        assert sent is not None
+        assert sent.status == "sent"
+        with pytest.raises(PrivateReplyUsed):  # the one sent counts
+            await hub.queue_as_agent(
+                PrivateReply(network="testnet", to=comment, text="Hello again!"), by="agent:ben")
+    assert [p["text"] for p in fake.posted] == ["Hi! Which order is it?"]

@@ -214,7 +214,11 @@ class Outgoing:
         key = f"{action.network}:{action.to.ref.id}"
         previous = await self._hub.store.get_value(_ONE_PRIVATE_REPLY, key)
         if previous is not None and previous != action.idempotency_key:
-            raise PrivateReplyUsed(message=key, previous_key=previous, network=action.network)
+            # One that never reached the customer (failed for good, or
+            # cancelled) used nothing up: another may take its place.
+            earlier = await self._hub.store.get_outbox(previous)
+            if earlier is None or earlier.status not in ("failed", "cancelled"):
+                raise PrivateReplyUsed(message=key, previous_key=previous, network=action.network)
         return key
 
     @asynccontextmanager

@@ -290,7 +290,8 @@ class PrivateReplyUsed(ActionError):
 
     Meta answers one private reply per comment; the hub remembers each (in
     the store, so across restarts and workers) and refuses a second one
-    before any request. Answer in the private conversation it opened instead.
+    before any request, unless the first failed for good or was cancelled.
+    Answer in the private conversation it opened instead.
 
     Attributes:
         message: ``"<network>:<id>"`` of the public message.
