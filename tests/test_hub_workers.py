@@ -13,8 +13,8 @@ import pytest
 from tests.runtime_adapter import FakeClock, FakeNetwork, adapter_for, eventually, received
 
 from omnichannel.actions import Reply
-from omnichannel.errors import DuplicateReply
-from omnichannel.events import MessageReceived
+from omnichannel.errors import DuplicateReply, StoreError
+from omnichannel.events import Event, MessageReceived
 from omnichannel.hub import Context, Hub
 from omnichannel.store import MemoryStore, PostgresStore, SQLiteStore, Store
 from omnichannel.testing.store_conformance import NET, T0, message
@@ -325,3 +325,29 @@ async def test_a_worker_taking_over_a_source_handles_what_the_last_reader_left_f
         await eventually(lambda: len(handled) == 2, limit=10)
         tg.cancel_scope.cancel()
     assert handled == ["my parcel is lost", "hello? anyone?"]
+
+
+class _UnreadableLeftovers(SharedMemoryStore):
+    """A shared store that fails to list one network's unhandled events (as at a takeover)."""
+
+    async def unhandled_events(self, network: str | None = None) -> list[Event]:
+        if network is not None:
+            raise StoreError("the database went away for a moment", path="shared")
+        return await super().unhandled_events(network)
+
+
+async def test_a_source_reads_on_when_the_events_left_unhandled_cannot_be_listed() -> None:
+    """Listing what the last reader left fails: logged, and the source is read all the same."""
+    fake = FakeNetwork()
+    hub = Hub(adapters=[adapter_for(fake)], store=_UnreadableLeftovers(), worker="w1")
+    handled: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def note(event: MessageReceived, ctx: Context) -> None:
+        handled.append(event.message.text)
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(partial(hub.run, deliver=False))
+        fake.customer_says("is anyone there?")
+        await eventually(lambda: handled == ["is anyone there?"], limit=10)
+        tg.cancel_scope.cancel()

@@ -184,7 +184,11 @@ async def _held(
             # The worker read here before may have died between recording a
             # batch and handling it: its events go first, before anything read
             # next of their conversations.
-            await runner.inbound.dispatch_unhandled(runner.network)
+            try:
+                await runner.inbound.dispatch_unhandled(runner.network)
+            except Exception:  # the next start or sweep takes them up
+                logger.exception("%s: could not read the events left unhandled", runner.network,
+                                 extra={"network": runner.network})
             await runner.run(task_status=started)
 
     async with anyio.create_task_group() as tg:
