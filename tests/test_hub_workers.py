@@ -351,3 +351,35 @@ async def test_a_source_reads_on_when_the_events_left_unhandled_cannot_be_listed
         fake.customer_says("is anyone there?")
         await eventually(lambda: handled == ["is anyone there?"], limit=10)
         tg.cancel_scope.cancel()
+
+
+class _FlakyLeftovers(SharedMemoryStore):
+    """A shared store whose listing of unhandled events fails every other time after the first."""
+
+    calls = 0
+
+    async def unhandled_events(self, network: str | None = None) -> list[Event]:
+        self.calls += 1
+        if self.calls > 1 and self.calls % 2 == 0:
+            raise StoreError("the database went away for a moment", path="shared")
+        return await super().unhandled_events(network)
+
+
+async def test_the_sweep_for_unhandled_events_outlives_a_store_failure() -> None:
+    """A failed look for events left unhandled is logged; the next look takes them up."""
+    store = _FlakyLeftovers()
+    hub = Hub(store=store, worker="w2")
+    hub.outbox.lease = timedelta(seconds=0.1)
+    handled: list[str] = []
+
+    @hub.on(MessageReceived)
+    async def count(event: MessageReceived, ctx: Context) -> None:
+        handled.append(event.message.text)
+
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(partial(hub.run, listen=False, deliver=False))
+        await store.record_batch(NET, [received_event(message("left-9", "left behind"))],
+                                 cursor=None)
+        await eventually(lambda: handled == ["left behind"], limit=10)
+        tg.cancel_scope.cancel()
+    assert store.calls >= 4  # it looked again after failing

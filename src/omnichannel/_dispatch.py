@@ -379,11 +379,11 @@ async def sweep_unhandled(
         await anyio.sleep(every().total_seconds())
         try:
             events = await store.unhandled_events()
+            for event in events:
+                if event.id in seen and dispatcher.submit(event, await ordering_key(store, event)):
+                    logger.info("taking up event %s, recorded and left unhandled",
+                                event.id, extra={"event_id": event.id, "network": event.network})
         except Exception:  # the store is away for a moment: look again next time
-            logger.exception("could not read the unhandled events; looking again later")
+            logger.exception("could not take up the unhandled events; looking again later")
             continue
-        for event in events:
-            if event.id in seen and dispatcher.submit(event, await ordering_key(store, event)):
-                logger.info("taking up event %s, recorded and left unhandled",
-                            event.id, extra={"event_id": event.id, "network": event.network})
         seen = {event.id for event in events}
