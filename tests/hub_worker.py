@@ -116,17 +116,28 @@ class HubSoakResult:
 
 
 async def _start(db: str, url: str, worker: str, lease: float, log: Path) -> anyio.abc.Process:
-    with log.open("ab") as stderr:
-        process = await anyio.open_process(
-            [sys.executable, "-m", "tests.hub_worker", db, url, worker, str(lease)],
-            cwd=REPO, stdout=PIPE, stderr=stderr,
-        )
-    assert process.stdout is not None
+    """Start a worker and return once its hub runs.
+
+    A worker that cannot open the store (the server is restarting) exits with a
+    `StoreError`; it is started again, as a service manager would restart it.
+    """
     with anyio.fail_after(60):
-        seen = b""
-        while b"ready" not in seen:
-            seen += await process.stdout.receive()
-    return process
+        while True:
+            with log.open("ab") as stderr:
+                process = await anyio.open_process(
+                    [sys.executable, "-m", "tests.hub_worker", db, url, worker, str(lease)],
+                    cwd=REPO, stdout=PIPE, stderr=stderr,
+                )
+            assert process.stdout is not None
+            seen = b""
+            try:
+                while b"ready" not in seen:
+                    seen += await process.stdout.receive()
+            except anyio.EndOfStream:  # it exited before its hub ran
+                await _stop(process)
+                await anyio.sleep(0.2)
+                continue
+            return process
 
 
 async def _stop(process: anyio.abc.Process) -> None:
