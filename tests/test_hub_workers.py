@@ -336,18 +336,27 @@ class _UnreadableLeftovers(SharedMemoryStore):
         return await super().unhandled_events(network)
 
 
-async def test_a_source_reads_on_when_the_events_left_unhandled_cannot_be_listed() -> None:
-    """Listing what the last reader left fails: logged, and the source is read all the same."""
+async def test_a_source_reads_on_when_the_events_left_unhandled_cannot_be_listed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Taking a source over, listing what the last reader left fails: logged, read all the same."""
+    import omnichannel._listening as listening
+
+    monkeypatch.setattr(listening, "_STANDBY_AFTER", 0.2)
     fake = FakeNetwork()
-    hub = Hub(adapters=[adapter_for(fake)], store=_UnreadableLeftovers(), worker="w1")
+    store = _UnreadableLeftovers()
+    one = Hub(adapters=[adapter_for(fake)], store=store, worker="w1")
+    two = Hub(adapters=[adapter_for(fake)], store=store, worker="w2")
     handled: list[str] = []
 
-    @hub.on(MessageReceived)
+    @two.on(MessageReceived)
     async def note(event: MessageReceived, ctx: Context) -> None:
         handled.append(event.message.text)
 
-    async with hub, anyio.create_task_group() as tg:
-        await tg.start(partial(hub.run, deliver=False))
+    async with one, two, anyio.create_task_group() as tg:
+        await tg.start(partial(one.run, deliver=False))
+        await tg.start(partial(two.run, deliver=False))  # stands by
+        one.stop()  # gives the source's lease back: the second takes over
         fake.customer_says("is anyone there?")
         await eventually(lambda: handled == ["is anyone there?"], limit=10)
         tg.cancel_scope.cancel()
@@ -383,3 +392,28 @@ async def test_the_sweep_for_unhandled_events_outlives_a_store_failure() -> None
         await eventually(lambda: handled == ["left behind"], limit=10)
         tg.cancel_scope.cancel()
     assert store.calls >= 4  # it looked again after failing
+
+
+class _CountingLeftovers(SharedMemoryStore):
+    """A shared store counting how often one network's unhandled events are listed."""
+
+    by_network = 0
+
+    async def unhandled_events(self, network: str | None = None) -> list[Event]:
+        self.by_network += network is not None
+        return await super().unhandled_events(network)
+
+
+async def test_a_worker_reading_its_sources_from_the_start_lists_no_leftovers_again() -> None:
+    """At start the hub has queued every unhandled event: taking a free source reads none again.
+
+    Only a worker that stood by and then took a source over looks for what the last
+    reader left (see the takeover test above).
+    """
+    store = _CountingLeftovers()
+    hub = Hub(adapters=[adapter_for(FakeNetwork())], store=store, worker="w1")
+    async with hub, anyio.create_task_group() as tg:
+        await tg.start(partial(hub.run, deliver=False))  # returns once the source reads
+        await anyio.sleep(0.2)
+        tg.cancel_scope.cancel()
+    assert store.by_network == 0

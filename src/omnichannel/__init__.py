@@ -8,8 +8,9 @@ reference documents it. Adapter authors import from ``omnichannel.adapter``,
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from ._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .actions import Delete as Delete
@@ -200,18 +201,14 @@ __all__ = [
 ]
 
 
+_load, __dir__ = lazy_names(
+    __name__, globals(), {name: f".{home}" for name, home in _HOMES.items()}
+)
+
+
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is not None:
-        value = getattr(importlib.import_module(f".{home}", __name__), name)
-        globals()[name] = value
-        return value
     if name == "__version__":
         from importlib.metadata import version
 
         return version("omnichannel")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return _load(name)

@@ -348,17 +348,22 @@ class Dispatcher:
 
 
 
-async def dispatch_unhandled(
-    store: Store, dispatcher: Dispatcher, network: str | None = None
-) -> int:
-    """Queue the events recorded but not yet handled (of ``network``, or all); return how many.
+async def submit_events(store: Store, dispatcher: Dispatcher, events: Iterable[Event]) -> int:
+    """Queue ``events`` behind the others of their conversations; return how many were new.
 
     Events this worker already has in hand are not queued twice (`Dispatcher.submit`).
     """
     queued = 0
-    for event in await store.unhandled_events(network):
+    for event in events:
         queued += dispatcher.submit(event, await ordering_key(store, event))
     return queued
+
+
+async def dispatch_unhandled(
+    store: Store, dispatcher: Dispatcher, network: str | None = None
+) -> int:
+    """Queue the events recorded but not yet handled (of ``network``, or all); return how many."""
+    return await submit_events(store, dispatcher, await store.unhandled_events(network))
 
 
 async def sweep_unhandled(
@@ -379,10 +384,10 @@ async def sweep_unhandled(
         await anyio.sleep(every().total_seconds())
         try:
             events = await store.unhandled_events()
-            for event in events:
-                if event.id in seen and dispatcher.submit(event, await ordering_key(store, event)):
-                    logger.info("taking up event %s, recorded and left unhandled",
-                                event.id, extra={"event_id": event.id, "network": event.network})
+            left = [event for event in events if event.id in seen]
+            if taken := await submit_events(store, dispatcher, left):
+                logger.info("taking up %d events recorded and left unhandled (%s)", taken,
+                            ", ".join(event.id for event in left))
         except Exception:  # the store is away for a moment: look again next time
             logger.exception("could not take up the unhandled events; looking again later")
             continue

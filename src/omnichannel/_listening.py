@@ -66,7 +66,7 @@ class Inbound(Protocol):
         """Return once the dispatcher can take more events."""
         ...
 
-    def dispatch_unhandled(self, network: str | None = None) -> Awaitable[int]:
+    def _dispatch_unhandled(self, network: str | None = None) -> Awaitable[int]:
         """Queue the stored events of ``network`` not yet handled (another worker's, say)."""
         ...
 
@@ -178,17 +178,20 @@ async def _held(
         await runner.run(task_status=task_status)
         return
     started = _Started()
+    stood_by = False
 
     async def hold() -> None:
         async with lease(runner.network, runner.source.name):
-            # The worker read here before may have died between recording a
-            # batch and handling it: its events go first, before anything read
-            # next of their conversations.
-            try:
-                await runner.inbound.dispatch_unhandled(runner.network)
-            except Exception:  # the next start or sweep takes them up
-                logger.exception("%s: could not read the events left unhandled", runner.network,
-                                 extra={"network": runner.network})
+            if stood_by:
+                # Taken over: the worker that read here may have died between
+                # recording a batch and handling it. Its events go first, before
+                # anything read next of their conversations. (At start the hub
+                # has just queued every unhandled event: nothing to read again.)
+                try:
+                    await runner.inbound._dispatch_unhandled(runner.network)
+                except Exception:  # the next start or sweep takes them up
+                    logger.exception("%s: could not read the events left unhandled",
+                                     runner.network, extra={"network": runner.network})
             await runner.run(task_status=started)
 
     async with anyio.create_task_group() as tg:
@@ -196,6 +199,7 @@ async def _held(
         with anyio.move_on_after(_STANDBY_AFTER):
             await started.event.wait()
         if not started.event.is_set():
+            stood_by = True
             logger.info("%s: source %s is read by another worker; this one stands by",
                         runner.network, runner.source.name, extra={"network": runner.network})
         task_status.started()

@@ -45,7 +45,7 @@ from ._dispatch import (
     claims_for,
     dispatch_unhandled,
     handle_event,
-    ordering_key,
+    submit_events,
     sweep_unhandled,
 )
 from ._health import AuthReports
@@ -441,8 +441,7 @@ class Hub:
         self._tally.add(network, "duplicates_dropped", len(events) - len(new))
         dispatcher = self._dispatcher
         if dispatcher is not None:
-            for event in new:
-                dispatcher.submit(event, await ordering_key(self.store, event))
+            await submit_events(self.store, dispatcher, new)
         return new
 
     async def add_dead_letter(self, letter: DeadLetter) -> None:
@@ -485,13 +484,11 @@ class Hub:
         if self._dispatcher is not None:
             await self._dispatcher.wait_for_room()
 
-    async def dispatch_unhandled(self, network: str | None = None) -> int:
-        """Queue the stored events not yet handled (of ``network``, or all); return how many.
+    async def _dispatch_unhandled(self, network: str | None = None) -> int:
+        """Queue the stored events of ``network`` not yet handled; 0 when not running.
 
-        The running hub does it when it starts, when it takes over a source
-        from another worker (before reading on, so a conversation's events
-        keep their order) and, on a store several workers share, for events
-        left unhandled longer than a claim lasts. Not running: nothing, 0.
+        Called when this worker takes a source over from another (before
+        reading on, so a conversation's events keep their order).
         """
         if self._dispatcher is None:
             return 0

@@ -87,6 +87,17 @@ def _keys(kind: str | None, amount: Decimal, day: date) -> dict[str, Decimal]:
     return keys
 
 
+def _summed(
+    charges: Mapping[tuple[str, date], Decimal], onto: Mapping[str, Decimal]
+) -> dict[str, Decimal]:
+    """``onto`` (store figures by key) with ``charges`` (per kind and day) added to each key."""
+    figures = dict(onto)
+    for (kind, day), amount in charges.items():
+        for key, value in _keys(kind, amount, day).items():
+            figures[key] = figures.get(key, Decimal(0)) + value
+    return figures
+
+
 class SpendMeter:
     """One network's spend per UTC day and month, with its budgets; shared through a store.
 
@@ -159,10 +170,7 @@ class SpendMeter:
         if store is None or not self._pending:
             return
         pending, self._pending = self._pending, {}
-        amounts: dict[str, Decimal] = {}
-        for (kind, day), amount in pending.items():
-            for key, value in _keys(kind, amount, day).items():
-                amounts[key] = amounts.get(key, Decimal(0)) + value
+        amounts = _summed(pending, {})
         try:
             totals = await store.add_values(self.scope, amounts)  # one transaction
         except BaseException:
@@ -235,11 +243,7 @@ class SpendMeter:
         """The store's figures as last read, with the charges not flushed yet on top."""
         if not self._pending:
             return self._known
-        figures = dict(self._known)
-        for (kind, day), amount in self._pending.items():
-            for key, value in _keys(kind, amount, day).items():
-                figures[key] = figures.get(key, Decimal(0)) + value
-        return figures
+        return _summed(self._pending, self._known)
 
     # reading ------------------------------------------------------------------
 

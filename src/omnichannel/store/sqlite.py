@@ -93,6 +93,11 @@ _OUTBOX_COLUMNS = """
     FROM outbox AS o LEFT JOIN payloads AS p ON p.digest = o.raw
 """
 _SELECT_OUTBOX = _OUTBOX_COLUMNS + "WHERE o.key = ?"
+_GET_VALUE = "SELECT value FROM named_values WHERE scope = ? AND key = ?"
+_PUT_VALUE = """
+    INSERT INTO named_values (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+"""
 # An item waits while an unfinished item of its order key was queued before it:
 # the NOT EXISTS is one probe of the partial index ``outbox_line``.
 _SELECT_DUE = """
@@ -1271,8 +1276,7 @@ class SQLiteStore(Store):
     async def get_value(self, scope: str, key: str) -> str | None:
         """Return the value of ``key`` in ``scope``, or ``None``."""
         def work(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT value FROM named_values WHERE scope = ? AND key = ?",
-                               (scope, key)).fetchone()
+            row = conn.execute(_GET_VALUE, (scope, key)).fetchone()
             return None if row is None else str(row["value"])
 
         return await self._lookup(work)
@@ -1280,12 +1284,7 @@ class SQLiteStore(Store):
     async def put_value(self, scope: str, key: str, value: str) -> None:
         """Store ``value`` under ``key`` in ``scope`` (replacing any)."""
         await self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO named_values (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                (scope, key, value, _ts(utcnow())),
-            ),
+            lambda conn: conn.execute(_PUT_VALUE, (scope, key, value, _ts(utcnow()))),
             operation="put_value",
         )
 
@@ -1310,17 +1309,11 @@ class SQLiteStore(Store):
         def work(conn: sqlite3.Connection) -> dict[str, Decimal] | None:
             current: dict[str, str | None] = {}
             for key in amounts:
-                row = conn.execute("SELECT value FROM named_values WHERE scope = ? AND key = ?",
-                                   (scope, key)).fetchone()
+                row = conn.execute(_GET_VALUE, (scope, key)).fetchone()
                 current[key] = None if row is None else str(row["value"])
             totals = added_values(scope, current, amounts, limits)
             for key, total in (totals or {}).items():
-                conn.execute(
-                    "INSERT INTO named_values (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
-                    " updated_at = excluded.updated_at",
-                    (scope, key, str(total), at),
-                )
+                conn.execute(_PUT_VALUE, (scope, key, str(total), at))
             return totals
 
         return await self._write(work, operation="add_values")
