@@ -9,7 +9,6 @@ import argparse
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import ExitStack
@@ -21,6 +20,7 @@ import anyio
 import anyio.abc
 
 from ._logconfig import configure_logging
+from ._shutdown import signal_receiver, stop_on_signal
 from .adapter import Adapter
 from .errors import AuthenticationError, ConfigurationError, OmnichannelError, TransientError
 from .events import (
@@ -73,55 +73,6 @@ class _Activity:
         finally:
             self.handled += 1
             self.touch()
-
-
-_DRAIN_SECONDS = 5.0
-"""How long a signalled bot lets running handlers and sends finish before cancelling them."""
-
-
-async def _drain(hub: Hub) -> None:
-    """Return once no handler is running and no delivery is on its way to a network."""
-    await hub.wait_idle()
-    while True:
-        if not await hub.store.list_outbox(status="sending", limit=1):
-            return
-        await anyio.sleep(0.05)
-
-
-async def _stop_on_signal(
-    signals: Any, hub: Hub, scope: anyio.CancelScope, stopped_by: list[signal.Signals]
-) -> None:
-    """On SIGINT or SIGTERM, drain for a few seconds, then cancel ``scope``.
-
-    Handlers still running and sends in flight get up to ``_DRAIN_SECONDS``
-    to finish; a second signal cuts that short. What is cancelled is not
-    lost: an unhandled event is handled again at the next start, and a send
-    cut mid-way is looked up on the network before any resend.
-    """
-    async for signum in signals:
-        stopped_by.append(signal.Signals(signum))
-        break
-    else:  # pragma: no cover - the receiver never ends on its own
-        return
-    async with anyio.create_task_group() as tg:
-
-        async def second_signal() -> None:
-            async for _ in signals:
-                tg.cancel_scope.cancel()
-                return
-
-        tg.start_soon(second_signal)
-        with anyio.move_on_after(_DRAIN_SECONDS):
-            await _drain(hub)
-        tg.cancel_scope.cancel()
-    scope.cancel()
-
-
-def _signal_receiver(stack: ExitStack) -> Any:
-    """Receive SIGINT and SIGTERM (only the main thread can; elsewhere ``None``)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
 
 
 def _run_summary(hub: Hub) -> str:
@@ -347,7 +298,7 @@ class Bot:
         hub.use(activity.middleware)
         stopped_by: list[signal.Signals] = []
         with ExitStack() as stack:
-            signals = _signal_receiver(stack)
+            signals = signal_receiver(stack)
             async with hub:
                 with anyio.move_on_after(max_seconds if max_seconds is not None else float("inf")):
                     async with anyio.create_task_group() as tg:
@@ -360,7 +311,7 @@ class Bot:
 
                         if signals is not None:
                             tg.start_soon(
-                                _stop_on_signal, signals, hub, tg.cancel_scope, stopped_by
+                                stop_on_signal, signals, hub, tg.cancel_scope, stopped_by
                             )
                         await tg.start(run)
                         if started is not None:

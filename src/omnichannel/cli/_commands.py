@@ -8,7 +8,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 
+from .._shutdown import signal_receiver, stop_on_signal
 from ..actions import Post, PrivateReply, Reply
 from ..adapter import Adapter, Batch, WebhookRequest
-from ..bot import _stop_on_signal
 from ..errors import CapabilityNotSupported, ConfigurationError, OmnichannelError, PayloadError
 from ..events import (
     AuthHealth,
@@ -386,10 +385,7 @@ async def _serve_hub(
     """
     stopped_by: list[signal.Signals] = []
     with ExitStack() as stack:
-        # Signals can only be received in the main thread (elsewhere, nothing to receive).
-        signals = stack.enter_context(
-            anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        ) if threading.current_thread() is threading.main_thread() else None
+        signals = signal_receiver(stack)
         async with hub, anyio.create_task_group() as tg:
 
             async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -401,7 +397,7 @@ async def _serve_hub(
                     tg.cancel_scope.cancel()
 
             if signals is not None:
-                tg.start_soon(_stop_on_signal, signals, hub, tg.cancel_scope, stopped_by)
+                tg.start_soon(stop_on_signal, signals, hub, tg.cancel_scope, stopped_by)
             await tg.start(run)
             print(f"omnichannel: hub running; {_webhook_summary(hub, host, port)} "
                   "(Ctrl+C to stop)", file=out, flush=True)
