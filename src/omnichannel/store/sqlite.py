@@ -381,7 +381,9 @@ class _Job:
         return self.result
 
 
-_MARK_HANDLED = "UPDATE events SET handled = 1 WHERE id = ?"
+# The ids come as one JSON array, so any number of them is one statement (one probe
+# of the primary key each).
+_MARK_HANDLED = "UPDATE events SET handled = 1 WHERE id IN (SELECT value FROM json_each(?))"
 
 
 class _Marks(_Job):
@@ -398,7 +400,7 @@ class _Marks(_Job):
         self.ids: list[str] = []
 
     def _mark(self, conn: sqlite3.Connection) -> None:
-        conn.executemany(_MARK_HANDLED, [(event_id,) for event_id in self.ids])
+        conn.execute(_MARK_HANDLED, (json.dumps(self.ids),))
 
     def outcome(self) -> object:
         """Raise the group's error to every caller waiting on this job (it is shared)."""
