@@ -641,3 +641,22 @@ async def test_an_event_seen_again_with_another_payload_stores_no_payload(
     assert stored.raw == {"id": "113360", "favourites_count": 0}
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT count(*) FROM payloads").fetchone()[0] == 1
+
+
+async def test_marks_without_json_functions_take_a_statement_each(tmp_path: Path) -> None:
+    """A SQLite built without ``json_each`` still marks every id of a group."""
+    events = [received(status(f"1133{n:02}", f"where is parcel {n}?")) for n in range(70, 75)]
+    statements: list[str] = []
+    async with SQLiteStore(tmp_path / "helpdesk.db") as store:
+        await store.record_batch("mastodon", events, cursor=None)
+        store._json_each = False  # as _has_json_each finds on such a build
+        store._conn.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        async with anyio.create_task_group() as tg:
+            for event in events[:4]:
+                tg.start_soon(store.mark_handled, event.id)
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+        left = await store.unhandled_events()
+
+    assert [event.id for event in left] == [events[4].id]
+    assert len([s for s in statements if "SET handled" in s]) == 4
+    assert not [s for s in statements if "json_each" in s]

@@ -382,8 +382,18 @@ class _Job:
 
 
 # The ids come as one JSON array, so any number of them is one statement (one probe
-# of the primary key each).
+# of the primary key each). A SQLite built without its JSON functions (they are
+# built in from 3.38) runs the one-id statement once per id instead.
 _MARK_HANDLED = "UPDATE events SET handled = 1 WHERE id IN (SELECT value FROM json_each(?))"
+_MARK_ONE_HANDLED = "UPDATE events SET handled = 1 WHERE id = ?"
+
+
+def _has_json_each(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT value FROM json_each('[]')").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 class _Marks(_Job):
@@ -393,14 +403,18 @@ class _Marks(_Job):
     id here and waits for this one job; it runs after the group's other writes.
     """
 
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "json_each")
 
-    def __init__(self) -> None:
+    def __init__(self, *, json_each: bool) -> None:
         super().__init__(self._mark)
         self.ids: list[str] = []
+        self.json_each = json_each
 
     def _mark(self, conn: sqlite3.Connection) -> None:
-        conn.execute(_MARK_HANDLED, (json.dumps(self.ids),))
+        if self.json_each:
+            conn.execute(_MARK_HANDLED, (json.dumps(self.ids),))
+        else:
+            conn.executemany(_MARK_ONE_HANDLED, [(event_id,) for event_id in self.ids])
 
     def outcome(self) -> object:
         """Raise the group's error to every caller waiting on this job (it is shared)."""
@@ -718,6 +732,8 @@ class SQLiteStore(Store):
         self._lock = anyio.Lock()
         self._pending: list[_Job] = []
         self._marks: _Marks | None = None
+        self._json_each = True
+        """Whether this SQLite has ``json_each`` (see `_Marks`); checked at open."""
         """The ids to mark handled in the next group (a job in ``_pending``), if any."""
 
     def __repr__(self) -> str:
@@ -898,6 +914,7 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn, version, self.path)
+            self._json_each = _has_json_each(conn)
             # Crash recovery. The file lock proves every other writer gone, so
             # their leases end now: a send that was under way may have landed.
             _in_transaction(conn, _recover)
@@ -1039,7 +1056,7 @@ class SQLiteStore(Store):
         self._writable("mark_handled")
         job = self._marks
         if job is None:
-            job = self._marks = _Marks()
+            job = self._marks = _Marks(json_each=self._json_each)
             self._pending.append(job)
         job.ids.append(event_id)
         try:
