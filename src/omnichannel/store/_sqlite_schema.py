@@ -283,9 +283,14 @@ def payload_digest(raw: dict[str, Any]) -> tuple[bytes, bytes]:
     return hashlib.blake2b(data, digest_size=16).digest(), data
 
 
-def store_payload(conn: sqlite3.Connection, raw: dict[str, Any]) -> bytes:
-    """Store a native payload unless stored already; return its digest."""
-    digest, data = payload_digest(raw)
+def store_payload(
+    conn: sqlite3.Connection, raw: dict[str, Any], encoded: tuple[bytes, bytes] | None = None
+) -> bytes:
+    """Store a native payload unless stored already; return its digest.
+
+    ``encoded`` is what `payload_digest` gave for ``raw``, when the caller has it.
+    """
+    digest, data = payload_digest(raw) if encoded is None else encoded
     if conn.execute("SELECT 1 FROM payloads WHERE digest = ?", (digest,)).fetchone() is None:
         conn.execute(
             "INSERT INTO payloads (digest, raw) VALUES (?, ?)", (digest, zlib.compress(data))

@@ -46,9 +46,14 @@ from ._rules import (
     merge_conversation,
     phrases,
     utcnow,
-    version_at,
 )
-from ._sqlite_schema import DATA_MIGRATIONS, MIGRATIONS, payload_json, store_payload
+from ._sqlite_schema import (
+    DATA_MIGRATIONS,
+    MIGRATIONS,
+    payload_digest,
+    payload_json,
+    store_payload,
+)
 from ._sqlite_states import get_state as _get_state
 from ._sqlite_states import list_states as _list_states
 from ._sqlite_states import put_state as _put_state
@@ -93,6 +98,11 @@ _OUTBOX_COLUMNS = """
     FROM outbox AS o LEFT JOIN payloads AS p ON p.digest = o.raw
 """
 _SELECT_OUTBOX = _OUTBOX_COLUMNS + "WHERE o.key = ?"
+_INSERT_EVENT = """
+    INSERT INTO events (id, network, type, json, handled, received_at, raw)
+    VALUES (?, ?, ?, ?, 0, ?, ?)
+    ON CONFLICT (id) DO NOTHING
+"""
 _GET_VALUE = "SELECT value FROM named_values WHERE scope = ? AND key = ?"
 _PUT_VALUE = """
     INSERT INTO named_values (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
@@ -179,6 +189,16 @@ class _Payloads:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._seen: dict[int, tuple[object, bytes]] = {}
+        self._encoded: dict[int, tuple[object, bytes, bytes]] = {}
+
+    def digest(self, raw: dict[str, JsonValue]) -> bytes:
+        """The digest ``raw`` is stored under, without storing it (see `put`)."""
+        known = self._encoded.get(id(raw))
+        if known is not None and known[0] is raw:
+            return known[1]
+        digest, data = payload_digest(raw)
+        self._encoded[id(raw)] = (raw, digest, data)
+        return digest
 
     def put(self, raw: dict[str, JsonValue] | None) -> bytes | None:
         if raw is None:
@@ -186,7 +206,10 @@ class _Payloads:
         known = self._seen.get(id(raw))
         if known is not None and known[0] is raw:
             return known[1]
-        digest = store_payload(self._conn, raw)
+        encoded = self._encoded.get(id(raw))
+        digest = store_payload(
+            self._conn, raw, encoded[1:] if encoded is not None and encoded[0] is raw else None
+        )
         self._seen[id(raw)] = (raw, digest)
         return digest
 
@@ -235,10 +258,11 @@ def _action_json(action: Action, payloads: _Payloads) -> tuple[bytes, bytes | No
     return _packed(_ACTION.dump_json(action)), None
 
 
-def _event_json(event: Event, payloads: _Payloads) -> tuple[bytes, bytes | None]:
+def _event_json(event: Event) -> tuple[bytes, dict[str, JsonValue] | None]:
+    """An event's stored JSON without its message's native payload, and that payload."""
     if isinstance(event, MessageReceived | MessageUpdated) and event.message.raw is not None:
         text = event.model_dump_json(exclude={"message": {"raw"}})
-        return _packed(text), payloads.put(event.message.raw)
+        return _packed(text), event.message.raw
     return _packed(event.model_dump_json()), None
 
 
@@ -357,15 +381,88 @@ class _Job:
         return self.result
 
 
+# The ids come as one JSON array, so any number of them is one statement (one probe
+# of the primary key each). A SQLite built without its JSON functions (they are
+# built in from 3.38) runs the one-id statement once per id instead.
+_MARK_HANDLED = "UPDATE events SET handled = 1 WHERE id IN (SELECT value FROM json_each(?))"
+_MARK_ONE_HANDLED = "UPDATE events SET handled = 1 WHERE id = ?"
+
+
+def _has_json_each(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT value FROM json_each('[]')").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+class _Marks(_Job):
+    """Events marked handled while a group gathers: one statement for all of them.
+
+    Every `SQLiteStore.mark_handled` call waiting for the same group adds its
+    id here and waits for this one job; it runs after the group's other writes.
+    """
+
+    __slots__ = ("ids", "json_each")
+
+    def __init__(self, *, json_each: bool) -> None:
+        super().__init__(self._mark)
+        self.ids: list[str] = []
+        self.json_each = json_each
+
+    def _mark(self, conn: sqlite3.Connection) -> None:
+        if self.json_each:
+            conn.execute(_MARK_HANDLED, (json.dumps(self.ids),))
+        else:
+            conn.executemany(_MARK_ONE_HANDLED, [(event_id,) for event_id in self.ids])
+
+    def outcome(self) -> object:
+        """Raise the group's error to every caller waiting on this job (it is shared)."""
+        if self.error is not None:
+            raise self.error
+        return None
+
+
 def _run_group(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Open a write transaction and run ``jobs`` in it; `_commit` ends it.
+
+    The jobs run one after another, with no savepoint each: two statements a
+    job are a good part of a small write, and most groups have no job that
+    raises. When one raises, the transaction is rolled back and the group runs
+    again with each job in a savepoint (`_run_apart`), so the one that raises
+    is undone alone and keeps its error while the others go on. A job's work
+    only reads and writes the database, so running it again gives what it
+    would have given the first time.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for job in jobs:
+            job.result = job.work(conn)
+    except Exception:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except BaseException as exc:
+            _failed(conn, jobs, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        _run_apart(conn, jobs)
+    except BaseException as exc:
+        _failed(conn, jobs, exc)
+        raise
+
+
+def _run_apart(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
     """Open a write transaction and run ``jobs`` in it, each in a savepoint.
 
     A job that raises is rolled back to its savepoint and keeps its error;
-    the others go on. `_commit` ends the transaction.
+    the others go on.
     """
-    conn.execute("BEGIN IMMEDIATE")
     try:
+        conn.execute("BEGIN IMMEDIATE")
         for job in jobs:
+            job.result = None
             conn.execute("SAVEPOINT job")
             try:
                 job.result = job.work(conn)
@@ -634,6 +731,10 @@ class SQLiteStore(Store):
         self._file_lock: FileLock | None = None
         self._lock = anyio.Lock()
         self._pending: list[_Job] = []
+        self._marks: _Marks | None = None
+        self._json_each = True
+        """Whether this SQLite has ``json_each`` (see `_Marks`); checked at open."""
+        """The ids to mark handled in the next group (a job in ``_pending``), if any."""
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
@@ -683,41 +784,55 @@ class SQLiteStore(Store):
         (a group commit: one sync to disk for all of them), and so do those of
         tasks ready to run when the transaction starts: before taking its
         group, the writer lets them run (two turns of the event loop, since
-        trio may run a round of ready tasks in either order). Each write runs
-        in its own savepoint, so one that raises is undone alone and raises to
-        its caller; none returns before the transaction holding it is committed.
+        trio may run a round of ready tasks in either order). A write that
+        raises is undone alone and raises to its caller (see `_run_group`);
+        none returns before the transaction holding it is committed.
         The statements run in the event loop's thread (one process writes the
         file, so ``BEGIN IMMEDIATE`` finds no other writer to wait for); only
         the commit, which waits for the disk, runs in a worker thread.
         """
+        self._writable(operation)
+        job = _Job(work)
+        self._pending.append(job)
+        try:
+            await self._run_pending(job)
+        finally:
+            if not job.taken:  # cancelled (or not open) before anyone ran it: it never happens
+                self._pending.remove(job)
+        return cast("_T", self._outcome(job))
+
+    def _writable(self, operation: str) -> None:
         if self.read_only:
             raise RuntimeError(
                 f"the store at {self.path!r} is open read-only: {operation}() would write"
             )
-        job = _Job(work)
-        self._pending.append(job)
+
+    async def _run_pending(self, job: _Job) -> None:
+        """Return once ``job`` (queued in ``_pending``) is done: run the group holding it."""
+        async with self._lock:
+            if not job.taken:
+                await anyio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
+                conn = self._conn
+                if conn is None:
+                    raise RuntimeError("the store is not open")
+                batch, self._pending = self._pending, []
+                if self._marks is not None:  # marked handled after the group's other writes
+                    batch.remove(self._marks)
+                    batch.append(self._marks)
+                    self._marks = None
+                for queued in batch:
+                    queued.taken = True
+                # The statements run here, in the event loop's thread: a
+                # thread would wait for the interpreter's lock around each
+                # one while this thread works. The commit, which waits for
+                # the disk, runs in a thread.
+                _run_group(conn, batch)
+                await anyio.to_thread.run_sync(_commit, conn, batch)
+
+    def _outcome(self, job: _Job) -> object:
         try:
-            async with self._lock:
-                if not job.taken:
-                    await anyio.lowlevel.checkpoint()
-                    await anyio.lowlevel.checkpoint()
-                    conn = self._conn
-                    if conn is None:
-                        raise RuntimeError("the store is not open")
-                    batch, self._pending = self._pending, []
-                    for queued in batch:
-                        queued.taken = True
-                    # The statements run here, in the event loop's thread: a
-                    # thread would wait for the interpreter's lock around each
-                    # one while this thread works. The commit, which waits for
-                    # the disk, runs in a thread.
-                    _run_group(conn, batch)
-                    await anyio.to_thread.run_sync(_commit, conn, batch)
-        finally:
-            if not job.taken:  # cancelled (or not open) before anyone ran it: it never happens
-                self._pending.remove(job)
-        try:
-            return cast("_T", job.outcome())
+            return job.outcome()
         except sqlite3.DatabaseError as exc:
             if _is_damage(exc):  # damaged while in use: say so, naming the file
                 raise _store_error(exc, self.path, "use") from exc
@@ -799,6 +914,7 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn, version, self.path)
+            self._json_each = _has_json_each(conn)
             # Crash recovery. The file lock proves every other writer gone, so
             # their leases end now: a send that was under way may have landed.
             _in_transaction(conn, _recover)
@@ -896,16 +1012,18 @@ class SQLiteStore(Store):
             new: list[Event] = []
             payloads = _Payloads(conn)
             for event in batch:
-                if conn.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
+                # One statement both checks and inserts; the payload is stored
+                # only for an event that is new.
+                text, raw = _event_json(event)
+                digest = None if raw is None else payloads.digest(raw)
+                if not conn.execute(_INSERT_EVENT, (
+                    event.id, event.network, event.type, text, _ts(event.received_at), digest,
+                )).rowcount:
                     continue
-                text, digest = _event_json(event, payloads)
-                conn.execute(
-                    "INSERT INTO events (id, network, type, json, handled, received_at, raw)"
-                    " VALUES (?, ?, ?, ?, 0, ?, ?)",
-                    (event.id, event.network, event.type, text, _ts(event.received_at), digest),
-                )
+                if raw is not None:
+                    payloads.put(raw)
                 new.append(event)
-                _apply(conn, event, payloads)
+                _apply(conn, event, payloads, now)
             if cursor is not None:
                 conn.execute(
                     "INSERT INTO cursors (network, stream, cursor, updated_at)"
@@ -929,11 +1047,27 @@ class SQLiteStore(Store):
         return await self._lookup(work)
 
     async def mark_handled(self, event_id: str) -> None:
-        """Mark an event handled (an unknown id is ignored)."""
-        await self._write(
-            lambda conn: conn.execute("UPDATE events SET handled = 1 WHERE id = ?", (event_id,)),
-            operation="mark_handled",
-        )
+        """Mark an event handled (an unknown id is ignored).
+
+        Marks made while a group of writes gathers are written together, by
+        one statement at the end of that group, and each call returns once
+        that group is committed.
+        """
+        self._writable("mark_handled")
+        job = self._marks
+        if job is None:
+            job = self._marks = _Marks(json_each=self._json_each)
+            self._pending.append(job)
+        job.ids.append(event_id)
+        try:
+            await self._run_pending(job)
+        finally:
+            if not job.taken:  # cancelled (or not open) before anyone ran it: never marked
+                job.ids.remove(event_id)
+                if not job.ids:
+                    self._pending.remove(job)
+                    self._marks = None
+        self._outcome(job)
 
     async def unhandled_events(self, network: str | None = None) -> list[Event]:
         """Return the events not yet handled, in the order they were recorded."""
@@ -1050,11 +1184,12 @@ class SQLiteStore(Store):
     async def save_messages(self, messages: Sequence[Message]) -> None:
         """Upsert messages (our own sent replies, fetched history)."""
         batch = list(messages)
+        now = _ts(utcnow())
 
         def work(conn: sqlite3.Connection) -> None:
             payloads = _Payloads(conn)
             for message in batch:
-                _upsert_message(conn, message, None, payloads)
+                _upsert_message(conn, message, None, payloads, now)
 
         await self._write(work, operation="save_messages")
 
@@ -1564,12 +1699,13 @@ def _conversation(conn: sqlite3.Connection, ref: Ref) -> Conversation | None:
     return None if row is None else Conversation.model_validate_json(row["json"])
 
 
-def _apply(conn: sqlite3.Connection, event: Event, payloads: _Payloads) -> None:
+def _apply(conn: sqlite3.Connection, event: Event, payloads: _Payloads, now: str) -> None:
     if isinstance(event, MessageReceived):
-        _remember_people(conn, event.conversation.participants)
-        _upsert_message(conn, event.message, event.conversation, payloads)
+        participants = event.conversation.participants
+        _remember_people(conn, participants, now)
+        _upsert_message(conn, event.message, event.conversation, payloads, now, participants)
     elif isinstance(event, MessageUpdated):
-        _upsert_message(conn, event.message, None, payloads)
+        _upsert_message(conn, event.message, None, payloads, now)
     elif isinstance(event, MessageDeleted):
         conversation = None if event.conversation is None else event.conversation.id
         conn.execute(
@@ -1580,8 +1716,7 @@ def _apply(conn: sqlite3.Connection, event: Event, payloads: _Payloads) -> None:
         )
 
 
-def _remember_people(conn: sqlite3.Connection, people: Sequence[Person]) -> None:
-    now = _ts(utcnow())
+def _remember_people(conn: sqlite3.Connection, people: Sequence[Person], now: str) -> None:
     for person in people:
         conn.execute(
             "INSERT INTO people (network, id, json, updated_at) VALUES (?, ?, ?, ?)"
@@ -1596,8 +1731,15 @@ def _upsert_message(
     message: Message,
     conversation: Conversation | None,
     payloads: _Payloads,
+    now: str,
+    remembered: Sequence[Person] = (),
 ) -> None:
-    """Store a message unless a newer version is stored or it was deleted."""
+    """Store a message unless a newer version is stored or it was deleted.
+
+    Its author is remembered too, unless ``remembered`` (people just written,
+    at ``now``) has them as they are.
+    """
+    created = _ts(message.created_at)
     changed = conn.execute(
         "INSERT INTO messages"
         " (network, id, conversation, author, text, created_at, version_at, json, deleted, raw)"
@@ -1612,15 +1754,16 @@ def _upsert_message(
             message.conversation.id,
             message.author.ref.id,
             message.text,
-            _ts(message.created_at),
-            _ts(version_at(message)),
+            created,
+            created if message.edited_at is None else _ts(message.edited_at),  # version_at
             message.model_dump_json(exclude={"raw"}),
             payloads.put(message.raw),
         ),
     ).rowcount
     if changed != 1:
         return
-    _remember_people(conn, (message.author,))
+    if message.author not in remembered:
+        _remember_people(conn, (message.author,), now)
     ref = message.conversation
     row = conn.execute(
         "SELECT json, last_activity_at FROM conversations WHERE network = ? AND id = ?",
@@ -1628,7 +1771,7 @@ def _upsert_message(
     ).fetchone()
     existing = None if row is None else Conversation.model_validate_json(row["json"])
     merged = merge_conversation(existing, conversation, message)
-    last = _ts(message.created_at)
+    last = created
     if row is not None and row["last_activity_at"] > last:
         last = row["last_activity_at"]
     conn.execute(
