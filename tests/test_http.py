@@ -454,6 +454,31 @@ async def test_last_attempt_failing_raises_its_own_error(
     assert fake_time.sleeps == [0.2]
 
 
+async def test_repeated_requests_to_one_path_keep_their_own_query_and_host() -> None:
+    """A path asked again gets its own parameters, follows a new base URL, keeps the base path."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    async with open_client(network="x", base_url="https://x.test/api/",
+                           transport=httpx.MockTransport(answer)) as client:
+        await client.request("GET", "/v1/items", params={"page": 1})
+        await client.request("GET", "/v1/items", params={"page": 2})
+        await client.request("GET", "/v1/items")
+        await client.request("GET", "https://other.test/v1/items")
+        client.http.base_url = httpx.URL("https://moved.test/api/")
+        await client.request("GET", "/v1/items")
+    assert seen == [
+        "https://x.test/api/v1/items?page=1",
+        "https://x.test/api/v1/items?page=2",
+        "https://x.test/api/v1/items",
+        "https://other.test/v1/items",
+        "https://moved.test/api/v1/items",
+    ]
+
+
 def test_the_retry_loop_loads_only_when_a_retry_is_needed() -> None:
     """A request answered at once never loads tenacity; one that is retried does."""
     code = """

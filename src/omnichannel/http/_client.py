@@ -70,6 +70,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_URLS_KEPT = 256
+"""Joined URLs of paths without parameters a client remembers."""
+
 _POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 """Keep every connection the outbox's concurrent sends open (httpx keeps 20)."""
 
@@ -102,6 +105,7 @@ class _Call:
     files: Mapping[str, Any] | None
     headers: Mapping[str, str] | None
     attempt: int = 0
+    fixed: bool = False  # the path has no parameters: its joined URL is worth keeping
 
     @property
     def label(self) -> str:
@@ -185,6 +189,8 @@ class ApiClient:
         self._clock: Clock = clock or _utcnow
         self._sleep: Sleep = sleep or anyio.sleep
         self._instrumentation = _reporting()  # the hub's, when it opens the adapter
+        self._urls: dict[str, httpx.URL] = {}
+        self._urls_base = http.base_url
 
     def __repr__(self) -> str:
         return f"ApiClient(network={self.network!r}, base_url={redact_url(self._http.base_url)!r})"
@@ -282,6 +288,7 @@ class ApiClient:
             content=content,
             files=files,
             headers=headers,
+            fixed=url == path,
         )
         try:
             return await self._attempt(call)
@@ -449,7 +456,7 @@ class ApiClient:
         await self._wait_for_budget(call)
         request = self._http.build_request(
             call.method,
-            call.url,
+            self._url(call.url) if call.fixed else call.url,
             params=call.params,
             json=call.json,
             data=call.data,
@@ -480,6 +487,23 @@ class ApiClient:
             self._log(call, started=started, status=response.status_code,
                       outcome=self._outcome(call, failure))
             raise
+
+    def _url(self, url: str) -> httpx.URL:
+        """``url`` joined to the base URL, as httpx joins it, remembered for next time.
+
+        Joining parses the URL again, and most requests go to a few paths
+        without parameters (paths with parameters are not kept: each id
+        would be a new entry).
+        """
+        if self._http.base_url is not self._urls_base:  # someone changed it
+            self._urls.clear()
+            self._urls_base = self._http.base_url
+        found = self._urls.get(url)
+        if found is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            found = self._urls[url] = self._http.build_request("GET", url).url
+        return found
 
     def _observe(
         self, call: _Call, response: httpx.Response
