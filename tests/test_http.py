@@ -479,6 +479,23 @@ async def test_repeated_requests_to_one_path_keep_their_own_query_and_host() -> 
     ]
 
 
+async def test_a_client_with_default_query_parameters_sends_each_once() -> None:
+    """Query parameters the underlying client adds go out once, beside the request's own."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    async with httpx.AsyncClient(base_url="https://x.test", params={"lang": ["en", "de"]},
+                                 transport=httpx.MockTransport(answer)) as http:
+        client = ApiClient(http, network="x")
+        await client.request("GET", "/v1/items", params={"page": 2})
+        await client.request("GET", "/v1/items")
+    assert seen == ["https://x.test/v1/items?lang=en&lang=de&page=2",
+                    "https://x.test/v1/items?lang=en&lang=de"]
+
+
 def test_the_retry_loop_loads_only_when_a_retry_is_needed() -> None:
     """A request answered at once never loads tenacity; one that is retried does."""
     code = """

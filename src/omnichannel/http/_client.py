@@ -456,7 +456,7 @@ class ApiClient:
         await self._wait_for_budget(call)
         request = self._http.build_request(
             call.method,
-            self._url(call.url) if call.fixed else call.url,
+            self._url(call.url) if call.fixed and not self._http.params else call.url,
             params=call.params,
             json=call.json,
             data=call.data,
