@@ -20,13 +20,16 @@ in a fresh interpreter, interleaved (the order rotates each repeat):
   shows what the hub costs with no store work to speak of;
 - ``hub@<dir>`` (with ``--compare-src DIR``): the hub case run on another
   checkout's code (``DIR/src`` and ``DIR/adapters/mastodon/src`` first on
-  ``PYTHONPATH``), for before/after figures in one run.
+  ``PYTHONPATH``), for before/after figures in one run; with ``--memory``
+  also ``hub-memory@<dir>``.
 
-Prints min and median seconds of each, the ratio bare / hub (the goal: at
-least 0.5), the hub's store calls and write transactions per answered message
-(counted on the store: transactions are ``COMMIT``s; hops to the store's
-thread are its transactions and the reads that run there), and the machine's
-load before and after.
+Prints min and median seconds of each, and the CPU time of the measured
+process per message (the fake network's not included; steadier than seconds
+on a busy machine), the ratio bare / hub (the goal: at least 0.5), the hub's
+store calls and write transactions per answered message (counted on the
+store: transactions are ``COMMIT``s; hops to the store's thread are its
+transactions and the reads that run there), and the machine's load before
+and after.
 
 Run: ``.venv/bin/python bench/bench_hub_e2e.py [--messages 400] [--repeats 5]
 [--compare-src ../main]``.
@@ -155,7 +158,7 @@ def run_bare(url: str) -> dict[str, Any]:
         async with httpx.AsyncClient(
             base_url=url, headers={"authorization": f"Bearer {TOKEN}"}
         ) as client:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             cursor, replies = "0", 0
             while True:
                 response = await client.get("/api/v1/notifications", params={
@@ -177,7 +180,8 @@ def run_bare(url: str) -> dict[str, Any]:
                     cursor = response.links["prev"]["url"].rpartition("min_id=")[2]
                 if len(page) < PAGE:
                     break
-            return {"seconds": time.perf_counter() - start, "replies": replies}
+            return {"seconds": time.perf_counter() - start, "replies": replies,
+                    "cpu": time.process_time() - cpu}
 
     return anyio.run(main)
 
@@ -257,15 +261,16 @@ def run_hub(url: str, count: int, synchronous: str, memory: bool = False) -> dic
                 store.commits = 0
                 store.read_hops = 0
             async with anyio.create_task_group() as tg:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 await tg.start(hub.run)
                 await answered.done.wait()
                 await hub.wait_idle()
                 seconds = time.perf_counter() - start
+                cpu = time.process_time() - cpu
                 hub.stop()
             handled = len(await store.unhandled_events())
         counts = store if isinstance(store, CountingStore) else None
-        return {"seconds": seconds, "replies": answered.sent, "unhandled": handled,
+        return {"seconds": seconds, "cpu": cpu, "replies": answered.sent, "unhandled": handled,
                 "commits": counts.commits if counts else 0,
                 "read_hops": counts.read_hops if counts else 0,
                 "calls": dict(counts.calls) if counts else {}}
@@ -281,10 +286,8 @@ def measure(args: argparse.Namespace, case: str) -> dict[str, Any]:
     server = _loopback.Child([__file__, "--serve", "--messages", str(args.messages)])
     env = dict(os.environ)
     kind = case
-    if case == "hub-memory":
-        kind = "hub-memory"
-    elif case.startswith("hub@"):
-        kind, tree = "hub", Path(case[4:])
+    if "@" in case:
+        kind, tree = case.split("@", 1)[0], Path(case.split("@", 1)[1])
         env["PYTHONPATH"] = os.pathsep.join(
             [str(tree / "src"), str(tree / "adapters" / "mastodon" / "src"),
              env.get("PYTHONPATH", "")]
@@ -340,9 +343,10 @@ def main() -> None:
         print(json.dumps(runner()))
         return
 
-    cases = ["hub", "bare"] + [f"hub@{Path(tree).resolve()}" for tree in args.compare_src]
+    trees = [Path(tree).resolve() for tree in args.compare_src]
+    cases = ["hub", "bare"] + [f"hub@{tree}" for tree in trees]
     if args.memory:
-        cases.append("hub-memory")
+        cases += ["hub-memory"] + [f"hub-memory@{tree}" for tree in trees]
     print(f"{args.messages} messages answered, pages of {PAGE}, {args.repeats} repeats, "
           "interleaved")
     print(f"load average before: {load()} ({os.cpu_count()} cpus)")
@@ -354,11 +358,15 @@ def main() -> None:
     print(f"load average after:  {load()}")
     print()
     times = {case: [r["seconds"] for r in runs] for case, runs in results.items()}
-    print(f"{'':24} {'min s':>7} {'median s':>9} {'msg/s (median)':>15}")
+    cpu = {case: [run["cpu"] * 1000 / args.messages for run in runs]
+           for case, runs in results.items()}
+    print(f"{'':30} {'min s':>7} {'median s':>9} {'msg/s (median)':>15} "
+          f"{'CPU ms/msg min':>15} {'median':>7}")
     for case in cases:
         median = statistics.median(times[case])
-        print(f"{case[:24]:24} {min(times[case]):7.2f} {median:9.2f} "
-              f"{args.messages / median:15.0f}")
+        print(f"{case[:30]:30} {min(times[case]):7.2f} {median:9.2f} "
+              f"{args.messages / median:15.0f} {min(cpu[case]):15.2f} "
+              f"{statistics.median(cpu[case]):7.2f}")
     print()
     for case in cases:
         if not case.startswith("hub"):
@@ -367,7 +375,7 @@ def main() -> None:
               f"{statistics.median(times['bare']) / statistics.median(times[case]):.2f} "
               "(median); goal >= 0.5")
         runs = results[case]
-        if case == "hub-memory":
+        if case.startswith("hub-memory"):
             continue
         calls: Counter[str] = Counter()
         for run in runs:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -414,6 +416,106 @@ async def test_explicitly_non_idempotent_put_is_ambiguous(
             await client.request("PUT", "/2/tweets/1/hidden", json={"hidden": True},
                                  idempotent=False)
     assert route.call_count == 1
+
+
+async def test_retries_after_the_first_attempt_wait_and_count_as_one_loop(
+    router: respx.Router, make_client: Any, fake_time: FakeTime,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A first 503 with Retry-After waits exactly that; the next failure backs off as attempt 2."""
+    route = router.get("/2/users/me").mock(side_effect=[
+        httpx.Response(503, headers={"retry-after": "7"}), httpx.Response(500),
+        httpx.Response(200, json={"n": 3}),
+    ])
+    caplog.set_level(logging.DEBUG, logger="omnichannel.http")
+    async with make_client() as client:
+        response = await client.request("GET", "/2/users/me")
+    assert response.json() == {"n": 3}
+    assert route.call_count == 3
+    assert fake_time.sleeps == [7.0, 0.4]
+    records = [r for r in caplog.records if r.name == "omnichannel.http"]
+    assert [(r.status, r.attempt, r.outcome) for r in records] == [  # type: ignore[attr-defined]
+        (503, 1, "retry"), (500, 2, "retry"), (200, 3, "ok")
+    ]
+
+
+async def test_last_attempt_failing_raises_its_own_error(
+    router: respx.Router, make_client: Any, fake_time: FakeTime
+) -> None:
+    """With two attempts, a 503 then a 500 raises the 500's error after one backoff."""
+    route = router.get("/2/users/me").mock(
+        side_effect=[httpx.Response(503), httpx.Response(500)]
+    )
+    async with make_client(retry=RetryPolicy(attempts=2, wait_jitter=0.0)) as client:
+        with pytest.raises(TransientError) as caught:
+            await client.request("GET", "/2/users/me")
+    assert caught.value.status == 500
+    assert route.call_count == 2
+    assert fake_time.sleeps == [0.2]
+
+
+async def test_repeated_requests_to_one_path_keep_their_own_query_and_host() -> None:
+    """A path asked again gets its own parameters, follows a new base URL, keeps the base path."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    async with open_client(network="x", base_url="https://x.test/api/",
+                           transport=httpx.MockTransport(answer)) as client:
+        await client.request("GET", "/v1/items", params={"page": 1})
+        await client.request("GET", "/v1/items", params={"page": 2})
+        await client.request("GET", "/v1/items")
+        await client.request("GET", "https://other.test/v1/items")
+        client.http.base_url = httpx.URL("https://moved.test/api/")
+        await client.request("GET", "/v1/items")
+    assert seen == [
+        "https://x.test/api/v1/items?page=1",
+        "https://x.test/api/v1/items?page=2",
+        "https://x.test/api/v1/items",
+        "https://other.test/v1/items",
+        "https://moved.test/api/v1/items",
+    ]
+
+
+async def test_a_client_with_default_query_parameters_sends_each_once() -> None:
+    """Query parameters the underlying client adds go out once, beside the request's own."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    async with httpx.AsyncClient(base_url="https://x.test", params={"lang": ["en", "de"]},
+                                 transport=httpx.MockTransport(answer)) as http:
+        client = ApiClient(http, network="x")
+        await client.request("GET", "/v1/items", params={"page": 2})
+        await client.request("GET", "/v1/items")
+    assert seen == ["https://x.test/v1/items?lang=en&lang=de&page=2",
+                    "https://x.test/v1/items?lang=en&lang=de"]
+
+
+def test_the_retry_loop_loads_only_when_a_retry_is_needed() -> None:
+    """A request answered at once never loads tenacity; one that is retried does."""
+    code = """
+import sys, anyio, httpx
+from omnichannel.http import RetryPolicy, open_client
+answers = [httpx.Response(200), httpx.Response(503), httpx.Response(200)]
+async def main():
+    async with open_client(network="x", base_url="https://x.test",
+                           transport=httpx.MockTransport(lambda request: answers.pop(0)),
+                           retry=RetryPolicy.testing(attempts=2)) as client:
+        await client.request("GET", "/a")
+        print("tenacity" in sys.modules)
+        await client.request("GET", "/a")
+        print("tenacity" in sys.modules)
+anyio.run(main)
+"""
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert shown.stdout.split() == ["False", "True"]
 
 
 async def test_attempts_one_disables_retries(router: respx.Router, make_client: Any) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from omnichannel.http import (
@@ -137,3 +138,32 @@ def test_epoch_headers_under_any_names_and_bad_values_ignored() -> None:
         limit=100, remaining=None, reset_at=datetime.fromtimestamp(1635976418, UTC))
     assert parse_epoch_headers({"x-quota-reset": "10" * 20}, **names) is None
     assert parse_epoch_headers({"RateLimit-Limit": "5"}, **names) is None
+
+
+def test_response_headers_read_as_they_arrive_in_any_case() -> None:
+    """A response's own headers (mixed case) read as a plain mapping of them does."""
+    recorded = recorded_headers("mastodon", "mastodonpy__test_status_reply", 0)
+    upper = {name.upper(): value for name, value in recorded.items()}
+    response = httpx.Response(200, headers=upper)
+    assert parse_mastodon_headers(response.headers, now=NOW) == parse_mastodon_headers(
+        recorded, now=NOW
+    )
+    names = {"limit": "RateLimit-Limit", "remaining": "RATELIMIT-REMAINING",
+             "reset": "ratelimit-reset", "policy": "RateLimit-Policy"}
+    bluesky = httpx.Response(200, headers=recorded_headers("bluesky", "bskyr__r_post_reply", 3))
+    assert parse_epoch_headers(bluesky.headers, **names) == parse_bluesky_headers(
+        bluesky.headers, now=NOW
+    ) == RateLimitInfo(limit=3000, remaining=2993,
+                       reset_at=datetime.fromtimestamp(1747925095, UTC),
+                       policy_window=timedelta(seconds=300))
+
+
+def test_a_repeated_header_reads_as_its_values_joined() -> None:
+    """Two X-RateLimit-Remaining headers read "5, 4", which is no count: it is left out."""
+    headers = httpx.Headers([("x-ratelimit-limit", "300"), ("X-RateLimit-Remaining", "5"),
+                             ("x-ratelimit-remaining", "4")])
+    assert parse_mastodon_headers(headers, now=NOW) == RateLimitInfo(limit=300)
+    policy = httpx.Headers([("ratelimit-limit", "10"), ("ratelimit-policy", "10;w=60"),
+                            ("RateLimit-Policy", "100;w=3600")])
+    info = parse_bluesky_headers(policy, now=NOW)
+    assert info == RateLimitInfo(limit=10, policy_window=timedelta(seconds=60))

@@ -142,6 +142,37 @@ async def test_a_sent_reply_and_a_held_draft_are_one_line_each(
     }
 
 
+async def test_a_sent_reply_builds_no_line_when_info_is_off(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below INFO the reply.sent line is not built (it runs per reply); at INFO it is."""
+    import omnichannel._logging as log_lines
+
+    cut: list[str] = []
+    monkeypatch.setattr(log_lines, "short_text", lambda text, limit=60: cut.append(text) or text)
+    fake = FakeNetwork()
+    hub, adapter = make_hub(fake, clock=FakeClock(), policy=AutoSend())
+    message = received(fake, adapter, "hi", author="bob")
+    event = MessageReceived(
+        id="e1", network="testnet", account="us", occurred_at=message.created_at,
+        message=message, conversation=_conversation(message),
+    )
+    caplog.set_level(logging.WARNING, logger="omnichannel.outbox")
+    async with hub:
+        await Context(hub, event, "tests.answer").reply("Thanks Bob, we are on it")
+        await hub.outbox.run_once()
+    assert _records(caplog, "reply.sent") == []
+    assert cut == []
+    caplog.set_level(logging.INFO, logger="omnichannel.outbox")
+    async with hub:
+        await Context(hub, event.model_copy(update={"id": "e2"}), "tests.answer").reply(
+            "Thanks again Bob, on its way"
+        )
+        await hub.outbox.run_once()
+    assert len(_records(caplog, "reply.sent")) == 1
+    assert set(cut) == {"Thanks again Bob, on its way"}
+
+
 async def test_a_retried_and_a_failed_delivery_are_one_line_each(
     logs: pytest.LogCaptureFixture,
 ) -> None:

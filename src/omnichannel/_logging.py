@@ -110,7 +110,9 @@ def draft_held(logger: logging.Logger, draft: Draft) -> None:
 def action_sent(
     logger: logging.Logger, item: OutboxItem, sent: Sent | None, *, reconciled: bool
 ) -> None:
-    """Log one action the network accepted (or that reconciliation found there)."""
+    """Log one action the network accepted (nothing is built when INFO is off: once per reply)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     action = item.action
     text = _action_text(action)
     conversation = _action_conversation(action, sent)

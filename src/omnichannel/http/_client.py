@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from urllib.parse import quote, urlsplit
@@ -69,6 +70,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_URLS_KEPT = 256
+"""Joined URLs of paths without parameters a client remembers."""
+
 _POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 """Keep every connection the outbox's concurrent sends open (httpx keeps 20)."""
 
@@ -101,30 +105,35 @@ class _Call:
     files: Mapping[str, Any] | None
     headers: Mapping[str, str] | None
     attempt: int = 0
+    fixed: bool = False  # the path has no parameters: its joined URL is worth keeping
 
     @property
     def label(self) -> str:
         return f"{self.method} {self.endpoint}"
 
 
+@lru_cache(maxsize=256)
+def _template(template: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """A path template's endpoint (to log), its literal pieces and its placeholders."""
+    pieces = _PLACEHOLDER.split(template)  # literal, name, literal, ..., literal
+    return urlsplit(template).path or "/", tuple(pieces[0::2]), tuple(pieces[1::2])
+
+
 def _expand(template: str, path_params: Mapping[str, str | int] | None) -> tuple[str, str]:
     """The URL with path parameters filled in, and the endpoint template to log."""
-    endpoint = urlsplit(template).path or "/"
-    given = dict(path_params or {})
-    used: set[str] = set()
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
+    endpoint, literals, names = _template(template)
+    given = path_params or {}
+    if not names and not given:
+        return template, endpoint
+    url = [literals[0]]
+    for name, literal in zip(names, literals[1:], strict=True):
         if name not in given:
             raise ConfigurationError(f"path parameter {name!r} is missing for {endpoint}")
-        used.add(name)
-        return quote(str(given[name]), safe="")
-
-    url = _PLACEHOLDER.sub(fill, template)
-    unused = sorted(set(given) - used)
+        url += (quote(str(given[name]), safe=""), literal)
+    unused = sorted(set(given) - set(names))
     if unused:
         raise ConfigurationError(f"path parameters {unused} are not in {endpoint}")
-    return url, endpoint
+    return "".join(url), endpoint
 
 
 def _default_error(
@@ -180,6 +189,8 @@ class ApiClient:
         self._clock: Clock = clock or _utcnow
         self._sleep: Sleep = sleep or anyio.sleep
         self._instrumentation = _reporting()  # the hub's, when it opens the adapter
+        self._urls: dict[str, httpx.URL] = {}
+        self._urls_base = http.base_url
 
     def __repr__(self) -> str:
         return f"ApiClient(network={self.network!r}, base_url={redact_url(self._http.base_url)!r})"
@@ -277,8 +288,31 @@ class ApiClient:
             content=content,
             files=files,
             headers=headers,
+            fixed=url == path,
         )
+        try:
+            return await self._attempt(call)
+        except RetryRequest as failure:
+            first = failure
+        return await self._retry(call, first)
+
+    async def _retry(self, call: _Call, first: RetryRequest) -> httpx.Response:
+        """Go on after a first attempt that asked for another, as the policy allows.
+
+        Most requests succeed at once and never get here: the retry loop is
+        built only now, and its first attempt hands it the failure the first
+        attempt had, so waits and attempt numbers are those of one loop.
+        """
         from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+        replay: RetryRequest | None = first
+
+        async def attempt(call: _Call) -> httpx.Response:
+            nonlocal replay
+            if replay is not None:
+                failure, replay = replay, None
+                raise failure
+            return await self._attempt(call)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.attempts),
@@ -288,7 +322,7 @@ class ApiClient:
             reraise=True,
         )
         try:
-            response: httpx.Response = await retrying(self._attempt, call)
+            response: httpx.Response = await retrying(attempt, call)
         except RetryRequest as exhausted:
             raise exhausted.error from None
         return response
@@ -422,7 +456,7 @@ class ApiClient:
         await self._wait_for_budget(call)
         request = self._http.build_request(
             call.method,
-            call.url,
+            self._url(call.url) if call.fixed and not self._http.params else call.url,
             params=call.params,
             json=call.json,
             data=call.data,
@@ -453,6 +487,23 @@ class ApiClient:
             self._log(call, started=started, status=response.status_code,
                       outcome=self._outcome(call, failure))
             raise
+
+    def _url(self, url: str) -> httpx.URL:
+        """``url`` joined to the base URL, as httpx joins it, remembered for next time.
+
+        Joining parses the URL again, and most requests go to a few paths
+        without parameters (paths with parameters are not kept: each id
+        would be a new entry).
+        """
+        if self._http.base_url is not self._urls_base:  # someone changed it
+            self._urls.clear()
+            self._urls_base = self._http.base_url
+        found = self._urls.get(url)
+        if found is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            found = self._urls[url] = self._http.build_request("GET", url).url
+        return found
 
     def _observe(
         self, call: _Call, response: httpx.Response
@@ -605,6 +656,25 @@ class ApiClient:
     ) -> None:
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         level = logging.DEBUG if outcome == "ok" else logging.WARNING
+        if logger.isEnabledFor(level):
+            self._write_log(call, level, status=status, outcome=outcome, error=error,
+                            elapsed_ms=elapsed_ms)
+        if self._instrumentation is not None:
+            self._instrumentation.http_attempt(
+                self.network, method=call.method, endpoint=call.endpoint, status=status,
+                attempt=call.attempt, elapsed=elapsed_ms / 1000, outcome=outcome, error=error,
+            )
+
+    def _write_log(
+        self,
+        call: _Call,
+        level: int,
+        *,
+        status: int | None,
+        outcome: str,
+        error: str | None,
+        elapsed_ms: float,
+    ) -> None:
         logger.log(
             level,
             "%s %s -> %s in %.1f ms (attempt %d, %s)",
@@ -621,11 +691,6 @@ class ApiClient:
                 "outcome": outcome,
             },
         )
-        if self._instrumentation is not None:
-            self._instrumentation.http_attempt(
-                self.network, method=call.method, endpoint=call.endpoint, status=status,
-                attempt=call.attempt, elapsed=elapsed_ms / 1000, outcome=outcome, error=error,
-            )
 
 
 class Reconnects:

@@ -147,6 +147,26 @@ class RateLimitState:
         await self._ended.wait()
 
 
+def _pick(headers: Mapping[str, str], names: tuple[str, ...]) -> list[str | None]:
+    """The values of ``names`` (lower case) in ``headers`` in one pass, any case.
+
+    A header sent more than once reads as its values joined by ``", "``, as
+    ``httpx.Headers.get`` returns it. Response headers are read as they are;
+    any other mapping is copied into ``httpx.Headers`` first.
+    """
+    h = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
+    encoding = h.encoding
+    wanted = {name.encode(encoding): index for index, name in enumerate(names)}
+    found: list[str | None] = [None] * len(names)
+    for key, raw in h.raw:
+        index = wanted.get(key.lower())
+        if index is not None:
+            value = raw.decode(encoding)
+            before = found[index]
+            found[index] = value if before is None else f"{before}, {value}"
+    return found
+
+
 def _int(value: str | None) -> int | None:
     if value is None:
         return None
@@ -229,12 +249,15 @@ def parse_epoch_headers(
     Returns:
         The budget, or ``None`` when the response carries none of the headers.
     """
-    h = httpx.Headers(headers)
+    names: tuple[str, ...] = (limit.lower(), remaining.lower(), reset.lower())
+    if policy is not None:
+        names += (policy.lower(),)
+    found = _pick(headers, names)
     return _info(
-        _int(h.get(limit)),
-        _int(h.get(remaining)),
-        _epoch(h.get(reset)),
-        _policy_window(h.get(policy)) if policy is not None else None,
+        _int(found[0]),
+        _int(found[1]),
+        _epoch(found[2]),
+        _policy_window(found[3]) if policy is not None else None,
     )
 
 
@@ -259,6 +282,9 @@ def parse_bluesky_headers(
     )
 
 
+_MASTODON = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+
+
 def parse_mastodon_headers(
     headers: Mapping[str, str], /, *, now: datetime | None = None
 ) -> RateLimitInfo | None:
@@ -274,9 +300,8 @@ def parse_mastodon_headers(
     Returns:
         The budget, or ``None`` when the response carries none of the headers.
     """
-    h = httpx.Headers(headers)
+    limit, remaining, raw = _pick(headers, _MASTODON)
     reset_at: datetime | None = None
-    raw = h.get("x-ratelimit-reset")
     if raw:
         try:
             parsed = datetime.fromisoformat(raw.strip())
@@ -284,4 +309,4 @@ def parse_mastodon_headers(
             parsed = None
         if parsed is not None:
             reset_at = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return _info(_int(h.get("x-ratelimit-limit")), _int(h.get("x-ratelimit-remaining")), reset_at)
+    return _info(_int(limit), _int(remaining), reset_at)

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 import anyio
@@ -135,8 +135,40 @@ def _comparable(text: str) -> str:
 
 
 def _mentions(text: str, handle: str) -> bool:
-    pattern = rf"(?<![\w@])@{re.escape(handle)}(?![\w@]|\.\w)"
-    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+    """Whether ``text`` @mentions ``handle`` (any case), not as part of a longer name."""
+    if text.isascii() and handle.isascii():
+        return _mentions_ascii(text, handle)
+    return _mention_pattern(handle).search(text) is not None
+
+
+@lru_cache(maxsize=256)
+def _mention_pattern(handle: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w@])@{re.escape(handle)}(?![\w@]|\.\w)", re.IGNORECASE)
+
+
+def _word(char: str) -> bool:
+    """``\\w`` for one ASCII character."""
+    return char.isalnum() or char == "_"
+
+
+def _mentions_ascii(text: str, handle: str) -> bool:
+    """`_mentions` for ASCII text and handle, without compiling a pattern per handle.
+
+    In ASCII, ignoring case is comparing lower case, and a word character is a
+    letter, a digit or ``_``: the same test as the pattern's, found by ``find``.
+    """
+    lowered, wanted = text.lower(), "@" + handle.lower()
+    at = lowered.find(wanted)
+    while at >= 0:
+        end = at + len(wanted)
+        after = text[end : end + 2]
+        if not (at > 0 and (_word(text[at - 1]) or text[at - 1] == "@")) and not (
+            after[:1] == "@" or (after and _word(after[0]))
+            or (after[:1] == "." and len(after) == 2 and _word(after[1]))
+        ):
+            return True
+        at = lowered.find(wanted, at + 1)
+    return False
 
 
 def _raw_id(item: object) -> str | None:
