@@ -31,6 +31,9 @@ LOADED_ON_FIRST_USE = (
     "psycopg",
     "uvicorn",  # serving webhooks
     "omnichannel.registry",  # adapters found by entry point
+    "omnichannel.capabilities",  # declared by adapters; the hub reads their instances
+    "omnichannel.text._rules",
+    "socket",  # the outbox's worker id takes the host name from platform.node()
     "pydantic.networks",  # AnyUrl, when a model with a URL builds its validator
     "importlib.metadata",  # loaded by pydantic.networks and pydantic's plugin lookup
 )
@@ -96,6 +99,12 @@ def test_an_adapters_import_builds_no_validator(adapter: str, declared: str) -> 
     assert _built_after(imported) == []
     first_use = f"{imported}.capabilities.text.limit"
     assert "omnichannel.capabilities.Capabilities" in _built_after(first_use)
+
+
+@pytest.mark.parametrize("adapter", ["import omnichannel_bluesky", "import omnichannel_meta"])
+def test_regex_waits_for_the_first_text_an_adapter_measures_or_maps(adapter: str) -> None:
+    """Grapheme counting, UTF-16 offsets and Bluesky's hashtags compile patterns on first use."""
+    assert "regex" not in _modules_after(f"{BOT_CORE}\n{adapter}")
 
 
 @pytest.mark.parametrize(
