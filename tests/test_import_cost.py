@@ -101,10 +101,13 @@ def test_an_adapters_import_builds_no_validator(adapter: str, declared: str) -> 
     assert "omnichannel.capabilities.Capabilities" in _built_after(first_use)
 
 
-@pytest.mark.parametrize("adapter", ["import omnichannel_bluesky", "import omnichannel_meta"])
-def test_regex_waits_for_the_first_text_an_adapter_measures_or_maps(adapter: str) -> None:
-    """Grapheme counting, UTF-16 offsets and Bluesky's hashtags compile patterns on first use."""
-    assert "regex" not in _modules_after(f"{BOT_CORE}\n{adapter}")
+@pytest.mark.parametrize(("adapter", "declared"), ADAPTERS)
+def test_regex_waits_for_the_first_text_an_adapter_measures_or_maps(
+    adapter: str, declared: str
+) -> None:
+    """Graphemes, UTF-16 offsets, Bluesky's tags and X's weights compile patterns on first use."""
+    loaded = _modules_after(f"{BOT_CORE}\n{adapter}\n{declared}")
+    assert "regex" not in loaded
 
 
 @pytest.mark.parametrize(
