@@ -17,6 +17,10 @@ run of the bot core, and the machine's load.
 
 Goals: ``import omnichannel`` and the bot core <= tweepy's; each adapter adds <= 50 ms.
 
+An adapter's share is also timed as one measurement: inside an interpreter
+that imported the bot core first, the adapter's import alone (CPU time), which
+leaves out the noise of subtracting two separate runs on a busy machine.
+
 ``--compare TREE`` times the bot core and the adapter cases of another checkout
 too (``git worktree add /tmp/old main``, say; its ``src`` and ``adapters/*/src``
 go first on ``PYTHONPATH`` for those runs), interleaved with ours in the same
@@ -117,13 +121,31 @@ def compare_env(tree: str) -> dict[str, str]:
     return {**ENV, "PYTHONPATH": os.pathsep.join(paths)}
 
 
+ADAPTER_IMPORTS = {
+    "mastodon": "import omnichannel_mastodon",
+    "bluesky": "import omnichannel_bluesky",
+    "x": "from omnichannel_x import XAdapter",
+}
+SHARES: dict[str, list[float]] = {}
+"""CPU seconds of an adapter's import alone, timed inside an interpreter that imported the
+bot core first: one measurement, not the difference of two, so less of the machine's noise."""
+
+
+def share_code(adapter: str) -> str:
+    return (f"{CORE}\nimport time\n_began = time.process_time()\n{ADAPTER_IMPORTS[adapter]}\n"
+            "print(time.process_time() - _began)")
+
+
 def run(code: str, name: str | None = None, env: dict[str, str] | None = None) -> float:
     began, cpu = time.perf_counter(), _children_cpu()
-    subprocess.run(  # noqa: S603 - our interpreter, or the runtime-only venv's
-        [PYTHONS.get(name or "", sys.executable), "-c", code], check=True, env=env or ENV
+    done = subprocess.run(  # noqa: S603 - our interpreter, or the runtime-only venv's
+        [PYTHONS.get(name or "", sys.executable), "-c", code],
+        check=True, env=env or ENV, capture_output=True, text=True,
     )
     if name is not None:
         CPU.setdefault(name, []).append(_children_cpu() - cpu)
+        if "share: " in name:
+            SHARES.setdefault(name, []).append(float(done.stdout))
     return time.perf_counter() - began
 
 
@@ -190,10 +212,14 @@ def main() -> None:
     args = parser.parse_args()
 
     cases = dict(CASES)
+    cases.update({f"share: {adapter}": share_code(adapter) for adapter in ADAPTER_IMPORTS})
     if args.compare:
         for case in COMPARED:
             cases[f"compared: {case}"] = CASES[case]
             ENVS[f"compared: {case}"] = compare_env(args.compare)
+        for adapter in ADAPTER_IMPORTS:
+            cases[f"compared: share: {adapter}"] = share_code(adapter)
+            ENVS[f"compared: share: {adapter}"] = compare_env(args.compare)
     for label, module in PEERS.items():
         if importlib.util.find_spec(module) is None:
             print(f"{label} is not installed: skipped (pip install {label})")
@@ -212,13 +238,16 @@ def main() -> None:
             code = CASES.get(case, "import tweepy")
             cases[f"runtime: {case}"] = code
             PYTHONS[f"runtime: {case}"] = python
+        for adapter in ADAPTER_IMPORTS:
+            cases[f"runtime: share: {adapter}"] = share_code(adapter)
+            PYTHONS[f"runtime: share: {adapter}"] = python
         cases["runtime: (interpreter)"] = "pass"
         PYTHONS["runtime: (interpreter)"] = python
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} cpus)")
     cases["(interpreter)"] = "pass"
     names = list(cases)
-    reported = [name for name in names if "(interpreter)" not in name]
+    reported = [name for name in names if "(interpreter)" not in name and "share: " not in name]
     for name in names:  # warm-up: writes the .pyc files, fills the OS file cache
         run(cases[name], env=ENVS.get(name))
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -254,6 +283,15 @@ def main() -> None:
         if runtime:
             print("  runtime-only environment (no extras):")
             summary(cost, "runtime: ", times, False)
+    print()
+    print("an adapter's own import, timed inside an interpreter that imported the bot core first")
+    print("(CPU, min / median ms; goal <= 50):")
+    for prefix in ("", "compared: ", "runtime: "):
+        for adapter in ADAPTER_IMPORTS:
+            values = SHARES.get(f"{prefix}share: {adapter}")
+            if values:
+                print(f"  {prefix + adapter:22} {min(values) * 1000:7.1f} "
+                      f"{statistics.median(values) * 1000:7.1f}")
     print()
     print("heaviest imports of the bot core (one -X importtime run, cumulative ms):")
     for cumulative, name in heaviest(CORE, 12):
