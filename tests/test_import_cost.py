@@ -31,6 +31,11 @@ LOADED_ON_FIRST_USE = (
     "psycopg",
     "uvicorn",  # serving webhooks
     "omnichannel.registry",  # adapters found by entry point
+    "omnichannel.capabilities",  # declared by adapters; the hub reads their instances
+    "omnichannel.text._rules",
+    "socket",  # the outbox's worker id takes the host name from platform.node()
+    "pydantic.networks",  # AnyUrl, when a model with a URL builds its validator
+    "importlib.metadata",  # loaded by pydantic.networks and pydantic's plugin lookup
 )
 
 
@@ -75,6 +80,36 @@ def test_the_bot_core_builds_no_validator_at_import() -> None:
     assert _built_after(first_use) == ["omnichannel.text._rules.TextRule"]
 
 
+ADAPTERS = (  # what a bot imports, and an adapter class it declares
+    ("import omnichannel_mastodon", "omnichannel_mastodon.MastodonAdapter"),
+    ("import omnichannel_bluesky", "omnichannel_bluesky.BlueskyAdapter"),
+    ("import omnichannel_x", "omnichannel_x.XAdapter"),
+    ("import omnichannel_meta", "omnichannel_meta.FacebookAdapter"),
+)
+
+
+@pytest.mark.parametrize(("adapter", "declared"), ADAPTERS)
+def test_an_adapters_import_builds_no_validator(adapter: str, declared: str) -> None:
+    """Declared capabilities, wire models and defaults build on first use.
+
+    The first validator built also makes pydantic look for plugins through
+    ``importlib.metadata``, which would put both into the adapter's import.
+    """
+    imported = f"{BOT_CORE}\n{adapter}\n{declared}"  # omnichannel_x loads XAdapter here
+    assert _built_after(imported) == []
+    first_use = f"{imported}.capabilities.text.limit"
+    assert "omnichannel.capabilities.Capabilities" in _built_after(first_use)
+
+
+@pytest.mark.parametrize(("adapter", "declared"), ADAPTERS)
+def test_regex_waits_for_the_first_text_an_adapter_measures_or_maps(
+    adapter: str, declared: str
+) -> None:
+    """Graphemes, UTF-16 offsets, Bluesky's tags and X's weights compile patterns on first use."""
+    loaded = _modules_after(f"{BOT_CORE}\n{adapter}\n{declared}")
+    assert "regex" not in loaded
+
+
 @pytest.mark.parametrize(
     ("code", "module"),
     [
@@ -89,3 +124,30 @@ def test_the_bot_core_builds_no_validator_at_import() -> None:
 )
 def test_each_is_loaded_when_first_used(code: str, module: str) -> None:
     assert module in _modules_after(code)
+
+
+def test_a_lazy_attribute_is_made_once_and_an_instance_may_replace_it() -> None:
+    """The class's value is made on first access and kept; an instance's own value wins."""
+    from omnichannel._lazy import lazy_attribute
+
+    made: list[int] = []
+
+    def make() -> int:
+        made.append(1)
+        return 42
+
+    class Declared:
+        value = lazy_attribute(make)
+
+    class Sub(Declared):
+        pass
+
+    assert made == []
+    assert Sub.value == 42
+    assert Declared.value == 42
+    assert Declared().value == 42
+    assert made == [1]  # kept on the declaring class
+    instance = Declared()
+    vars(instance)["value"] = 7
+    assert instance.value == 7
+    assert Declared.value == 42

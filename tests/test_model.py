@@ -276,3 +276,27 @@ def test_entity_text_in_message() -> None:
     text = "👋 @shop see https://x.co"
     mention = Mention(start=2, end=7, handle="shop")
     assert mention.text_in(text) == "@shop"
+
+
+def test_attachment_urls_are_pydantics_any_url() -> None:
+    """``Attachment.url`` validates, holds, dumps and describes itself as ``pydantic.AnyUrl``.
+
+    The model imports ``AnyUrl`` only when it builds its validator; what users
+    see is ``AnyUrl``'s own behaviour.
+    """
+    from pydantic import AnyUrl
+
+    from omnichannel.model import Attachment
+
+    attachment = Attachment(kind="image", url="https://example.com/a b.png?x=1")
+    assert type(attachment.url) is AnyUrl
+    assert attachment.url == AnyUrl("https://example.com/a%20b.png?x=1")
+    assert Attachment(kind="image", url=attachment.url).url == attachment.url
+    assert attachment.model_dump(mode="json")["url"] == "https://example.com/a%20b.png?x=1"
+    assert Attachment.model_validate_json(attachment.model_dump_json()) == attachment
+    with pytest.raises(ValidationError, match="url_parsing"):
+        Attachment(kind="image", url="not a url")
+    expected = TypeAdapter(AnyUrl | None).json_schema()
+    schema = Attachment.model_json_schema()["properties"]
+    for field in ("url", "preview_url"):
+        assert {key: schema[field][key] for key in expected} == expected

@@ -208,7 +208,7 @@ _load, __dir__ = lazy_names(
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import version
+        from ._version import __version__
 
-        return version("omnichannel")
+        return __version__
     return _load(name)

@@ -44,7 +44,6 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
-from .capabilities import Capabilities
 from .errors import CapabilityNotSupported, ConfigurationError, PayloadError
 from .events import AuthHealth, AuthHealthKind, Event
 from .model import Message, Person, Ref
@@ -53,6 +52,8 @@ from .spend import SpendMeter
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import httpx
+
+    from .capabilities import Capabilities  # each adapter imports it to declare its own
 
 __all__ = [
     "MAX_BACKFILL",

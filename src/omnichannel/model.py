@@ -8,9 +8,9 @@ adapters convert from each network's UTF-8 byte or UTF-16 offsets (see
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = [
     "Attachment",
@@ -35,6 +35,12 @@ ConversationKind = Literal["thread", "direct"]
 
 AttachmentKind = Literal["image", "gif", "video", "audio", "file", "sticker", "link_card"]
 """The kinds of media a message can carry."""
+
+
+if TYPE_CHECKING:
+    from pydantic import AnyUrl
+else:  # pydantic's AnyUrl on first build (importing it loads importlib.metadata)
+    from ._lazy import AnyUrl
 
 
 class _Model(BaseModel):

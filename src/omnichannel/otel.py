@@ -45,7 +45,6 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
 import anyio
@@ -58,6 +57,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
         'omnichannel.otel needs the OpenTelemetry API: pip install -e ".[otel]"'
     ) from exc
 
+from ._version import __version__
 from .actions import Sent
 from .events import Event
 from .instrumentation import DeliveryOutcome, Instrumentation
@@ -87,10 +87,7 @@ _URL_TEMPLATE = "url.template"
 
 
 def _version() -> str:
-    try:
-        return version("omnichannel")
-    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-        return "0"
+    return __version__
 
 
 def _error_type(description: str) -> str:

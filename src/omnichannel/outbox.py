@@ -51,8 +51,8 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import platform
 import secrets
-import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -131,7 +131,7 @@ def new_worker_id() -> str:
         assert int(pid) == os.getpid() and len(tag) == 6
         ```
     """
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{platform.node()}:{os.getpid()}:{secrets.token_hex(3)}"  # no socket import
 
 
 def _describe(exc: BaseException) -> str:

@@ -28,12 +28,9 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from .._version import __version__
 
-    try:
-        return version("omnichannel")
-    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
-        return "unknown"
+    return __version__
 
 
 def _logging_options(*, after: bool) -> argparse.ArgumentParser:

@@ -14,13 +14,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx
 
+from omnichannel._version import __version__
 from omnichannel.errors import (
     AmbiguousDelivery,
     AuthenticationError,
@@ -78,10 +78,7 @@ _POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 def _default_user_agent() -> str:
-    try:
-        return f"omnichannel/{version('omnichannel')}"
-    except PackageNotFoundError:  # running from a source tree
-        return "omnichannel"
+    return f"omnichannel/{__version__}"
 
 
 def _utcnow() -> datetime:

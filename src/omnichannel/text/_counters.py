@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import regex  # type: ignore[import-untyped, unused-ignore]
+import functools
+from typing import Any
 
-GRAPHEME = regex.compile(r"\X")
+
+@functools.cache
+def grapheme_pattern() -> Any:
+    """The compiled ``\\X`` (extended grapheme cluster) pattern; imports ``regex`` on first use."""
+    import regex  # type: ignore[import-untyped, unused-ignore]
+
+    return regex.compile(r"\X")
 
 
 def count_code_points(text: str) -> int:
@@ -32,7 +39,7 @@ def graphemes(text: str) -> list[str]:
     Returns:
         The clusters, in order; ``"".join(graphemes(text)) == text``.
     """
-    return list(GRAPHEME.findall(text))
+    return list(grapheme_pattern().findall(text))
 
 
 def count_graphemes(text: str) -> int:
@@ -47,7 +54,7 @@ def count_graphemes(text: str) -> int:
     if text.isascii():
         # In ASCII only CR LF forms a multi-character cluster.
         return len(text) - text.count("\r\n")
-    return len(GRAPHEME.findall(text))
+    return len(grapheme_pattern().findall(text))
 
 
 def count_utf8_bytes(text: str) -> int:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from itertools import accumulate
-
-import regex  # type: ignore[import-untyped, unused-ignore]
 
 from ..errors import PayloadError
 from ._counters import count_utf16_units
 
-_SURROGATE = regex.compile(r"[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # the standard re: no need to load regex
 
 
 def _offset_error(

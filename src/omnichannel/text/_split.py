@@ -6,7 +6,7 @@ from bisect import bisect_left
 from typing import NamedTuple
 
 from ..errors import TextTooLong
-from ._counters import GRAPHEME
+from ._counters import grapheme_pattern
 from ._links import HASHTAG, MENTION
 from ._rules import TextRule
 
@@ -50,7 +50,7 @@ def _ends_sentence(text: str, clusters: list[tuple[int, int]], k: int) -> bool:
 
 
 def _breaks(text: str, rule: TextRule) -> _Breaks | None:
-    clusters = [m.span() for m in GRAPHEME.finditer(text)]
+    clusters = [m.span() for m in grapheme_pattern().finditer(text)]
     blank = [text[a:b].isspace() for a, b in clusters]
     content = [i for i, is_blank in enumerate(blank) if not is_blank]
     if not content:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
+from omnichannel._lazy import lazy_attribute
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import (
     Adapter,
@@ -308,7 +309,7 @@ class BlueskyAdapter(Adapter):
     """
 
     network = NETWORK
-    capabilities = Capabilities(
+    capabilities = lazy_attribute(lambda: Capabilities(  # built on first use, not at import
         text=TextRule.bluesky_post(),
         dm_text=TextRule.bluesky_dm(),
         private_reply=True,
@@ -319,7 +320,7 @@ class BlueskyAdapter(Adapter):
         native_idempotency=True,
         inbound_edits=True,
         inbound_deletes=True,
-    )
+    ))
     settings_model = BlueskySettings
     settings: BlueskySettings
 

@@ -19,12 +19,11 @@ What is detected (each must start the text or follow whitespace or ``(``):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import regex  # type: ignore[import-untyped, unused-ignore]
 
 from omnichannel.text import OffsetMap
 
@@ -35,10 +34,21 @@ __all__ = ["Detected", "detect", "facets_for"]
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
 _MENTION = re.compile(rf"(?:^|(?<=[\s(]))@({_LABEL}(?:\.{_LABEL})+)(?![\w-])")
 _URL = re.compile(r"(?:^|(?<=[\s(]))(?:https?://|www\.)[^\s]+", re.IGNORECASE)
-_TAG = regex.compile(r"(?:^|(?<=\s))[#＃](?!\ufe0f|\u20e3)([^\s#＃]+)")
+
+
+@functools.cache
+def _tag_patterns() -> tuple[Any, Any, Any]:
+    """The hashtag, trailing punctuation and non-digit patterns (``regex`` loads on first use)."""
+    import regex  # type: ignore[import-untyped, unused-ignore]
+
+    return (
+        regex.compile(r"(?:^|(?<=\s))[#＃](?!\ufe0f|\u20e3)([^\s#＃]+)"),
+        regex.compile(r"\p{P}+$"),
+        regex.compile(r"[^\d\p{P}]"),
+    )
+
+
 _TRAILING_URL_PUNCT = ".,;:!?'\"”’»"
-_TRAILING_TAG = regex.compile(r"\p{P}+$")
-_HAS_NON_DIGIT = regex.compile(r"[^\d\p{P}]")
 _MAX_TAG = 64
 
 
@@ -95,9 +105,10 @@ def detect(text: str) -> list[Detected]:
         handle = match.group(1)
         if _valid_handle(handle):
             found.append(Detected(match.start(), match.end(), "mention", handle))
-    for found_tag in _TAG.finditer(text):
-        tag = _TRAILING_TAG.sub("", found_tag.group(1))
-        if not tag or len(tag) > _MAX_TAG or not _HAS_NON_DIGIT.search(tag):
+    tags, trailing, has_non_digit = _tag_patterns()
+    for found_tag in tags.finditer(text):
+        tag = trailing.sub("", found_tag.group(1))
+        if not tag or len(tag) > _MAX_TAG or not has_non_digit.search(tag):
             continue
         start = found_tag.start()
         found.append(Detected(start, start + 1 + len(tag), "tag", tag))

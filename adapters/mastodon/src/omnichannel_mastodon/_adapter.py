@@ -14,6 +14,7 @@ import anyio
 import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
+from omnichannel._lazy import lazy_attribute
 from omnichannel.actions import Delete, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import Adapter, AdapterSettings, Batch, Rejected, convert_item, decode_json
 from omnichannel.capabilities import Capabilities
@@ -219,7 +220,7 @@ class MastodonAdapter(Adapter):
     """
 
     network = NETWORK
-    capabilities = Capabilities(
+    capabilities = lazy_attribute(lambda: Capabilities(  # built on first use, not at import
         text=TextRule.mastodon(limit=500, url_length=23),
         private_reply=True,
         reactions=("like",),
@@ -230,7 +231,7 @@ class MastodonAdapter(Adapter):
         native_idempotency=True,
         inbound_edits=True,
         inbound_deletes=True,
-    )
+    ))
     settings_model = MastodonSettings
     settings: MastodonSettings
 

@@ -16,6 +16,7 @@ import anyio
 import httpx
 from pydantic import AwareDatetime, Field, SecretStr, ValidationError
 
+from omnichannel._lazy import lazy_attribute
 from omnichannel.actions import Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import (
     Adapter,
@@ -1117,7 +1118,7 @@ class FacebookAdapter(MetaAdapter):
     """
 
     network = "facebook"
-    capabilities = _capabilities(8000, 2000, ("like",))
+    capabilities = lazy_attribute(partial(_capabilities, 8000, 2000, ("like",)))
     settings_model = FacebookSettings
     settings: FacebookSettings
 
@@ -1218,7 +1219,7 @@ class InstagramAdapter(MetaAdapter):
     """
 
     network = "instagram"
-    capabilities = _capabilities(2200, 1000, ())
+    capabilities = lazy_attribute(partial(_capabilities, 2200, 1000, ()))
     settings_model = InstagramSettings
     settings: InstagramSettings
     _comment_replies_edge = "replies"

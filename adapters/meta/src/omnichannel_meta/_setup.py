@@ -79,7 +79,7 @@ class WebhookSubscription(BaseModel):
             Page token may not), so nothing is known.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     network: str
     object_id: str

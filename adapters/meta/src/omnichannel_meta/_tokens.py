@@ -39,7 +39,7 @@ class TokenHealth(BaseModel):
         error: Why the refresh failed: the error's type and message (never the token).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     network: str
     account_id: str

@@ -15,8 +15,9 @@ for tests lives in `omnichannel_x.sandbox`, the PKCE authorization in
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from omnichannel._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ._adapter import Tier as Tier
@@ -47,30 +48,30 @@ if TYPE_CHECKING:
 # Each public name's home module, imported on first use: importing the package
 # (the entry point, a type annotation) costs nothing until a name is used.
 _HOMES: dict[str, str] = {
-    "AuthProblem": "_tokens",
-    "AuthProblemKind": "_tokens",
-    "BudgetExceeded": "_costs",
-    "ClientForbidden": "_errors",
-    "CostLedger": "_costs",
-    "DirectMessageRefused": "_errors",
-    "FileTokenStore": "_tokens",
-    "NotAuthorizedForResource": "_errors",
-    "NotSummoned": "_errors",
-    "Prices": "_costs",
-    "ReauthorizationRequired": "_errors",
-    "StoreTokenStore": "_store_tokens",
-    "Subscription": "_wire",
-    "Tier": "_adapter",
-    "TokenStore": "_tokens",
-    "UsageCapped": "_errors",
-    "XAdapter": "_adapter",
-    "XSettings": "_adapter",
-    "XTextRule": "_text",
-    "XTokens": "_tokens",
-    "capabilities_for": "_adapter",
-    "hold_link_posts": "_policy",
-    "parse_x_headers": "_ratelimit",
-    "x_weighted_length": "_text",
+    "AuthProblem": "._tokens",
+    "AuthProblemKind": "._tokens",
+    "BudgetExceeded": "._costs",
+    "ClientForbidden": "._errors",
+    "CostLedger": "._costs",
+    "DirectMessageRefused": "._errors",
+    "FileTokenStore": "._tokens",
+    "NotAuthorizedForResource": "._errors",
+    "NotSummoned": "._errors",
+    "Prices": "._costs",
+    "ReauthorizationRequired": "._errors",
+    "StoreTokenStore": "._store_tokens",
+    "Subscription": "._wire",
+    "Tier": "._adapter",
+    "TokenStore": "._tokens",
+    "UsageCapped": "._errors",
+    "XAdapter": "._adapter",
+    "XSettings": "._adapter",
+    "XTextRule": "._text",
+    "XTokens": "._tokens",
+    "capabilities_for": "._adapter",
+    "hold_link_posts": "._policy",
+    "parse_x_headers": "._ratelimit",
+    "x_weighted_length": "._text",
 }
 
 __all__ = [
@@ -101,14 +102,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOMES)

@@ -20,6 +20,7 @@ import anyio
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from omnichannel._lazy import lazy_attribute
 from omnichannel.actions import Action, Delete, Hide, Post, PrivateReply, React, Reply, Sent
 from omnichannel.adapter import (
     Adapter,
@@ -214,7 +215,7 @@ class XSettings(AdapterSettings):
     replies_threads: int = Field(default=10, ge=1, le=20)
     replies_poll_interval: float = Field(default=120.0, gt=0)
     find_sent_depth: int = Field(default=100, ge=5, le=100)
-    prices: Prices = Prices()
+    prices: Prices = Prices.model_construct()  # no validator built at import
     daily_budget: Decimal | None = Field(default=None, ge=0)
     monthly_budget: Decimal | None = Field(default=None, ge=0)
     webhook_secret: SecretStr | None = None
@@ -368,7 +369,7 @@ class XAdapter(Adapter):
 
     network = NETWORK
     network_aliases = ("twitter",)
-    capabilities = capabilities_for("pay_per_use")
+    capabilities = lazy_attribute(functools.partial(capabilities_for, "pay_per_use"))
     settings_model = XSettings
     settings: XSettings
     signature_headers: ClassVar[frozenset[str]] = frozenset({SIGNATURE_HEADER})

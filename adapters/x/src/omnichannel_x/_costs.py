@@ -59,7 +59,7 @@ class Prices(BaseModel):
         dm_event: An X Activity API ``dm.received`` (or ``chat.received``) delivered.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     post_read: Decimal = Decimal("0.005")
     owned_read: Decimal = Decimal("0.001")

@@ -17,13 +17,13 @@ print(x_weighted_length("read example.com/help"))  # a bare domain is a link too
 
 from __future__ import annotations
 
+import functools
 import unicodedata
+from typing import Any, NamedTuple
 
-import regex  # type: ignore[import-untyped, unused-ignore]
 from pydantic import Field
 
 from omnichannel.text import TextRule, TextUnit
-from omnichannel.text._links import PATH_CHAR, glued, trimmed_end, valid_host
 
 __all__ = ["XTextRule", "x_weighted_length"]
 
@@ -31,11 +31,7 @@ __all__ = ["XTextRule", "x_weighted_length"]
 # Bare domains, which X links without a scheme
 # --------------------------------------------------------------------------
 
-_BARE_TAIL = regex.compile(rf"(?::\d{{1,5}})?(?:[/?]{PATH_CHAR}*)?")
-# Where a bare domain may be: a dot between a host character and a letter.
-_DOT_HINT = regex.compile(r"[A-Za-z0-9_-]\.[A-Za-z]")
 _ASCII_HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
-_ASCII_TLD = regex.compile(r"[A-Za-z]{2,}|xn--[A-Za-z0-9-]+", regex.IGNORECASE)
 
 # Generic top-level domains recognised without a scheme (X only). Two-letter
 # country domains are recognised by shape. twitter-text ships the full IANA
@@ -54,18 +50,52 @@ _GENERIC_TLDS = frozenset((
 _SPECIAL_SHORT_CC = frozenset({"co", "tv"})  # "t.co" is a URL even without a path
 
 
+class _Patterns(NamedTuple):
+    bare_tail: Any
+    dot_hint: Any  # where a bare domain may be: a dot between a host character and a letter
+    ascii_tld: Any
+    x_heavy: Any
+    emoji_sequence: Any
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    """Compiled on first use: importing the adapter loads neither ``regex`` nor the link finder."""
+    import regex  # type: ignore[import-untyped, unused-ignore]
+
+    from omnichannel.text._links import PATH_CHAR
+
+    return _Patterns(
+        bare_tail=regex.compile(rf"(?::\d{{1,5}})?(?:[/?]{PATH_CHAR}*)?"),
+        dot_hint=regex.compile(r"[A-Za-z0-9_-]\.[A-Za-z]"),
+        ascii_tld=regex.compile(r"[A-Za-z]{2,}|xn--[A-Za-z0-9-]+", regex.IGNORECASE),
+        x_heavy=regex.compile(
+            "[^" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in _X_LIGHT_RANGES) + "]"
+        ),
+        emoji_sequence=regex.compile(
+            r"\p{Regional_Indicator}{2}"
+            r"|[#*0-9]\uFE0F?\u20E3"
+            r"|\p{Extended_Pictographic}[\U000E0020-\U000E007E]+\U000E007F"
+            rf"|{_EMOJI_ELEMENT}(?:\u200D{_EMOJI_ELEMENT})*"
+        ),
+    )
+
+
 def _bare_url_end(text: str, start: int, stop: int) -> int | None:
     """End of the bare URL at ``start``, in a run of host characters ending at ``stop``.
 
     The longest domain whose top-level label is known wins, with its port
     and path; ``None`` when the run holds no domain.
     """
+    from omnichannel.text._links import trimmed_end, valid_host
+
+    patterns = _patterns()
     labels = text[start:stop].split(".")
     while labels and not labels[-1]:
         labels.pop()  # "example.com." ends with a full stop, not a label
     for count in range(len(labels), 1, -1):
         tld = labels[count - 1].lower()
-        if not _ASCII_TLD.fullmatch(tld):
+        if not patterns.ascii_tld.fullmatch(tld):
             continue
         name = ".".join(labels[:count])
         end = start + len(name)
@@ -74,7 +104,7 @@ def _bare_url_end(text: str, start: int, stop: int) -> int | None:
         country = len(tld) == 2
         if not (country or tld in _GENERIC_TLDS or tld.startswith("xn--")):
             continue
-        tail = _BARE_TAIL.match(text, end)
+        tail = patterns.bare_tail.match(text, end)
         tail_end = trimmed_end(text, end, tail.end()) if tail else end
         if country and count == 2 and tail_end == end and tld not in _SPECIAL_SHORT_CC:
             continue  # "bit.ly" alone is not linked, "bit.ly/x" is
@@ -85,11 +115,13 @@ def _bare_url_end(text: str, start: int, stop: int) -> int | None:
 
 def _bare_urls(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Bare domains (``example.com/path``) outside the ``taken`` spans."""
+    from omnichannel.text._links import glued
+
     spans: list[tuple[int, int]] = []
     blocked = iter(taken)
     block = next(blocked, None)
     seen = -1
-    for hint in _DOT_HINT.finditer(text):
+    for hint in _patterns().dot_hint.finditer(text):
         start = hint.start()
         while block is not None and block[1] <= start:
             block = next(blocked, None)
@@ -122,30 +154,22 @@ def _bare_urls(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]
 X_LIMIT = 280
 X_URL_LENGTH = 23
 _X_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
-_X_HEAVY = regex.compile(
-    "[^" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in _X_LIGHT_RANGES) + "]"
-)
 _EMOJI_ELEMENT = r"\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\uFE0F)?"
-_EMOJI_SEQUENCE = regex.compile(
-    r"\p{Regional_Indicator}{2}"
-    r"|[#*0-9]\uFE0F?\u20E3"
-    r"|\p{Extended_Pictographic}[\U000E0020-\U000E007E]+\U000E007F"
-    rf"|{_EMOJI_ELEMENT}(?:\u200D{_EMOJI_ELEMENT})*"
-)
 
 
 def _x_weight(text: str) -> int:
     """Weigh NFC text whose URLs were already replaced, in characters."""
     if text.isascii():
         return len(text)
-    weight = len(text) + len(_X_HEAVY.findall(text))
-    for match in _EMOJI_SEQUENCE.finditer(text):
+    patterns = _patterns()
+    weight = len(text) + len(patterns.x_heavy.findall(text))
+    for match in patterns.emoji_sequence.finditer(text):
         sequence = match.group()
         if len(sequence) > 1:
             # A multi-code-point emoji weighs 2 in all. A lone pictograph
             # keeps its code point weight, so a bare "©" stays 1 (as twemoji
             # only calls it an emoji with U+FE0F) and "❤" is 2 either way.
-            weight += 2 - len(sequence) - len(_X_HEAVY.findall(sequence))
+            weight += 2 - len(sequence) - len(patterns.x_heavy.findall(sequence))
     return weight
 
 
@@ -217,7 +241,9 @@ def x_weighted_length(text: str, *, skip_leading_mentions: bool = False) -> int:
     Returns:
         The weighted length; a post is valid up to 280.
     """
-    return _RULE.count(text, skip_leading_mentions=skip_leading_mentions)
+    return _rule().count(text, skip_leading_mentions=skip_leading_mentions)
 
 
-_RULE = XTextRule()
+@functools.cache
+def _rule() -> XTextRule:
+    return XTextRule()  # on first use: the adapter's import builds no validator

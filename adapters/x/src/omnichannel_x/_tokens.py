@@ -41,7 +41,7 @@ class XTokens(BaseModel):
         expires_at: When the access token expires, when X said.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     access_token: SecretStr
     refresh_token: SecretStr | None = None

@@ -52,7 +52,7 @@ def snowflake_time(snowflake: str) -> datetime | None:
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class User(_Wire):
@@ -147,8 +147,8 @@ class TweetPage(_Wire):
     """A timeline page; items stay raw so one bad post cannot sink the page."""
 
     data: tuple[Any, ...] = ()
-    includes: Includes = Includes()
-    meta: Meta = Meta()
+    includes: Includes = Includes.model_construct()  # no validator built at import
+    meta: Meta = Meta.model_construct()
     errors: tuple[dict[str, Any], ...] = ()
 
 
@@ -175,8 +175,8 @@ class DmPage(_Wire):
     """A page of DM events; items stay raw."""
 
     data: tuple[Any, ...] = ()
-    includes: Includes = Includes()
-    meta: Meta = Meta()
+    includes: Includes = Includes.model_construct()  # no validator built at import
+    meta: Meta = Meta.model_construct()
 
 
 class SubscriptionFilter(_Wire):
@@ -201,7 +201,7 @@ class Subscription(_Wire):
 
     subscription_id: str = Field(min_length=1)
     event_type: str
-    filter: SubscriptionFilter = SubscriptionFilter()
+    filter: SubscriptionFilter = SubscriptionFilter.model_construct()
     webhook_id: str | None = None
     tag: str | None = None
     created_at: datetime | None = None
@@ -211,4 +211,4 @@ class SubscriptionPage(_Wire):
     """A page of subscriptions."""
 
     data: tuple[Subscription, ...] = ()
-    meta: Meta = Meta()
+    meta: Meta = Meta.model_construct()
