@@ -42,9 +42,10 @@ async def test_killed_workers_sharing_a_postgres_store_deliver_every_action_exac
     assert result.kills >= 1
     assert (result.lost, result.doubled, result.stray) == (0, 0, 0)
     assert result.sent == result.accepted == 60
-    # Every lost response is looked up once; the lookups beyond those are the dead
-    # workers' claimed items, taken over once their leases ran out.
-    assert result.lookups > result.lost_responses
+    # Every lost response is looked up once (so reconciliation ran); the lookups beyond
+    # those are the dead workers' claimed items, taken over once their leases ran out. A
+    # kill can come before its worker claimed anything, so there may be none beyond.
+    assert result.lookups >= result.lost_responses > 0, result.line()
     assert result.unfinished == 0
     assert (result.unaudited, result.audit_repeats) == (0, 0)
 
