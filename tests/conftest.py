@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import subprocess
@@ -54,19 +53,6 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         pytest.fail(f"recorded vectors not found at {VECTORS}")
     return VECTORS
-
-
-@pytest.fixture(autouse=True)
-def _logging_state_restored() -> Iterator[None]:
-    """Put every logger back as it was: tests that run commands or docs configure logging."""
-    loggers = [logging.getLogger(), *(
-        value for value in logging.Logger.manager.loggerDict.values()
-        if isinstance(value, logging.Logger))]
-    saved = [(lg, lg.level, lg.disabled, lg.propagate, list(lg.handlers)) for lg in loggers]
-    yield
-    for lg, level, disabled, propagate, handlers in saved:
-        lg.setLevel(level)
-        lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers
 
 
 class PostgresServer:
