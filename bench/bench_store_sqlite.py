@@ -345,11 +345,12 @@ def settle_index(conn: sqlite3.Connection, size: int) -> None:
     the timed events. A store that got its messages one commit at a time has
     its big segments on high levels, reached only after as many commits as the
     store holds entries. This merges the index into one segment (``optimize``)
-    on about the level such a store's biggest segment has (two commits with
-    search entries per answered message, as the timed calls make): one merge
-    of an entry re-added in place (deleted and added again, so the index holds
-    what it held), then ``optimize``, which puts its one segment a level above
-    the highest, until it is there.
+    on the level such a store's biggest segment has (two commits with search
+    entries per answered message, as the timed calls make), or the one above:
+    an entry re-added in place (deleted and added again, so the index holds
+    what it held), then ``optimize``, which puts its one segment above the
+    highest level listed (two levels up at a time), until it is there. The
+    timed events' commits merge up to level 2 or 3, far below either.
     """
     level = max(1, int(math.log(2 * size, 4)) - 2)
     seq, text = conn.execute("SELECT seq, text FROM messages ORDER BY seq DESC LIMIT 1").fetchone()
