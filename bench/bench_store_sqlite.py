@@ -371,7 +371,7 @@ def index_levels(conn: sqlite3.Connection) -> int:
     """How many levels the search index's structure record lists (FTS5's own format).
 
     The record (row 10 of ``messages_fts_data``) starts with a 4-byte cookie, then
-    (SQLite 3.45 on) a 4-byte marker ``ff 00 00 01``, then the number of levels as
+    (in newer SQLite versions) a 4-byte marker ``ff 00 00 01``, then the number of levels as
     a varint (at most 64, so one byte).
     """
     (block,) = conn.execute("SELECT block FROM messages_fts_data WHERE id = 10").fetchone()
