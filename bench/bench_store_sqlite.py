@@ -19,22 +19,27 @@ the store's calls (``seed``: the calls of 1,000 messages made together, so their
 writes share commits); the rest are copies of those rows made in SQL
 (``multiply``: ``INSERT ... SELECT`` over a recursive CTE of new numbers, 100,000
 per transaction), each with the ids, text, times, outbox key and native payload
-``inbound(n)`` would give it; the search index follows by the store's triggers.
+``inbound(n)`` would give it; the search index follows by the store's triggers
+and is then settled as a store written one commit at a time has it
+(``settle_index``; ``--bulk-index`` also measures the largest size without that).
 The filled store is then opened (its ``quick_check``) and checked (``check``):
 row counts, the search index's integrity check, and sampled copies read back
 through the store equal to what ``answer`` would have written.
 
-Run: ``.venv/bin/python bench/bench_store_sqlite.py [--sizes 1000,10000,100000]``.
+Run: ``.venv/bin/python bench/bench_store_sqlite.py [--sizes 1000,10000,100000] [--bulk-index]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
 import json
+import math
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -285,12 +290,14 @@ def _payload_digest(packed: bytes) -> bytes:
     return hashlib.blake2b(zlib.decompress(packed), digest_size=16).digest()
 
 
-def multiply(path: Path, seeds: int, size: int, chunk: int = 100_000) -> None:
+def multiply(path: Path, seeds: int, size: int, chunk: int = 100_000, *,
+             settle: bool = True) -> None:
     """Copy the ``seeds`` stored answered messages in SQL until the store holds ``size``.
 
     The store must be closed (it holds the file's lock while open). Each chunk
     of copies is one transaction; the search index follows by the store's own
-    triggers on ``messages``.
+    triggers on ``messages``, and is then settled (`settle_index`) unless
+    ``settle`` is false (the index as bulk copying leaves it).
     """
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -318,35 +325,69 @@ def multiply(path: Path, seeds: int, size: int, chunk: int = 100_000) -> None:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("COMMIT")
-        finish_merges(conn)
+        if settle:
+            settle_index(conn, size)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
 
 
-def finish_merges(conn: sqlite3.Connection) -> None:
-    """Do the search index's pending segment merges now, as a store written over time has.
+def settle_index(conn: sqlite3.Connection, size: int) -> None:
+    """Leave the search index as a store that got its messages a commit at a time has it.
 
-    FTS5 merges its segments a little at each write (``automerge``); copies written
-    100,000 to a transaction may leave merges pending, which would otherwise fall
-    on the timed events. ``merge`` with a positive count does that same work until
-    none is left. (It does not remove the growth of ``save_messages`` at 1M: see
-    bench/README.md.)
+    FTS5 keeps its index as segments on levels: each commit that adds entries
+    writes a small segment on level 0, and when a level holds ``automerge`` (4)
+    segments they are merged into one on the next level, so a level's number
+    says how many merges made its segments, not how big they are. Copies written
+    100,000 to a transaction make big segments on the lowest levels (at 1M:
+    9,100 pages on levels 1-3), which the next few thousand commits merge again
+    and again as they climb: work in proportion to the whole index, falling on
+    the timed events. A store that got its messages one commit at a time has
+    its big segments on high levels, reached only after as many commits as the
+    store holds entries. This merges the index into one segment (``optimize``)
+    on the level such a store's biggest segment has (two commits with search
+    entries per answered message, as the timed calls make), or the one above:
+    an entry re-added in place (deleted and added again, so the index holds
+    what it held), then ``optimize``, which puts its one segment above the
+    highest level listed (two levels up at a time), until it is there. The
+    timed events' commits merge up to level 2 or 3, far below either.
     """
-    while True:
-        before = conn.total_changes
-        conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', 500)")
-        if conn.total_changes - before < 2:
+    level = max(1, int(math.log(2 * size, 4)) - 2)
+    seq, text = conn.execute("SELECT seq, text FROM messages ORDER BY seq DESC LIMIT 1").fetchone()
+    conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+    for _ in range(64):
+        if index_levels(conn) > level:
             return
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', ?, ?)",
+                     (seq, text))
+        conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", (seq, text))
+        conn.execute("COMMIT")
+        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+    raise SystemExit(f"the search index did not reach level {level}")
 
 
-async def fill(path: Path, size: int, synchronous: Literal["normal", "full"]) -> SQLiteStore:
+def index_levels(conn: sqlite3.Connection) -> int:
+    """How many levels the search index's structure record lists (FTS5's own format).
+
+    The record (row 10 of ``messages_fts_data``) starts with a 4-byte cookie, then
+    (in newer SQLite versions) a 4-byte marker ``ff 00 00 01``, then the number of levels as
+    a varint (at most 64, so one byte).
+    """
+    (block,) = conn.execute("SELECT block FROM messages_fts_data WHERE id = 10").fetchone()
+    at = 8 if block[4:8] == b"\xff\x00\x00\x01" else 4
+    return int(block[at])
+
+
+async def fill(path: Path, size: int, synchronous: Literal["normal", "full"], *,
+               settle: bool = True) -> SQLiteStore:
     """A store at ``path`` holding ``size`` answered messages; returned open (and checked)."""
     seeds = min(size, SEEDS)
     async with SQLiteStore(path, synchronous=synchronous) as store:
         await seed(store, seeds)
     if size > seeds:
-        await anyio.to_thread.run_sync(multiply, path, seeds, size)
+        await anyio.to_thread.run_sync(functools.partial(multiply, path, seeds, size,
+                                                         settle=settle))
     store = SQLiteStore(path, synchronous=synchronous)
     await store.open()  # quick_check and the schema checks
     await check(store, path, seeds, size)
@@ -445,43 +486,68 @@ async def main(args: argparse.Namespace) -> None:
         if args.storage:
             await storage(folder, args.storage)
         sizes = [int(size) for size in args.sizes.split(",") if size]
-        stores: dict[int, SQLiteStore] = {}
+        runs = [str(size) for size in sizes]
+        stores: dict[str, SQLiteStore] = {}
         for size in sizes:
             began = time.perf_counter()
             path = folder / f"s{size}.db"
-            stores[size] = await fill(path, size, args.synchronous)
+            bulk = args.bulk_index and size == sizes[-1] and size > SEEDS
+            stores[str(size)] = await fill(path, size, args.synchronous, settle=not bulk)
             print(f"filled {size:>8} in {time.perf_counter() - began:6.1f} s"
                   f" (checked), {file_bytes(path) / 2**20:,.0f} MiB", flush=True)
-        next_n = dict.fromkeys(sizes, 0)
-        for size in sizes:
-            next_n[size] = size
-        cost: dict[int, list[float]] = {size: [] for size in sizes}
-        calls = {size: Calls() for size in sizes}
+            if bulk:  # the same store twice: its index as copied, and settled
+                await stores[str(size)].aclose()
+                twin = folder / f"s{size}-bulk.db"
+                await anyio.to_thread.run_sync(shutil.copyfile, path, twin)
+                await anyio.to_thread.run_sync(_settle_file, path, size)
+                stores[str(size)] = await _opened(path, args.synchronous)
+                await check(stores[str(size)], path, SEEDS, size)
+                stores[f"{size} bulk"] = await _opened(twin, args.synchronous)
+                runs.append(f"{size} bulk")
+        next_n = {run: int(run.split()[0]) for run in runs}
+        cost: dict[str, list[float]] = {run: [] for run in runs}
+        calls = {run: Calls() for run in runs}
         for repeat in range(args.repeats):
-            shift = repeat % len(sizes) if sizes else 0
-            for size in sizes[shift:] + sizes[:shift]:
-                cost[size].append(await per_event(stores[size], next_n[size], args.events,
-                                                  calls[size]))
-                next_n[size] += args.events
+            shift = repeat % len(runs) if runs else 0
+            for run in runs[shift:] + runs[:shift]:
+                cost[run].append(await per_event(stores[run], next_n[run], args.events,
+                                                 calls[run]))
+                next_n[run] += args.events
         for store in stores.values():
             await store.aclose()
     print(f"load average after:  {load()}")
-    if not sizes:
+    if not runs:
         return
-    base = statistics.median(cost[sizes[0]])
+    base = statistics.median(cost[runs[0]])
     print(f"\nsynchronous={args.synchronous}, {args.repeats} repeats x {args.events} events")
-    print(f"{'stored':>9} {'event min us':>13} {'median us':>10} {'x first':>8}")
-    for size in sizes:
-        c = cost[size]
-        print(f"{size:>9} {min(c) * 1e6:13.0f} {statistics.median(c) * 1e6:10.0f} "
+    print(f"{'stored':>12} {'event min us':>13} {'median us':>10} {'x first':>8}")
+    for run in runs:
+        c = cost[run]
+        print(f"{run:>12} {min(c) * 1e6:13.0f} {statistics.median(c) * 1e6:10.0f} "
               f"{statistics.median(c) / base:8.2f}")
     events = args.repeats * args.events
-    print(f"\nmean us per event in each call ({events} events per size)")
-    print(f"{'call':>22} " + " ".join(f"{size:>9}" for size in sizes) + f" {'x first':>8}")
-    for name in calls[sizes[0]].spent:
-        spent = [calls[size].spent[name] / events * 1e6 for size in sizes]
-        print(f"{name:>22} " + " ".join(f"{us:9.0f}" for us in spent)
-              + f" {spent[-1] / spent[0]:8.2f}")
+    print(f"\nmean us per event in each call ({events} events per size; x first: "
+          f"{runs[len(sizes) - 1]} against {runs[0]})")
+    print(f"{'call':>22} " + " ".join(f"{run:>12}" for run in runs) + f" {'x first':>8}")
+    for name in calls[runs[0]].spent:
+        spent = [calls[run].spent[name] / events * 1e6 for run in runs]
+        print(f"{name:>22} " + " ".join(f"{us:12.0f}" for us in spent)
+              + f" {spent[len(sizes) - 1] / spent[0]:8.2f}")
+
+
+def _settle_file(path: Path, size: int) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        settle_index(conn, size)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+async def _opened(path: Path, synchronous: Literal["normal", "full"]) -> SQLiteStore:
+    store = SQLiteStore(path, synchronous=synchronous)
+    await store.open()
+    return store
 
 
 if __name__ == "__main__":
@@ -493,4 +559,7 @@ if __name__ == "__main__":
                         help="answered messages for the storage figure (0: skip)")
     parser.add_argument("--synchronous", choices=["normal", "full"], default="normal")
     parser.add_argument("--dir", default=None, help="folder for the temporary stores")
+    parser.add_argument("--bulk-index", action="store_true",
+                        help="also measure the largest size with its search index as bulk"
+                             " copying leaves it (not settled: see settle_index)")
     anyio.run(main, parser.parse_args())
