@@ -111,7 +111,10 @@ async def handle_event(
         ctx = context(event, registration.name)
         started = time.perf_counter()
         try:
-            await _call(registration, middleware, event, ctx)
+            if middleware:
+                await _call(registration, middleware, event, ctx)
+            else:
+                await registration.func(event, ctx)
         except Exception as exc:
             instrumentation.handler_finished(
                 event, registration.name, duration=time.perf_counter() - started, error=exc
@@ -355,7 +358,10 @@ async def submit_events(store: Store, dispatcher: Dispatcher, events: Iterable[E
     """
     queued = 0
     for event in events:
-        queued += dispatcher.submit(event, await ordering_key(store, event))
+        # A new message carries its conversation: its key needs no store (nor a coroutine).
+        key = (str(event.conversation.ref) if type(event) is MessageReceived
+               else await ordering_key(store, event))
+        queued += dispatcher.submit(event, key)
     return queued
 
 

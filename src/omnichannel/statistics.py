@@ -114,7 +114,10 @@ class _Tally:
 
     def add(self, network: str, figure: _Figure, amount: int = 1) -> None:
         if amount:
-            self.counts.setdefault(network, Counter())[figure] += amount
+            counts = self.counts.get(network)
+            if counts is None:  # not setdefault: a Counter built on every call costs more
+                counts = self.counts[network] = Counter()
+            counts[figure] += amount
 
     def snapshot(self, adapters: Mapping[str, Adapter], *, pending: int) -> HubStatistics:
         names = sorted({*adapters, *self.counts})
