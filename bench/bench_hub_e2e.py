@@ -29,7 +29,9 @@ on a busy machine), the ratio bare / hub (the goal: at least 0.5), the hub's
 store calls and write transactions per answered message (counted on the
 store: transactions are ``COMMIT``s; hops to the store's thread are its
 transactions and the reads that run there), and the machine's load before
-and after.
+and after. With ``--statements``, also the CPU time of each SQLite statement
+the hub runs in its event loop's thread, per message (timing them adds to the
+CPU figures: compare those from runs without it).
 
 Run: ``.venv/bin/python bench/bench_hub_e2e.py [--messages 400] [--repeats 5]
 [--compare-src ../main]``.
@@ -186,7 +188,44 @@ def run_bare(url: str) -> dict[str, Any]:
     return anyio.run(main)
 
 
-def run_hub(url: str, count: int, synchronous: str, memory: bool = False) -> dict[str, Any]:
+def time_statements() -> dict[str, list[float]]:
+    """Time every SQLite statement run in this (the event loop's) thread, by its text.
+
+    Returns the table it fills: the statement's first words -> [CPU seconds, count].
+    Reads on the store's second, read-only connection are marked ``[reader]``.
+    """
+    import sqlite3
+    import threading
+
+    table: dict[str, list[float]] = {}
+    here = threading.get_ident()
+    connect = sqlite3.connect
+
+    class Timed(sqlite3.Connection):
+        reader = False
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            self.reader = self.reader or "query_only" in sql
+            began = time.thread_time()
+            try:
+                return super().execute(sql, *args)
+            finally:
+                if threading.get_ident() == here:
+                    name = " ".join(sql.split())[:60] + (" [reader]" if self.reader else "")
+                    entry = table.setdefault(name, [0.0, 0])
+                    entry[0] += time.thread_time() - began
+                    entry[1] += 1
+
+    def timed_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("factory", Timed)
+        return connect(*args, **kwargs)
+
+    sqlite3.connect = timed_connect  # type: ignore[assignment]
+    return table
+
+
+def run_hub(url: str, count: int, synchronous: str, memory: bool = False,
+            statements: bool = False) -> dict[str, Any]:
     import sqlite3
 
     import anyio
@@ -241,6 +280,8 @@ def run_hub(url: str, count: int, synchronous: str, memory: bool = False) -> dic
                 if self.sent == count:
                     self.done.set()
 
+    timed = time_statements() if statements else None
+
     async def main(path: str) -> dict[str, Any]:
         answered = Answered()
         store = MemoryStore() if memory else CountingStore(path, synchronous=synchronous)
@@ -260,6 +301,8 @@ def run_hub(url: str, count: int, synchronous: str, memory: bool = False) -> dic
                 store.calls.clear()
                 store.commits = 0
                 store.read_hops = 0
+            if timed is not None:
+                timed.clear()
             async with anyio.create_task_group() as tg:
                 start, cpu = time.perf_counter(), time.process_time()
                 await tg.start(hub.run)
@@ -273,7 +316,8 @@ def run_hub(url: str, count: int, synchronous: str, memory: bool = False) -> dic
         return {"seconds": seconds, "cpu": cpu, "replies": answered.sent, "unhandled": handled,
                 "commits": counts.commits if counts else 0,
                 "read_hops": counts.read_hops if counts else 0,
-                "calls": dict(counts.calls) if counts else {}}
+                "calls": dict(counts.calls) if counts else {},
+                "statements": timed or {}}
 
     with tempfile.TemporaryDirectory() as folder:
         return anyio.run(main, str(Path(folder) / "hub.db"))
@@ -295,7 +339,8 @@ def measure(args: argparse.Namespace, case: str) -> dict[str, Any]:
     try:
         done = subprocess.run(  # noqa: S603 - our own script
             [sys.executable, __file__, "--run", kind, "--url", server.url,
-             "--messages", str(args.messages), "--synchronous", args.synchronous],
+             "--messages", str(args.messages), "--synchronous", args.synchronous]
+            + (["--statements"] if args.statements else []),
             env=env, capture_output=True, text=True, check=False, timeout=300,
         )
     finally:
@@ -328,6 +373,9 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory", action="store_true",
                         help="also run the hub on a MemoryStore (no store cost to speak of)")
+    parser.add_argument("--statements", action="store_true",
+                        help="also time each SQLite statement the hub runs in its event "
+                             "loop's thread (CPU per message, by statement)")
     parser.add_argument("--run", choices=["hub", "hub-memory", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,7 +386,8 @@ def main() -> None:
         runner: Callable[[], dict[str, Any]] = (
             (lambda: run_bare(args.url)) if args.run == "bare"
             else (lambda: run_hub(args.url, args.messages, args.synchronous,
-                                  memory=args.run == "hub-memory"))
+                                  memory=args.run == "hub-memory",
+                                  statements=args.statements))
         )
         print(json.dumps(runner()))
         return
@@ -387,6 +436,18 @@ def main() -> None:
               f"{commits:.2f} write transactions, {hops:.2f} hops to the store's thread")
         print("  calls per message: " + ", ".join(
             f"{name} {number / total:.2f}" for name, number in calls.most_common()))
+        if args.statements:
+            spent: dict[str, list[float]] = {}
+            for run in runs:
+                for name, (seconds, number) in run["statements"].items():
+                    entry = spent.setdefault(name, [0.0, 0])
+                    entry[0] += seconds
+                    entry[1] += number
+            print(f"  SQLite statements in the loop's thread: "
+                  f"{sum(n for _, n in spent.values()) / total:.2f} a message, "
+                  f"{sum(t for t, _ in spent.values()) * 1e6 / total:.0f} µs CPU a message")
+            for name, (seconds, number) in sorted(spent.items(), key=lambda kv: -kv[1][0]):
+                print(f"    {seconds * 1e6 / total:7.1f} µs {number / total:5.2f}x  {name}")
 
 
 if __name__ == "__main__":

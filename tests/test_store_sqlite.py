@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from omnichannel.actions import Reply
-from omnichannel.errors import ConfigurationError
+from omnichannel.errors import ConfigurationError, RecordNotFound, StoreConflict
 from omnichannel.events import MessageDeleted, MessageReceived, event_id
 from omnichannel.model import Conversation, Message, Person, Ref
 from omnichannel.store import AuditEntry, Draft, OutboxItem, SQLiteStore
@@ -485,6 +485,48 @@ async def test_an_outbox_item_read_again_shares_its_decoded_action(tmp_path: Pat
     assert claimed.action is queued.action
     assert sent.action is queued.action
     assert (claimed.status, sent.status) == ("sending", "sent")
+
+
+async def test_queuing_and_recording_an_outcome_run_one_statement_on_the_outbox_each(
+    tmp_path: Path,
+) -> None:
+    """No look-up before the write: the insert and the claim check are the write itself.
+
+    A key queued again still gets the stored item back, without storing the
+    second action's payload; an outcome from a worker without the claim, or
+    for no item, changes nothing and says which.
+    """
+    path = tmp_path / "helpdesk.db"
+    message = raw_status("113300")
+    item = OutboxItem.for_action(
+        Reply(network="mastodon", to=message, text="On it!"), origin="handler:test", now=T0
+    )
+    again = OutboxItem.for_action(
+        Reply(network="mastodon", to=raw_status("113301"), text="On it!",
+              idempotency_key=item.key),
+        origin="handler:test", now=T0,
+    )
+    seen: list[str] = []
+    async with SQLiteStore(path) as store:
+        store._conn.set_trace_callback(seen.append)  # type: ignore[union-attr]
+        assert await store.enqueue(item) == item
+        queued = [s for s in seen if "outbox" in s]
+        assert "INSERT INTO outbox" in queued[0], queued
+        assert await store.enqueue(again) == item
+        [claimed] = await store.claim_due(now=T0 + timedelta(seconds=1), worker="w")
+        with pytest.raises(StoreConflict):
+            await store.update_outbox(item.key, status="sent", worker="other")
+        with pytest.raises(RecordNotFound):
+            await store.update_outbox("no such key", status="sent", worker="w")
+        seen.clear()
+        sent = await store.update_outbox(item.key, status="sent", worker="w")
+        store._conn.set_trace_callback(None)  # type: ignore[union-attr]
+        assert sent.status == "sent"
+        assert await store.get_outbox(item.key) == sent
+    outcome = [s for s in seen if "outbox" in s]
+    assert outcome[0].lstrip().startswith("UPDATE outbox"), outcome
+    assert claimed.status == "sending"
+    assert payload_counts(path) == (1, 0)
 
 
 async def test_a_write_runs_its_statements_here_and_waits_for_the_disk_in_a_thread(

@@ -70,6 +70,24 @@ def test_mention_notification_page_becomes_message_received(recorded: Any) -> No
     assert [p.handle for p in event.conversation.participants] == ["admin"]
 
 
+def test_message_keeps_the_decoded_status_as_its_raw_payload(recorded: Any) -> None:
+    """``Message.raw`` is the status as decoded, a copy of its top level, and stores as JSON."""
+    recording = recorded("test_notifications_mentions_only")
+    page = json.loads(json.dumps(recording.body("GET", "/api/v1/notifications")))
+    status = page[0]["status"]
+    expected = json.loads(json.dumps(status))
+    [event] = Converter(our_id=TEST).notifications(page)
+    message = event.message
+    assert isinstance(event, MessageReceived)
+    assert message.raw == expected
+    status["id"] = "changed after parsing"
+    assert message.raw is not None
+    assert message.raw["id"] == "117020577157693549"
+    assert "raw" in message.model_fields_set
+    assert type(message).model_validate_json(message.model_dump_json()) == message
+    assert Converter(our_id=TEST, keep_raw=False).notifications(page)[0].message.raw is None
+
+
 def test_single_notification_gives_the_same_event_id(recorded: Any) -> None:
     """GET /notifications/:id and the page give one event id: the status, not the notification."""
     rec = recorded("test_notifications_mentions_only")

@@ -129,6 +129,13 @@ _CLAIM = """
     WHERE key = :key
 """
 _HELD = "status IN ('sending', 'ambiguous') AND worker = ? AND lease_until IS NOT NULL"
+_UPDATE_OUTBOX = """
+    UPDATE outbox SET status = ?, updated_at = ?, lease_until = NULL,
+        next_attempt_at = COALESCE(?, next_attempt_at), last_error = COALESCE(?, last_error),
+        sent = COALESCE(?, sent)
+    WHERE key = ?
+"""
+_UPDATE_HELD_OUTBOX = _UPDATE_OUTBOX + " AND " + _HELD
 _TAKE_LEASE = """
     INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :until)
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
@@ -250,11 +257,20 @@ def _message_from(row: sqlite3.Row) -> Message:
     return _with_payload(Message.model_validate_json(row["json"]), row["payload"])
 
 
+def _answered_raw(action: Action) -> dict[str, JsonValue] | None:
+    """The native payload of the message ``action`` answers, if it carries one."""
+    return action.to.raw if isinstance(action, Reply | PrivateReply) else None
+
+
 def _action_json(action: Action, payloads: _Payloads) -> tuple[bytes, bytes | None]:
-    """An action's JSON without the native payload of the message it answers, and its digest."""
-    if isinstance(action, Reply | PrivateReply) and action.to.raw is not None:
+    """An action's JSON without the native payload of the message it answers, and its digest.
+
+    The payload is not stored here: `_Payloads.put` does it (reusing the digest's work).
+    """
+    raw = _answered_raw(action)
+    if raw is not None:
         text = _ACTION.dump_json(action, exclude={"to": {"raw"}})
-        return _packed(text), payloads.put(action.to.raw)
+        return _packed(text), payloads.digest(raw)
     return _packed(_ACTION.dump_json(action)), None
 
 
@@ -1199,11 +1215,11 @@ class SQLiteStore(Store):
         """Add an item; when its key is already queued, return the stored one."""
 
         def work(conn: sqlite3.Connection) -> OutboxItem:
-            existing = _get_outbox(conn, item.key)
-            if existing is not None:
-                return existing
-            action, digest = _action_json(item.action, _Payloads(conn))
-            conn.execute(
+            # Inserted first: a key already queued adds nothing (ON CONFLICT) and
+            # is read back as stored; the payload is stored only for a new row.
+            payloads = _Payloads(conn)
+            action, digest = _action_json(item.action, payloads)
+            added = conn.execute(
                 _INSERT_OUTBOX,
                 (
                     item.key,
@@ -1225,7 +1241,9 @@ class SQLiteStore(Store):
                     None if item.lease_until is None else _ts(item.lease_until),
                     item.order_key,
                 ),
-            )
+            ).rowcount
+            if added and digest is not None:
+                payloads.put(_answered_raw(item.action))
             return _require_outbox(conn, item.key)
 
         return await self._write(work, operation="enqueue")
@@ -1305,22 +1323,17 @@ class SQLiteStore(Store):
         now = _ts(utcnow())
 
         def work(conn: sqlite3.Connection) -> OutboxItem:
-            if worker is not None and conn.execute(
-                f"SELECT 1 FROM outbox WHERE key = ? AND {_HELD}", (key, worker)  # noqa: S608 - constants only
-            ).fetchone() is None:
-                if _get_outbox(conn, key) is None:
-                    raise RecordNotFound("outbox item", key)
-                raise lease_lost(key, worker)
+            # One statement checks the claim and writes: nothing is changed
+            # unless ``worker`` still holds the item.
             changed = conn.execute(
-                "UPDATE outbox SET status = ?, updated_at = ?, lease_until = NULL,"
-                " next_attempt_at = COALESCE(?, next_attempt_at),"
-                " last_error = COALESCE(?, last_error),"
-                " sent = COALESCE(?, sent)"
-                " WHERE key = ?",
-                (status, now, due, last_error, sent_json, key),
+                _UPDATE_OUTBOX if worker is None else _UPDATE_HELD_OUTBOX,
+                (status, now, due, last_error, sent_json, key)
+                + (() if worker is None else (worker,)),
             ).rowcount
             if changed != 1:
-                raise RecordNotFound("outbox item", key)
+                if worker is None or _get_outbox(conn, key) is None:
+                    raise RecordNotFound("outbox item", key)
+                raise lease_lost(key, worker)
             if audit is not None:
                 _insert_audit(conn, audit)
             return _require_outbox(conn, key)

@@ -43,6 +43,7 @@ from ._convert import (
     person,
     status_text,
     to_mastodon_visibility,
+    with_decoded_raw,
 )
 from ._errors import MastodonErrors, is_too_long
 from ._replay import parse_payload
@@ -772,13 +773,14 @@ class MastodonAdapter(Adapter):
             if not root.startswith("direct:"):
                 self._roots.put(action.to.ref.id, root)
                 self._roots.put(status.id, root)
-        return Sent(
+        sent = Sent(
             idempotency_key=action.idempotency_key,
             ref=Ref(network=self.network, id=status.id),
             conversation=self._converter.conversation_ref(status),
             sent_at=status.created_at,
-            raw=dict(raw),
+            raw=None,
         )
+        return with_decoded_raw(sent, raw)
 
     async def find_sent(self, action: Reply | PrivateReply | Post) -> Sent | None:
         """Look through our latest statuses for one this action created.

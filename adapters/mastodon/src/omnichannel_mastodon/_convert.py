@@ -31,8 +31,9 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, JsonValue, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from omnichannel.actions import Sent
 from omnichannel.errors import PayloadError
 from omnichannel.events import (
     Event,
@@ -84,6 +85,24 @@ __all__ = [
 NETWORK = "mastodon"
 
 _M = TypeVar("_M", bound=BaseModel)
+
+_Raw = TypeVar("_Raw", Message, Sent)
+
+
+def with_decoded_raw(model: _Raw, raw: Mapping[str, Any] | None) -> _Raw:
+    """``model`` with ``raw`` as its native payload, not validated a second time.
+
+    Only for a payload this adapter has just decoded from JSON text (every
+    caller's ``raw`` comes from ``decode_json``): a decoded document holds JSON
+    values only, so checking every value of it again as ``JsonValue`` (a
+    status is a few hundred of them) would only repeat ``json.loads``'s work.
+    The rest of ``model`` was validated when it was built; the dict is copied
+    one level deep, as before.
+    """
+    if raw is None:
+        return model
+    return model.model_copy(update={"raw": dict(raw)})
+
 
 _VISIBILITY_IN: dict[str, Visibility] = {
     "public": "public",
@@ -492,10 +511,7 @@ class Converter:
             raw: The status as decoded JSON, kept in ``Message.raw``.
         """
         text, entities = status_text(status)
-        raw_value: dict[str, JsonValue] | None = (
-            dict(raw) if raw is not None and self.keep_raw else None
-        )
-        return Message(
+        message = Message(
             ref=Ref(network=NETWORK, id=status.id),
             conversation=self.conversation_ref(status),
             author=person(status.account),
@@ -509,8 +525,9 @@ class Converter:
                 Ref(network=NETWORK, id=status.in_reply_to_id) if status.in_reply_to_id else None
             ),
             from_us=self.our_id is not None and status.account.id == self.our_id,
-            raw=raw_value,
+            raw=None,
         )
+        return with_decoded_raw(message, raw if self.keep_raw else None)
 
     def conversation(self, status: Status, message: Message) -> Conversation:
         """The ``Conversation`` a received status is in, with the people we know in it."""
