@@ -67,10 +67,11 @@ async def per_event(store: Store, first: int, count: int) -> None:
 
 _PLANNED = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "REPLACE")
 # FTS5 keeps a one-row configuration table; its own index is reached by MATCH ("M").
-# ``json_each`` walks a list the statement was given (the ids marked handled).
+# ``json_each`` walks a list the statement was given (the ids marked handled); ``top`` is
+# search's ranked subquery, the few matches it returns (at most its limit).
 _SQLITE_FINE = re.compile(
     r"SCAN (main\.)?messages_fts VIRTUAL TABLE INDEX \d+:M|SCAN (main\.)?messages_fts_config$"
-    r"|SCAN json_each VIRTUAL TABLE"
+    r"|SCAN json_each VIRTUAL TABLE|SCAN top$"
 )
 
 

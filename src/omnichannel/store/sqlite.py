@@ -103,6 +103,20 @@ _INSERT_EVENT = """
     VALUES (?, ?, ?, ?, 0, ?, ?)
     ON CONFLICT (id) DO NOTHING
 """
+# Ranked in a subquery that carries only each match's number, score and time, so a
+# common word's thousands of matches are sorted without their rows; the JSON and
+# payload are read for the few that are returned.
+_SEARCH = """
+    SELECT m.json, p.raw AS payload FROM (
+        SELECT m.seq AS seq, bm25(messages_fts) AS score, m.created_at AS at
+        FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid
+        WHERE messages_fts MATCH ? AND m.deleted = 0 AND (? IS NULL OR m.network = ?)
+        ORDER BY score, at DESC LIMIT ?
+    ) AS top
+    JOIN messages AS m ON m.seq = top.seq
+    LEFT JOIN payloads AS p ON p.digest = m.raw
+    ORDER BY top.score, top.at DESC
+"""
 _GET_VALUE = "SELECT value FROM named_values WHERE scope = ? AND key = ?"
 _PUT_VALUE = """
     INSERT INTO named_values (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
@@ -1185,14 +1199,7 @@ class SQLiteStore(Store):
         match = fts_match(terms)
 
         def work(conn: sqlite3.Connection) -> list[Message]:
-            rows = conn.execute(
-                "SELECT m.json, p.raw AS payload FROM messages_fts"
-                " JOIN messages AS m ON m.seq = messages_fts.rowid"
-                " LEFT JOIN payloads AS p ON p.digest = m.raw"
-                " WHERE messages_fts MATCH ? AND m.deleted = 0 AND (? IS NULL OR m.network = ?)"
-                " ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?",
-                (match, network, network, max(limit, 0)),
-            ).fetchall()
+            rows = conn.execute(_SEARCH, (match, network, network, max(limit, 0))).fetchall()
             return [_message_from(row) for row in rows]
 
         return await self._call(work)
