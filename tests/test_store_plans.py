@@ -277,3 +277,35 @@ async def test_postgres_a_dropped_index_shows_as_a_scan(
     assert found[""] == []
     for index, table in _POSTGRES_INDEXES:
         assert any(re.search(rf"\b{table}\b", scan) for scan in found[index]), (index, found)
+
+
+async def test_postgres_search_carries_json_only_for_the_matches_returned(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    """Search ranks its matches without their JSON: no node carries more JSON than it returns.
+
+    300 messages hold the word searched; 5 are asked for. Each node of the plan
+    (run and analysed) that outputs the JSON column must have produced at most 5
+    rows over all its loops; ranking all 300 with their JSON shows as a node of 300.
+    """
+    import psycopg
+
+    async with _RecordingStore(postgres_url, schema=postgres_schema) as store:
+        await store.save_messages([
+            message(f"m-{n}", f"parcel {n}" + " late" * (n % 4), thread=f"t{n % 9}",
+                    at=T0 + timedelta(minutes=n))
+            for n in range(300)])
+        with psycopg.connect(postgres_url, autocommit=True,
+                             options=f"-c search_path={postgres_schema}") as conn:
+            conn.execute("ANALYZE")
+            store.statements.clear()
+            found = await store.search("late", limit=5)
+            assert [m.ref.id for m in found] == [f"m-{n}" for n in (299, 295, 291, 287, 283)]
+            [(query, params)] = store.statements
+            [[[plan]]] = conn.execute(
+                "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) " + query, params).fetchall()
+    heavy = [(kind, rows) for node in _nodes(plan["Plan"])
+             if any(re.search(r"\bjson\b", column) for column in node.get("Output", []))
+             for kind, rows in [(node["Node Type"], node["Actual Rows"] * node["Actual Loops"])]]
+    assert heavy, plan  # the JSON is read somewhere
+    assert all(rows <= 5 for _, rows in heavy), heavy

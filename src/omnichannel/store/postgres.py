@@ -77,6 +77,18 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RETRIES = 5
 """How many times a transaction that lost a deadlock or serialization race is run again."""
 
+# Ranked in a subquery that carries only each match's number, score and time, so a
+# common word's thousands of matches are sorted without their rows; the JSON is read
+# (by primary key) for the few that are returned.
+_SEARCH = (
+    "SELECT m.json FROM ("
+    " SELECT seq, ts_rank(search, q) AS score, created_at AS at"
+    " FROM messages, to_tsquery('simple', %s) AS q"
+    " WHERE search @@ q AND NOT deleted AND (%s::text IS NULL OR network = %s)"
+    " ORDER BY score DESC, at DESC LIMIT %s"
+    ") AS top JOIN messages AS m ON m.seq = top.seq"
+    " ORDER BY top.score DESC, top.at DESC"
+)
 _OUTBOX_COLUMNS = (
     "key, network, status, attempts, next_attempt_at, created_at, updated_at, origin,"
     " approved_by, recipient, text_digest, last_error, action, sent, worker, lease_until"
@@ -679,10 +691,7 @@ class PostgresStore(Store):
 
         def work(conn: Any) -> list[Message]:
             rows = conn.execute(
-                "SELECT json FROM messages, to_tsquery('simple', %s) AS q"
-                " WHERE search @@ q AND NOT deleted AND (%s::text IS NULL OR network = %s)"
-                " ORDER BY ts_rank(search, q) DESC, created_at DESC LIMIT %s",
-                (expression, network, network, max(limit, 0)),
+                _SEARCH, (expression, network, network, max(limit, 0))
             ).fetchall()
             return [Message.model_validate_json(row["json"]) for row in rows]
 
