@@ -111,10 +111,7 @@ async def handle_event(
         ctx = context(event, registration.name)
         started = time.perf_counter()
         try:
-            if middleware:
-                await _call(registration, middleware, event, ctx)
-            else:
-                await registration.func(event, ctx)
+            await _call(registration, middleware, event, ctx)
         except Exception as exc:
             instrumentation.handler_finished(
                 event, registration.name, duration=time.perf_counter() - started, error=exc
@@ -146,6 +143,9 @@ async def handle_event(
 async def _call(
     registration: Registration, middleware: Sequence[Middleware], event: Event, ctx: Context
 ) -> None:
+    if not middleware:  # most hubs: the handler itself, no chain to build
+        await registration.func(event, ctx)
+        return
     chain = list(middleware)
 
     async def step(index: int) -> None:
@@ -358,10 +358,7 @@ async def submit_events(store: Store, dispatcher: Dispatcher, events: Iterable[E
     """
     queued = 0
     for event in events:
-        # A new message carries its conversation: its key needs no store (nor a coroutine).
-        key = (str(event.conversation.ref) if type(event) is MessageReceived
-               else await ordering_key(store, event))
-        queued += dispatcher.submit(event, key)
+        queued += dispatcher.submit(event, await ordering_key(store, event))
     return queued
 
 

@@ -86,10 +86,6 @@ _HTTP_RESEND = "http.request.resend_count"
 _URL_TEMPLATE = "url.template"
 
 
-def _version() -> str:
-    return __version__
-
-
 def _error_type(description: str) -> str:
     """``"Type"`` of a ``"Type: message"`` description (the outbox's ``error``)."""
     return description.split(":", 1)[0].strip() or "Error"
@@ -114,8 +110,8 @@ class OpenTelemetry(Instrumentation):
         meter_provider: metrics.MeterProvider | None = None,
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
-        meter = metrics.get_meter(_SCOPE, _version(), meter_provider=meter_provider)
-        self._tracer = trace.get_tracer(_SCOPE, _version(), tracer_provider=tracer_provider)
+        meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
+        self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         self._events = meter.create_counter(
             "omnichannel.events.received", unit="{event}",
             description="New events recorded (duplicates are not counted).",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .._logconfig import configure_logging
+from .._version import __version__
 from ..errors import ConfigurationError, OmnichannelError
 from ..registry import check_networks
 from ._commands import cmd_adapters, cmd_replay, cmd_serve
@@ -25,12 +26,6 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     check_networks(args.network)
     return run_demo(in_process=args.in_process, seed=args.seed,
                     networks=args.network, verbose=args.verbose, out=out)
-
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__
 
 
 def _logging_options(*, after: bool) -> argparse.ArgumentParser:
@@ -53,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Social customer service from the command line.",
         parents=[_logging_options(after=False)],
     )
-    parser.add_argument("--version", action="version", version=f"omnichannel {_version()}")
+    parser.add_argument("--version", action="version", version=f"omnichannel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, **kwargs: object) -> argparse.ArgumentParser:

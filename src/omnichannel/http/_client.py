@@ -77,8 +77,7 @@ _POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 """Keep every connection the outbox's concurrent sends open (httpx keeps 20)."""
 
 
-def _default_user_agent() -> str:
-    return f"omnichannel/{__version__}"
+_USER_AGENT = f"omnichannel/{__version__}"
 
 
 def _utcnow() -> datetime:
@@ -819,7 +818,7 @@ async def open_client(
         The client.
     """
     install_log_redaction()  # httpx logs full URLs: keep userinfo and query values out
-    merged = {"User-Agent": user_agent or _default_user_agent()}
+    merged = {"User-Agent": user_agent or _USER_AGENT}
     merged.update(headers or {})
     async with httpx.AsyncClient(
         base_url=base_url,

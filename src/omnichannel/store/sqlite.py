@@ -46,6 +46,7 @@ from ._rules import (
     merge_conversation,
     phrases,
     utcnow,
+    version_at,
 )
 from ._sqlite_schema import (
     DATA_MIGRATIONS,
@@ -205,34 +206,33 @@ def _opt_dt(value: str | None) -> datetime | None:
 
 
 class _Payloads:
-    """Store native payloads once per transaction and give their digests."""
+    """Native payloads of one transaction: each encoded once, stored once; their digests."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._seen: dict[int, tuple[object, bytes]] = {}
         self._encoded: dict[int, tuple[object, bytes, bytes]] = {}
+        """By ``id(raw)``: the payload (kept, so the id stays its own), digest, JSON bytes."""
+        self._stored: set[bytes] = set()
+
+    def _encode(self, raw: dict[str, JsonValue]) -> tuple[bytes, bytes]:
+        known = self._encoded.get(id(raw))
+        if known is None or known[0] is not raw:
+            known = self._encoded[id(raw)] = (raw, *payload_digest(raw))
+        return known[1], known[2]
 
     def digest(self, raw: dict[str, JsonValue]) -> bytes:
         """The digest ``raw`` is stored under, without storing it (see `put`)."""
-        known = self._encoded.get(id(raw))
-        if known is not None and known[0] is raw:
-            return known[1]
-        digest, data = payload_digest(raw)
-        self._encoded[id(raw)] = (raw, digest, data)
-        return digest
+        return self._encode(raw)[0]
 
     def put(self, raw: dict[str, JsonValue] | None) -> bytes | None:
+        """Store ``raw`` (unless stored already) and return its digest."""
         if raw is None:
             return None
-        known = self._seen.get(id(raw))
-        if known is not None and known[0] is raw:
-            return known[1]
-        encoded = self._encoded.get(id(raw))
-        digest = store_payload(
-            self._conn, raw, encoded[1:] if encoded is not None and encoded[0] is raw else None
-        )
-        self._seen[id(raw)] = (raw, digest)
-        return digest
+        encoded = self._encode(raw)
+        if encoded[0] not in self._stored:
+            store_payload(self._conn, raw, encoded)
+            self._stored.add(encoded[0])
+        return encoded[0]
 
 
 def _packed(text: str | bytes) -> bytes:
@@ -762,9 +762,9 @@ class SQLiteStore(Store):
         self._lock = anyio.Lock()
         self._pending: list[_Job] = []
         self._marks: _Marks | None = None
+        """The ids to mark handled in the next group (a job in ``_pending``), if any."""
         self._json_each = True
         """Whether this SQLite has ``json_each`` (see `_Marks`); checked at open."""
-        """The ids to mark handled in the next group (a job in ``_pending``), if any."""
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
@@ -1775,7 +1775,7 @@ def _upsert_message(
             message.author.ref.id,
             message.text,
             created,
-            created if message.edited_at is None else _ts(message.edited_at),  # version_at
+            _ts(version_at(message)),
             message.model_dump_json(exclude={"raw"}),
             payloads.put(message.raw),
         ),
